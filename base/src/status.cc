@@ -1,0 +1,21 @@
+#include "zerofarm/base/status.h"
+
+#include <cstring>
+
+namespace zerofarm {
+
+std::string Status::ToString() const {
+  if (ok()) return "ok";
+  return code_ + ": " + message_;
+}
+
+Status Status::WithContext(const std::string& context) const {
+  if (ok()) return *this;
+  return Error(code_, context + ": " + message_);
+}
+
+Status ErrnoError(const std::string& what, int err) {
+  return Status::Error("io_error", what + ": " + std::strerror(err));
+}
+
+}  // namespace zerofarm

@@ -1,0 +1,10 @@
+// The zerofarm subcommands. Each takes its own arguments (argv[0] is the subcommand name) and
+// returns the process exit status; each prints its own --help.
+#pragma once
+
+namespace zerofarm::cli {
+
+int TranscodeCommand(int argc, char** argv);
+int ValidateCommand(int argc, char** argv);
+
+}  // namespace zerofarm::cli

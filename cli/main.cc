@@ -1,0 +1,48 @@
+// zerofarm: every subcommand of the render farm in one executable.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int, char**);
+};
+
+constexpr Command kCommands[] = {
+    {"transcode", "run the whole pipeline on this machine: INPUT -> HLS ladder, MP4s, thumbnail",
+     &zerofarm::cli::TranscodeCommand},
+#ifdef ZEROFARM_HAVE_VALIDATE
+    {"validate", "check a static x86-64 program before it may run in the sandbox",
+     &zerofarm::cli::ValidateCommand},
+#endif
+};
+
+void Usage(std::FILE* out) {
+  std::fputs("usage: zerofarm COMMAND [ARGS]   (zerofarm COMMAND --help for details)\n\n"
+             "commands:\n", out);
+  for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    Usage(stderr);
+    return 2;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    Usage(stdout);
+    return 0;
+  }
+  for (const Command& c : kCommands)
+    if (cmd == c.name) return c.run(argc - 1, argv + 1);
+  std::fprintf(stderr, "zerofarm: unknown command '%s'\n", cmd.c_str());
+  Usage(stderr);
+  return 2;
+}

@@ -1,0 +1,303 @@
+// zerofarm transcode: the whole pipeline on this machine.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "zerofarm/base/unique_fd.h"
+#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/storage/store.h"
+#include "zerofarm/transcode/ingest.h"
+#include "zerofarm/transcode/ladder.h"
+
+namespace zerofarm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: zerofarm transcode INPUT -o OUTDIR [--ladder 1080p,720p,480p,360p]\n"
+    "                          [--preset veryfast] [--chunk-seconds 4] [--jobs N]\n"
+    "                          [--data DIR] [--task-timeout SECONDS]\n"
+    "\n"
+    "Transcodes INPUT into an HLS ladder, progressive MP4s and a thumbnail in OUTDIR:\n"
+    "  OUTDIR/master.m3u8, OUTDIR/<rung>/index.m3u8 + segments, OUTDIR/audio/...,\n"
+    "  OUTDIR/<rung>.mp4, OUTDIR/thumbnail.jpg, OUTDIR/report.json\n"
+    "\n"
+    "  -o, --output DIR      where the renditions go (created; published only when complete)\n"
+    "  --ladder LIST         rungs by short side; rungs above the source are skipped\n"
+    "  --preset NAME         x264 preset (ultrafast ... veryslow), default veryfast\n"
+    "  --chunk-seconds S     segment length target, 0.5-60, default 4\n"
+    "  --jobs N              parallel worker processes, default the number of cores\n"
+    "  --data DIR            keep the job's store in DIR: rerunning the same command after a\n"
+    "                        crash resumes without redoing finished segments\n"
+    "                        (default: a temporary store, removed at the end)\n"
+    "  --task-timeout S      a task running longer than S + 60 s per second of video it owns\n"
+    "                        is killed and retried (default 300)\n";
+
+class FileSource final : public transcode::ByteSource {
+ public:
+  explicit FileSource(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
+    for (;;) {
+      ssize_t n = ::pread(fd_.get(), out.data(), out.size(), static_cast<off_t>(offset));
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrnoError("read input", errno);
+    }
+  }
+  std::optional<uint64_t> Size() const override { return size_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  UniqueFd fd_;
+  uint64_t size_;
+};
+
+// The job id: a hash of the input's bytes and of every option that changes the output.
+Result<std::string> JobId(const FileSource& in, uint64_t size, const std::string& options) {
+  XXH3_state_t* st = XXH3_createState();
+  if (!st) return Status::Error("internal", "out of memory");
+  XXH3_128bits_reset(st);
+  std::string buf(1 << 20, '\0');
+  for (uint64_t off = 0; off < size;) {
+    ssize_t n = ::pread(in.fd(), buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      XXH3_freeState(st);
+      return ErrnoError("read input", n < 0 ? errno : EIO);
+    }
+    XXH3_128bits_update(st, buf.data(), static_cast<size_t>(n));
+    off += static_cast<uint64_t>(n);
+  }
+  XXH3_128bits_update(st, options.data(), options.size());
+  XXH128_hash_t h = XXH3_128bits_digest(st);
+  XXH3_freeState(st);
+  char hex[40];
+  std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                static_cast<unsigned long long>(h.low64));
+  return std::string(hex);
+}
+
+std::string WorkerPath() {
+  if (const char* env = std::getenv("ZEROFARM_WORKER"); env && *env) return env;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path sibling = self.parent_path() / "zerofarm-worker";
+    if (fs::exists(sibling, ec)) return sibling;
+  }
+  return "zerofarm-worker";
+}
+
+// Draws "[#####.....] 12/30 segments" on a terminal; silent otherwise.
+class ProgressBar {
+ public:
+  ProgressBar() : tty_(::isatty(STDERR_FILENO) == 1) {}
+  ~ProgressBar() { Finish(); }
+  void Update(const scheduler::JobProgress& p) {
+    if (!tty_) return;
+    std::lock_guard lock(mu_);
+    const int width = 30;
+    size_t total = std::max<size_t>(p.tasks_known, 1);
+    double frac = p.ingest_done ? static_cast<double>(p.tasks_done) / static_cast<double>(total)
+                                : 0.0;
+    int fill = static_cast<int>(frac * width);
+    std::string bar(static_cast<size_t>(fill), '#');
+    bar.append(static_cast<size_t>(width - fill), '.');
+    std::fprintf(stderr, "\r[%s] %3d%% %zu/%zu%s segments  %-10s", bar.c_str(),
+                 static_cast<int>(frac * 100), p.tasks_done, p.tasks_known,
+                 p.ingest_done ? "" : "+", p.phase.c_str());
+    drawn_ = true;
+  }
+  void Finish() {
+    std::lock_guard lock(mu_);
+    if (drawn_) std::fputs("\r\033[K", stderr);
+    drawn_ = false;
+  }
+
+ private:
+  bool tty_;
+  bool drawn_ = false;
+  std::mutex mu_;
+};
+
+// Output appears whole or not at all: the job writes into a staging directory beside OUTDIR,
+// which is moved into place (master.m3u8 last) only after verification.
+Status Publish(const fs::path& staging, const fs::path& out) {
+  std::error_code ec;
+  if (!fs::exists(out, ec)) {
+    fs::rename(staging, out, ec);
+    if (ec) return Status::Error("io_error", "cannot move output into " + out.string() + ": " +
+                                                 ec.message());
+    return Status::Ok();
+  }
+  if (!fs::is_directory(out, ec)) return Status::Error("io_error", out.string() + " is not a directory");
+  fs::remove(out / "master.m3u8", ec);  // the old ladder stops looking complete first
+  for (const auto& entry : fs::directory_iterator(staging)) {
+    if (entry.path().filename() == "master.m3u8") continue;
+    fs::path dest = out / entry.path().filename();
+    fs::remove_all(dest, ec);
+    fs::rename(entry.path(), dest, ec);
+    if (ec) return Status::Error("io_error", "cannot move " + dest.string() + ": " + ec.message());
+  }
+  fs::rename(staging / "master.m3u8", out / "master.m3u8", ec);
+  if (ec) return Status::Error("io_error", "cannot publish master.m3u8: " + ec.message());
+  fs::remove_all(staging, ec);
+  return Status::Ok();
+}
+
+class TempDir {
+ public:
+  TempDir() = default;
+  explicit TempDir(fs::path p) : path_(std::move(p)) {}
+  TempDir(TempDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
+  TempDir& operator=(TempDir&& o) noexcept {
+    Remove();
+    path_ = std::exchange(o.path_, {});
+    return *this;
+  }
+  ~TempDir() { Remove(); }
+  const fs::path& path() const { return path_; }
+  void Remove() {
+    if (!path_.empty()) {
+      std::error_code ec;
+      fs::remove_all(path_, ec);
+      path_.clear();
+    }
+  }
+
+ private:
+  fs::path path_;
+};
+
+Result<TempDir> MakeTempDir(const fs::path& parent, const std::string& stem) {
+  std::string tmpl = (parent / (stem + "XXXXXX")).string();
+  if (!::mkdtemp(tmpl.data())) return ErrnoError("mkdtemp " + tmpl, errno);
+  return TempDir(fs::path(tmpl));
+}
+
+int Fail(const std::string& input, const Status& s, int code) {
+  std::string msg = s.message();
+  for (char& c : msg)
+    if (c == '\n' || c == '\r') c = ' ';
+  std::fprintf(stderr, "zerofarm: error: %s%s%s\n", input.c_str(), input.empty() ? "" : ": ",
+               msg.c_str());
+  return code;
+}
+
+bool IsInputFault(const std::string& code) {
+  return code == "empty_input" || code == "not_media" || code == "truncated" ||
+         code == "no_video_stream" || code == "unsupported_codec" || code == "encrypted" ||
+         code == "corrupt_container" || code == "undecodable" || code == "bad_stream";
+}
+
+}  // namespace
+
+int TranscodeCommand(int argc, char** argv) {
+  Flags flags(argc, argv);
+  if (flags.Has("help") || flags.Has("h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string out = flags.Take("output", "o").value_or("");
+  std::string ladder_spec = flags.Take("ladder").value_or("1080p,720p,480p,360p");
+  std::string preset = flags.Take("preset").value_or("veryfast");
+  std::string chunk = flags.Take("chunk-seconds").value_or("4");
+  std::string jobs = flags.Take("jobs").value_or("0");
+  std::string data = flags.Take("data").value_or("");
+  std::string task_timeout = flags.Take("task-timeout").value_or("300");
+  auto positional = flags.Positional();
+  if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 ||
+      out.empty()) {
+    std::string why = !flags.error().empty()       ? flags.error()
+                      : !flags.Unknown().empty()   ? "unknown option " + flags.Unknown().front()
+                      : positional.size() != 1     ? "exactly one INPUT is needed"
+                                                   : "-o OUTDIR is required";
+    std::fprintf(stderr, "zerofarm transcode: %s\n%s", why.c_str(), kUsage);
+    return 2;
+  }
+  const std::string input = positional.front();
+
+  scheduler::JobOptions options;
+  auto ladder = transcode::ParseLadder(ladder_spec);
+  if (!ladder.ok()) return Fail("", ladder.status(), 2);
+  options.ladder = *ladder;
+  static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                   "medium",    "slow",      "slower",   "veryslow"};
+  if (std::find(std::begin(kPresets), std::end(kPresets), preset) == std::end(kPresets))
+    return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + preset + "'"), 2);
+  options.preset = preset;
+  try {
+    options.chunk_seconds = std::stod(chunk);
+    options.jobs = std::stoi(jobs);
+    options.task_timeout_base = std::chrono::seconds(std::stol(task_timeout));
+  } catch (const std::exception&) {
+    return Fail("", Status::Error("invalid_argument", "a numeric option is not a number"), 2);
+  }
+  if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
+    return Fail("", Status::Error("invalid_argument", "--chunk-seconds must be within 0.5-60"), 2);
+  if (options.jobs < 0 || options.jobs > 256)
+    return Fail("", Status::Error("invalid_argument", "--jobs must be within 1-256"), 2);
+  options.worker_path = WorkerPath();
+
+  UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Fail(input, ErrnoError("cannot open", errno), 1);
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return Fail(input, ErrnoError("cannot stat", errno), 1);
+  if (!S_ISREG(st.st_mode))
+    return Fail(input, Status::Error("invalid_argument", "not a regular file"), 1);
+  FileSource source(std::move(fd), static_cast<uint64_t>(st.st_size));
+  if (st.st_size == 0) return Fail(input, Status::Error("empty_input", "the file is empty"), 1);
+
+  // The store: --data DIR, or a temporary one.
+  TempDir temp_store;
+  fs::path store_dir = data;
+  if (data.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    auto t = MakeTempDir(tmp && *tmp ? tmp : "/tmp", "zerofarm-store-");
+    if (!t.ok()) return Fail("", t.status(), 3);
+    temp_store = std::move(*t);
+    store_dir = temp_store.path();
+  }
+  storage::Options so;
+  so.dir = store_dir;
+  auto store = storage::Store::Open(so);
+  if (!store.ok()) return Fail(store_dir.string(), store.status(), 3);
+
+  auto job_id = JobId(source, static_cast<uint64_t>(st.st_size),
+                      ladder_spec + "|" + preset + "|" + chunk);
+  if (!job_id.ok()) return Fail(input, job_id.status(), 1);
+
+  fs::path out_path = fs::absolute(fs::path(out)).lexically_normal();
+  if (out_path.has_filename() == false) out_path = out_path.parent_path();
+  std::error_code ec;
+  fs::create_directories(out_path.parent_path(), ec);
+  auto staging = MakeTempDir(out_path.parent_path(), "." + out_path.filename().string() + ".partial-");
+  if (!staging.ok()) return Fail(out, staging.status(), 3);
+
+  ProgressBar bar;
+  auto report = scheduler::RunLocalJob(**store, source, *job_id, options, staging->path(),
+                                       [&bar](const scheduler::JobProgress& p) { bar.Update(p); });
+  bar.Finish();
+  if (!report.ok()) return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
+  Status published = Publish(staging->path(), out_path);
+  if (!published.ok()) return Fail(out, published, 3);
+  // With --data the store keeps the job for reruns; the published files are what users keep.
+  std::fprintf(stderr, "zerofarm: %s -> %s (job %s)\n", input.c_str(), out_path.c_str(),
+               job_id->c_str());
+  return 0;
+}
+
+}  // namespace zerofarm::cli

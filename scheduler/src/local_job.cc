@@ -1,0 +1,653 @@
+#include "zerofarm/scheduler/local_job.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "worker_process.h"
+#include "zerofarm/transcode/ladder.h"
+#include "zerofarm/transcode/stitcher.h"
+#include "zerofarm/transcode/worker_task.h"
+
+namespace zerofarm::scheduler {
+namespace {
+
+using nlohmann::json;
+namespace tc = transcode;
+namespace fs = std::filesystem;
+
+constexpr int kAudioTask = -1;
+constexpr size_t kInputPiece = 1 << 20;
+constexpr double kThumbnailSeconds = 1.0;
+constexpr int kThumbnailShortSide = 360;
+
+std::string TaskKey(const std::string& prefix, int index) {
+  if (index == kAudioTask) return prefix + "tasks/audio";
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "tasks/%05d", index);
+  return prefix + buf;
+}
+
+// The words a user reads first for a worker's error code.
+std::string UserPhrase(const std::string& code) {
+  if (code == "undecodable") return "undecodable";
+  if (code == "unsupported_codec") return "unsupported codec";
+  if (code == "bad_stream") return "corrupt chunk";
+  return "transcode failed";
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
+  return buf;
+}
+
+json TaskPlanJson(const tc::TaskPlan& t) {
+  json j = {{"index", t.index},
+            {"decode_from", t.decode_from},
+            {"decode_to", t.decode_to},
+            {"first_chunk", t.first_chunk},
+            {"last_chunk", t.last_chunk},
+            {"owned_packets", t.owned_packets},
+            {"preroll_packets", t.preroll_packets},
+            {"seconds", t.seconds}};
+  if (t.start_pts) j["start_pts"] = *t.start_pts;
+  if (t.end_pts) j["end_pts"] = *t.end_pts;
+  return j;
+}
+
+tc::TaskPlan TaskPlanFromJson(const json& j) {
+  tc::TaskPlan t;
+  t.index = j.at("index").get<uint32_t>();
+  t.decode_from = j.at("decode_from").get<uint64_t>();
+  t.decode_to = j.at("decode_to").get<uint64_t>();
+  t.first_chunk = j.at("first_chunk").get<uint32_t>();
+  t.last_chunk = j.at("last_chunk").get<uint32_t>();
+  t.owned_packets = j.at("owned_packets").get<uint64_t>();
+  t.preroll_packets = j.at("preroll_packets").get<uint64_t>();
+  t.seconds = j.at("seconds").get<double>();
+  if (j.contains("start_pts")) t.start_pts = j["start_pts"].get<int64_t>();
+  if (j.contains("end_pts")) t.end_pts = j["end_pts"].get<int64_t>();
+  return t;
+}
+
+json RungJson(const tc::RungSettings& r) {
+  return {{"name", r.name},       {"width", r.width},
+          {"height", r.height},   {"crf", r.crf},
+          {"maxrate_kbps", r.maxrate_kbps}, {"bufsize_kbps", r.bufsize_kbps},
+          {"level", r.level},     {"profile", r.profile}};
+}
+
+tc::RungSettings RungFromJson(const json& j) {
+  tc::RungSettings r;
+  r.name = j.at("name");
+  r.width = j.at("width");
+  r.height = j.at("height");
+  r.crf = j.at("crf");
+  r.maxrate_kbps = j.at("maxrate_kbps");
+  r.bufsize_kbps = j.at("bufsize_kbps");
+  r.level = j.at("level");
+  r.profile = j.at("profile");
+  return r;
+}
+
+// What a job needs to know about its source to run and resume its tasks.
+struct Plan {
+  tc::SourceInfo source;
+  std::vector<tc::RungSettings> rungs;
+  int thumb_width = 0, thumb_height = 0;
+  std::vector<tc::TaskPlan> tasks;
+  size_t chunks = 0;
+  uint64_t source_bytes = 0, video_packets = 0;
+  double duration_seconds = 0;
+
+  json ToJson() const {
+    json t = json::array();
+    for (const auto& x : tasks) t.push_back(TaskPlanJson(x));
+    json r = json::array();
+    for (const auto& x : rungs) r.push_back(RungJson(x));
+    return {{"container", source.container},
+            {"video_codec", source.video_codec},
+            {"audio_codec", source.audio_codec},
+            {"has_audio", source.audio.has_value()},
+            {"display_width", source.display_width},
+            {"display_height", source.display_height},
+            {"fps", source.fps},
+            {"origin_pts", source.origin_pts},
+            {"origin_seconds", source.origin_seconds},
+            {"time_base", {source.video.time_base_num, source.video.time_base_den}},
+            {"rungs", r},
+            {"thumbnail", {thumb_width, thumb_height}},
+            {"tasks", t},
+            {"chunks", chunks},
+            {"source_bytes", source_bytes},
+            {"video_packets", video_packets},
+            {"duration_seconds", duration_seconds}};
+  }
+
+  static Plan FromJson(const json& j) {
+    Plan p;
+    p.source.container = j.at("container");
+    p.source.video_codec = j.at("video_codec");
+    p.source.audio_codec = j.at("audio_codec");
+    if (j.at("has_audio").get<bool>()) p.source.audio = tc::StreamHeader{};
+    p.source.display_width = j.at("display_width");
+    p.source.display_height = j.at("display_height");
+    p.source.fps = j.at("fps");
+    p.source.origin_pts = j.at("origin_pts");
+    p.source.origin_seconds = j.at("origin_seconds");
+    p.source.video.time_base_num = j.at("time_base")[0];
+    p.source.video.time_base_den = j.at("time_base")[1];
+    for (const auto& r : j.at("rungs")) p.rungs.push_back(RungFromJson(r));
+    p.thumb_width = j.at("thumbnail")[0];
+    p.thumb_height = j.at("thumbnail")[1];
+    for (const auto& t : j.at("tasks")) p.tasks.push_back(TaskPlanFromJson(t));
+    p.chunks = j.at("chunks");
+    p.source_bytes = j.at("source_bytes");
+    p.video_packets = j.at("video_packets");
+    p.duration_seconds = j.at("duration_seconds");
+    return p;
+  }
+};
+
+struct QueuedTask {
+  int index;      // kAudioTask or a video task index
+  double cost;    // longest first
+  bool operator<(const QueuedTask& o) const { return cost < o.cost; }
+};
+
+class Job : public tc::IngestSink {
+ public:
+  Job(storage::Store& store, std::string job_id, const JobOptions& options,
+      const ProgressFn& progress)
+      : store_(store),
+        prefix_("jobs/" + job_id + "/"),
+        options_(options),
+        progress_(progress),
+        node_(Hostname()) {
+    slots_ = options.jobs > 0 ? options.jobs
+                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
+
+  Result<std::string> Run(transcode::ByteSource& source, const fs::path& out_dir) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto stored = store_.GetMeta(prefix_ + "plan");
+    if (!stored.ok()) return stored.status();
+    StartPool();
+    Status ingest_status;
+    if (stored->has_value()) {
+      // Resume: the source was fully ingested by an earlier run.
+      try {
+        std::lock_guard lock(mu_);
+        plan_ = Plan::FromJson(json::parse(**stored));
+        have_source_ = true;
+      } catch (const std::exception& e) {
+        StopPool();
+        return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
+      }
+      progress_state_.phase = "transcode";
+      for (const auto& t : plan_.tasks) Enqueue(static_cast<int>(t.index), Cost(t));
+      if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
+      std::lock_guard lock(mu_);
+      ingest_done_ = true;
+      progress_state_.ingest_done = true;
+    } else {
+      ingest_status = Ingest(source);
+    }
+    const auto t_ingest = std::chrono::steady_clock::now();
+    if (!ingest_status.ok()) Fail(ingest_status);
+    StopPool();
+    if (!failure_.ok()) return failure_;
+
+    Report("stitch");
+    tc::StitchInput in;
+    in.prefix = prefix_;
+    in.rungs = plan_.rungs;
+    in.segments = plan_.tasks.size();
+    in.has_audio = plan_.source.audio.has_value();
+    in.fps = plan_.source.fps;
+    auto stitched = tc::Stitch(store_, in, out_dir);
+    if (!stitched.ok()) return stitched.status().WithContext("stitch");
+    Report("verify");
+    ZF_RETURN_IF_ERROR(Verify(*stitched));
+    const auto t_end = std::chrono::steady_clock::now();
+    std::string report = BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
+                                     std::chrono::duration<double>(t_end - t0).count());
+    std::FILE* f = std::fopen((out_dir / "report.json").c_str(), "wb");
+    if (!f || std::fwrite(report.data(), 1, report.size(), f) != report.size() ||
+        std::fclose(f) != 0)
+      return Status::Error("io_error", "cannot write " + (out_dir / "report.json").string());
+    return report;
+  }
+
+  // IngestSink: called on the ingest thread.
+  void OnSource(const tc::SourceInfo& info) override {
+    std::lock_guard lock(mu_);
+    plan_.source = info;
+    plan_.rungs = tc::PlanLadder(options_.ladder, info.display_width, info.display_height,
+                                 info.fps);
+    auto thumb = tc::PlanLadder({kThumbnailShortSide}, info.display_width,
+                                info.display_height, info.fps);
+    plan_.thumb_width = thumb.front().width;
+    plan_.thumb_height = thumb.front().height;
+    have_source_ = true;
+  }
+  void OnChunk(const tc::ChunkInfo&) override {}
+  void OnTask(const tc::TaskPlan& task) override {
+    {
+      std::lock_guard lock(mu_);
+      plan_.tasks.push_back(task);
+      progress_state_.tasks_known = plan_.tasks.size();
+    }
+    Enqueue(static_cast<int>(task.index), Cost(task));
+  }
+
+ private:
+  static double Cost(const tc::TaskPlan& t) {
+    // Encoding dominates; pre-roll frames are decoded only.
+    return static_cast<double>(t.owned_packets) + 0.1 * static_cast<double>(t.preroll_packets);
+  }
+
+  Status Ingest(transcode::ByteSource& source) {
+    // A fresh start: forget anything a crashed ingest left behind.
+    auto removed = store_.DeleteObjects(prefix_);
+    if (!removed.ok()) return removed.status();
+    auto old = store_.ListMeta(prefix_ + "tasks/");
+    if (!old.ok()) return old.status();
+    for (const auto& kv : *old) ZF_RETURN_IF_ERROR(store_.DeleteMeta(kv.first));
+    Report("ingest");
+    tc::IngestOptions io;
+    io.chunk_seconds = options_.chunk_seconds;
+    io.prefix = prefix_;
+    auto result = tc::Ingest(source, store_, io, this);
+    if (!result.ok()) return result.status();
+    {
+      std::lock_guard lock(mu_);
+      plan_.chunks = result->chunks.size();
+      plan_.source_bytes = result->source_bytes;
+      plan_.video_packets = result->video_packets;
+      plan_.duration_seconds = result->video_duration_seconds;
+      // The ingest result is authoritative for the task list (the sink saw the same tasks).
+      plan_.tasks = result->tasks;
+    }
+    // From here on a rerun resumes instead of ingesting again.
+    ZF_RETURN_IF_ERROR(store_.PutMeta(prefix_ + "plan", plan_.ToJson().dump()));
+    if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
+    std::lock_guard lock(mu_);
+    ingest_done_ = true;
+    progress_state_.ingest_done = true;
+    progress_state_.phase = "transcode";
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+  void Enqueue(int index, double cost) {
+    // Tasks finished by an earlier run are not redone.
+    auto done = store_.GetMeta(TaskKey(prefix_, index));
+    std::lock_guard lock(mu_);
+    if (done.ok() && done->has_value()) {
+      try {
+        results_[index] = json::parse(**done);
+        ++progress_state_.tasks_done;
+        ++progress_state_.tasks_resumed;
+        return;
+      } catch (const std::exception&) {
+        // unreadable: run it again
+      }
+    }
+    queue_.push_back({index, cost});
+    std::push_heap(queue_.begin(), queue_.end());
+    ++outstanding_;
+    cv_.notify_one();
+  }
+
+  void StartPool() {
+    for (int i = 0; i < slots_; ++i) threads_.emplace_back([this] { PoolLoop(); });
+  }
+
+  void StopPool() {
+    {
+      std::lock_guard lock(mu_);
+      ingest_done_ = true;
+      cv_.notify_all();
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+
+  void PoolLoop() {
+    for (;;) {
+      QueuedTask task;
+      int threads = 1;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] {
+          return !failure_.ok() || !queue_.empty() || (ingest_done_ && outstanding_ == 0);
+        });
+        if (!failure_.ok() || queue_.empty()) return;
+        std::pop_heap(queue_.begin(), queue_.end());
+        task = queue_.back();
+        queue_.pop_back();
+        ++running_;
+        // Few tasks left: give each encoder more threads so no core idles.
+        int busy = running_ + static_cast<int>(queue_.size());
+        threads = std::max(1, slots_ / std::max(1, busy));
+        if (!ingest_done_) threads = 1;
+      }
+      Status s = RunWithRetries(task.index, threads);
+      std::lock_guard lock(mu_);
+      --running_;
+      --outstanding_;
+      if (!s.ok() && failure_.ok()) failure_ = s;
+      if (s.ok()) ++progress_state_.tasks_done;
+      if (progress_) progress_(progress_state_);
+      cv_.notify_all();
+    }
+  }
+
+  void Fail(const Status& s) {
+    std::lock_guard lock(mu_);
+    if (failure_.ok()) failure_ = s;
+    cv_.notify_all();
+  }
+
+  void Report(const std::string& phase) {
+    std::lock_guard lock(mu_);
+    progress_state_.phase = phase;
+    if (progress_) progress_(progress_state_);
+  }
+
+  Status RunWithRetries(int index, int threads) {
+    Status last;
+    for (int attempt = 1; attempt <= 1 + options_.max_retries; ++attempt) {
+      {
+        std::lock_guard lock(mu_);
+        if (!failure_.ok()) return Status::Ok();  // the job already failed: stop quietly
+      }
+      bool permanent = false;
+      last = RunOnce(index, threads, attempt, &permanent);
+      if (last.ok() || permanent) return last;
+    }
+    return Status::Error(last.code(), last.message() + " (after " +
+                                          std::to_string(1 + options_.max_retries) +
+                                          " attempts)");
+  }
+
+  // One attempt. `permanent` is set when the input is at fault and a retry cannot help.
+  Status RunOnce(int index, int threads, int attempt, bool* permanent) {
+    tc::TaskPlan plan;
+    std::vector<tc::RungSettings> rungs;
+    tc::SourceInfo source;
+    int thumb_w, thumb_h;
+    {
+      std::lock_guard lock(mu_);
+      if (index != kAudioTask) {
+        auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(),
+                               [&](const tc::TaskPlan& t) { return t.index == static_cast<uint32_t>(index); });
+        if (it == plan_.tasks.end()) return Status::Error("internal", "unknown task");
+        plan = *it;
+      }
+      rungs = plan_.rungs;
+      source = plan_.source;
+      thumb_w = plan_.thumb_width;
+      thumb_h = plan_.thumb_height;
+    }
+
+    WorkerRun run;
+    run.program = options_.worker_path;
+    std::vector<std::unique_ptr<storage::ObjectWriter>> writers;
+    std::string thumbnail;
+    std::vector<std::string> inputs;
+    if (index == kAudioTask) {
+      tc::AudioTask t;
+      t.origin_seconds = source.origin_seconds;
+      t.output_fd = 3;
+      run.args = {"audio", "--task", tc::ToJson(t)};
+      run.outputs = 1;
+      auto w = store_.CreateObject(tc::AudioObjectName(prefix_));
+      if (!w.ok()) return w.status();
+      writers.push_back(std::move(*w));
+      inputs.push_back(prefix_ + "audio");
+      run.timeout = options_.task_timeout_base +
+                    std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
+    } else {
+      tc::VideoTask t;
+      t.decode_from = plan.decode_from;
+      t.decode_to = plan.decode_to;
+      t.start_pts = plan.start_pts;
+      t.end_pts = plan.end_pts;
+      t.origin_pts = source.origin_pts;
+      t.preset = options_.preset;
+      t.threads = threads;
+      int fd = 3;
+      for (const auto& r : rungs) {
+        t.outputs.push_back({r, fd++});
+        auto w = store_.CreateObject(tc::SegmentObjectName(prefix_, r.name, plan.index));
+        if (!w.ok()) return w.status();
+        writers.push_back(std::move(*w));
+      }
+      if (plan.index == 0) {
+        const auto& tb = source.video;
+        t.thumbnail_pts = source.origin_pts +
+                          static_cast<int64_t>(kThumbnailSeconds * tb.time_base_den /
+                                               std::max(1, tb.time_base_num));
+        t.thumbnail_fd = fd++;
+        t.thumbnail_width = thumb_w;
+        t.thumbnail_height = thumb_h;
+      }
+      run.args = {"video", "--task", tc::ToJson(t)};
+      run.outputs = static_cast<size_t>(fd - 3);
+      for (uint32_t c = plan.first_chunk; c <= plan.last_chunk; ++c) {
+        char buf[32];
+        std::snprintf(buf, sizeof(buf), "chunks/%05u", c);
+        inputs.push_back(prefix_ + buf);
+      }
+      run.timeout = options_.task_timeout_base +
+                    std::chrono::seconds(static_cast<long>(
+                        options_.task_timeout_per_second * std::max(1.0, plan.seconds)));
+    }
+
+    // Input: the chunk objects, one piece at a time.
+    size_t input_index = 0;
+    std::unique_ptr<storage::ObjectReader> reader;
+    run.next_input = [&]() -> Result<std::string> {
+      for (;;) {
+        if (!reader) {
+          if (input_index >= inputs.size()) return std::string();
+          auto r = store_.OpenObject(inputs[input_index++]);
+          if (!r.ok()) return r.status();
+          reader = std::move(*r);
+        }
+        std::string piece(kInputPiece, '\0');
+        auto n = reader->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
+        if (!n.ok()) return n.status();
+        if (*n == 0) {
+          reader.reset();
+          continue;
+        }
+        piece.resize(*n);
+        return piece;
+      }
+    };
+    run.on_output = [&](size_t channel, std::string_view data) -> Status {
+      if (channel < writers.size()) return writers[channel]->Append(data);
+      thumbnail.append(data);
+      if (thumbnail.size() > (16u << 20))
+        return Status::Error("worker_failed", "thumbnail larger than 16 MiB");
+      return Status::Ok();
+    };
+
+    auto exit = RunWorker(run);
+    if (!exit.ok()) {
+      *permanent = exit.status().message().rfind("spawn", 0) == 0;  // no worker: retry is futile
+      return exit.status();
+    }
+    const std::string what =
+        index == kAudioTask ? std::string("audio") : "segment " + std::to_string(index);
+    auto report = tc::WorkerReportFromJson(exit->report);
+    if (exit->timed_out)
+      return Status::Error("worker_failed", what + ": the worker hung and was killed after " +
+                                                std::to_string(run.timeout.count() / 1000) + " s");
+    if (exit->signal != 0)
+      return Status::Error("worker_failed",
+                           what + ": the worker died of signal " + std::to_string(exit->signal));
+    if (!report.ok())
+      return Status::Error("worker_failed", what + ": no report from the worker (exit " +
+                                                std::to_string(exit->exit_code) + ")");
+    if (!report->ok || exit->exit_code != 0) {
+      *permanent = exit->exit_code == 1;
+      std::string code = report->error_code.empty() ? "worker_failed" : report->error_code;
+      return Status::Error(code, UserPhrase(code) + ": " +
+                                     (report->error_message.empty() ? what + ": worker failed"
+                                                                    : report->error_message));
+    }
+    if (index != kAudioTask) {
+      if (report->frames_output == 0) {
+        *permanent = true;
+        return Status::Error("undecodable", "undecodable: no frame of " + what + " decodes");
+      }
+      if (report->rungs.size() != rungs.size())
+        return Status::Error("worker_failed", what + ": the report names the wrong rungs");
+      for (const auto& r : report->rungs)
+        if (r.frames != report->frames_output)
+          return Status::Error("worker_failed", what + ": rung " + r.name + " has " +
+                                                    std::to_string(r.frames) + " frames, not " +
+                                                    std::to_string(report->frames_output));
+      if (plan.index == 0 && thumbnail.empty())
+        return Status::Error("worker_failed", what + ": no thumbnail");
+    }
+    for (auto& w : writers) ZF_RETURN_IF_ERROR(w->Commit());
+    if (!thumbnail.empty())
+      ZF_RETURN_IF_ERROR(store_.PutObject(tc::ThumbnailObjectName(prefix_), thumbnail));
+
+    json result = {{"task", index == kAudioTask ? json("audio") : json(index)},
+                   {"node", node_},
+                   {"attempts", attempt},
+                   {"frames", report->frames_output},
+                   {"frames_decoded", report->frames_decoded},
+                   {"decode_errors", report->decode_errors},
+                   {"wall_seconds", exit->wall_seconds},
+                   {"cpu_seconds", exit->cpu_seconds},
+                   {"peak_rss_kib", exit->peak_rss_kib},
+                   {"threads", threads}};
+    if (index != kAudioTask) {
+      json rr = json::array();
+      for (const auto& r : report->rungs)
+        rr.push_back({{"name", r.name}, {"frames", r.frames}, {"bytes", r.bytes}});
+      result["rungs"] = rr;
+      result["start_seconds"] =
+          plan.start_pts ? static_cast<double>(*plan.start_pts - source.origin_pts) *
+                               source.video.time_base_num / source.video.time_base_den
+                         : 0.0;
+      result["seconds"] = plan.seconds;
+      result["preroll_packets"] = plan.preroll_packets;
+    }
+    // The task counts as done only once its outputs are durable.
+    ZF_RETURN_IF_ERROR(store_.PutMeta(TaskKey(prefix_, index), result.dump()));
+    std::lock_guard lock(mu_);
+    results_[index] = result;
+    return Status::Ok();
+  }
+
+  Status Verify(const tc::StitchResult& s) {
+    uint64_t expected = 0;
+    for (const auto& t : plan_.tasks) expected += results_.at(static_cast<int>(t.index))["frames"].get<uint64_t>();
+    for (const auto& r : s.renditions) {
+      if (r.frames != expected)
+        return Status::Error("verify_failed", "rendition " + r.name + " has " +
+                                                  std::to_string(r.frames) + " frames, expected " +
+                                                  std::to_string(expected));
+      if (r.keyframe_seconds != s.renditions.front().keyframe_seconds)
+        return Status::Error("verify_failed",
+                             "rendition " + r.name + " has keyframes at other times");
+    }
+    return Status::Ok();
+  }
+
+  std::string BuildReport(const tc::StitchResult& s, double ingest_seconds, double total_seconds) {
+    json chunks = json::array();
+    double cpu = 0;
+    for (const auto& t : plan_.tasks) {
+      json r = results_.at(static_cast<int>(t.index));
+      cpu += r.value("cpu_seconds", 0.0);
+      chunks.push_back(r);
+    }
+    json audio;
+    if (results_.count(kAudioTask)) {
+      audio = results_.at(kAudioTask);
+      cpu += audio.value("cpu_seconds", 0.0);
+    }
+    json renditions = json::array();
+    for (const auto& r : s.renditions) {
+      const auto& rung = *std::find_if(plan_.rungs.begin(), plan_.rungs.end(),
+                                       [&](const tc::RungSettings& x) { return x.name == r.name; });
+      renditions.push_back({{"name", r.name},
+                            {"width", r.width},
+                            {"height", r.height},
+                            {"frames", r.frames},
+                            {"bytes", r.bytes},
+                            {"duration_seconds", r.duration_seconds},
+                            {"peak_bps", r.peak_bps},
+                            {"average_bps", r.average_bps},
+                            {"codecs", r.codecs},
+                            {"level", rung.level},
+                            {"maxrate_kbps", rung.maxrate_kbps},
+                            {"segments", r.segment_frames.size()},
+                            {"playlist", r.name + "/index.m3u8"},
+                            {"mp4", r.name + ".mp4"}});
+    }
+    json report = {{"status", "ready"},
+                   {"source", plan_.ToJson()},
+                   {"renditions", renditions},
+                   {"chunks", chunks},
+                   {"audio", audio},
+                   {"audio_seconds", s.audio_seconds},
+                   {"tasks_resumed", progress_state_.tasks_resumed},
+                   {"timing",
+                    {{"ingest_seconds", ingest_seconds},
+                     {"total_seconds", total_seconds},
+                     {"worker_cpu_seconds", cpu}}}};
+    report["source"].erase("tasks");
+    return report.dump(2);
+  }
+
+  storage::Store& store_;
+  const std::string prefix_;
+  const JobOptions& options_;
+  const ProgressFn& progress_;
+  const std::string node_;
+  int slots_ = 1;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Plan plan_;
+  bool have_source_ = false;
+  bool ingest_done_ = false;
+  std::vector<QueuedTask> queue_;
+  int outstanding_ = 0;
+  int running_ = 0;
+  std::map<int, json> results_;
+  Status failure_;
+  JobProgress progress_state_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
+
+Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
+                                const std::string& job_id, const JobOptions& options,
+                                const fs::path& out_dir, const ProgressFn& progress) {
+  if (options.worker_path.empty())
+    return Status::Error("invalid_argument", "no worker program configured");
+  Job job(store, job_id, options, progress);
+  return job.Run(source, out_dir);
+}
+
+}  // namespace zerofarm::scheduler

@@ -1,0 +1,201 @@
+#include "worker_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "zerofarm/base/unique_fd.h"
+
+extern char** environ;
+
+namespace zerofarm::scheduler {
+namespace {
+
+constexpr size_t kStderrTail = 4096;
+constexpr size_t kReadSize = 1 << 16;
+constexpr int kHighFdBase = 200;  // child ends are parked here before dup2 to 0..N
+
+Result<UniqueFd> DupHigh(int fd) {
+  int d = ::fcntl(fd, F_DUPFD_CLOEXEC, kHighFdBase);
+  if (d < 0) return ErrnoError("fcntl(F_DUPFD_CLOEXEC)", errno);
+  return UniqueFd(d);
+}
+
+Status SetNonBlocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+    return ErrnoError("fcntl(O_NONBLOCK)", errno);
+  return Status::Ok();
+}
+
+double Now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Kills and reaps the child if the run is abandoned early.
+class ChildGuard {
+ public:
+  explicit ChildGuard(pid_t pid) : pid_(pid) {}
+  ~ChildGuard() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int st;
+      while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  pid_t get() const { return pid_; }
+  void Release() { pid_ = -1; }
+
+ private:
+  pid_t pid_;
+};
+
+}  // namespace
+
+Result<WorkerExit> RunWorker(const WorkerRun& run) {
+  // Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs.
+  const size_t nchan = 3 + run.outputs;
+  std::vector<UniqueFd> parent_ends(nchan), child_ends(nchan);
+  for (size_t i = 0; i < nchan; ++i) {
+    auto p = MakePipe();
+    if (!p.ok()) return p.status();
+    UniqueFd child_end = i == 0 ? std::move(p->read) : std::move(p->write);
+    parent_ends[i] = i == 0 ? std::move(p->write) : std::move(p->read);
+    auto high = DupHigh(child_end.get());
+    if (!high.ok()) return high.status();
+    child_ends[i] = std::move(*high);
+    ZF_RETURN_IF_ERROR(SetNonBlocking(parent_ends[i].get()));
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  for (size_t i = 0; i < nchan; ++i)
+    posix_spawn_file_actions_adddup2(&actions, child_ends[i].get(), static_cast<int>(i));
+  std::vector<std::string> argv_s{run.program};
+  argv_s.insert(argv_s.end(), run.args.begin(), run.args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const double start = Now();
+  pid_t pid = -1;
+  int err = posix_spawn(&pid, run.program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  for (auto& c : child_ends) c.Close();
+  if (err != 0) return ErrnoError("spawn " + run.program, err);
+  ChildGuard child(pid);
+
+  WorkerExit exit;
+  std::string pending_input;
+  size_t input_off = 0;
+  bool input_done = false;
+  std::vector<char> buf(kReadSize);
+  const double deadline = start + static_cast<double>(run.timeout.count()) / 1000.0;
+
+  for (;;) {
+    std::vector<pollfd> fds;
+    std::vector<size_t> chan;
+    if (parent_ends[0].valid()) {
+      if (input_off >= pending_input.size() && !input_done) {
+        auto piece = run.next_input();
+        if (!piece.ok()) return piece.status();
+        if (piece->empty()) {
+          input_done = true;
+        } else {
+          pending_input = std::move(*piece);
+          input_off = 0;
+        }
+      }
+      if (input_done && input_off >= pending_input.size()) {
+        parent_ends[0].Close();
+      } else {
+        fds.push_back({parent_ends[0].get(), POLLOUT, 0});
+        chan.push_back(0);
+      }
+    }
+    for (size_t i = 1; i < nchan; ++i) {
+      if (parent_ends[i].valid()) {
+        fds.push_back({parent_ends[i].get(), POLLIN, 0});
+        chan.push_back(i);
+      }
+    }
+    if (fds.empty()) break;
+    double left = deadline - Now();
+    if (left <= 0) {
+      exit.timed_out = true;
+      break;
+    }
+    int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min(left * 1000.0, 1000.0)) + 1);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll", errno);
+    }
+    for (size_t k = 0; k < fds.size(); ++k) {
+      if (!fds[k].revents) continue;
+      size_t c = chan[k];
+      if (c == 0) {
+        ssize_t w = ::write(parent_ends[0].get(), pending_input.data() + input_off,
+                            pending_input.size() - input_off);
+        if (w > 0) {
+          input_off += static_cast<size_t>(w);
+        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+          parent_ends[0].Close();  // the worker stopped reading (EPIPE): its report says why
+        }
+        continue;
+      }
+      ssize_t r = ::read(parent_ends[c].get(), buf.data(), buf.size());
+      if (r > 0) {
+        std::string_view data(buf.data(), static_cast<size_t>(r));
+        if (c == 1) {
+          exit.report.append(data);
+        } else if (c == 2) {
+          exit.stderr_tail.append(data);
+          if (exit.stderr_tail.size() > 2 * kStderrTail)
+            exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
+        } else {
+          ZF_RETURN_IF_ERROR(run.on_output(c - 3, data));
+        }
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        parent_ends[c].Close();
+      }
+    }
+  }
+
+  if (exit.timed_out) ::kill(pid, SIGKILL);
+  int status = 0;
+  rusage usage{};
+  pid_t w;
+  // A worker that closed its channels but does not exit is still held to the deadline.
+  for (;;) {
+    w = ::wait4(pid, &status, WNOHANG, &usage);
+    if (w != 0 && !(w < 0 && errno == EINTR)) break;
+    if (!exit.timed_out && Now() > deadline) {
+      exit.timed_out = true;
+      ::kill(pid, SIGKILL);
+    }
+    ::usleep(2000);
+  }
+  child.Release();
+  if (w < 0) return ErrnoError("wait4", errno);
+  exit.wall_seconds = Now() - start;
+  exit.cpu_seconds = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+                     static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
+  exit.peak_rss_kib = usage.ru_maxrss;
+  if (WIFEXITED(status)) exit.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
+  if (exit.stderr_tail.size() > kStderrTail)
+    exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
+  return exit;
+}
+
+}  // namespace zerofarm::scheduler

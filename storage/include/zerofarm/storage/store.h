@@ -1,0 +1,99 @@
+// Store: an embedded object store on RocksDB for one storage node.
+//
+// Objects are byte strings named by path-like keys ("jobs/<id>/chunks/00003"). Their bytes are
+// cut into blocks of Options::block_size kept in a "chunks" column family, each block with an
+// xxHash64 checksum verified on every read; the object's manifest (size, block count) lives in a
+// separate "meta" column family, as do small metadata records (Put/GetMeta).
+// Durability: every mutating call returns only after its data is synced to disk (WAL fsync), so
+// an acknowledged write survives kill -9 and power loss. An object becomes visible only when its
+// writer commits; a crash before commit leaves no visible object (orphaned blocks are removed at
+// the next Open).
+// Thread safety: a Store is safe for concurrent use from many threads. An ObjectWriter or
+// ObjectReader must be used by one thread at a time and must not outlive its Store.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+
+namespace zerofarm::storage {
+
+struct Options {
+  std::filesystem::path dir;                    // created when missing
+  size_t block_size = 4 << 20;                  // bytes per stored block (last may be shorter)
+  bool sync = true;                             // fsync before acknowledging; tests keep it on
+  bool blob_files = true;                       // RocksDB integrated BlobDB for block values
+};
+
+struct ObjectInfo {
+  uint64_t size = 0;
+  uint64_t blocks = 0;
+};
+
+// Streams an object in. Nothing is visible to readers until Commit() succeeds. Destroying an
+// uncommitted writer abandons the object (its blocks are deleted).
+class ObjectWriter {
+ public:
+  virtual ~ObjectWriter() = default;
+  // Appends bytes; full blocks are written (and synced) as they fill, so memory stays at one
+  // block whatever the object's size.
+  virtual Status Append(std::span<const std::byte> data) = 0;
+  Status Append(std::string_view data) {
+    return Append(std::as_bytes(std::span(data.data(), data.size())));
+  }
+  // Writes the last block and the manifest, synced; replaces any object of the same name.
+  virtual Status Commit() = 0;
+  virtual uint64_t size() const = 0;  // bytes appended so far
+};
+
+// Streams an object out, block by block, verifying each block's checksum.
+class ObjectReader {
+ public:
+  virtual ~ObjectReader() = default;
+  // Reads up to out.size() bytes at the current position; returns 0 at the end.
+  // A checksum mismatch is the error code "corrupt".
+  virtual Result<size_t> Read(std::span<std::byte> out) = 0;
+  virtual Status Seek(uint64_t offset) = 0;
+  virtual uint64_t size() const = 0;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const Options& options);
+  virtual ~Store() = default;
+
+  // Objects. Error codes: "not_found", "corrupt", "io_error", "invalid_argument".
+  virtual Result<std::unique_ptr<ObjectWriter>> CreateObject(std::string_view name) = 0;
+  virtual Result<std::unique_ptr<ObjectReader>> OpenObject(std::string_view name) = 0;
+  virtual Result<ObjectInfo> Stat(std::string_view name) = 0;
+  // Whole small object in one call.
+  virtual Status PutObject(std::string_view name, std::string_view bytes) = 0;
+  virtual Result<std::string> GetObject(std::string_view name) = 0;
+  // Range read: up to `length` bytes from `offset` (fewer at the end of the object).
+  virtual Result<std::string> ReadRange(std::string_view name, uint64_t offset,
+                                        uint64_t length) = 0;
+  // Removing a missing object is not an error.
+  virtual Status DeleteObject(std::string_view name) = 0;
+  // Names of committed objects starting with `prefix`, sorted.
+  virtual Result<std::vector<std::string>> ListObjects(std::string_view prefix) = 0;
+  // Deletes every object whose name starts with `prefix`; returns how many.
+  virtual Result<size_t> DeleteObjects(std::string_view prefix) = 0;
+
+  // Small metadata records (task state, job records): synced single-key writes.
+  virtual Status PutMeta(std::string_view key, std::string_view value) = 0;
+  virtual Result<std::optional<std::string>> GetMeta(std::string_view key) = 0;
+  virtual Status DeleteMeta(std::string_view key) = 0;
+  // (key, value) pairs whose key starts with `prefix`, sorted by key.
+  virtual Result<std::vector<std::pair<std::string, std::string>>> ListMeta(
+      std::string_view prefix) = 0;
+};
+
+}  // namespace zerofarm::storage

@@ -1,0 +1,40 @@
+// The rendition ladder: which rungs a source gets and the x264 settings of each.
+// Pure functions; thread-safe.
+//
+// A rung names the short side of the frame ("720p" is 1280x720 landscape, 720x1280 portrait).
+// The display aspect ratio (sample aspect and rotation applied) is kept, dimensions are even,
+// rungs above the source's short side are skipped (never upscale), and a source smaller than
+// every rung gets one rung at its own size.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+
+namespace zerofarm::transcode {
+
+struct RungSettings {
+  std::string name;     // "720p"
+  int width = 0;        // output frame, even
+  int height = 0;
+  int crf = 23;         // capped CRF: quality target...
+  int maxrate_kbps = 0; // ...under a VBV cap
+  int bufsize_kbps = 0;
+  std::string level;    // H.264 level fitting the frame size and rate, e.g. "3.1"
+  std::string profile = "high";
+};
+
+// Parses "1080p,720p,480p,360p" into short-side heights (descending, deduplicated).
+Result<std::vector<int>> ParseLadder(const std::string& spec);
+
+// The rungs for a source whose *displayed* frame (rotation and SAR applied) is
+// display_width x display_height, at `fps` frames per second.
+std::vector<RungSettings> PlanLadder(const std::vector<int>& short_sides, int display_width,
+                                     int display_height, double fps);
+
+// The lowest H.264 level whose frame-size, macroblock-rate and bitrate limits admit this
+// encode ("5.2" when nothing lower fits).
+std::string H264LevelFor(int width, int height, double fps, int maxrate_kbps);
+
+}  // namespace zerofarm::transcode

@@ -1,0 +1,56 @@
+// Stitcher: turns the encoded segments of every rung and the encoded audio track into the
+// published renditions, without re-encoding:
+//   OUT/<rung>/index.m3u8 + OUT/<rung>/segNNNNN.ts   (video-only MPEG-TS, one per task)
+//   OUT/audio/index.m3u8 + OUT/audio/segNNNNN.ts     (audio-only, cut on the video's grid)
+//   OUT/master.m3u8                                  (written last)
+//   OUT/<rung>.mp4                                   (progressive, faststart, video + audio)
+//   OUT/thumbnail.jpg
+// Inputs are store objects: "<prefix>out/<rung>/NNNNN" (video packet streams in 1/90000 s),
+// "<prefix>out/audio" (AAC packet stream in 1/48000 s), "<prefix>out/thumbnail.jpg".
+// Thread safety: Stitch is reentrant; concurrent calls must use different output dirs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/storage/store.h"
+#include "zerofarm/transcode/ladder.h"
+
+namespace zerofarm::transcode {
+
+struct StitchInput {
+  std::string prefix;
+  std::vector<RungSettings> rungs;
+  size_t segments = 0;
+  bool has_audio = false;
+  double fps = 0;  // for FRAME-RATE and the last segment's length
+};
+
+struct RenditionStats {
+  std::string name;
+  int width = 0, height = 0;
+  uint64_t frames = 0;
+  uint64_t bytes = 0;
+  double duration_seconds = 0;
+  int64_t peak_bps = 0, average_bps = 0;
+  std::string codecs;  // "avc1.64001f"
+  std::vector<double> keyframe_seconds;
+  std::vector<uint64_t> segment_frames;
+};
+
+struct StitchResult {
+  std::vector<RenditionStats> renditions;
+  uint64_t audio_packets = 0;
+  double audio_seconds = 0;
+};
+
+Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
+                            const std::filesystem::path& out_dir);
+
+std::string SegmentObjectName(const std::string& prefix, const std::string& rung, size_t index);
+std::string AudioObjectName(const std::string& prefix);
+std::string ThumbnailObjectName(const std::string& prefix);
+
+}  // namespace zerofarm::transcode

@@ -1,0 +1,524 @@
+#include "zerofarm/transcode/ingest.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <memory>
+
+#include "av_log_capture.h"
+#include "zerofarm/transcode/codecs.h"
+#include "zerofarm/transcode/ffmpeg_ptr.h"
+#include "zerofarm/transcode/packet_stream_av.h"
+
+extern "C" {
+#include <libavutil/encryption_info.h>
+}
+
+namespace zerofarm::transcode {
+namespace {
+
+constexpr int kAvioBufferSize = 1 << 16;
+constexpr uint64_t kTeeStep = 1 << 20;
+// Packets of later presentation time that must pass before a task's last packet is known:
+// covers the decode reorder depth of every codec (H.264/HEVC allow at most 16).
+constexpr int kReorderWindow = 32;
+constexpr int kMaxDimension = 8192;
+
+std::string ChunkName(const std::string& prefix, uint32_t index) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "chunks/%05u", index);
+  return prefix + buf;
+}
+
+// The demuxer's view of the source: reads come from the ByteSource, and every byte is appended,
+// in order, to the stored source object (a forward seek first copies the gap).
+class TeeReader {
+ public:
+  TeeReader(ByteSource& source, storage::ObjectWriter& sink) : source_(source), sink_(sink) {}
+
+  int Read(uint8_t* buf, int size) {
+    auto bytes = std::as_writable_bytes(std::span(buf, static_cast<size_t>(size)));
+    auto n = source_.ReadAt(pos_, bytes);
+    if (!n.ok()) {
+      error_ = n.status();
+      return AVERROR(EIO);
+    }
+    if (*n == 0) return AVERROR_EOF;
+    Status s = Tee(pos_, bytes.first(*n));
+    if (!s.ok()) {
+      error_ = s;
+      return AVERROR(EIO);
+    }
+    pos_ += *n;
+    return static_cast<int>(*n);
+  }
+
+  int64_t Seek(int64_t offset, int whence) {
+    whence &= ~AVSEEK_FORCE;
+    if (whence == AVSEEK_SIZE) {
+      auto size = source_.Size();
+      return size ? static_cast<int64_t>(*size) : AVERROR(ENOSYS);
+    }
+    int64_t target = offset;
+    if (whence == SEEK_CUR) target = static_cast<int64_t>(pos_) + offset;
+    if (whence == SEEK_END) {
+      auto size = source_.Size();
+      if (!size) return AVERROR(ENOSYS);
+      target = static_cast<int64_t>(*size) + offset;
+    }
+    if (target < 0) return AVERROR(EINVAL);
+    pos_ = static_cast<uint64_t>(target);
+    return target;
+  }
+
+  // Copies whatever the demuxer did not read, so the stored source is the whole input.
+  Status Finish() {
+    for (;;) {
+      uint64_t at = sink_.size();
+      std::string buf(kTeeStep, '\0');
+      auto n = source_.ReadAt(at, std::as_writable_bytes(std::span(buf.data(), buf.size())));
+      if (!n.ok()) return n.status();
+      if (*n == 0) return Status::Ok();
+      ZF_RETURN_IF_ERROR(sink_.Append(std::string_view(buf.data(), *n)));
+    }
+  }
+
+  const Status& error() const { return error_; }
+
+ private:
+  Status Tee(uint64_t at, std::span<const std::byte> bytes) {
+    uint64_t have = sink_.size();
+    while (have < at) {  // forward seek: store the skipped bytes first
+      std::string gap(std::min<uint64_t>(kTeeStep, at - have), '\0');
+      auto n = source_.ReadAt(have, std::as_writable_bytes(std::span(gap.data(), gap.size())));
+      if (!n.ok()) return n.status();
+      if (*n == 0) return Status::Error("io_error", "source ended inside a seek gap");
+      ZF_RETURN_IF_ERROR(sink_.Append(std::string_view(gap.data(), *n)));
+      have += *n;
+    }
+    uint64_t end = at + bytes.size();
+    if (end > have) return sink_.Append(bytes.subspan(static_cast<size_t>(have - at)));
+    return Status::Ok();
+  }
+
+  ByteSource& source_;
+  storage::ObjectWriter& sink_;
+  uint64_t pos_ = 0;
+  Status error_;
+};
+
+int ReadPacket(void* opaque, uint8_t* buf, int size) {
+  return static_cast<TeeReader*>(opaque)->Read(buf, size);
+}
+int64_t SeekPacket(void* opaque, int64_t offset, int whence) {
+  return static_cast<TeeReader*>(opaque)->Seek(offset, whence);
+}
+
+double Seconds(int64_t ticks, const StreamHeader& h) {
+  return static_cast<double>(ticks) * h.time_base_num / h.time_base_den;
+}
+
+// Cuts the video packet stream into chunk objects and plans tasks (see ingest.h).
+// Packets arrive in decode order. A cut is decided at a keyframe whose pts is within
+// [target, target + chunk/2] (target = current boundary + chunk), or, when no keyframe comes in
+// time, at the target itself (the next task then decodes from the latest keyframe before it).
+// A task's last packet is the last one (in decode order) whose pts is before its end; it is
+// known once kReorderWindow later packets have passed.
+class Planner {
+ public:
+  Planner(storage::Store& store, const IngestOptions& options, IngestSink* sink,
+          IngestResult* result)
+      : store_(store), options_(options), sink_(sink), result_(result) {}
+
+  Status Begin(const StreamHeader& header) {
+    header_ = header;
+    header_record_ = EncodeHeader(header);
+    cs_ = std::max<int64_t>(
+        1, std::llround(options_.chunk_seconds * header.time_base_den / header.time_base_num));
+    return OpenChunk(0);
+  }
+
+  // Called once the origin is fixed, before the first Add.
+  void Start(int64_t first_boundary) {
+    boundary_ = first_boundary;
+    pending_.push_back(Pending{});
+  }
+
+  // `pts` is the packet's presentation time (its dts when the pts is unknown).
+  Status Add(const Packet& packet, int64_t pts, bool key) {
+    const uint64_t ord = packet.ordinal;
+    min_pts_ = std::min(min_pts_, pts);
+    if (ord > 0) ZF_RETURN_IF_ERROR(MaybeCut(ord, pts, key));
+    if (key) keys_.push_back({ord, pts});
+    // Keep only the keyframes a future pre-roll can need.
+    while (keys_.size() > 1 && keys_[1].pts <= boundary_) keys_.pop_front();
+
+    for (Pending& p : pending_) {
+      TaskPlan& t = p.plan;
+      if (ord < t.decode_from) continue;
+      bool after_start = !t.start_pts || pts >= *t.start_pts;
+      bool before_end = !t.end_pts || pts < *t.end_pts;
+      if (after_start && before_end) {
+        t.decode_to = std::max(t.decode_to, ord);
+        ++t.owned_packets;
+        p.since_last_owned = 0;
+      } else if (!before_end) {
+        ++p.since_last_owned;
+      }
+    }
+    ZF_RETURN_IF_ERROR(chunk_writer_->Append(EncodePacket(packet)));
+    chunk_.last_ordinal = ord;
+    ++chunk_.packets;
+    chunk_.bytes += packet.data.size();
+    return EmitReady(/*at_end=*/false);
+  }
+
+  Status Finish() {
+    ZF_RETURN_IF_ERROR(CommitChunk());
+    return EmitReady(/*at_end=*/true);
+  }
+
+ private:
+  struct Key {
+    uint64_t ordinal;
+    int64_t pts;
+  };
+  struct Pending {
+    TaskPlan plan;
+    int since_last_owned = 0;
+  };
+
+  Status MaybeCut(uint64_t ord, int64_t pts, bool key) {
+    const int64_t target = boundary_ + cs_;
+    const int64_t window_end = target + cs_ / 2;
+    std::optional<std::pair<int64_t, uint64_t>> cut;  // (boundary, decode_from)
+    if (key && pts >= target && pts <= window_end) {
+      cut = {pts, ord};
+    } else if (pts > window_end) {
+      // Pre-roll from the latest keyframe not after the target, if there is one.
+      std::optional<uint64_t> from;
+      for (const Key& k : keys_)
+        if (k.pts <= target) from = k.ordinal;
+      if (from) cut = {target, *from};
+    }
+    if (!cut) return Status::Ok();
+    ZF_RETURN_IF_ERROR(CommitChunk());
+    ZF_RETURN_IF_ERROR(OpenChunk(ord));
+    pending_.back().plan.end_pts = cut->first;
+    Pending next;
+    next.plan.start_pts = cut->first;
+    next.plan.decode_from = cut->second;
+    next.plan.decode_to = cut->second;
+    pending_.push_back(next);
+    boundary_ = cut->first;
+    return Status::Ok();
+  }
+
+  Status OpenChunk(uint64_t first_ordinal) {
+    chunk_ = ChunkInfo{};
+    chunk_.index = static_cast<uint32_t>(result_->chunks.size());
+    chunk_.object = ChunkName(options_.prefix, chunk_.index);
+    chunk_.first_ordinal = first_ordinal;
+    auto w = store_.CreateObject(chunk_.object);
+    if (!w.ok()) return w.status();
+    chunk_writer_ = std::move(*w);
+    return chunk_writer_->Append(header_record_);
+  }
+
+  Status CommitChunk() {
+    if (!chunk_writer_) return Status::Ok();
+    if (chunk_.packets == 0) {
+      chunk_writer_.reset();  // abandoned: nothing in it
+      return Status::Ok();
+    }
+    ZF_RETURN_IF_ERROR(chunk_writer_->Commit());
+    chunk_writer_.reset();
+    result_->chunks.push_back(chunk_);
+    if (sink_) sink_->OnChunk(chunk_);
+    committed_through_ = chunk_.last_ordinal;
+    any_committed_ = true;
+    return Status::Ok();
+  }
+
+  uint32_t ChunkOf(uint64_t ordinal) const {
+    for (const ChunkInfo& c : result_->chunks)
+      if (ordinal >= c.first_ordinal && ordinal <= c.last_ordinal) return c.index;
+    return result_->chunks.empty() ? 0 : result_->chunks.back().index;
+  }
+
+  double Fps() const {
+    return header_.avg_fps_num > 0 ? static_cast<double>(header_.avg_fps_num) / header_.avg_fps_den
+                                   : 30.0;
+  }
+
+  Status EmitReady(bool at_end) {
+    while (!pending_.empty()) {
+      Pending& p = pending_.front();
+      TaskPlan& t = p.plan;
+      bool settled = at_end || (t.end_pts && p.since_last_owned >= kReorderWindow);
+      bool stored = at_end || (any_committed_ && committed_through_ >= t.decode_to);
+      if (!settled || !stored) break;
+      t.index = static_cast<uint32_t>(result_->tasks.size());
+      t.first_chunk = ChunkOf(t.decode_from);
+      t.last_chunk = ChunkOf(t.decode_to);
+      uint64_t fed = t.decode_to - t.decode_from + 1;
+      t.preroll_packets = fed > t.owned_packets ? fed - t.owned_packets : 0;
+      if (t.start_pts && t.end_pts)
+        t.seconds = Seconds(*t.end_pts - *t.start_pts, header_);
+      else
+        t.seconds = static_cast<double>(t.owned_packets) / Fps();
+      result_->tasks.push_back(t);
+      if (sink_) sink_->OnTask(t);
+      pending_.pop_front();
+    }
+    return Status::Ok();
+  }
+
+  storage::Store& store_;
+  const IngestOptions& options_;
+  IngestSink* sink_;
+  IngestResult* result_;
+  StreamHeader header_;
+  std::string header_record_;
+  int64_t cs_ = 1;
+  int64_t boundary_ = 0;
+  int64_t min_pts_ = INT64_MAX;
+  std::deque<Key> keys_;
+  std::deque<Pending> pending_;
+  ChunkInfo chunk_;
+  std::unique_ptr<storage::ObjectWriter> chunk_writer_;
+  bool any_committed_ = false;
+  uint64_t committed_through_ = 0;
+};
+
+bool IsEncrypted(const AVFormatContext& fmt, const AVStream& st) {
+  if (av_dict_get(st.metadata, "enc_key_id", nullptr, 0)) return true;
+  if (av_stream_get_side_data(&st, AV_PKT_DATA_ENCRYPTION_INIT_INFO, nullptr)) return true;
+  (void)fmt;
+  return false;
+}
+
+Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
+  if (size_hint == 0) return Status::Error("empty_input", "the file is empty");
+  std::string detail = logged.empty() ? AvErrorString(err) : logged;
+  if (logged.find("moov atom not found") != std::string::npos)
+    return Status::Error("truncated",
+                         "truncated: the MP4 index (moov) is missing, the file was cut short");
+  if (err == AVERROR_INVALIDDATA && logged.empty())
+    return Status::Error("not_media", "not a media file: no known container format recognised");
+  if (err == AVERROR_INVALIDDATA)
+    return Status::Error("corrupt_container", "corrupt container: " + detail);
+  return Status::Error("not_media", "not a media file: " + detail);
+}
+
+}  // namespace
+
+Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
+                            const IngestOptions& options, IngestSink* sink) {
+  IngestResult result;
+  if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
+    return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
+  auto size = source.Size();
+  if (size && *size == 0) return Status::Error("empty_input", "the file is empty");
+
+  auto source_writer = store.CreateObject(options.prefix + "source");
+  if (!source_writer.ok()) return source_writer.status();
+  TeeReader tee(source, **source_writer);
+  AvLogCapture log;
+
+  AVIOContextPtr avio;
+  {
+    auto* buf = static_cast<unsigned char*>(av_malloc(kAvioBufferSize));
+    if (!buf) return Status::Error("internal", "out of memory");
+    avio.reset(avio_alloc_context(buf, kAvioBufferSize, 0, &tee, &ReadPacket, nullptr,
+                                  &SeekPacket));
+    if (!avio) {
+      av_free(buf);
+      return Status::Error("internal", "out of memory");
+    }
+  }
+  InputFormatPtr fmt;
+  {
+    AVFormatContext* raw = avformat_alloc_context();
+    if (!raw) return Status::Error("internal", "out of memory");
+    raw->pb = avio.get();
+    raw->flags |= AVFMT_FLAG_CUSTOM_IO;
+    int err = avformat_open_input(&raw, nullptr, nullptr, nullptr);  // frees raw on failure
+    if (err < 0) {
+      if (!tee.error().ok()) return tee.error();
+      return OpenError(err, log.last_error(), size.value_or(1));
+    }
+    fmt.reset(raw);
+  }
+  if (int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0) {
+    if (!tee.error().ok()) return tee.error();
+    return Status::Error("corrupt_container",
+                         "corrupt container: " + (log.last_error().empty() ? AvErrorString(err)
+                                                                           : log.last_error()));
+  }
+  result.source.container = fmt->iformat->name;
+
+  int video_index = -1, audio_index = -1;
+  std::string found;
+  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+    AVStream* st = fmt->streams[i];
+    const AVCodecParameters* par = st->codecpar;
+    const char* name = avcodec_get_name(par->codec_id);
+    if (par->codec_type == AVMEDIA_TYPE_VIDEO && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
+      if (video_index < 0) video_index = static_cast<int>(i);
+    } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && audio_index < 0) {
+      audio_index = static_cast<int>(i);
+    }
+    if (!found.empty()) found += ", ";
+    found += std::string(av_get_media_type_string(par->codec_type) ? av_get_media_type_string(par->codec_type) : "data") + " " + name;
+  }
+  if (video_index < 0)
+    return Status::Error("no_video_stream",
+                         "no video stream (the file has " + (found.empty() ? "no streams" : found) + ")");
+  AVStream* vst = fmt->streams[video_index];
+  const AVCodecParameters* vpar = vst->codecpar;
+  result.source.video_codec = avcodec_get_name(vpar->codec_id);
+  if (IsEncrypted(*fmt, *vst))
+    return Status::Error("encrypted", "encrypted: the video stream is protected by encryption (" +
+                                          result.source.video_codec + ")");
+  if (!IsSupportedVideoCodec(vpar->codec_id))
+    return Status::Error("unsupported_codec",
+                         "unsupported codec: video " + result.source.video_codec);
+  if (vpar->width <= 0 || vpar->height <= 0 || vpar->width > kMaxDimension ||
+      vpar->height > kMaxDimension)
+    return Status::Error("unsupported_codec", "unsupported codec parameters: frame size " +
+                                                  std::to_string(vpar->width) + "x" +
+                                                  std::to_string(vpar->height));
+  if (audio_index >= 0 && !IsSupportedAudioCodec(fmt->streams[audio_index]->codecpar->codec_id))
+    audio_index = -1;  // ignored: renditions without that track (reported in the source info)
+  for (unsigned i = 0; i < fmt->nb_streams; ++i)
+    if (static_cast<int>(i) != video_index && static_cast<int>(i) != audio_index)
+      fmt->streams[i]->discard = AVDISCARD_ALL;
+
+  SourceInfo& info = result.source;
+  info.video = HeaderFromStream(*vst);
+  if (audio_index >= 0) {
+    info.audio = HeaderFromStream(*fmt->streams[audio_index]);
+    info.audio_codec = avcodec_get_name(fmt->streams[audio_index]->codecpar->codec_id);
+  }
+  {
+    double sar = info.video.sar_num > 0 && info.video.sar_den > 0
+                     ? static_cast<double>(info.video.sar_num) / info.video.sar_den
+                     : 1.0;
+    int w = static_cast<int>(std::lround(vpar->width * sar));
+    int h = vpar->height;
+    if (std::lround(info.video.rotation_degrees) % 180 == 90) std::swap(w, h);
+    info.display_width = w;
+    info.display_height = h;
+    AVRational fr = vst->avg_frame_rate.num > 0 ? vst->avg_frame_rate : vst->r_frame_rate;
+    info.fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 30.0;
+    if (info.fps > 240 || info.fps < 1) info.fps = 30.0;
+  }
+
+  std::unique_ptr<storage::ObjectWriter> audio_writer;
+  if (info.audio) {
+    auto w = store.CreateObject(options.prefix + "audio");
+    if (!w.ok()) return w.status();
+    audio_writer = std::move(*w);
+    ZF_RETURN_IF_ERROR(audio_writer->Append(EncodeHeader(*info.audio)));
+  }
+
+  Planner planner(store, options, sink, &result);
+  ZF_RETURN_IF_ERROR(planner.Begin(info.video));
+
+  PacketPtr pkt = MakePacket();
+  uint64_t vord = 0, aord = 0;
+  int64_t first_audio_pts = INT64_MIN;
+  int64_t last_video_end = INT64_MIN;
+  bool origin_fixed = false;
+  std::vector<Packet> held;  // video packets before the origin is fixed
+  int read_error = 0;
+
+  // The origin (output time 0) is the earliest of the first video packets' pts and the first
+  // audio packet's; packets are held until it is fixed.
+  auto fix_origin = [&]() -> Status {
+    int64_t origin = INT64_MAX;
+    for (const Packet& h : held) origin = std::min(origin, h.pts);
+    if (origin == INT64_MAX) origin = 0;
+    if (first_audio_pts != INT64_MIN) {
+      AVRational atb = fmt->streams[audio_index]->time_base;
+      origin = std::min(origin, av_rescale_q_rnd(first_audio_pts, atb, vst->time_base,
+                                                 static_cast<AVRounding>(AV_ROUND_DOWN)));
+    }
+    info.origin_pts = origin;
+    info.origin_seconds = static_cast<double>(origin) * av_q2d(vst->time_base);
+    origin_fixed = true;
+    if (sink) sink->OnSource(info);
+    planner.Start(origin);
+    for (const Packet& h : held)
+      ZF_RETURN_IF_ERROR(planner.Add(h, h.pts, (h.flags & AV_PKT_FLAG_KEY) != 0));
+    held.clear();
+    return Status::Ok();
+  };
+  // Packets are fed to the planner once the origin is fixed: after the first few packets.
+  const size_t kOriginLookahead = 48;
+
+  for (;;) {
+    int err = av_read_frame(fmt.get(), pkt.get());
+    if (err == AVERROR_EOF) break;
+    if (err < 0) {
+      read_error = err;
+      break;
+    }
+    if (pkt->stream_index == video_index) {
+      if (av_packet_get_side_data(pkt.get(), AV_PKT_DATA_ENCRYPTION_INFO, nullptr))
+        return Status::Error("encrypted", "encrypted: the video packets are encrypted");
+      int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      if (ts == AV_NOPTS_VALUE) ts = last_video_end == INT64_MIN ? 0 : last_video_end;
+      pkt->pts = ts;
+      last_video_end = std::max(last_video_end, ts + std::max<int64_t>(pkt->duration, 1));
+      Packet p = PacketFromAv(*pkt, vord++);
+      if (origin_fixed) {
+        ZF_RETURN_IF_ERROR(planner.Add(p, p.pts, (p.flags & AV_PKT_FLAG_KEY) != 0));
+      } else {
+        held.push_back(std::move(p));
+        if (held.size() >= kOriginLookahead) ZF_RETURN_IF_ERROR(fix_origin());
+      }
+    } else if (pkt->stream_index == audio_index) {
+      if (first_audio_pts == INT64_MIN)
+        first_audio_pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
+      ZF_RETURN_IF_ERROR(audio_writer->Append(EncodePacket(PacketFromAv(*pkt, aord++))));
+    }
+    av_packet_unref(pkt.get());
+  }
+  if (!tee.error().ok()) return tee.error();
+  if (vord == 0) {
+    if (read_error < 0)
+      return Status::Error("truncated", "truncated: no video packet could be read (" +
+                                            AvErrorString(read_error) + ")");
+    return Status::Error("undecodable", "undecodable: the video stream holds no packets");
+  }
+  // A stream whose index promises more samples than could be read was cut short.
+  if (vst->nb_frames > 0 && static_cast<int64_t>(vord) < vst->nb_frames &&
+      std::strstr(fmt->iformat->name, "mp4") != nullptr)
+    return Status::Error("truncated", "truncated: the file ends after " + std::to_string(vord) +
+                                          " of " + std::to_string(vst->nb_frames) +
+                                          " video frames");
+  if (read_error < 0 && read_error != AVERROR(EAGAIN))
+    return Status::Error("truncated", "truncated or corrupt after " + std::to_string(vord) +
+                                          " video packets: " +
+                                          (log.last_error().empty() ? AvErrorString(read_error)
+                                                                    : log.last_error()));
+  if (!origin_fixed) ZF_RETURN_IF_ERROR(fix_origin());
+  ZF_RETURN_IF_ERROR(planner.Finish());
+  if (audio_writer) ZF_RETURN_IF_ERROR(audio_writer->Commit());
+  ZF_RETURN_IF_ERROR(tee.Finish());
+  result.source_bytes = (*source_writer)->size();
+  ZF_RETURN_IF_ERROR((*source_writer)->Commit());
+  result.video_packets = vord;
+  result.audio_packets = aord;
+  result.video_duration_seconds =
+      last_video_end == INT64_MIN
+          ? 0
+          : static_cast<double>(last_video_end - info.origin_pts) * av_q2d(vst->time_base);
+  return result;
+}
+
+}  // namespace zerofarm::transcode
