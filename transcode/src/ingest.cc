@@ -161,7 +161,7 @@ class Planner {
       bool before_end = !t.end_pts || pts < *t.end_pts;
       if (after_start && before_end) {
         t.decode_to = std::max(t.decode_to, ord);
-        ++t.owned_packets;
+        p.owned.push_back({ord, pts});
         p.since_last_owned = 0;
       } else if (!before_end) {
         ++p.since_last_owned;
@@ -184,8 +184,13 @@ class Planner {
     uint64_t ordinal;
     int64_t pts;
   };
+  struct Owned {
+    uint64_t ordinal;
+    int64_t pts;
+  };
   struct Pending {
     TaskPlan plan;
+    std::vector<Owned> owned;  // (ordinal, pts) of the packets whose pts is in the task's range
     int since_last_owned = 0;
   };
 
@@ -205,12 +210,28 @@ class Planner {
     if (!cut) return Status::Ok();
     ZF_RETURN_IF_ERROR(CommitChunk());
     ZF_RETURN_IF_ERROR(OpenChunk(ord));
-    pending_.back().plan.end_pts = cut->first;
+    Pending& prev = pending_.back();
+    prev.plan.end_pts = cut->first;
     Pending next;
     next.plan.start_pts = cut->first;
     next.plan.decode_from = cut->second;
     next.plan.decode_to = cut->second;
-    pending_.push_back(next);
+    // A cut between keyframes is decided only after packets past it have arrived: those were
+    // taken by the previous task and now move to the new one.
+    std::vector<Owned> keep;
+    for (const Owned& o : prev.owned) {
+      if (o.pts < cut->first) {
+        keep.push_back(o);
+      } else {
+        next.owned.push_back(o);
+        next.plan.decode_to = std::max(next.plan.decode_to, o.ordinal);
+      }
+    }
+    prev.owned = std::move(keep);
+    prev.plan.decode_to = prev.plan.decode_from;
+    for (const Owned& o : prev.owned) prev.plan.decode_to = std::max(prev.plan.decode_to, o.ordinal);
+    prev.since_last_owned = static_cast<int>(next.owned.size());
+    pending_.push_back(std::move(next));
     boundary_ = cut->first;
     return Status::Ok();
   }
@@ -260,6 +281,7 @@ class Planner {
       bool stored = at_end || (any_committed_ && committed_through_ >= t.decode_to);
       if (!settled || !stored) break;
       t.index = static_cast<uint32_t>(result_->tasks.size());
+      t.owned_packets = p.owned.size();
       t.first_chunk = ChunkOf(t.decode_from);
       t.last_chunk = ChunkOf(t.decode_to);
       uint64_t fed = t.decode_to - t.decode_from + 1;
