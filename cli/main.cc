@@ -23,8 +23,10 @@ constexpr Command kCommands[] = {
 };
 
 void Usage(std::FILE* out) {
-  std::fputs("usage: zerofarm COMMAND [ARGS]   (zerofarm COMMAND --help for details)\n\n"
-             "commands:\n", out);
+  std::fputs(
+      "usage: zerofarm COMMAND [ARGS]   (zerofarm COMMAND --help for details)\n\n"
+      "commands:\n",
+      out);
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
 }
 

@@ -19,6 +19,7 @@
 #include "zerofarm/base/unique_fd.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
+#include "zerofarm/transcode/file_source.h"
 #include "zerofarm/transcode/ingest.h"
 #include "zerofarm/transcode/ladder.h"
 
@@ -47,39 +48,20 @@ constexpr const char* kUsage =
     "  --task-timeout S      a task running longer than S + 60 s per second of video it owns\n"
     "                        is killed and retried (default 300)\n";
 
-class FileSource final : public transcode::ByteSource {
- public:
-  explicit FileSource(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
-  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
-    for (;;) {
-      ssize_t n = ::pread(fd_.get(), out.data(), out.size(), static_cast<off_t>(offset));
-      if (n >= 0) return static_cast<size_t>(n);
-      if (errno != EINTR) return ErrnoError("read input", errno);
-    }
-  }
-  std::optional<uint64_t> Size() const override { return size_; }
-  int fd() const { return fd_.get(); }
-
- private:
-  UniqueFd fd_;
-  uint64_t size_;
-};
-
 // The job id: a hash of the input's bytes and of every option that changes the output.
-Result<std::string> JobId(const FileSource& in, uint64_t size, const std::string& options) {
+Result<std::string> JobId(transcode::ByteSource& in, uint64_t size, const std::string& options) {
   XXH3_state_t* st = XXH3_createState();
   if (!st) return Status::Error("internal", "out of memory");
   XXH3_128bits_reset(st);
   std::string buf(1 << 20, '\0');
   for (uint64_t off = 0; off < size;) {
-    ssize_t n = ::pread(in.fd(), buf.data(), buf.size(), static_cast<off_t>(off));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+    auto n = in.ReadAt(off, std::as_writable_bytes(std::span(buf.data(), buf.size())));
+    if (!n.ok() || *n == 0) {
       XXH3_freeState(st);
-      return ErrnoError("read input", n < 0 ? errno : EIO);
+      return n.ok() ? Status::Error("io_error", "the input shrank while being read") : n.status();
     }
-    XXH3_128bits_update(st, buf.data(), static_cast<size_t>(n));
-    off += static_cast<uint64_t>(n);
+    XXH3_128bits_update(st, buf.data(), *n);
+    off += *n;
   }
   XXH3_128bits_update(st, options.data(), options.size());
   XXH128_hash_t h = XXH3_128bits_digest(st);
@@ -111,8 +93,8 @@ class ProgressBar {
     std::lock_guard lock(mu_);
     const int width = 30;
     size_t total = std::max<size_t>(p.tasks_known, 1);
-    double frac = p.ingest_done ? static_cast<double>(p.tasks_done) / static_cast<double>(total)
-                                : 0.0;
+    double frac =
+        p.ingest_done ? static_cast<double>(p.tasks_done) / static_cast<double>(total) : 0.0;
     int fill = static_cast<int>(frac * width);
     std::string bar(static_cast<size_t>(fill), '#');
     bar.append(static_cast<size_t>(width - fill), '.');
@@ -139,11 +121,13 @@ Status Publish(const fs::path& staging, const fs::path& out) {
   std::error_code ec;
   if (!fs::exists(out, ec)) {
     fs::rename(staging, out, ec);
-    if (ec) return Status::Error("io_error", "cannot move output into " + out.string() + ": " +
-                                                 ec.message());
+    if (ec)
+      return Status::Error("io_error",
+                           "cannot move output into " + out.string() + ": " + ec.message());
     return Status::Ok();
   }
-  if (!fs::is_directory(out, ec)) return Status::Error("io_error", out.string() + " is not a directory");
+  if (!fs::is_directory(out, ec))
+    return Status::Error("io_error", out.string() + " is not a directory");
   fs::remove(out / "master.m3u8", ec);  // the old ladder stops looking complete first
   for (const auto& entry : fs::directory_iterator(staging)) {
     if (entry.path().filename() == "master.m3u8") continue;
@@ -219,12 +203,11 @@ int TranscodeCommand(int argc, char** argv) {
   std::string data = flags.Take("data").value_or("");
   std::string task_timeout = flags.Take("task-timeout").value_or("300");
   auto positional = flags.Positional();
-  if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 ||
-      out.empty()) {
-    std::string why = !flags.error().empty()       ? flags.error()
-                      : !flags.Unknown().empty()   ? "unknown option " + flags.Unknown().front()
-                      : positional.size() != 1     ? "exactly one INPUT is needed"
-                                                   : "-o OUTDIR is required";
+  if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 || out.empty()) {
+    std::string why = !flags.error().empty()     ? flags.error()
+                      : !flags.Unknown().empty() ? "unknown option " + flags.Unknown().front()
+                      : positional.size() != 1   ? "exactly one INPUT is needed"
+                                                 : "-o OUTDIR is required";
     std::fprintf(stderr, "zerofarm transcode: %s\n%s", why.c_str(), kUsage);
     return 2;
   }
@@ -234,7 +217,7 @@ int TranscodeCommand(int argc, char** argv) {
   auto ladder = transcode::ParseLadder(ladder_spec);
   if (!ladder.ok()) return Fail("", ladder.status(), 2);
   options.ladder = *ladder;
-  static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+  static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster",  "fast",
                                    "medium",    "slow",      "slower",   "veryslow"};
   if (std::find(std::begin(kPresets), std::end(kPresets), preset) == std::end(kPresets))
     return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + preset + "'"), 2);
@@ -252,14 +235,11 @@ int TranscodeCommand(int argc, char** argv) {
     return Fail("", Status::Error("invalid_argument", "--jobs must be within 1-256"), 2);
   options.worker_path = WorkerPath();
 
-  UniqueFd fd(::open(input.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return Fail(input, ErrnoError("cannot open", errno), 1);
-  struct stat st{};
-  if (::fstat(fd.get(), &st) != 0) return Fail(input, ErrnoError("cannot stat", errno), 1);
-  if (!S_ISREG(st.st_mode))
-    return Fail(input, Status::Error("invalid_argument", "not a regular file"), 1);
-  FileSource source(std::move(fd), static_cast<uint64_t>(st.st_size));
-  if (st.st_size == 0) return Fail(input, Status::Error("empty_input", "the file is empty"), 1);
+  auto opened = transcode::FileSource::Open(input);
+  if (!opened.ok()) return Fail(input, opened.status(), 1);
+  transcode::FileSource& source = **opened;
+  const uint64_t size = source.Size().value_or(0);
+  if (size == 0) return Fail(input, Status::Error("empty_input", "the file is empty"), 1);
 
   // The store: --data DIR, or a temporary one.
   TempDir temp_store;
@@ -276,22 +256,23 @@ int TranscodeCommand(int argc, char** argv) {
   auto store = storage::Store::Open(so);
   if (!store.ok()) return Fail(store_dir.string(), store.status(), 3);
 
-  auto job_id = JobId(source, static_cast<uint64_t>(st.st_size),
-                      ladder_spec + "|" + preset + "|" + chunk);
+  auto job_id = JobId(source, size, ladder_spec + "|" + preset + "|" + chunk);
   if (!job_id.ok()) return Fail(input, job_id.status(), 1);
 
   fs::path out_path = fs::absolute(fs::path(out)).lexically_normal();
   if (out_path.has_filename() == false) out_path = out_path.parent_path();
   std::error_code ec;
   fs::create_directories(out_path.parent_path(), ec);
-  auto staging = MakeTempDir(out_path.parent_path(), "." + out_path.filename().string() + ".partial-");
+  auto staging =
+      MakeTempDir(out_path.parent_path(), "." + out_path.filename().string() + ".partial-");
   if (!staging.ok()) return Fail(out, staging.status(), 3);
 
   ProgressBar bar;
   auto report = scheduler::RunLocalJob(**store, source, *job_id, options, staging->path(),
                                        [&bar](const scheduler::JobProgress& p) { bar.Update(p); });
   bar.Finish();
-  if (!report.ok()) return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
+  if (!report.ok())
+    return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
   Status published = Publish(staging->path(), out_path);
   if (!published.ok()) return Fail(out, published, 3);
   // With --data the store keeps the job for reruns; the published files are what users keep.

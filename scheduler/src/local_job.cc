@@ -79,10 +79,14 @@ tc::TaskPlan TaskPlanFromJson(const json& j) {
 }
 
 json RungJson(const tc::RungSettings& r) {
-  return {{"name", r.name},       {"width", r.width},
-          {"height", r.height},   {"crf", r.crf},
-          {"maxrate_kbps", r.maxrate_kbps}, {"bufsize_kbps", r.bufsize_kbps},
-          {"level", r.level},     {"profile", r.profile}};
+  return {{"name", r.name},
+          {"width", r.width},
+          {"height", r.height},
+          {"crf", r.crf},
+          {"maxrate_kbps", r.maxrate_kbps},
+          {"bufsize_kbps", r.bufsize_kbps},
+          {"level", r.level},
+          {"profile", r.profile}};
 }
 
 tc::RungSettings RungFromJson(const json& j) {
@@ -158,8 +162,8 @@ struct Plan {
 };
 
 struct QueuedTask {
-  int index;      // kAudioTask or a video task index
-  double cost;    // longest first
+  int index;    // kAudioTask or a video task index
+  double cost;  // longest first
   bool operator<(const QueuedTask& o) const { return cost < o.cost; }
 };
 
@@ -218,8 +222,9 @@ class Job : public tc::IngestSink {
     Report("verify");
     ZF_RETURN_IF_ERROR(Verify(*stitched));
     const auto t_end = std::chrono::steady_clock::now();
-    std::string report = BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
-                                     std::chrono::duration<double>(t_end - t0).count());
+    std::string report =
+        BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
+                    std::chrono::duration<double>(t_end - t0).count());
     std::FILE* f = std::fopen((out_dir / "report.json").c_str(), "wb");
     if (!f || std::fwrite(report.data(), 1, report.size(), f) != report.size() ||
         std::fclose(f) != 0)
@@ -231,10 +236,10 @@ class Job : public tc::IngestSink {
   void OnSource(const tc::SourceInfo& info) override {
     std::lock_guard lock(mu_);
     plan_.source = info;
-    plan_.rungs = tc::PlanLadder(options_.ladder, info.display_width, info.display_height,
-                                 info.fps);
-    auto thumb = tc::PlanLadder({kThumbnailShortSide}, info.display_width,
-                                info.display_height, info.fps);
+    plan_.rungs =
+        tc::PlanLadder(options_.ladder, info.display_width, info.display_height, info.fps);
+    auto thumb =
+        tc::PlanLadder({kThumbnailShortSide}, info.display_width, info.display_height, info.fps);
     plan_.thumb_width = thumb.front().width;
     plan_.thumb_height = thumb.front().height;
     have_source_ = true;
@@ -376,8 +381,7 @@ class Job : public tc::IngestSink {
       if (last.ok() || permanent) return last;
     }
     return Status::Error(last.code(), last.message() + " (after " +
-                                          std::to_string(1 + options_.max_retries) +
-                                          " attempts)");
+                                          std::to_string(1 + options_.max_retries) + " attempts)");
   }
 
   // One attempt. `permanent` is set when the input is at fault and a retry cannot help.
@@ -389,8 +393,9 @@ class Job : public tc::IngestSink {
     {
       std::lock_guard lock(mu_);
       if (index != kAudioTask) {
-        auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(),
-                               [&](const tc::TaskPlan& t) { return t.index == static_cast<uint32_t>(index); });
+        auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(), [&](const tc::TaskPlan& t) {
+          return t.index == static_cast<uint32_t>(index);
+        });
         if (it == plan_.tasks.end()) return Status::Error("internal", "unknown task");
         plan = *it;
       }
@@ -435,9 +440,9 @@ class Job : public tc::IngestSink {
       }
       if (plan.index == 0) {
         const auto& tb = source.video;
-        t.thumbnail_pts = source.origin_pts +
-                          static_cast<int64_t>(kThumbnailSeconds * tb.time_base_den /
-                                               std::max(1, tb.time_base_num));
+        t.thumbnail_pts =
+            source.origin_pts + static_cast<int64_t>(kThumbnailSeconds * tb.time_base_den /
+                                                     std::max(1, tb.time_base_num));
         t.thumbnail_fd = fd++;
         t.thumbnail_width = thumb_w;
         t.thumbnail_height = thumb_h;
@@ -450,8 +455,8 @@ class Job : public tc::IngestSink {
         inputs.push_back(prefix_ + buf);
       }
       run.timeout = options_.task_timeout_base +
-                    std::chrono::seconds(static_cast<long>(
-                        options_.task_timeout_per_second * std::max(1.0, plan.seconds)));
+                    std::chrono::seconds(static_cast<long>(options_.task_timeout_per_second *
+                                                           std::max(1.0, plan.seconds)));
     }
 
     // Input: the chunk objects, one piece at a time.
@@ -542,10 +547,10 @@ class Job : public tc::IngestSink {
       for (const auto& r : report->rungs)
         rr.push_back({{"name", r.name}, {"frames", r.frames}, {"bytes", r.bytes}});
       result["rungs"] = rr;
-      result["start_seconds"] =
-          plan.start_pts ? static_cast<double>(*plan.start_pts - source.origin_pts) *
-                               source.video.time_base_num / source.video.time_base_den
-                         : 0.0;
+      result["start_seconds"] = plan.start_pts
+                                    ? static_cast<double>(*plan.start_pts - source.origin_pts) *
+                                          source.video.time_base_num / source.video.time_base_den
+                                    : 0.0;
       result["seconds"] = plan.seconds;
       result["preroll_packets"] = plan.preroll_packets;
     }
@@ -558,7 +563,8 @@ class Job : public tc::IngestSink {
 
   Status Verify(const tc::StitchResult& s) {
     uint64_t expected = 0;
-    for (const auto& t : plan_.tasks) expected += results_.at(static_cast<int>(t.index))["frames"].get<uint64_t>();
+    for (const auto& t : plan_.tasks)
+      expected += results_.at(static_cast<int>(t.index))["frames"].get<uint64_t>();
     for (const auto& r : s.renditions) {
       if (r.frames != expected)
         return Status::Error("verify_failed", "rendition " + r.name + " has " +

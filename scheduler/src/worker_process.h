@@ -24,10 +24,10 @@ struct WorkerRun {
 };
 
 struct WorkerExit {
-  int exit_code = -1;     // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;
-  std::string report;     // everything written to fd 1
+  std::string report;       // everything written to fd 1
   std::string stderr_tail;  // the last few KiB of fd 2
   double wall_seconds = 0;
   double cpu_seconds = 0;  // user + system, from wait4

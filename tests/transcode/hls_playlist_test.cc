@@ -1,9 +1,9 @@
 // HLS playlist syntax (RFC 8216).
+#include "zerofarm/transcode/hls_playlist.h"
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <sstream>
-
-#include "zerofarm/transcode/hls_playlist.h"
 
 using namespace zerofarm::transcode;
 
@@ -47,12 +47,13 @@ TEST_CASE("a master playlist lists each variant with its attributes and the audi
   REQUIRE(lines.front() == "#EXTM3U");
   CHECK_THAT(text, Catch::Contains("#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"aac\""));
   CHECK_THAT(text, Catch::Contains("URI=\"audio/index.m3u8\""));
-  auto inf = std::find_if(lines.begin(), lines.end(),
-                          [](const std::string& l) { return l.rfind("#EXT-X-STREAM-INF:", 0) == 0; });
+  auto inf = std::find_if(lines.begin(), lines.end(), [](const std::string& l) {
+    return l.rfind("#EXT-X-STREAM-INF:", 0) == 0;
+  });
   REQUIRE(inf != lines.end());
-  for (const char* attr : {"BANDWIDTH=3000000", "AVERAGE-BANDWIDTH=2000000",
-                           "CODECS=\"avc1.64001f,mp4a.40.2\"", "RESOLUTION=1280x720",
-                           "FRAME-RATE=29.970", "AUDIO=\"aac\""})
+  for (const char* attr :
+       {"BANDWIDTH=3000000", "AVERAGE-BANDWIDTH=2000000", "CODECS=\"avc1.64001f,mp4a.40.2\"",
+        "RESOLUTION=1280x720", "FRAME-RATE=29.970", "AUDIO=\"aac\""})
     CHECK_THAT(*inf, Catch::Contains(attr));
   CHECK(*(inf + 1) == "720p/index.m3u8");
 }

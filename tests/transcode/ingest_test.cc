@@ -1,4 +1,6 @@
 // The chunker: where chunks and tasks start, and that every packet is owned exactly once.
+#include "zerofarm/transcode/ingest.h"
+
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -12,7 +14,6 @@
 
 #include "run_command.h"
 #include "zerofarm/storage/store.h"
-#include "zerofarm/transcode/ingest.h"
 #include "zerofarm/transcode/packet_stream.h"
 
 namespace fs = std::filesystem;
@@ -63,12 +64,14 @@ struct Recorder : IngestSink {
 fs::path MakeClip(const fs::path& dir, const std::string& name, double seconds,
                   const std::vector<std::string>& video_args, bool audio = true) {
   fs::path out = dir / name;
-  std::vector<std::string> argv = {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                                   "testsrc2=size=320x180:rate=25:duration=" +
-                                       std::to_string(seconds)};
+  std::vector<std::string> argv = {
+      "ffmpeg", "-v",
+      "error",  "-y",
+      "-f",     "lavfi",
+      "-i",     "testsrc2=size=320x180:rate=25:duration=" + std::to_string(seconds)};
   if (audio) {
-    argv.insert(argv.end(), {"-f", "lavfi", "-i",
-                             "sine=frequency=440:duration=" + std::to_string(seconds)});
+    argv.insert(argv.end(),
+                {"-f", "lavfi", "-i", "sine=frequency=440:duration=" + std::to_string(seconds)});
   }
   argv.insert(argv.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
   argv.insert(argv.end(), video_args.begin(), video_args.end());
@@ -149,8 +152,8 @@ void CheckPartition(storage::Store& store, const IngestResult& r) {
 TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk length",
           "[transcode][ingest]") {
   TempDir dir;
-  auto clip = MakeClip(dir.path, "gop1s.mp4", 10, {"-g", "25", "-keyint_min", "25",
-                                                   "-sc_threshold", "0", "-bf", "2"});
+  auto clip = MakeClip(dir.path, "gop1s.mp4", 10,
+                       {"-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "2"});
   auto store = OpenStore(dir.path);
   FileSource src(clip);
   Recorder rec;

@@ -1,7 +1,7 @@
 // The rendition ladder: which rungs a source gets, their sizes and their H.264 levels.
-#include <catch2/catch.hpp>
-
 #include "zerofarm/transcode/ladder.h"
+
+#include <catch2/catch.hpp>
 
 using namespace zerofarm::transcode;
 

@@ -229,7 +229,8 @@ class Planner {
     }
     prev.owned = std::move(keep);
     prev.plan.decode_to = prev.plan.decode_from;
-    for (const Owned& o : prev.owned) prev.plan.decode_to = std::max(prev.plan.decode_to, o.ordinal);
+    for (const Owned& o : prev.owned)
+      prev.plan.decode_to = std::max(prev.plan.decode_to, o.ordinal);
     prev.since_last_owned = static_cast<int>(next.owned.size());
     pending_.push_back(std::move(next));
     boundary_ = cut->first;
@@ -336,8 +337,8 @@ Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
 
 }  // namespace
 
-Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
-                            const IngestOptions& options, IngestSink* sink) {
+Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const IngestOptions& options,
+                            IngestSink* sink) {
   IngestResult result;
   if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
     return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
@@ -353,8 +354,8 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
   {
     auto* buf = static_cast<unsigned char*>(av_malloc(kAvioBufferSize));
     if (!buf) return Status::Error("internal", "out of memory");
-    avio.reset(avio_alloc_context(buf, kAvioBufferSize, 0, &tee, &ReadPacket, nullptr,
-                                  &SeekPacket));
+    avio.reset(
+        avio_alloc_context(buf, kAvioBufferSize, 0, &tee, &ReadPacket, nullptr, &SeekPacket));
     if (!avio) {
       av_free(buf);
       return Status::Error("internal", "out of memory");
@@ -375,9 +376,9 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
   }
   if (int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0) {
     if (!tee.error().ok()) return tee.error();
-    return Status::Error("corrupt_container",
-                         "corrupt container: " + (log.last_error().empty() ? AvErrorString(err)
-                                                                           : log.last_error()));
+    return Status::Error(
+        "corrupt_container",
+        "corrupt container: " + (log.last_error().empty() ? AvErrorString(err) : log.last_error()));
   }
   result.source.container = fmt->iformat->name;
 
@@ -393,11 +394,14 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
       audio_index = static_cast<int>(i);
     }
     if (!found.empty()) found += ", ";
-    found += std::string(av_get_media_type_string(par->codec_type) ? av_get_media_type_string(par->codec_type) : "data") + " " + name;
+    found += std::string(av_get_media_type_string(par->codec_type)
+                             ? av_get_media_type_string(par->codec_type)
+                             : "data") +
+             " " + name;
   }
   if (video_index < 0)
-    return Status::Error("no_video_stream",
-                         "no video stream (the file has " + (found.empty() ? "no streams" : found) + ")");
+    return Status::Error("no_video_stream", "no video stream (the file has " +
+                                                (found.empty() ? "no streams" : found) + ")");
   AVStream* vst = fmt->streams[video_index];
   const AVCodecParameters* vpar = vst->codecpar;
   result.source.video_codec = avcodec_get_name(vpar->codec_id);
@@ -524,10 +528,9 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
                                           " of " + std::to_string(vst->nb_frames) +
                                           " video frames");
   if (read_error < 0 && read_error != AVERROR(EAGAIN))
-    return Status::Error("truncated", "truncated or corrupt after " + std::to_string(vord) +
-                                          " video packets: " +
-                                          (log.last_error().empty() ? AvErrorString(read_error)
-                                                                    : log.last_error()));
+    return Status::Error(
+        "truncated", "truncated or corrupt after " + std::to_string(vord) + " video packets: " +
+                         (log.last_error().empty() ? AvErrorString(read_error) : log.last_error()));
   if (!origin_fixed) ZF_RETURN_IF_ERROR(fix_origin());
   ZF_RETURN_IF_ERROR(planner.Finish());
   if (audio_writer) ZF_RETURN_IF_ERROR(audio_writer->Commit());

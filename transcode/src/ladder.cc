@@ -49,15 +49,15 @@ Result<std::vector<int>> ParseLadder(const std::string& spec) {
 std::string H264LevelFor(int width, int height, double fps, int maxrate_kbps) {
   struct Level {
     const char* name;
-    long max_fs;     // macroblocks per frame
-    long max_mbps;   // macroblocks per second
-    long max_br;     // kbit/s, High profile (1.25x Main)
+    long max_fs;    // macroblocks per frame
+    long max_mbps;  // macroblocks per second
+    long max_br;    // kbit/s, High profile (1.25x Main)
   };
   static constexpr Level kLevels[] = {
-      {"3.0", 1620, 40500, 12500},    {"3.1", 3600, 108000, 17500},
-      {"3.2", 5120, 216000, 25000},   {"4.0", 8192, 245760, 25000},
-      {"4.1", 8192, 245760, 62500},   {"4.2", 8704, 522240, 62500},
-      {"5.0", 22080, 589824, 168750}, {"5.1", 36864, 983040, 300000},
+      {"3.0", 1620, 40500, 12500},     {"3.1", 3600, 108000, 17500},
+      {"3.2", 5120, 216000, 25000},    {"4.0", 8192, 245760, 25000},
+      {"4.1", 8192, 245760, 62500},    {"4.2", 8704, 522240, 62500},
+      {"5.0", 22080, 589824, 168750},  {"5.1", 36864, 983040, 300000},
       {"5.2", 36864, 2073600, 300000},
   };
   long mbs = static_cast<long>(((width + 15) / 16) * ((height + 15) / 16));

@@ -122,16 +122,15 @@ Result<StreamHeader> DecodeHeaderPayload(std::string_view payload) {
   if (!r.Get(&version) || version != kHeaderVersion) return BadStream("unknown header version");
   bool ok = r.Get(&kind) && r.Get(&h.codec_id) && r.Get(&h.codec_tag) && r.Get(&h.format) &&
             r.Get(&h.bit_rate) && r.Get(&h.profile) && r.Get(&h.level) &&
-            r.Get(&h.bits_per_coded_sample) && r.Get(&h.bits_per_raw_sample) &&
-            r.Get(&h.width) && r.Get(&h.height) && r.Get(&h.sar_num) && r.Get(&h.sar_den) &&
-            r.Get(&h.field_order) && r.Get(&h.color_range) && r.Get(&h.color_primaries) &&
-            r.Get(&h.color_trc) && r.Get(&h.color_space) && r.Get(&h.chroma_location) &&
-            r.Get(&h.video_delay) && r.Get(&h.rotation_degrees) && r.Get(&h.avg_fps_num) &&
-            r.Get(&h.avg_fps_den) && r.Get(&h.sample_rate) && r.Get(&h.channels) &&
-            r.Get(&h.channel_mask) && r.Get(&h.block_align) && r.Get(&h.frame_size) &&
-            r.Get(&h.initial_padding) && r.Get(&h.trailing_padding) &&
-            r.Get(&h.seek_preroll) && r.Get(&h.time_base_num) && r.Get(&h.time_base_den) &&
-            r.GetBytes(&h.extradata) && r.done();
+            r.Get(&h.bits_per_coded_sample) && r.Get(&h.bits_per_raw_sample) && r.Get(&h.width) &&
+            r.Get(&h.height) && r.Get(&h.sar_num) && r.Get(&h.sar_den) && r.Get(&h.field_order) &&
+            r.Get(&h.color_range) && r.Get(&h.color_primaries) && r.Get(&h.color_trc) &&
+            r.Get(&h.color_space) && r.Get(&h.chroma_location) && r.Get(&h.video_delay) &&
+            r.Get(&h.rotation_degrees) && r.Get(&h.avg_fps_num) && r.Get(&h.avg_fps_den) &&
+            r.Get(&h.sample_rate) && r.Get(&h.channels) && r.Get(&h.channel_mask) &&
+            r.Get(&h.block_align) && r.Get(&h.frame_size) && r.Get(&h.initial_padding) &&
+            r.Get(&h.trailing_padding) && r.Get(&h.seek_preroll) && r.Get(&h.time_base_num) &&
+            r.Get(&h.time_base_den) && r.GetBytes(&h.extradata) && r.done();
   if (!ok) return BadStream("malformed header record");
   if (kind > 1) return BadStream("unknown media kind");
   h.kind = static_cast<MediaKind>(kind);

@@ -66,8 +66,7 @@ StreamHeader HeaderFromStream(const AVStream& stream) {
   h.avg_fps_num = stream.avg_frame_rate.num;
   h.avg_fps_den = stream.avg_frame_rate.den ? stream.avg_frame_rate.den : 1;
   size_t size = 0;
-  const uint8_t* matrix =
-      av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  const uint8_t* matrix = av_stream_get_side_data(&stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
   if (matrix && size >= 9 * sizeof(int32_t)) {
     double theta = -av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
     if (std::isfinite(theta)) {
@@ -127,8 +126,8 @@ Status HeaderToParameters(const StreamHeader& h, AVCodecParameters* p) {
   av_freep(&p->extradata);
   p->extradata_size = 0;
   if (!h.extradata.empty()) {
-    p->extradata = static_cast<uint8_t*>(
-        av_mallocz(h.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
+    p->extradata =
+        static_cast<uint8_t*>(av_mallocz(h.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
     if (!p->extradata) return Status::Error("internal", "out of memory for extradata");
     std::memcpy(p->extradata, h.extradata.data(), h.extradata.size());
     p->extradata_size = static_cast<int>(h.extradata.size());

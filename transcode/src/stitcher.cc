@@ -95,8 +95,8 @@ class FileMuxer {
       tbs_.push_back(st->time_base);
     }
     if ((err = avio_open(&ctx_->pb, path.c_str(), AVIO_FLAG_WRITE)) < 0)
-      return Status::Error("io_error", "cannot create " + path.string() + ": " +
-                                           AvErrorString(err));
+      return Status::Error("io_error",
+                           "cannot create " + path.string() + ": " + AvErrorString(err));
     AVDictionary* opts = nullptr;
     if (movflags) av_dict_set(&opts, "movflags", movflags, 0);
     err = avformat_write_header(ctx_.get(), &opts);
@@ -147,9 +147,7 @@ std::string SegmentObjectName(const std::string& prefix, const std::string& rung
   return prefix + "out/" + rung + buf;
 }
 std::string AudioObjectName(const std::string& prefix) { return prefix + "out/audio"; }
-std::string ThumbnailObjectName(const std::string& prefix) {
-  return prefix + "out/thumbnail.jpg";
-}
+std::string ThumbnailObjectName(const std::string& prefix) { return prefix + "out/thumbnail.jpg"; }
 
 Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
                             const fs::path& out_dir) {
@@ -194,8 +192,8 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
       if (seg.packets.empty())
         return Status::Error("internal", rung.name + " segment " + std::to_string(i) + " is empty");
       if (!(seg.packets.front().flags & kPacketKey))
-        return Status::Error("internal",
-                             rung.name + " segment " + std::to_string(i) + " does not start with an IDR");
+        return Status::Error("internal", rung.name + " segment " + std::to_string(i) +
+                                             " does not start with an IDR");
       if (!header) header = seg.header;
       int64_t first = INT64_MAX, last = INT64_MIN;
       uint64_t bytes = 0;
@@ -216,26 +214,28 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
       if (i == 0) stats.codecs = AvcCodecString(seg.packets.front().data);
     }
     for (size_t i = 0; i < segs.size(); ++i) {
-      double end = i + 1 < segs.size()
-                       ? my_starts[i + 1]
-                       : Ticks2Sec(std::max_element(segs[i].packets.begin(), segs[i].packets.end(),
-                                                    [](const Packet& a, const Packet& b) {
-                                                      return a.pts < b.pts;
-                                                    })->pts,
-                                   kOutputTb) +
-                             frame_sec;
+      double end =
+          i + 1 < segs.size()
+              ? my_starts[i + 1]
+              : Ticks2Sec(
+                    std::max_element(segs[i].packets.begin(), segs[i].packets.end(),
+                                     [](const Packet& a, const Packet& b) { return a.pts < b.pts; })
+                        ->pts,
+                    kOutputTb) +
+                    frame_sec;
       double dur = std::max(end - my_starts[i], frame_sec);
       playlist.durations.push_back(dur);
-      int64_t bps = static_cast<int64_t>(
-          static_cast<double>([&] {
-            uint64_t b = 0;
-            for (const Packet& p : segs[i].packets) b += p.data.size();
-            return b;
-          }()) * 8 / dur);
+      int64_t bps = static_cast<int64_t>(static_cast<double>([&] {
+                                           uint64_t b = 0;
+                                           for (const Packet& p : segs[i].packets)
+                                             b += p.data.size();
+                                           return b;
+                                         }()) *
+                                         8 / dur);
       stats.peak_bps = std::max(stats.peak_bps, bps);
       FileMuxer mux;
-      ZF_RETURN_IF_ERROR(mux.Open(out_dir / rung.name / SegmentFileName(i), "mpegts",
-                                  {&segs[i].header}, nullptr));
+      ZF_RETURN_IF_ERROR(
+          mux.Open(out_dir / rung.name / SegmentFileName(i), "mpegts", {&segs[i].header}, nullptr));
       for (const Packet& p : segs[i].packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
       ZF_RETURN_IF_ERROR(mux.Close());
     }
@@ -282,8 +282,7 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     for (size_t i = 0; i < starts.size(); ++i) {
       size_t begin = ai;
       bool last = i + 1 == starts.size();
-      while (ai < ap.size() &&
-             (last || Ticks2Sec(ap[ai].pts, kAudioSampleRate) < starts[i + 1]))
+      while (ai < ap.size() && (last || Ticks2Sec(ap[ai].pts, kAudioSampleRate) < starts[i + 1]))
         ++ai;
       FileMuxer mux;
       ZF_RETURN_IF_ERROR(
@@ -294,14 +293,15 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
         bytes += static_cast<int64_t>(ap[k].data.size());
       }
       ZF_RETURN_IF_ERROR(mux.Close());
-      double seg_start = i == 0 ? std::min(starts[0], begin < ap.size()
-                                                          ? Ticks2Sec(ap[begin].pts, kAudioSampleRate)
-                                                          : starts[0])
-                                : starts[i];
-      double seg_end = last ? (ai > begin ? Ticks2Sec(ap[ai - 1].pts + ap[ai - 1].duration,
-                                                      kAudioSampleRate)
-                                          : seg_start)
-                            : starts[i + 1];
+      double seg_start =
+          i == 0
+              ? std::min(starts[0],
+                         begin < ap.size() ? Ticks2Sec(ap[begin].pts, kAudioSampleRate) : starts[0])
+              : starts[i];
+      double seg_end =
+          last ? (ai > begin ? Ticks2Sec(ap[ai - 1].pts + ap[ai - 1].duration, kAudioSampleRate)
+                             : seg_start)
+               : starts[i + 1];
       double dur = std::max(seg_end - seg_start, 0.001);
       playlist.durations.push_back(dur);
       audio_peak = std::max<int64_t>(audio_peak, static_cast<int64_t>(bytes * 8 / dur));
@@ -310,7 +310,9 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     ZF_RETURN_IF_ERROR(WriteFile(out_dir / "audio" / "index.m3u8", playlist.Render()));
     result.audio_packets = ap.size();
     if (!ap.empty())
-      result.audio_seconds = Ticks2Sec(ap.back().pts + ap.back().duration - std::max<int64_t>(ap.front().pts, 0), kAudioSampleRate);
+      result.audio_seconds =
+          Ticks2Sec(ap.back().pts + ap.back().duration - std::max<int64_t>(ap.front().pts, 0),
+                    kAudioSampleRate);
   }
 
   // Thumbnail.

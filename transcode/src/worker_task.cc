@@ -8,9 +8,14 @@ namespace {
 using nlohmann::json;
 
 json RungJson(const RungSettings& r) {
-  return {{"name", r.name},        {"width", r.width},     {"height", r.height},
-          {"crf", r.crf},          {"maxrate_kbps", r.maxrate_kbps},
-          {"bufsize_kbps", r.bufsize_kbps}, {"level", r.level}, {"profile", r.profile}};
+  return {{"name", r.name},
+          {"width", r.width},
+          {"height", r.height},
+          {"crf", r.crf},
+          {"maxrate_kbps", r.maxrate_kbps},
+          {"bufsize_kbps", r.bufsize_kbps},
+          {"level", r.level},
+          {"profile", r.profile}};
 }
 
 RungSettings RungFromJson(const json& j) {
@@ -39,8 +44,10 @@ Result<T> Parse(const std::string& text, F&& fill) {
 }  // namespace
 
 std::string ToJson(const VideoTask& t) {
-  json j = {{"decode_from", t.decode_from}, {"decode_to", t.decode_to},
-            {"origin_pts", t.origin_pts},   {"preset", t.preset},
+  json j = {{"decode_from", t.decode_from},
+            {"decode_to", t.decode_to},
+            {"origin_pts", t.origin_pts},
+            {"preset", t.preset},
             {"threads", t.threads}};
   if (t.start_pts) j["start_pts"] = *t.start_pts;
   if (t.end_pts) j["end_pts"] = *t.end_pts;

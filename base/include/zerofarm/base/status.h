@@ -41,7 +41,7 @@ class [[nodiscard]] Status {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "a Result holding a Status must hold an error");
   }
@@ -66,10 +66,10 @@ class [[nodiscard]] Result {
 };
 
 // Returns early from the enclosing function when `expr` (a Status) is not ok.
-#define ZF_RETURN_IF_ERROR(expr)                  \
-  do {                                            \
-    ::zerofarm::Status zf_status_ = (expr);       \
-    if (!zf_status_.ok()) return zf_status_;      \
+#define ZF_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::zerofarm::Status zf_status_ = (expr);  \
+    if (!zf_status_.ok()) return zf_status_; \
   } while (0)
 
 // Errno-based error with the failing call named: ErrnoError("open", path).

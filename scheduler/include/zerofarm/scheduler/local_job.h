@@ -26,8 +26,8 @@ struct JobOptions {
   std::vector<int> ladder{1080, 720, 480, 360};  // rung short sides
   std::string preset = "veryfast";
   double chunk_seconds = 4.0;
-  int jobs = 0;         // parallel worker processes; 0 = the number of cores
-  int max_retries = 3;  // further attempts after a failed or hung one
+  int jobs = 0;             // parallel worker processes; 0 = the number of cores
+  int max_retries = 3;      // further attempts after a failed or hung one
   std::string worker_path;  // the zerofarm-worker executable
   // A task is declared hung after base + per_second * (seconds of video it owns).
   std::chrono::seconds task_timeout_base{300};

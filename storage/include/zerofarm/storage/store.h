@@ -27,10 +27,10 @@
 namespace zerofarm::storage {
 
 struct Options {
-  std::filesystem::path dir;                    // created when missing
-  size_t block_size = 4 << 20;                  // bytes per stored block (last may be shorter)
-  bool sync = true;                             // fsync before acknowledging; tests keep it on
-  bool blob_files = true;                       // RocksDB integrated BlobDB for block values
+  std::filesystem::path dir;    // created when missing
+  size_t block_size = 4 << 20;  // bytes per stored block (last may be shorter)
+  bool sync = true;             // fsync before acknowledging; tests keep it on
+  bool blob_files = true;       // RocksDB integrated BlobDB for block values
 };
 
 struct ObjectInfo {

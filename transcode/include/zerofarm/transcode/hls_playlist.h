@@ -12,10 +12,10 @@ namespace zerofarm::transcode {
 std::string RenderMediaPlaylist(const std::vector<double>& durations);
 
 struct VariantEntry {
-  std::string uri;       // "720p/index.m3u8"
+  std::string uri;                // "720p/index.m3u8"
   int64_t bandwidth = 0;          // peak bits per second, audio included
   int64_t average_bandwidth = 0;  // average bits per second, audio included
-  std::string codecs;    // "avc1.64001f,mp4a.40.2"
+  std::string codecs;             // "avc1.64001f,mp4a.40.2"
   int width = 0, height = 0;
   double frame_rate = 0;
 };

@@ -37,15 +37,15 @@ class ByteSource {
 };
 
 struct SourceInfo {
-  std::string container;       // "mov,mp4,m4a,3gp,3g2,mj2"
-  std::string video_codec;     // "h264"
-  StreamHeader video;          // codec parameters of the first video stream
+  std::string container;    // "mov,mp4,m4a,3gp,3g2,mj2"
+  std::string video_codec;  // "h264"
+  StreamHeader video;       // codec parameters of the first video stream
   std::optional<StreamHeader> audio;
   std::string audio_codec;
-  int display_width = 0;       // SAR and rotation applied
+  int display_width = 0;  // SAR and rotation applied
   int display_height = 0;
-  double fps = 0;              // average frame rate
-  int64_t origin_pts = 0;      // video time base; output time 0
+  double fps = 0;          // average frame rate
+  int64_t origin_pts = 0;  // video time base; output time 0
   double origin_seconds = 0;
 };
 
@@ -57,13 +57,13 @@ struct ChunkInfo {
 };
 
 struct TaskPlan {
-  uint32_t index = 0;  // == segment index
-  uint64_t decode_from = 0, decode_to = 0;   // packet ordinals, inclusive
-  std::optional<int64_t> start_pts, end_pts; // owned frames: [start, end) in the video time base
-  uint32_t first_chunk = 0, last_chunk = 0;  // chunks holding [decode_from, decode_to]
-  uint64_t owned_packets = 0;                // packets whose pts is in [start, end)
-  uint64_t preroll_packets = 0;              // decoded only
-  double seconds = 0;                        // approximate duration owned
+  uint32_t index = 0;                         // == segment index
+  uint64_t decode_from = 0, decode_to = 0;    // packet ordinals, inclusive
+  std::optional<int64_t> start_pts, end_pts;  // owned frames: [start, end) in the video time base
+  uint32_t first_chunk = 0, last_chunk = 0;   // chunks holding [decode_from, decode_to]
+  uint64_t owned_packets = 0;                 // packets whose pts is in [start, end)
+  uint64_t preroll_packets = 0;               // decoded only
+  double seconds = 0;                         // approximate duration owned
 };
 
 class IngestSink {
@@ -92,7 +92,7 @@ struct IngestResult {
 
 // Error codes name the problem for the user: "empty_input", "not_media", "truncated",
 // "no_video_stream", "unsupported_codec", "encrypted", "corrupt_container", "io_error".
-Result<IngestResult> Ingest(ByteSource& source, storage::Store& store,
-                            const IngestOptions& options, IngestSink* sink);
+Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const IngestOptions& options,
+                            IngestSink* sink);
 
 }  // namespace zerofarm::transcode

@@ -15,13 +15,13 @@
 namespace zerofarm::transcode {
 
 struct RungSettings {
-  std::string name;     // "720p"
-  int width = 0;        // output frame, even
+  std::string name;  // "720p"
+  int width = 0;     // output frame, even
   int height = 0;
-  int crf = 23;         // capped CRF: quality target...
-  int maxrate_kbps = 0; // ...under a VBV cap
+  int crf = 23;          // capped CRF: quality target...
+  int maxrate_kbps = 0;  // ...under a VBV cap
   int bufsize_kbps = 0;
-  std::string level;    // H.264 level fitting the frame size and rate, e.g. "3.1"
+  std::string level;  // H.264 level fitting the frame size and rate, e.g. "3.1"
   std::string profile = "high";
 };
 

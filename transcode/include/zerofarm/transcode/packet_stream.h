@@ -59,8 +59,8 @@ struct Packet {
   int64_t pts = INT64_MIN;  // INT64_MIN == unknown (AV_NOPTS_VALUE)
   int64_t dts = INT64_MIN;
   int64_t duration = 0;
-  uint32_t flags = 0;       // bit 0: keyframe (AV_PKT_FLAG_KEY); bit 1: corrupt; bit 2: discard
-  uint64_t ordinal = 0;     // decode-order index within the whole source stream
+  uint32_t flags = 0;    // bit 0: keyframe (AV_PKT_FLAG_KEY); bit 1: corrupt; bit 2: discard
+  uint64_t ordinal = 0;  // decode-order index within the whole source stream
   std::string data;
 };
 

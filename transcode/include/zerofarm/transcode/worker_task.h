@@ -23,7 +23,7 @@ namespace zerofarm::transcode {
 
 inline constexpr int kWorkerInputFd = 0;
 inline constexpr int kWorkerReportFd = 1;
-inline constexpr int kOutputTimeBase = 90000;  // video output packets are in 1/90000 s
+inline constexpr int kOutputTimeBase = 90000;   // video output packets are in 1/90000 s
 inline constexpr int kAudioSampleRate = 48000;  // audio output packets are in 1/48000 s
 
 struct RungOutput {
@@ -71,7 +71,7 @@ struct WorkerReport {
   std::string error_message;  // one line
   uint64_t packets_in = 0;
   uint64_t frames_decoded = 0;
-  uint64_t frames_output = 0;   // frames in [start_pts, end_pts) (video) or samples (audio)
+  uint64_t frames_output = 0;  // frames in [start_pts, end_pts) (video) or samples (audio)
   uint64_t decode_errors = 0;
   double cpu_seconds = 0, wall_seconds = 0;
   std::vector<RungReport> rungs;

@@ -1,0 +1,116 @@
+// kill -9 of `zerofarm transcode --data DIR` mid-job: the same command finishes the job
+// without redoing the segments that were finished.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "run_command.h"
+
+namespace fs = std::filesystem;
+using namespace zerofarm;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "zf-resume-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+fs::path WorkerBin() { return fs::path(ZF_ZEROFARM_BIN).parent_path() / "zerofarm-worker"; }
+
+int Count(const fs::path& f) {
+  std::ifstream in(f);
+  int n = 0;
+  in >> n;
+  return n;
+}
+
+int FrameCount(const fs::path& media) {
+  auto r =
+      test::RunCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                        "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", media.string()},
+                       std::chrono::seconds(300));
+  REQUIRE(r.succeeded());
+  return std::stoi(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finished segments",
+          "[integration][resume]") {
+  TempDir dir;
+  fs::path clip = dir.path / "clip.mp4";
+  auto made = test::RunCommand(
+      {"ffmpeg",     "-v",      "error",   "-y",
+       "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=12",
+       "-f",         "lavfi",   "-i",      "sine=duration=12",
+       "-c:v",       "libx264", "-preset", "ultrafast",
+       "-g",         "25",      "-c:a",    "aac",
+       clip.string()},
+      std::chrono::seconds(120));
+  REQUIRE(made.succeeded());
+
+  // First run: the worker wrapper lets three tasks finish, then kills zerofarm itself.
+  fs::path counter = dir.path / "count";
+  fs::path killer = dir.path / "worker.sh";
+  {
+    std::ofstream out(killer);
+    out << "#!/bin/sh\n"
+        << "n=$(cat '" << counter.string() << "' 2>/dev/null || echo 0); n=$((n+1))\n"
+        << "echo $n > '" << counter.string() << "'\n"
+        << "if [ $n -ge 4 ]; then kill -9 $PPID; exit 9; fi\n"
+        << "exec '" << WorkerBin().string() << "' \"$@\"\n";
+  }
+  ::chmod(killer.c_str(), 0755);
+  const fs::path data = dir.path / "data", out = dir.path / "out";
+  std::vector<std::string> cmd = {"env",
+                                  "ZEROFARM_WORKER=" + killer.string(),
+                                  ZF_ZEROFARM_BIN,
+                                  "transcode",
+                                  clip.string(),
+                                  "-o",
+                                  out.string(),
+                                  "--data",
+                                  data.string(),
+                                  "--jobs",
+                                  "1",
+                                  "--chunk-seconds",
+                                  "2",
+                                  "--ladder",
+                                  "180p"};
+  auto first = test::RunCommand(cmd, std::chrono::seconds(600));
+  REQUIRE(first.term_signal == SIGKILL);  // env exec'd zerofarm, which the wrapper killed
+  CHECK_FALSE(fs::exists(out / "master.m3u8"));
+  CHECK(Count(counter) == 4);
+
+  // Second run, same command with the real worker: only the unfinished tasks run.
+  fs::remove(counter);
+  fs::path counting = dir.path / "count.sh";
+  {
+    std::ofstream o(counting);
+    o << "#!/bin/sh\n"
+      << "n=$(cat '" << counter.string() << "' 2>/dev/null || echo 0); n=$((n+1))\n"
+      << "echo $n > '" << counter.string() << "'\n"
+      << "exec '" << WorkerBin().string() << "' \"$@\"\n";
+  }
+  ::chmod(counting.c_str(), 0755);
+  cmd[1] = "ZEROFARM_WORKER=" + counting.string();
+  auto second = test::RunCommand(cmd, std::chrono::seconds(600));
+  INFO(second.err);
+  REQUIRE(second.succeeded());
+  auto report = nlohmann::json::parse(std::ifstream(out / "report.json"));
+  const int tasks = static_cast<int>(report["chunks"].size()) + 1;  // segments + audio
+  CHECK(report["tasks_resumed"].get<int>() == 3);
+  CHECK(Count(counter) == tasks - 3);
+  CHECK(FrameCount(out / "180p" / "index.m3u8") == 300);
+  CHECK(FrameCount(out / "180p.mp4") == 300);
+}

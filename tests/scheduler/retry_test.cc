@@ -1,0 +1,147 @@
+// The local job engine: retries of failed and hung workers, refusal to retry input faults.
+// The worker is the real zerofarm-worker; faults are injected at the process boundary by a
+// wrapper script that misbehaves on chosen invocations and otherwise runs the real worker.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "run_command.h"
+#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/storage/store.h"
+#include "zerofarm/transcode/file_source.h"
+
+namespace fs = std::filesystem;
+using namespace zerofarm;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "zf-sched-XXXXXX").string();
+    path = ::mkdtemp(t.data());
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// A wrapper around the real worker: on invocation numbers listed in `misbehave` it runs
+// `action` (a shell snippet) instead. Every invocation is counted in `counter`.
+fs::path WrapWorker(const fs::path& dir, const std::string& misbehave, const std::string& action) {
+  fs::path script = dir / "worker.sh";
+  std::ofstream out(script);
+  out << "#!/bin/sh\n"
+      << "n=$(cat '" << (dir / "count").string() << "' 2>/dev/null || echo 0)\n"
+      << "n=$((n+1)); echo $n > '" << (dir / "count").string() << "'\n"
+      << "case \" " << misbehave << " \" in *\" $n \"*) " << action << " ;; esac\n"
+      << "exec '" << ZF_WORKER_BIN << "' \"$@\"\n";
+  out.close();
+  ::chmod(script.c_str(), 0755);
+  return script;
+}
+
+int Invocations(const fs::path& dir) {
+  std::ifstream in(dir / "count");
+  int n = 0;
+  in >> n;
+  return n;
+}
+
+fs::path MakeClip(const fs::path& dir) {
+  fs::path clip = dir / "clip.mp4";
+  auto r = test::RunCommand(
+      {"ffmpeg",     "-v",      "error",   "-y",
+       "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=4",
+       "-f",         "lavfi",   "-i",      "sine=duration=4",
+       "-c:v",       "libx264", "-preset", "ultrafast",
+       "-g",         "25",      "-c:a",    "aac",
+       clip.string()},
+      std::chrono::seconds(120));
+  REQUIRE(r.succeeded());
+  return clip;
+}
+
+struct JobRun {
+  Result<std::string> report = Status::Error("internal", "not run");
+};
+
+JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
+           std::chrono::seconds timeout_base = std::chrono::seconds(60)) {
+  storage::Options so;
+  so.dir = dir / "store";
+  auto store = storage::Store::Open(so);
+  REQUIRE(store.ok());
+  auto source = transcode::FileSource::Open(input.string());
+  REQUIRE(source.ok());
+  scheduler::JobOptions opt;
+  opt.ladder = {180};
+  opt.chunk_seconds = 2;
+  opt.jobs = 1;
+  opt.worker_path = worker.string();
+  opt.task_timeout_base = timeout_base;
+  opt.task_timeout_per_second = 0;
+  JobRun run;
+  run.report = scheduler::RunLocalJob(**store, **source, "job", opt, dir / "out", nullptr);
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("a worker killed by a signal is retried and the job completes", "[scheduler]") {
+  TempDir dir;
+  auto clip = MakeClip(dir.path);
+  auto worker = WrapWorker(dir.path, "1", "kill -9 $$");
+  auto run = Run(dir.path, clip, worker);
+  REQUIRE(run.report.ok());
+  auto report = nlohmann::json::parse(*run.report);
+  // Two segments and the audio track, plus the one retried attempt.
+  CHECK(Invocations(dir.path) == 4);
+  int attempts = 0;
+  for (const auto& c : report["chunks"]) attempts += c["attempts"].get<int>();
+  attempts += report["audio"]["attempts"].get<int>();
+  CHECK(attempts == 4);
+  CHECK(fs::exists(dir.path / "out" / "master.m3u8"));
+}
+
+TEST_CASE("a hung worker is killed at its deadline and the task is retried", "[scheduler]") {
+  TempDir dir;
+  auto clip = MakeClip(dir.path);
+  auto worker = WrapWorker(dir.path, "1", "exec sleep 600");
+  auto run = Run(dir.path, clip, worker, std::chrono::seconds(3));
+  REQUIRE(run.report.ok());
+  CHECK(Invocations(dir.path) == 4);
+}
+
+TEST_CASE("a worker failing every attempt fails the job with the reason after four attempts",
+          "[scheduler]") {
+  TempDir dir;
+  auto clip = MakeClip(dir.path);
+  auto worker = WrapWorker(dir.path, "1 2 3 4 5 6 7 8", "exit 3");
+  auto run = Run(dir.path, clip, worker);
+  REQUIRE_FALSE(run.report.ok());
+  CHECK(run.report.status().code() == "worker_failed");
+  CHECK_THAT(run.report.status().message(), Catch::Contains("after 4 attempts"));
+  CHECK(Invocations(dir.path) == 4);
+  CHECK_FALSE(fs::exists(dir.path / "out" / "master.m3u8"));
+}
+
+TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler]") {
+  TempDir dir;
+  // Valid container and headers, but every video packet is noise.
+  fs::path clip = dir.path / "noise.mkv";
+  auto r =
+      test::RunCommand({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        "testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264", "-bsf:v",
+                        "noise=amount=-1", "-bsf:v", "noise=dropamount=0", clip.string()},
+                       std::chrono::seconds(120));
+  INFO(r.err);
+  REQUIRE(r.succeeded());
+  auto worker = WrapWorker(dir.path, "", "true");
+  auto run = Run(dir.path, clip, worker);
+  REQUIRE_FALSE(run.report.ok());
+  CHECK(run.report.status().code() == "undecodable");
+  CHECK(Invocations(dir.path) == 1);
+}
