@@ -239,7 +239,8 @@ int TranscodeCommand(int argc, char** argv) {
   if (!opened.ok()) return Fail(input, opened.status(), 1);
   transcode::FileSource& source = **opened;
   const uint64_t size = source.Size().value_or(0);
-  if (size == 0) return Fail(input, Status::Error("empty_input", "the file is empty"), 1);
+  if (size == 0)
+    return Fail(input, Status::Error("empty_input", "not a media file: the file is empty"), 1);
 
   // The store: --data DIR, or a temporary one.
   TempDir temp_store;

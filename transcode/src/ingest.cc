@@ -323,7 +323,7 @@ bool IsEncrypted(const AVFormatContext& fmt, const AVStream& st) {
 }
 
 Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
-  if (size_hint == 0) return Status::Error("empty_input", "the file is empty");
+  if (size_hint == 0) return Status::Error("empty_input", "not a media file: the file is empty");
   std::string detail = logged.empty() ? AvErrorString(err) : logged;
   if (logged.find("moov atom not found") != std::string::npos)
     return Status::Error("truncated",
@@ -343,7 +343,8 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
   if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
     return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
   auto size = source.Size();
-  if (size && *size == 0) return Status::Error("empty_input", "the file is empty");
+  if (size && *size == 0)
+    return Status::Error("empty_input", "not a media file: the file is empty");
 
   auto source_writer = store.CreateObject(options.prefix + "source");
   if (!source_writer.ok()) return source_writer.status();
