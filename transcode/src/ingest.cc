@@ -13,6 +13,7 @@
 
 extern "C" {
 #include <libavutil/encryption_info.h>
+#include <libavutil/intreadwrite.h>
 }
 
 namespace zerofarm::transcode {
@@ -508,8 +509,18 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
         if (held.size() >= kOriginLookahead) ZF_RETURN_IF_ERROR(fix_origin());
       }
     } else if (pkt->stream_index == audio_index) {
-      if (first_audio_pts == INT64_MIN)
-        first_audio_pts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+      if (first_audio_pts == INT64_MIN && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
+        // The first sample that plays: priming the container trims does not count.
+        int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        size_t skip_size = 0;
+        const uint8_t* skip =
+            av_packet_get_side_data(pkt.get(), AV_PKT_DATA_SKIP_SAMPLES, &skip_size);
+        int rate = fmt->streams[audio_index]->codecpar->sample_rate;
+        if (ts != AV_NOPTS_VALUE && skip && skip_size >= 4 && rate > 0)
+          ts += av_rescale_q(AV_RL32(skip), AVRational{1, rate},
+                             fmt->streams[audio_index]->time_base);
+        first_audio_pts = ts;
+      }
       if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
       ZF_RETURN_IF_ERROR(audio_writer->Append(EncodePacket(PacketFromAv(*pkt, aord++))));
     }

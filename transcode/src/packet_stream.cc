@@ -110,6 +110,8 @@ std::string EncodePacket(const Packet& p) {
   w.Put(p.duration);
   w.Put(p.flags);
   w.Put(p.ordinal);
+  w.Put(p.skip_start);
+  w.Put(p.skip_end);
   w.PutBytes(p.data);
   return std::move(w).Record(kPacketRecord);
 }
@@ -144,7 +146,8 @@ Result<Packet> DecodePacketPayload(std::string_view payload) {
   Parser r(payload);
   Packet p;
   bool ok = r.Get(&p.pts) && r.Get(&p.dts) && r.Get(&p.duration) && r.Get(&p.flags) &&
-            r.Get(&p.ordinal) && r.GetBytes(&p.data) && r.done();
+            r.Get(&p.ordinal) && r.Get(&p.skip_start) && r.Get(&p.skip_end) &&
+            r.GetBytes(&p.data) && r.done();
   if (!ok) return BadStream("malformed packet record");
   return p;
 }

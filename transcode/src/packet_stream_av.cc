@@ -5,6 +5,7 @@
 
 extern "C" {
 #include <libavutil/channel_layout.h>
+#include <libavutil/intreadwrite.h>
 }
 
 namespace zerofarm::transcode {
@@ -117,6 +118,12 @@ Packet PacketFromAv(const AVPacket& pkt, uint64_t ordinal) {
   p.duration = pkt.duration;
   p.flags = static_cast<uint32_t>(pkt.flags);
   p.ordinal = ordinal;
+  size_t size = 0;
+  if (const uint8_t* skip = av_packet_get_side_data(&pkt, AV_PKT_DATA_SKIP_SAMPLES, &size);
+      skip && size >= 8) {
+    p.skip_start = AV_RL32(skip);
+    p.skip_end = AV_RL32(skip + 4);
+  }
   p.data.assign(reinterpret_cast<const char*>(pkt.data), pkt.size);
   return p;
 }
@@ -130,6 +137,13 @@ Status PacketToAv(const Packet& packet, AVPacket* pkt) {
   pkt->dts = packet.dts;
   pkt->duration = packet.duration;
   pkt->flags = static_cast<int>(packet.flags);
+  if (packet.skip_start || packet.skip_end) {
+    uint8_t* skip = av_packet_new_side_data(pkt, AV_PKT_DATA_SKIP_SAMPLES, 10);
+    if (!skip) return Status::Error("internal", "out of memory for side data");
+    AV_WL32(skip, packet.skip_start);
+    AV_WL32(skip + 4, packet.skip_end);
+    skip[8] = skip[9] = 0;
+  }
   return Status::Ok();
 }
 

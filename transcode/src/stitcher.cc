@@ -81,9 +81,10 @@ class FileMuxer {
     if (err < 0 || !raw) return Status::Error("internal", "no muxer for " + std::string(format));
     ctx_.reset(raw);
     ctx_->flags |= AVFMT_FLAG_BITEXACT;
-    // Timestamps are kept exactly as encoded: shifting each file separately would break the
-    // continuity between segments.
-    ctx_->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
+    // Segment files keep their timestamps exactly as encoded: shifting each file separately
+    // would break the continuity between segments. The MP4 muxer is left to its default, which
+    // turns negative starts (B-frame delay, AAC priming) into edit lists.
+    if (std::string_view(format) == "mpegts") ctx_->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
     for (const StreamHeader* h : streams) {
       AVStream* st = avformat_new_stream(ctx_.get(), nullptr);
       if (!st) return Status::Error("internal", "out of memory");

@@ -61,6 +61,9 @@ struct Packet {
   int64_t duration = 0;
   uint32_t flags = 0;    // bit 0: keyframe (AV_PKT_FLAG_KEY); bit 1: corrupt; bit 2: discard
   uint64_t ordinal = 0;  // decode-order index within the whole source stream
+  // Audio samples the decoder must drop from the start/end of this packet's frame (encoder
+  // priming, container edit lists); carried to the decoder as AV_PKT_DATA_SKIP_SAMPLES.
+  uint32_t skip_start = 0, skip_end = 0;
   std::string data;
 };
 

@@ -1,0 +1,320 @@
+#include "code_analysis.h"
+
+#include <Zydis/Zydis.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <optional>
+#include <utility>
+
+#include "instruction_policy.h"
+
+namespace zerofarm::sandbox {
+namespace {
+
+// Per-byte state of executable memory: unvisited, inside an instruction, or the first byte of
+// an instruction of length 1..15 (so a sweep can skip an instruction already decoded).
+constexpr uint8_t kUnvisited = 0;
+constexpr uint8_t kBody = 0xFF;
+
+// Notes about individual addresses are capped; their counts are not.
+constexpr size_t kMaxAddressNotes = 20;
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool IsStart(uint8_t s) { return s != kUnvisited && s != kBody; }
+
+// Zero, int3 and nop: what linkers and assemblers fill gaps with.
+bool IsPaddingByte(std::byte b) {
+  return b == std::byte{0x00} || b == std::byte{0xCC} || b == std::byte{0x90};
+}
+
+// The target of a direct (relative) branch: jcc, jmp, call, loop, jrcxz, xbegin.
+std::optional<uint64_t> DirectTarget(const ZydisDecodedInstruction& in, uint64_t vaddr) {
+  if (!in.raw.imm[0].is_relative) return std::nullopt;
+  return vaddr + in.length + static_cast<uint64_t>(in.raw.imm[0].value.s);  // wraps mod 2^64
+}
+
+// Control never falls through these.
+bool EndsStream(const ZydisDecodedInstruction& in) {
+  switch (in.meta.category) {
+    case ZYDIS_CATEGORY_RET:
+      return true;
+    case ZYDIS_CATEGORY_UNCOND_BR:
+      return in.mnemonic != ZYDIS_MNEMONIC_XABORT;  // a no-op outside a transaction
+    default:
+      break;
+  }
+  switch (in.mnemonic) {
+    case ZYDIS_MNEMONIC_HLT:
+    case ZYDIS_MNEMONIC_UD0:
+    case ZYDIS_MNEMONIC_UD1:
+    case ZYDIS_MNEMONIC_UD2:
+    case ZYDIS_MNEMONIC_INT3:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class Analyzer {
+ public:
+  Analyzer(const std::vector<ExecRange>& ranges, const AnalysisLimits& limits)
+      : ranges_(ranges), limits_(limits) {
+    ZydisDecoderInit(&decoder_, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    state_.reserve(ranges.size());
+    for (const ExecRange& r : ranges) {
+      state_.emplace_back(r.bytes.size(), kUnvisited);
+      out_.executable_bytes += r.bytes.size();
+    }
+    budget_ = limits_.steps_per_byte * out_.executable_bytes + limits_.min_steps;
+  }
+
+  CodeAnalysis Run(const ElfImage& image, std::span<const uint64_t> extra_seeds) {
+    SweepSizedFunctions(image);
+    std::vector<uint64_t> seeds = std::move(pending_);
+    pending_.clear();
+    seeds.push_back(image.entry);
+    seeds.insert(seeds.end(), extra_seeds.begin(), extra_seeds.end());
+    for (const ElfSymbol& s : image.symbols) {
+      if (s.is_function() && s.size == 0) seeds.push_back(s.value);
+    }
+    out_.traversal_seeds = seeds.size();
+    Traverse(std::move(seeds));
+    ClassifyUnreached();
+    for (size_t m = 0; m < noted_.size(); ++m) {
+      if (noted_[m] != 0) {
+        out_.noted[ZydisMnemonicGetString(static_cast<ZydisMnemonic>(m))] = noted_[m];
+      }
+    }
+    std::sort(out_.syscall_sites.begin(), out_.syscall_sites.end());
+    std::stable_sort(
+        out_.findings.begin(), out_.findings.end(),
+        [](const InstructionFinding& a, const InstructionFinding& b) { return a.vaddr < b.vaddr; });
+    return std::move(out_);
+  }
+
+ private:
+  // Index of the range holding `vaddr`, or -1.
+  int Find(uint64_t vaddr) const {
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), vaddr,
+                               [](uint64_t v, const ExecRange& r) { return v < r.vaddr; });
+    if (it == ranges_.begin()) return -1;
+    --it;
+    return vaddr < it->end() ? static_cast<int>(it - ranges_.begin()) : -1;
+  }
+
+  bool Decode(const ExecRange& r, uint64_t off, uint64_t limit, ZydisDecodedInstruction* in) {
+    return ZYAN_SUCCESS(
+        ZydisDecoderDecodeInstruction(&decoder_, nullptr, r.bytes.data() + off, limit - off, in));
+  }
+
+  // Records the instruction at [off, off + length) and applies the policy to it.
+  void Accept(size_t ri, uint64_t off, const ZydisDecodedInstruction& in, uint64_t* counter) {
+    std::vector<uint8_t>& st = state_[ri];
+    for (uint64_t i = off; i < off + in.length; ++i) {
+      if (st[i] == kUnvisited) {
+        ++*counter;
+        st[i] = kBody;
+      }
+    }
+    st[off] = in.length;
+    ++out_.instructions;
+
+    const uint64_t vaddr = ranges_[ri].vaddr + off;
+    const PolicyDecision d = Decide(in);
+    switch (d.decision) {
+      case Decision::kAllow:
+        break;
+      case Decision::kAllowNoted:
+        ++noted_[in.mnemonic];
+        break;
+      case Decision::kAllowListed:
+        if (++out_.syscall_sites_total <= limits_.max_syscall_sites) {
+          out_.syscall_sites.push_back(vaddr);
+        }
+        break;
+      case Decision::kDeny:
+        AddFinding(vaddr, "forbidden_instruction", d.reason);
+        break;
+    }
+    if (std::optional<uint64_t> target = DirectTarget(in, vaddr)) {
+      // A target already decoded as an instruction start needs no traversal (loops, mostly).
+      const int ti = Find(*target);
+      if (ti < 0 || !IsStart(state_[static_cast<size_t>(ti)][*target - ranges_[ti].vaddr])) {
+        pending_.push_back(*target);
+      }
+    }
+  }
+
+  // Counts one step of work; false once the budget is spent. Overlapping sized symbols could
+  // otherwise make the sweeps quadratic in the code size.
+  bool Spend() {
+    if (++out_.steps <= budget_) return true;
+    out_.budget_exhausted = true;
+    return false;
+  }
+
+  void AddFinding(uint64_t vaddr, const char* code, const char* reason) {
+    if (++out_.findings_total <= limits_.max_findings) {
+      out_.findings.push_back({vaddr, code, reason});
+    }
+  }
+
+  void SweepSizedFunctions(const ElfImage& image) {
+    std::vector<std::pair<uint64_t, uint64_t>> functions;  // [begin, end)
+    uint64_t outside = 0;
+    for (const ElfSymbol& s : image.symbols) {
+      if (!s.is_function() || s.size == 0) continue;
+      const int ri = Find(s.value);
+      if (ri < 0 || s.size > ranges_[ri].end() - s.value) {
+        ++outside;
+        if (ri >= 0) pending_.push_back(s.value);  // still a place where code starts
+        continue;
+      }
+      functions.emplace_back(s.value, s.value + s.size);
+    }
+    std::sort(functions.begin(), functions.end());
+    functions.erase(std::unique(functions.begin(), functions.end()), functions.end());
+    out_.sized_functions = functions.size();
+    if (outside > 0) {
+      out_.notes.push_back(std::to_string(outside) +
+                           " sized function symbols do not fit in executable memory; their "
+                           "starts were traversed instead");
+    }
+    for (const auto& [begin, end] : functions) {
+      const size_t ri = static_cast<size_t>(Find(begin));
+      const ExecRange& r = ranges_[ri];
+      const uint64_t stop = end - r.vaddr;
+      uint64_t off = begin - r.vaddr;
+      while (off < stop) {
+        if (!Spend()) return;
+        if (IsStart(state_[ri][off])) {  // decoded by an earlier, overlapping symbol
+          off += state_[ri][off];
+          continue;
+        }
+        ZydisDecodedInstruction in;
+        if (!Decode(r, off, stop, &in)) {
+          AddFinding(r.vaddr + off, "decode_error",
+                     "undecodable bytes inside a sized function symbol");
+          break;
+        }
+        Accept(ri, off, in, &out_.by_symbol_bytes);
+        off += in.length;
+      }
+    }
+  }
+
+  void Traverse(std::vector<uint64_t> work) {
+    uint64_t outside = 0;
+    while (!work.empty()) {
+      if (!Spend()) return;
+      const uint64_t seed = work.back();
+      work.pop_back();
+      const int found = Find(seed);
+      if (found < 0) {
+        ++outside;  // e.g. a call to an undefined weak symbol (address 0), guarded at run time
+        continue;
+      }
+      const size_t ri = static_cast<size_t>(found);
+      const ExecRange& r = ranges_[ri];
+      const uint64_t size = r.bytes.size();
+      for (uint64_t off = seed - r.vaddr; off < size && !IsStart(state_[ri][off]);) {
+        if (!Spend()) return;
+        ZydisDecodedInstruction in;
+        if (!Decode(r, off, size, &in)) {
+          // Not unsafe in itself (it would fault); the bytes stay unreached and are reported.
+          if (++out_.traversal_stops <= kMaxAddressNotes) {
+            out_.notes.push_back("code followed from " + Hex(seed) +
+                                 " runs into undecodable bytes at " + Hex(r.vaddr + off));
+          }
+          break;
+        }
+        Accept(ri, off, in, &out_.traversal_bytes);
+        for (uint64_t target : pending_) work.push_back(target);
+        pending_.clear();
+        if (EndsStream(in)) break;
+        off += in.length;
+      }
+    }
+    if (outside > 0) {
+      out_.notes.push_back(std::to_string(outside) +
+                           " direct branch targets or seeds lie outside executable memory");
+    }
+  }
+
+  // Length of the padding (zeros, int3, nops) at the start of [off, end).
+  uint64_t PaddingPrefix(const ExecRange& r, uint64_t off, uint64_t end) {
+    uint64_t p = off;
+    while (p < end) {
+      if (IsPaddingByte(r.bytes[p])) {
+        ++p;
+        continue;
+      }
+      ZydisDecodedInstruction in;
+      if (!Decode(r, p, end, &in) ||
+          (in.meta.category != ZYDIS_CATEGORY_NOP && in.meta.category != ZYDIS_CATEGORY_WIDENOP)) {
+        break;
+      }
+      p += in.length;
+    }
+    return p - off;
+  }
+
+  void ClassifyUnreached() {
+    for (size_t ri = 0; ri < ranges_.size(); ++ri) {
+      const ExecRange& r = ranges_[ri];
+      const std::vector<uint8_t>& st = state_[ri];
+      uint64_t off = 0;
+      while (off < st.size()) {
+        if (st[off] != kUnvisited) {
+          ++off;
+          continue;
+        }
+        // A run never spans a segment boundary: page-rounding bytes are reported apart.
+        const uint64_t seg_begin = r.segment_begin - r.vaddr;
+        const uint64_t seg_end = r.segment_end - r.vaddr;
+        const uint64_t limit = off < seg_begin ? seg_begin : off < seg_end ? seg_end : st.size();
+        uint64_t end = off;
+        while (end < limit && st[end] == kUnvisited) ++end;
+        // Padding before the data, and single-byte padding after it (the zeros that fill a
+        // page after the last function, nops or int3 before the next one).
+        const uint64_t data_begin = off + PaddingPrefix(r, off, end);
+        uint64_t data_end = end;
+        while (data_end > data_begin && IsPaddingByte(r.bytes[data_end - 1])) --data_end;
+        out_.padding_bytes += (end - off) - (data_end - data_begin);
+        if (data_begin < data_end) {
+          out_.data_region_bytes += data_end - data_begin;
+          if (++out_.data_regions_total <= limits_.max_data_regions) {
+            out_.data_regions.push_back(
+                {r.vaddr + data_begin, data_end - data_begin, off < seg_begin || off >= seg_end});
+          }
+        }
+        off = end;
+      }
+    }
+  }
+
+  const std::vector<ExecRange>& ranges_;
+  const AnalysisLimits limits_;
+  uint64_t budget_ = 0;
+  std::vector<std::vector<uint8_t>> state_;
+  ZydisDecoder decoder_;
+  std::vector<uint64_t> pending_;  // direct branch targets not yet traversed
+  std::array<uint64_t, ZYDIS_MNEMONIC_MAX_VALUE + 1> noted_{};
+  CodeAnalysis out_;
+};
+
+}  // namespace
+
+CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
+                     std::span<const uint64_t> extra_seeds, const AnalysisLimits& limits) {
+  return Analyzer(ranges, limits).Run(image, extra_seeds);
+}
+
+}  // namespace zerofarm::sandbox

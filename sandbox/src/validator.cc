@@ -1,0 +1,471 @@
+#include "zerofarm/sandbox/validator.h"
+
+#include <Zydis/Zydis.h>
+#include <elf.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "code_analysis.h"
+#include "instruction_policy.h"
+#include "sha256.h"
+#include "validate_internal.h"
+
+namespace zerofarm::sandbox {
+namespace {
+
+// The kernel maps ELF segments in 4 KiB pages on x86-64, whatever p_align says.
+constexpr uint64_t kPageSize = 4096;
+// Notes are for people; a hostile file must not make the report huge.
+constexpr size_t kMaxNotes = 50;
+
+uint64_t PageDown(uint64_t v) { return v & ~(kPageSize - 1); }
+uint64_t PageUp(uint64_t v) { return PageDown(v + kPageSize - 1); }
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Printable ASCII only, at most `max` characters: for strings taken from the program (they
+// end up on terminals and in JSON).
+std::string Sanitize(std::string_view text, size_t max) {
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == 0) break;
+    if (out.size() == max) {
+      out += "...";
+      break;
+    }
+    out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+  }
+  return out;
+}
+
+// Builds the report's reasons, counting all of them and listing the first `max`.
+class Reasons {
+ public:
+  Reasons(ValidationReport* report, size_t max) : report_(report), max_(max) {}
+  Reason* Add(std::string code, std::string message) {
+    ++report_->reasons_total;
+    if (report_->reasons.size() >= max_) return nullptr;
+    report_->reasons.push_back(Reason{std::move(code), std::move(message), {}, {}, {}, {}, {}});
+    return &report_->reasons.back();
+  }
+  // Reasons counted by the analysis but not kept by it.
+  void AddUnlisted(uint64_t count) { report_->reasons_total += count; }
+
+ private:
+  ValidationReport* report_;
+  size_t max_;
+};
+
+// Names addresses after the symbols and sections around them.
+class AddressNamer {
+ public:
+  explicit AddressNamer(const ElfImage& image) {
+    for (const ElfSection& s : image.sections) {
+      if ((s.flags & SHF_ALLOC) != 0 && s.size > 0) sections_.push_back(&s);
+    }
+    std::sort(sections_.begin(), sections_.end(),
+              [](const ElfSection* a, const ElfSection* b) { return a->addr < b->addr; });
+    for (const ElfSymbol& s : image.symbols) {
+      if (!s.name.empty() && s.section != SHN_UNDEF &&
+          (s.type == STT_FUNC || s.type == STT_GNU_IFUNC || s.type == STT_NOTYPE ||
+           s.type == STT_OBJECT)) {
+        symbols_.push_back(&s);
+      }
+    }
+    std::sort(symbols_.begin(), symbols_.end(), [](const ElfSymbol* a, const ElfSymbol* b) {
+      return a->value != b->value ? a->value < b->value : a->size > b->size;
+    });
+  }
+
+  // "name" or "name+0x12" for the symbol covering (or, unsized, preceding) `vaddr`.
+  std::string Symbol(uint64_t vaddr) const {
+    auto it = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                               [](uint64_t v, const ElfSymbol* s) { return v < s->value; });
+    if (it == symbols_.begin()) return {};
+    // Among the symbols at or below vaddr, prefer one whose size covers it.
+    for (auto back = it; back != symbols_.begin();) {
+      --back;
+      const ElfSymbol* s = *back;
+      if (s->size > 0 && vaddr - s->value < s->size) return Name(s, vaddr);
+      if (it - back > 8) break;
+    }
+    const ElfSymbol* nearest = *(it - 1);
+    const std::string section = Section(vaddr);
+    return Section(nearest->value) == section ? Name(nearest, vaddr) : std::string();
+  }
+
+  std::string Section(uint64_t vaddr) const {
+    auto it = std::upper_bound(sections_.begin(), sections_.end(), vaddr,
+                               [](uint64_t v, const ElfSection* s) { return v < s->addr; });
+    // Sections rarely overlap; look at a few candidates below vaddr.
+    for (int i = 0; i < 4 && it != sections_.begin(); ++i) {
+      const ElfSection* s = *--it;
+      if (vaddr - s->addr < s->size) return Sanitize(s->name, 100);
+    }
+    return {};
+  }
+
+ private:
+  static std::string Name(const ElfSymbol* s, uint64_t vaddr) {
+    std::string name = Sanitize(s->name, 200);
+    if (vaddr != s->value) {
+      name += '+';
+      name += Hex(vaddr - s->value);
+    }
+    return name;
+  }
+
+  std::vector<const ElfSection*> sections_;  // allocated, by address
+  std::vector<const ElfSymbol*> symbols_;    // named, by address
+};
+
+// Executable memory as the kernel maps it (see ExecRange). Segments that share a page are
+// refused elsewhere; here ranges are clamped so that they never overlap.
+std::vector<ExecRange> BuildExecRanges(std::span<const std::byte> program, const ElfImage& image,
+                                       uint64_t* zero_fill) {
+  std::vector<ExecRange> ranges;
+  for (const ElfSegment& s : image.segments) {
+    if (s.type != PT_LOAD || !s.executable() || s.memsz == 0) continue;
+    // A segment whose address and offset disagree in page offset is refused elsewhere (the
+    // kernel cannot map it); it is analysed without page rounding.
+    const bool aligned = (s.vaddr - s.offset) % kPageSize == 0;
+    const uint64_t begin = aligned ? PageDown(s.vaddr) : s.vaddr;
+    const uint64_t lead = s.vaddr - begin;
+    const uint64_t end = aligned ? PageUp(s.vaddr + s.filesz) : s.vaddr + s.filesz;
+    if (end < s.vaddr + s.memsz) *zero_fill += s.vaddr + s.memsz - end;
+    ExecRange r;
+    r.vaddr = begin;
+    r.bytes.assign(end - begin, std::byte{0});
+    r.file_offset = s.offset - lead;  // aligned: lead <= offset (congruent modulo the page)
+    // With a .bss part the kernel zeroes the rest of the last file page; otherwise the page
+    // holds whatever the file has there (zeros past the end of the file).
+    const uint64_t file_end = s.memsz > s.filesz
+                                  ? s.offset + s.filesz
+                                  : std::min<uint64_t>(program.size(), s.offset + (end - s.vaddr));
+    r.file_bytes = file_end - r.file_offset;
+    r.segment_begin = s.vaddr;
+    r.segment_end = s.vaddr + s.filesz;
+    if (r.bytes.empty()) continue;  // no file bytes and nothing page rounding adds
+    std::memcpy(r.bytes.data(), program.data() + r.file_offset, r.file_bytes);
+    ranges.push_back(std::move(r));
+  }
+  std::sort(ranges.begin(), ranges.end(),
+            [](const ExecRange& a, const ExecRange& b) { return a.vaddr < b.vaddr; });
+  std::vector<ExecRange> disjoint;
+  uint64_t covered = 0;  // end of the ranges kept so far
+  for (ExecRange& r : ranges) {
+    if (r.vaddr < covered) {
+      const uint64_t cut = std::min<uint64_t>(covered - r.vaddr, r.bytes.size());
+      r.bytes.erase(r.bytes.begin(), r.bytes.begin() + static_cast<ptrdiff_t>(cut));
+      r.vaddr += cut;
+      r.file_offset += cut;
+      r.file_bytes = r.file_bytes > cut ? r.file_bytes - cut : 0;
+      r.segment_begin = std::max(r.segment_begin, r.vaddr);
+      r.segment_end = std::max(r.segment_end, r.segment_begin);
+    }
+    if (r.bytes.empty()) continue;
+    covered = r.end();
+    disjoint.push_back(std::move(r));
+  }
+  return disjoint;
+}
+
+std::optional<uint64_t> FileOffset(const std::vector<ExecRange>& ranges, uint64_t vaddr) {
+  for (const ExecRange& r : ranges) {
+    if (vaddr >= r.vaddr && vaddr < r.end()) {
+      const uint64_t off = vaddr - r.vaddr;
+      if (off < r.file_bytes) return r.file_offset + off;
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+// Intel-syntax text and hex bytes of the instruction at `vaddr` (empty when undecodable).
+std::pair<std::string, std::string> DescribeInstruction(const std::vector<ExecRange>& ranges,
+                                                        uint64_t vaddr) {
+  for (const ExecRange& r : ranges) {
+    if (vaddr < r.vaddr || vaddr >= r.end()) continue;
+    const uint64_t off = vaddr - r.vaddr;
+    const uint64_t avail = std::min<uint64_t>(r.bytes.size() - off, ZYDIS_MAX_INSTRUCTION_LENGTH);
+    ZydisDecoder decoder;
+    ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+    ZydisDecodedInstruction in;
+    ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
+    std::string hex;
+    char byte[4];
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, r.bytes.data() + off, avail, &in, ops))) {
+      for (uint64_t i = 0; i < avail; ++i) {
+        std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x",
+                      static_cast<unsigned>(r.bytes[off + i]));
+        hex += byte;
+      }
+      return {"", hex};
+    }
+    ZydisFormatter formatter;
+    ZydisFormatterInit(&formatter, ZYDIS_FORMATTER_STYLE_INTEL);
+    char text[256] = {};
+    ZydisFormatterFormatInstruction(&formatter, &in, ops, in.operand_count_visible, text,
+                                    sizeof text, vaddr, nullptr);
+    for (unsigned i = 0; i < in.length; ++i) {
+      std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x",
+                    static_cast<unsigned>(r.bytes[off + i]));
+      hex += byte;
+    }
+    return {text, hex};
+  }
+  return {};
+}
+
+// Code addresses the loader or libc call through pointers: .preinit_array, .init_array and
+// .fini_array entries.
+std::vector<uint64_t> PointerArraySeeds(std::span<const std::byte> program, const ElfImage& image) {
+  std::vector<uint64_t> seeds;
+  for (const ElfSection& s : image.sections) {
+    if (s.type != SHT_INIT_ARRAY && s.type != SHT_FINI_ARRAY && s.type != SHT_PREINIT_ARRAY) {
+      continue;
+    }
+    for (uint64_t i = 0; i + 8 <= s.size; i += 8) {  // the reader checked s is in the file
+      uint64_t v;
+      std::memcpy(&v, program.data() + s.offset + i, sizeof v);
+      seeds.push_back(v);
+    }
+  }
+  return seeds;
+}
+
+// The checks that need no disassembly: file type, linking, memory permissions, stack.
+void CheckStructure(std::span<const std::byte> program, const ElfImage& image, Reasons* reasons) {
+  if (image.type != ET_EXEC && image.type != ET_DYN) {
+    reasons->Add("not_executable",
+                 "ELF type " + std::to_string(image.type) + " is not an executable");
+  }
+  bool has_stack_header = false;
+  bool has_code = false;
+  bool entry_in_code = false;
+  std::vector<const ElfSegment*> loads;
+  for (size_t i = 0; i < image.segments.size(); ++i) {
+    const ElfSegment& s = image.segments[i];
+    const std::string which = "segment " + std::to_string(i);
+    switch (s.type) {
+      case PT_INTERP:
+        reasons->Add(
+            "dynamic_program",
+            "dynamically linked: requests the program interpreter \"" +
+                Sanitize(std::string_view(reinterpret_cast<const char*>(program.data() + s.offset),
+                                          s.filesz),
+                         200) +
+                "\"; the sandbox runs static programs only");
+        break;
+      case PT_DYNAMIC:
+        reasons->Add("dynamic_program",
+                     "has a PT_DYNAMIC segment (dynamic linking or static-pie relocation); the "
+                     "sandbox runs static, non-relocating programs only");
+        break;
+      case PT_GNU_STACK:
+        has_stack_header = true;
+        if (s.executable()) {
+          reasons->Add("executable_stack", "PT_GNU_STACK asks for an executable stack");
+        }
+        break;
+      case PT_LOAD:
+        if (s.memsz == 0) break;
+        loads.push_back(&s);
+        if (s.executable() && s.writable()) {
+          Reason* r = reasons->Add("writable_executable_segment",
+                                   which + " is both writable and executable");
+          if (r != nullptr) {
+            r->vaddr = s.vaddr;
+            r->file_offset = s.offset;
+          }
+        }
+        if ((s.vaddr - s.offset) % kPageSize != 0) {
+          reasons->Add("malformed_elf", which + " p_vaddr and p_offset differ in page offset");
+        }
+        if (s.executable()) {
+          has_code = true;
+          if (image.entry >= s.vaddr && image.entry - s.vaddr < s.filesz) entry_in_code = true;
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  if (!has_stack_header) {
+    reasons->Add("executable_stack",
+                 "no PT_GNU_STACK segment: x86-64 Linux gives such a program an executable "
+                 "stack");
+  }
+  if (!has_code) {
+    reasons->Add("not_executable", "no executable segment");
+  } else if (!entry_in_code) {
+    Reason* r = reasons->Add("entry_outside_code",
+                             "the entry point is not inside an executable segment's file bytes");
+    if (r != nullptr) r->vaddr = image.entry;
+  }
+  // Two segments in one page: the kernel maps the later over the earlier, so the page's
+  // permissions and bytes would not be the ones the earlier segment declares (and the
+  // validator would have checked the wrong bytes).
+  std::sort(loads.begin(), loads.end(),
+            [](const ElfSegment* a, const ElfSegment* b) { return a->vaddr < b->vaddr; });
+  for (size_t i = 1; i < loads.size(); ++i) {
+    if (PageUp(loads[i - 1]->vaddr + loads[i - 1]->memsz) > PageDown(loads[i]->vaddr)) {
+      Reason* r = reasons->Add("shared_page", "loadable segments share the memory page at " +
+                                                  Hex(PageDown(loads[i]->vaddr)));
+      if (r != nullptr) r->vaddr = loads[i]->vaddr;
+    }
+  }
+}
+
+void AddNote(ValidationReport* report, std::string note) {
+  if (report->notes.size() < kMaxNotes) report->notes.push_back(std::move(note));
+}
+
+double MillisecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+}  // namespace
+
+std::string ValidatorOptions::Fingerprint() const {
+  return "elf=" + std::to_string(elf_limits.max_program_headers) + "/" +
+         std::to_string(elf_limits.max_sections) + "/" + std::to_string(elf_limits.max_symbols) +
+         ";data=" + (reject_data_regions ? "reject" : "report") +
+         ";list=" + std::to_string(max_listed_reasons) + "/" +
+         std::to_string(max_listed_data_regions) + "/" + std::to_string(max_listed_syscall_sites);
+}
+
+std::string DescribeInstructionPolicy() { return DescribePolicy(); }
+
+std::string ZydisVersionString() {
+  const ZyanU64 v = ZydisGetVersion();
+  return std::to_string(ZYDIS_VERSION_MAJOR(v)) + "." + std::to_string(ZYDIS_VERSION_MINOR(v)) +
+         "." + std::to_string(ZYDIS_VERSION_PATCH(v));
+}
+
+Result<ValidationReport> Validate(std::span<const std::byte> program,
+                                  const ValidatorOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string sha256 = Sha256Hex(program);
+  if (sha256.empty()) return Status::Error("internal", "SHA-256 failed");
+  Result<ValidationReport> report = ValidateWithDigest(program, options, std::move(sha256));
+  if (report.ok()) report->timing.total_ms = MillisecondsSince(start);
+  return report;
+}
+
+Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
+                                            const ValidatorOptions& options, std::string sha256) {
+  const auto start = std::chrono::steady_clock::now();
+  ValidationReport report;
+  report.zydis_version = ZydisVersionString();
+  report.sha256 = std::move(sha256);
+  report.counts.program_bytes = program.size();
+  Reasons reasons(&report, options.max_listed_reasons);
+
+  Result<ElfImage> parsed = ParseElf(program, options.elf_limits);
+  if (!parsed.ok()) {
+    reasons.Add(parsed.status().code(), parsed.status().message());
+    report.timing.validate_ms = MillisecondsSince(start);
+    report.timing.total_ms = report.timing.validate_ms;
+    return report;
+  }
+  const ElfImage& image = *parsed;
+  CheckStructure(program, image, &reasons);
+
+  uint64_t zero_fill = 0;
+  const std::vector<ExecRange> ranges = BuildExecRanges(program, image, &zero_fill);
+  const std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
+  AnalysisLimits limits;
+  limits.max_findings = options.max_listed_reasons;
+  limits.max_syscall_sites = options.max_listed_syscall_sites;
+  limits.max_data_regions = options.max_listed_data_regions;
+  const CodeAnalysis code = Analyze(ranges, image, seeds, limits);
+  const AddressNamer namer(image);
+
+  for (const InstructionFinding& f : code.findings) {
+    const char* what = f.code == "decode_error" ? "cannot decode the instruction at "
+                                                : "forbidden instruction at ";
+    Reason* r = reasons.Add(f.code, what + Hex(f.vaddr) + ": " + f.reason);
+    if (r == nullptr) continue;
+    r->vaddr = f.vaddr;
+    r->file_offset = FileOffset(ranges, f.vaddr);
+    std::tie(r->instruction, r->bytes) = DescribeInstruction(ranges, f.vaddr);
+    r->symbol = namer.Symbol(f.vaddr);
+    if (!r->instruction.empty()) r->message += " (" + r->instruction + ")";
+    if (!r->symbol.empty()) r->message += " in " + r->symbol;
+  }
+  reasons.AddUnlisted(code.findings_total - code.findings.size());
+  if (code.budget_exhausted) {
+    reasons.Add("analysis_budget",
+                "the analysis stopped after " + std::to_string(code.steps) +
+                    " steps: overlapping symbols or branch targets make this program too costly "
+                    "to validate");
+  }
+
+  for (uint64_t site : code.syscall_sites) {
+    report.syscall_sites.push_back({site, FileOffset(ranges, site), namer.Symbol(site)});
+  }
+  for (const UnreachedRun& run : code.data_regions) {
+    if (report.data_regions.size() >= options.max_listed_data_regions) break;
+    DataRegion region{run.vaddr,
+                      FileOffset(ranges, run.vaddr),
+                      run.size,
+                      namer.Section(run.vaddr),
+                      namer.Symbol(run.vaddr),
+                      run.outside_segment};
+    // A first segment that starts at file offset 0 maps the ELF headers executable too.
+    if (region.section.empty() && region.file_offset && *region.file_offset < sizeof(Elf64_Ehdr)) {
+      region.section = "(ELF headers)";
+    }
+    report.data_regions.push_back(std::move(region));
+  }
+  if (options.reject_data_regions && code.data_regions_total > 0) {
+    reasons.Add("data_region", std::to_string(code.data_regions_total) + " executable regions (" +
+                                   std::to_string(code.data_region_bytes) +
+                                   " bytes) are reached by no instruction stream");
+  }
+
+  report.noted_instructions = code.noted;
+  for (const std::string& note : code.notes) AddNote(&report, note);
+  if (zero_fill > 0) {
+    AddNote(&report, std::to_string(zero_fill) +
+                         " zero-filled bytes of executable segments were not disassembled "
+                         "(zeros decode as add [rax], al)");
+  }
+  if (image.symbols.empty()) {
+    AddNote(&report,
+            "no symbol table: only code reachable from the entry point by direct branches "
+            "was found; the rest is reported as data");
+  }
+
+  ValidationCounts& c = report.counts;
+  c.executable_bytes = code.executable_bytes;
+  c.by_symbol_bytes = code.by_symbol_bytes;
+  c.traversal_bytes = code.traversal_bytes;
+  c.decoded_bytes = c.by_symbol_bytes + c.traversal_bytes;
+  c.padding_bytes = code.padding_bytes;
+  c.data_region_bytes = code.data_region_bytes;
+  c.data_regions = code.data_regions_total;
+  c.instructions = code.instructions;
+  c.syscall_sites = code.syscall_sites_total;
+  c.sized_functions = code.sized_functions;
+  c.traversal_seeds = code.traversal_seeds;
+  c.traversal_stops = code.traversal_stops;
+
+  report.verdict = report.reasons_total == 0 ? Verdict::kAccepted : Verdict::kRejected;
+  report.timing.validate_ms = MillisecondsSince(start);
+  report.timing.total_ms = report.timing.validate_ms;
+  return report;
+}
+
+}  // namespace zerofarm::sandbox
