@@ -1,0 +1,30 @@
+#include "block.h"
+
+#include <xxhash.h>
+
+#include "keys.h"
+
+namespace zerofarm::storage {
+
+uint64_t BlockChecksum(std::span<const std::byte> bytes) {
+  return XXH64(bytes.data(), bytes.size(), /*seed=*/0);
+}
+
+std::array<char, kChecksumSize> EncodeChecksum(uint64_t checksum) {
+  std::array<char, kChecksumSize> out{};
+  for (size_t i = 0; i < kChecksumSize; ++i) {
+    out[i] = static_cast<char>((checksum >> (56 - 8 * i)) & 0xff);
+  }
+  return out;
+}
+
+BlockCheck VerifyBlock(std::string_view value) {
+  std::string_view bytes = value.substr(0, value.size() - kChecksumSize);
+  BlockCheck check;
+  check.stored = keys::ReadBigEndian64(value.substr(bytes.size()));
+  check.computed = BlockChecksum(std::as_bytes(std::span(bytes.data(), bytes.size())));
+  check.ok = check.stored == check.computed;
+  return check;
+}
+
+}  // namespace zerofarm::storage

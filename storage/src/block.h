@@ -1,0 +1,28 @@
+// Block values: the block's bytes followed by their xxHash64 (seed 0), 8 bytes big-endian.
+// Private to storage/.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace zerofarm::storage {
+
+inline constexpr size_t kChecksumSize = 8;
+
+uint64_t BlockChecksum(std::span<const std::byte> bytes);
+// The trailer stored after a block's bytes.
+std::array<char, kChecksumSize> EncodeChecksum(uint64_t checksum);
+
+// Checks a stored block value (bytes + trailer) against its trailer. Requires
+// value.size() >= kChecksumSize. Returns the computed checksum of the bytes on a mismatch.
+struct BlockCheck {
+  bool ok = false;
+  uint64_t stored = 0;
+  uint64_t computed = 0;
+};
+BlockCheck VerifyBlock(std::string_view value);
+
+}  // namespace zerofarm::storage

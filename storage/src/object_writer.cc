@@ -1,0 +1,81 @@
+#include "object_writer.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "manifest.h"
+#include "store_impl.h"
+
+namespace zerofarm::storage {
+
+ObjectWriterImpl::ObjectWriterImpl(StoreImpl* store, std::string name, uint64_t id,
+                                   size_t block_size)
+    : store_(store), name_(std::move(name)), id_(id), block_size_(block_size) {}
+
+ObjectWriterImpl::~ObjectWriterImpl() {
+  if (wrote_ && !committed_) store_->AbandonObject(id_);
+}
+
+Status ObjectWriterImpl::CheckWritable() const {
+  if (!error_.ok()) return error_;
+  if (committed_) {
+    return Status::Error("invalid_argument", "object '" + name_ + "' is already committed");
+  }
+  return Status::Ok();
+}
+
+Status ObjectWriterImpl::Fail(Status status) {
+  error_ = status;
+  return status;
+}
+
+Status ObjectWriterImpl::WriteNextBlock(std::span<const std::byte> bytes) {
+  wrote_ = true;
+  Status s =
+      store_->WriteBlock(id_, blocks_written_, bytes,
+                         blocks_written_ == 0 ? std::string_view(name_) : std::string_view());
+  if (!s.ok()) return Fail(s.WithContext("write object '" + name_ + "'"));
+  ++blocks_written_;
+  return Status::Ok();
+}
+
+Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
+  ZF_RETURN_IF_ERROR(CheckWritable());
+  const uint64_t appended = data.size();
+  while (!data.empty()) {
+    if (buffer_.size() == block_size_) {
+      ZF_RETURN_IF_ERROR(WriteNextBlock(buffer_));
+      buffer_.clear();
+    }
+    // A whole block with more bytes after it goes out without a copy.
+    if (buffer_.empty() && data.size() > block_size_) {
+      ZF_RETURN_IF_ERROR(WriteNextBlock(data.first(block_size_)));
+      data = data.subspan(block_size_);
+      continue;
+    }
+    size_t n = std::min(block_size_ - buffer_.size(), data.size());
+    if (buffer_.capacity() < buffer_.size() + n) {
+      buffer_.reserve(std::min(block_size_, std::max(buffer_.size() + n, 2 * buffer_.capacity())));
+    }
+    buffer_.insert(buffer_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
+    data = data.subspan(n);
+  }
+  size_ += appended;
+  return Status::Ok();
+}
+
+Status ObjectWriterImpl::Commit() {
+  ZF_RETURN_IF_ERROR(CheckWritable());
+  Manifest manifest;
+  manifest.id = id_;
+  manifest.size = size_;
+  manifest.blocks = blocks_written_ + (buffer_.empty() ? 0 : 1);
+  manifest.block_size = block_size_;
+  Status s = store_->CommitObject(name_, manifest, buffer_, /*pending=*/blocks_written_ > 0);
+  if (!s.ok()) return Fail(s);
+  committed_ = true;
+  buffer_ = {};
+  return Status::Ok();
+}
+
+}  // namespace zerofarm::storage

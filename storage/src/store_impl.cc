@@ -1,0 +1,402 @@
+#include "store_impl.h"
+
+#include <rocksdb/iterator.h>
+#include <rocksdb/snapshot.h>
+
+#include <functional>
+#include <limits>
+#include <utility>
+
+#include "block.h"
+#include "keys.h"
+#include "object_reader.h"
+#include "object_writer.h"
+
+namespace zerofarm::storage {
+namespace {
+
+// Limits on caller input, checked before anything is written.
+constexpr size_t kMaxNameBytes = 4096;           // object names and metadata keys
+constexpr size_t kMaxMetaValueBytes = 16 << 20;  // metadata records are small by contract
+constexpr uint64_t kIdLease = 1024;              // ids persisted per counter write
+
+std::string_view View(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+Status CheckName(std::string_view name, const char* what) {
+  if (name.empty()) return Status::Error("invalid_argument", std::string(what) + " is empty");
+  if (name.size() > kMaxNameBytes) {
+    return Status::Error("invalid_argument", std::string(what) + " is " +
+                                                 std::to_string(name.size()) + " bytes, limit " +
+                                                 std::to_string(kMaxNameBytes));
+  }
+  return Status::Ok();
+}
+
+std::string Quoted(std::string_view name) {
+  std::string out;  // appended piecewise: "'" + std::string trips GCC 12's -Wrestrict at -O3
+  out.reserve(name.size() + 2);
+  out.append("'").append(name).append("'");
+  return out;
+}
+
+std::string Hex(uint64_t value) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out = "0x";
+  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kDigits[(value >> shift) & 0xf]);
+  return out;
+}
+
+// Calls visit(key, value) for every key of `family` that starts with `prefix`, in key order.
+template <class Visit>
+Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, const std::string& prefix,
+                  Visit visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), family));
+  for (it->Seek(prefix); it->Valid() && View(it->key()).starts_with(prefix); it->Next()) {
+    ZF_RETURN_IF_ERROR(visit(View(it->key()), View(it->value())));
+  }
+  return FromRocks(it->status(), "scan " + Quoted(prefix));
+}
+
+}  // namespace
+
+StoreImpl::StoreImpl(std::unique_ptr<RocksDb> db, const Options& options)
+    : db_(std::move(db)), options_(options) {
+  write_options_.sync = options.sync;
+}
+
+Result<std::unique_ptr<StoreImpl>> StoreImpl::Create(std::unique_ptr<RocksDb> db,
+                                                     const Options& options) {
+  std::unique_ptr<StoreImpl> store(new StoreImpl(std::move(db), options));
+  ZF_RETURN_IF_ERROR(store->RemovePendingObjects());
+  ZF_RETURN_IF_ERROR(store->LoadIdCounter());
+  return store;
+}
+
+// --- Open-time recovery. ---
+
+Status StoreImpl::RemovePendingObjects() {
+  rocksdb::WriteBatch batch;
+  Status s =
+      ScanPrefix(db_->db(), db_->meta(), std::string(keys::kPendingPrefix),
+                 [&](std::string_view key, std::string_view) {
+                   if (key.size() != keys::kPendingPrefix.size() + 8) {
+                     return Status::Error("corrupt", "malformed pending marker key of " +
+                                                         std::to_string(key.size()) + " bytes");
+                   }
+                   uint64_t id = keys::ReadBigEndian64(key.substr(keys::kPendingPrefix.size()));
+                   batch.DeleteRange(db_->chunks(), keys::Block(id, 0), keys::Block(id + 1, 0))
+                       .PermitUncheckedError();  // only a batch size limit could fail; none is set
+                   batch.Delete(db_->meta(), std::string(key)).PermitUncheckedError();
+                   return Status::Ok();
+                 });
+  ZF_RETURN_IF_ERROR(s);
+  if (batch.Count() == 0) return Status::Ok();
+  return Write(&batch, "remove uncommitted objects");
+}
+
+Status StoreImpl::LoadIdCounter() {
+  std::string value;
+  rocksdb::Status s =
+      db_->db()->Get(rocksdb::ReadOptions(), db_->meta(), std::string(keys::kNextObjectId), &value);
+  if (s.IsNotFound()) return Status::Ok();
+  ZF_RETURN_IF_ERROR(FromRocks(s, "read object id counter"));
+  if (value.size() != 8) return Status::Error("corrupt", "malformed object id counter");
+  std::lock_guard lock(id_mu_);
+  next_id_ = id_limit_ = keys::ReadBigEndian64(value);
+  return Status::Ok();
+}
+
+Result<uint64_t> StoreImpl::AllocateId() {
+  std::lock_guard lock(id_mu_);
+  if (next_id_ == id_limit_) {
+    // Ids are never reused: the counter is persisted before any id of the new lease is handed
+    // out, and an id's blocks are keyed by it. id + 1 must stay representable (see DeleteRange).
+    if (id_limit_ > std::numeric_limits<uint64_t>::max() - kIdLease - 1) {
+      return Status::Error("io_error", "object ids exhausted");
+    }
+    uint64_t limit = id_limit_ + kIdLease;
+    std::string value;
+    keys::AppendBigEndian64(&value, limit);
+    rocksdb::WriteBatch batch;
+    ZF_RETURN_IF_ERROR(FromRocks(batch.Put(db_->meta(), std::string(keys::kNextObjectId), value),
+                                 "lease object ids"));
+    ZF_RETURN_IF_ERROR(Write(&batch, "lease object ids"));
+    id_limit_ = limit;
+  }
+  return next_id_++;
+}
+
+// --- Helpers. ---
+
+std::mutex& StoreImpl::NameLock(std::string_view name) {
+  return name_locks_[std::hash<std::string_view>{}(name) % name_locks_.size()];
+}
+
+Status StoreImpl::Write(rocksdb::WriteBatch* batch, const std::string& context) {
+  return Write(batch, write_options_, context);
+}
+
+Status StoreImpl::Write(rocksdb::WriteBatch* batch, const rocksdb::WriteOptions& write,
+                        const std::string& context) {
+  return FromRocks(db_->db()->Write(write, batch), context);
+}
+
+Status StoreImpl::PutBlock(rocksdb::WriteBatch* batch, uint64_t id, uint64_t index,
+                           std::span<const std::byte> bytes) {
+  std::string key = keys::Block(id, index);
+  std::array<char, kChecksumSize> trailer = EncodeChecksum(BlockChecksum(bytes));
+  rocksdb::Slice key_part(key);
+  rocksdb::Slice value_parts[2] = {
+      rocksdb::Slice(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+      rocksdb::Slice(trailer.data(), trailer.size())};
+  return FromRocks(batch->Put(db_->chunks(), rocksdb::SliceParts(&key_part, 1),
+                              rocksdb::SliceParts(value_parts, 2)),
+                   "stage block " + std::to_string(index));
+}
+
+void StoreImpl::DeleteBlocks(rocksdb::WriteBatch* batch, const Manifest& manifest) {
+  for (uint64_t i = 0; i < manifest.blocks; ++i) {
+    batch->Delete(db_->chunks(), keys::Block(manifest.id, i)).PermitUncheckedError();
+  }
+}
+
+Result<std::optional<Manifest>> StoreImpl::ReadManifest(std::string_view name,
+                                                        const rocksdb::Snapshot* snapshot) {
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(read, db_->meta(), keys::Object(name), &value);
+  if (s.IsNotFound()) return std::optional<Manifest>();
+  ZF_RETURN_IF_ERROR(FromRocks(s, "read manifest of object " + Quoted(name)));
+  std::optional<Manifest> manifest = DecodeManifest(value);
+  if (!manifest) return Status::Error("corrupt", "object " + Quoted(name) + ": malformed manifest");
+  return manifest;
+}
+
+// --- Shared with writers and readers. ---
+
+Status StoreImpl::WriteBlock(uint64_t id, uint64_t index, std::span<const std::byte> bytes,
+                             std::string_view pending_name) {
+  rocksdb::WriteBatch batch;
+  if (!pending_name.empty()) {
+    ZF_RETURN_IF_ERROR(
+        FromRocks(batch.Put(db_->meta(), keys::Pending(id),
+                            rocksdb::Slice(pending_name.data(), pending_name.size())),
+                  "stage pending marker"));
+  }
+  ZF_RETURN_IF_ERROR(PutBlock(&batch, id, index, bytes));
+  return Write(&batch, "write block " + std::to_string(index));
+}
+
+Status StoreImpl::CommitObject(std::string_view name, const Manifest& manifest,
+                               std::span<const std::byte> last_block, bool pending) {
+  rocksdb::WriteBatch batch;
+  if (!last_block.empty()) {
+    ZF_RETURN_IF_ERROR(PutBlock(&batch, manifest.id, manifest.blocks - 1, last_block));
+  }
+  ZF_RETURN_IF_ERROR(FromRocks(batch.Put(db_->meta(), keys::Object(name), EncodeManifest(manifest)),
+                               "stage manifest"));
+  if (pending) batch.Delete(db_->meta(), keys::Pending(manifest.id)).PermitUncheckedError();
+
+  std::lock_guard lock(NameLock(name));
+  Result<std::optional<Manifest>> old = ReadManifest(name, nullptr);
+  // A damaged manifest is replaced all the same, so that writing the object again repairs it
+  // (the blocks it pointed to cannot be found and stay behind).
+  if (!old.ok() && old.status().code() != "corrupt") return old.status();
+  if (old.ok() && old->has_value() && (*old)->id != manifest.id) DeleteBlocks(&batch, **old);
+  return Write(&batch, "commit object " + Quoted(name));
+}
+
+void StoreImpl::AbandonObject(uint64_t id) {
+  rocksdb::WriteBatch batch;
+  batch.DeleteRange(db_->chunks(), keys::Block(id, 0), keys::Block(id + 1, 0))
+      .PermitUncheckedError();
+  batch.Delete(db_->meta(), keys::Pending(id)).PermitUncheckedError();
+  rocksdb::WriteOptions write;
+  write.sync = false;
+  // Ignored on failure: the pending marker stays and the next Open removes the blocks.
+  db_->db()->Write(write, &batch).PermitUncheckedError();
+}
+
+Status StoreImpl::ReadBlock(std::string_view name, const Manifest& manifest, uint64_t index,
+                            const rocksdb::Snapshot* snapshot, rocksdb::PinnableSlice* out) {
+  std::string where = "object " + Quoted(name) + " block " + std::to_string(index) + " of " +
+                      std::to_string(manifest.blocks);
+  rocksdb::ReadOptions read;
+  read.snapshot = snapshot;
+  // The block's own xxHash64 below checks every byte end to end, so RocksDB's per-record
+  // checksum is skipped here: in portable builds its blob and WAL CRC32c runs in software and
+  // cut blob reads to a quarter (see BENCHMARKS.md). Manifest reads keep RocksDB's checks.
+  read.verify_checksums = false;
+  read.fill_cache = false;  // blocks are megabytes; caching them would evict the index blocks
+  out->Reset();
+  rocksdb::Status s = db_->db()->Get(read, db_->chunks(), keys::Block(manifest.id, index), out);
+  if (s.IsNotFound()) return Status::Error("corrupt", where + ": block is missing");
+  ZF_RETURN_IF_ERROR(FromRocks(s, "read " + where));
+  uint64_t expected = manifest.BlockLength(index) + kChecksumSize;
+  if (out->size() != expected) {
+    return Status::Error("corrupt", where + ": " + std::to_string(out->size()) +
+                                        " stored bytes, expected " + std::to_string(expected));
+  }
+  BlockCheck check = VerifyBlock(View(*out));
+  if (!check.ok) {
+    return Status::Error("corrupt", where + ": checksum mismatch (stored " + Hex(check.stored) +
+                                        ", computed " + Hex(check.computed) + ")");
+  }
+  out->remove_suffix(kChecksumSize);
+  return Status::Ok();
+}
+
+// --- Objects. ---
+
+Result<std::unique_ptr<ObjectWriter>> StoreImpl::CreateObject(std::string_view name) {
+  ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
+  Result<uint64_t> id = AllocateId();
+  if (!id.ok()) return id.status();
+  return std::unique_ptr<ObjectWriter>(
+      new ObjectWriterImpl(this, std::string(name), *id, options_.block_size));
+}
+
+Result<std::unique_ptr<ObjectReader>> StoreImpl::OpenObject(std::string_view name) {
+  ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
+  auto snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_->db());
+  Result<std::optional<Manifest>> manifest = ReadManifest(name, snapshot->snapshot());
+  if (!manifest.ok()) return manifest.status();
+  if (!manifest->has_value()) {
+    return Status::Error("not_found", "object " + Quoted(name) + " not found");
+  }
+  return std::unique_ptr<ObjectReader>(
+      new ObjectReaderImpl(this, std::string(name), **manifest, std::move(snapshot)));
+}
+
+Result<ObjectInfo> StoreImpl::Stat(std::string_view name) {
+  ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
+  Result<std::optional<Manifest>> manifest = ReadManifest(name, nullptr);
+  if (!manifest.ok()) return manifest.status();
+  if (!manifest->has_value()) {
+    return Status::Error("not_found", "object " + Quoted(name) + " not found");
+  }
+  return ObjectInfo{(*manifest)->size, (*manifest)->blocks};
+}
+
+Status StoreImpl::PutObject(std::string_view name, std::string_view bytes) {
+  // Up to one block this is a single synced batch: the writer only writes at Commit.
+  Result<std::unique_ptr<ObjectWriter>> writer = CreateObject(name);
+  if (!writer.ok()) return writer.status();
+  ZF_RETURN_IF_ERROR((*writer)->Append(bytes));
+  return (*writer)->Commit();
+}
+
+Result<std::string> StoreImpl::GetObject(std::string_view name) {
+  return ReadRange(name, 0, std::numeric_limits<uint64_t>::max());
+}
+
+Result<std::string> StoreImpl::ReadRange(std::string_view name, uint64_t offset, uint64_t length) {
+  Result<std::unique_ptr<ObjectReader>> reader = OpenObject(name);
+  if (!reader.ok()) return reader.status();
+  ZF_RETURN_IF_ERROR((*reader)->Seek(offset));
+  std::string out(static_cast<size_t>(std::min(length, (*reader)->size() - offset)), '\0');
+  auto dest = std::as_writable_bytes(std::span(out.data(), out.size()));
+  while (!dest.empty()) {
+    Result<size_t> n = (*reader)->Read(dest);
+    if (!n.ok()) return n.status();
+    if (*n == 0) return Status::Error("io_error", "object " + Quoted(name) + ": short read");
+    dest = dest.subspan(*n);
+  }
+  return out;
+}
+
+Status StoreImpl::DeleteObjectLocked(std::string_view name, const rocksdb::WriteOptions& write,
+                                     bool* existed) {
+  *existed = false;
+  Result<std::optional<Manifest>> manifest = ReadManifest(name, nullptr);
+  // A damaged manifest is deleted all the same (as in CommitObject).
+  if (!manifest.ok() && manifest.status().code() != "corrupt") return manifest.status();
+  if (manifest.ok() && !manifest->has_value()) return Status::Ok();
+  rocksdb::WriteBatch batch;
+  batch.Delete(db_->meta(), keys::Object(name)).PermitUncheckedError();
+  if (manifest.ok()) DeleteBlocks(&batch, **manifest);
+  ZF_RETURN_IF_ERROR(Write(&batch, write, "delete object " + Quoted(name)));
+  *existed = true;
+  return Status::Ok();
+}
+
+Status StoreImpl::DeleteObject(std::string_view name) {
+  ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
+  std::lock_guard lock(NameLock(name));
+  bool existed = false;
+  return DeleteObjectLocked(name, write_options_, &existed);
+}
+
+Result<std::vector<std::string>> StoreImpl::ListObjects(std::string_view prefix) {
+  std::vector<std::string> names;
+  Status s = ScanPrefix(db_->db(), db_->meta(), keys::Object(prefix),
+                        [&](std::string_view key, std::string_view) {
+                          names.emplace_back(key.substr(keys::kObjectPrefix.size()));
+                          return Status::Ok();
+                        });
+  if (!s.ok()) return s;
+  return names;
+}
+
+Result<size_t> StoreImpl::DeleteObjects(std::string_view prefix) {
+  Result<std::vector<std::string>> names = ListObjects(prefix);
+  if (!names.ok()) return names.status();
+  // One unsynced batch per object, then one WAL sync covering them all.
+  rocksdb::WriteOptions unsynced;
+  unsynced.sync = false;
+  size_t deleted = 0;
+  for (const std::string& name : *names) {
+    std::lock_guard lock(NameLock(name));
+    bool existed = false;
+    ZF_RETURN_IF_ERROR(DeleteObjectLocked(name, unsynced, &existed));
+    if (existed) ++deleted;
+  }
+  if (options_.sync && deleted > 0) {
+    ZF_RETURN_IF_ERROR(FromRocks(db_->db()->SyncWAL(), "sync deletion of " + Quoted(prefix)));
+  }
+  return deleted;
+}
+
+// --- Metadata records. ---
+
+Status StoreImpl::PutMeta(std::string_view key, std::string_view value) {
+  ZF_RETURN_IF_ERROR(CheckName(key, "metadata key"));
+  if (value.size() > kMaxMetaValueBytes) {
+    return Status::Error("invalid_argument", "metadata record " + Quoted(key) + " is " +
+                                                 std::to_string(value.size()) + " bytes, limit " +
+                                                 std::to_string(kMaxMetaValueBytes));
+  }
+  return FromRocks(db_->db()->Put(write_options_, db_->meta(), keys::Meta(key),
+                                  rocksdb::Slice(value.data(), value.size())),
+                   "put metadata " + Quoted(key));
+}
+
+Result<std::optional<std::string>> StoreImpl::GetMeta(std::string_view key) {
+  ZF_RETURN_IF_ERROR(CheckName(key, "metadata key"));
+  std::string value;
+  rocksdb::Status s = db_->db()->Get(rocksdb::ReadOptions(), db_->meta(), keys::Meta(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  ZF_RETURN_IF_ERROR(FromRocks(s, "get metadata " + Quoted(key)));
+  return std::optional<std::string>(std::move(value));
+}
+
+Status StoreImpl::DeleteMeta(std::string_view key) {
+  ZF_RETURN_IF_ERROR(CheckName(key, "metadata key"));
+  return FromRocks(db_->db()->Delete(write_options_, db_->meta(), keys::Meta(key)),
+                   "delete metadata " + Quoted(key));
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::ListMeta(
+    std::string_view prefix) {
+  std::vector<std::pair<std::string, std::string>> records;
+  Status s = ScanPrefix(db_->db(), db_->meta(), keys::Meta(prefix),
+                        [&](std::string_view key, std::string_view value) {
+                          records.emplace_back(key.substr(keys::kMetaPrefix.size()), value);
+                          return Status::Ok();
+                        });
+  if (!s.ok()) return s;
+  return records;
+}
+
+}  // namespace zerofarm::storage

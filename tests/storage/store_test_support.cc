@@ -1,0 +1,118 @@
+#include "store_test_support.h"
+
+#include <stdlib.h>
+
+#include <catch2/catch.hpp>
+#include <random>
+#include <system_error>
+
+namespace zerofarm::storage::testing {
+namespace {
+
+uint64_t BigEndian64(const std::string& bytes, size_t at) {
+  uint64_t value = 0;
+  for (size_t i = at; i < at + 8; ++i) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+  return value;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "zerofarm-storage-test-XXXXXX").string();
+  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Options TestOptions(const TempDir& dir, bool blob_files) {
+  Options options;
+  options.dir = dir.path() / "store";
+  options.block_size = kTestBlockSize;
+  options.sync = true;
+  options.blob_files = blob_files;
+  return options;
+}
+
+std::unique_ptr<Store> OpenStore(const Options& options) {
+  Result<std::unique_ptr<Store>> store = Store::Open(options);
+  INFO(store.status().ToString());
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+std::string TestBytes(size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + 1);
+  std::string out(size, '\0');
+  for (size_t i = 0; i < size; i += 8) {
+    uint64_t word = rng();
+    for (size_t j = i; j < size && j < i + 8; ++j, word >>= 8) out[j] = static_cast<char>(word);
+  }
+  return out;
+}
+
+RawDb::RawDb(const std::filesystem::path& dir, bool blob_files) {
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir.string(), &names);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const std::string& name : names) {
+    rocksdb::ColumnFamilyOptions options;
+    options.enable_blob_files = blob_files;
+    descriptors.emplace_back(name, options);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  s = rocksdb::DB::Open(rocksdb::DBOptions(), dir.string(), descriptors, &handles, &raw);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  db_.reset(raw);
+  for (size_t i = 0; i < names.size(); ++i) families_[names[i]] = handles[i];
+}
+
+RawDb::~RawDb() {
+  for (auto& [name, handle] : families_)
+    db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  db_->Close().PermitUncheckedError();
+}
+
+rocksdb::ColumnFamilyHandle* RawDb::family(const std::string& name) const {
+  auto it = families_.find(name);
+  REQUIRE(it != families_.end());
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> RawDb::Scan(const std::string& name) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), family(name)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    out.emplace_back(it->key().ToString(), it->value().ToString());
+  }
+  REQUIRE(it->status().ok());
+  return out;
+}
+
+uint64_t BlockKeyObjectId(const std::string& key) {
+  REQUIRE(key.size() == 16);
+  return BigEndian64(key, 0);
+}
+
+uint64_t BlockKeyIndex(const std::string& key) {
+  REQUIRE(key.size() == 16);
+  return BigEndian64(key, 8);
+}
+
+size_t CountBlobFiles(const std::filesystem::path& dir) {
+  size_t count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".blob") ++count;
+  }
+  return count;
+}
+
+}  // namespace zerofarm::storage::testing

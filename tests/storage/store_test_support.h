@@ -1,0 +1,69 @@
+// Shared setup for the storage tests: temporary store directories, deterministic bytes, and
+// direct RocksDB access to the files of a closed Store (to inspect or damage what it wrote).
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zerofarm/storage/store.h"
+
+namespace zerofarm::storage::testing {
+
+// A fresh directory under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline constexpr size_t kTestBlockSize = 64 << 10;
+
+// Store options for tests: small blocks so objects span several, syncing on.
+Options TestOptions(const TempDir& dir, bool blob_files = true);
+// Opens a store and REQUIREs success.
+std::unique_ptr<Store> OpenStore(const Options& options);
+// `size` deterministic pseudo-random bytes; different seeds give different bytes.
+std::string TestBytes(size_t size, uint64_t seed);
+
+// The RocksDB database of a closed Store, opened with every column family it has.
+// With `blob_files`, values written (or recovered from the WAL) go to blob files as the store's
+// own would. Closes the database on destruction.
+class RawDb {
+ public:
+  RawDb(const std::filesystem::path& dir, bool blob_files);
+  ~RawDb();
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+
+  rocksdb::DB* db() const { return db_.get(); }
+  rocksdb::ColumnFamilyHandle* family(const std::string& name) const;
+  // Every (key, value) of a column family, in key order.
+  std::vector<std::pair<std::string, std::string>> Scan(const std::string& family) const;
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;
+};
+
+// Block keys in the chunks column family: 8-byte big-endian object id, 8-byte block index.
+uint64_t BlockKeyObjectId(const std::string& key);
+uint64_t BlockKeyIndex(const std::string& key);
+
+// Number of *.blob files in a store directory.
+size_t CountBlobFiles(const std::filesystem::path& dir);
+
+}  // namespace zerofarm::storage::testing
