@@ -138,6 +138,21 @@ struct Playlist {
   std::string Render() const { return RenderMediaPlaylist(durations); }
 };
 
+// Decode timestamps must rise across the joins of independently encoded segments: each
+// segment's encoder starts its dts before its first pts (B-frame delay).
+class DtsRepair {
+ public:
+  Status Apply(Packet* p) {
+    if (p->dts <= prev_) p->dts = prev_ + 1;
+    if (p->dts > p->pts) return Status::Error("internal", "segment timestamps out of order");
+    prev_ = p->dts;
+    return Status::Ok();
+  }
+
+ private:
+  int64_t prev_ = INT64_MIN;
+};
+
 double Ticks2Sec(int64_t t, int tb) { return static_cast<double>(t) / tb; }
 
 }  // namespace
@@ -177,24 +192,19 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     stats.width = rung.width;
     stats.height = rung.height;
     fs::create_directories(out_dir / rung.name, ec);
-    std::vector<Track> segs;
-    for (size_t i = 0; i < input.segments; ++i) {
-      auto t = LoadStream(store, SegmentObjectName(input.prefix, rung.name, i));
-      if (!t.ok()) return t.status();
-      segs.push_back(std::move(*t));
-    }
-    // Video segment files and playlist.
-    Playlist playlist;
+    // Pass 1, one segment in memory at a time: the segment files and each segment's facts.
     std::optional<StreamHeader> header;
-    int64_t prev_dts = INT64_MIN;
-    std::vector<double> my_starts;
-    for (size_t i = 0; i < segs.size(); ++i) {
-      Track& seg = segs[i];
-      if (seg.packets.empty())
-        return Status::Error("internal", rung.name + " segment " + std::to_string(i) + " is empty");
+    std::vector<double> first_sec, last_sec;
+    std::vector<uint64_t> seg_bytes;
+    DtsRepair dts;
+    for (size_t i = 0; i < input.segments; ++i) {
+      auto loaded = LoadStream(store, SegmentObjectName(input.prefix, rung.name, i));
+      if (!loaded.ok()) return loaded.status();
+      Track& seg = *loaded;
+      const std::string what = rung.name + " segment " + std::to_string(i);
+      if (seg.packets.empty()) return Status::Error("internal", what + " is empty");
       if (!(seg.packets.front().flags & kPacketKey))
-        return Status::Error("internal", rung.name + " segment " + std::to_string(i) +
-                                             " does not start with an IDR");
+        return Status::Error("internal", what + " does not start with an IDR");
       if (!header) header = seg.header;
       int64_t first = INT64_MAX, last = INT64_MIN;
       uint64_t bytes = 0;
@@ -202,52 +212,37 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
         first = std::min(first, p.pts);
         last = std::max(last, p.pts);
         bytes += p.data.size();
-        // Decode timestamps must rise across the joins of independently encoded segments.
-        if (p.dts <= prev_dts) p.dts = prev_dts + 1;
-        if (p.dts > p.pts) return Status::Error("internal", "segment timestamps out of order");
-        prev_dts = p.dts;
+        ZF_RETURN_IF_ERROR(dts.Apply(&p));
       }
-      stats.keyframe_seconds.push_back(Ticks2Sec(first, kOutputTb));
-      my_starts.push_back(Ticks2Sec(first, kOutputTb));
+      first_sec.push_back(Ticks2Sec(first, kOutputTb));
+      last_sec.push_back(Ticks2Sec(last, kOutputTb));
+      seg_bytes.push_back(bytes);
       stats.frames += seg.packets.size();
       stats.segment_frames.push_back(seg.packets.size());
       stats.bytes += bytes;
       if (i == 0) stats.codecs = AvcCodecString(seg.packets.front().data);
-    }
-    for (size_t i = 0; i < segs.size(); ++i) {
-      double end =
-          i + 1 < segs.size()
-              ? my_starts[i + 1]
-              : Ticks2Sec(
-                    std::max_element(segs[i].packets.begin(), segs[i].packets.end(),
-                                     [](const Packet& a, const Packet& b) { return a.pts < b.pts; })
-                        ->pts,
-                    kOutputTb) +
-                    frame_sec;
-      double dur = std::max(end - my_starts[i], frame_sec);
-      playlist.durations.push_back(dur);
-      int64_t bps = static_cast<int64_t>(static_cast<double>([&] {
-                                           uint64_t b = 0;
-                                           for (const Packet& p : segs[i].packets)
-                                             b += p.data.size();
-                                           return b;
-                                         }()) *
-                                         8 / dur);
-      stats.peak_bps = std::max(stats.peak_bps, bps);
       FileMuxer mux;
       ZF_RETURN_IF_ERROR(
-          mux.Open(out_dir / rung.name / SegmentFileName(i), "mpegts", {&segs[i].header}, nullptr));
-      for (const Packet& p : segs[i].packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
+          mux.Open(out_dir / rung.name / SegmentFileName(i), "mpegts", {&seg.header}, nullptr));
+      for (const Packet& p : seg.packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
       ZF_RETURN_IF_ERROR(mux.Close());
     }
-    if (starts.empty()) starts = my_starts;
-    stats.duration_seconds = 0;
-    for (double d : playlist.durations) stats.duration_seconds += d;
+    stats.keyframe_seconds = first_sec;
+    Playlist playlist;
+    for (size_t i = 0; i < input.segments; ++i) {
+      double end = i + 1 < input.segments ? first_sec[i + 1] : last_sec[i] + frame_sec;
+      double dur = std::max(end - first_sec[i], frame_sec);
+      playlist.durations.push_back(dur);
+      stats.peak_bps = std::max(stats.peak_bps,
+                                static_cast<int64_t>(static_cast<double>(seg_bytes[i]) * 8 / dur));
+      stats.duration_seconds += dur;
+    }
+    if (starts.empty()) starts = first_sec;
     stats.average_bps = static_cast<int64_t>(static_cast<double>(stats.bytes) * 8 /
                                              std::max(stats.duration_seconds, 1e-3));
     ZF_RETURN_IF_ERROR(WriteFile(out_dir / rung.name / "index.m3u8", playlist.Render()));
 
-    // Progressive MP4: every segment's packets plus the whole audio track, faststart.
+    // Pass 2: the progressive MP4, every segment again plus the whole audio track, faststart.
     {
       FileMuxer mux;
       std::vector<const StreamHeader*> streams{&*header};
@@ -255,8 +250,12 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
       fs::path mp4 = out_dir / (rung.name + ".mp4");
       ZF_RETURN_IF_ERROR(mux.Open(mp4, "mp4", streams, "+faststart"));
       size_t ai = 0;
-      for (const Track& seg : segs) {
-        for (const Packet& p : seg.packets) {
+      DtsRepair mp4_dts;
+      for (size_t i = 0; i < input.segments; ++i) {
+        auto loaded = LoadStream(store, SegmentObjectName(input.prefix, rung.name, i));
+        if (!loaded.ok()) return loaded.status();
+        for (Packet& p : loaded->packets) {
+          ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
           // Interleave audio up to this video packet's time.
           while (audio && ai < audio->packets.size() &&
                  Ticks2Sec(audio->packets[ai].pts, kAudioSampleRate) <=
