@@ -6,5 +6,6 @@ namespace zerofarm::cli {
 
 int TranscodeCommand(int argc, char** argv);
 int ValidateCommand(int argc, char** argv);
+int SandboxCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

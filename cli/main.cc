@@ -19,6 +19,8 @@ constexpr Command kCommands[] = {
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},
+    {"sandbox", "run a validated program in the sandbox and print its run report",
+     &zerofarm::cli::SandboxCommand},
 #endif
 };
 

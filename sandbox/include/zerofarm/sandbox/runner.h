@@ -1,0 +1,136 @@
+// RunSandboxed: runs a validated, sealed program in the zerofarm sandbox and reports how it
+// ended. The program's exact sealed bytes are executed (execveat on the memfd), in fresh user,
+// mount, PID, network, IPC and UTS namespaces, with an empty read-only root (no /proc, no
+// /dev), only its channels open, no new privileges, rlimits, a memory cgroup where the host
+// allows one, the seccomp allow-list of syscall_policy.cc, and a wall-clock timeout that kills
+// the whole PID namespace.
+// Channels: every channel is a pipe relayed by this process, which counts the bytes and
+// enforces each channel's quota (an output over its quota kills the sandbox: rule "quota"; an
+// input stops at its quota: the program reads end-of-stream). A channel's outside end is a
+// descriptor the caller keeps owning (a pipe it already has), a file, or memory.
+// Layers: a layer the host cannot provide is named in every report (layers_missing) and, the
+// first time, warned about on stderr; RunSandboxed refuses to run without a layer the spec
+// requires (SandboxOptions::required_layers).
+// Errors: a Result error means the runner itself failed (spawn, a setup step, a pipe); it names
+// the failing step and errno. How the program ended, including being killed, is in the report.
+// Thread safety: RunSandboxed is blocking and may run on many threads at once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/sandbox/host_layers.h"
+#include "zerofarm/sandbox/sealed_program.h"
+#include "zerofarm/sandbox/validator.h"
+
+namespace zerofarm::sandbox {
+
+enum class Direction { kIn, kOut };
+
+// Where the runner takes an input channel's bytes from, or puts an output channel's bytes.
+// Callbacks run on the RunSandboxed thread; an error they return ends the run (the sandbox is
+// killed) and is RunSandboxed's error.
+struct ChannelEnd {
+  enum class Kind { kDescriptor, kFile, kMemory, kCallback };
+  Kind kind = Kind::kMemory;
+  int fd = -1;                                // kDescriptor: borrowed, never closed by the runner
+  std::string path;                           // kFile: read (in) or created/truncated (out)
+  std::string bytes;                          // kMemory, in: the bytes to feed
+  std::function<Result<std::string>()> pull;  // kCallback, in: an empty piece ends it
+  std::function<Status(std::string_view)> push;  // kCallback, out: every piece, in order
+  static ChannelEnd Descriptor(int fd);
+  static ChannelEnd File(std::string path);
+  static ChannelEnd Memory(std::string bytes = {});
+  static ChannelEnd Pull(std::function<Result<std::string>()> pull);
+  static ChannelEnd Push(std::function<Status(std::string_view)> push);
+};
+
+struct Channel {
+  std::string name;  // listed in the manifest; [A-Za-z0-9_.-]+
+  int target_fd = -1;
+  Direction direction = Direction::kIn;
+  ChannelEnd end;
+  uint64_t quota_bytes = uint64_t{1} << 30;
+};
+
+// Every limit is explicit; 0 means "no limit of this kind" only where said so.
+struct SandboxLimits {
+  uint64_t memory_bytes = uint64_t{512} << 20;  // cgroup, else RLIMIT_AS
+  std::chrono::milliseconds wall_timeout{10000};
+  uint64_t cpu_seconds = 60;     // RLIMIT_CPU (soft = hard: SIGKILL at the limit)
+  uint64_t max_threads = 64;     // RLIMIT_NPROC (the seccomp policy allows threads only)
+  uint64_t max_open_files = 64;  // RLIMIT_NOFILE (raised to fit the channels)
+  uint64_t max_file_bytes = 0;   // RLIMIT_FSIZE (no file can be opened; 0 = none)
+};
+
+struct SandboxOptions {
+  // Refuse to run when one of these layers is missing (names as in HostLayers::Missing()).
+  std::vector<std::string> required_layers;
+  // The environment is empty except for the channel manifest in this variable.
+  std::string manifest_variable = "ZEROFARM_CHANNELS";
+  // Only tests of the kernel layers set this: runs a program the validator rejected.
+  bool allow_rejected_program = false;
+  std::string hostname = "zerofarm";
+};
+
+struct SandboxSpec {
+  const SealedProgram* program = nullptr;
+  // The validator's verdict on program->bytes(); a rejected or missing verdict is refused.
+  const ValidationReport* verdict = nullptr;
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<Channel> channels;
+  SandboxLimits limits;
+  SandboxOptions options;
+};
+
+struct ChannelStats {
+  std::string name;
+  int target_fd = -1;
+  Direction direction = Direction::kIn;
+  uint64_t bytes = 0;  // read by the program (in) or written by it (out)
+  uint64_t quota_bytes = 0;
+  bool quota_reached = false;  // in: the quota ended the input before its source did
+  std::string captured;        // kMemory outputs: the bytes (not part of the JSON report)
+};
+
+struct RunReport {
+  // How it ended: "exited" or "signaled".
+  std::string status;
+  int exit_code = -1;
+  int signal = 0;
+  std::string signal_name;
+  // The rule that stopped the program: "" (it ended by itself), timeout, memory, cpu, quota,
+  // seccomp, fsize, or signal (killed by a signal no rule explains).
+  std::string stopped_by;
+  std::string detail;  // e.g. "seccomp: ptrace (101) x86_64" or "quota: out over 4096 bytes"
+  std::optional<std::string> seccomp_syscall;  // the syscall the policy killed it for
+  double wall_ms = 0;
+  double user_cpu_ms = 0;
+  double system_cpu_ms = 0;
+  uint64_t peak_memory_bytes = 0;
+  std::string peak_memory_source;  // "cgroup" or "rusage"
+  double spawn_ms = 0;             // RunSandboxed start to the program's execve
+  std::vector<ChannelStats> channels;
+  std::string verdict;  // accepted | rejected | none
+  std::string program_sha256;
+  uint64_t syscall_sites = 0;
+  uint64_t data_region_bytes = 0;
+  std::vector<std::string> layers_active;
+  std::vector<std::string> layers_missing;
+  std::string memory_limit_via;  // cgroup_v2 | cgroup_v1 | rlimit_as
+};
+
+Result<RunReport> RunSandboxed(const SandboxSpec& spec);
+
+std::string RunReportToJson(const RunReport& report);
+
+// The seccomp policy as a human-readable table: each syscall row, its action and why.
+std::string DescribeSyscallPolicy();
+
+}  // namespace zerofarm::sandbox

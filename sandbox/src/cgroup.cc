@@ -1,0 +1,124 @@
+#include "cgroup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string_view>
+#include <utility>
+
+#include "zerofarm/base/unique_fd.h"
+
+namespace zerofarm::sandbox {
+namespace {
+
+// rmdir fails with EBUSY until the kernel has finished tearing the killed processes down.
+constexpr int kRemoveAttempts = 200;
+constexpr useconds_t kRemoveWaitMicros = 1000;
+
+Status WriteText(const std::string& path, const std::string& text) {
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("cgroup: open " + path, errno);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoError("cgroup: write " + path, errno);
+  }
+  return Status::Ok();
+}
+
+std::string ReadText(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return {};
+  char buf[4096];
+  const ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// The value after "key " in a "key value" per line file.
+uint64_t KeyValue(const std::string& text, std::string_view key) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    if (line.size() > key.size() && line.substr(0, key.size()) == key && line[key.size()] == ' ') {
+      return std::strtoull(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
+    }
+    pos = end + 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Result<MemoryCgroup> MemoryCgroup::Create(const HostLayers& host, uint64_t limit_bytes) {
+  if (!host.cgroup_v2_memory && !host.cgroup_v1_memory) {
+    return Status::Error("cgroup", "no writable memory cgroup on this host");
+  }
+  static std::atomic<uint64_t> counter{0};
+  const std::string dir = host.cgroup_parent + "/zerofarm-sandbox-" + std::to_string(::getpid()) +
+                          "-" + std::to_string(counter.fetch_add(1));
+  if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoError("cgroup: mkdir " + dir, errno);
+  MemoryCgroup cg(dir, host.cgroup_v2_memory);
+  const std::string limit = std::to_string(limit_bytes);
+  if (cg.v2_) {
+    ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.max", limit));
+    // Without swap the limit is the limit; a kernel without swap accounting lacks the file.
+    if (::access((dir + "/memory.swap.max").c_str(), F_OK) == 0) {
+      ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.swap.max", "0"));
+    }
+  } else {
+    ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.limit_in_bytes", limit));
+    if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
+      ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.memsw.limit_in_bytes", limit));
+    }
+  }
+  return cg;
+}
+
+MemoryCgroup::MemoryCgroup(MemoryCgroup&& other) noexcept
+    : dir_(std::exchange(other.dir_, {})), v2_(other.v2_) {}
+
+MemoryCgroup& MemoryCgroup::operator=(MemoryCgroup&& other) noexcept {
+  if (this != &other) {
+    Remove();
+    dir_ = std::exchange(other.dir_, {});
+    v2_ = other.v2_;
+  }
+  return *this;
+}
+
+MemoryCgroup::~MemoryCgroup() { Remove(); }
+
+void MemoryCgroup::Remove() noexcept {
+  if (dir_.empty()) return;
+  for (int i = 0; i < kRemoveAttempts; ++i) {
+    if (::rmdir(dir_.c_str()) == 0 || errno == ENOENT) break;
+    if (errno != EBUSY) {
+      std::fprintf(stderr, "zerofarm sandbox: cannot remove cgroup %s: errno %d\n", dir_.c_str(),
+                   errno);
+      break;
+    }
+    ::usleep(kRemoveWaitMicros);
+  }
+  dir_.clear();
+}
+
+Status MemoryCgroup::AddProcess(pid_t pid) const {
+  return WriteText(dir_ + "/cgroup.procs", std::to_string(pid));
+}
+
+uint64_t MemoryCgroup::PeakBytes() const {
+  const std::string text = ReadText(dir_ + (v2_ ? "/memory.peak" : "/memory.max_usage_in_bytes"));
+  return text.empty() ? 0 : std::strtoull(text.c_str(), nullptr, 10);
+}
+
+uint64_t MemoryCgroup::OomKills() const {
+  return KeyValue(ReadText(dir_ + (v2_ ? "/memory.events" : "/memory.oom_control")), "oom_kill");
+}
+
+}  // namespace zerofarm::sandbox

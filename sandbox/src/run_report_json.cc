@@ -1,0 +1,45 @@
+#include <nlohmann/json.hpp>
+
+#include "zerofarm/sandbox/runner.h"
+
+namespace zerofarm::sandbox {
+
+std::string RunReportToJson(const RunReport& r) {
+  using json = nlohmann::ordered_json;
+  json j;
+  j["status"] = r.status;
+  if (r.status == "exited") j["exit_code"] = r.exit_code;
+  if (r.status == "signaled") {
+    j["signal"] = r.signal;
+    j["signal_name"] = r.signal_name;
+  }
+  j["stopped_by"] = r.stopped_by;
+  j["detail"] = r.detail;
+  if (r.seccomp_syscall) j["seccomp_syscall"] = *r.seccomp_syscall;
+  j["wall_ms"] = r.wall_ms;
+  j["user_cpu_ms"] = r.user_cpu_ms;
+  j["system_cpu_ms"] = r.system_cpu_ms;
+  j["peak_memory_bytes"] = r.peak_memory_bytes;
+  j["peak_memory_source"] = r.peak_memory_source;
+  j["spawn_ms"] = r.spawn_ms;
+  json channels = json::array();
+  for (const ChannelStats& c : r.channels) {
+    channels.push_back({{"name", c.name},
+                        {"fd", c.target_fd},
+                        {"direction", c.direction == Direction::kIn ? "in" : "out"},
+                        {"bytes", c.bytes},
+                        {"quota_bytes", c.quota_bytes},
+                        {"quota_reached", c.quota_reached}});
+  }
+  j["channels"] = channels;
+  j["validation"] = {{"verdict", r.verdict},
+                     {"sha256", r.program_sha256},
+                     {"syscall_sites", r.syscall_sites},
+                     {"data_region_bytes", r.data_region_bytes}};
+  j["layers_active"] = r.layers_active;
+  j["layers_missing"] = r.layers_missing;
+  j["memory_limit_via"] = r.memory_limit_via;
+  return j.dump(2);
+}
+
+}  // namespace zerofarm::sandbox

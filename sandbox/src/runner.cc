@@ -1,0 +1,758 @@
+#include "zerofarm/sandbox/runner.h"
+
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "cgroup.h"
+#include "child_setup.h"
+#include "syscall_policy.h"
+#include "zerofarm/base/unique_fd.h"
+
+namespace zerofarm::sandbox {
+namespace {
+
+// Explicit limits of the runner itself.
+constexpr size_t kRelayChunk = 1 << 16;  // bytes moved per read
+constexpr int kMaxChannels = 64;         // the child parks at most 256 descriptors
+// After the sandbox is killed, its pipes close at once; this bounds the wait for a stuck
+// outside descriptor (a reader of an output that stopped reading).
+constexpr std::chrono::milliseconds kDrainGrace{2000};
+// The program's ids inside its user namespace, and outside when the runner is root.
+constexpr uint32_t kInsideId = 1000;
+constexpr uint32_t kOutsideIdWhenRoot = 65534;  // nobody
+// The kernel kills at RLIMIT_CPU by its precise runtime; wait4's tick-sampled user + system
+// time can read lower. An unexplained SIGKILL after this share of the limit is the CPU limit.
+constexpr double kCpuKillShare = 0.8;
+
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+
+double TimevalMs(const timeval& tv) {
+  return static_cast<double>(tv.tv_sec) * 1000.0 + static_cast<double>(tv.tv_usec) / 1000.0;
+}
+
+Status SetNonBlocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return ErrnoError("fcntl(O_NONBLOCK)", errno);
+  }
+  return Status::Ok();
+}
+
+Status WriteProcFile(pid_t pid, const char* name, const std::string& text) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoError("open " + path, errno);
+  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    return ErrnoError("write " + path, errno);
+  }
+  return Status::Ok();
+}
+
+bool ValidName(const std::string& name) {
+  if (name.empty()) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-' || c == '.';
+  });
+}
+
+// The seccomp program depends on the exec descriptor's number only; built once per number.
+Result<const SyscallFilter*> CachedFilter(int exec_fd, bool notify) {
+  static std::mutex mu;
+  static std::map<std::pair<int, bool>, SyscallFilter> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({exec_fd, notify});
+  if (it == cache.end()) {
+    Result<SyscallFilter> built = BuildSyscallFilter(exec_fd, notify);
+    if (!built.ok()) return built.status();
+    it = cache.emplace(std::make_pair(exec_fd, notify), std::move(*built)).first;
+  }
+  return &it->second;
+}
+
+// One channel's relay between the sandbox's pipe and the outside end.
+struct Relay {
+  const Channel* spec = nullptr;
+  UniqueFd sandbox;  // parent's end of the pipe (non-blocking)
+  UniqueFd child;    // the program's end, closed after clone
+  UniqueFd file;     // kFile: the opened file
+  int outside = -1;  // kDescriptor or kFile: where bytes come from or go to; -1 for memory
+  std::string buf;   // bytes read and not yet written
+  size_t buf_off = 0;
+  size_t memory_off = 0;  // kMemory input: how much was taken
+  bool source_done = false;
+  ChannelStats stats;
+
+  bool pending() const { return buf_off < buf.size(); }
+};
+
+// Kills the sandbox on every early return; reaps it.
+class SandboxProcess {
+ public:
+  SandboxProcess() = default;
+  SandboxProcess(const SandboxProcess&) = delete;
+  SandboxProcess& operator=(const SandboxProcess&) = delete;
+  ~SandboxProcess() {
+    if (pid_ > 0) {
+      Kill();
+      int status;
+      while (::waitpid(pid_, &status, __WALL) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  void Set(pid_t pid, UniqueFd pidfd) {
+    pid_ = pid;
+    pidfd_ = std::move(pidfd);
+  }
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+  // Killing the PID namespace's init kills every process in it.
+  void Kill() const {
+    if (pidfd_.valid()) {
+      ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    } else if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+    }
+  }
+  void Reaped() { pid_ = -1; }
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+};
+
+// Blocks every signal in this thread while it lives (clone copies the mask into the child,
+// which must not run the parent's handlers before its exec).
+class BlockSignals {
+ public:
+  BlockSignals() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old_);
+  }
+  ~BlockSignals() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  BlockSignals(const BlockSignals&) = delete;
+  BlockSignals& operator=(const BlockSignals&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+const char* SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? abbrev : "?";
+}
+
+Status CheckSpec(const SandboxSpec& spec, const HostLayers& host) {
+  if (spec.program == nullptr) return Status::Error("bad_spec", "no program");
+  if (spec.argv.empty()) return Status::Error("bad_spec", "argv is empty (argv[0] is needed)");
+  if (spec.verdict == nullptr) {
+    return Status::Error("not_validated", "the program has no validation verdict");
+  }
+  if (spec.verdict->counts.program_bytes != spec.program->bytes().size()) {
+    return Status::Error("not_validated", "the verdict is for a program of another size");
+  }
+  if (!spec.verdict->accepted() && !spec.options.allow_rejected_program) {
+    return Status::Error("rejected", "the validator rejected the program");
+  }
+  if (spec.channels.size() > kMaxChannels) return Status::Error("bad_spec", "too many channels");
+  std::vector<int> targets;
+  for (const Channel& c : spec.channels) {
+    if (!ValidName(c.name)) return Status::Error("bad_spec", "bad channel name '" + c.name + "'");
+    if (c.target_fd < 0 || c.target_fd > 1000) {
+      return Status::Error("bad_spec", "channel " + c.name + ": bad descriptor number");
+    }
+    if (std::find(targets.begin(), targets.end(), c.target_fd) != targets.end()) {
+      return Status::Error("bad_spec", "two channels on descriptor " + std::to_string(c.target_fd));
+    }
+    targets.push_back(c.target_fd);
+    if (c.end.kind == ChannelEnd::Kind::kDescriptor && c.end.fd < 0) {
+      return Status::Error("bad_spec", "channel " + c.name + ": no descriptor");
+    }
+    if (c.end.kind == ChannelEnd::Kind::kCallback &&
+        (c.direction == Direction::kIn ? !c.end.pull : !c.end.push)) {
+      return Status::Error("bad_spec", "channel " + c.name + ": no callback");
+    }
+  }
+  const std::vector<std::string> missing = host.Missing();
+  for (const std::string& layer : spec.options.required_layers) {
+    if (std::find(missing.begin(), missing.end(), layer) != missing.end()) {
+      return Status::Error("layer_missing", "required isolation layer '" + layer +
+                                                "' is not available on this host");
+    }
+  }
+  return Status::Ok();
+}
+
+Status OpenRelay(const Channel& c, Relay* r) {
+  r->spec = &c;
+  r->stats.name = c.name;
+  r->stats.target_fd = c.target_fd;
+  r->stats.direction = c.direction;
+  r->stats.quota_bytes = c.quota_bytes;
+  Result<Pipe> pipe = MakePipe();
+  if (!pipe.ok()) return pipe.status().WithContext("channel " + c.name);
+  const bool in = c.direction == Direction::kIn;
+  r->sandbox = in ? std::move(pipe->write) : std::move(pipe->read);
+  r->child = in ? std::move(pipe->read) : std::move(pipe->write);
+  ZF_RETURN_IF_ERROR(SetNonBlocking(r->sandbox.get()));
+  switch (c.end.kind) {
+    case ChannelEnd::Kind::kDescriptor:
+      r->outside = c.end.fd;
+      break;
+    case ChannelEnd::Kind::kFile:
+      r->file =
+          UniqueFd(in ? ::open(c.end.path.c_str(), O_RDONLY | O_CLOEXEC)
+                      : ::open(c.end.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+      if (!r->file.valid()) return ErrnoError("channel " + c.name + ": open " + c.end.path, errno);
+      r->outside = r->file.get();
+      break;
+    case ChannelEnd::Kind::kMemory:
+    case ChannelEnd::Kind::kCallback:
+      break;
+  }
+  return Status::Ok();
+}
+
+// The run's state shared by the relay loop's pieces.
+struct Run {
+  SandboxProcess process;
+  std::vector<Relay> relays;
+  UniqueFd report;    // child -> parent messages; EOF at exec
+  UniqueFd go;        // parent -> child
+  UniqueFd listener;  // seccomp notifications
+  bool exec_seen = false;
+  bool exited = false;
+  ChildMessage failure;
+  bool failed = false;
+  std::string stop_rule;
+  std::string stop_detail;
+  std::optional<std::string> seccomp_syscall;
+  Clock::time_point start;
+  Clock::time_point exec_at;
+  Clock::time_point killed_at;
+
+  void Stop(std::string rule, std::string detail) {
+    if (stop_rule.empty()) {
+      stop_rule = std::move(rule);
+      stop_detail = std::move(detail);
+      killed_at = Clock::now();
+    }
+    process.Kill();
+  }
+};
+
+Status OnReport(Run* run) {
+  ChildMessage m;
+  const ssize_t n = ::read(run->report.get(), &m, sizeof m);
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return Status::Ok();
+    return ErrnoError("read report pipe", errno);
+  }
+  if (n == 0) {
+    // Close-on-exec closed it: the program runs (unless the child reported a failure).
+    run->report.Close();
+    if (!run->failed && !run->exited) {
+      run->exec_seen = true;
+      run->exec_at = Clock::now();
+    }
+    return Status::Ok();
+  }
+  if (static_cast<size_t>(n) != sizeof m) return Status::Error("sandbox_setup", "short message");
+  if (m.kind == ChildMessage::kFailed) {
+    run->failed = true;
+    run->failure = m;
+  } else if (m.kind == ChildMessage::kListener) {
+    const long fd = ::syscall(SYS_pidfd_getfd, run->process.pidfd(), m.value, 0);
+    if (fd < 0) return ErrnoError("pidfd_getfd (seccomp listener)", errno);
+    run->listener = UniqueFd(static_cast<int>(fd));
+    ZF_RETURN_IF_ERROR(SetNonBlocking(run->listener.get()));
+    const char go = 1;
+    if (::write(run->go.get(), &go, 1) != 1) return ErrnoError("write go pipe", errno);
+  }
+  return Status::Ok();
+}
+
+void OnNotification(Run* run) {
+  seccomp_notif req;
+  std::memset(&req, 0, sizeof req);
+  if (::ioctl(run->listener.get(), SECCOMP_IOCTL_NOTIF_RECV, &req) != 0) {
+    if (errno != EINTR && errno != EAGAIN && errno != ENOENT) run->listener.Close();
+    return;
+  }
+  const std::string what = DescribeSyscall(req.data.arch, req.data.nr);
+  run->seccomp_syscall = what;
+  run->Stop("seccomp", "seccomp: killed at " + what);
+}
+
+// Moves bytes for one relay; `revents_sandbox` / `revents_outside` are its poll results.
+Status Pump(Run* run, Relay* r, short revents_sandbox, short revents_outside) {
+  const Channel& c = *r->spec;
+  char chunk[kRelayChunk];
+  if (c.direction == Direction::kIn) {
+    // Fill the buffer from the outside, up to the quota.
+    if (!r->pending() && !r->source_done) {
+      const uint64_t left = c.quota_bytes - r->stats.bytes;
+      if (left == 0) {
+        // Whether more was coming is known for memory; a descriptor or callback may have had
+        // more, so it counts as reached.
+        r->stats.quota_reached =
+            c.end.kind != ChannelEnd::Kind::kMemory || r->memory_off < c.end.bytes.size();
+        r->source_done = true;
+      } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
+        Result<std::string> piece = c.end.pull();
+        if (!piece.ok()) return piece.status().WithContext("channel " + c.name);
+        if (piece->empty()) {
+          r->source_done = true;
+        } else {
+          r->buf = std::move(*piece);
+          r->buf_off = 0;
+          if (r->buf.size() > left) {
+            r->buf.resize(static_cast<size_t>(left));
+            r->stats.quota_reached = true;
+            r->source_done = true;
+          }
+        }
+      } else if (c.end.kind == ChannelEnd::Kind::kMemory) {
+        const size_t take =
+            std::min<uint64_t>({left, kRelayChunk, c.end.bytes.size() - r->memory_off});
+        r->buf.assign(c.end.bytes, r->memory_off, take);
+        r->buf_off = 0;
+        r->memory_off += take;
+        if (take == 0) r->source_done = true;
+      } else if (revents_outside != 0) {
+        const ssize_t n =
+            ::read(r->outside, chunk, static_cast<size_t>(std::min<uint64_t>(left, sizeof chunk)));
+        if (n > 0) {
+          r->buf.assign(chunk, static_cast<size_t>(n));
+          r->buf_off = 0;
+        } else if (n == 0) {
+          r->source_done = true;
+        } else if (errno != EAGAIN && errno != EINTR) {
+          return ErrnoError("channel " + c.name + ": read input", errno);
+        }
+      }
+    }
+    if (r->pending() && (revents_sandbox & (POLLOUT | POLLERR)) != 0) {
+      const ssize_t n =
+          ::write(r->sandbox.get(), r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
+      if (n > 0) {
+        r->buf_off += static_cast<size_t>(n);
+        r->stats.bytes += static_cast<uint64_t>(n);
+      } else if (errno == EPIPE) {
+        r->sandbox.Close();  // the program closed its end
+      } else if (errno != EAGAIN && errno != EINTR) {
+        return ErrnoError("channel " + c.name + ": write to sandbox", errno);
+      }
+    }
+    if (r->sandbox.valid() && !r->pending() && r->source_done) r->sandbox.Close();
+    return Status::Ok();
+  }
+
+  // Output: flush what is buffered, then read more.
+  if (r->pending() && (revents_outside & (POLLOUT | POLLERR)) != 0) {
+    const ssize_t n = ::write(r->outside, r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
+    if (n > 0) {
+      r->buf_off += static_cast<size_t>(n);
+    } else if (errno != EAGAIN && errno != EINTR) {
+      return ErrnoError("channel " + c.name + ": write output", errno);
+    }
+  }
+  if (!r->pending() && (revents_sandbox & (POLLIN | POLLHUP | POLLERR)) != 0) {
+    const ssize_t n = ::read(r->sandbox.get(), chunk, sizeof chunk);
+    if (n > 0) {
+      uint64_t got = static_cast<uint64_t>(n);
+      if (r->stats.bytes + got > c.quota_bytes) {
+        got = c.quota_bytes - r->stats.bytes;
+        r->stats.quota_reached = true;
+        run->Stop("quota", "quota: channel " + c.name + " wrote more than " +
+                               std::to_string(c.quota_bytes) + " bytes");
+      }
+      r->stats.bytes += got;
+      if (c.end.kind == ChannelEnd::Kind::kMemory) {
+        r->stats.captured.append(chunk, static_cast<size_t>(got));
+      } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
+        if (got > 0) {
+          const Status pushed = c.end.push(std::string_view(chunk, static_cast<size_t>(got)));
+          if (!pushed.ok()) return pushed.WithContext("channel " + c.name);
+        }
+      } else {
+        r->buf.assign(chunk, static_cast<size_t>(got));
+        r->buf_off = 0;
+      }
+      if (r->stats.quota_reached) r->sandbox.Close();
+    } else if (n == 0) {
+      r->sandbox.Close();
+    } else if (errno != EAGAIN && errno != EINTR) {
+      return ErrnoError("channel " + c.name + ": read from sandbox", errno);
+    }
+  }
+  return Status::Ok();
+}
+
+bool RelaysDone(const std::vector<Relay>& relays) {
+  for (const Relay& r : relays) {
+    if (r.spec->direction == Direction::kOut && (r.sandbox.valid() || r.pending())) return false;
+  }
+  return true;
+}
+
+Status Loop(const SandboxSpec& spec, Run* run) {
+  const Clock::time_point deadline = run->start + spec.limits.wall_timeout;
+  for (;;) {
+    if (run->exited) {
+      // Inputs nobody will read any more.
+      for (Relay& r : run->relays) {
+        if (r.spec->direction == Direction::kIn) r.sandbox.Close();
+      }
+      if (RelaysDone(run->relays) && !run->report.valid()) return Status::Ok();
+    }
+    const Clock::time_point now = Clock::now();
+    if (!run->exited && run->stop_rule.empty() && now >= deadline) {
+      run->Stop("timeout", "timeout: wall clock over " +
+                               std::to_string(spec.limits.wall_timeout.count()) + " ms");
+    }
+    // Once the sandbox is gone, an outside descriptor that stops taking output is given until
+    // the deadline, and at least kDrainGrace after the end; the rest is dropped.
+    const Clock::time_point give_up = std::max(deadline, run->killed_at + kDrainGrace);
+    if (run->exited && now >= give_up) return Status::Ok();
+
+    std::vector<pollfd> fds;
+    // Index of each relay's two entries in fds (-1: not polled).
+    std::vector<std::pair<int, int>> slots(run->relays.size(), {-1, -1});
+    auto add = [&fds](int fd, short events) {
+      fds.push_back({fd, events, 0});
+      return static_cast<int>(fds.size() - 1);
+    };
+    for (size_t i = 0; i < run->relays.size(); ++i) {
+      Relay& r = run->relays[i];
+      if (!r.sandbox.valid() && !r.pending()) continue;
+      if (r.spec->direction == Direction::kIn) {
+        if (!r.sandbox.valid()) continue;
+        if (r.pending()) {
+          slots[i].first = add(r.sandbox.get(), POLLOUT);
+        } else if (!r.source_done) {
+          if (r.outside >= 0 && r.stats.bytes < r.spec->quota_bytes) {
+            slots[i].second = add(r.outside, POLLIN);
+          }
+        }
+      } else if (r.pending()) {
+        slots[i].second = add(r.outside, POLLOUT);
+      } else if (r.sandbox.valid()) {
+        slots[i].first = add(r.sandbox.get(), POLLIN);
+      }
+    }
+    const int report_slot = run->report.valid() ? add(run->report.get(), POLLIN) : -1;
+    const int listener_slot = run->listener.valid() ? add(run->listener.get(), POLLIN) : -1;
+    const int pidfd_slot = !run->exited ? add(run->process.pidfd(), POLLIN) : -1;
+
+    bool ready_now = false;
+    for (size_t i = 0; i < run->relays.size(); ++i) {
+      const Relay& r = run->relays[i];
+      // Memory and callback inputs, and reached quotas, need no waiting: pump at once.
+      if (r.spec->direction == Direction::kIn && r.sandbox.valid() && !r.pending() &&
+          !r.source_done && (r.outside < 0 || r.stats.bytes >= r.spec->quota_bytes)) {
+        ready_now = true;
+      }
+    }
+    const Clock::time_point wake =
+        run->stop_rule.empty() && !run->exited ? deadline : run->killed_at + kDrainGrace;
+    int timeout_ms =
+        static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
+    if (ready_now) timeout_ms = 0;
+    timeout_ms = std::clamp(timeout_ms, 0, 1000);
+    const int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll", errno);
+    }
+    if (report_slot >= 0 && fds[static_cast<size_t>(report_slot)].revents != 0) {
+      ZF_RETURN_IF_ERROR(OnReport(run));
+    }
+    if (listener_slot >= 0) {
+      const short ev = fds[static_cast<size_t>(listener_slot)].revents;
+      if (ev & POLLIN) OnNotification(run);
+      if (ev & (POLLHUP | POLLERR | POLLNVAL)) run->listener.Close();
+    }
+    for (size_t i = 0; i < run->relays.size(); ++i) {
+      const short a = slots[i].first >= 0 ? fds[static_cast<size_t>(slots[i].first)].revents : 0;
+      const short b = slots[i].second >= 0 ? fds[static_cast<size_t>(slots[i].second)].revents : 0;
+      ZF_RETURN_IF_ERROR(Pump(run, &run->relays[i], a, b));
+    }
+    if (pidfd_slot >= 0 && fds[static_cast<size_t>(pidfd_slot)].revents != 0) {
+      run->exited = true;
+      if (run->killed_at == Clock::time_point{}) run->killed_at = Clock::now();
+    }
+  }
+}
+
+std::string Manifest(const std::vector<Channel>& channels) {
+  std::string out;
+  for (const Channel& c : channels) {
+    if (!out.empty()) out += ',';
+    out += c.direction == Direction::kIn ? "in:" : "out:";
+    out += std::to_string(c.target_fd);
+    out += ':';
+    out += c.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+ChannelEnd ChannelEnd::Descriptor(int fd) {
+  ChannelEnd e;
+  e.kind = Kind::kDescriptor;
+  e.fd = fd;
+  return e;
+}
+
+ChannelEnd ChannelEnd::File(std::string path) {
+  ChannelEnd e;
+  e.kind = Kind::kFile;
+  e.path = std::move(path);
+  return e;
+}
+
+ChannelEnd ChannelEnd::Pull(std::function<Result<std::string>()> pull) {
+  ChannelEnd e;
+  e.kind = Kind::kCallback;
+  e.pull = std::move(pull);
+  return e;
+}
+
+ChannelEnd ChannelEnd::Push(std::function<Status(std::string_view)> push) {
+  ChannelEnd e;
+  e.kind = Kind::kCallback;
+  e.push = std::move(push);
+  return e;
+}
+
+ChannelEnd ChannelEnd::Memory(std::string bytes) {
+  ChannelEnd e;
+  e.kind = Kind::kMemory;
+  e.bytes = std::move(bytes);
+  return e;
+}
+
+Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
+  // The host probe runs once per process (the first call) and is not part of a run's time.
+  const HostLayers& host = ProbeHostLayers();
+  Run run;
+  run.start = Clock::now();
+  ZF_RETURN_IF_ERROR(CheckSpec(spec, host));
+  // A program that closes an input early must not kill the runner with SIGPIPE.
+  struct sigaction old_pipe;
+  if (::sigaction(SIGPIPE, nullptr, &old_pipe) == 0 && old_pipe.sa_handler == SIG_DFL) {
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+
+  RunReport report;
+  report.layers_active = host.Active();
+  report.layers_missing = host.Missing();
+  report.verdict = spec.verdict->accepted() ? "accepted" : "rejected";
+  report.program_sha256 = spec.verdict->sha256;
+  report.syscall_sites = spec.verdict->counts.syscall_sites;
+  report.data_region_bytes = spec.verdict->counts.data_region_bytes;
+
+  // Channels.
+  run.relays.resize(spec.channels.size());
+  int max_target = 2;
+  for (size_t i = 0; i < spec.channels.size(); ++i) {
+    ZF_RETURN_IF_ERROR(OpenRelay(spec.channels[i], &run.relays[i]));
+    max_target = std::max(max_target, spec.channels[i].target_fd);
+  }
+
+  // Memory: a cgroup where the host has one, the address space otherwise.
+  std::optional<MemoryCgroup> cgroup;
+  if (host.cgroup_v2_memory || host.cgroup_v1_memory) {
+    Result<MemoryCgroup> cg = MemoryCgroup::Create(host, spec.limits.memory_bytes);
+    if (!cg.ok()) return cg.status();
+    report.memory_limit_via = cg->v2() ? "cgroup_v2" : "cgroup_v1";
+    cgroup.emplace(std::move(*cg));
+  } else {
+    report.memory_limit_via = "rlimit_as";
+  }
+
+  // The child's descriptor plan: channels at their numbers, then the runner's own three.
+  ChildPlan plan;
+  const int exec_fd = max_target + 1;
+  plan.exec_fd = exec_fd;
+  plan.report_fd = exec_fd + 1;
+  plan.go_fd = exec_fd + 2;
+  plan.first_free_fd = exec_fd + 3;
+  Result<Pipe> report_pipe = MakePipe();
+  if (!report_pipe.ok()) return report_pipe.status();
+  Result<Pipe> go_pipe = MakePipe();
+  if (!go_pipe.ok()) return go_pipe.status();
+  run.report = std::move(report_pipe->read);
+  run.go = std::move(go_pipe->write);
+  for (const Relay& r : run.relays) plan.fds.push_back({r.child.get(), r.spec->target_fd, false});
+  plan.fds.push_back({spec.program->fd(), exec_fd, true});
+  plan.fds.push_back({report_pipe->write.get(), plan.report_fd, true});
+  plan.fds.push_back({go_pipe->read.get(), plan.go_fd, true});
+
+  const SandboxLimits& lim = spec.limits;
+  // The listener takes one more descriptor before the exec.
+  const rlim_t nofile = std::max<rlim_t>(lim.max_open_files, plan.first_free_fd + 1);
+  plan.rlimits = {{RLIMIT_NOFILE, nofile},
+                  {RLIMIT_NPROC, lim.max_threads},
+                  {RLIMIT_CPU, lim.cpu_seconds == 0 ? RLIM_INFINITY : lim.cpu_seconds},
+                  {RLIMIT_FSIZE, lim.max_file_bytes},
+                  {RLIMIT_CORE, 0}};
+  if (!cgroup) plan.rlimits.push_back({RLIMIT_AS, lim.memory_bytes});
+
+  const SyscallFilter* filter = nullptr;
+  sock_fprog fprog{};
+  if (host.seccomp) {
+    Result<const SyscallFilter*> f = CachedFilter(exec_fd, host.seccomp_notify);
+    if (!f.ok()) return f.status();
+    filter = *f;
+    fprog.len = static_cast<unsigned short>(filter->program.size());
+    fprog.filter = const_cast<sock_filter*>(filter->program.data());
+    plan.seccomp = &fprog;
+    plan.seccomp_listener = filter->notify_kills;
+  }
+
+  plan.new_user_ns = host.user_ns;
+  plan.new_mount_ns = host.mount_ns;
+  plan.new_uts_ns = host.uts_ns;
+  plan.hostname = spec.options.hostname.c_str();
+  const bool root = ::geteuid() == 0;
+  plan.call_setgroups = !host.user_ns || root;
+  plan.uid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::geteuid());
+  plan.gid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::getegid());
+
+  std::vector<std::string> env_strings = {spec.options.manifest_variable + "=" +
+                                          Manifest(spec.channels)};
+  std::vector<char*> argv, envp;
+  for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  plan.argv = argv.data();
+  plan.envp = envp.data();
+
+  unsigned long flags = CLONE_PIDFD | SIGCHLD;
+  if (host.user_ns) flags |= CLONE_NEWUSER;
+  if (host.mount_ns) flags |= CLONE_NEWNS;
+  if (host.pid_ns) flags |= CLONE_NEWPID;
+  if (host.net_ns) flags |= CLONE_NEWNET;
+  if (host.ipc_ns) flags |= CLONE_NEWIPC;
+  if (host.uts_ns) flags |= CLONE_NEWUTS;
+
+  {
+    BlockSignals blocked;
+    int pidfd = -1;
+    const long pid = ::syscall(SYS_clone, flags, nullptr, &pidfd, nullptr, nullptr);
+    if (pid < 0) return ErrnoError("clone (sandbox namespaces)", errno);
+    if (pid == 0) RunChild(plan);
+    run.process.Set(static_cast<pid_t>(pid), UniqueFd(pidfd));
+  }
+  // The child holds its own copies now.
+  for (Relay& r : run.relays) r.child.Close();
+  report_pipe->write.Close();
+  go_pipe->read.Close();
+
+  const pid_t pid = run.process.pid();
+  if (host.user_ns) {
+    const std::string outside_uid = std::to_string(root ? kOutsideIdWhenRoot : ::geteuid());
+    const std::string outside_gid = std::to_string(root ? kOutsideIdWhenRoot : ::getegid());
+    if (!root) ZF_RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
+    ZF_RETURN_IF_ERROR(
+        WriteProcFile(pid, "uid_map", std::to_string(kInsideId) + " " + outside_uid + " 1"));
+    ZF_RETURN_IF_ERROR(
+        WriteProcFile(pid, "gid_map", std::to_string(kInsideId) + " " + outside_gid + " 1"));
+  }
+  if (cgroup) ZF_RETURN_IF_ERROR(cgroup->AddProcess(pid));
+  const char go = 1;
+  if (::write(run.go.get(), &go, 1) != 1) return ErrnoError("write go pipe", errno);
+
+  ZF_RETURN_IF_ERROR(Loop(spec, &run));
+
+  int status = 0;
+  rusage usage{};
+  pid_t waited;
+  do {
+    waited = ::wait4(pid, &status, __WALL, &usage);
+  } while (waited < 0 && errno == EINTR);
+  if (waited < 0) return ErrnoError("wait4", errno);
+  run.process.Reaped();
+  const Clock::time_point end = Clock::now();
+
+  if (run.failed) {
+    return Status::Error("sandbox_setup", std::string("step '") + ChildStepName(run.failure.step) +
+                                              "' failed: " + std::strerror(run.failure.err));
+  }
+  if (!run.exec_seen) {
+    return Status::Error("sandbox_setup", "the sandbox ended before its program started");
+  }
+
+  report.wall_ms = Ms(end - run.start);
+  report.spawn_ms = Ms(run.exec_at - run.start);
+  report.user_cpu_ms = TimevalMs(usage.ru_utime);
+  report.system_cpu_ms = TimevalMs(usage.ru_stime);
+  report.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+  report.peak_memory_source = "rusage";
+  if (cgroup && cgroup->PeakBytes() > 0) {
+    report.peak_memory_bytes = cgroup->PeakBytes();
+    report.peak_memory_source = "cgroup";
+  }
+  for (Relay& r : run.relays) report.channels.push_back(std::move(r.stats));
+
+  if (WIFEXITED(status)) {
+    report.status = "exited";
+    report.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    report.status = "signaled";
+    report.signal = WTERMSIG(status);
+    report.signal_name = std::string("SIG") + SignalName(report.signal);
+  }
+  report.stopped_by = run.stop_rule;
+  report.detail = run.stop_detail;
+  report.seccomp_syscall = run.seccomp_syscall;
+  if (report.stopped_by.empty() && report.status == "signaled") {
+    const double cpu_ms = report.user_cpu_ms + report.system_cpu_ms;
+    if (report.signal == SIGSYS) {
+      report.stopped_by = "seccomp";
+      report.detail =
+          "seccomp: killed (the kernel does not name the syscall without "
+          "user notification)";
+    } else if (report.signal == SIGKILL && cgroup && cgroup->OomKills() > 0) {
+      report.stopped_by = "memory";
+      report.detail = "memory: over " + std::to_string(lim.memory_bytes) + " bytes (" +
+                      report.memory_limit_via + ")";
+    } else if ((report.signal == SIGKILL || report.signal == SIGXCPU) && lim.cpu_seconds > 0 &&
+               cpu_ms >= static_cast<double>(lim.cpu_seconds) * 1000.0 * kCpuKillShare) {
+      report.stopped_by = "cpu";
+      report.detail = "cpu: over " + std::to_string(lim.cpu_seconds) + " s";
+    } else if (report.signal == SIGXFSZ) {
+      report.stopped_by = "fsize";
+      report.detail = "fsize: a file over " + std::to_string(lim.max_file_bytes) + " bytes";
+    } else {
+      report.stopped_by = "signal";
+      report.detail = "killed by " + report.signal_name;
+    }
+  }
+  return report;
+}
+
+}  // namespace zerofarm::sandbox

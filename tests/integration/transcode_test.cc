@@ -1,0 +1,280 @@
+// `zerofarm transcode` held to its contract on generated clips and on the real corpus.
+// Every check of the output goes through the ffprobe/ffmpeg CLIs (see output_checks.h).
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "clip_factory.h"
+#include "corpus.h"
+#include "output_checks.h"
+#include "run_command.h"
+
+namespace zerofarm::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Guards against a hung process only; no test asserts how long anything takes.
+constexpr std::chrono::seconds kTranscodeTimeout{1200};
+constexpr std::chrono::seconds kRejectTimeout{120};
+constexpr std::chrono::seconds kCliTimeout{60};
+
+// Generated clips get short chunks, so even a few seconds make several chunks and segments,
+// and a small ladder: 720p is skipped for 360-line clips, 360p and 240p give two rungs to
+// align.
+const std::vector<std::string> kClipArgs = {"--chunk-seconds", "2", "--ladder", "720p,360p,240p"};
+const std::vector<int> kClipLadder = {720, 360, 240};
+const std::vector<int> kDefaultLadder = {1080, 720, 480, 360};
+
+CommandResult RunZerofarm(std::vector<std::string> args, std::chrono::seconds timeout) {
+  args.insert(args.begin(), ZF_ZEROFARM_BIN);
+  return RunCommand(args, timeout);
+}
+
+// Runs `zerofarm transcode input -o <scratch>/out --data <scratch>/data extra...`.
+CommandResult RunTranscode(const ScratchDir& scratch, const std::string& input,
+                           const std::vector<std::string>& extra, std::chrono::seconds timeout) {
+  std::vector<std::string> args = {"transcode", input,
+                                   "-o",        (scratch.path() / "out").string(),
+                                   "--data",    (scratch.path() / "data").string()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return RunZerofarm(args, timeout);
+}
+
+void TranscodeAndCheck(const std::string& label, const std::string& input,
+                       std::optional<int64_t> frames, const std::vector<std::string>& extra,
+                       const std::vector<int>& ladder) {
+  INFO("source " << input);
+  auto source = DescribeSource(input, frames);
+  INFO(source.status().ToString());
+  REQUIRE(source.ok());
+  auto scratch = ScratchDir::Create(label);
+  REQUIRE(scratch.ok());
+  CommandResult run = RunTranscode(*scratch, input, extra, kTranscodeTimeout);
+  {
+    INFO("zerofarm ended with " << run.DescribeEnd());
+    INFO("stderr: " << run.err);
+    REQUIRE(run.succeeded());
+  }
+  CheckTranscodeOutput(scratch->path() / "out", *source, ladder);
+}
+
+void TranscodeClipAndCheck(Clip clip, const std::vector<std::string>& args = kClipArgs,
+                           const std::vector<int>& ladder = kClipLadder) {
+  const ClipInfo& info = InfoFor(clip);
+  INFO("clip " << info.name << ": " << info.description);
+  auto path = MakeClip(clip);
+  INFO(path.status().ToString());
+  REQUIRE(path.ok());
+  TranscodeAndCheck(info.name, path->string(), std::nullopt, args, ladder);
+}
+
+void RejectAndCheck(const std::string& label, const std::string& input,
+                    const std::vector<std::string>& phrases) {
+  INFO("input " << input);
+  auto scratch = ScratchDir::Create(label);
+  REQUIRE(scratch.ok());
+  CommandResult run = RunTranscode(*scratch, input, kClipArgs, kRejectTimeout);
+  CheckCleanRejection(run, scratch->path() / "out", phrases);
+}
+
+// What each corpus reject file is refused for; others may use any phrase of the contract.
+std::vector<std::string> PhrasesFor(const std::string& corpus_file) {
+  static const std::map<std::string, std::vector<std::string>> kKnown = {
+      {"vp9_invalid-bitstream.webm", {"undecodable"}},
+      {"mp4_sample_opus.mp4", {"no video stream"}},
+      {"mkv_subsample_encrypted_altref.webm", {"encrypted"}},
+      // A hostile container: its fragments name a track its header never declares.
+      {"mp4_sample_fragmented_sideloaded_track.mp4", {"corrupt container"}},
+  };
+  auto it = kKnown.find(corpus_file);
+  return it == kKnown.end() ? AnyRejectionPhrase() : it->second;
+}
+
+}  // namespace
+
+// --- Generated clips: one hard case each ------------------------------------------------
+
+TEST_CASE("a long-GOP clip with a single keyframe comes out frame-exact in every rung",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kLongGopSingleKeyframe);
+}
+
+TEST_CASE("an open-GOP clip comes out frame-exact in every rung", "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kOpenGop);
+}
+
+TEST_CASE("a clip with a B-frame pyramid comes out frame-exact in every rung",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kBFramePyramid);
+}
+
+TEST_CASE("a variable-frame-rate clip keeps every frame and its audio length",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kVariableFrameRate);
+}
+
+TEST_CASE("a clip with odd dimensions gets one even-sized rung at its own size",
+          "[integration][transcode]") {
+  // 321x241 is smaller than every rung asked for: one rung, "240p", at 320x240.
+  TranscodeClipAndCheck(Clip::kOddDimensions, {"--chunk-seconds", "2", "--ladder", "720p,360p"},
+                        {720, 360});
+}
+
+TEST_CASE("a clip with display rotation comes out upright and portrait",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kRotated);
+}
+
+TEST_CASE("a portrait clip gets portrait rungs named by their short side",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kPortrait);
+}
+
+TEST_CASE("a clip without audio gets no audio rendition or stream", "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kNoAudio);
+}
+
+TEST_CASE("a clip with AAC audio keeps its audio length in HLS and MP4",
+          "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kAacAudio);
+}
+
+TEST_CASE("a 10-bit clip comes out frame-exact in every rung", "[integration][transcode]") {
+  TranscodeClipAndCheck(Clip::kTenBit);
+}
+
+TEST_CASE("garbage inputs are refused with one clear line and no playlist",
+          "[integration][transcode][reject]") {
+  for (const ClipInfo& info : AllClips()) {
+    if (!info.garbage) continue;
+    DYNAMIC_SECTION(info.name) {
+      INFO(info.description);
+      auto path = MakeClip(info.clip);
+      INFO(path.status().ToString());
+      REQUIRE(path.ok());
+      RejectAndCheck(info.name, path->string(), AnyRejectionPhrase());
+    }
+  }
+}
+
+TEST_CASE("a missing input file is refused with one clear line",
+          "[integration][transcode][reject]") {
+  auto scratch = ScratchDir::Create("missing-input");
+  REQUIRE(scratch.ok());
+  const std::string input = (scratch->path() / "no-such-file.mp4").string();
+  CommandResult run = RunTranscode(*scratch, input, kClipArgs, kRejectTimeout);
+  INFO("stderr: " << run.err);
+  INFO("ended with " << run.DescribeEnd());
+  CHECK_FALSE(run.timed_out);
+  CHECK(run.term_signal == 0);
+  CHECK(run.exit_code != 0);
+  CHECK(run.err.rfind("zerofarm: error:", 0) == 0);
+  CHECK(std::count(run.err.begin(), run.err.end(), '\n') <= 1);
+  CHECK_FALSE(fs::exists(scratch->path() / "out" / "master.m3u8"));
+}
+
+// --- The real corpus ----------------------------------------------------------------------
+
+TEST_CASE("every corpus file marked transcode comes out frame-exact with the default ladder",
+          "[integration][transcode][corpus]") {
+  auto dir = CorpusDir();
+  if (!dir) {
+    WARN("skipped: no corpus (set ZEROFARM_CORPUS to the folder holding MANIFEST.tsv)");
+    return;
+  }
+  auto manifest = ReadCorpusManifest(*dir);
+  INFO(manifest.status().ToString());
+  REQUIRE(manifest.ok());
+  for (const CorpusEntry& e : *manifest) {
+    if (!e.transcode) continue;
+    DYNAMIC_SECTION(e.file) {
+      INFO(e.what);
+      TranscodeAndCheck(e.file, (*dir / e.file).string(), e.frames, {}, kDefaultLadder);
+    }
+  }
+}
+
+TEST_CASE("every corpus file marked reject is refused with one clear line and no playlist",
+          "[integration][transcode][corpus][reject]") {
+  auto dir = CorpusDir();
+  if (!dir) {
+    WARN("skipped: no corpus (set ZEROFARM_CORPUS to the folder holding MANIFEST.tsv)");
+    return;
+  }
+  auto manifest = ReadCorpusManifest(*dir);
+  INFO(manifest.status().ToString());
+  REQUIRE(manifest.ok());
+  for (const CorpusEntry& e : *manifest) {
+    if (e.transcode) continue;
+    DYNAMIC_SECTION(e.file) {
+      INFO(e.what);
+      RejectAndCheck(e.file, (*dir / e.file).string(), PhrasesFor(e.file));
+    }
+  }
+}
+
+// --- The command line ---------------------------------------------------------------------
+
+TEST_CASE("zerofarm --help lists every subcommand and each answers --help", "[integration][cli]") {
+  CommandResult run = RunZerofarm({"--help"}, kCliTimeout);
+  INFO("stdout: " << run.out);
+  INFO("stderr: " << run.err);
+  REQUIRE(run.succeeded());
+  // The subcommands built so far; serve, node, proxy, ring, token and bench join the list as
+  // they are built (the list never names a command that does not exist).
+  for (const char* sub : {"transcode", "validate", "sandbox"}) {
+    INFO("subcommand " << sub);
+    CHECK(run.out.find(std::string("  ") + sub + " ") != std::string::npos);
+    CommandResult help = RunZerofarm({sub, "--help"}, kCliTimeout);
+    INFO("its --help: " << help.out << help.err);
+    CHECK(help.succeeded());
+    CHECK_FALSE(help.out.empty());
+  }
+  for (const char* absent : {"serve", "node", "proxy", "ring", "token", "bench"}) {
+    CommandResult r = RunZerofarm({absent}, kCliTimeout);
+    INFO("absent subcommand " << absent << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("unknown command") != std::string::npos);
+  }
+}
+
+TEST_CASE("zerofarm transcode --help describes its options", "[integration][cli]") {
+  CommandResult run = RunZerofarm({"transcode", "--help"}, kCliTimeout);
+  INFO("stdout: " << run.out);
+  INFO("stderr: " << run.err);
+  REQUIRE(run.succeeded());
+  for (const char* option : {"-o", "--ladder", "--preset", "--chunk-seconds", "--jobs", "--data"}) {
+    INFO("option " << option);
+    CHECK(run.out.find(option) != std::string::npos);
+  }
+}
+
+TEST_CASE("an unknown option prints usage and exits non-zero", "[integration][cli]") {
+  auto scratch = ScratchDir::Create("unknown-option");
+  REQUIRE(scratch.ok());
+  const std::vector<std::vector<std::string>> commands = {
+      {"--no-such-option"},
+      {"transcode", "--no-such-option", "in.mp4", "-o", (scratch->path() / "out").string()},
+  };
+  for (const auto& args : commands) {
+    CommandResult run = RunZerofarm(args, kCliTimeout);
+    INFO("zerofarm " << FormatCommand(args));
+    INFO("stdout: " << run.out);
+    INFO("stderr: " << run.err);
+    CHECK_FALSE(run.timed_out);
+    CHECK(run.term_signal == 0);
+    CHECK(run.exit_code != 0);
+    std::string all = run.out + run.err;
+    std::transform(all.begin(), all.end(), all.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    CHECK(all.find("usage") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(scratch->path() / "out" / "master.m3u8"));
+}
+
+}  // namespace zerofarm::test

@@ -1,0 +1,112 @@
+#include "corpus.h"
+
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace zerofarm::test {
+namespace {
+
+std::vector<std::string> SplitTabs(const std::string& line) {
+  std::vector<std::string> fields;
+  std::string field;
+  std::istringstream in(line);
+  while (std::getline(in, field, '\t')) fields.push_back(field);
+  return fields;
+}
+
+}  // namespace
+
+std::optional<std::filesystem::path> CorpusDir() {
+  std::filesystem::path dir;
+  if (const char* env = std::getenv("ZEROFARM_CORPUS"); env != nullptr && *env != '\0') {
+    dir = env;
+  } else {
+    dir = std::filesystem::path(ZF_SOURCE_DIR) / ".." / "shared" / "media" / "corpus";
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(dir / "MANIFEST.tsv", ec)) return std::nullopt;
+  return std::filesystem::weakly_canonical(dir, ec);
+}
+
+Result<std::vector<CorpusEntry>> ReadCorpusManifest(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "MANIFEST.tsv");
+  if (!in) return Status::Error("open_failed", "cannot open " + (dir / "MANIFEST.tsv").string());
+  std::vector<CorpusEntry> entries;
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line_no == 1) continue;  // the header: file expect frames what
+    auto fields = SplitTabs(line);
+    if (fields.size() < 3) {
+      return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
+                                               ": expected at least 3 tab-separated fields");
+    }
+    CorpusEntry e;
+    e.file = fields[0];
+    if (fields[1] == "transcode") {
+      e.transcode = true;
+    } else if (fields[1] != "reject") {
+      return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
+                                               ": expect is neither transcode nor reject");
+    }
+    if (e.transcode) {
+      char* end = nullptr;
+      long long n = std::strtoll(fields[2].c_str(), &end, 10);
+      if (fields[2].empty() || *end != '\0' || n <= 0) {
+        return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
+                                                 ": a transcode entry needs a frame count");
+      }
+      e.frames = n;
+    }
+    if (fields.size() > 3) e.what = fields[3];
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+std::filesystem::path TempRoot() {
+  const char* tmp = std::getenv("TMPDIR");
+  return (tmp != nullptr && *tmp != '\0') ? std::filesystem::path(tmp)
+                                          : std::filesystem::path("/tmp");
+}
+
+Result<ScratchDir> ScratchDir::Create(const std::string& label) {
+  std::string clean;
+  for (char c : label) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    clean += ok ? c : '_';
+  }
+  std::string templ = (TempRoot() / ("zerofarm-test-" + clean + "-XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) return ErrnoError("mkdtemp " + templ, errno);
+  return ScratchDir(std::filesystem::path(templ));
+}
+
+ScratchDir& ScratchDir::operator=(ScratchDir&& other) noexcept {
+  if (this != &other) {
+    Remove();
+    path_ = std::move(other.path_);
+    other.path_.clear();
+  }
+  return *this;
+}
+
+ScratchDir::~ScratchDir() { Remove(); }
+
+void ScratchDir::Remove() noexcept {
+  if (path_.empty()) return;
+  const char* keep = std::getenv("ZEROFARM_KEEP_TEST_OUTPUT");
+  if (keep == nullptr || *keep == '\0') {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  path_.clear();
+}
+
+}  // namespace zerofarm::test

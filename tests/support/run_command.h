@@ -1,0 +1,34 @@
+// RunCommand: run a program with an argv vector, capture its stdout and stderr, and kill it
+// (with its whole process group) when it outlives a deadline.
+// Thread-compatible: no shared state beyond the child processes each call creates.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace zerofarm::test {
+
+struct CommandResult {
+  bool started = false;  // false when the program could not be spawned (see spawn_error)
+  std::string spawn_error;
+  bool timed_out = false;  // the deadline passed and the process group was killed
+  int exit_code = -1;      // the exit status when the program exited, -1 otherwise
+  int term_signal = 0;     // the signal that ended it, 0 when it exited
+  std::string out;         // everything it wrote to stdout
+  std::string err;         // everything it wrote to stderr
+
+  // True when it exited on its own with status 0.
+  bool succeeded() const { return started && !timed_out && term_signal == 0 && exit_code == 0; }
+  // "exit 1", "signal 9", "timed out (killed)", "not started: ..." for messages.
+  std::string DescribeEnd() const;
+};
+
+// Runs argv[0] (looked up in PATH) with stdin from /dev/null, in its own process group.
+// Output is captured whole; after `timeout` the group gets SIGKILL and timed_out is set.
+CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+// The command line, shell-quoted, for messages ("ffprobe -v error 'a b.mp4'").
+std::string FormatCommand(const std::vector<std::string>& argv);
+
+}  // namespace zerofarm::test
