@@ -10,7 +10,8 @@ packages=(
   librocksdb-dev libxxhash-dev libssl-dev
   libboost-dev libboost-system-dev
   libzmq3-dev cppzmq-dev libzydis-dev libseccomp-dev
-  catch2 nlohmann-json3-dev
+  catch2 nlohmann-json3-dev bubblewrap
+  dpkg-dev nasm meson
 )
 
 missing=()
