@@ -78,28 +78,12 @@ tc::TaskPlan TaskPlanFromJson(const json& j) {
   return t;
 }
 
-json RungJson(const tc::RungSettings& r) {
-  return {{"name", r.name},
-          {"width", r.width},
-          {"height", r.height},
-          {"crf", r.crf},
-          {"maxrate_kbps", r.maxrate_kbps},
-          {"bufsize_kbps", r.bufsize_kbps},
-          {"level", r.level},
-          {"profile", r.profile}};
-}
+json RungJson(const tc::RungSettings& r) { return json::parse(tc::ToJson(r)); }
 
 tc::RungSettings RungFromJson(const json& j) {
-  tc::RungSettings r;
-  r.name = j.at("name");
-  r.width = j.at("width");
-  r.height = j.at("height");
-  r.crf = j.at("crf");
-  r.maxrate_kbps = j.at("maxrate_kbps");
-  r.bufsize_kbps = j.at("bufsize_kbps");
-  r.level = j.at("level");
-  r.profile = j.at("profile");
-  return r;
+  auto r = tc::RungSettingsFromJson(j.dump());
+  if (!r.ok()) throw std::runtime_error(r.status().message());
+  return *r;
 }
 
 // What a job needs to know about its source to run and resume its tasks.

@@ -9,21 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "corpus.h"
 #include "run_command.h"
 
 namespace fs = std::filesystem;
 using namespace zerofarm;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "zf-resume-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 fs::path WorkerBin() { return fs::path(ZF_ZEROFARM_BIN).parent_path() / "zerofarm-worker"; }
 
@@ -47,8 +39,10 @@ int FrameCount(const fs::path& media) {
 
 TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finished segments",
           "[integration][resume]") {
-  TempDir dir;
-  fs::path clip = dir.path / "clip.mp4";
+  auto scratch = test::ScratchDir::Create("resume");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  fs::path clip = dir / "clip.mp4";
   auto made = test::RunCommand(
       {"ffmpeg",     "-v",      "error",   "-y",
        "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=12",
@@ -60,8 +54,8 @@ TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finis
   REQUIRE(made.succeeded());
 
   // First run: the worker wrapper lets three tasks finish, then kills zerofarm itself.
-  fs::path counter = dir.path / "count";
-  fs::path killer = dir.path / "worker.sh";
+  fs::path counter = dir / "count";
+  fs::path killer = dir / "worker.sh";
   {
     std::ofstream out(killer);
     out << "#!/bin/sh\n"
@@ -71,7 +65,7 @@ TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finis
         << "exec '" << WorkerBin().string() << "' \"$@\"\n";
   }
   ::chmod(killer.c_str(), 0755);
-  const fs::path data = dir.path / "data", out = dir.path / "out";
+  const fs::path data = dir / "data", out = dir / "out";
   std::vector<std::string> cmd = {"env",
                                   "ZEROFARM_WORKER=" + killer.string(),
                                   ZF_ZEROFARM_BIN,
@@ -94,7 +88,7 @@ TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finis
 
   // Second run, same command with the real worker: only the unfinished tasks run.
   fs::remove(counter);
-  fs::path counting = dir.path / "count.sh";
+  fs::path counting = dir / "count.sh";
   {
     std::ofstream o(counting);
     o << "#!/bin/sh\n"

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "corpus.h"
 #include "run_command.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
@@ -18,15 +19,6 @@ namespace fs = std::filesystem;
 using namespace zerofarm;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "zf-sched-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // A wrapper around the real worker: on invocation numbers listed in `misbehave` it runs
 // `action` (a shell snippet) instead. Every invocation is counted in `counter`.
@@ -91,47 +83,55 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
 }  // namespace
 
 TEST_CASE("a worker killed by a signal is retried and the job completes", "[scheduler]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path);
-  auto worker = WrapWorker(dir.path, "1", "kill -9 $$");
-  auto run = Run(dir.path, clip, worker);
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  auto worker = WrapWorker(dir, "1", "kill -9 $$");
+  auto run = Run(dir, clip, worker);
   REQUIRE(run.report.ok());
   auto report = nlohmann::json::parse(*run.report);
   // Two segments and the audio track, plus the one retried attempt.
-  CHECK(Invocations(dir.path) == 4);
+  CHECK(Invocations(dir) == 4);
   int attempts = 0;
   for (const auto& c : report["chunks"]) attempts += c["attempts"].get<int>();
   attempts += report["audio"]["attempts"].get<int>();
   CHECK(attempts == 4);
-  CHECK(fs::exists(dir.path / "out" / "master.m3u8"));
+  CHECK(fs::exists(dir / "out" / "master.m3u8"));
 }
 
 TEST_CASE("a hung worker is killed at its deadline and the task is retried", "[scheduler]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path);
-  auto worker = WrapWorker(dir.path, "1", "exec sleep 600");
-  auto run = Run(dir.path, clip, worker, std::chrono::seconds(3));
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  auto worker = WrapWorker(dir, "1", "exec sleep 600");
+  auto run = Run(dir, clip, worker, std::chrono::seconds(3));
   REQUIRE(run.report.ok());
-  CHECK(Invocations(dir.path) == 4);
+  CHECK(Invocations(dir) == 4);
 }
 
 TEST_CASE("a worker failing every attempt fails the job with the reason after four attempts",
           "[scheduler]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path);
-  auto worker = WrapWorker(dir.path, "1 2 3 4 5 6 7 8", "exit 3");
-  auto run = Run(dir.path, clip, worker);
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  auto worker = WrapWorker(dir, "1 2 3 4 5 6 7 8", "exit 3");
+  auto run = Run(dir, clip, worker);
   REQUIRE_FALSE(run.report.ok());
   CHECK(run.report.status().code() == "worker_failed");
   CHECK_THAT(run.report.status().message(), Catch::Contains("after 4 attempts"));
-  CHECK(Invocations(dir.path) == 4);
-  CHECK_FALSE(fs::exists(dir.path / "out" / "master.m3u8"));
+  CHECK(Invocations(dir) == 4);
+  CHECK_FALSE(fs::exists(dir / "out" / "master.m3u8"));
 }
 
 TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler]") {
-  TempDir dir;
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
   // Valid container and headers, but every video packet is noise.
-  fs::path clip = dir.path / "noise.mkv";
+  fs::path clip = dir / "noise.mkv";
   auto r =
       test::RunCommand({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                         "testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264", "-bsf:v",
@@ -139,9 +139,9 @@ TEST_CASE("an input the worker cannot decode fails at once, without retries", "[
                        std::chrono::seconds(120));
   INFO(r.err);
   REQUIRE(r.succeeded());
-  auto worker = WrapWorker(dir.path, "", "true");
-  auto run = Run(dir.path, clip, worker);
+  auto worker = WrapWorker(dir, "", "true");
+  auto run = Run(dir, clip, worker);
   REQUIRE_FALSE(run.report.ok());
   CHECK(run.report.status().code() == "undecodable");
-  CHECK(Invocations(dir.path) == 1);
+  CHECK(Invocations(dir) == 1);
 }

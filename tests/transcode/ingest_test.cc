@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "corpus.h"
 #include "run_command.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/packet_stream.h"
@@ -21,15 +22,6 @@ using namespace zerofarm;
 using namespace zerofarm::transcode;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "zf-ingest-XXXXXX").string();
-    path = ::mkdtemp(t.data());
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 class FileSource : public ByteSource {
  public:
@@ -151,10 +143,12 @@ void CheckPartition(storage::Store& store, const IngestResult& r) {
 
 TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk length",
           "[transcode][ingest]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path, "gop1s.mp4", 10,
+  auto scratch = test::ScratchDir::Create("ingest");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir, "gop1s.mp4", 10,
                        {"-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "2"});
-  auto store = OpenStore(dir.path);
+  auto store = OpenStore(dir);
   FileSource src(clip);
   Recorder rec;
   IngestOptions opt;
@@ -178,11 +172,13 @@ TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk leng
 
 TEST_CASE("a clip with a single keyframe still gives many tasks through pre-roll",
           "[transcode][ingest]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path, "onekey.mp4", 12,
+  auto scratch = test::ScratchDir::Create("ingest");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir, "onekey.mp4", 12,
                        {"-g", "10000", "-keyint_min", "10000", "-sc_threshold", "0", "-bf", "3"},
                        /*audio=*/false);
-  auto store = OpenStore(dir.path);
+  auto store = OpenStore(dir);
   FileSource src(clip);
   IngestOptions opt;
   opt.chunk_seconds = 2;
@@ -199,10 +195,12 @@ TEST_CASE("a clip with a single keyframe still gives many tasks through pre-roll
 
 TEST_CASE("an open-GOP clip gives tasks whose last packet lies past the next keyframe",
           "[transcode][ingest]") {
-  TempDir dir;
-  auto clip = MakeClip(dir.path, "opengop.mkv", 8,
+  auto scratch = test::ScratchDir::Create("ingest");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir, "opengop.mkv", 8,
                        {"-g", "25", "-bf", "3", "-x264-params", "open-gop=1:scenecut=0"});
-  auto store = OpenStore(dir.path);
+  auto store = OpenStore(dir);
   FileSource src(clip);
   IngestOptions opt;
   opt.chunk_seconds = 2;
@@ -214,8 +212,10 @@ TEST_CASE("an open-GOP clip gives tasks whose last packet lies past the next key
 
 TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
           "[transcode][ingest]") {
-  TempDir dir;
-  auto store = OpenStore(dir.path);
+  auto scratch = test::ScratchDir::Create("ingest");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto store = OpenStore(dir);
   IngestOptions opt;
 
   SECTION("empty") {
@@ -234,7 +234,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK((r.status().code() == "not_media" || r.status().code() == "corrupt_container"));
   }
   SECTION("audio only") {
-    fs::path a = dir.path / "tone.m4a";
+    fs::path a = dir / "tone.m4a";
     auto run = test::RunCommand({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
                                  "sine=duration=2", "-c:a", "aac", a.string()},
                                 std::chrono::seconds(60));
@@ -246,7 +246,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK_THAT(r.status().message(), Catch::Contains("no video stream"));
   }
   SECTION("an MP4 cut before its index") {
-    auto clip = MakeClip(dir.path, "cut.mp4", 4, {"-g", "25"});
+    auto clip = MakeClip(dir, "cut.mp4", 4, {"-g", "25"});
     FileSource whole(clip);
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);
@@ -254,7 +254,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK(r.status().code() == "truncated");
   }
   SECTION("an MP4 with its index first, cut in the middle of its media") {
-    auto clip = MakeClip(dir.path, "cutfs.mp4", 4, {"-g", "25", "-movflags", "+faststart"});
+    auto clip = MakeClip(dir, "cutfs.mp4", 4, {"-g", "25", "-movflags", "+faststart"});
     FileSource whole(clip);
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);

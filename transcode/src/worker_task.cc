@@ -43,6 +43,12 @@ Result<T> Parse(const std::string& text, F&& fill) {
 
 }  // namespace
 
+std::string ToJson(const RungSettings& rung) { return RungJson(rung).dump(); }
+
+Result<RungSettings> RungSettingsFromJson(const std::string& text) {
+  return Parse<RungSettings>(text, [](const json& j) { return RungFromJson(j); });
+}
+
 std::string ToJson(const VideoTask& t) {
   json j = {{"decode_from", t.decode_from},
             {"decode_to", t.decode_to},

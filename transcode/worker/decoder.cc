@@ -88,4 +88,18 @@ Status Decoder::Decode(const AVPacket* packet, const FrameSink& sink) {
   }
 }
 
+Status CheckDecodable(const Decoder& decoder, uint64_t fed, uint64_t frames_decoded,
+                      const std::string& nothing_fed, const std::string& unit) {
+  if (fed == 0) return Status::Error("undecodable", nothing_fed);
+  const std::string last =
+      decoder.last_error() ? " (last error: " + AvErrorString(decoder.last_error()) + ")" : "";
+  if (frames_decoded == 0)
+    return Status::Error("undecodable",
+                         "no " + unit + " decodes from " + std::to_string(fed) + " packets" + last);
+  if (decoder.errors() * 2 > fed)
+    return Status::Error("undecodable", std::to_string(decoder.errors()) + " of " +
+                                            std::to_string(fed) + " packets fail to decode" + last);
+  return Status::Ok();
+}
+
 }  // namespace zerofarm::transcode::worker

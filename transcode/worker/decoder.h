@@ -50,4 +50,10 @@ class Decoder {
   int last_error_ = 0;
 };
 
+// The worker's rule for a stream that will not decode, like the ffmpeg CLI's: single packet
+// errors are skipped, but no decoded frame at all, or more than half the packets failing, is
+// the "undecodable" error. `unit` names what was expected ("frame", "audio").
+Status CheckDecodable(const Decoder& decoder, uint64_t packets_fed, uint64_t frames_decoded,
+                      const std::string& nothing_fed, const std::string& unit);
+
 }  // namespace zerofarm::transcode::worker

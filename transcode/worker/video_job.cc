@@ -310,20 +310,8 @@ class VideoJob {
   }
 
   Status CheckDecodable() const {
-    const uint64_t fed = report_->packets_in;
-    if (fed == 0)
-      return Status::Error("undecodable", "the input holds no packet in the task's range");
-    const std::string last = decoder_->last_error()
-                                 ? " (last error: " + AvErrorString(decoder_->last_error()) + ")"
-                                 : "";
-    if (report_->frames_decoded == 0)
-      return Status::Error("undecodable",
-                           "no frame decodes from " + std::to_string(fed) + " packets" + last);
-    if (decoder_->errors() * 2 > fed)
-      return Status::Error("undecodable", std::to_string(decoder_->errors()) + " of " +
-                                              std::to_string(fed) + " packets fail to decode" +
-                                              last);
-    return Status::Ok();
+    return worker::CheckDecodable(*decoder_, report_->packets_in, report_->frames_decoded,
+                                  "the input holds no packet in the task's range", "frame");
   }
 
   const VideoTask& task_;

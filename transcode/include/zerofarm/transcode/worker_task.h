@@ -77,6 +77,8 @@ struct WorkerReport {
   std::vector<RungReport> rungs;
 };
 
+std::string ToJson(const RungSettings& rung);
+Result<RungSettings> RungSettingsFromJson(const std::string& json);
 std::string ToJson(const VideoTask& task);
 std::string ToJson(const AudioTask& task);
 std::string ToJson(const WorkerReport& report);
