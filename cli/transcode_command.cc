@@ -1,22 +1,17 @@
 // zerofarm transcode: the whole pipeline on this machine.
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "zerofarm/base/unique_fd.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"

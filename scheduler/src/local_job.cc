@@ -175,17 +175,18 @@ class Job : public tc::IngestSink {
       try {
         std::lock_guard lock(mu_);
         plan_ = Plan::FromJson(json::parse(**stored));
-        have_source_ = true;
+        progress_state_.phase = "transcode";
+        progress_state_.tasks_known = plan_.tasks.size();
       } catch (const std::exception& e) {
         StopPool();
         return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
       }
-      progress_state_.phase = "transcode";
       for (const auto& t : plan_.tasks) Enqueue(static_cast<int>(t.index), Cost(t));
       if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
       std::lock_guard lock(mu_);
       ingest_done_ = true;
       progress_state_.ingest_done = true;
+      cv_.notify_all();
     } else {
       ingest_status = Ingest(source);
     }
@@ -226,7 +227,6 @@ class Job : public tc::IngestSink {
         tc::PlanLadder({kThumbnailShortSide}, info.display_width, info.display_height, info.fps);
     plan_.thumb_width = thumb.front().width;
     plan_.thumb_height = thumb.front().height;
-    have_source_ = true;
   }
   void OnChunk(const tc::ChunkInfo&) override {}
   void OnTask(const tc::TaskPlan& task) override {
@@ -618,7 +618,6 @@ class Job : public tc::IngestSink {
   std::mutex mu_;
   std::condition_variable cv_;
   Plan plan_;
-  bool have_source_ = false;
   bool ingest_done_ = false;
   std::vector<QueuedTask> queue_;
   int outstanding_ = 0;

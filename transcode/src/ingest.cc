@@ -316,11 +316,10 @@ class Planner {
   uint64_t committed_through_ = 0;
 };
 
-bool IsEncrypted(const AVFormatContext& fmt, const AVStream& st) {
-  if (av_dict_get(st.metadata, "enc_key_id", nullptr, 0)) return true;
-  if (av_stream_get_side_data(&st, AV_PKT_DATA_ENCRYPTION_INIT_INFO, nullptr)) return true;
-  (void)fmt;
-  return false;
+// Matroska/WebM name their key in the track's metadata; MP4 (cenc) carries init info.
+bool IsEncrypted(const AVStream& st) {
+  return av_dict_get(st.metadata, "enc_key_id", nullptr, 0) != nullptr ||
+         av_stream_get_side_data(&st, AV_PKT_DATA_ENCRYPTION_INIT_INFO, nullptr) != nullptr;
 }
 
 Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
@@ -407,7 +406,7 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
   AVStream* vst = fmt->streams[video_index];
   const AVCodecParameters* vpar = vst->codecpar;
   result.source.video_codec = avcodec_get_name(vpar->codec_id);
-  if (IsEncrypted(*fmt, *vst))
+  if (IsEncrypted(*vst))
     return Status::Error("encrypted", "encrypted: the video stream is protected by encryption (" +
                                           result.source.video_codec + ")");
   if (!IsSupportedVideoCodec(vpar->codec_id))
