@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/commands.h"
@@ -269,6 +270,11 @@ int TranscodeCommand(int argc, char** argv) {
   bar.Finish();
   if (!report.ok())
     return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
+  try {  // what the renditions leave out of the source, in the user's words
+    for (const auto& w : nlohmann::json::parse(*report)["source"]["warnings"])
+      std::fprintf(stderr, "zerofarm: warning: %s\n", w.get<std::string>().c_str());
+  } catch (const std::exception&) {
+  }
   Status published = Publish(staging->path(), out_path);
   if (!published.ok()) return Fail(out, published, 3);
   // With --data the store keeps the job for reruns; the published files are what users keep.

@@ -117,7 +117,8 @@ struct Plan {
             {"chunks", chunks},
             {"source_bytes", source_bytes},
             {"video_packets", video_packets},
-            {"duration_seconds", duration_seconds}};
+            {"duration_seconds", duration_seconds},
+            {"warnings", source.warnings}};
   }
 
   static Plan FromJson(const json& j) {
@@ -141,6 +142,7 @@ struct Plan {
     p.source_bytes = j.at("source_bytes");
     p.video_packets = j.at("video_packets");
     p.duration_seconds = j.at("duration_seconds");
+    if (j.contains("warnings")) p.source.warnings = j["warnings"].get<std::vector<std::string>>();
     return p;
   }
 };

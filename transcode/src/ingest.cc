@@ -417,8 +417,13 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
     return Status::Error("unsupported_codec", "unsupported codec parameters: frame size " +
                                                   std::to_string(vpar->width) + "x" +
                                                   std::to_string(vpar->height));
-  if (audio_index >= 0 && !IsSupportedAudioCodec(fmt->streams[audio_index]->codecpar->codec_id))
-    audio_index = -1;  // ignored: renditions without that track (reported in the source info)
+  if (audio_index >= 0 && !IsSupportedAudioCodec(fmt->streams[audio_index]->codecpar->codec_id)) {
+    result.source.warnings.push_back(
+        std::string("the audio track's codec (") +
+        avcodec_get_name(fmt->streams[audio_index]->codecpar->codec_id) +
+        ") is not supported: the renditions have no audio");
+    audio_index = -1;
+  }
   for (unsigned i = 0; i < fmt->nb_streams; ++i)
     if (static_cast<int>(i) != video_index && static_cast<int>(i) != audio_index)
       fmt->streams[i]->discard = AVDISCARD_ALL;

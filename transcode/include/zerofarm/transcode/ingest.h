@@ -42,6 +42,9 @@ struct SourceInfo {
   StreamHeader video;       // codec parameters of the first video stream
   std::optional<StreamHeader> audio;
   std::string audio_codec;
+  // What the renditions will lack and why ("audio track in codec X is not supported"), for
+  // the user; empty when nothing is left out.
+  std::vector<std::string> warnings;
   int display_width = 0;  // SAR and rotation applied
   int display_height = 0;
   double fps = 0;          // average frame rate
