@@ -271,7 +271,8 @@ int TranscodeCommand(int argc, char** argv) {
   if (!report.ok())
     return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
   try {  // what the renditions leave out of the source, in the user's words
-    for (const auto& w : nlohmann::json::parse(*report)["source"]["warnings"])
+    const nlohmann::json parsed = nlohmann::json::parse(*report);
+    for (const auto& w : parsed.at("source").value("warnings", nlohmann::json::array()))
       std::fprintf(stderr, "zerofarm: warning: %s\n", w.get<std::string>().c_str());
   } catch (const std::exception&) {
   }
