@@ -1,6 +1,7 @@
 #include "code_analysis.h"
 
 #include <Zydis/Zydis.h>
+#include <elf.h>
 
 #include <algorithm>
 #include <array>
@@ -86,6 +87,7 @@ class Analyzer {
     }
     out_.traversal_seeds = seeds.size();
     Traverse(std::move(seeds));
+    TraverseLocalLabels(image);
     ClassifyUnreached();
     for (size_t m = 0; m < noted_.size(); ++m) {
       if (noted_[m] != 0) {
@@ -245,6 +247,70 @@ class Analyzer {
     if (outside > 0) {
       out_.notes.push_back(std::to_string(outside) +
                            " direct branch targets or seeds lie outside executable memory");
+    }
+  }
+
+  // Local labels in executable sections (e.g. the targets of hand-written assembly's jump
+  // tables) are code or data; nothing in the symbol says which. A label is taken as code only
+  // when the straight line from it decodes, up to an instruction that ends the stream or one
+  // already decoded, without an undecodable byte and without leaving its segment's file
+  // bytes. Then every instruction of that line is accepted (and judged by the policy, like any
+  // other) and its branch targets are traversed; otherwise nothing of it is kept, and the bytes
+  // stay unreached (reported as data).
+  void TraverseLocalLabels(const ElfImage& image) {
+    std::vector<uint64_t> labels;
+    for (const ElfSymbol& s : image.symbols) {
+      if (s.binding != STB_LOCAL || s.type != STT_NOTYPE || s.section == SHN_UNDEF ||
+          s.section >= SHN_LORESERVE || s.section >= image.sections.size() ||
+          (image.sections[s.section].flags & SHF_EXECINSTR) == 0) {
+        continue;
+      }
+      labels.push_back(s.value);
+    }
+    std::sort(labels.begin(), labels.end());
+    labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+    std::vector<std::pair<uint64_t, ZydisDecodedInstruction>> line;
+    for (uint64_t label : labels) {
+      if (out_.budget_exhausted) return;
+      const int found = Find(label);
+      if (found < 0) continue;
+      const size_t ri = static_cast<size_t>(found);
+      const ExecRange& r = ranges_[ri];
+      uint64_t off = label - r.vaddr;
+      if (IsStart(state_[ri][off])) continue;  // already code
+      const uint64_t seg_begin = r.segment_begin - r.vaddr;
+      const uint64_t seg_end = r.segment_end - r.vaddr;
+      line.clear();
+      bool code = off >= seg_begin;
+      while (code) {
+        if (!Spend()) return;
+        if (off >= seg_end) {
+          code = false;
+          break;
+        }
+        if (IsStart(state_[ri][off])) break;
+        ZydisDecodedInstruction in;
+        if (!Decode(r, off, seg_end, &in)) {
+          code = false;
+          break;
+        }
+        line.emplace_back(off, in);
+        if (EndsStream(in)) break;
+        off += in.length;
+      }
+      if (!code) {
+        if (++out_.label_data <= kMaxAddressNotes) {
+          out_.notes.push_back("the code line from local label " + Hex(label) +
+                               " does not decode cleanly (stops at " + Hex(r.vaddr + off) +
+                               "); the label is treated as data");
+        }
+        continue;
+      }
+      ++out_.label_seeds;
+      for (const auto& [at, in] : line) Accept(ri, at, in, &out_.traversal_bytes);
+      std::vector<uint64_t> targets = std::move(pending_);
+      pending_.clear();
+      Traverse(std::move(targets));
     }
   }
 

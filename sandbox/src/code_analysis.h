@@ -4,7 +4,9 @@
 // 2. Recursive traversal from the entry point, unsized function symbols, extra seeds and every
 //    direct branch target seen: follow fall-through and jcc/jmp/call targets, stop at ret,
 //    jmp, hlt, ud2 or an instruction already decoded.
-// 3. Every executable byte left unreached is padding (nop, int3, zero) or a data region.
+// 3. Traversal from local labels in executable sections, each kept only when the straight line
+//    from it decodes cleanly (otherwise the label is data).
+// 4. Every executable byte left unreached is padding (nop, int3, zero) or a data region.
 // Each decoded instruction is judged by the instruction policy.
 // Thread safety: Analyze is reentrant.
 #pragma once
@@ -76,6 +78,8 @@ struct CodeAnalysis {
   uint64_t sized_functions = 0;
   uint64_t traversal_seeds = 0;
   uint64_t traversal_stops = 0;
+  uint64_t label_seeds = 0;  // local labels taken as code
+  uint64_t label_data = 0;   // local labels whose line did not decode: left as data
   uint64_t steps = 0;
   bool budget_exhausted = false;  // the analysis stopped early: nothing can be concluded
 };

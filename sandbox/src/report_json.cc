@@ -45,13 +45,21 @@ void GetLocation(const json& j, std::optional<uint64_t>* vaddr,
 }
 
 json CountsToJson(const ValidationCounts& c) {
-  return json{{"program_bytes", c.program_bytes},         {"executable_bytes", c.executable_bytes},
-              {"decoded_bytes", c.decoded_bytes},         {"by_symbol_bytes", c.by_symbol_bytes},
-              {"traversal_bytes", c.traversal_bytes},     {"padding_bytes", c.padding_bytes},
-              {"data_region_bytes", c.data_region_bytes}, {"data_regions", c.data_regions},
-              {"instructions", c.instructions},           {"syscall_sites", c.syscall_sites},
-              {"sized_functions", c.sized_functions},     {"traversal_seeds", c.traversal_seeds},
-              {"traversal_stops", c.traversal_stops}};
+  return json{{"program_bytes", c.program_bytes},
+              {"executable_bytes", c.executable_bytes},
+              {"decoded_bytes", c.decoded_bytes},
+              {"by_symbol_bytes", c.by_symbol_bytes},
+              {"traversal_bytes", c.traversal_bytes},
+              {"padding_bytes", c.padding_bytes},
+              {"data_region_bytes", c.data_region_bytes},
+              {"data_regions", c.data_regions},
+              {"instructions", c.instructions},
+              {"syscall_sites", c.syscall_sites},
+              {"sized_functions", c.sized_functions},
+              {"traversal_seeds", c.traversal_seeds},
+              {"traversal_stops", c.traversal_stops},
+              {"label_seeds", c.label_seeds},
+              {"label_data", c.label_data}};
 }
 
 ValidationCounts CountsFromJson(const json& j) {
@@ -69,6 +77,8 @@ ValidationCounts CountsFromJson(const json& j) {
   c.sized_functions = j.at("sized_functions").get<uint64_t>();
   c.traversal_seeds = j.at("traversal_seeds").get<uint64_t>();
   c.traversal_stops = j.at("traversal_stops").get<uint64_t>();
+  c.label_seeds = j.value("label_seeds", uint64_t{0});
+  c.label_data = j.value("label_data", uint64_t{0});
   return c;
 }
 

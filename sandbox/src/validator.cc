@@ -335,12 +335,19 @@ double MillisecondsSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+std::string FractionString(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", fraction);
+  return buf;
+}
+
 }  // namespace
 
 std::string ValidatorOptions::Fingerprint() const {
   return "elf=" + std::to_string(elf_limits.max_program_headers) + "/" +
          std::to_string(elf_limits.max_sections) + "/" + std::to_string(elf_limits.max_symbols) +
          ";data=" + (reject_data_regions ? "reject" : "report") +
+         ";max_data=" + FractionString(max_data_fraction) +
          ";list=" + std::to_string(max_listed_reasons) + "/" +
          std::to_string(max_listed_data_regions) + "/" + std::to_string(max_listed_syscall_sites);
 }
@@ -435,6 +442,23 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
                                    " bytes) are reached by no instruction stream");
   }
 
+  // Written so that a NaN or negative fraction refuses any data; a fraction of 1 or more
+  // never refuses.
+  if (code.executable_bytes > 0 &&
+      !(static_cast<double>(code.data_region_bytes) <=
+        options.max_data_fraction * static_cast<double>(code.executable_bytes))) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%.1f%%",
+                  100.0 * static_cast<double>(code.data_region_bytes) /
+                      static_cast<double>(code.executable_bytes));
+    reasons.Add("too_much_unverified_code",
+                std::to_string(code.data_region_bytes) + " of " +
+                    std::to_string(code.executable_bytes) + " executable bytes (" + share +
+                    ") are reached by no instruction stream, more than the allowed " +
+                    FractionString(100.0 * options.max_data_fraction) +
+                    "%; is the program stripped?");
+  }
+
   report.noted_instructions = code.noted;
   for (const std::string& note : code.notes) AddNote(&report, note);
   if (zero_fill > 0) {
@@ -461,6 +485,8 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
   c.sized_functions = code.sized_functions;
   c.traversal_seeds = code.traversal_seeds;
   c.traversal_stops = code.traversal_stops;
+  c.label_seeds = code.label_seeds;
+  c.label_data = code.label_data;
 
   report.verdict = report.reasons_total == 0 ? Verdict::kAccepted : Verdict::kRejected;
   report.timing.validate_ms = MillisecondsSince(start);

@@ -58,6 +58,16 @@ std::optional<std::filesystem::path> Compile(const TempDir& dir, const std::stri
   return out;
 }
 
+bool Strip(const std::filesystem::path& program, std::string* log) {
+  const std::filesystem::path log_path = program.string() + ".strip.log";
+  const std::string command =
+      "strip " + Quote(program.string()) + " > " + Quote(log_path.string()) + " 2>&1";
+  const int rc = std::system(command.c_str());
+  std::ifstream in(log_path);
+  *log = command + "\n" + std::string(std::istreambuf_iterator<char>(in), {});
+  return rc == 0;
+}
+
 std::vector<std::byte> ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -31,6 +31,10 @@ std::optional<std::filesystem::path> Compile(const TempDir& dir, const std::stri
                                              const std::string& source, const std::string& flags,
                                              std::string* log);
 
+// Runs `strip` on `program` in place (removing its symbol table); false with strip's output
+// in *log when that fails.
+bool Strip(const std::filesystem::path& program, std::string* log);
+
 std::vector<std::byte> ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::vector<std::byte>& data);
 

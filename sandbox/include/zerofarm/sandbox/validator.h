@@ -2,14 +2,14 @@
 // sandbox may run it: a static x86-64 ELF executable with no writable+executable memory, a
 // non-executable stack, and no privileged or system instruction in any instruction stream it
 // can find (sized function symbols, then a recursive traversal from symbol starts, the entry
-// point and direct branch targets). Executable bytes that no stream reaches are reported as
-// data regions, never skipped silently. The verdict depends on the bytes and options only,
-// never on a program's name or hash. The instruction policy is one table, printed by
-// DescribeInstructionPolicy().
-// Scope: this is a static check, not control-flow integrity. An indirect jump can still reach
-// bytes reported as data, or the middle of an instruction; the runner's seccomp filter and
-// namespaces are what contain such a program, and the report says how much was unreached.
-// Thread safety: Validate is reentrant; reports are plain values.
+// point, direct branch targets and those local labels whose code decodes cleanly). Executable bytes
+// that no stream reaches are reported as data regions, never skipped silently, and too large a
+// share of them is refused. The verdict depends on the bytes and options only, never on a program's
+// name or hash. The instruction policy is one table, printed by DescribeInstructionPolicy(). Scope:
+// this is a static check, not control-flow integrity. An indirect jump can still reach bytes
+// reported as data, or the middle of an instruction; the runner's seccomp filter and namespaces are
+// what contain such a program, and the report says how much was unreached. Thread safety: Validate
+// is reentrant; reports are plain values.
 #pragma once
 
 #include <cstddef>
@@ -27,13 +27,17 @@
 namespace zerofarm::sandbox {
 
 // Bumped whenever a change can alter a verdict; part of every cache key.
-inline constexpr int kValidatorVersion = 1;
+inline constexpr int kValidatorVersion = 2;
 
 struct ValidatorOptions {
   ElfLimits elf_limits;
   // Reject when executable bytes remain that no instruction stream reaches (and that are not
   // padding). Off by default: hand-written assembly keeps tables in .text; they are reported.
   bool reject_data_regions = false;
+  // Reject when data-region bytes exceed this fraction of the executable bytes: then too much
+  // of the program went unchecked (e.g. a stripped program, where only code reached by direct
+  // branches from the entry point is found).
+  double max_data_fraction = 0.10;
   // Caps on what the report lists; the counts are always complete.
   size_t max_listed_reasons = 100;
   size_t max_listed_data_regions = 1000;
@@ -47,7 +51,7 @@ enum class Verdict { kAccepted, kRejected };
 
 // Why a program is rejected. Codes are stable: malformed_elf, not_executable, dynamic_program,
 // writable_executable_segment, executable_stack, shared_page, entry_outside_code,
-// forbidden_instruction, decode_error, data_region, analysis_budget.
+// forbidden_instruction, decode_error, data_region, too_much_unverified_code, analysis_budget.
 struct Reason {
   std::string code;
   std::string message;
@@ -91,6 +95,8 @@ struct ValidationCounts {
   uint64_t sized_functions = 0;
   uint64_t traversal_seeds = 0;
   uint64_t traversal_stops = 0;  // traversals that ran into undecodable bytes (see notes)
+  uint64_t label_seeds = 0;      // local labels in code whose line decoded: traversed as code
+  uint64_t label_data = 0;       // local labels in code whose line did not: left as data
 };
 
 struct ValidationTiming {
