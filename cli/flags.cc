@@ -1,8 +1,13 @@
 #include "cli/flags.h"
 
+#include <cctype>
+#include <set>
+
 namespace zerofarm::cli {
 
-Flags::Flags(int argc, char** argv) {
+Flags::Flags(int argc, char** argv, std::initializer_list<const char*> switches) {
+  std::set<std::string> no_value{"help", "h"};
+  for (const char* s : switches) no_value.insert(s);
   bool only_positional = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -15,7 +20,7 @@ Flags::Flags(int argc, char** argv) {
       continue;
     }
     std::string name = a.substr(a[1] == '-' ? 2 : 1);
-    if (name == "help" || name == "h") {
+    if (no_value.count(name)) {
       values_.emplace(name, "");
       continue;
     }
@@ -56,6 +61,64 @@ std::vector<std::string> Flags::Unknown() const {
   for (const auto& kv : values_)
     if (kv.first != "help" && kv.first != "h") out.push_back("--" + kv.first);
   return out;
+}
+
+namespace {
+
+// Leading decimal digits of s as a number; `used` is how many characters they took.
+std::optional<uint64_t> LeadingNumber(const std::string& s, size_t* used) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s.size() && std::isdigit(static_cast<unsigned char>(s[i])); ++i) {
+    const uint64_t d = static_cast<uint64_t>(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  if (i == 0) return std::nullopt;
+  *used = i;
+  return v;
+}
+
+}  // namespace
+
+std::optional<uint64_t> ParseByteSize(const std::string& s) {
+  size_t used = 0;
+  auto v = LeadingNumber(s, &used);
+  if (!v) return std::nullopt;
+  const std::string unit = s.substr(used);
+  int shift = 0;
+  if (unit == "K" || unit == "k" || unit == "KiB")
+    shift = 10;
+  else if (unit == "M" || unit == "m" || unit == "MiB")
+    shift = 20;
+  else if (unit == "G" || unit == "g" || unit == "GiB")
+    shift = 30;
+  else if (unit == "T" || unit == "t" || unit == "TiB")
+    shift = 40;
+  else if (!unit.empty() && unit != "B")
+    return std::nullopt;
+  if (shift && *v > (UINT64_MAX >> shift)) return std::nullopt;
+  return *v << shift;
+}
+
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& s) {
+  size_t used = 0;
+  auto v = LeadingNumber(s, &used);
+  if (!v) return std::nullopt;
+  const std::string unit = s.substr(used);
+  uint64_t mul;
+  if (unit == "ms")
+    mul = 1;
+  else if (unit.empty() || unit == "s")
+    mul = 1000;
+  else if (unit == "m" || unit == "min")
+    mul = 60'000;
+  else if (unit == "h")
+    mul = 3'600'000;
+  else
+    return std::nullopt;
+  if (*v > static_cast<uint64_t>(INT64_MAX) / mul) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<int64_t>(*v * mul));
 }
 
 }  // namespace zerofarm::cli

@@ -1,7 +1,11 @@
 // A small command-line parser for the subcommands: "--name value", "--name=value", "-n value",
-// "--help"/"-h" (the only flags without a value), and positional arguments. Not thread-safe.
+// switches without a value ("--help"/"-h" always, others when named to the constructor), and
+// positional arguments. Not thread-safe.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -11,8 +15,9 @@ namespace zerofarm::cli {
 
 class Flags {
  public:
-  // argv[0] is the subcommand's name and is skipped.
-  Flags(int argc, char** argv);
+  // argv[0] is the subcommand's name and is skipped. `switches` name the flags that take no
+  // value (Has() tells whether they were given).
+  Flags(int argc, char** argv, std::initializer_list<const char*> switches = {});
 
   bool Has(const std::string& name) const { return values_.count(name) > 0; }
   // Removes and returns the value of --long (or -short); every occurrence is consumed, the
@@ -31,5 +36,12 @@ class Flags {
   std::vector<std::string> positional_;
   std::string error_;
 };
+
+// "512M", "2G", "4096" -> bytes (K, M, G, T are powers of 1024); nullopt when malformed or
+// too large for 64 bits.
+std::optional<uint64_t> ParseByteSize(const std::string& s);
+
+// "10s", "500ms", "2m", "1h", "30" (seconds) -> milliseconds; nullopt when malformed.
+std::optional<std::chrono::milliseconds> ParseDuration(const std::string& s);
 
 }  // namespace zerofarm::cli

@@ -56,36 +56,6 @@ constexpr const char* kUsage =
     "Exit status: 0 when the program exited 0, 1 when it did not, 2 usage or runner error,\n"
     "3 when the validator rejected the program.\n";
 
-// "512M" -> bytes.
-std::optional<uint64_t> ParseSize(const std::string& s) {
-  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
-  size_t used = 0;
-  const unsigned long long v = std::stoull(s, &used);
-  const std::string unit = s.substr(used);
-  uint64_t mul = 1;
-  if (unit == "K" || unit == "k")
-    mul = uint64_t{1} << 10;
-  else if (unit == "M" || unit == "m")
-    mul = uint64_t{1} << 20;
-  else if (unit == "G" || unit == "g")
-    mul = uint64_t{1} << 30;
-  else if (!unit.empty())
-    return std::nullopt;
-  return v * mul;
-}
-
-// "10s" -> milliseconds.
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& s) {
-  if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0]))) return std::nullopt;
-  size_t used = 0;
-  const unsigned long long v = std::stoull(s, &used);
-  const std::string unit = s.substr(used);
-  if (unit == "ms") return std::chrono::milliseconds(v);
-  if (unit == "s" || unit.empty()) return std::chrono::milliseconds(v * 1000);
-  if (unit == "m") return std::chrono::milliseconds(v * 60000);
-  return std::nullopt;
-}
-
 int Usage(const std::string& error) {
   std::fprintf(stderr, "zerofarm sandbox: %s\n(see zerofarm sandbox run --help)\n", error.c_str());
   return kExitUsage;
@@ -130,7 +100,7 @@ int SandboxCommand(int argc, char** argv) {
   }
   sandbox::SandboxLimits limits;
   if (auto v = flags.Take("memory")) {
-    auto size = ParseSize(*v);
+    auto size = ParseByteSize(*v);
     if (!size || *size == 0) return Usage("bad --memory '" + *v + "'");
     limits.memory_bytes = *size;
   }
@@ -140,13 +110,13 @@ int SandboxCommand(int argc, char** argv) {
     limits.wall_timeout = *d;
   }
   if (auto v = flags.Take("cpu")) {
-    auto d = ParseSize(*v);
+    auto d = ParseByteSize(*v);
     if (!d) return Usage("bad --cpu '" + *v + "'");
     limits.cpu_seconds = *d;
   }
   uint64_t quota = kDefaultQuota;
   if (auto v = flags.Take("quota")) {
-    auto size = ParseSize(*v);
+    auto size = ParseByteSize(*v);
     if (!size) return Usage("bad --quota '" + *v + "'");
     quota = *size;
   }

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 constexpr const char* kUsage =
     "usage: zerofarm transcode INPUT -o OUTDIR [--ladder 1080p,720p,480p,360p]\n"
     "                          [--preset veryfast] [--chunk-seconds 4] [--jobs N]\n"
-    "                          [--data DIR] [--task-timeout SECONDS]\n"
+    "                          [--data DIR] [--task-timeout SECONDS] [--worker-memory SIZE]\n"
     "\n"
     "Transcodes INPUT into an HLS ladder, progressive MP4s and a thumbnail in OUTDIR:\n"
     "  OUTDIR/master.m3u8, OUTDIR/<rung>/index.m3u8 + segments, OUTDIR/audio/...,\n"
@@ -42,7 +42,12 @@ constexpr const char* kUsage =
     "                        crash resumes without redoing finished segments\n"
     "                        (default: a temporary store, removed at the end)\n"
     "  --task-timeout S      a task running longer than S + 60 s per second of video it owns\n"
-    "                        is killed and retried (default 300)\n";
+    "                        is killed and retried (default 300)\n"
+    "  --worker-memory SIZE  each sandboxed worker's memory limit (e.g. 2G; default 3G)\n"
+    "\n"
+    "Every worker runs validated in the sandbox (see zerofarm sandbox). For development only,\n"
+    "--unsandboxed runs the worker as a plain process (ZEROFARM_WORKER may name a dynamically\n"
+    "linked one); zerofarm warns loudly and the report says \"unsandboxed\".\n";
 
 // The job id: a hash of the input's bytes and of every option that changes the output.
 Result<std::string> JobId(transcode::ByteSource& in, uint64_t size, const std::string& options) {
@@ -66,17 +71,6 @@ Result<std::string> JobId(transcode::ByteSource& in, uint64_t size, const std::s
   std::snprintf(hex, sizeof(hex), "%016llx%016llx", static_cast<unsigned long long>(h.high64),
                 static_cast<unsigned long long>(h.low64));
   return std::string(hex);
-}
-
-std::string WorkerPath() {
-  if (const char* env = std::getenv("ZEROFARM_WORKER"); env && *env) return env;
-  std::error_code ec;
-  fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) {
-    fs::path sibling = self.parent_path() / "zerofarm-worker";
-    if (fs::exists(sibling, ec)) return sibling;
-  }
-  return "zerofarm-worker";
 }
 
 // Draws "[#####.....] 12/30 segments" on a terminal; silent otherwise.
@@ -186,7 +180,7 @@ bool IsInputFault(const std::string& code) {
 }  // namespace
 
 int TranscodeCommand(int argc, char** argv) {
-  Flags flags(argc, argv);
+  Flags flags(argc, argv, {"unsandboxed"});
   if (flags.Has("help") || flags.Has("h")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -198,6 +192,9 @@ int TranscodeCommand(int argc, char** argv) {
   std::string jobs = flags.Take("jobs").value_or("0");
   std::string data = flags.Take("data").value_or("");
   std::string task_timeout = flags.Take("task-timeout").value_or("300");
+  std::string worker_memory = flags.Take("worker-memory").value_or("3G");
+  const bool unsandboxed = flags.Has("unsandboxed");
+  if (unsandboxed) (void)flags.Take("unsandboxed");
   auto positional = flags.Positional();
   if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 || out.empty()) {
     std::string why = !flags.error().empty()     ? flags.error()
@@ -229,7 +226,23 @@ int TranscodeCommand(int argc, char** argv) {
     return Fail("", Status::Error("invalid_argument", "--chunk-seconds must be within 0.5-60"), 2);
   if (options.jobs < 0 || options.jobs > 256)
     return Fail("", Status::Error("invalid_argument", "--jobs must be within 1-256"), 2);
-  options.worker_path = WorkerPath();
+  scheduler::WorkerRuntimeOptions wo;
+  wo.path = scheduler::DefaultWorkerPath();
+  wo.isolation = unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
+  auto memory = ParseByteSize(worker_memory);
+  if (!memory || *memory < (uint64_t{64} << 20))
+    return Fail("", Status::Error("invalid_argument", "--worker-memory must be at least 64M"), 2);
+  wo.memory_bytes = *memory;
+  if (const char* home = std::getenv("HOME"); home && *home)
+    wo.verdict_cache_dir = fs::path(home) / ".cache" / "zerofarm" / "verdicts";
+  auto worker = scheduler::WorkerRuntime::Load(wo);
+  if (!worker.ok() && !wo.verdict_cache_dir.empty() &&
+      worker.status().code() != "worker_rejected") {
+    wo.verdict_cache_dir.clear();  // an unusable cache directory must not stop the job
+    worker = scheduler::WorkerRuntime::Load(wo);
+  }
+  if (!worker.ok()) return Fail(wo.path, worker.status(), 3);
+  options.worker = *worker;
 
   auto opened = transcode::FileSource::Open(input);
   if (!opened.ok()) return Fail(input, opened.status(), 1);

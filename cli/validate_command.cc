@@ -115,6 +115,10 @@ void PrintSummary(const std::string& path, const sandbox::ValidationReport& r) {
   std::printf("  instructions  %" PRIu64 " in %" PRIu64 " sized functions; %" PRIu64
               " syscall sites\n",
               c.instructions, c.sized_functions, c.syscall_sites);
+  std::printf("  traversal     %" PRIu64 " seeds, %" PRIu64
+              " local labels followed as code, %" PRIu64 " left as data, %" PRIu64
+              " stops at undecodable bytes\n",
+              c.traversal_seeds, c.label_seeds, c.label_data, c.traversal_stops);
   if (!r.noted_instructions.empty()) {
     std::printf("  allowed, noted");
     for (const auto& [mnemonic, count] : r.noted_instructions) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the static FFmpeg 5.1, x264 and dav1d libraries the statically linked zerofarm-worker
-# (zerofarm-worker-static) links against, from Debian's source packages, with a minimal
+# (zerofarm-worker) links against, from Debian's source packages, with a minimal
 # configuration: only the decoders of the worker's allow-list
 # (transcode/worker/codec_allowlist.cc), the libx264, aac and mjpeg encoders, libswscale and
 # libswresample. No programs, devices, network, filters, hardware acceleration or external

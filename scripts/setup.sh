@@ -27,3 +27,29 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The static worker's FFmpeg, x264 and dav1d are built from Debian's source packages
+# (scripts/build-static-ffmpeg.sh), which needs deb-src entries: when apt knows no source
+# package, add deb-src twins of the deb822 "deb" entries already configured.
+if ! apt-get source --print-uris -qq ffmpeg 2>/dev/null | grep -q '\.dsc'; then
+  src_list=/etc/apt/sources.list.d/zerofarm-debian-src.sources
+  echo "setup: adding deb-src entries ($src_list)" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  shopt -s nullglob
+  deb822=(/etc/apt/sources.list.d/*.sources)
+  shopt -u nullglob
+  entries=""
+  for f in "${deb822[@]}"; do
+    [ "$f" = "$src_list" ] && continue
+    entries+=$(awk 'BEGIN { RS = ""; ORS = "\n\n" } /(^|\n)Types:[^\n]*deb([ \n]|$)/ {
+                      sub(/Types:[^\n]*/, "Types: deb-src"); print }' "$f")
+    entries+=$'\n'
+  done
+  printf '%s\n' "$entries" | "${sudo_cmd[@]}" tee "$src_list" >/dev/null
+  if [ -f /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list; then
+    sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list |
+      "${sudo_cmd[@]}" tee /etc/apt/sources.list.d/zerofarm-debian-src.list >/dev/null
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+fi

@@ -92,7 +92,18 @@ bool CanMakeChild(const std::string& dir, const char* limit_file, std::vector<st
   return ok;
 }
 
+// Notes on the cgroup trees tried are kept only when no memory cgroup is found: a host whose
+// v2 tree is not delegated but whose v1 memory tree works has nothing to warn about.
+void ProbeCgroupTrees(HostLayers* h, std::vector<std::string>* notes);
+
 void ProbeCgroups(HostLayers* h) {
+  std::vector<std::string> notes;
+  ProbeCgroupTrees(h, &notes);
+  if (!h->cgroup_v2_memory && !h->cgroup_v1_memory)
+    h->notes.insert(h->notes.end(), notes.begin(), notes.end());
+}
+
+void ProbeCgroupTrees(HostLayers* h, std::vector<std::string>* notes) {
   std::ifstream in("/proc/self/cgroup");
   std::string line, v2_path, v1_path;
   while (std::getline(in, line)) {
@@ -108,12 +119,12 @@ void ProbeCgroups(HostLayers* h) {
     if (m.fstype == "cgroup2" && !v2_path.empty() && !h->cgroup_v2_memory) {
       const std::string dir = CgroupDir(m, v2_path);
       if (HasWord(ReadLine(dir + "/cgroup.subtree_control"), "memory", ' ')) {
-        if (CanMakeChild(dir, "memory.max", &h->notes)) {
+        if (CanMakeChild(dir, "memory.max", notes)) {
           h->cgroup_v2_memory = true;
           h->cgroup_parent = dir;
         }
       } else {
-        h->notes.push_back("cgroup v2 at " + m.point + ": memory is not delegated to " + dir);
+        notes->push_back("cgroup v2 at " + m.point + ": memory is not delegated to " + dir);
       }
     }
   }
@@ -121,7 +132,7 @@ void ProbeCgroups(HostLayers* h) {
   for (const Mount& m : Mounts()) {
     if (m.fstype == "cgroup" && HasWord(m.super_options, "memory", ',') && !v1_path.empty()) {
       const std::string dir = CgroupDir(m, v1_path);
-      if (CanMakeChild(dir, "memory.limit_in_bytes", &h->notes)) {
+      if (CanMakeChild(dir, "memory.limit_in_bytes", notes)) {
         h->cgroup_v1_memory = true;
         h->cgroup_parent = dir;
         return;

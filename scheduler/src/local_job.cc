@@ -161,13 +161,14 @@ class Job : public tc::IngestSink {
         prefix_("jobs/" + job_id + "/"),
         options_(options),
         progress_(progress),
-        node_(Hostname()) {
+        node_(options.node_name.empty() ? Hostname() : options.node_name),
+        t0_(std::chrono::steady_clock::now()) {
     slots_ = options.jobs > 0 ? options.jobs
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   }
 
   Result<std::string> Run(transcode::ByteSource& source, const fs::path& out_dir) {
-    const auto t0 = std::chrono::steady_clock::now();
+    const auto t0 = t0_;
     auto stored = store_.GetMeta(prefix_ + "plan");
     if (!stored.ok()) return stored.status();
     StartPool();
@@ -179,6 +180,7 @@ class Job : public tc::IngestSink {
         plan_ = Plan::FromJson(json::parse(**stored));
         progress_state_.phase = "transcode";
         progress_state_.tasks_known = plan_.tasks.size();
+        progress_state_.duration_seconds = plan_.duration_seconds;
       } catch (const std::exception& e) {
         StopPool();
         return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
@@ -196,6 +198,7 @@ class Job : public tc::IngestSink {
     if (!ingest_status.ok()) Fail(ingest_status);
     StopPool();
     if (!failure_.ok()) return failure_;
+    if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
 
     Report("stitch");
     tc::StitchInput in;
@@ -208,6 +211,7 @@ class Job : public tc::IngestSink {
     if (!stitched.ok()) return stitched.status().WithContext("stitch");
     Report("verify");
     ZF_RETURN_IF_ERROR(Verify(*stitched));
+    Report("done");
     const auto t_end = std::chrono::steady_clock::now();
     std::string report =
         BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
@@ -236,11 +240,58 @@ class Job : public tc::IngestSink {
       std::lock_guard lock(mu_);
       plan_.tasks.push_back(task);
       progress_state_.tasks_known = plan_.tasks.size();
+      progress_state_.duration_seconds =
+          std::max(progress_state_.duration_seconds, TaskStartSeconds(task) + task.seconds);
     }
     Enqueue(static_cast<int>(task.index), Cost(task));
   }
 
  private:
+  bool Cancelled() const { return options_.cancel && options_.cancel->load(); }
+
+  double Elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+  // Media time where a task's owned frames start (caller holds mu_ or owns plan_).
+  double TaskStartSeconds(const tc::TaskPlan& t) const {
+    if (!t.start_pts) return 0.0;
+    const auto& tb = plan_.source.video;
+    return static_cast<double>(*t.start_pts - plan_.source.origin_pts) * tb.time_base_num /
+           std::max(1, tb.time_base_den);
+  }
+
+  // The farm view's record of a task (caller holds mu_).
+  TaskProgress& Track(int index) {
+    auto [it, inserted] = task_progress_.try_emplace(index);
+    if (inserted) {
+      it->second.index = index;
+      it->second.state = "queued";
+      it->second.queued_at = Elapsed();
+      if (index == kAudioTask) {
+        it->second.media_seconds = plan_.duration_seconds;
+      } else {
+        for (const auto& t : plan_.tasks)
+          if (t.index == static_cast<uint32_t>(index)) {
+            it->second.start_seconds = TaskStartSeconds(t);
+            it->second.media_seconds = t.seconds;
+          }
+      }
+    }
+    return it->second;
+  }
+
+  // Calls the progress callback with the task list filled in (caller holds mu_).
+  void Notify() {
+    if (!progress_) return;
+    progress_state_.tasks.clear();
+    for (const auto& [index, t] : task_progress_)
+      if (index != kAudioTask) progress_state_.tasks.push_back(t);
+    if (auto it = task_progress_.find(kAudioTask); it != task_progress_.end())
+      progress_state_.tasks.push_back(it->second);
+    progress_(progress_state_);
+  }
+
   static double Cost(const tc::TaskPlan& t) {
     // Encoding dominates; pre-roll frames are decoded only.
     return static_cast<double>(t.owned_packets) + 0.1 * static_cast<double>(t.preroll_packets);
@@ -265,6 +316,7 @@ class Job : public tc::IngestSink {
       plan_.source_bytes = result->source_bytes;
       plan_.video_packets = result->video_packets;
       plan_.duration_seconds = result->video_duration_seconds;
+      progress_state_.duration_seconds = plan_.duration_seconds;
       // The ingest result is authoritative for the task list (the sink saw the same tasks).
       plan_.tasks = result->tasks;
     }
@@ -288,11 +340,19 @@ class Job : public tc::IngestSink {
         results_[index] = json::parse(**done);
         ++progress_state_.tasks_done;
         ++progress_state_.tasks_resumed;
+        TaskProgress& tp = Track(index);
+        const json& r = results_[index];
+        tp.state = "done";
+        tp.node = r.value("node", "");
+        tp.attempts = r.value("attempts", 0);
+        tp.wall_seconds = r.value("wall_seconds", 0.0);
+        tp.cpu_seconds = r.value("cpu_seconds", 0.0);
         return;
       } catch (const std::exception&) {
         // unreadable: run it again
       }
     }
+    Track(index);
     queue_.push_back({index, cost});
     std::push_heap(queue_.begin(), queue_.end());
     ++outstanding_;
@@ -332,13 +392,22 @@ class Job : public tc::IngestSink {
         threads = std::max(1, slots_ / std::max(1, busy));
         if (!ingest_done_) threads = 1;
       }
+      if (options_.slots) options_.slots->Acquire();
       Status s = RunWithRetries(task.index, threads);
+      if (options_.slots) options_.slots->Release();
       std::lock_guard lock(mu_);
       --running_;
       --outstanding_;
       if (!s.ok() && failure_.ok()) failure_ = s;
-      if (s.ok()) ++progress_state_.tasks_done;
-      if (progress_) progress_(progress_state_);
+      TaskProgress& tp = Track(task.index);
+      if (s.ok()) {
+        ++progress_state_.tasks_done;
+        tp.state = "done";
+      } else {
+        tp.state = "failed";
+        tp.error = s.message();
+      }
+      Notify();
       cv_.notify_all();
     }
   }
@@ -352,7 +421,7 @@ class Job : public tc::IngestSink {
   void Report(const std::string& phase) {
     std::lock_guard lock(mu_);
     progress_state_.phase = phase;
-    if (progress_) progress_(progress_state_);
+    Notify();
   }
 
   Status RunWithRetries(int index, int threads) {
@@ -361,10 +430,20 @@ class Job : public tc::IngestSink {
       {
         std::lock_guard lock(mu_);
         if (!failure_.ok()) return Status::Ok();  // the job already failed: stop quietly
+        if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+        TaskProgress& tp = Track(index);
+        tp.state = "running";
+        tp.attempts = attempt;
+        tp.node = node_;
+        tp.started_at = Elapsed();
+        Notify();
       }
       bool permanent = false;
       last = RunOnce(index, threads, attempt, &permanent);
       if (last.ok() || permanent) return last;
+      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+      std::lock_guard lock(mu_);
+      Track(index).error = last.message();
     }
     return Status::Error(last.code(), last.message() + " (after " +
                                           std::to_string(1 + options_.max_retries) + " attempts)");
@@ -392,7 +471,7 @@ class Job : public tc::IngestSink {
     }
 
     WorkerRun run;
-    run.program = options_.worker_path;
+    run.threads = threads;
     std::vector<std::unique_ptr<storage::ObjectWriter>> writers;
     std::string thumbnail;
     std::vector<std::string> inputs;
@@ -449,6 +528,7 @@ class Job : public tc::IngestSink {
     size_t input_index = 0;
     std::unique_ptr<storage::ObjectReader> reader;
     run.next_input = [&]() -> Result<std::string> {
+      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
       for (;;) {
         if (!reader) {
           if (input_index >= inputs.size()) return std::string();
@@ -468,6 +548,7 @@ class Job : public tc::IngestSink {
       }
     };
     run.on_output = [&](size_t channel, std::string_view data) -> Status {
+      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
       if (channel < writers.size()) return writers[channel]->Append(data);
       thumbnail.append(data);
       if (thumbnail.size() > (16u << 20))
@@ -475,14 +556,27 @@ class Job : public tc::IngestSink {
       return Status::Ok();
     };
 
-    auto exit = RunWorker(run);
+    auto exit = RunWorker(*options_.worker, run);
     if (!exit.ok()) {
-      *permanent = exit.status().message().rfind("spawn", 0) == 0;  // no worker: retry is futile
+      // No worker, or the job was cancelled: a retry is futile.
+      *permanent = exit.status().message().rfind("spawn", 0) == 0 || Cancelled();
       return exit.status();
     }
     const std::string what =
         index == kAudioTask ? std::string("audio") : "segment " + std::to_string(index);
+    // A sandbox rule stopped the worker: the same input would meet the same rule again.
+    if (exit->stopped_by == "seccomp" || exit->stopped_by == "memory" ||
+        exit->stopped_by == "quota" || exit->stopped_by == "fsize") {
+      options_.worker->CountRefusal();
+      *permanent = true;
+      return Status::Error(
+          "sandbox_refused",
+          what + ": the sandbox stopped the worker (" +
+              (exit->stopped_detail.empty() ? exit->stopped_by : exit->stopped_detail) + ")");
+    }
     auto report = tc::WorkerReportFromJson(exit->report);
+    if (exit->stopped_by == "cpu")
+      return Status::Error("worker_failed", what + ": the worker used up its CPU time limit");
     if (exit->timed_out)
       return Status::Error("worker_failed", what + ": the worker hung and was killed after " +
                                                 std::to_string(run.timeout.count() / 1000) + " s");
@@ -527,7 +621,12 @@ class Job : public tc::IngestSink {
                    {"wall_seconds", exit->wall_seconds},
                    {"cpu_seconds", exit->cpu_seconds},
                    {"peak_rss_kib", exit->peak_rss_kib},
-                   {"threads", threads}};
+                   {"threads", threads},
+                   {"isolation", exit->sandboxed ? "sandbox" : "unsandboxed"}};
+    if (exit->sandboxed)
+      result["sandbox"] = {{"spawn_ms", exit->spawn_ms},
+                           {"layers_missing", exit->layers_missing},
+                           {"memory_limit_via", exit->memory_limit_via}};
     if (index != kAudioTask) {
       json rr = json::array();
       for (const auto& r : report->rungs)
@@ -544,6 +643,10 @@ class Job : public tc::IngestSink {
     ZF_RETURN_IF_ERROR(store_.PutMeta(TaskKey(prefix_, index), result.dump()));
     std::lock_guard lock(mu_);
     results_[index] = result;
+    TaskProgress& tp = Track(index);
+    tp.wall_seconds = exit->wall_seconds;
+    tp.cpu_seconds = exit->cpu_seconds;
+    tp.error.clear();
     return Status::Ok();
   }
 
@@ -595,17 +698,22 @@ class Job : public tc::IngestSink {
                             {"playlist", r.name + "/index.m3u8"},
                             {"mp4", r.name + ".mp4"}});
     }
-    json report = {{"status", "ready"},
-                   {"source", plan_.ToJson()},
-                   {"renditions", renditions},
-                   {"chunks", chunks},
-                   {"audio", audio},
-                   {"audio_seconds", s.audio_seconds},
-                   {"tasks_resumed", progress_state_.tasks_resumed},
-                   {"timing",
-                    {{"ingest_seconds", ingest_seconds},
-                     {"total_seconds", total_seconds},
-                     {"worker_cpu_seconds", cpu}}}};
+    json report = {
+        {"status", "ready"},
+        {"source", plan_.ToJson()},
+        {"renditions", renditions},
+        {"chunks", chunks},
+        {"audio", audio},
+        {"audio_seconds", s.audio_seconds},
+        {"tasks_resumed", progress_state_.tasks_resumed},
+        {"worker",
+         {{"isolation",
+           options_.worker->isolation() == Isolation::kSandbox ? "sandbox" : "unsandboxed"},
+          {"sha256", options_.worker->program_sha256()}}},
+        {"timing",
+         {{"ingest_seconds", ingest_seconds},
+          {"total_seconds", total_seconds},
+          {"worker_cpu_seconds", cpu}}}};
     report["source"].erase("tasks");
     return report.dump(2);
   }
@@ -615,6 +723,7 @@ class Job : public tc::IngestSink {
   const JobOptions& options_;
   const ProgressFn& progress_;
   const std::string node_;
+  const std::chrono::steady_clock::time_point t0_;
   int slots_ = 1;
 
   std::mutex mu_;
@@ -627,6 +736,7 @@ class Job : public tc::IngestSink {
   std::map<int, json> results_;
   Status failure_;
   JobProgress progress_state_;
+  std::map<int, TaskProgress> task_progress_;
   std::vector<std::thread> threads_;
 };
 
@@ -635,8 +745,7 @@ class Job : public tc::IngestSink {
 Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
                                 const std::string& job_id, const JobOptions& options,
                                 const fs::path& out_dir, const ProgressFn& progress) {
-  if (options.worker_path.empty())
-    return Status::Error("invalid_argument", "no worker program configured");
+  if (!options.worker) return Status::Error("invalid_argument", "no worker program configured");
   Job job(store, job_id, options, progress);
   return job.Run(source, out_dir);
 }

@@ -8,10 +8,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "zerofarm/base/unique_fd.h"
+#include "zerofarm/sandbox/runner.h"
 
 extern char** environ;
 
@@ -60,9 +62,80 @@ class ChildGuard {
   pid_t pid_;
 };
 
+Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run);
+Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& run);
+
 }  // namespace
 
-Result<WorkerExit> RunWorker(const WorkerRun& run) {
+Result<WorkerExit> RunWorker(const WorkerRuntime& runtime, const WorkerRun& run) {
+  if (runtime.isolation() == Isolation::kSandbox) return RunInSandbox(runtime, run);
+  return RunUnsandboxed(runtime.options().path, run);
+}
+
+namespace {
+
+constexpr uint64_t kReportQuota = uint64_t{4} << 20;
+constexpr uint64_t kStderrQuota = uint64_t{64} << 20;
+constexpr uint64_t kOutputQuota = uint64_t{8} << 30;
+constexpr uint64_t kInputQuota = uint64_t{64} << 30;
+
+Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run) {
+  namespace sb = zerofarm::sandbox;
+  sb::SandboxSpec spec;
+  spec.program = runtime.program();
+  spec.verdict = runtime.verdict();
+  spec.argv.push_back("zerofarm-worker");
+  spec.argv.insert(spec.argv.end(), run.args.begin(), run.args.end());
+  WorkerExit exit;
+  exit.sandboxed = true;
+  spec.channels.push_back(
+      {"input", 0, sb::Direction::kIn, sb::ChannelEnd::Pull(run.next_input), kInputQuota});
+  spec.channels.push_back(
+      {"report", 1, sb::Direction::kOut, sb::ChannelEnd::Memory(), kReportQuota});
+  spec.channels.push_back({"stderr", 2, sb::Direction::kOut,
+                           sb::ChannelEnd::Push([&exit](std::string_view data) {
+                             exit.stderr_tail.append(data);
+                             if (exit.stderr_tail.size() > 2 * kStderrTail)
+                               exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
+                             return Status::Ok();
+                           }),
+                           kStderrQuota});
+  for (size_t i = 0; i < run.outputs; ++i) {
+    spec.channels.push_back(
+        {"out" + std::to_string(i), static_cast<int>(3 + i), sb::Direction::kOut,
+         sb::ChannelEnd::Push([&run, i](std::string_view data) { return run.on_output(i, data); }),
+         kOutputQuota});
+  }
+  spec.limits.memory_bytes = runtime.options().memory_bytes;
+  spec.limits.wall_timeout = run.timeout;
+  // CPU time may use every encoder thread for the whole wall budget, and then some.
+  const uint64_t wall_s = static_cast<uint64_t>(run.timeout.count() / 1000) + 1;
+  spec.limits.cpu_seconds = wall_s * static_cast<uint64_t>(std::max(1, run.threads) + 1);
+  spec.limits.max_threads = 512;
+  spec.limits.max_open_files = 64;
+  spec.options.hostname = "zerofarm-worker";
+
+  auto report = sb::RunSandboxed(spec);
+  if (!report.ok()) return report.status().WithContext("sandbox");
+  for (const auto& c : report->channels)
+    if (c.target_fd == 1) exit.report = c.captured;
+  if (exit.stderr_tail.size() > kStderrTail)
+    exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
+  exit.exit_code = report->status == "exited" ? report->exit_code : -1;
+  exit.signal = report->status == "signaled" ? report->signal : 0;
+  exit.timed_out = report->stopped_by == "timeout";
+  exit.stopped_by = report->stopped_by;
+  exit.stopped_detail = report->detail;
+  exit.wall_seconds = report->wall_ms / 1000.0;
+  exit.cpu_seconds = (report->user_cpu_ms + report->system_cpu_ms) / 1000.0;
+  exit.peak_rss_kib = static_cast<long>(report->peak_memory_bytes / 1024);
+  exit.spawn_ms = report->spawn_ms;
+  exit.layers_missing = report->layers_missing;
+  exit.memory_limit_via = report->memory_limit_via;
+  return exit;
+}
+
+Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& run) {
   // Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs.
   const size_t nchan = 3 + run.outputs;
   std::vector<UniqueFd> parent_ends(nchan), child_ends(nchan);
@@ -82,17 +155,17 @@ Result<WorkerExit> RunWorker(const WorkerRun& run) {
   posix_spawn_file_actions_init(&actions);
   for (size_t i = 0; i < nchan; ++i)
     posix_spawn_file_actions_adddup2(&actions, child_ends[i].get(), static_cast<int>(i));
-  std::vector<std::string> argv_s{run.program};
+  std::vector<std::string> argv_s{program};
   argv_s.insert(argv_s.end(), run.args.begin(), run.args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
   const double start = Now();
   pid_t pid = -1;
-  int err = posix_spawn(&pid, run.program.c_str(), &actions, nullptr, argv.data(), environ);
+  int err = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   for (auto& c : child_ends) c.Close();
-  if (err != 0) return ErrnoError("spawn " + run.program, err);
+  if (err != 0) return ErrnoError("spawn " + program, err);
   ChildGuard child(pid);
 
   WorkerExit exit;
@@ -198,4 +271,5 @@ Result<WorkerExit> RunWorker(const WorkerRun& run) {
   return exit;
 }
 
+}  // namespace
 }  // namespace zerofarm::scheduler

@@ -1,5 +1,9 @@
 // Runs one zerofarm-worker process: feeds its input channel, collects every output channel and
-// its report, and kills it at a deadline. Blocking; one call per thread.
+// its report, and kills it at a deadline. With a sandboxed runtime (the default) the worker is
+// the runtime's validated, sealed program run by sandbox::RunSandboxed, its channels being
+// fd 0 "input", fd 1 "report", fd 2 "stderr" and fd 3.. "out<N>"/"thumbnail"; unsandboxed
+// (development only) it is posix_spawn of the runtime's path with the same descriptors.
+// Blocking; one call per thread.
 #pragma once
 
 #include <chrono>
@@ -9,11 +13,11 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/worker_runtime.h"
 
 namespace zerofarm::scheduler {
 
 struct WorkerRun {
-  std::string program;
   std::vector<std::string> args;  // argv[1..]
   // Produces the input bytes piece by piece; an empty piece ends the input.
   std::function<Result<std::string>()> next_input;
@@ -21,6 +25,7 @@ struct WorkerRun {
   size_t outputs = 0;
   std::function<Status(size_t, std::string_view)> on_output;
   std::chrono::milliseconds timeout{60000};
+  int threads = 1;  // encoder threads the task asked for (sizes the CPU-time limit)
 };
 
 struct WorkerExit {
@@ -32,10 +37,18 @@ struct WorkerExit {
   double wall_seconds = 0;
   double cpu_seconds = 0;  // user + system, from wait4
   long peak_rss_kib = 0;
+  // Sandboxed runs: the rule that stopped the worker ("" = it ended by itself; timeout,
+  // memory, cpu, quota, seccomp, ...), its detail, and the time to the worker's execve.
+  std::string stopped_by;
+  std::string stopped_detail;
+  double spawn_ms = 0;
+  bool sandboxed = false;
+  std::vector<std::string> layers_missing;  // isolation layers this host could not provide
+  std::string memory_limit_via;             // cgroup_v2 | cgroup_v1 | rlimit_as
 };
 
 // Errors are the parent's own (spawn, pipes, a failing on_output/next_input); the worker's
 // failures are described by WorkerExit.
-Result<WorkerExit> RunWorker(const WorkerRun& run);
+Result<WorkerExit> RunWorker(const WorkerRuntime& runtime, const WorkerRun& run);
 
 }  // namespace zerofarm::scheduler

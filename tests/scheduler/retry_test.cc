@@ -1,6 +1,8 @@
 // The local job engine: retries of failed and hung workers, refusal to retry input faults.
 // The worker is the real zerofarm-worker; faults are injected at the process boundary by a
-// wrapper script that misbehaves on chosen invocations and otherwise runs the real worker.
+// wrapper script that misbehaves on chosen invocations and otherwise runs the real worker. A
+// shell script cannot run in the sandbox (it is not a static program), so these tests use the
+// runtime's development mode, Isolation::kUnsandboxed; sandbox_job_test.cc covers the sandbox.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,7 +74,12 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
   opt.ladder = {180};
   opt.chunk_seconds = 2;
   opt.jobs = 1;
-  opt.worker_path = worker.string();
+  scheduler::WorkerRuntimeOptions wo;
+  wo.path = worker.string();
+  wo.isolation = scheduler::Isolation::kUnsandboxed;
+  auto runtime = scheduler::WorkerRuntime::Load(wo);
+  REQUIRE(runtime.ok());
+  opt.worker = *runtime;
   opt.task_timeout_base = timeout_base;
   opt.task_timeout_per_second = 0;
   JobRun run;

@@ -1,46 +1,19 @@
 #include "worker_harness.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstring>
-#include <thread>
 
-#include "zerofarm/base/unique_fd.h"
+#include "zerofarm/sandbox/runner.h"
+#include "zerofarm/sandbox/sealed_program.h"
+#include "zerofarm/sandbox/validator.h"
 #include "zerofarm/transcode/ffmpeg_ptr.h"
 #include "zerofarm/transcode/packet_stream_av.h"
-
-extern char** environ;
 
 namespace zerofarm::transcode::worker_test {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// Child-side pipe ends are first moved above every target fd so that no dup2 overwrites an
-// end that a later dup2 still needs.
-constexpr int kStagingFd = 100;
-
 Status AvError(const std::string& what, int err) {
   return Status::Error("av_error", what + ": " + AvErrorString(err));
 }
-
-class SpawnActions {
- public:
-  SpawnActions() { posix_spawn_file_actions_init(&actions_); }
-  ~SpawnActions() { posix_spawn_file_actions_destroy(&actions_); }
-  SpawnActions(const SpawnActions&) = delete;
-  SpawnActions& operator=(const SpawnActions&) = delete;
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-};
 
 // Decodes packets with a libavcodec decoder into pictures (luma copied).
 Result<std::vector<DecodedPicture>> DecodeWith(AVCodecID id, const std::vector<Packet>& packets,
@@ -123,83 +96,47 @@ Result<DemuxedStream> Demux(const std::string& path, char kind) {
 Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
                             const std::string& input, int output_count,
                             std::chrono::seconds timeout) {
-  // A worker that stops reading early must show up as its report, not kill the test with SIGPIPE.
-  signal(SIGPIPE, SIG_IGN);
-  // Parent ends: [0] writes fd 0; [1] reads fd 1; [2] reads fd 2; [3 + i] reads output i.
-  std::vector<UniqueFd> parent_ends, child_ends;
-  const int channels = 3 + output_count;
-  for (int target = 0; target < channels; ++target) {
-    auto pipe = MakePipe();
-    if (!pipe.ok()) return pipe.status();
-    UniqueFd& child = target == 0 ? pipe->read : pipe->write;
-    int staged = fcntl(child.get(), F_DUPFD_CLOEXEC, kStagingFd);
-    if (staged < 0) return ErrnoError("fcntl", errno);
-    child_ends.emplace_back(staged);
-    parent_ends.push_back(std::move(target == 0 ? pipe->write : pipe->read));
-  }
-  SpawnActions actions;
-  for (int target = 0; target < channels; ++target)
-    posix_spawn_file_actions_adddup2(actions.get(), child_ends[target].get(), target);
-
-  std::vector<std::string> args = {ZF_WORKER_BIN, mode, "--task", task};
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int err = posix_spawn(&pid, argv[0], actions.get(), nullptr, argv.data(), environ);
-  if (err != 0) return ErrnoError("posix_spawn", err);
-  child_ends.clear();
-
-  // The input goes in from its own thread while the outputs are read here.
-  UniqueFd input_fd = std::move(parent_ends[0]);
-  std::thread writer([&input, fd = std::move(input_fd)]() mutable {
-    (void)WriteAll(fd.get(), std::as_bytes(std::span(input.data(), input.size())));
-    fd.Close();
-  });
-
+  namespace sb = zerofarm::sandbox;
+  // The worker runs as in the product: its sealed bytes, validated once, in the sandbox.
+  struct Loaded {
+    Result<sb::SealedProgram> program = Status::Error("internal", "not loaded");
+    Result<sb::ValidationReport> verdict = Status::Error("internal", "not validated");
+  };
+  static const Loaded* loaded = [] {
+    auto* l = new Loaded;
+    l->program = sb::LoadProgram(ZF_WORKER_BIN);
+    if (l->program.ok()) l->verdict = sb::Validate(l->program->bytes());
+    return l;
+  }();
+  if (!loaded->program.ok()) return loaded->program.status();
+  if (!loaded->verdict.ok()) return loaded->verdict.status();
+  sb::SandboxSpec spec;
+  spec.program = &*loaded->program;
+  spec.verdict = &*loaded->verdict;
+  spec.argv = {"zerofarm-worker", mode, "--task", task};
+  spec.channels.push_back({"input", 0, sb::Direction::kIn, sb::ChannelEnd::Memory(input)});
+  spec.channels.push_back({"report", 1, sb::Direction::kOut, sb::ChannelEnd::Memory()});
+  spec.channels.push_back({"stderr", 2, sb::Direction::kOut, sb::ChannelEnd::Memory()});
+  for (int i = 0; i < output_count; ++i)
+    spec.channels.push_back(
+        {"out" + std::to_string(i), 3 + i, sb::Direction::kOut, sb::ChannelEnd::Memory()});
+  spec.limits.memory_bytes = uint64_t{3} << 30;
+  spec.limits.wall_timeout = timeout;
+  spec.limits.cpu_seconds = static_cast<uint64_t>(timeout.count()) * 4;
+  spec.limits.max_threads = 512;
+  auto report = sb::RunSandboxed(spec);
+  if (!report.ok()) return report.status();
+  if (report->stopped_by == "timeout")
+    return Status::Error("timeout", "the worker did not finish in time");
   WorkerRun run;
   run.outputs.resize(static_cast<size_t>(output_count));
-  auto sink_for = [&](int target) -> std::string& {
-    return target == 1 ? run.report : target == 2 ? run.log : run.outputs[target - 3];
-  };
-  const auto deadline = Clock::now() + timeout;
-  bool timed_out = false;
-  for (;;) {
-    std::vector<pollfd> pfds;
-    std::vector<int> targets;
-    for (int target = 1; target < channels; ++target) {
-      if (!parent_ends[target].valid()) continue;
-      pfds.push_back(pollfd{parent_ends[target].get(), POLLIN, 0});
-      targets.push_back(target);
-    }
-    if (pfds.empty()) break;
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    int ready = ::poll(pfds.data(), pfds.size(), static_cast<int>(left.count()));
-    if (ready < 0 && errno != EINTR) return ErrnoError("poll", errno);
-    for (size_t k = 0; ready > 0 && k < pfds.size(); ++k) {
-      if (pfds[k].revents == 0) continue;
-      std::byte buf[65536];
-      auto got = ReadSome(pfds[k].fd, buf);
-      if (!got.ok() || *got == 0) {
-        parent_ends[targets[k]].Close();
-        continue;
-      }
-      sink_for(targets[k]).append(reinterpret_cast<const char*>(buf), *got);
-    }
+  for (auto& c : report->channels) {
+    if (c.target_fd == 1) run.report = std::move(c.captured);
+    if (c.target_fd == 2) run.log = std::move(c.captured);
+    if (c.target_fd >= 3) run.outputs[static_cast<size_t>(c.target_fd - 3)] = std::move(c.captured);
   }
-  if (timed_out) kill(pid, SIGKILL);
-  for (UniqueFd& fd : parent_ends) fd.Close();  // unblocks the writer if the child is gone
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  writer.join();
-  if (timed_out) return Status::Error("timeout", "the worker did not finish in time");
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (!report->stopped_by.empty()) run.log += "\n[sandbox] stopped by " + report->detail;
+  run.exit_code = report->status == "exited" ? report->exit_code : -1;
   return run;
 }
 

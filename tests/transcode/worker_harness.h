@@ -32,8 +32,8 @@ struct WorkerRun {
   std::vector<std::string> outputs;  // fds 3, 4, ... in order
 };
 
-// Runs `zerofarm-worker MODE --task TASK` with `input` on fd 0 and `output_count` pipes as fds
-// 3.. Kills it after `timeout`.
+// Runs `zerofarm-worker MODE --task TASK` as the product does, validated and in the sandbox,
+// with `input` on fd 0 and `output_count` output channels as fds 3.. Kills it after `timeout`.
 Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
                             const std::string& input, int output_count,
                             std::chrono::seconds timeout = std::chrono::seconds(600));

@@ -10,43 +10,108 @@
 // is called from those threads, one call at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/ingest.h"
 
 namespace zerofarm::scheduler {
 
+// Worker slots shared by every job of a process (zerofarm serve runs many jobs at once and
+// never more than `capacity` workers in all). Thread-safe.
+class WorkerSlots {
+ public:
+  explicit WorkerSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  void Acquire() {
+    std::unique_lock lock(mu_);
+    ++waiting_;
+    cv_.wait(lock, [&] { return in_use_ < capacity_; });
+    --waiting_;
+    ++in_use_;
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    --in_use_;
+    cv_.notify_one();
+  }
+  int capacity() const { return capacity_; }
+  int in_use() const {
+    std::lock_guard lock(mu_);
+    return in_use_;
+  }
+  int waiting() const {
+    std::lock_guard lock(mu_);
+    return waiting_;
+  }
+
+ private:
+  const int capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  int in_use_ = 0;
+  int waiting_ = 0;
+};
+
 struct JobOptions {
   std::vector<int> ladder{1080, 720, 480, 360};  // rung short sides
   std::string preset = "veryfast";
   double chunk_seconds = 4.0;
-  int jobs = 0;             // parallel worker processes; 0 = the number of cores
-  int max_retries = 3;      // further attempts after a failed or hung one
-  std::string worker_path;  // the zerofarm-worker executable
+  int jobs = 0;         // parallel worker processes; 0 = the number of cores
+  int max_retries = 3;  // further attempts after a failed or hung one
+  // The worker program, loaded and validated once (worker_runtime.h). Required.
+  std::shared_ptr<const WorkerRuntime> worker;
+  // Shared slots across jobs; null = this job's own `jobs` slots.
+  std::shared_ptr<WorkerSlots> slots;
+  // Set to true (from any thread) to stop the job: running workers are killed and RunLocalJob
+  // returns "cancelled". May be null.
+  std::shared_ptr<std::atomic<bool>> cancel;
+  // Name of the node that runs the workers (reports, the farm view); "" = the host name.
+  std::string node_name;
   // A task is declared hung after base + per_second * (seconds of video it owns).
   std::chrono::seconds task_timeout_base{300};
   double task_timeout_per_second = 60.0;
+};
+
+// One task's state, for the farm view: index -1 is the audio track.
+struct TaskProgress {
+  int index = 0;
+  std::string state;  // "queued", "running", "done", "failed"
+  int attempts = 0;
+  std::string node;
+  double start_seconds = 0;  // owned media time span
+  double media_seconds = 0;
+  double queued_at = 0;     // seconds since the job started
+  double started_at = 0;    // seconds since the job started (0 while queued)
+  double wall_seconds = 0;  // of the finished attempt
+  double cpu_seconds = 0;
+  std::string error;  // the last attempt's error, if any
 };
 
 struct JobProgress {
   bool ingest_done = false;
   size_t tasks_known = 0;  // grows while ingesting
   size_t tasks_done = 0;
-  size_t tasks_resumed = 0;  // finished in an earlier run
-  std::string phase;         // "ingest", "transcode", "stitch", "verify"
+  size_t tasks_resumed = 0;         // finished in an earlier run
+  std::string phase;                // "ingest", "transcode", "stitch", "verify"
+  double duration_seconds = 0;      // of the source, once known
+  std::vector<TaskProgress> tasks;  // by index; the audio task (index -1) last
 };
 
 using ProgressFn = std::function<void(const JobProgress&)>;
 
 // Returns the JSON report (also written to out_dir/report.json). Error codes are ingest's
 // (see ingest.h) plus "undecodable", "unsupported_codec", "worker_failed", "verify_failed",
-// "io_error", "internal"; the message is one line for the user.
+// "cancelled", "sandbox_refused", "io_error", "internal"; the message is one line for the user.
 Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
                                 const std::string& job_id, const JobOptions& options,
                                 const std::filesystem::path& out_dir, const ProgressFn& progress);
