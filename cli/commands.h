@@ -7,5 +7,6 @@ namespace zerofarm::cli {
 int TranscodeCommand(int argc, char** argv);
 int ValidateCommand(int argc, char** argv);
 int SandboxCommand(int argc, char** argv);
+int RingCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

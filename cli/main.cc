@@ -16,6 +16,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"transcode", "run the whole pipeline on this machine: INPUT -> HLS ladder, MP4s, thumbnail",
      &zerofarm::cli::TranscodeCommand},
+    {"ring", "ring build|show: place partitions of the object space on nodes and zones",
+     &zerofarm::cli::RingCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},
