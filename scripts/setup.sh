@@ -11,8 +11,15 @@ packages=(
   libboost-dev libboost-system-dev
   libzmq3-dev cppzmq-dev libzydis-dev libseccomp-dev
   catch2 nlohmann-json3-dev bubblewrap
+  python3 wrk nginx-light gnuplot-nox
   dpkg-dev nasm meson
 )
+# The web page's packages come from the npm registry at build time (web/CMakeLists.txt), and
+# the browser test drives Debian's Chromium. A Node.js that is already there (NodeSource's
+# bundles npm and conflicts with Debian's npm package) is used as it is.
+packages+=(chromium)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
