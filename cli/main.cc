@@ -16,6 +16,10 @@ struct Command {
 constexpr Command kCommands[] = {
     {"transcode", "run the whole pipeline on this machine: INPUT -> HLS ladder, MP4s, thumbnail",
      &zerofarm::cli::TranscodeCommand},
+    {"serve", "all-in-one node: HTTP API + scheduler + embedded store (--data DIR --listen ADDR)",
+     &zerofarm::cli::ServeCommand},
+    {"token", "token create --data DIR --tenant NAME: print a new bearer token for a tenant",
+     &zerofarm::cli::TokenCommand},
     {"ring", "ring build|show: place partitions of the object space on nodes and zones",
      &zerofarm::cli::RingCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE

@@ -8,7 +8,7 @@ packages=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev ffmpeg
   librocksdb-dev libxxhash-dev libssl-dev
-  libboost-dev libboost-system-dev
+  libboost-dev libboost-system-dev curl
   libzmq3-dev cppzmq-dev libzydis-dev libseccomp-dev
   catch2 nlohmann-json3-dev bubblewrap
   python3 wrk nginx-light gnuplot-nox

@@ -1,0 +1,293 @@
+// HTTP helpers (http_util.h).
+#include "http_util.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace zerofarm::api {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decodes; false on a bad escape. `plus_is_space` for query strings.
+bool Decode(std::string_view in, std::string& out, bool plus_is_space) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return true;
+}
+
+bool ParseU64(std::string_view s, uint64_t& v) {
+  if (s.empty() || s.size() > 19) return false;
+  v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The value of `param` in a header like `form-data; name="file"; filename="a.mp4"`.
+std::optional<std::string> HeaderParam(std::string_view header, std::string_view param) {
+  const std::string lower = Lower(header);
+  size_t pos = 0;
+  const std::string key = std::string(param) + "=";
+  while ((pos = lower.find(key, pos)) != std::string::npos) {
+    if (pos == 0 || lower[pos - 1] == ' ' || lower[pos - 1] == ';' || lower[pos - 1] == '\t') {
+      std::string_view rest = header.substr(pos + key.size());
+      if (!rest.empty() && rest.front() == '"') {
+        size_t end = rest.find('"', 1);
+        if (end == std::string_view::npos) return std::nullopt;
+        return std::string(rest.substr(1, end - 1));
+      }
+      size_t end = rest.find_first_of("; \t");
+      return std::string(rest.substr(0, end));
+    }
+    pos += key.size();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query) {
+  segments.clear();
+  query.clear();
+  if (target.empty() || target.front() != '/') return false;
+  if (size_t q = target.find('?'); q != std::string_view::npos) {
+    query = std::string(target.substr(q + 1));
+    target = target.substr(0, q);
+  }
+  if (size_t h = target.find('#'); h != std::string_view::npos) return false;
+  target.remove_prefix(1);
+  if (target.empty()) return true;  // "/"
+  size_t start = 0;
+  while (true) {
+    size_t slash = target.find('/', start);
+    std::string_view raw = target.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    std::string seg;
+    if (!Decode(raw, seg, false)) return false;
+    if (seg == "." || seg == ".." ||
+        seg.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos)
+      return false;
+    segments.push_back(std::move(seg));
+    if (segments.size() > 16) return false;
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  return true;
+}
+
+std::map<std::string, std::string> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> out;
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    std::string key, value;
+    if (Decode(pair.substr(0, eq), key, true) &&
+        (eq == std::string_view::npos || Decode(pair.substr(eq + 1), value, true)) && !key.empty())
+      out[key] = value;
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+RangeParse ParseRange(std::string_view header, uint64_t size, std::vector<ByteRange>& out) {
+  out.clear();
+  header = Trim(header);
+  if (header.substr(0, 6) != "bytes=") return RangeParse::kNone;
+  header.remove_prefix(6);
+  constexpr size_t kMaxRanges = 16;
+  size_t specs = 0;
+  while (!header.empty()) {
+    size_t comma = header.find(',');
+    std::string_view spec = Trim(header.substr(0, comma));
+    header = comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    if (spec.empty()) continue;
+    if (++specs > kMaxRanges) return RangeParse::kNone;
+    size_t dash = spec.find('-');
+    if (dash == std::string_view::npos) return RangeParse::kNone;
+    std::string_view a = Trim(spec.substr(0, dash)), b = Trim(spec.substr(dash + 1));
+    uint64_t first, last;
+    if (a.empty()) {  // suffix: the last N bytes
+      uint64_t n;
+      if (!ParseU64(b, n)) return RangeParse::kNone;
+      if (n == 0 || size == 0) continue;
+      first = n >= size ? 0 : size - n;
+      last = size - 1;
+    } else {
+      if (!ParseU64(a, first)) return RangeParse::kNone;
+      if (b.empty()) {
+        last = size ? size - 1 : 0;
+      } else {
+        if (!ParseU64(b, last) || last < first) return RangeParse::kNone;
+        if (size) last = std::min(last, size - 1);
+      }
+      if (first >= size) continue;  // unsatisfiable on its own
+    }
+    out.push_back({first, last});
+  }
+  if (specs == 0) return RangeParse::kNone;
+  return out.empty() ? RangeParse::kUnsatisfiable : RangeParse::kSatisfiable;
+}
+
+std::string_view ContentTypeFor(std::string_view name) {
+  struct Entry {
+    std::string_view ext, type;
+  };
+  static constexpr Entry kTypes[] = {
+      {".m3u8", "application/vnd.apple.mpegurl"},
+      {".ts", "video/mp2t"},
+      {".mp4", "video/mp4"},
+      {".m4s", "video/iso.segment"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".png", "image/png"},
+      {".svg", "image/svg+xml"},
+      {".ico", "image/x-icon"},
+      {".html", "text/html; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".map", "application/json"},
+      {".json", "application/json"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".woff2", "font/woff2"},
+      {".wasm", "application/wasm"},
+  };
+  for (const auto& e : kTypes)
+    if (name.size() >= e.ext.size() && name.substr(name.size() - e.ext.size()) == e.ext)
+      return e.type;
+  return "application/octet-stream";
+}
+
+std::optional<MultipartReader> MultipartReader::ForContentType(std::string_view content_type) {
+  if (Lower(content_type).find("multipart/form-data") != 0) return std::nullopt;
+  auto boundary = HeaderParam(content_type, "boundary");
+  if (!boundary || boundary->empty() || boundary->size() > 70) return std::nullopt;
+  return MultipartReader("--" + *boundary);
+}
+
+Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) {
+  buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
+  auto emit = [&](size_t n) -> Status {
+    if (n == 0 || !taking_) return Status::Ok();
+    file_started_ = true;
+    return sink(filename_, std::as_bytes(std::span(buf_.data(), n)));
+  };
+  while (true) {
+    switch (state_) {
+      case State::kPreamble: {
+        size_t at = buf_.find(delim_);
+        if (at == std::string::npos) {
+          if (buf_.size() > delim_.size()) buf_.erase(0, buf_.size() - delim_.size());
+          return Status::Ok();
+        }
+        buf_.erase(0, at + delim_.size());
+        state_ = State::kAfterDelimiter;
+        break;
+      }
+      case State::kAfterDelimiter: {
+        if (buf_.size() < 2) return Status::Ok();
+        if (buf_.compare(0, 2, "--") == 0) {
+          state_ = State::kEnd;
+          break;
+        }
+        size_t eol = buf_.find("\r\n");
+        if (eol == std::string::npos) {
+          if (buf_.size() > 256)
+            return Status::Error("bad_multipart", "bad multipart boundary line");
+          return Status::Ok();
+        }
+        buf_.erase(0, eol + 2);
+        state_ = State::kHeaders;
+        break;
+      }
+      case State::kHeaders: {
+        size_t end = buf_.find("\r\n\r\n");
+        if (buf_.compare(0, 2, "\r\n") == 0) end = 0;  // a part without headers
+        if (end == std::string::npos) {
+          if (buf_.size() > 16384)
+            return Status::Error("bad_multipart", "multipart part headers too large");
+          return Status::Ok();
+        }
+        std::string_view headers(buf_.data(), end);
+        taking_ = false;
+        size_t pos = 0;
+        while (pos < headers.size()) {
+          size_t eol = headers.find("\r\n", pos);
+          std::string_view line = headers.substr(
+              pos, eol == std::string_view::npos ? std::string_view::npos : eol - pos);
+          if (Lower(line.substr(0, 20)) == "content-disposition:") {
+            auto name = HeaderParam(line, "name");
+            auto filename = HeaderParam(line, "filename");
+            if (!file_done_ && ((name && *name == "file") || filename)) {
+              taking_ = true;
+              filename_ = filename.value_or("");
+            }
+          }
+          if (eol == std::string_view::npos) break;
+          pos = eol + 2;
+        }
+        buf_.erase(0, end == 0 ? 2 : end + 4);
+        state_ = State::kBody;
+        break;
+      }
+      case State::kBody: {
+        const std::string marker = "\r\n" + delim_;
+        size_t at = buf_.find(marker);
+        if (at == std::string::npos) {
+          size_t safe = buf_.size() > marker.size() ? buf_.size() - marker.size() : 0;
+          ZF_RETURN_IF_ERROR(emit(safe));
+          buf_.erase(0, safe);
+          return Status::Ok();
+        }
+        ZF_RETURN_IF_ERROR(emit(at));
+        buf_.erase(0, at + marker.size());
+        if (taking_) {
+          file_done_ = true;
+          taking_ = false;
+        }
+        state_ = State::kAfterDelimiter;
+        break;
+      }
+      case State::kEnd:
+        buf_.clear();
+        return Status::Ok();
+    }
+  }
+}
+
+}  // namespace zerofarm::api

@@ -1,0 +1,66 @@
+// Small HTTP helpers of the API: request-target parsing, byte ranges, content types and a
+// streaming multipart/form-data reader. Pure functions and single-owner objects; thread-compatible.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+
+namespace zerofarm::api {
+
+// Splits an origin-form target ("/a/b%20c?x=1") into percent-decoded path segments and the raw
+// query. Refuses (returns false) anything that could name a file outside the tree: a segment
+// that decodes to "." or "..", or holds '/', '\\' or NUL after decoding, bad %-escapes, a
+// target not starting with '/', or more than 16 segments.
+bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query);
+
+// Decoded key/value pairs of a query string ("a=1&b=%20"); later keys win.
+std::map<std::string, std::string> ParseQuery(std::string_view query);
+
+struct ByteRange {
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
+enum class RangeParse { kNone, kSatisfiable, kUnsatisfiable };
+// Parses a Range header ("bytes=0-99,200-,-50") against a representation of `size` bytes.
+// kNone: no usable header (absent, other unit, malformed, or too many ranges) -> serve 200.
+RangeParse ParseRange(std::string_view header, uint64_t size, std::vector<ByteRange>& out);
+
+// "video/mp2t" for ".ts" and so on; application/octet-stream when unknown.
+std::string_view ContentTypeFor(std::string_view filename);
+
+// Reads the first file part of a multipart/form-data body as it streams: the bytes of the part
+// named "file" (or the first part with a filename) are passed to `sink`, the rest skipped.
+// Memory stays at one input piece plus the boundary.
+class MultipartReader {
+ public:
+  // From the Content-Type header; nullopt when it has no usable boundary.
+  static std::optional<MultipartReader> ForContentType(std::string_view content_type);
+  using Sink = std::function<Status(std::string_view filename, std::span<const std::byte>)>;
+  // Feeds body bytes; the sink's error or "bad_multipart" stops it.
+  Status Feed(std::span<const std::byte> data, const Sink& sink);
+  // True once the whole file part has been passed on.
+  bool file_done() const { return file_done_; }
+  bool file_started() const { return file_started_; }
+  const std::string& filename() const { return filename_; }
+
+ private:
+  explicit MultipartReader(std::string delimiter) : delim_(std::move(delimiter)) {}
+  enum class State { kPreamble, kAfterDelimiter, kHeaders, kBody, kEnd };
+  std::string delim_;  // "--" + boundary
+  std::string buf_;
+  State state_ = State::kPreamble;
+  bool taking_ = false;
+  bool file_started_ = false;
+  bool file_done_ = false;
+  std::string filename_;
+};
+
+}  // namespace zerofarm::api

@@ -1,0 +1,117 @@
+// Router: maps a request head to a response, or to a BodySink that takes the request body as
+// it streams (uploads). Runs on the handler pool (it may block on the store or the disk).
+// Thread safety: Route may be called from many threads at once; a BodySink is used by one
+// connection at a time.
+#pragma once
+
+#include <atomic>
+#include <boost/beast/http.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zerofarm/api/server.h"
+
+namespace zerofarm::api {
+
+namespace http = boost::beast::http;
+using Request = http::request<http::empty_body>;
+
+// One piece of a response body: literal bytes, or `length` bytes of `file` from `offset`.
+struct Piece {
+  std::string literal;
+  std::filesystem::path file;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t size() const { return file.empty() ? literal.size() : length; }
+};
+
+struct Response {
+  unsigned status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<Piece> body;
+  bool head = false;   // HEAD: announce the length, send no body
+  bool close = false;  // close the connection after sending
+  uint64_t size() const;
+  void Header(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// The JSON error body of the API: {"error": {"code": ..., "message": ...}}.
+Response ErrorResponse(unsigned status, const std::string& code, const std::string& message);
+
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // The most bytes this body may have; more is answered 413.
+  virtual uint64_t limit() const = 0;
+  virtual Status Consume(std::span<const std::byte> bytes) = 0;
+  // The body arrived whole.
+  virtual Response Finish() = 0;
+  // The body will not arrive whole (connection lost, timeout, limit, a Consume error):
+  // keeps what can be kept and returns what to answer if the connection still allows.
+  virtual Response Fail(const Status& why) = 0;
+};
+
+struct Routed {
+  Response response;
+  std::unique_ptr<BodySink> sink;  // when set, the body goes there and it answers
+};
+
+// Process-wide counters of the HTTP layer for /metrics.
+struct HttpCounters {
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> connections{0};
+  std::mutex mu;
+  std::map<unsigned, uint64_t> responses;      // by status
+  std::map<std::string, uint64_t> rejections;  // by reason
+  void CountResponse(unsigned status);
+  void CountRejection(const std::string& reason);
+};
+
+class Router {
+ public:
+  Router(const ServerOptions& options, scheduler::VideoService& videos, TokenStore& tokens,
+         HttpCounters& counters)
+      : opt_(options), videos_(videos), tokens_(tokens), counters_(counters) {}
+  Routed Route(const Request& req);
+
+  // Every (method, path template) the router answers, for the OpenAPI check and 405s.
+  static const std::vector<std::pair<std::string, std::string>>& Routes();
+
+ private:
+  friend class UploadSink;
+  friend class PatchSink;
+  Routed RouteUnguarded(const Request& req);
+  Routed RouteV1(const Request& req, const std::vector<std::string>& segs,
+                 const std::map<std::string, std::string>& query);
+  Response ServeFile(const Request& req, const std::filesystem::path& path,
+                     const std::string& cache_control);
+  Response ServePlaylist(const Request& req, const std::filesystem::path& path,
+                         const std::map<std::string, std::string>& query);
+  Response ServeStatic(const Request& req, const std::vector<std::string>& segs);
+  Response Metrics();
+  std::optional<std::string> Tenant(const Request& req,
+                                    const std::map<std::string, std::string>& query,
+                                    bool allow_query_token);
+  bool LockUpload(const std::string& id);
+  void UnlockUpload(const std::string& id);
+
+  const ServerOptions& opt_;
+  scheduler::VideoService& videos_;
+  TokenStore& tokens_;
+  HttpCounters& counters_;
+  std::mutex uploads_mu_;
+  std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
+};
+
+}  // namespace zerofarm::api

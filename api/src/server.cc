@@ -1,0 +1,530 @@
+// Server (server.h): Boost.Beast sessions, one strand each; handlers on a separate pool.
+#include "zerofarm/api/server.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "router.h"
+#include "zerofarm/base/unique_fd.h"
+
+namespace zerofarm::api {
+namespace {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+constexpr size_t kChunk = 128 * 1024;  // body bytes read or written per step (x2 per connection)
+constexpr size_t kMaxDrain = 4 << 20;  // bytes read and dropped before closing after an error
+constexpr std::chrono::seconds kDrainTime{2};
+
+constexpr const char* kAllowHeaders =
+    "Authorization, Content-Type, Upload-Offset, Upload-Length, Upload-Metadata, "
+    "Tus-Resumable, Range, If-None-Match, If-Range";
+constexpr const char* kExposeHeaders =
+    "Location, Upload-Offset, Upload-Length, Tus-Resumable, Tus-Version, Tus-Extension, "
+    "Tus-Max-Size, Zerofarm-Video-Id, Content-Range, ETag, Content-Length, Accept-Ranges";
+
+struct Shared {
+  Shared(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)
+      : opt(o), router(opt, v, t, counters), pool(static_cast<size_t>(o.handler_threads)) {}
+  ServerOptions opt;
+  HttpCounters counters;
+  Router router;
+  net::thread_pool pool;
+};
+
+// A body that is not wanted (a request that should have none): read and dropped, bounded.
+class DiscardSink final : public BodySink {
+ public:
+  DiscardSink(Response answer, uint64_t limit) : answer_(std::move(answer)), limit_(limit) {}
+  uint64_t limit() const override { return limit_; }
+  Status Consume(std::span<const std::byte>) override { return Status::Ok(); }
+  Response Finish() override { return std::move(answer_); }
+  Response Fail(const Status& why) override {
+    Response r = ErrorResponse(why.code() == "body_limit" ? 413 : 400, why.code(), why.message());
+    r.close = true;
+    return r;
+  }
+
+ private:
+  Response answer_;
+  uint64_t limit_;
+};
+
+// Sink calls never let an exception escape into a pool thread.
+template <class F>
+Status Guarded(F f) {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return Status::Error("internal", std::string("internal error: ") + e.what());
+  }
+}
+Response FailGuarded(BodySink& sink, const Status& why) {
+  try {
+    return sink.Fail(why);
+  } catch (const std::exception& e) {
+    return ErrorResponse(500, "internal", std::string("internal error: ") + e.what());
+  }
+}
+Response FinishGuarded(BodySink& sink) {
+  try {
+    return sink.Finish();
+  } catch (const std::exception& e) {
+    return ErrorResponse(500, "internal", std::string("internal error: ") + e.what());
+  }
+}
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, Shared& sh)
+      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), sh_(sh) {
+    ++sh_.counters.connections;
+    beast::error_code ec;
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+  }
+  ~Session() { --sh_.counters.connections; }
+
+  void Start(bool reject) {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), reject] {
+      if (!reject) return self->ReadHeader();
+      self->sh_.counters.CountRejection("connections");
+      Response r = ErrorResponse(503, "too_many_connections",
+                                 "the server is at its connection limit; retry shortly");
+      r.Header("Retry-After", "1");
+      r.close = true;
+      self->Send(std::move(r));
+    });
+  }
+
+ private:
+  // Read deadlines use a timer of their own that cancels the read (the stream's expiry
+  // would close the socket, and the client would never see its 408).
+  void ArmReadTimer(std::chrono::milliseconds d) {
+    stream_.expires_never();
+    read_timed_out_ = false;
+    read_timer_.expires_after(d);
+    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;  // cancelled: the read finished first
+      self->read_timed_out_ = true;
+      beast::error_code ignored;
+      self->stream_.socket().cancel(ignored);
+    });
+  }
+  // Ends the timer of a finished read; true when the read ended because the timer fired.
+  bool ReadTimedOut(const beast::error_code& ec) {
+    read_timer_.cancel();
+    return read_timed_out_ && ec == net::error::operation_aborted;
+  }
+
+  void ReadHeader() {
+    header_.emplace();
+    header_->header_limit(sh_.opt.max_header_bytes);
+    // Body limits are the route's (checked against Content-Length when routed and again while
+    // the body streams); the head parser must not apply its 1 MB default.
+    header_->body_limit(std::numeric_limits<std::uint64_t>::max());
+    ArmReadTimer(sh_.opt.header_timeout);
+    http::async_read_header(stream_, buffer_, *header_,
+                            beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
+  }
+
+  void OnHeader(beast::error_code ec, size_t) {
+    const bool timed_out = ReadTimedOut(ec);
+    if (ec == http::error::end_of_stream) return Close();
+    if (timed_out) {
+      if (!header_->got_some() && buffer_.size() == 0) return Close();  // idle keep-alive
+      sh_.counters.CountRejection("header_timeout");
+      return SendError(408, "request_timeout", "the request head did not arrive in time");
+    }
+    if (ec == http::error::header_limit) {
+      sh_.counters.CountRejection("header_too_large");
+      return SendError(
+          431, "header_too_large",
+          "the request head is larger than " + std::to_string(sh_.opt.max_header_bytes) + " bytes");
+    }
+    if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
+      sh_.counters.CountRejection("malformed");
+      return SendError(400, "bad_request", "malformed request: " + ec.message());
+    }
+    if (ec) return Close();
+    keep_alive_ = header_->get().keep_alive();
+    request_deadline_ = std::chrono::steady_clock::now() + sh_.opt.request_timeout;
+    expect_continue_ = beast::iequals(header_->get()[http::field::expect], "100-continue");
+    auto req = std::make_shared<Request>(header_->get());
+    auto self = shared_from_this();
+    net::post(sh_.pool, [self, req] {
+      auto routed = std::make_shared<Routed>(self->sh_.router.Route(*req));
+      net::post(self->stream_.get_executor(), [self, routed] { self->OnRouted(*routed); });
+    });
+  }
+
+  void OnRouted(Routed& r) {
+    const bool has_body = !header_->is_done();
+    if (r.sink) {
+      sink_ = std::move(r.sink);
+      if (!has_body) return PostFinish();
+      return StartBody(sink_->limit());
+    }
+    if (!has_body) return Send(std::move(r.response));
+    if (r.response.status >= 300 || expect_continue_) {  // answer without reading the body
+      r.response.close = true;
+      return Send(std::move(r.response));
+    }
+    sink_ = std::make_unique<DiscardSink>(std::move(r.response), sh_.opt.max_small_body_bytes);
+    StartBody(sh_.opt.max_small_body_bytes);
+  }
+
+  void StartBody(uint64_t limit) {
+    body_.emplace(std::move(*header_));
+    body_->body_limit(limit);
+    if (!expect_continue_) return ReadBody();
+    static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    stream_.expires_after(sh_.opt.idle_timeout);
+    net::async_write(stream_, net::buffer(kContinue),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec)
+                         return self->FailBody(Status::Error("connection_lost", ec.message()));
+                       self->ReadBody();
+                     });
+  }
+
+  void ReadBody() {
+    auto& b = body_->get().body();
+    b.data = chunk_.data();
+    b.size = chunk_.size();
+    // The sooner of the idle timeout and the request's deadline.
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        request_deadline_ - std::chrono::steady_clock::now());
+    deadline_bound_ = left < sh_.opt.idle_timeout;
+    ArmReadTimer(std::max(std::chrono::milliseconds(1),
+                          std::min(left, std::chrono::milliseconds(sh_.opt.idle_timeout))));
+    http::async_read_some(stream_, buffer_, *body_,
+                          beast::bind_front_handler(&Session::OnBody, shared_from_this()));
+  }
+
+  void OnBody(beast::error_code ec, size_t) {
+    const bool timed_out = ReadTimedOut(ec);
+    if (ec == http::error::need_buffer) ec = {};
+    const size_t got = chunk_.size() - body_->get().body().size;
+    sh_.counters.bytes_in += got;
+    if (ec) {
+      Status why;
+      if (ec == http::error::body_limit) {
+        sh_.counters.CountRejection("body_too_large");
+        why = Status::Error("body_limit", "the body passes the limit of this request");
+      } else if (timed_out) {
+        sh_.counters.CountRejection(deadline_bound_ ? "request_timeout" : "body_timeout");
+        why = Status::Error("timeout", deadline_bound_
+                                           ? "the request took longer than the server allows"
+                                           : "no body bytes arrived for too long");
+      } else if (ec == http::error::partial_message || ec == http::error::end_of_stream ||
+                 ec.category() != http::make_error_code(http::error::bad_target).category()) {
+        why = Status::Error("connection_lost", "the connection closed mid-body: " + ec.message());
+      } else {
+        why = Status::Error("bad_request", "malformed body: " + ec.message());
+      }
+      // Bytes that arrived with the error are kept (tus resumes after them).
+      return FailBody(why, why.code() == "body_limit" ? 0 : got);
+    }
+    const bool done = body_->is_done();
+    auto self = shared_from_this();
+    net::post(sh_.pool, [self, got, done] {
+      Status s = Guarded([&] {
+        return got ? self->sink_->Consume(std::as_bytes(std::span(self->chunk_.data(), got)))
+                   : Status::Ok();
+      });
+      if (!s.ok()) {
+        auto r = std::make_shared<Response>(FailGuarded(*self->sink_, s));
+        r->close = true;
+        return net::post(self->stream_.get_executor(), [self, r] { self->Send(std::move(*r)); });
+      }
+      if (done) {
+        auto r = std::make_shared<Response>(FinishGuarded(*self->sink_));
+        return net::post(self->stream_.get_executor(), [self, r] {
+          self->sink_.reset();
+          self->Send(std::move(*r));
+        });
+      }
+      net::post(self->stream_.get_executor(), [self] { self->ReadBody(); });
+    });
+  }
+
+  void PostFinish() {
+    auto self = shared_from_this();
+    net::post(sh_.pool, [self] {
+      auto r = std::make_shared<Response>(FinishGuarded(*self->sink_));
+      net::post(self->stream_.get_executor(), [self, r] {
+        self->sink_.reset();
+        self->Send(std::move(*r));
+      });
+    });
+  }
+
+  void FailBody(const Status& why, size_t got = 0) {
+    auto self = shared_from_this();
+    const bool answer = why.code() != "connection_lost";
+    net::post(sh_.pool, [self, why, answer, got] {
+      if (got)
+        (void)Guarded([&] {
+          return self->sink_->Consume(std::as_bytes(std::span(self->chunk_.data(), got)));
+        });
+      auto r = std::make_shared<Response>(FailGuarded(*self->sink_, why));
+      net::post(self->stream_.get_executor(), [self, r, answer] {
+        self->sink_.reset();
+        if (!answer) return self->Close();
+        r->close = true;
+        self->Send(std::move(*r));
+      });
+    });
+  }
+
+  void SendError(unsigned status, const std::string& code, const std::string& message) {
+    Response r = ErrorResponse(status, code, message);
+    r.close = true;
+    Send(std::move(r));
+  }
+
+  void Send(Response r) {
+    res_.emplace();
+    res_->version(11);
+    res_->result(r.status);
+    res_->set(http::field::server, "zerofarm");
+    res_->set(http::field::access_control_allow_origin, "*");
+    res_->set(http::field::access_control_allow_headers, kAllowHeaders);
+    res_->set(http::field::access_control_expose_headers, kExposeHeaders);
+    for (auto& [name, value] : r.headers) res_->set(name, value);
+    close_after_ = r.close || !keep_alive_;
+    res_->keep_alive(!close_after_);
+    const bool bodiless = r.status == 204 || r.status == 304 || r.status < 200;
+    if (!bodiless) res_->content_length(r.size());
+    sh_.counters.CountResponse(r.status);
+    pieces_.clear();
+    if (!r.head && !bodiless) pieces_ = std::move(r.body);
+    piece_ = 0;
+    piece_offset_ = 0;
+    file_.Close();
+    sr_.emplace(*res_);
+    NextChunk();
+  }
+
+  bool PiecesLeft() const { return piece_ < pieces_.size(); }
+
+  // Fills out_ from the pieces; false on a read error.
+  bool Fill(size_t& n) {
+    n = 0;
+    while (n < out_.size() && piece_ < pieces_.size()) {
+      const Piece& p = pieces_[piece_];
+      const uint64_t left = p.size() - piece_offset_;
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(left, out_.size() - n));
+      if (p.file.empty()) {
+        std::memcpy(out_.data() + n, p.literal.data() + piece_offset_, take);
+      } else {
+        if (!file_.valid()) {
+          file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
+          if (!file_.valid()) return false;
+        }
+        ssize_t got = ::pread(file_.get(), out_.data() + n, take,
+                              static_cast<off_t>(p.offset + piece_offset_));
+        if (got <= 0) return false;
+        n += static_cast<size_t>(got);
+        piece_offset_ += static_cast<uint64_t>(got);
+        if (piece_offset_ == p.size()) {
+          ++piece_;
+          piece_offset_ = 0;
+          file_.Close();
+        }
+        continue;
+      }
+      n += take;
+      piece_offset_ += take;
+      if (piece_offset_ == p.size()) {
+        ++piece_;
+        piece_offset_ = 0;
+      }
+    }
+    return true;
+  }
+
+  void NextChunk() {
+    bool needs_disk = false;
+    for (size_t i = piece_; i < pieces_.size(); ++i) needs_disk |= !pieces_[i].file.empty();
+    auto self = shared_from_this();
+    auto write = [self](bool ok, size_t n) {
+      if (!ok) return self->Close();
+      auto& b = self->res_->body();
+      b.data = n ? self->out_.data() : nullptr;
+      b.size = n;
+      b.more = self->PiecesLeft();
+      self->sh_.counters.bytes_out += n;
+      self->stream_.expires_after(self->sh_.opt.idle_timeout);
+      http::async_write(self->stream_, *self->sr_,
+                        beast::bind_front_handler(&Session::OnWrite, self));
+    };
+    if (!needs_disk) {
+      size_t n;
+      bool ok = Fill(n);
+      return write(ok, n);
+    }
+    net::post(sh_.pool, [self, write] {
+      size_t n;
+      bool ok = self->Fill(n);
+      net::post(self->stream_.get_executor(), [write, ok, n] { write(ok, n); });
+    });
+  }
+
+  void OnWrite(beast::error_code ec, size_t) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) return Close();
+    if (!sr_->is_done()) return NextChunk();
+    file_.Close();
+    pieces_.clear();
+    if (close_after_) return Linger();
+    ReadHeader();
+  }
+
+  // After an answer that ends the connection: stop sending, read and drop what the client
+  // still sends (so it sees our answer instead of a reset), then close.
+  void Linger() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return Close();
+    drained_ = 0;
+    stream_.expires_after(kDrainTime);
+    Drain();
+  }
+  void Drain() {
+    stream_.async_read_some(net::buffer(chunk_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > kMaxDrain) return self->Close();
+                              self->Drain();
+                            });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  beast::tcp_stream stream_;
+  net::steady_timer read_timer_;
+  bool read_timed_out_ = false;
+  Shared& sh_;
+  beast::flat_buffer buffer_{16 * 1024};
+  std::optional<http::request_parser<http::empty_body>> header_;
+  std::optional<http::request_parser<http::buffer_body>> body_;
+  std::unique_ptr<BodySink> sink_;
+  bool keep_alive_ = false;
+  bool expect_continue_ = false;
+  bool close_after_ = false;
+  std::chrono::steady_clock::time_point request_deadline_;  // the body must end by then
+  bool deadline_bound_ = false;  // the current read ends at the deadline, not the idle timeout
+  std::array<char, kChunk> chunk_{};
+  std::array<char, kChunk> out_{};
+  std::optional<http::response<http::buffer_body>> res_;
+  std::optional<http::response_serializer<http::buffer_body>> sr_;
+  std::vector<Piece> pieces_;
+  size_t piece_ = 0;
+  uint64_t piece_offset_ = 0;
+  UniqueFd file_;
+  size_t drained_ = 0;
+};
+
+class Listener : public std::enable_shared_from_this<Listener> {
+ public:
+  Listener(net::io_context& ioc, Shared& sh)
+      : ioc_(ioc), acceptor_(net::make_strand(ioc)), sh_(sh) {}
+
+  Status Listen(const tcp::endpoint& endpoint) {
+    beast::error_code ec;
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Status::Error("io_error", "cannot listen on " + endpoint.address().to_string() + ":" +
+                                           std::to_string(endpoint.port()) + ": " + ec.message());
+    return Status::Ok();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void Accept() {
+    acceptor_.async_accept(net::make_strand(ioc_),
+                           beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
+  }
+
+ private:
+  void OnAccept(beast::error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted) return;
+    if (!ec) {
+      const bool reject = sh_.counters.connections.load() >= sh_.opt.max_connections;
+      std::make_shared<Session>(std::move(socket), sh_)->Start(reject);
+    }
+    Accept();
+  }
+
+  net::io_context& ioc_;
+  tcp::acceptor acceptor_;
+  Shared& sh_;
+};
+
+class ServerImpl final : public Server {
+ public:
+  ServerImpl(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)
+      : sh_(std::make_unique<Shared>(o, v, t)), ioc_(std::max(1, o.io_threads)) {}
+
+  ~ServerImpl() override {
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+    sh_->pool.join();  // handlers in flight finish; their answers are never sent
+  }
+
+  Status Start() {
+    beast::error_code ec;
+    auto address = net::ip::make_address(sh_->opt.address, ec);
+    if (ec) return Status::Error("invalid_argument", "bad listen address " + sh_->opt.address);
+    listener_ = std::make_shared<Listener>(ioc_, *sh_);
+    ZF_RETURN_IF_ERROR(listener_->Listen(tcp::endpoint(address, sh_->opt.port)));
+    port_ = listener_->port();
+    listener_->Accept();
+    for (int i = 0; i < std::max(1, sh_->opt.io_threads); ++i)
+      threads_.emplace_back([this] { ioc_.run(); });
+    return Status::Ok();
+  }
+  uint16_t port() const override { return port_; }
+
+ private:
+  std::unique_ptr<Shared> sh_;  // outlives ioc_: sessions destroyed with ioc_ still use it
+  net::io_context ioc_;
+  std::shared_ptr<Listener> listener_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                              scheduler::VideoService& videos, TokenStore& tokens) {
+  auto server = std::make_unique<ServerImpl>(options, videos, tokens);
+  ZF_RETURN_IF_ERROR(server->Start());
+  return std::unique_ptr<Server>(std::move(server));
+}
+
+}  // namespace zerofarm::api

@@ -1,0 +1,120 @@
+// TokenStore (tokens.h).
+#include "zerofarm/api/tokens.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "zerofarm/base/unique_fd.h"
+
+namespace zerofarm::api {
+namespace {
+
+std::string Hex(const unsigned char* p, size_t n) {
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  out.reserve(n * 2);
+  for (size_t i = 0; i < n; ++i) {
+    out += kHex[p[i] >> 4];
+    out += kHex[p[i] & 15];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view bytes) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return Hex(md, len);
+}
+
+bool IsTenantName(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+Result<std::string> TokenStore::Create(const std::string& tenant) {
+  if (!IsTenantName(tenant))
+    return Status::Error("invalid_argument", "a tenant name is 1-64 of [A-Za-z0-9._-]");
+  unsigned char raw[32];
+  size_t got = 0;
+  while (got < sizeof(raw)) {
+    ssize_t n = ::getrandom(raw + got, sizeof(raw) - got, 0);
+    if (n < 0 && errno != EINTR) return ErrnoError("getrandom", errno);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  const std::string token = "zf_" + Hex(raw, sizeof(raw));
+  char when[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const std::string line = Sha256Hex(token) + "\t" + tenant + "\t" + when + "\n";
+  std::error_code ec;
+  std::filesystem::create_directories(file_.parent_path(), ec);
+  UniqueFd fd(::open(file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!fd.valid()) return ErrnoError("open " + file_.string(), errno);
+  ZF_RETURN_IF_ERROR(WriteAll(fd.get(), std::as_bytes(std::span(line.data(), line.size()))));
+  if (::fsync(fd.get()) != 0) return ErrnoError("fsync " + file_.string(), errno);
+  return token;
+}
+
+Status TokenStore::ReloadIfChanged() {
+  struct stat st {};
+  if (::stat(file_.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      tenants_.clear();
+      loaded_mtime_ = -1;
+      return Status::Ok();
+    }
+    return ErrnoError("stat " + file_.string(), errno);
+  }
+  const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  if (mtime == loaded_mtime_ && static_cast<uint64_t>(st.st_size) == loaded_size_)
+    return Status::Ok();
+  std::ifstream in(file_);
+  if (!in) return Status::Error("io_error", "cannot read " + file_.string());
+  std::unordered_map<std::string, std::string> fresh;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string hash, tenant;
+    if (std::getline(fields, hash, '\t') && std::getline(fields, tenant, '\t') &&
+        hash.size() == 64 && IsTenantName(tenant))
+      fresh[hash] = tenant;
+  }
+  tenants_ = std::move(fresh);
+  loaded_mtime_ = mtime;
+  loaded_size_ = static_cast<uint64_t>(st.st_size);
+  return Status::Ok();
+}
+
+std::optional<std::string> TokenStore::Lookup(std::string_view token) {
+  if (token.empty() || token.size() > 256) return std::nullopt;
+  const std::string hash = Sha256Hex(token);
+  std::lock_guard lock(mu_);
+  if (!ReloadIfChanged().ok()) return std::nullopt;
+  auto it = tenants_.find(hash);
+  if (it == tenants_.end()) return std::nullopt;
+  return it->second;
+}
+
+Result<size_t> TokenStore::Count() {
+  std::lock_guard lock(mu_);
+  ZF_RETURN_IF_ERROR(ReloadIfChanged());
+  return tenants_.size();
+}
+
+}  // namespace zerofarm::api

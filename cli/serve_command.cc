@@ -1,0 +1,189 @@
+// zerofarm serve: the all-in-one node (HTTP API + scheduler + embedded store).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "zerofarm/api/server.h"
+#include "zerofarm/api/tokens.h"
+#include "zerofarm/sandbox/host_layers.h"
+#include "zerofarm/scheduler/video_service.h"
+#include "zerofarm/scheduler/worker_runtime.h"
+
+namespace zerofarm::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUsage =
+    "usage: zerofarm serve [--data DIR] [--listen 127.0.0.1:8080] [--web DIR] [limits...]\n"
+    "\n"
+    "Runs the HTTP API, the scheduler and an embedded store in one process. Zero configuration:\n"
+    "the first start creates DIR and prints a bearer token for tenant \"default\"\n"
+    "(more with `zerofarm token create --data DIR --tenant NAME`).\n"
+    "\n"
+    "  --data DIR              store, uploads and renditions (default ./zerofarm-data)\n"
+    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080, loopback only;\n"
+    "                          port 0 picks a free port, printed at start)\n"
+    "  --web DIR               the web UI's files (default <exe>/../share/zerofarm/web)\n"
+    "  --workers N             worker processes at once, all videos together (default: cores)\n"
+    "  --chunk-seconds S       segment length target (default 4)\n"
+    "  --worker-memory SIZE    each sandboxed worker's memory limit (default 3G)\n"
+    "limits (each answered with its HTTP status):\n"
+    "  --max-upload SIZE       largest upload body, e.g. 20G (default 64G) -> 413\n"
+    "  --max-header SIZE       largest request head (default 16K) -> 431\n"
+    "  --header-timeout DUR    the request head must arrive within (default 10s) -> 408\n"
+    "  --idle-timeout DUR      longest pause inside a body or a response (default 60s) -> 408\n"
+    "  --request-timeout DUR   a request's body must have arrived within (default 6h) -> 408\n"
+    "  --max-connections N     open connections (default 256) -> 503\n"
+    "\n"
+    "--unsandboxed runs the worker as a plain process (development only; loudly reported).\n";
+
+int Usage(const std::string& why) {
+  std::fprintf(stderr, "zerofarm serve: %s\n%s", why.c_str(), kUsage);
+  return 2;
+}
+
+fs::path DefaultWebDir() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  return (self.parent_path() / ".." / "share" / "zerofarm" / "web").lexically_normal();
+}
+
+}  // namespace
+
+int ServeCommand(int argc, char** argv) {
+  Flags flags(argc, argv, {"unsandboxed"});
+  if (flags.Has("help") || flags.Has("h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const fs::path data = flags.Take("data").value_or("zerofarm-data");
+  const std::string listen = flags.Take("listen").value_or("127.0.0.1:8080");
+  const std::string web = flags.Take("web").value_or("");
+  const std::string workers = flags.Take("workers").value_or("0");
+  const std::string chunk = flags.Take("chunk-seconds").value_or("4");
+  const std::string worker_memory = flags.Take("worker-memory").value_or("3G");
+  const std::string max_upload = flags.Take("max-upload").value_or("64G");
+  const std::string max_header = flags.Take("max-header").value_or("16K");
+  const std::string header_timeout = flags.Take("header-timeout").value_or("10s");
+  const std::string idle_timeout = flags.Take("idle-timeout").value_or("60s");
+  const std::string request_timeout = flags.Take("request-timeout").value_or("6h");
+  const std::string max_connections = flags.Take("max-connections").value_or("256");
+  const bool unsandboxed = flags.Has("unsandboxed");
+  if (unsandboxed) (void)flags.Take("unsandboxed");
+  if (!flags.error().empty()) return Usage(flags.error());
+  if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
+  if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
+
+  api::ServerOptions so;
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return Usage("--listen needs HOST:PORT");
+  so.address = listen.substr(0, colon);
+  if (so.address.size() > 2 && so.address.front() == '[')
+    so.address = so.address.substr(1, so.address.size() - 2);
+  scheduler::VideoServiceOptions vo;
+  try {
+    const int port = std::stoi(listen.substr(colon + 1));
+    if (port < 0 || port > 65535) return Usage("--listen port must be 0-65535");
+    so.port = static_cast<uint16_t>(port);
+    vo.worker_slots = std::stoi(workers);
+    vo.chunk_seconds = std::stod(chunk);
+    so.max_connections = static_cast<size_t>(std::stoul(max_connections));
+  } catch (const std::exception&) {
+    return Usage("a numeric option is not a number");
+  }
+  if (vo.chunk_seconds < 0.5 || vo.chunk_seconds > 60)
+    return Usage("--chunk-seconds must be within 0.5-60");
+  auto upload = ParseByteSize(max_upload);
+  auto header = ParseByteSize(max_header);
+  auto memory = ParseByteSize(worker_memory);
+  auto ht = ParseDuration(header_timeout);
+  auto it = ParseDuration(idle_timeout);
+  auto rt = ParseDuration(request_timeout);
+  if (!upload || !header || *header < 1024 || *header > (64u << 20) || !memory || !ht || !it ||
+      !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0 || so.max_connections == 0)
+    return Usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
+  so.max_upload_bytes = *upload;
+  so.max_header_bytes = static_cast<uint32_t>(*header);
+  so.header_timeout = *ht;
+  so.idle_timeout = *it;
+  so.request_timeout = *rt;
+  so.web_dir = web.empty() ? DefaultWebDir() : fs::path(web);
+
+  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  scheduler::WorkerRuntimeOptions wo;
+  wo.path = scheduler::DefaultWorkerPath();
+  wo.isolation = unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
+  wo.memory_bytes = *memory;
+  wo.verdict_cache_dir = data / "verdicts";
+  auto worker = scheduler::WorkerRuntime::Load(wo);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "zerofarm serve: error: %s: %s\n", wo.path.c_str(),
+                 worker.status().message().c_str());
+    return 3;
+  }
+  if ((*worker)->isolation() == scheduler::Isolation::kSandbox) {
+    // What the sandbox can enforce on this host, said once at start (a missing layer has
+    // already been warned about, and every task report names it too).
+    std::string layers;
+    for (const std::string& l : sandbox::ProbeHostLayers().Active()) layers += " " + l;
+    std::fprintf(stderr,
+                 "zerofarm: workers run validated and sandboxed (%s, sha256 %.16s...; layers:%s)\n",
+                 wo.path.c_str(), (*worker)->program_sha256().c_str(), layers.c_str());
+  }
+  vo.worker = *worker;
+  vo.data_dir = data;
+  auto service = scheduler::VideoService::Open(vo);
+  if (!service.ok()) {
+    std::fprintf(stderr, "zerofarm serve: error: %s: %s\n", data.c_str(),
+                 service.status().message().c_str());
+    return 3;
+  }
+
+  api::TokenStore tokens(data / "tokens.tsv");
+  auto count = tokens.Count();
+  if (count.ok() && *count == 0) {
+    auto token = tokens.Create("default");
+    if (!token.ok()) {
+      std::fprintf(stderr, "zerofarm serve: error: %s\n", token.status().message().c_str());
+      return 3;
+    }
+    std::printf(
+        "zerofarm: first start: bearer token for tenant \"default\" (shown once, keep it):\n"
+        "token: %s\n",
+        token->c_str());
+  }
+
+  auto server = api::Server::Start(so, **service, tokens);
+  if (!server.ok()) {
+    std::fprintf(stderr, "zerofarm serve: error: %s\n", server.status().message().c_str());
+    return 3;
+  }
+  std::printf("zerofarm: listening on http://%s:%u (data %s)\n", so.address.c_str(),
+              static_cast<unsigned>((*server)->port()), data.c_str());
+  std::fflush(stdout);
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::fprintf(stderr, "zerofarm: stopping (signal %d)\n", sig);
+  server->reset();   // no new requests
+  service->reset();  // jobs stop; their state stays for the next start
+  return 0;
+}
+
+}  // namespace zerofarm::cli

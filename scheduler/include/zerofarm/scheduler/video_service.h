@@ -1,0 +1,110 @@
+// VideoService: the job manager behind `zerofarm serve`. It owns the videos of every tenant:
+// their records (JSON meta "videos/<id>" in the store), their uploads (a file
+// DATA/uploads/<id> growing while bytes arrive), one job thread per unfinished video running
+// RunLocalJob over an UploadSource that reads the upload as it grows (so the first chunks are
+// transcoding before the upload ends), and the published renditions under DATA/videos/<id>/.
+// Restart: Open() resumes every unfinished video (processing -> the job reruns and skips
+// finished tasks; a resumable upload -> waits for more bytes at its last synced offset; an
+// interrupted one-shot upload -> failed "upload_incomplete").
+// Thread safety: every method is safe to call from any thread; calls that touch the disk block,
+// so the HTTP layer calls them off its I/O threads. Destroying the service stops every job
+// (state is kept for the next Open).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/storage/store.h"
+
+namespace zerofarm::scheduler {
+
+struct VideoServiceOptions {
+  std::filesystem::path data_dir;               // store in data_dir/store, uploads/, videos/
+  std::shared_ptr<const WorkerRuntime> worker;  // required
+  int worker_slots = 0;                         // workers at once for all jobs; 0 = cores
+  double chunk_seconds = 4.0;
+  std::string node_name;  // "" = the host name
+};
+
+struct NewVideo {
+  std::string tenant;
+  std::string filename;
+  std::vector<int> ladder{1080, 720, 480, 360};
+  std::string preset = "veryfast";
+  std::optional<uint64_t> length;  // total bytes when known in advance
+  bool resumable = false;          // a tus upload: survives restarts and dropped connections
+};
+
+// Counters for /metrics (a consistent copy).
+struct ServiceMetrics {
+  uint64_t uploads_started = 0;
+  uint64_t uploads_completed = 0;
+  uint64_t upload_bytes = 0;
+  std::map<std::string, uint64_t> tasks_by_state;  // of videos still in memory
+  std::map<std::string, uint64_t> failures_by_reason;
+  std::map<std::string, uint64_t> videos_by_status;
+  std::vector<double> transcode_buckets;          // upper bounds, seconds
+  std::vector<uint64_t> transcode_bucket_counts;  // cumulative, same length
+  uint64_t transcode_count = 0;
+  double transcode_sum = 0;
+  int queue_depth = 0;  // tasks waiting for a worker slot
+  int workers_busy = 0;
+  uint64_t sandbox_refusals = 0;
+};
+
+class VideoService {
+ public:
+  static Result<std::unique_ptr<VideoService>> Open(const VideoServiceOptions& options);
+  virtual ~VideoService() = default;
+
+  // The store the service uses (tokens and tests read it; same thread-safety as Store).
+  virtual storage::Store& store() = 0;
+
+  // Creates a video in state "uploading" and starts its job. Returns the video object.
+  virtual Result<std::string> Create(const NewVideo& video) = 0;
+  // Appends upload bytes (one writer at a time per video). Error "conflict" when the bytes
+  // would pass the declared length, "not_found" when the video is gone.
+  virtual Status Append(const std::string& id, std::span<const std::byte> bytes) = 0;
+  // Syncs the bytes appended so far and records them as received; returns the synced offset.
+  // `final` ends the upload (a one-shot upload, or a resumable one that reached its length).
+  virtual Result<uint64_t> Commit(const std::string& id, bool final) = 0;
+  // A one-shot upload that will never finish: the video fails with `code`.
+  virtual void AbortUpload(const std::string& id, const std::string& code,
+                           const std::string& message) = 0;
+
+  // The video object (JSON, see /tmp/zf/contract.md); "not_found" for another tenant's id.
+  virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
+  // {"videos": [...]} newest first, without "chunks".
+  virtual Result<std::string> List(const std::string& tenant) = 0;
+  // Cancels its job and removes every byte of it (store objects and meta, files).
+  virtual Status Delete(const std::string& tenant, const std::string& id) = 0;
+  // The published renditions' folder of a ready video of this tenant.
+  virtual Result<std::filesystem::path> OutputDir(const std::string& tenant,
+                                                  const std::string& id) = 0;
+
+  // Resumable uploads: the video behind an upload id, with its synced offset and length.
+  struct UploadState {
+    std::string video_id;
+    std::string tenant;
+    uint64_t offset = 0;
+    std::optional<uint64_t> length;
+    bool ended = false;
+  };
+  virtual Result<UploadState> FindUpload(const std::string& upload_id) = 0;
+
+  virtual ServiceMetrics Metrics() = 0;
+};
+
+// Ids: "v_" + 16 hex digits (videos), "u_" + 24 hex digits (uploads). Validators for routes.
+bool IsVideoId(std::string_view s);
+bool IsUploadId(std::string_view s);
+
+}  // namespace zerofarm::scheduler

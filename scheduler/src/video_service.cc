@@ -1,0 +1,671 @@
+// VideoService: records, uploads, one job thread per unfinished video (video_service.h).
+#include "zerofarm/scheduler/video_service.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "zerofarm/base/unique_fd.h"
+#include "zerofarm/transcode/ingest.h"
+
+namespace zerofarm::scheduler {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr double kBuckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (n > 0) got += static_cast<size_t>(n);
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+std::string NowIso() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+bool IsHexId(std::string_view s, std::string_view prefix, size_t digits) {
+  if (s.size() != prefix.size() + digits || s.substr(0, prefix.size()) != prefix) return false;
+  return std::all_of(s.begin() + static_cast<long>(prefix.size()), s.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// What the service knows of a video in memory beyond its record: the upload file, the job.
+struct Active {
+  std::mutex mu;
+  std::condition_variable cv;
+  UniqueFd write_fd;
+  UniqueFd read_fd;
+  uint64_t written = 0;              // bytes in the file (readable by ingest)
+  uint64_t synced = 0;               // bytes fsynced and recorded
+  bool ended = false;                // the upload is complete
+  std::optional<uint64_t> declared;  // the length announced before the bytes (tus, Content-Length)
+  std::string failed_code;
+  bool stop = false;  // deleted or shutting down: ReadAt returns at once
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
+  std::thread job;
+  bool have_progress = false;
+  JobProgress progress;  // guarded by mu
+  std::set<int> timed;   // tasks already counted in the histogram
+};
+
+// The upload as a ByteSource: ReadAt blocks until the bytes are written or the upload ended.
+class UploadSource final : public transcode::ByteSource {
+ public:
+  explicit UploadSource(std::shared_ptr<Active> a) : a_(std::move(a)) {}
+  Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
+    std::unique_lock lock(a_->mu);
+    a_->cv.wait(lock, [&] {
+      return a_->stop || !a_->failed_code.empty() || a_->written > offset || a_->ended;
+    });
+    if (a_->stop) return Status::Error("cancelled", "the job was stopped");
+    if (!a_->failed_code.empty())
+      return Status::Error(a_->failed_code, "the upload ended before the whole file arrived");
+    if (offset >= a_->written || out.empty()) return size_t{0};
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a_->written - offset));
+    const int fd = a_->read_fd.get();
+    lock.unlock();
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return ErrnoError("pread upload", errno);
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+  std::optional<uint64_t> Size() const override {
+    // A declared length counts as known: demuxers that probe the size (MP4) then stop at the
+    // end of the last box instead of waiting for bytes past it.
+    std::lock_guard lock(a_->mu);
+    if (a_->ended) return a_->written;
+    return a_->declared;
+  }
+
+ private:
+  std::shared_ptr<Active> a_;
+};
+
+json ChunksJson(const JobProgress& p) {
+  json chunks = json::array();
+  for (const auto& t : p.tasks)
+    chunks.push_back({{"index", t.index},
+                      {"state", t.state},
+                      {"node", t.node},
+                      {"attempts", t.attempts},
+                      {"start_seconds", t.start_seconds},
+                      {"media_seconds", t.media_seconds},
+                      {"queued_at", t.queued_at},
+                      {"started_at", t.started_at},
+                      {"wall_seconds", t.wall_seconds},
+                      {"cpu_seconds", t.cpu_seconds},
+                      {"error", t.error}});
+  return chunks;
+}
+
+class Service final : public VideoService {
+ public:
+  Service(VideoServiceOptions options, std::unique_ptr<storage::Store> store)
+      : opt_(std::move(options)), store_(std::move(store)) {
+    int n = opt_.worker_slots > 0 ? opt_.worker_slots
+                                  : static_cast<int>(std::thread::hardware_concurrency());
+    slots_ = std::make_shared<WorkerSlots>(n);
+  }
+
+  ~Service() override {
+    shutting_down_ = true;
+    std::vector<std::shared_ptr<Active>> all;
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, a] : active_) all.push_back(a);
+    }
+    for (auto& a : all) Stop(*a);
+    for (auto& a : all)
+      if (a->job.joinable()) a->job.join();
+  }
+
+  Status Recover() {
+    std::error_code ec;
+    fs::create_directories(UploadsDir(), ec);
+    fs::create_directories(VideosDir(), ec);
+    if (ec) return Status::Error("io_error", "cannot create " + VideosDir().string());
+    auto listed = store_->ListMeta("videos/");
+    if (!listed.ok()) return listed.status();
+    std::lock_guard lock(mu_);
+    for (const auto& [key, value] : *listed) {
+      json rec = json::parse(value, nullptr, false);
+      if (rec.is_discarded() || !rec.contains("id")) continue;
+      const std::string id = rec["id"];
+      records_[id] = rec;
+      if (rec.value("upload_id", "") != "") uploads_[rec["upload_id"]] = id;
+      fs::remove_all(VideosDir() / ("." + id + ".partial"), ec);
+      const std::string status = rec["status"];
+      if (status == "ready" || status == "failed") continue;
+      const bool resumable = rec.value("kind", "") == "tus";
+      if (status == "uploading" && !resumable) {
+        MarkFailed(records_[id], "upload_incomplete",
+                   "the server stopped before the upload finished; upload the file again");
+        fs::remove(UploadsDir() / id, ec);
+        continue;
+      }
+      auto a = std::make_shared<Active>();
+      Status opened = OpenFiles(id, *a, /*create=*/false);
+      if (!opened.ok()) {
+        MarkFailed(records_[id], "upload_lost", opened.message());
+        continue;
+      }
+      const uint64_t received = rec.value("bytes_received", uint64_t{0});
+      if (::ftruncate(a->write_fd.get(), static_cast<off_t>(received)) != 0) {
+        MarkFailed(records_[id], "upload_lost", "cannot truncate the upload file");
+        continue;
+      }
+      a->written = a->synced = received;
+      if (rec["size"].is_number()) a->declared = rec["size"].get<uint64_t>();
+      a->ended = status == "processing";
+      active_[id] = a;
+      StartJob(id, a);
+    }
+    return Status::Ok();
+  }
+
+  storage::Store& store() override { return *store_; }
+
+  Result<std::string> Create(const NewVideo& v) override {
+    const std::string id = "v_" + RandomHex(8);
+    json rec = {{"id", id},
+                {"tenant", v.tenant},
+                {"status", "uploading"},
+                {"filename", v.filename},
+                {"created_at", NowIso()},
+                {"created_ns", std::chrono::system_clock::now().time_since_epoch().count()},
+                {"bytes_received", 0},
+                {"size", v.length ? json(*v.length) : json(nullptr)},
+                {"ladder", json::array()},
+                {"preset", v.preset},
+                {"kind", v.resumable ? "tus" : "raw"}};
+    for (int r : v.ladder) rec["ladder"].push_back(std::to_string(r) + "p");
+    if (v.resumable) rec["upload_id"] = "u_" + RandomHex(12);
+    auto a = std::make_shared<Active>();
+    a->declared = v.length;
+    ZF_RETURN_IF_ERROR(OpenFiles(id, *a, /*create=*/true));
+    std::lock_guard lock(mu_);
+    ZF_RETURN_IF_ERROR(Save(rec));
+    records_[id] = rec;
+    if (v.resumable) uploads_[rec["upload_id"]] = id;
+    active_[id] = a;
+    ++uploads_started_;
+    StartJob(id, a);
+    return PublicJson(rec, a.get(), true).dump();
+  }
+
+  Status Append(const std::string& id, std::span<const std::byte> bytes) override {
+    auto a = FindActive(id);
+    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    uint64_t at;
+    int fd;
+    {
+      std::lock_guard lock(a->mu);
+      if (a->ended || a->stop) return Status::Error("conflict", "the upload has ended");
+      at = a->written;
+      fd = a->write_fd.get();
+    }
+    std::optional<uint64_t> length = DeclaredLength(id);
+    if (length && at + bytes.size() > *length)
+      return Status::Error("conflict", "more bytes than the declared Upload-Length");
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t w =
+          ::pwrite(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(at + done));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) return ErrnoError("write upload", errno);
+      done += static_cast<size_t>(w);
+    }
+    {
+      std::lock_guard lock(a->mu);
+      a->written = at + done;
+    }
+    a->cv.notify_all();
+    upload_bytes_ += done;
+    return Status::Ok();
+  }
+
+  Result<uint64_t> Commit(const std::string& id, bool final) override {
+    auto a = FindActive(id);
+    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    uint64_t synced;
+    {
+      std::lock_guard lock(a->mu);
+      if (::fdatasync(a->write_fd.get()) != 0) return ErrnoError("fdatasync upload", errno);
+      a->synced = synced = a->written;
+      if (final) a->ended = true;
+    }
+    a->cv.notify_all();
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
+    json& rec = it->second;
+    rec["bytes_received"] = synced;
+    if (final) {
+      rec["size"] = synced;
+      ++uploads_completed_;
+      if (rec["status"] == "uploading") rec["status"] = "processing";
+    }
+    ZF_RETURN_IF_ERROR(Save(rec));
+    if (final && rec["status"] == "failed") DiscardUpload(id, *a);
+    return synced;
+  }
+
+  void AbortUpload(const std::string& id, const std::string& code,
+                   const std::string& message) override {
+    auto a = FindActive(id);
+    if (a) {
+      std::lock_guard lock(a->mu);
+      a->failed_code = code;
+    }
+    if (a) a->cv.notify_all();
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it != records_.end()) MarkFailed(it->second, code, message);
+  }
+
+  Result<std::string> Get(const std::string& tenant, const std::string& id) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+      return Status::Error("not_found", "no video " + id);
+    auto a = active_.find(id);
+    return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
+  }
+
+  Result<std::string> List(const std::string& tenant) override {
+    std::lock_guard lock(mu_);
+    std::vector<const json*> mine;
+    for (const auto& [id, rec] : records_)
+      if (rec.value("tenant", "") == tenant) mine.push_back(&rec);
+    std::sort(mine.begin(), mine.end(), [](const json* a, const json* b) {
+      return a->value("created_ns", int64_t{0}) > b->value("created_ns", int64_t{0});
+    });
+    json out = {{"videos", json::array()}};
+    for (const json* rec : mine) {
+      auto a = active_.find((*rec)["id"]);
+      out["videos"].push_back(
+          PublicJson(*rec, a == active_.end() ? nullptr : a->second.get(), false));
+    }
+    return out.dump();
+  }
+
+  Status Delete(const std::string& tenant, const std::string& id) override {
+    std::shared_ptr<Active> a;
+    {
+      std::lock_guard lock(mu_);
+      auto it = records_.find(id);
+      if (it == records_.end() || it->second.value("tenant", "") != tenant)
+        return Status::Error("not_found", "no video " + id);
+      if (it->second.value("upload_id", "") != "") uploads_.erase(it->second["upload_id"]);
+      records_.erase(it);
+      auto at = active_.find(id);
+      if (at != active_.end()) {
+        a = at->second;
+        active_.erase(at);
+      }
+      // The record goes first: a crash during the rest leaves orphans, never a half video.
+      ZF_RETURN_IF_ERROR(store_->DeleteMeta("videos/" + id));
+    }
+    if (a) {
+      Stop(*a);
+      if (a->job.joinable()) a->job.join();
+    }
+    const std::string prefix = "jobs/" + id + "/";
+    auto removed = store_->DeleteObjects(prefix);
+    if (!removed.ok()) return removed.status();
+    auto meta = store_->ListMeta(prefix);
+    if (!meta.ok()) return meta.status();
+    for (const auto& kv : *meta) ZF_RETURN_IF_ERROR(store_->DeleteMeta(kv.first));
+    std::error_code ec;
+    fs::remove_all(VideosDir() / id, ec);
+    fs::remove_all(VideosDir() / ("." + id + ".partial"), ec);
+    fs::remove(UploadsDir() / id, ec);
+    return Status::Ok();
+  }
+
+  Result<fs::path> OutputDir(const std::string& tenant, const std::string& id) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+      return Status::Error("not_found", "no video " + id);
+    if (it->second["status"] != "ready")
+      return Status::Error("not_ready", "video " + id + " is not ready yet");
+    return VideosDir() / id;
+  }
+
+  Result<UploadState> FindUpload(const std::string& upload_id) override {
+    std::lock_guard lock(mu_);
+    auto u = uploads_.find(upload_id);
+    if (u == uploads_.end()) return Status::Error("not_found", "no upload " + upload_id);
+    const json& rec = records_.at(u->second);
+    UploadState s;
+    s.video_id = u->second;
+    s.tenant = rec.value("tenant", "");
+    s.offset = rec.value("bytes_received", uint64_t{0});
+    if (rec["size"].is_number()) s.length = rec["size"].get<uint64_t>();
+    s.ended = rec["status"] != "uploading";
+    return s;
+  }
+
+  ServiceMetrics Metrics() override {
+    ServiceMetrics m;
+    m.uploads_started = uploads_started_;
+    m.uploads_completed = uploads_completed_;
+    m.upload_bytes = upload_bytes_;
+    m.tasks_by_state = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}};
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, rec] : records_) ++m.videos_by_status[rec.value("status", "")];
+      for (const auto& [id, a] : active_) {
+        std::lock_guard alock(a->mu);
+        for (const auto& t : a->progress.tasks) ++m.tasks_by_state[t.state];
+      }
+      m.failures_by_reason = failures_;
+      m.transcode_buckets.assign(std::begin(kBuckets), std::end(kBuckets));
+      m.transcode_bucket_counts = bucket_counts_;
+      m.transcode_count = transcode_count_;
+      m.transcode_sum = transcode_sum_;
+    }
+    m.queue_depth = slots_->waiting();
+    m.workers_busy = slots_->in_use();
+    if (opt_.worker) m.sandbox_refusals = opt_.worker->sandbox_refusals();
+    return m;
+  }
+
+ private:
+  fs::path UploadsDir() const { return opt_.data_dir / "uploads"; }
+  fs::path VideosDir() const { return opt_.data_dir / "videos"; }
+
+  Status OpenFiles(const std::string& id, Active& a, bool create) {
+    const fs::path path = UploadsDir() / id;
+    int flags = O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+    a.write_fd = UniqueFd(::open(path.c_str(), flags, 0600));
+    if (!a.write_fd.valid()) return ErrnoError("open " + path.string(), errno);
+    a.read_fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!a.read_fd.valid()) return ErrnoError("open " + path.string(), errno);
+    return Status::Ok();
+  }
+
+  std::shared_ptr<Active> FindActive(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    return it == active_.end() ? nullptr : it->second;
+  }
+
+  std::optional<uint64_t> DeclaredLength(const std::string& id) {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end() || !it->second["size"].is_number()) return std::nullopt;
+    return it->second["size"].get<uint64_t>();
+  }
+
+  // The upload file of a video that failed: nothing will read it again.
+  void DiscardUpload(const std::string& id, Active& a) {
+    {
+      std::lock_guard lock(a.mu);
+      a.write_fd.Close();
+      a.read_fd.Close();
+    }
+    std::error_code ec;
+    fs::remove(UploadsDir() / id, ec);
+  }
+
+  static void Stop(Active& a) {
+    a.cancel->store(true);
+    {
+      std::lock_guard lock(a.mu);
+      a.stop = true;
+    }
+    a.cv.notify_all();
+  }
+
+  // Requires mu_.
+  Status Save(const json& rec) {
+    return store_->PutMeta("videos/" + rec["id"].get<std::string>(), rec.dump());
+  }
+
+  // Requires mu_.
+  void MarkFailed(json& rec, const std::string& code, const std::string& message) {
+    if (rec["status"] == "failed" || rec["status"] == "ready") return;
+    rec["status"] = "failed";
+    rec["error"] = {{"code", code}, {"message", message}};
+    ++failures_[code];
+    (void)Save(rec);
+  }
+
+  void StartJob(const std::string& id, const std::shared_ptr<Active>& a) {
+    a->job = std::thread([this, id, a] {
+      try {
+        RunJob(id, a);
+      } catch (const std::exception& e) {  // a broken record must not take the server down
+        std::lock_guard lock(mu_);
+        if (auto it = records_.find(id); it != records_.end())
+          MarkFailed(it->second, "internal", std::string("internal error: ") + e.what());
+      }
+    });
+  }
+
+  void OnProgress(Active& a, const JobProgress& p) {
+    std::vector<double> finished;
+    {
+      std::lock_guard lock(a.mu);
+      a.progress = p;
+      a.have_progress = true;
+      for (const auto& t : p.tasks)
+        if (t.state == "done" && a.timed.insert(t.index).second && t.wall_seconds > 0)
+          finished.push_back(t.wall_seconds);
+    }
+    if (finished.empty()) return;
+    std::lock_guard lock(mu_);
+    if (bucket_counts_.empty()) bucket_counts_.assign(std::size(kBuckets), 0);
+    for (double s : finished) {
+      ++transcode_count_;
+      transcode_sum_ += s;
+      for (size_t i = 0; i < std::size(kBuckets); ++i)
+        if (s <= kBuckets[i]) ++bucket_counts_[i];
+    }
+  }
+
+  void RunJob(const std::string& id, const std::shared_ptr<Active>& a) {
+    JobOptions o;
+    {
+      std::lock_guard lock(mu_);
+      auto found = records_.find(id);
+      if (found == records_.end()) return;  // deleted before the job began
+      const json& rec = found->second;
+      o.ladder.clear();
+      for (const auto& r : rec["ladder"]) o.ladder.push_back(std::stoi(r.get<std::string>()));
+      o.preset = rec.value("preset", "veryfast");
+    }
+    o.chunk_seconds = opt_.chunk_seconds;
+    o.worker = opt_.worker;
+    o.slots = slots_;
+    o.jobs = slots_->capacity();
+    o.cancel = a->cancel;
+    o.node_name = opt_.node_name;
+    const fs::path staging = VideosDir() / ("." + id + ".partial");
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    fs::create_directories(staging, ec);
+    UploadSource source(a);
+    auto report = RunLocalJob(*store_, source, id, o, staging,
+                              [this, &a](const JobProgress& p) { OnProgress(*a, p); });
+    if (shutting_down_ || a->cancel->load()) return;
+    json done_chunks;
+    {
+      std::lock_guard lock(a->mu);
+      done_chunks = ChunksJson(a->progress);
+    }
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return;
+    json& rec = it->second;
+    if (!report.ok()) {
+      fs::remove_all(staging, ec);
+      MarkFailed(rec, report.status().code(), report.status().message());
+      bool ended;
+      {
+        std::lock_guard alock(a->mu);
+        ended = a->ended;
+      }
+      if (ended) DiscardUpload(id, *a);  // else when the upload ends (Commit)
+      return;
+    }
+    const fs::path out = VideosDir() / id;
+    fs::remove_all(out, ec);
+    fs::rename(staging, out, ec);
+    if (ec) {
+      MarkFailed(rec, "io_error", "cannot publish the renditions: " + ec.message());
+      return;
+    }
+    json r = json::parse(*report, nullptr, false);
+    if (!r.is_discarded()) {
+      const json& src = r["source"];
+      rec["duration_seconds"] = src.value("duration_seconds", 0.0);
+      rec["width"] = src.value("display_width", 0);
+      rec["height"] = src.value("display_height", 0);
+      rec["fps"] = src.value("fps", 0.0);
+      rec["warnings"] = src.value("warnings", json::array());
+      json rends = json::array();
+      for (const auto& x : r["renditions"]) {
+        const std::string name = x.value("name", "");
+        rends.push_back({{"name", name},
+                         {"width", x.value("width", 0)},
+                         {"height", x.value("height", 0)},
+                         {"bandwidth", x.value("peak_bps", 0)},
+                         {"playlist", "/v1/videos/" + id + "/hls/" + name + "/index.m3u8"},
+                         {"mp4", "/v1/videos/" + id + "/mp4/" + name + ".mp4"}});
+      }
+      rec["renditions"] = rends;
+    }
+    rec["chunks"] = done_chunks;
+    rec["status"] = "ready";
+    (void)Save(rec);
+    {
+      std::lock_guard alock(a->mu);
+      a->write_fd.Close();
+      a->read_fd.Close();
+    }
+    fs::remove(UploadsDir() / id, ec);
+  }
+
+  // Requires mu_. The video object of the contract.
+  json PublicJson(const json& rec, Active* a, bool with_chunks) const {
+    json j = rec;
+    for (const char* k : {"tenant", "kind", "created_ns", "chunks"}) j.erase(k);
+    const std::string id = rec["id"];
+    const std::string status = rec["status"];
+    json chunks = rec.value("chunks", json::array());
+    json progress = {{"phase", status == "uploading" ? "upload" : "ingest"},
+                     {"ingest_done", false},
+                     {"tasks_known", 0},
+                     {"tasks_done", 0},
+                     {"fraction", 0.0}};
+    if (a) {
+      std::lock_guard lock(a->mu);
+      if (a->have_progress) {
+        const JobProgress& p = a->progress;
+        if (!p.phase.empty()) progress["phase"] = p.phase;
+        progress["ingest_done"] = p.ingest_done;
+        progress["tasks_known"] = p.tasks_known;
+        progress["tasks_done"] = p.tasks_done;
+        // Finished tasks count whole, running ones half; while ingest still finds tasks the
+        // total is not known yet, so the fraction stays below 0.9.
+        double done = 0;
+        for (const auto& t : p.tasks)
+          done += t.state == "done" ? 1.0 : t.state == "running" ? 0.5 : 0.0;
+        const double total = static_cast<double>(std::max(p.tasks_known, p.tasks.size()));
+        const double f = total > 0 ? std::min(1.0, done / total) : 0.0;
+        progress["fraction"] = p.ingest_done ? f : f * 0.9;
+        if (status != "ready") chunks = ChunksJson(p);
+        if (p.duration_seconds > 0 && !j.contains("duration_seconds"))
+          j["duration_seconds"] = p.duration_seconds;
+      }
+    }
+    if (status == "ready") {
+      size_t n = rec.contains("chunks") ? rec["chunks"].size() : 0;
+      progress = {{"phase", "done"},
+                  {"ingest_done", true},
+                  {"tasks_known", n},
+                  {"tasks_done", n},
+                  {"fraction", 1.0}};
+      j["playback"] = {{"hls", "/v1/videos/" + id + "/hls/master.m3u8"},
+                       {"thumbnail", "/v1/videos/" + id + "/thumbnail.jpg"}};
+    }
+    j["progress"] = progress;
+    if (!j.contains("warnings")) j["warnings"] = json::array();
+    if (with_chunks) j["chunks"] = chunks;
+    return j;
+  }
+
+  VideoServiceOptions opt_;
+  std::unique_ptr<storage::Store> store_;
+  std::shared_ptr<WorkerSlots> slots_;
+  std::atomic<bool> shutting_down_{false};
+  std::mutex mu_;
+  std::map<std::string, json> records_;
+  std::map<std::string, std::string> uploads_;  // upload id -> video id
+  std::map<std::string, std::shared_ptr<Active>> active_;
+  std::map<std::string, uint64_t> failures_;
+  std::vector<uint64_t> bucket_counts_;
+  uint64_t transcode_count_ = 0;
+  double transcode_sum_ = 0;
+  std::atomic<uint64_t> uploads_started_{0}, uploads_completed_{0}, upload_bytes_{0};
+};
+
+}  // namespace
+
+bool IsVideoId(std::string_view s) { return IsHexId(s, "v_", 16); }
+bool IsUploadId(std::string_view s) { return IsHexId(s, "u_", 24); }
+
+Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptions& options) {
+  if (!options.worker) return Status::Error("invalid_argument", "no worker runtime");
+  std::error_code ec;
+  fs::create_directories(options.data_dir, ec);
+  if (ec) return Status::Error("io_error", "cannot create " + options.data_dir.string());
+  storage::Options so;
+  so.dir = options.data_dir / "store";
+  auto store = storage::Store::Open(so);
+  if (!store.ok()) return store.status();
+  auto service = std::make_unique<Service>(options, std::move(*store));
+  ZF_RETURN_IF_ERROR(service->Recover());
+  return std::unique_ptr<VideoService>(std::move(service));
+}
+
+}  // namespace zerofarm::scheduler

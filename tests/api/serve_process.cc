@@ -1,0 +1,294 @@
+// Test helpers for the API tests (serve_process.h).
+#include "serve_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "clip_factory.h"
+#include "run_command.h"
+
+namespace zerofarm::test {
+
+namespace fs = std::filesystem;
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string ServeProcess::log() const { return ReadFile(data_.string() + ".log"); }
+
+std::string ServeProcess::Start() {
+  Kill9();
+  std::error_code ec;
+  fs::create_directories(data_.parent_path(), ec);
+  const std::string log_path = data_.string() + ".log";
+  const size_t log_start = fs::exists(log_path, ec) ? fs::file_size(log_path, ec) : 0;
+  std::vector<std::string> argv = {ZF_ZEROFARM_BIN, "serve",    "--data",
+                                   data_.string(),  "--listen", "127.0.0.1:0"};
+  if (const char* u = std::getenv("ZEROFARM_TEST_UNSANDBOXED"); u && *u)
+    argv.push_back("--unsandboxed");
+  argv.insert(argv.end(), args_.begin(), args_.end());
+  pid_t pid = ::fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+  ++starts_;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string text = ReadFile(log_path).substr(log_start);
+    if (size_t t = text.find("token: "); t != std::string::npos && token_.empty())
+      token_ = text.substr(t + 7, text.find('\n', t) - t - 7);
+    if (size_t l = text.find("listening on http://127.0.0.1:"); l != std::string::npos) {
+      port_ = std::stoi(text.substr(l + 30));
+      return "";
+    }
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return "zerofarm serve exited at start: " + text;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Kill9();
+  return "zerofarm serve did not start listening in 120 s: " + ReadFile(log_path);
+}
+
+void ServeProcess::Kill9() {
+  if (pid_ <= 0) return;
+  ::kill(-pid_, SIGKILL);
+  ::kill(pid_, SIGKILL);
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+int ServeProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Kill9();
+  return -1;
+}
+
+std::vector<std::string> Bearer(const std::string& token) {
+  return {"-H", "Authorization: Bearer " + token};
+}
+
+HttpResult Curl(const std::vector<std::string>& args, const std::string& url,
+                std::chrono::seconds timeout) {
+  std::vector<std::string> argv = {"curl",         "-sS",        "-i",
+                                   "--path-as-is", "--max-time", std::to_string(timeout.count())};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back(url);
+  auto r = RunCommand(argv, timeout + std::chrono::seconds(10));
+  HttpResult out;
+  if (!r.succeeded()) {
+    out.error = r.DescribeEnd() + ": " + r.err;
+    if (r.out.empty()) return out;
+  }
+  std::string_view rest = r.out;
+  // Skip interim (1xx) responses; parse the last head.
+  while (true) {
+    size_t end = rest.find("\r\n\r\n");
+    if (end == std::string_view::npos) return out;
+    std::string_view head = rest.substr(0, end);
+    rest.remove_prefix(end + 4);
+    if (head.size() < 12 || head.substr(0, 5) != "HTTP/") return out;
+    out.status = std::stoi(std::string(head.substr(head.find(' ') + 1, 3)));
+    if (out.status >= 100 && out.status < 200) continue;
+    out.headers.clear();
+    size_t pos = head.find("\r\n");
+    while (pos != std::string_view::npos && pos < head.size()) {
+      size_t next = head.find("\r\n", pos + 2);
+      std::string_view line = head.substr(
+          pos + 2, next == std::string_view::npos ? std::string_view::npos : next - pos - 2);
+      size_t colon = line.find(':');
+      if (colon != std::string_view::npos) {
+        std::string name(line.substr(0, colon));
+        for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        out.headers[name] = std::string(value);
+      }
+      pos = next;
+    }
+    out.body = std::string(rest);
+    return out;
+  }
+}
+
+int RawResult::status() const {
+  if (response.size() < 12 || response.compare(0, 5, "HTTP/") != 0) return 0;
+  return std::atoi(response.c_str() + response.find(' ') + 1);
+}
+
+RawResult RawRequest(int port, const std::string& bytes, std::chrono::milliseconds wait,
+                     bool close_after_send) {
+  RawResult out;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return out;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return out;
+  }
+  out.connected = true;
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  if (close_after_send) {
+    ::close(fd);
+    return out;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  char buf[65536];
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      out.closed_by_server = true;
+      break;
+    }
+    out.response.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
+                     std::chrono::milliseconds total) {
+  RawResult out;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return out;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return out;
+  }
+  out.connected = true;
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  const auto end = std::chrono::steady_clock::now() + total;
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(interval.count())) > 0) {
+      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) {
+        out.closed_by_server = true;
+        break;
+      }
+      out.response.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (::send(fd, "x", 1, MSG_NOSIGNAL) != 1) break;
+  }
+  ::close(fd);
+  return out;
+}
+
+fs::path MakeShortClip(int seconds, int gop) {
+  fs::path dir = ClipCacheDir();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  fs::path clip = dir / ("api-" + std::to_string(seconds) + "s-gop" + std::to_string(gop) + ".mp4");
+  if (fs::exists(clip, ec)) return clip;
+  fs::path tmp = clip.string() + "." + std::to_string(::getpid()) + ".tmp.mp4";
+  auto r =
+      RunCommand({"ffmpeg",    "-v",
+                  "error",     "-y",
+                  "-f",        "lavfi",
+                  "-i",        "testsrc2=size=320x180:rate=25:duration=" + std::to_string(seconds),
+                  "-f",        "lavfi",
+                  "-i",        "sine=frequency=440:duration=" + std::to_string(seconds),
+                  "-c:v",      "libx264",
+                  "-preset",   "ultrafast",
+                  "-g",        std::to_string(gop),
+                  "-pix_fmt",  "yuv420p",
+                  "-c:a",      "aac",
+                  "-movflags", "+faststart",
+                  tmp.string()},
+                 std::chrono::seconds(120));
+  if (!r.succeeded()) return {};
+  fs::rename(tmp, clip, ec);
+  return clip;
+}
+
+int64_t CountFrames(const fs::path& media) {
+  auto r = RunCommand({"ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+                       "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", media.string()},
+                      std::chrono::seconds(120));
+  if (!r.succeeded()) return -1;
+  try {
+    return std::stoll(r.out);
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::string WaitForStatus(const ServeProcess& s, const std::string& token, const std::string& id,
+                          const std::vector<std::string>& until, std::chrono::seconds deadline) {
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  std::string last;
+  while (std::chrono::steady_clock::now() < end) {
+    auto r = Curl(Bearer(token), s.url("/v1/videos/" + id));
+    last = r.body;
+    if (r.status == 200) {
+      auto j = nlohmann::json::parse(r.body, nullptr, false);
+      if (!j.is_discarded() &&
+          std::find(until.begin(), until.end(), j.value("status", "")) != until.end())
+        return r.body;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  return last;
+}
+
+}  // namespace zerofarm::test

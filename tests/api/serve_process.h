@@ -1,0 +1,94 @@
+// Test helpers for the API tests: a real `zerofarm serve` process on a free loopback port with
+// a temporary data dir, curl as the HTTP client, raw sockets for what curl will not send, and
+// short synthetic clips. Thread-compatible; one test uses one ServeProcess at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zerofarm::test {
+
+// A running `zerofarm serve --data DIR --listen 127.0.0.1:0 ARGS...`; killed on destruction.
+class ServeProcess {
+ public:
+  ServeProcess(std::filesystem::path data, std::vector<std::string> args)
+      : data_(std::move(data)), args_(std::move(args)) {}
+  ~ServeProcess() { Kill9(); }
+  ServeProcess(const ServeProcess&) = delete;
+  ServeProcess& operator=(const ServeProcess&) = delete;
+
+  // Starts it and waits for "listening on"; the first start also yields the default token.
+  // Returns an error text, empty on success.
+  std::string Start();
+  void Kill9();
+  // SIGTERM and wait; returns the exit status.
+  int Stop();
+  bool running() const { return pid_ > 0; }
+
+  int port() const { return port_; }
+  const std::string& token() const { return token_; }  // the default tenant's
+  const std::filesystem::path& data() const { return data_; }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + path;
+  }
+  std::string log() const;  // what it printed (stdout and stderr)
+
+ private:
+  std::filesystem::path data_;
+  std::vector<std::string> args_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string token_;
+  int starts_ = 0;
+};
+
+struct HttpResult {
+  int status = 0;                              // 0 when curl failed
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string error;  // curl's stderr when it failed
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+// curl -sS -i ARGS URL (with --path-as-is); the last response's status, headers and body.
+HttpResult Curl(const std::vector<std::string>& args, const std::string& url,
+                std::chrono::seconds timeout = std::chrono::seconds(60));
+std::vector<std::string> Bearer(const std::string& token);  // {"-H", "Authorization: Bearer T"}
+
+// Sends `bytes` on a fresh loopback connection, then reads the answer until the server closes
+// or `wait` passes. With close_after_send, closes right after sending (a dropped client).
+struct RawResult {
+  bool connected = false;
+  std::string response;  // everything read
+  bool closed_by_server = false;
+  int status() const;  // of the first status line, 0 if none
+};
+RawResult RawRequest(int port, const std::string& bytes, std::chrono::milliseconds wait,
+                     bool close_after_send = false);
+
+// Sends `head`, then one body byte every `interval` until the server answers or closes, or
+// `total` passes (a client that trickles its body).
+RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
+                     std::chrono::milliseconds total);
+
+// A short synthetic clip (ffmpeg testsrc2 + sine), cached in the clip cache dir:
+// seconds long at 25 fps, keyframe every `gop` frames, 320x180, AAC, MP4 with moov first.
+std::filesystem::path MakeShortClip(int seconds, int gop = 25);
+int64_t CountFrames(const std::filesystem::path& media);  // ffprobe -count_frames, v:0
+std::string ReadFile(const std::filesystem::path& path);
+
+// Polls GET /v1/videos/ID until its status is one of `until` (or the deadline); the last
+// video object as JSON text.
+std::string WaitForStatus(const ServeProcess& s, const std::string& token, const std::string& id,
+                          const std::vector<std::string>& until, std::chrono::seconds deadline);
+
+}  // namespace zerofarm::test
