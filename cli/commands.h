@@ -8,6 +8,7 @@ int TranscodeCommand(int argc, char** argv);
 int ValidateCommand(int argc, char** argv);
 int SandboxCommand(int argc, char** argv);
 int RingCommand(int argc, char** argv);
+int NodeCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
 int TokenCommand(int argc, char** argv);
 

@@ -22,6 +22,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::TokenCommand},
     {"ring", "ring build|show: place partitions of the object space on nodes and zones",
      &zerofarm::cli::RingCommand},
+    {"node", "a storage node of a cluster (--data DIR --bind tcp://HOST:PORT --ring RING)",
+     &zerofarm::cli::NodeCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},

@@ -1,0 +1,81 @@
+// ClusterClient: the client side of a storage cluster (used by the proxy, and by each node's
+// replicator and auditor to reach its peers). It keeps one ZeroMQ DEALER per node, places
+// objects with the Ring, writes every replica in parallel and acknowledges once a majority of
+// them has synced the bytes; a replica whose node is down goes to a handoff node (the next
+// nodes in ring order that hold no replica of the partition, other zones first) that records
+// where the copy belongs so its replicator moves it home. Reads verify XXH64 and fall back to
+// the next replica on a mismatch, an error or a timeout.
+// Liveness: with heartbeats on, a background thread PINGs every node each heartbeat_interval;
+// a node that has not answered for dead_after is down (and up again at its next answer).
+// Thread safety: safe for concurrent use; requests are serialized on the client's sockets (use
+// one client per thread for parallelism). The Ring must outlive nothing: it is copied.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/storage/node_protocol.h"
+#include "zerofarm/storage/ring.h"
+
+namespace zerofarm::storage {
+
+struct ClusterOptions {
+  std::chrono::milliseconds request_timeout{5000};  // per request to one node
+  bool heartbeats = true;                           // run the liveness thread
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds dead_after{2000};  // no answer for this long: down
+  std::string self_endpoint;  // a node's own endpoint: never a target of this client's writes
+};
+
+struct PutReport {
+  uint32_t acked = 0;                  // synced copies confirmed before returning
+  uint32_t quorum = 0;                 // majority of the ring's replicas
+  std::vector<std::string> stored_on;  // endpoints that acknowledged
+  std::vector<std::string> handoffs;   // "handoff_endpoint for home_endpoint"
+  std::vector<std::string> failures;   // "endpoint: code: message" of failed attempts
+};
+
+struct NodeHealth {
+  std::string endpoint;
+  bool alive = false;
+  std::chrono::milliseconds since_last_reply{0};  // since the last answer (or since start)
+  NodeLoad load;                                  // as of the last PING reply
+};
+
+class ClusterClient {
+ public:
+  static Result<std::unique_ptr<ClusterClient>> Create(const Ring& ring,
+                                                       const ClusterOptions& options = {});
+  virtual ~ClusterClient() = default;
+
+  // Stores `bytes` under `name` (at most kMaxPayloadBytes) on every replica of its partition;
+  // ok once a majority acknowledged a synced write (handoff copies count). Errors: "no_quorum"
+  // (the message lists each failure), "too_large", "invalid_argument".
+  virtual Result<PutReport> Put(std::string_view name, std::string_view bytes) = 0;
+  // The bytes, verified against their checksum, from the first replica (or handoff) that has
+  // a good copy. Errors: "not_found" (no node that answered has it, and at least a majority of
+  // the replica count answered), "unavailable" (too few nodes could answer).
+  virtual Result<std::string> Get(std::string_view name) = 0;
+  // Deletes one object (`prefix` false) or every object under a prefix on every node, leaving
+  // tombstones so copies on nodes that were down are not brought back. Ok when a majority of
+  // nodes acknowledged; returns how many objects were removed in total.
+  virtual Result<uint64_t> Delete(std::string_view name_or_prefix, bool prefix) = 0;
+
+  // One request to one node (by ring id), waiting at most timeout (request_timeout when 0).
+  // Transport failures are "unavailable"; the node's own error replies come back as a Reply.
+  virtual Result<Reply> Call(uint32_t node, Request request,
+                             std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
+
+  virtual bool IsAlive(uint32_t node) const = 0;
+  virtual std::vector<NodeHealth> Health() const = 0;
+  // The handoff candidates of a partition in preference order (see above).
+  virtual std::vector<uint32_t> HandoffsOf(uint32_t partition) const = 0;
+  virtual const Ring& ring() const = 0;
+};
+
+}  // namespace zerofarm::storage

@@ -1,0 +1,114 @@
+// The storage-node wire protocol (version 1), spoken over ZeroMQ between a client (DEALER) and
+// `zerofarm node` (ROUTER). A message is a multipart ZeroMQ message:
+//   frame 0  "ZF1"          magic "ZF" + protocol version "1"
+//   frame 1  JSON header    {"op": "PUT", "id": 7, "timeout_ms": 5000, "name": ..., ...}
+//   frame 2  payload        optional: the object bytes of a PUT request or a GET reply
+// Clients put an empty delimiter frame before frame 0 (REQ-style envelope); a node answers
+// with the envelope it received followed by a reply in the same format. Limits: a payload is
+// at most kMaxPayloadBytes (chunk objects are a few MiB), a header at most kMaxHeaderBytes;
+// the node rejects bigger frames. Checksums are XXH64 (seed 0) of the whole object, sent as
+// 16 lower-case hex digits. Deadlines travel as a relative budget (timeout_ms): the node
+// starts the clock when the request arrives, so clocks need not agree between machines.
+// Encode/Decode are pure functions over byte strings: thread-safe, no sockets involved.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+
+namespace zerofarm::storage {
+
+inline constexpr std::string_view kProtocolMagic = "ZF1";
+inline constexpr size_t kMaxPayloadBytes = size_t{64} << 20;  // 64 MiB per object message
+inline constexpr size_t kMaxHeaderBytes = size_t{1} << 20;    // requests; LIST replies may grow
+
+enum class Op {
+  kPing,       // heartbeat; the reply carries the node's load
+  kPut,        // name + payload + checksum + ts [+ handoff_for]: verify, store synced, then ack
+  kGet,        // name: payload + checksum, verified by the node before it answers
+  kHead,       // name: checksum, size, ts without the bytes
+  kDelete,     // name (exact) or prefix, with ts: removes and leaves a tombstone
+  kList,       // partition: entries (or only their hash with hash_only), for the replicator
+  kReplicate,  // run one replication pass now; the reply's stats say what moved
+  kAudit,      // run one audit pass now; the reply's stats say what was scanned and repaired
+};
+
+const char* OpName(Op op);
+std::optional<Op> ParseOp(std::string_view name);
+
+struct Request {
+  Op op = Op::kPing;
+  uint64_t id = 0;
+  uint32_t timeout_ms = 5000;  // budget from arrival; the node drops it when exceeded
+  std::string name;            // GET/HEAD/PUT/DELETE
+  std::string prefix;          // DELETE of every name starting with prefix (name empty)
+  uint32_t partition = 0;      // LIST
+  bool hash_only = false;      // LIST: only the hash of the listing
+  uint64_t checksum = 0;       // PUT: XXH64 of payload
+  int64_t ts = 0;              // PUT/DELETE: the write's timestamp (ns since epoch); newer wins
+  std::string handoff_for;     // PUT: endpoint of the primary this copy stands in for
+  std::string payload;         // PUT
+};
+
+// One stored object as LIST and HEAD describe it.
+struct ObjectEntry {
+  std::string name;
+  uint64_t checksum = 0;
+  uint64_t size = 0;
+  int64_t ts = 0;
+  bool operator==(const ObjectEntry&) const = default;
+};
+
+struct NodeLoad {
+  uint32_t queued = 0;     // requests waiting for a worker
+  uint32_t max_queue = 0;  // the bound; past it the node answers "busy"
+  uint32_t workers = 0;    // worker threads (slots)
+  uint32_t active = 0;     // workers busy now
+};
+
+// Reply codes: "ok", "busy", "deadline_exceeded", "bad_message", "unsupported_version",
+// "unknown_op", "too_large", "not_found", "corrupt", "checksum_mismatch", "superseded" (a
+// newer copy is stored; nothing stored), "deleted" (a tombstone newer than this PUT covers the
+// name; nothing stored), "io_error".
+struct Reply {
+  uint64_t id = 0;
+  std::string code = "ok";
+  std::string message;
+  std::optional<ObjectEntry> object;      // GET/HEAD/PUT
+  std::vector<ObjectEntry> entries;       // LIST (empty with hash_only)
+  uint64_t list_hash = 0;                 // LIST: XXH64 over the sorted entries
+  std::optional<NodeLoad> load;           // PING (and "busy")
+  std::map<std::string, uint64_t> stats;  // REPLICATE/AUDIT/DELETE counters
+  std::string node;                       // the answering node's endpoint
+  std::string payload;                    // GET
+
+  bool ok() const { return code == "ok"; }
+  Status ToStatus() const;  // ok, or Error(code, message)
+};
+
+// Frames after the envelope. Encode never fails; Decode* never throws and reports malformed
+// input as "bad_message", another version as "unsupported_version", an unknown op as
+// "unknown_op" and oversized frames as "too_large" (the Status's message says what).
+std::vector<std::string> EncodeRequest(const Request& request);
+std::vector<std::string> EncodeReply(const Reply& reply);
+Result<Request> DecodeRequest(const std::vector<std::string_view>& frames);
+Result<Reply> DecodeReply(const std::vector<std::string_view>& frames);
+
+// The best-effort request id of a message that failed to decode (0 when unreadable), so an
+// error reply can still be matched by the client.
+uint64_t PeekRequestId(const std::vector<std::string_view>& frames);
+
+// Object names travel in the JSON header: 1..kMaxNameBytes bytes of valid UTF-8.
+inline constexpr size_t kMaxNameBytes = 1024;
+Status CheckObjectName(std::string_view name);
+
+// XXH64(bytes, seed 0), and its 16-digit hex form.
+uint64_t Checksum(std::string_view bytes);
+std::string ChecksumHex(uint64_t checksum);
+
+}  // namespace zerofarm::storage

@@ -1,0 +1,49 @@
+// NodeServer: the storage-node daemon behind `zerofarm node`. One ROUTER socket bound to the
+// node's endpoint takes requests in the node protocol (node_protocol.h); PINGs and malformed
+// messages are answered at once by the I/O thread, everything else waits in a bounded queue for
+// a small pool of workers. A request arriving while the queue is full is answered "busy" at
+// once (the node never stalls its callers); one whose deadline passed while queued is answered
+// "deadline_exceeded" without running. Objects live in the node's own Store under Options::dir.
+// Background: a replicator pushes what its peers lack (per partition, comparing listing hashes
+// first, then entries) and moves handoff copies home; an auditor re-reads stored objects at a
+// bounded byte rate, quarantines any whose checksum fails and fetches a good copy from a peer.
+// Thread safety: Run() blocks on the calling thread; Stop() may be called from any thread (or
+// a signal-waiting thread) and makes Run() return after in-flight requests finish.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/storage/ring.h"
+
+namespace zerofarm::storage {
+
+struct NodeOptions {
+  std::string data_dir;     // the node's Store
+  std::string bind;         // ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7001
+  std::string advertise;    // the node's endpoint in the ring (defaults to bind)
+  uint32_t workers = 4;     // worker threads
+  uint32_t max_queue = 64;  // queued requests beyond the busy workers; then "busy"
+  // Background passes; 0 disables the periodic pass (the REPLICATE/AUDIT ops still run one).
+  std::chrono::milliseconds replicate_interval{30000};
+  uint64_t audit_bytes_per_second = 8 << 20;     // the auditor's read budget; 0 = auditor off
+  std::chrono::milliseconds peer_timeout{5000};  // per request to a peer
+};
+
+class NodeServer {
+ public:
+  // Opens the Store, checks that `advertise` (or `bind`) is a node of the ring
+  // ("invalid_argument" naming the ring's endpoints when not), binds the socket ("io_error").
+  static Result<std::unique_ptr<NodeServer>> Create(const NodeOptions& options, const Ring& ring);
+  virtual ~NodeServer() = default;
+
+  virtual Status Run() = 0;  // serves until Stop()
+  virtual void Stop() = 0;
+  virtual uint32_t node_id() const = 0;      // this node's id in the ring
+  virtual std::string endpoint() const = 0;  // the bound endpoint (resolved port)
+};
+
+}  // namespace zerofarm::storage

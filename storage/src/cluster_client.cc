@@ -1,0 +1,402 @@
+// The cluster client (cluster_client.h): DEALER sockets per node, quorum writes with handoffs,
+// verified reads with fallback, and a heartbeat thread for liveness.
+#include "zerofarm/storage/cluster_client.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "zmq_frames.h"
+
+namespace zerofarm::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int RemainingMs(Clock::time_point deadline) {
+  return static_cast<int>(std::max<int64_t>(
+      0, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count()));
+}
+
+class ClusterClientImpl final : public ClusterClient {
+ public:
+  ClusterClientImpl(const Ring& ring, const ClusterOptions& options)
+      : ring_(ring), options_(options), context_(1), start_(Clock::now()) {
+    health_.resize(ring_.nodes().size());
+    for (const auto& node : ring_.nodes()) sockets_.push_back(MakeDealer(context_, node.endpoint));
+    if (options_.heartbeats) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
+  }
+
+  ~ClusterClientImpl() override {
+    {
+      std::lock_guard lock(stop_mu_);
+      stop_ = true;
+    }
+    stop_cv_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+    sockets_.clear();  // before the context (linger 0: nothing blocks)
+  }
+
+  const Ring& ring() const override { return ring_; }
+
+  Result<Reply> Call(uint32_t node, Request request, milliseconds timeout) override {
+    if (node >= sockets_.size()) return Status::Error("invalid_argument", "no such node");
+    if (timeout.count() <= 0) timeout = options_.request_timeout;
+    std::lock_guard lock(mu_);
+    request.id = ++next_id_;
+    request.timeout_ms = static_cast<uint32_t>(timeout.count());
+    const auto deadline = Clock::now() + timeout;
+    const std::string& endpoint = ring_.nodes()[node].endpoint;
+    // A node that just came back may need a moment to reconnect (reconnects back off to 500
+    // ms): retry the send for up to two seconds (each attempt waits up to 250 ms).
+    const auto send_until = Clock::now() + std::min<milliseconds>(timeout, milliseconds(2000));
+    const auto frames = EncodeRequest(request);
+    while (!SendFrames(*sockets_[node], frames, /*delimiter=*/true)) {
+      if (Clock::now() >= send_until)
+        return Status::Error("unavailable", endpoint + " is not connected");
+    }
+    while (true) {
+      const int left = RemainingMs(deadline);
+      zmq::pollitem_t item{static_cast<void*>(*sockets_[node]), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, milliseconds(left)) <= 0) {
+        if (Clock::now() >= deadline)
+          return Status::Error("unavailable", endpoint + " did not answer " +
+                                                  std::string(OpName(request.op)) + " within " +
+                                                  std::to_string(timeout.count()) + " ms");
+        continue;
+      }
+      auto reply = ReceiveReply(*sockets_[node]);
+      if (!reply) continue;                   // unreadable: wait for the real one
+      if (reply->id != request.id) continue;  // a late answer to an earlier request
+      MarkReply(node, reply->load);
+      return std::move(*reply);
+    }
+  }
+
+  Result<PutReport> Put(std::string_view name, std::string_view bytes) override {
+    ZF_RETURN_IF_ERROR(CheckObjectName(name));
+    if (bytes.size() > kMaxPayloadBytes)
+      return Status::Error("too_large", "objects sent to nodes are at most 64 MiB");
+    const uint32_t partition = ring_.PartitionOf(name);
+    const auto& primaries = ring_.NodesOf(partition);
+    std::vector<uint32_t> spare = HandoffsOf(partition);
+    std::reverse(spare.begin(), spare.end());  // pop_back takes the preferred one
+
+    PutReport report;
+    report.quorum = static_cast<uint32_t>(ring_.replicas() / 2 + 1);
+    Request base;
+    base.op = Op::kPut;
+    base.name = std::string(name);
+    // The payload is not copied into each replica's request: every send takes the bytes from
+    // the caller's buffer (SendFrames' payload argument).
+    base.checksum = Checksum(bytes);
+    base.ts = NowNs();
+
+    struct Attempt {
+      uint32_t node;
+      std::string home;  // non-empty for a handoff copy
+    };
+    std::lock_guard lock(mu_);
+    std::map<uint64_t, Attempt> pending;  // request id -> attempt
+    auto deadline = Clock::now() + options_.request_timeout;
+
+    auto launch = [&](uint32_t node, const std::string& home) {
+      Request r = base;
+      r.id = ++next_id_;
+      r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
+      r.handoff_for = home;
+      auto frames = EncodeRequest(r);
+      frames.pop_back();  // the empty payload frame; the real one follows from `bytes`
+      if (!IsAlive(node) || !SendFrames(*sockets_[node], frames, true, true, bytes)) {
+        report.failures.push_back(ring_.nodes()[node].endpoint + ": unavailable: down");
+        return false;
+      }
+      pending.emplace(r.id, Attempt{node, home});
+      return true;
+    };
+    auto hand_off = [&](const std::string& home) {
+      while (!spare.empty()) {
+        const uint32_t h = spare.back();
+        spare.pop_back();
+        if (launch(h, home)) return;
+      }
+    };
+    for (uint32_t p : primaries)
+      if (!launch(p, "")) hand_off(ring_.nodes()[p].endpoint);
+
+    bool extended = false;
+    while (report.acked < report.quorum) {
+      if (pending.empty()) break;
+      if (Clock::now() >= deadline) {
+        // Primaries that never answered: one more round on handoff nodes, once.
+        if (extended || spare.empty()) break;
+        extended = true;
+        std::vector<Attempt> late;
+        for (auto& [id, a] : pending) late.push_back(a);
+        pending.clear();
+        deadline = Clock::now() + options_.request_timeout;
+        for (const Attempt& a : late) {
+          report.failures.push_back(ring_.nodes()[a.node].endpoint + ": unavailable: no answer");
+          hand_off(a.home.empty() ? ring_.nodes()[a.node].endpoint : a.home);
+        }
+        continue;
+      }
+      std::vector<uint32_t> nodes;
+      std::vector<zmq::pollitem_t> items;
+      for (auto& [id, a] : pending) {
+        if (std::find(nodes.begin(), nodes.end(), a.node) != nodes.end()) continue;
+        nodes.push_back(a.node);
+        items.push_back({static_cast<void*>(*sockets_[a.node]), 0, ZMQ_POLLIN, 0});
+      }
+      zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(deadline)));
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        auto reply = ReceiveReply(*sockets_[nodes[i]]);
+        if (!reply) continue;
+        auto it = pending.find(reply->id);
+        if (it == pending.end()) continue;
+        const Attempt a = it->second;
+        pending.erase(it);
+        MarkReply(a.node, reply->load);
+        const std::string& endpoint = ring_.nodes()[a.node].endpoint;
+        if (reply->ok()) {
+          ++report.acked;
+          report.stored_on.push_back(endpoint);
+          if (!a.home.empty()) report.handoffs.push_back(endpoint + " for " + a.home);
+        } else {
+          report.failures.push_back(endpoint + ": " + reply->code + ": " + reply->message);
+          hand_off(a.home.empty() ? endpoint : a.home);
+        }
+      }
+    }
+    if (report.acked >= report.quorum) return report;
+    std::string why;
+    for (const auto& f : report.failures) why += (why.empty() ? "" : "; ") + f;
+    return Status::Error("no_quorum", "'" + std::string(name) +
+                                          "': " + std::to_string(report.acked) + " of " +
+                                          std::to_string(report.quorum) +
+                                          " needed copies acknowledged (" + why + ")");
+  }
+
+  Result<std::string> Get(std::string_view name) override {
+    ZF_RETURN_IF_ERROR(CheckObjectName(name));
+    const uint32_t partition = ring_.PartitionOf(name);
+    std::vector<uint32_t> order = ring_.NodesOf(partition);
+    // Live replicas first (in replica order), then handoff nodes that may hold a copy.
+    std::stable_partition(order.begin(), order.end(), [&](uint32_t n) { return IsAlive(n); });
+    std::vector<uint32_t> handoffs = HandoffsOf(partition);
+    if (handoffs.size() > static_cast<size_t>(ring_.replicas()))
+      handoffs.resize(static_cast<size_t>(ring_.replicas()));
+    order.insert(order.end(), handoffs.begin(), handoffs.end());
+    std::string why;
+    // "not_found" when a majority of the replicas say so (a down node cannot hide a delete),
+    // "unavailable" when too few could answer.
+    size_t not_found = 0;
+    for (uint32_t node : order) {
+      if (!IsAlive(node)) {
+        why += (why.empty() ? "" : "; ") + ring_.nodes()[node].endpoint + ": down";
+        continue;
+      }
+      Request r;
+      r.op = Op::kGet;
+      r.name = std::string(name);
+      auto reply = Call(node, r, milliseconds(0));
+      std::string problem;
+      if (!reply.ok()) {
+        problem = reply.status().ToString();
+      } else if (!reply->ok()) {
+        problem = reply->code + ": " + reply->message;
+      } else if (!reply->object || Checksum(reply->payload) != reply->object->checksum) {
+        problem = "corrupt: the bytes received do not match their checksum";
+      } else {
+        return std::move(reply->payload);
+      }
+      if (reply.ok() && reply->code == "not_found") ++not_found;
+      why += (why.empty() ? "" : "; ") + ring_.nodes()[node].endpoint + ": " + problem;
+    }
+    const size_t quorum = static_cast<size_t>(ring_.replicas() / 2 + 1);
+    return Status::Error(not_found >= quorum ? "not_found" : "unavailable",
+                         "no good copy of '" + std::string(name) + "' (" + why + ")");
+  }
+
+  Result<uint64_t> Delete(std::string_view name_or_prefix, bool prefix) override {
+    ZF_RETURN_IF_ERROR(CheckObjectName(name_or_prefix));
+    Request base;
+    base.op = Op::kDelete;
+    (prefix ? base.prefix : base.name) = std::string(name_or_prefix);
+    base.ts = NowNs();
+    std::lock_guard lock(mu_);
+    std::map<uint64_t, uint32_t> pending;
+    std::vector<std::string> failures;
+    for (uint32_t n = 0; n < sockets_.size(); ++n) {
+      Request r = base;
+      r.id = ++next_id_;
+      r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
+      if (IsAlive(n) && SendFrames(*sockets_[n], EncodeRequest(r), true))
+        pending.emplace(r.id, n);
+      else
+        failures.push_back(ring_.nodes()[n].endpoint + ": down");
+    }
+    uint64_t removed = 0;
+    size_t acked = 0;
+    const auto deadline = Clock::now() + options_.request_timeout;
+    while (!pending.empty() && Clock::now() < deadline) {
+      std::vector<uint32_t> nodes;
+      std::vector<zmq::pollitem_t> items;
+      for (auto& [id, n] : pending) {
+        nodes.push_back(n);
+        items.push_back({static_cast<void*>(*sockets_[n]), 0, ZMQ_POLLIN, 0});
+      }
+      zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(deadline)));
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!(items[i].revents & ZMQ_POLLIN)) continue;
+        auto reply = ReceiveReply(*sockets_[nodes[i]]);
+        if (!reply || !pending.count(reply->id)) continue;
+        pending.erase(reply->id);
+        MarkReply(nodes[i], reply->load);
+        if (reply->ok()) {
+          ++acked;
+          removed += reply->stats.count("removed") ? reply->stats.at("removed") : 0;
+        } else {
+          failures.push_back(ring_.nodes()[nodes[i]].endpoint + ": " + reply->code);
+        }
+      }
+    }
+    if (acked >= sockets_.size() / 2 + 1) return removed;
+    std::string why;
+    for (const auto& f : failures) why += (why.empty() ? "" : "; ") + f;
+    return Status::Error("no_quorum", "delete of '" + std::string(name_or_prefix) + "' reached " +
+                                          std::to_string(acked) + " nodes (" + why + ")");
+  }
+
+  std::vector<uint32_t> HandoffsOf(uint32_t partition) const override {
+    const auto& primaries = ring_.NodesOf(partition);
+    const uint32_t n = static_cast<uint32_t>(ring_.nodes().size());
+    std::set<std::string> used_zones;
+    for (uint32_t p : primaries) used_zones.insert(ring_.nodes()[p].zone);
+    std::vector<uint32_t> out;
+    for (uint32_t step = 1; step <= n; ++step) {
+      const uint32_t candidate = (primaries.front() + step) % n;
+      if (std::find(primaries.begin(), primaries.end(), candidate) != primaries.end()) continue;
+      if (ring_.nodes()[candidate].endpoint == options_.self_endpoint) continue;
+      out.push_back(candidate);
+    }
+    std::stable_partition(out.begin(), out.end(),
+                          [&](uint32_t c) { return used_zones.count(ring_.nodes()[c].zone) == 0; });
+    return out;
+  }
+
+  bool IsAlive(uint32_t node) const override {
+    if (!options_.heartbeats) return true;
+    std::lock_guard lock(health_mu_);
+    const auto& h = health_[node];
+    const auto since = h.replied ? h.last_reply : start_;
+    return Clock::now() - since < options_.dead_after;
+  }
+
+  std::vector<NodeHealth> Health() const override {
+    std::vector<NodeHealth> out;
+    for (uint32_t n = 0; n < ring_.nodes().size(); ++n) {
+      NodeHealth h;
+      h.endpoint = ring_.nodes()[n].endpoint;
+      h.alive = IsAlive(n);
+      std::lock_guard lock(health_mu_);
+      h.since_last_reply = std::chrono::duration_cast<milliseconds>(
+          Clock::now() - (health_[n].replied ? health_[n].last_reply : start_));
+      h.load = health_[n].load;
+      out.push_back(h);
+    }
+    return out;
+  }
+
+ private:
+  struct Health_ {
+    bool replied = false;
+    Clock::time_point last_reply;
+    NodeLoad load;
+  };
+
+  void MarkReply(uint32_t node, const std::optional<NodeLoad>& load) {
+    std::lock_guard lock(health_mu_);
+    health_[node].replied = true;
+    health_[node].last_reply = Clock::now();
+    if (load) health_[node].load = *load;
+  }
+
+  // PINGs every node each interval on its own sockets (sockets are not shared across threads).
+  void HeartbeatLoop() {
+    std::vector<std::unique_ptr<zmq::socket_t>> sockets;
+    for (const auto& node : ring_.nodes()) sockets.push_back(MakeDealer(context_, node.endpoint));
+    uint64_t seq = 0;
+    while (true) {
+      const auto round_end = Clock::now() + options_.heartbeat_interval;
+      for (auto& s : sockets) {
+        Request ping;
+        ping.op = Op::kPing;
+        ping.id = ++seq;
+        ping.timeout_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
+        SendFrames(*s, EncodeRequest(ping), true, /*blocking=*/false);
+      }
+      // Collect answers until the round ends.
+      while (Clock::now() < round_end) {
+        {
+          std::unique_lock lock(stop_mu_);
+          if (stop_) return;
+        }
+        std::vector<zmq::pollitem_t> items;
+        for (auto& s : sockets) items.push_back({static_cast<void*>(*s), 0, ZMQ_POLLIN, 0});
+        zmq::poll(items.data(), items.size(), milliseconds(std::min(RemainingMs(round_end), 50)));
+        for (uint32_t n = 0; n < items.size(); ++n) {
+          if (!(items[n].revents & ZMQ_POLLIN)) continue;
+          while (auto reply = ReceiveReply(*sockets[n])) MarkReply(n, reply->load);
+        }
+      }
+      std::unique_lock lock(stop_mu_);
+      if (stop_) return;
+    }
+  }
+
+  const Ring ring_;
+  const ClusterOptions options_;
+  zmq::context_t context_;
+  const Clock::time_point start_;
+
+  std::mutex mu_;  // guards sockets_ use and next_id_
+  std::vector<std::unique_ptr<zmq::socket_t>> sockets_;
+  uint64_t next_id_ = 0;
+
+  mutable std::mutex health_mu_;
+  std::vector<Health_> health_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stop_ = false;
+  std::thread heartbeat_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(const Ring& ring,
+                                                             const ClusterOptions& options) {
+  if (ring.nodes().empty()) return Status::Error("invalid_argument", "the ring has no nodes");
+  try {
+    return std::unique_ptr<ClusterClient>(new ClusterClientImpl(ring, options));
+  } catch (const zmq::error_t& e) {
+    return Status::Error("io_error", std::string("cannot set up ZeroMQ sockets: ") + e.what());
+  }
+}
+
+}  // namespace zerofarm::storage

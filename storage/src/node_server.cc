@@ -1,0 +1,555 @@
+// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, replicator and
+// auditor.
+#include "zerofarm/storage/node_server.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "node_objects.h"
+#include "zerofarm/storage/cluster_client.h"
+#include "zerofarm/storage/store.h"
+#include "zmq_frames.h"
+
+namespace zerofarm::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Per-pass request budget for REPLICATE/AUDIT-driven peer calls is the node's peer_timeout.
+constexpr size_t kMaxDrainPerPoll = 256;  // messages handled per wake-up before polling again
+
+struct Job {
+  std::vector<zmq::message_t> envelope;
+  Request request;
+  Clock::time_point deadline;
+};
+
+void Log(const std::string& line) { std::fprintf(stderr, "zerofarm node: %s\n", line.c_str()); }
+
+class NodeServerImpl final : public NodeServer {
+ public:
+  NodeServerImpl(const NodeOptions& options, const Ring& ring, uint32_t node_id,
+                 std::unique_ptr<Store> store)
+      : options_(options),
+        ring_(ring),
+        node_id_(node_id),
+        self_(ring.nodes()[node_id].endpoint),
+        store_(std::move(store)),
+        objects_(store_.get(), &ring_),
+        context_(1),
+        router_(context_, zmq::socket_type::router),
+        replies_(context_, zmq::socket_type::pull) {}
+
+  Status Bind() {
+    try {
+      router_.set(zmq::sockopt::linger, 0);
+      router_.set(zmq::sockopt::maxmsgsize,
+                  static_cast<int64_t>(kMaxPayloadBytes + kMaxHeaderBytes));
+      router_.bind(options_.bind);
+      replies_.set(zmq::sockopt::linger, 0);
+      replies_inproc_ = "inproc://zerofarm-node-replies";
+      replies_.bind(replies_inproc_);
+    } catch (const zmq::error_t& e) {
+      return Status::Error("io_error", "cannot bind " + options_.bind + ": " + e.what());
+    }
+    ClusterOptions peer;
+    peer.request_timeout = options_.peer_timeout;
+    peer.heartbeats = false;
+    peer.self_endpoint = self_;
+    auto client = ClusterClient::Create(ring_, peer);
+    if (!client.ok()) return client.status();
+    peers_ = std::move(*client);
+    return Status::Ok();
+  }
+
+  uint32_t node_id() const override { return node_id_; }
+  std::string endpoint() const override { return router_.get(zmq::sockopt::last_endpoint); }
+
+  void Stop() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    background_cv_.notify_all();
+  }
+
+  Status Run() override {
+    for (uint32_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { Worker(); });
+    if (options_.replicate_interval.count() > 0)
+      threads_.emplace_back([this] { ReplicatorLoop(); });
+    if (options_.audit_bytes_per_second > 0) threads_.emplace_back([this] { AuditorLoop(); });
+    Status result;
+    try {
+      IoLoop();
+    } catch (const zmq::error_t& e) {
+      result = Status::Error("io_error", std::string("node socket: ") + e.what());
+    }
+    Stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    return result;
+  }
+
+ private:
+  bool stopping() {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  }
+
+  NodeLoad Load() {
+    std::lock_guard lock(mu_);
+    return NodeLoad{static_cast<uint32_t>(queue_.size()), options_.max_queue, options_.workers,
+                    active_};
+  }
+
+  void SendToRouter(std::vector<zmq::message_t>& envelope, const Reply& reply) {
+    std::vector<zmq::message_t> parts;
+    for (auto& e : envelope) parts.emplace_back(std::move(e));
+    for (const auto& f : EncodeReply(reply)) parts.emplace_back(f.data(), f.size());
+    try {
+      // A gone or slow client must not stall the node: drop instead of waiting.
+      (void)zmq::send_multipart(router_, parts, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+    }
+  }
+
+  void IoLoop() {
+    while (!stopping()) {
+      zmq::pollitem_t items[] = {{static_cast<void*>(router_), 0, ZMQ_POLLIN, 0},
+                                 {static_cast<void*>(replies_), 0, ZMQ_POLLIN, 0}};
+      try {
+        zmq::poll(items, 2, milliseconds(100));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        throw;
+      }
+      if (items[1].revents & ZMQ_POLLIN) ForwardReplies();
+      if (items[0].revents & ZMQ_POLLIN) TakeRequests();
+    }
+  }
+
+  void ForwardReplies() {
+    for (size_t n = 0; n < kMaxDrainPerPoll; ++n) {
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(replies_, std::back_inserter(parts), zmq::recv_flags::dontwait))
+        return;
+      try {
+        (void)zmq::send_multipart(router_, parts, zmq::send_flags::dontwait);
+      } catch (const zmq::error_t&) {
+      }
+    }
+  }
+
+  void TakeRequests() {
+    for (size_t n = 0; n < kMaxDrainPerPoll; ++n) {
+      std::vector<zmq::message_t> parts;
+      if (!zmq::recv_multipart(router_, std::back_inserter(parts), zmq::recv_flags::dontwait))
+        return;
+      const auto arrived = Clock::now();
+      // Envelope: the routing id and every frame up to the empty delimiter (when there is one).
+      size_t body = 1;
+      for (size_t i = 1; i < parts.size(); ++i)
+        if (parts[i].size() == 0) {
+          body = i + 1;
+          break;
+        }
+      std::vector<zmq::message_t> envelope;
+      for (size_t i = 0; i < body && i < parts.size(); ++i) envelope.push_back(std::move(parts[i]));
+      std::vector<std::string_view> frames;
+      for (size_t i = body; i < parts.size(); ++i) frames.push_back(parts[i].to_string_view());
+
+      Reply reply;
+      reply.node = self_;
+      auto request = DecodeRequest(frames);
+      if (!request.ok()) {
+        reply.id = PeekRequestId(frames);
+        reply.code = request.status().code();
+        reply.message = request.status().message();
+        SendToRouter(envelope, reply);
+        continue;
+      }
+      reply.id = request->id;
+      if (request->op == Op::kPing) {  // heartbeats never wait behind the queue
+        reply.load = Load();
+        SendToRouter(envelope, reply);
+        continue;
+      }
+      std::unique_lock lock(mu_);
+      if (queue_.size() >= options_.max_queue) {
+        reply.load = NodeLoad{static_cast<uint32_t>(queue_.size()), options_.max_queue,
+                              options_.workers, active_};
+        lock.unlock();
+        reply.code = "busy";
+        reply.message = "the request queue is full (" + std::to_string(options_.max_queue) + ")";
+        SendToRouter(envelope, reply);
+        continue;
+      }
+      queue_.push_back(Job{std::move(envelope), std::move(*request),
+                           arrived + milliseconds(request->timeout_ms)});
+      lock.unlock();
+      cv_.notify_one();
+    }
+  }
+
+  void Worker() {
+    zmq::socket_t push(context_, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(replies_inproc_);
+    while (true) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;  // queued requests are dropped; their clients time out
+        job = std::move(queue_.front());
+        queue_.pop_front();
+        ++active_;
+      }
+      Reply reply;
+      reply.id = job.request.id;
+      reply.node = self_;
+      if (Clock::now() > job.deadline) {
+        reply.code = "deadline_exceeded";
+        reply.message = "the request waited past its deadline in the queue";
+      } else {
+        Handle(job.request, reply);
+      }
+      {
+        std::lock_guard lock(mu_);
+        --active_;
+      }
+      std::vector<zmq::message_t> parts;
+      for (auto& e : job.envelope) parts.emplace_back(std::move(e));
+      for (const auto& f : EncodeReply(reply)) parts.emplace_back(f.data(), f.size());
+      try {
+        (void)zmq::send_multipart(push, parts);
+      } catch (const zmq::error_t&) {
+      }
+    }
+  }
+
+  static void SetError(Reply& reply, const Status& status) {
+    reply.code = status.code();
+    reply.message = status.message();
+  }
+
+  void Handle(const Request& r, Reply& reply) {
+    switch (r.op) {
+      case Op::kPing:
+        reply.load = Load();
+        return;
+      case Op::kPut: {
+        auto stored = objects_.Put(r.name, r.payload, r.checksum, r.ts, r.handoff_for);
+        if (!stored.ok()) return SetError(reply, stored.status());
+        reply.object = *stored;
+        return;
+      }
+      case Op::kGet: {
+        auto got = objects_.Get(r.name);
+        if (!got.ok()) {
+          if (got.status().code() == "corrupt") Log(got.status().message());
+          return SetError(reply, got.status());
+        }
+        reply.object = std::move(got->first);
+        reply.payload = std::move(got->second);
+        return;
+      }
+      case Op::kHead: {
+        auto head = objects_.Head(r.name);
+        if (!head.ok()) return SetError(reply, head.status());
+        reply.object = *head;
+        return;
+      }
+      case Op::kDelete: {
+        auto removed = objects_.Delete(r.name, r.prefix, r.ts);
+        if (!removed.ok()) return SetError(reply, removed.status());
+        reply.stats["removed"] = *removed;
+        return;
+      }
+      case Op::kList: {
+        if (r.partition >= ring_.partitions())
+          return SetError(
+              reply, Status::Error("bad_message", "no partition " + std::to_string(r.partition)));
+        auto entries = objects_.List(r.partition);
+        if (!entries.ok()) return SetError(reply, entries.status());
+        reply.list_hash = NodeObjects::ListHash(*entries);
+        if (!r.hash_only) reply.entries = std::move(*entries);
+        return;
+      }
+      case Op::kReplicate:
+        reply.stats = Replicate();
+        return;
+      case Op::kAudit:
+        reply.stats = Audit(/*bytes_per_second=*/0);
+        return;
+    }
+    reply.code = "unknown_op";
+  }
+
+  // --- Replicator. ---
+
+  // Pushes one local object to a peer; true when the peer holds it afterwards. Sets *deleted
+  // when the peer answers that a tombstone covers it.
+  bool Push(const ObjectEntry& e, uint32_t peer, std::map<std::string, uint64_t>& stats,
+            bool* deleted) {
+    auto got = objects_.Get(e.name);
+    if (!got.ok()) {
+      ++stats[got.status().code() == "corrupt" ? "quarantined" : "errors"];
+      return false;
+    }
+    Request put;
+    put.op = Op::kPut;
+    put.name = e.name;
+    put.checksum = got->first.checksum;
+    put.ts = got->first.ts;
+    put.payload = std::move(got->second);
+    auto reply = peers_->Call(peer, std::move(put));
+    if (!reply.ok()) {
+      ++stats["errors"];
+      return false;
+    }
+    if (reply->code == "deleted") {
+      *deleted = true;
+      return true;
+    }
+    if (reply->ok() || reply->code == "superseded") {
+      if (reply->ok()) ++stats["pushed"];
+      return true;
+    }
+    ++stats["errors"];
+    return false;
+  }
+
+  // Brings one peer's copy of a partition up to date with the local entries. True when the
+  // peer holds everything listed (or newer).
+  bool SyncPartition(uint32_t partition, const std::vector<ObjectEntry>& entries, uint32_t peer,
+                     std::map<std::string, uint64_t>& stats, std::set<std::string>* deleted,
+                     std::set<uint32_t>* unreachable) {
+    if (unreachable->count(peer)) {
+      ++stats["peers_unreachable"];
+      return false;
+    }
+    Request list;
+    list.op = Op::kList;
+    list.partition = partition;
+    list.hash_only = true;
+    auto hash = peers_->Call(peer, list);
+    if (!hash.ok() || !hash->ok()) {
+      if (!hash.ok()) unreachable->insert(peer);  // skip it for the rest of this pass
+      ++stats["peers_unreachable"];
+      return false;
+    }
+    if (hash->list_hash == NodeObjects::ListHash(entries)) {
+      ++stats["in_sync"];
+      return true;
+    }
+    list.hash_only = false;
+    auto full = peers_->Call(peer, list);
+    if (!full.ok() || !full->ok()) {
+      ++stats["peers_unreachable"];
+      return false;
+    }
+    std::unordered_map<std::string, const ObjectEntry*> theirs;
+    for (const auto& t : full->entries) theirs[t.name] = &t;
+    bool complete = true;
+    for (const auto& e : entries) {
+      auto it = theirs.find(e.name);
+      if (it != theirs.end() &&
+          (it->second->ts > e.ts || (it->second->ts == e.ts && it->second->checksum >= e.checksum)))
+        continue;
+      bool gone = false;
+      if (!Push(e, peer, stats, &gone)) complete = false;
+      if (gone) deleted->insert(e.name);
+    }
+    return complete;
+  }
+
+  std::map<std::string, uint64_t> Replicate() {
+    std::lock_guard pass(replicate_mu_);
+    std::map<std::string, uint64_t> stats{{"partitions", 0}, {"pushed", 0}, {"handed_home", 0}};
+    auto all = objects_.ListAll();
+    if (!all.ok()) {
+      Log("replicator: " + all.status().ToString());
+      stats["errors"] = 1;
+      return stats;
+    }
+    std::set<uint32_t> unreachable;
+    std::map<uint32_t, std::vector<ObjectEntry>> by_partition;
+    for (auto& e : *all) by_partition[ring_.PartitionOf(e.name)].push_back(std::move(e));
+    for (const auto& [partition, entries] : by_partition) {
+      if (stopping()) break;
+      ++stats["partitions"];
+      const auto& replicas = ring_.NodesOf(partition);
+      const bool mine = std::find(replicas.begin(), replicas.end(), node_id_) != replicas.end();
+      bool home_has_all = true;
+      std::set<std::string> deleted;
+      for (uint32_t peer : replicas) {
+        if (peer == node_id_) continue;
+        if (!SyncPartition(partition, entries, peer, stats, &deleted, &unreachable))
+          home_has_all = false;
+      }
+      for (const auto& name : deleted) {
+        if (objects_.Drop(name).ok()) ++stats["dropped_deleted"];
+      }
+      if (!mine && home_has_all) {
+        // A handoff (or a copy left behind by a ring change): every replica has it now.
+        for (const auto& e : entries) {
+          if (objects_.Drop(e.name).ok()) {
+            ++stats["handed_home"];
+            Log("handoff '" + e.name + "' is home on every replica; local copy removed");
+          }
+        }
+      }
+    }
+    if (auto held = objects_.Handoffs(); held.ok()) stats["handoffs_held"] = held->size();
+    return stats;
+  }
+
+  void ReplicatorLoop() {
+    while (true) {
+      {
+        std::unique_lock lock(mu_);
+        if (background_cv_.wait_for(lock, options_.replicate_interval, [&] { return stopping_; }))
+          return;
+      }
+      auto stats = Replicate();
+      if (stats["pushed"] + stats["handed_home"] > 0)
+        Log("replicator: pushed " + std::to_string(stats["pushed"]) + ", handed home " +
+            std::to_string(stats["handed_home"]));
+    }
+  }
+
+  // --- Auditor. ---
+
+  // Fetches a verified copy of a quarantined object from a peer holding it.
+  bool Repair(const std::string& name, uint64_t expected) {
+    const uint32_t partition = ring_.PartitionOf(name);
+    std::vector<uint32_t> sources;
+    for (uint32_t n : ring_.NodesOf(partition))
+      if (n != node_id_) sources.push_back(n);
+    for (uint32_t n : peers_->HandoffsOf(partition)) sources.push_back(n);
+    for (uint32_t source : sources) {
+      Request get;
+      get.op = Op::kGet;
+      get.name = name;
+      auto reply = peers_->Call(source, get);
+      if (!reply.ok() || !reply->ok() || !reply->object) continue;
+      if (Checksum(reply->payload) != reply->object->checksum) continue;
+      if (reply->object->checksum != expected)
+        Log("repair of '" + name + "' takes a newer copy from " + ring_.nodes()[source].endpoint);
+      auto stored =
+          objects_.Put(name, reply->payload, reply->object->checksum, reply->object->ts, "");
+      if (stored.ok() || stored.status().code() == "superseded") {
+        (void)objects_.ClearQuarantine(name);
+        Log("repaired '" + name + "' from " + ring_.nodes()[source].endpoint);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::map<std::string, uint64_t> Audit(uint64_t bytes_per_second) {
+    std::lock_guard pass(audit_mu_);
+    std::map<std::string, uint64_t> stats{
+        {"scanned", 0}, {"bytes", 0}, {"corrupt", 0}, {"repaired", 0}, {"unrepaired", 0}};
+    auto all = objects_.ListAll();
+    if (!all.ok()) {
+      Log("auditor: " + all.status().ToString());
+      return stats;
+    }
+    const auto start = Clock::now();
+    for (const auto& e : *all) {
+      if (stopping()) return stats;
+      uint64_t read = 0;
+      Status s = objects_.Verify(e, &read);
+      ++stats["scanned"];
+      stats["bytes"] += read;
+      if (s.code() == "corrupt") {
+        ++stats["corrupt"];
+        Log("auditor quarantined '" + e.name + "': " + s.message());
+      }
+      if (bytes_per_second > 0) {
+        // Bounded rate: sleep until the bytes read so far fit the budget.
+        const auto due = start + milliseconds(stats["bytes"] * 1000 / bytes_per_second);
+        std::unique_lock lock(mu_);
+        if (background_cv_.wait_until(lock, due, [&] { return stopping_; })) return stats;
+      }
+    }
+    auto quarantined = objects_.Quarantined();
+    if (quarantined.ok())
+      for (const auto& [name, expected] : *quarantined)
+        ++stats[Repair(name, expected) ? "repaired" : "unrepaired"];
+    return stats;
+  }
+
+  void AuditorLoop() {
+    while (true) {
+      Audit(options_.audit_bytes_per_second);
+      std::unique_lock lock(mu_);
+      if (background_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_; }))
+        return;
+    }
+  }
+
+  const NodeOptions options_;
+  const Ring ring_;
+  const uint32_t node_id_;
+  const std::string self_;
+  std::unique_ptr<Store> store_;
+  NodeObjects objects_;
+  std::unique_ptr<ClusterClient> peers_;
+
+  zmq::context_t context_;
+  zmq::socket_t router_;   // the I/O thread's
+  zmq::socket_t replies_;  // workers' replies, forwarded by the I/O thread
+  std::string replies_inproc_;
+
+  std::mutex mu_;                          // queue_, active_, stopping_
+  std::condition_variable cv_;             // workers wait here for requests
+  std::condition_variable background_cv_;  // the replicator and auditor wait here
+  std::deque<Job> queue_;
+  uint32_t active_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+
+  std::mutex replicate_mu_;  // one replication pass at a time
+  std::mutex audit_mu_;      // one audit pass at a time
+};
+
+}  // namespace
+
+Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& options,
+                                                       const Ring& ring) {
+  if (options.workers == 0) return Status::Error("invalid_argument", "workers must be >= 1");
+  const std::string self = options.advertise.empty() ? options.bind : options.advertise;
+  std::optional<uint32_t> id;
+  std::string known;
+  for (const auto& node : ring.nodes()) {
+    if (node.endpoint == self) id = node.id;
+    known += (known.empty() ? "" : ", ") + node.endpoint;
+  }
+  if (!id)
+    return Status::Error("invalid_argument",
+                         "endpoint " + self + " is not a node of the ring (the ring has: " + known +
+                             "); use --advertise ENDPOINT when " + "binding another address");
+  Options store_options;
+  store_options.dir = options.data_dir;
+  auto store = Store::Open(store_options);
+  if (!store.ok()) return store.status().WithContext("open the node's store");
+  auto server = std::make_unique<NodeServerImpl>(options, ring, *id, std::move(*store));
+  ZF_RETURN_IF_ERROR(server->Bind());
+  return std::unique_ptr<NodeServer>(std::move(server));
+}
+
+}  // namespace zerofarm::storage

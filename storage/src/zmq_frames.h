@@ -1,0 +1,74 @@
+// Small ZeroMQ helpers shared by the node server and the cluster client. Private to storage/.
+// A socket is used by one thread at a time; these functions keep no state.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "zerofarm/storage/node_protocol.h"
+
+namespace zerofarm::storage {
+
+// A DEALER connected to `endpoint`: linger 0, messages only to completed connections
+// (ZMQ_IMMEDIATE, so a send to a down node fails instead of queueing), frames capped at the
+// protocol's limit, quick reconnects.
+inline std::unique_ptr<zmq::socket_t> MakeDealer(zmq::context_t& context,
+                                                 const std::string& endpoint) {
+  auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+  s->set(zmq::sockopt::linger, 0);
+  s->set(zmq::sockopt::immediate, true);
+  s->set(zmq::sockopt::sndtimeo, 250);  // a fresh connection gets this long to complete
+  s->set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(kMaxPayloadBytes + kMaxHeaderBytes));
+  s->set(zmq::sockopt::reconnect_ivl, 100);
+  s->set(zmq::sockopt::reconnect_ivl_max, 500);
+  s->connect(endpoint);
+  return s;
+}
+
+// Sends the frames (after an empty delimiter when asked, and followed by `payload` when given)
+// as one message. False when the message could not be queued (no connected peer within the
+// send timeout, or an error).
+inline bool SendFrames(zmq::socket_t& s, const std::vector<std::string>& frames, bool delimiter,
+                       bool blocking = true,
+                       std::optional<std::string_view> payload = std::nullopt) {
+  const zmq::send_flags base = blocking ? zmq::send_flags::none : zmq::send_flags::dontwait;
+  try {
+    if (delimiter && !s.send(zmq::message_t(), base | zmq::send_flags::sndmore)) return false;
+    for (size_t i = 0; i < frames.size(); ++i) {
+      const bool last = i + 1 == frames.size() && !payload;
+      if (!s.send(zmq::buffer(frames[i]), last ? zmq::send_flags::none : zmq::send_flags::sndmore))
+        return false;
+    }
+    if (payload && !s.send(zmq::buffer(payload->data(), payload->size()), zmq::send_flags::none))
+      return false;
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+  return true;
+}
+
+// One waiting message of a DEALER, decoded (an empty optional when none is waiting or it is
+// not a readable reply).
+inline std::optional<Reply> ReceiveReply(zmq::socket_t& s) {
+  std::vector<zmq::message_t> parts;
+  try {
+    if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait))
+      return std::nullopt;
+  } catch (const zmq::error_t&) {
+    return std::nullopt;
+  }
+  std::vector<std::string_view> frames;
+  size_t first = 0;
+  while (first < parts.size() && parts[first].size() == 0) ++first;  // the delimiter
+  for (size_t i = first; i < parts.size(); ++i) frames.push_back(parts[i].to_string_view());
+  auto reply = DecodeReply(frames);
+  if (!reply.ok()) return std::nullopt;
+  return std::move(*reply);
+}
+
+}  // namespace zerofarm::storage

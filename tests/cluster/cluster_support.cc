@@ -1,0 +1,251 @@
+// Test helpers for the cluster tests (cluster_support.h).
+#include "cluster_support.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <rocksdb/db.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+#include <zmq_addon.hpp>
+
+#include "run_command.h"
+
+namespace zerofarm::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string ReadAll(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+ScratchDir MakeScratch(const std::string& label) {
+  auto dir = ScratchDir::Create(label);
+  REQUIRE(dir.ok());
+  return std::move(*dir);
+}
+
+}  // namespace
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string NodeProcess::log() const { return ReadAll(data_.string() + ".log"); }
+
+std::string NodeProcess::Start() {
+  Kill9();
+  const std::string log_path = data_.string() + ".log";
+  std::error_code ec;
+  const size_t log_start = fs::exists(log_path, ec) ? fs::file_size(log_path, ec) : 0;
+  std::vector<std::string> argv = {
+      ZF_ZEROFARM_BIN, "node",   "--data",       data_.string(),         "--bind",
+      endpoint_,       "--ring", ring_.string(), "--replicate-interval", "0",
+      "--audit-rate",  "0"};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  pid_t pid = ::fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> cargv;
+    for (auto& a : argv) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  pid_ = pid;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string text = ReadAll(log_path).substr(log_start);
+    if (text.find("listening on") != std::string::npos) return "";
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return "zerofarm node exited at start: " + text;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill9();
+  return "zerofarm node did not start in 30 s: " + log();
+}
+
+void NodeProcess::Kill9() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status;
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
+void NodeProcess::Signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int NodeProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  Kill9();
+  return -1;
+}
+
+TestCluster::TestCluster(const std::string& label, int nodes, int replicas,
+                         std::vector<std::string> node_args)
+    : scratch_(MakeScratch(label)) {
+  std::vector<std::string> endpoints;
+  for (int i = 0; i < nodes; ++i)
+    endpoints.push_back("tcp://127.0.0.1:" + std::to_string(FreePort()));
+  const fs::path ring_path = scratch_.path() / "ring.txt";
+  std::vector<std::string> argv = {ZF_ZEROFARM_BIN,          "ring",         "build", "--replicas",
+                                   std::to_string(replicas), "--part-power", "4",     "-o",
+                                   ring_path.string()};
+  for (size_t i = 0; i < endpoints.size(); ++i)
+    argv.push_back(endpoints[i] + ",zone=z" + std::to_string(i));
+  auto built = RunCommand(argv, std::chrono::seconds(60));
+  INFO(built.out << built.err);
+  REQUIRE(built.succeeded());
+  auto ring = storage::Ring::Load(ring_path.string());
+  REQUIRE(ring.ok());
+  ring_ = std::move(*ring);
+  for (int i = 0; i < nodes; ++i) {
+    nodes_.push_back(std::make_unique<NodeProcess>(endpoints[static_cast<size_t>(i)],
+                                                   scratch_.path() / ("node" + std::to_string(i)),
+                                                   ring_path, node_args));
+    const std::string error = nodes_.back()->Start();
+    INFO(error);
+    REQUIRE(error.empty());
+  }
+}
+
+std::unique_ptr<storage::ClusterClient> TestCluster::Client(
+    bool heartbeats, std::chrono::milliseconds request_timeout) {
+  storage::ClusterOptions options;
+  options.heartbeats = heartbeats;
+  options.request_timeout = request_timeout;
+  auto client = storage::ClusterClient::Create(*ring_, options);
+  REQUIRE(client.ok());
+  return std::move(*client);
+}
+
+storage::Reply TestCluster::Call(uint32_t node, storage::Request request,
+                                 std::chrono::milliseconds timeout) {
+  if (!caller_) caller_ = Client(/*heartbeats=*/false);
+  // A node that was just restarted may take a moment to accept the reconnection.
+  auto reply = caller_->Call(node, request, timeout);
+  for (int i = 0; i < 20 && !reply.ok() && reply.status().code() == "unavailable"; ++i)
+    reply = caller_->Call(node, request, timeout);
+  INFO(reply.status().ToString());
+  REQUIRE(reply.ok());
+  return std::move(*reply);
+}
+
+void TestCluster::AwaitAllReplicas(const std::string& name) {
+  for (uint32_t n : ring_->NodesOf(ring_->PartitionOf(name))) {
+    storage::Request head;
+    head.op = storage::Op::kHead;
+    head.name = name;
+    INFO("waiting for " << name << " on node " << n);
+    REQUIRE(WaitFor([&] { return Call(n, head).ok(); }, std::chrono::seconds(10)));
+  }
+}
+
+RawDealer::RawDealer(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.connect(endpoint);
+}
+
+void RawDealer::Send(const std::vector<std::string>& frames) {
+  std::vector<zmq::message_t> parts;
+  for (const auto& f : frames) parts.emplace_back(f.data(), f.size());
+  REQUIRE(zmq::send_multipart(socket_, parts));
+}
+
+std::optional<std::vector<std::string>> RawDealer::Receive(std::chrono::milliseconds wait) {
+  zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, wait) <= 0) return std::nullopt;
+  std::vector<zmq::message_t> parts;
+  if (!zmq::recv_multipart(socket_, std::back_inserter(parts))) return std::nullopt;
+  std::vector<std::string> out;
+  for (auto& p : parts)
+    if (!(out.empty() && p.size() == 0)) out.push_back(p.to_string());
+  return out;
+}
+
+size_t CorruptEveryBlock(const fs::path& store_dir) {
+  std::vector<std::string> names;
+  rocksdb::Options options;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(options, store_dir.string(), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& n : names) families.emplace_back(n, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  REQUIRE(rocksdb::DB::Open(options, store_dir.string(), families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  size_t damaged = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != "chunks") continue;
+    std::vector<std::pair<std::string, std::string>> blocks;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[i]));
+    for (it->SeekToFirst(); it->Valid(); it->Next())
+      blocks.emplace_back(it->key().ToString(), it->value().ToString());
+    REQUIRE(it->status().ok());
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    for (auto& [key, value] : blocks) {
+      REQUIRE(value.size() > 8);
+      value[value.size() / 2] = static_cast<char>(value[value.size() / 2] ^ 0x5a);
+      REQUIRE(db->Put(sync, handles[i], key, value).ok());
+      ++damaged;
+    }
+  }
+  for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
+  REQUIRE(db->Close().ok());
+  return damaged;
+}
+
+std::string Bytes(size_t size, uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::string out(size, '\0');
+  for (size_t i = 0; i < size; i += 8) {
+    const uint64_t v = gen();
+    for (size_t j = 0; j < 8 && i + j < size; ++j) out[i + j] = static_cast<char>(v >> (8 * j));
+  }
+  return out;
+}
+
+}  // namespace zerofarm::test

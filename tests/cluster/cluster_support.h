@@ -1,0 +1,117 @@
+// Test helpers for the cluster tests: real `zerofarm node` processes on free loopback ports, a
+// ring built by `zerofarm ring build`, a raw DEALER for hand-made frames, and damage done to a
+// stopped node's RocksDB files. Thread-compatible; one test uses one TestCluster at a time.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "corpus.h"
+#include "zerofarm/storage/cluster_client.h"
+#include "zerofarm/storage/node_protocol.h"
+#include "zerofarm/storage/ring.h"
+
+namespace zerofarm::test {
+
+// A loopback TCP port nobody listens on right now.
+int FreePort();
+
+// A running `zerofarm node`; killed (SIGKILL) on destruction.
+class NodeProcess {
+ public:
+  NodeProcess(std::string endpoint, std::filesystem::path data, std::filesystem::path ring,
+              std::vector<std::string> extra_args)
+      : endpoint_(std::move(endpoint)),
+        data_(std::move(data)),
+        ring_(std::move(ring)),
+        extra_(std::move(extra_args)) {}
+  ~NodeProcess() { Kill9(); }
+  NodeProcess(const NodeProcess&) = delete;
+  NodeProcess& operator=(const NodeProcess&) = delete;
+
+  // Starts it and waits for "listening on"; an error text, empty on success.
+  std::string Start();
+  void Kill9();
+  int Stop();            // SIGTERM, wait; the exit status (-1 when it had to be killed)
+  void Signal(int sig);  // e.g. SIGSTOP / SIGCONT to freeze a node without closing its sockets
+  bool running() const { return pid_ > 0; }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::filesystem::path& data() const { return data_; }
+  std::string log() const;
+
+ private:
+  std::string endpoint_;
+  std::filesystem::path data_;
+  std::filesystem::path ring_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+// N nodes on 127.0.0.1 with a ring of `replicas` over them (part power 4), started.
+class TestCluster {
+ public:
+  // REQUIREs that the ring builds and every node starts.
+  TestCluster(const std::string& label, int nodes, int replicas,
+              std::vector<std::string> node_args = {});
+
+  storage::Ring& ring() { return *ring_; }
+  NodeProcess& node(uint32_t id) { return *nodes_[id]; }
+  size_t size() const { return nodes_.size(); }
+  const std::filesystem::path& dir() const { return scratch_.path(); }
+  // A client of this cluster (heartbeats on unless said otherwise).
+  std::unique_ptr<storage::ClusterClient> Client(
+      bool heartbeats = true, std::chrono::milliseconds request_timeout = std::chrono::seconds(10));
+  // One request to one node through a client without heartbeats.
+  storage::Reply Call(uint32_t node, storage::Request request,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // Waits until every replica node of `name` has it (a Put returns at a majority; the last
+  // replica may still be syncing). REQUIREs success within 10 s.
+  void AwaitAllReplicas(const std::string& name);
+
+ private:
+  ScratchDir scratch_;
+  std::optional<storage::Ring> ring_;
+  std::vector<std::unique_ptr<NodeProcess>> nodes_;
+  std::unique_ptr<storage::ClusterClient> caller_;
+};
+
+// A DEALER for hand-made messages to one endpoint.
+class RawDealer {
+ public:
+  explicit RawDealer(const std::string& endpoint);
+  void Send(const std::vector<std::string>& frames);
+  // The frames of the next message (delimiter removed), or nullopt after `wait`.
+  std::optional<std::vector<std::string>> Receive(std::chrono::milliseconds wait);
+
+ private:
+  zmq::context_t context_{1};
+  zmq::socket_t socket_;
+};
+
+// Flips one byte in every stored block of the (stopped) node's store; returns how many.
+size_t CorruptEveryBlock(const std::filesystem::path& store_dir);
+
+// `size` deterministic pseudo-random bytes.
+std::string Bytes(size_t size, uint64_t seed);
+
+// Polls `condition` every 20 ms until true or `limit`; the time it took, or nullopt.
+template <class F>
+std::optional<std::chrono::milliseconds> WaitFor(F condition, std::chrono::milliseconds limit) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < limit) {
+    if (condition())
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - start);
+    ::usleep(20000);
+  }
+  return std::nullopt;
+}
+
+}  // namespace zerofarm::test
