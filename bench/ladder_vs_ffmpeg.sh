@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # zerofarm's whole-pipeline transcode against ONE ffmpeg process encoding the same ladder with
 # the same x264 settings, side by side in one run, alternating which goes first.
+# `zerofarm bench --scenario ladder` (bench/harness/) runs the same comparison, adds `serve`
+# over HTTP and writes the JSON the other scenarios write; this script stays for quick runs.
 #
 #   bench/ladder_vs_ffmpeg.sh [options] [CLIP]
 #
@@ -38,7 +40,7 @@ ffmpeg_bin="${FFMPEG:-ffmpeg}"
 ffprobe_bin="${FFPROBE:-ffprobe}"
 
 usage() {
-  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {

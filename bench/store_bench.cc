@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -49,6 +50,7 @@ struct Config {
   size_t total_mib = 256;
   int reps = 5;
   std::vector<size_t> sizes_mib = {1, 4, 16};
+  fs::path json;  // also write the medians there as JSON (for bench/harness) when not empty
 };
 
 // --- Backends: the same three operations over plain files and over the Store. ---
@@ -309,6 +311,8 @@ std::optional<Config> ParseArgs(int argc, char** argv) {
     };
     if (auto v = value_of("--dir=")) {
       config.dir = std::string(*v);
+    } else if (auto j = value_of("--json=")) {
+      config.json = std::string(*j);
     } else if (auto reps = value_of("--reps=")) {
       std::optional<size_t> n = ParseSize(*reps);
       if (!n || *n == 0 || *n > 1000) return std::nullopt;
@@ -336,9 +340,48 @@ std::optional<Config> ParseArgs(int argc, char** argv) {
 
 constexpr const char* kUsage =
     "usage: zerofarm-store-bench [--reps=N] [--total-mib=N] [--sizes-mib=1,4,16] [--dir=PATH]\n"
+    "                            [--json=FILE]\n"
     "  Per value size, backend and repetition: fills N MiB (synced), reopens, reads it all\n"
     "  back, then writes N MiB more while deleting the oldest values, and reopens.\n"
-    "  --dir: where the scratch directories go (default: a new directory under $TMPDIR).\n";
+    "  --dir: where the scratch directories go (default: a new directory under $TMPDIR).\n"
+    "  --json: also write every sample and the medians to FILE.\n";
+
+// Every sample and median as JSON: {"reps", "total_mib", "sizes": [{"value_mib", "backends":
+// [{"backend", "fill_mbps": [...], "median_fill_mbps", ...}]}]}.
+Status WriteJson(const Config& config, const std::vector<std::vector<Cell>>& cells) {
+  std::FILE* f = std::fopen(config.json.c_str(), "w");
+  if (f == nullptr) return ErrnoError("fopen " + config.json.string(), errno);
+  auto array = [&](const std::vector<double>& v) {
+    std::fputc('[', f);
+    for (size_t i = 0; i < v.size(); ++i) std::fprintf(f, "%s%.3f", i ? ", " : "", v[i]);
+    std::fputc(']', f);
+  };
+  std::fprintf(f, "{\"benchmark\": \"store\", \"reps\": %d, \"total_mib\": %zu, \"sizes\": [",
+               config.reps, config.total_mib);
+  for (size_t s = 0; s < config.sizes_mib.size(); ++s) {
+    std::fprintf(f, "%s{\"value_mib\": %zu, \"backends\": [", s ? ", " : "", config.sizes_mib[s]);
+    for (size_t k = 0; k < 3; ++k) {
+      const Cell& cell = cells[s][k];
+      std::fprintf(f, "%s{\"backend\": \"%s\", \"fill_mbps\": ", k ? ", " : "",
+                   KindName(kKinds[k]));
+      array(cell.write);
+      std::fputs(", \"read_mbps\": ", f);
+      array(cell.read);
+      std::fputs(", \"churn_mbps\": ", f);
+      array(cell.churn);
+      std::fprintf(f,
+                   ", \"median_fill_mbps\": %.3f, \"median_read_mbps\": %.3f, "
+                   "\"median_churn_mbps\": %.3f, \"disk_bytes_per_byte_fill\": %.3f, "
+                   "\"disk_bytes_per_byte_churn\": %.3f}",
+                   Median(cell.write), Median(cell.read), Median(cell.churn),
+                   Median(cell.write_disk), Median(cell.churn_disk));
+    }
+    std::fputs("]}", f);
+  }
+  std::fputs("]}\n", f);
+  if (std::fclose(f) != 0) return ErrnoError("fclose " + config.json.string(), errno);
+  return Status::Ok();
+}
 
 int Run(const Config& config) {
   fs::path root = config.dir;
@@ -401,6 +444,13 @@ int Run(const Config& config) {
     }
   }
   std::printf("\nMB/s: median (min–max) over repetitions.\n");
+  if (!config.json.empty()) {
+    Status written = WriteJson(config, cells);
+    if (!written.ok()) {
+      std::fprintf(stderr, "%s\n", written.ToString().c_str());
+      return 1;
+    }
+  }
 
   std::error_code ec;
   if (own_root) fs::remove_all(root, ec);

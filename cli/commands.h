@@ -11,5 +11,6 @@ int RingCommand(int argc, char** argv);
 int NodeCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
 int TokenCommand(int argc, char** argv);
+int BenchCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

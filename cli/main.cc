@@ -20,6 +20,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::ServeCommand},
     {"token", "token create --data DIR --tenant NAME: print a new bearer token for a tenant",
      &zerofarm::cli::TokenCommand},
+    {"bench", "benchmarks against ffmpeg, bwrap, nginx...: tables + JSON",
+     &zerofarm::cli::BenchCommand},
     {"ring", "ring build|show: place partitions of the object space on nodes and zones",
      &zerofarm::cli::RingCommand},
     {"node", "a storage node of a cluster (--data DIR --bind tcp://HOST:PORT --ring RING)",

@@ -2,11 +2,14 @@
 # Generates deterministic synthetic benchmark clips: motion, texture, noise with fixed seeds,
 # scene cuts, and a stereo tone. See README.md in this folder for what each clip is for.
 #
-#   sample-media/generate.sh [--out DIR] [--quick] [--force]
+#   sample-media/generate.sh [--out DIR] [--quick | --smoke] [--force] [--checksums]
 #
-#   --out DIR   where to write the clips (default: sample-media/out next to this script)
-#   --quick     only a 10 s 1080p30 clip (1080p30-10s.mp4), for a smoke run
-#   --force     regenerate clips that already exist
+#   --out DIR     where to write the clips (default: sample-media/out next to this script)
+#   --quick       only a 10 s 1080p30 clip (1080p30-10s.mp4), for a smoke run
+#   --smoke       only a 6 s 720p30 clip (720p30-6s.mp4), for `zerofarm bench --quick`
+#   --force       regenerate clips that already exist
+#   --checksums   also print the SHA-256 of every clip made or kept (compare with
+#                 sample-media/SHA256SUMS to know two machines benchmark the same bytes)
 #
 # Every clip comes from FFmpeg's lavfi sources with fixed seeds and -bitexact flags, so the
 # same FFmpeg build writes the same bytes. Existing files are kept unless --force.
@@ -15,11 +18,13 @@ set -euo pipefail
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out_dir="${script_dir}/out"
 quick=0
+smoke=0
 force=0
+checksums=0
 ffmpeg_bin="${FFMPEG:-ffmpeg}"
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
@@ -37,8 +42,16 @@ while [[ $# -gt 0 ]]; do
       quick=1
       shift
       ;;
+    --smoke)
+      smoke=1
+      shift
+      ;;
     --force)
       force=1
+      shift
+      ;;
+    --checksums)
+      checksums=1
       shift
       ;;
     -h | --help)
@@ -126,6 +139,7 @@ make_clip() {
   local out="${out_dir}/${name}"
   if [[ -f "${out}" && ${force} -eq 0 ]]; then
     echo "kept      ${out}"
+    made+=("${name}")
     return
   fi
   local tmp="${out_dir}/.partial-${name}"
@@ -138,6 +152,7 @@ make_clip() {
     -fflags +bitexact -flags:v +bitexact -flags:a +bitexact -map_metadata -1 \
     "$@" -f "$(container_of "${name}")" "${tmp}"
   mv -f "${tmp}" "${out}"
+  made+=("${name}")
 }
 
 container_of() {
@@ -150,9 +165,23 @@ container_of() {
 # Closed GOPs of 2 s with scene-cut detection, the way a camera or an upload usually looks.
 gop2() { echo "keyint=$(($1 * 2)):min-keyint=$1:bframes=3"; }
 
+made=()
+print_checksums() {
+  if [[ ${checksums} -eq 1 && ${#made[@]} -gt 0 ]]; then
+    (cd "${out_dir}" && sha256sum "${made[@]}")
+  fi
+}
+
 if [[ ${quick} -eq 1 ]]; then
   make_clip 1080p30-10s.mp4 "$(video_graph 1920 1080 30 10 1000)" 10 "$(gop2 30)" \
     -movflags +faststart
+  print_checksums
+  exit 0
+fi
+if [[ ${smoke} -eq 1 ]]; then
+  make_clip 720p30-6s.mp4 "$(video_graph 1280 720 30 6 7000)" 6 "$(gop2 30)" \
+    -movflags +faststart
+  print_checksums
   exit 0
 fi
 
@@ -173,3 +202,4 @@ make_clip 1080p30-open-gop-30s.mp4 "$(video_graph 1920 1080 30 30 5000)" 30 \
 make_clip 1080p-vfr-30s.mkv \
   "$(video_graph 1920 1080 30 30 6000 "settb=1/1000,setpts='(N*0.033+0.012*sin(N*1.7)+0.25*floor(N/300))/TB'")" \
   30.5 "$(gop2 30)" -fps_mode passthrough -enc_time_base:v 1:1000
+print_checksums
