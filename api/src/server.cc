@@ -30,7 +30,11 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr size_t kChunk = 128 * 1024;  // body bytes read or written per step (x2 per connection)
+constexpr size_t kChunk = 128 * 1024;  // response bytes written per step
+// Request body bytes gathered on the connection's strand before one hand-off to the handler
+// pool. Beast reads at most 64 KiB per read; handing each read over costs two thread switches,
+// which capped uploads near 20 MB/s. Allocated only while a body is being read.
+constexpr size_t kBodyChunk = 1024 * 1024;
 constexpr size_t kMaxDrain = 4 << 20;  // bytes read and dropped before closing after an error
 constexpr std::chrono::seconds kDrainTime{2};
 
@@ -206,9 +210,10 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    if (chunk_.size() != kBodyChunk) chunk_.resize(kBodyChunk);
     auto& b = body_->get().body();
-    b.data = chunk_.data();
-    b.size = chunk_.size();
+    b.data = chunk_.data() + filled_;
+    b.size = chunk_.size() - filled_;
     // The sooner of the idle timeout and the request's deadline.
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         request_deadline_ - std::chrono::steady_clock::now());
@@ -222,8 +227,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnBody(beast::error_code ec, size_t) {
     const bool timed_out = ReadTimedOut(ec);
     if (ec == http::error::need_buffer) ec = {};
-    const size_t got = chunk_.size() - body_->get().body().size;
-    sh_.counters.bytes_in += got;
+    const size_t got_now = chunk_.size() - filled_ - body_->get().body().size;
+    sh_.counters.bytes_in += got_now;
+    filled_ += got_now;
+    const size_t got = filled_;
     if (ec) {
       Status why;
       if (ec == http::error::body_limit) {
@@ -241,9 +248,13 @@ class Session : public std::enable_shared_from_this<Session> {
         why = Status::Error("bad_request", "malformed body: " + ec.message());
       }
       // Bytes that arrived with the error are kept (tus resumes after them).
+      filled_ = 0;
       return FailBody(why, why.code() == "body_limit" ? 0 : got);
     }
     const bool done = body_->is_done();
+    // Keep reading on the strand until the chunk is full or the body ends.
+    if (!done && filled_ < chunk_.size()) return ReadBody();
+    filled_ = 0;  // the pool owns chunk_ until it posts ReadBody back
     auto self = shared_from_this();
     net::post(sh_.pool, [self, got, done] {
       Status s = Guarded([&] {
@@ -437,7 +448,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool close_after_ = false;
   std::chrono::steady_clock::time_point request_deadline_;  // the body must end by then
   bool deadline_bound_ = false;  // the current read ends at the deadline, not the idle timeout
-  std::array<char, kChunk> chunk_{};
+  std::vector<char> chunk_ = std::vector<char>(kChunk);  // kBodyChunk while reading a body
+  size_t filled_ = 0;                                    // body bytes gathered in chunk_
   std::array<char, kChunk> out_{};
   std::optional<http::response<http::buffer_body>> res_;
   std::optional<http::response_serializer<http::buffer_body>> sr_;
