@@ -80,7 +80,7 @@ class VideoService {
   virtual void AbortUpload(const std::string& id, const std::string& code,
                            const std::string& message) = 0;
 
-  // The video object (JSON, see /tmp/zf/contract.md); "not_found" for another tenant's id.
+  // The video object (JSON, as api/openapi.yaml describes it); "not_found" for another tenant's id.
   virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
   // {"videos": [...]} newest first, without "chunks".
   virtual Result<std::string> List(const std::string& tenant) = 0;
