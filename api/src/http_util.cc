@@ -34,16 +34,6 @@ bool Decode(std::string_view in, std::string& out, bool plus_is_space) {
   return true;
 }
 
-bool ParseU64(std::string_view s, uint64_t& v) {
-  if (s.empty() || s.size() > 19) return false;
-  v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return true;
-}
-
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -78,6 +68,16 @@ std::optional<std::string> HeaderParam(std::string_view header, std::string_view
 }
 
 }  // namespace
+
+bool ParseU64(std::string_view s, uint64_t& v) {
+  if (s.empty() || s.size() > 19) return false;
+  v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return true;
+}
 
 bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query) {
   segments.clear();

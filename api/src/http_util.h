@@ -21,6 +21,9 @@ namespace zerofarm::api {
 // target not starting with '/', or more than 16 segments.
 bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query);
 
+// A decimal header value of at most 19 digits (no sign, no spaces); false otherwise.
+bool ParseU64(std::string_view s, uint64_t& v);
+
 // Decoded key/value pairs of a query string ("a=1&b=%20"); later keys win.
 std::map<std::string, std::string> ParseQuery(std::string_view query);
 

@@ -73,16 +73,6 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-bool ParseU64(std::string_view s, uint64_t& v) {
-  if (s.empty() || s.size() > 19) return false;
-  v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  return true;
-}
-
 std::string Base64Decode(std::string_view in) {
   static const std::string kAlphabet =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -24,13 +24,6 @@ namespace zerofarm::test {
 
 namespace fs = std::filesystem;
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string ServeProcess::log() const { return ReadFile(data_.string() + ".log"); }
 
 std::string ServeProcess::Start() {
@@ -44,19 +37,8 @@ std::string ServeProcess::Start() {
   if (const char* u = std::getenv("ZEROFARM_TEST_UNSANDBOXED"); u && *u)
     argv.push_back("--unsandboxed");
   argv.insert(argv.end(), args_.begin(), args_.end());
-  pid_t pid = ::fork();
+  pid_t pid = SpawnWithLog(argv, log_path);
   if (pid < 0) return "fork failed";
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);
-  }
   pid_ = pid;
   ++starts_;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
@@ -157,19 +139,30 @@ int RawResult::status() const {
   return std::atoi(response.c_str() + response.find(' ') + 1);
 }
 
-RawResult RawRequest(int port, const std::string& bytes, std::chrono::milliseconds wait,
-                     bool close_after_send) {
-  RawResult out;
+namespace {
+
+// A TCP connection to 127.0.0.1:port, or -1.
+int ConnectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return out;
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return out;
+    return -1;
   }
+  return fd;
+}
+
+}  // namespace
+
+RawResult RawRequest(int port, const std::string& bytes, std::chrono::milliseconds wait,
+                     bool close_after_send) {
+  RawResult out;
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return out;
   out.connected = true;
   size_t sent = 0;
   while (sent < bytes.size()) {
@@ -203,16 +196,8 @@ RawResult RawRequest(int port, const std::string& bytes, std::chrono::millisecon
 RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
                      std::chrono::milliseconds total) {
   RawResult out;
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ConnectLoopback(port);
   if (fd < 0) return out;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return out;
-  }
   out.connected = true;
   ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
   const auto end = std::chrono::steady_clock::now() + total;

@@ -84,7 +84,6 @@ RawResult RawTrickle(int port, const std::string& head, std::chrono::millisecond
 // seconds long at 25 fps, keyframe every `gop` frames, 320x180, AAC, MP4 with moov first.
 std::filesystem::path MakeShortClip(int seconds, int gop = 25);
 int64_t CountFrames(const std::filesystem::path& media);  // ffprobe -count_frames, v:0
-std::string ReadFile(const std::filesystem::path& path);
 
 // Polls GET /v1/videos/ID until its status is one of `until` (or the deadline); the last
 // video object as JSON text.

@@ -25,13 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 ScratchDir MakeScratch(const std::string& label) {
   auto dir = ScratchDir::Create(label);
   REQUIRE(dir.ok());
@@ -54,7 +47,7 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-std::string NodeProcess::log() const { return ReadAll(data_.string() + ".log"); }
+std::string NodeProcess::log() const { return ReadFile(data_.string() + ".log"); }
 
 std::string NodeProcess::Start() {
   Kill9();
@@ -66,23 +59,12 @@ std::string NodeProcess::Start() {
       endpoint_,       "--ring", ring_.string(), "--replicate-interval", "0",
       "--audit-rate",  "0"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
-  pid_t pid = ::fork();
+  pid_t pid = SpawnWithLog(argv, log_path);
   if (pid < 0) return "fork failed";
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<char*> cargv;
-    for (auto& a : argv) cargv.push_back(a.data());
-    cargv.push_back(nullptr);
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);
-  }
   pid_ = pid;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    const std::string text = ReadAll(log_path).substr(log_start);
+    const std::string text = ReadFile(log_path).substr(log_start);
     if (text.find("listening on") != std::string::npos) return "";
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {

@@ -3,7 +3,10 @@
 // Thread-compatible: no shared state beyond the child processes each call creates.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -30,5 +33,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::mill
 
 // The command line, shell-quoted, for messages ("ffprobe -v error 'a b.mp4'").
 std::string FormatCommand(const std::vector<std::string>& argv);
+
+// Starts argv[0] (an absolute path) in its own process group with stdout and stderr appended to
+// `log_path`, without waiting: the caller owns the child (kill and reap it). -1 if fork fails.
+pid_t SpawnWithLog(const std::vector<std::string>& argv, const std::string& log_path);
+
+// The whole file, or "" when it cannot be read.
+std::string ReadFile(const std::filesystem::path& path);
 
 }  // namespace zerofarm::test
