@@ -87,6 +87,11 @@ const char* ChildStepName(int32_t step) {
 }
 
 void RunChild(const ChildPlan& plan) {
+  // A runner that dies (kill -9 of its process) must not leave this child behind holding
+  // copies of its descriptors (a listening socket, say): die with it, and never wait for a go
+  // that cannot come. The death signal is set again after the credential changes below.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (plan.parent_go_write_fd >= 0) ::close(plan.parent_go_write_fd);
   // Until the descriptors are placed, the report and go pipes have their parent numbers.
   int report = -1, go = -1;
   for (const FdMove& m : plan.fds) {

@@ -75,7 +75,10 @@ struct ChildPlan {
   int first_free_fd = 0;    // everything at or above it is closed
   int report_fd = -1;       // child's number, after placement
   int go_fd = -1;           // child's number, after placement
-  int exec_fd = -1;         // child's number, after placement
+  // The parent's end of the go pipe, inherited by the clone: closed first, so that the child
+  // sees end-of-file (and gives up) if the parent dies before it says go.
+  int parent_go_write_fd = -1;
+  int exec_fd = -1;  // child's number, after placement
 
   struct Limit {
     int resource;

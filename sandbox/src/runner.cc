@@ -609,6 +609,7 @@ Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   plan.fds.push_back({spec.program->fd(), exec_fd, true});
   plan.fds.push_back({report_pipe->write.get(), plan.report_fd, true});
   plan.fds.push_back({go_pipe->read.get(), plan.go_fd, true});
+  plan.parent_go_write_fd = run.go.get();
 
   const SandboxLimits& lim = spec.limits;
   // The listener takes one more descriptor before the exec.
