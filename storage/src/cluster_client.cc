@@ -1,5 +1,6 @@
 // The cluster client (cluster_client.h): DEALER sockets per node, quorum writes with handoffs,
-// verified reads with fallback, and a heartbeat thread for liveness.
+// verified reads with fallback, and a heartbeat thread for liveness. A local node (a node's
+// own client) has no socket: its requests run through options.local_handler in process.
 #include "zerofarm/storage/cluster_client.h"
 
 #include <algorithm>
@@ -26,6 +27,51 @@ int64_t NowNs() {
       .count();
 }
 
+// Frames sent and received over sockets, counted as they pass (relaxed: plain counters).
+struct TrafficCounters {
+  std::atomic<uint64_t> sent{0};
+  std::atomic<uint64_t> received{0};
+  std::atomic<uint64_t> requests{0};
+};
+
+uint64_t FramesBytes(const std::vector<std::string>& frames) {
+  uint64_t n = 0;
+  for (const auto& f : frames) n += f.size();
+  return n;
+}
+
+// SendFrames, counting the request's bytes when it was queued.
+bool SendCounted(TrafficCounters& traffic, zmq::socket_t& s, const std::vector<std::string>& frames,
+                 bool blocking = true, std::optional<std::string_view> payload = std::nullopt) {
+  if (!SendFrames(s, frames, /*delimiter=*/true, blocking, payload)) return false;
+  traffic.sent.fetch_add(FramesBytes(frames) + (payload ? payload->size() : 0),
+                         std::memory_order_relaxed);
+  traffic.requests.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// ReceiveReply (zmq_frames.h), counting the bytes of every message taken off the socket,
+// readable or not.
+std::optional<Reply> ReceiveCounted(TrafficCounters& traffic, zmq::socket_t& s) {
+  std::vector<zmq::message_t> parts;
+  try {
+    if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait))
+      return std::nullopt;
+  } catch (const zmq::error_t&) {
+    return std::nullopt;
+  }
+  uint64_t bytes = 0;
+  for (const auto& p : parts) bytes += p.size();
+  traffic.received.fetch_add(bytes, std::memory_order_relaxed);
+  std::vector<std::string_view> frames;
+  size_t first = 0;
+  while (first < parts.size() && parts[first].size() == 0) ++first;  // the delimiter
+  for (size_t i = first; i < parts.size(); ++i) frames.push_back(parts[i].to_string_view());
+  auto reply = DecodeReply(frames);
+  if (!reply.ok()) return std::nullopt;
+  return std::move(*reply);
+}
+
 int RemainingMs(Clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(
       0, std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count()));
@@ -36,7 +82,8 @@ class ClusterClientImpl final : public ClusterClient {
   ClusterClientImpl(const Ring& ring, const ClusterOptions& options)
       : ring_(ring), options_(options), context_(1), start_(Clock::now()) {
     health_.resize(ring_.nodes().size());
-    for (const auto& node : ring_.nodes()) sockets_.push_back(MakeDealer(context_, node.endpoint));
+    for (const auto& node : ring_.nodes())
+      sockets_.push_back(IsLocal(node.id) ? nullptr : MakeDealer(context_, node.endpoint));
     if (options_.heartbeats) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   }
 
@@ -52,9 +99,25 @@ class ClusterClientImpl final : public ClusterClient {
 
   const Ring& ring() const override { return ring_; }
 
+  ClientTraffic traffic() const override {
+    ClientTraffic t;
+    t.bytes_sent = traffic_.sent.load(std::memory_order_relaxed);
+    t.bytes_received = traffic_.received.load(std::memory_order_relaxed);
+    t.requests = traffic_.requests.load(std::memory_order_relaxed);
+    return t;
+  }
+
   Result<Reply> Call(uint32_t node, Request request, milliseconds timeout) override {
     if (node >= sockets_.size()) return Status::Error("invalid_argument", "no such node");
     if (timeout.count() <= 0) timeout = options_.request_timeout;
+    if (IsLocal(node)) {
+      {
+        std::lock_guard lock(mu_);
+        request.id = ++next_id_;
+      }
+      request.timeout_ms = static_cast<uint32_t>(timeout.count());
+      return CallLocal(request);
+    }
     std::lock_guard lock(mu_);
     request.id = ++next_id_;
     request.timeout_ms = static_cast<uint32_t>(timeout.count());
@@ -64,7 +127,7 @@ class ClusterClientImpl final : public ClusterClient {
     // ms): retry the send for up to two seconds (each attempt waits up to 250 ms).
     const auto send_until = Clock::now() + std::min<milliseconds>(timeout, milliseconds(2000));
     const auto frames = EncodeRequest(request);
-    while (!SendFrames(*sockets_[node], frames, /*delimiter=*/true)) {
+    while (!SendCounted(traffic_, *sockets_[node], frames)) {
       if (Clock::now() >= send_until)
         return Status::Error("unavailable", endpoint + " is not connected");
     }
@@ -78,7 +141,7 @@ class ClusterClientImpl final : public ClusterClient {
                                                   std::to_string(timeout.count()) + " ms");
         continue;
       }
-      auto reply = ReceiveReply(*sockets_[node]);
+      auto reply = ReceiveCounted(traffic_, *sockets_[node]);
       if (!reply) continue;                   // unreadable: wait for the real one
       if (reply->id != request.id) continue;  // a late answer to an earlier request
       MarkReply(node, reply->load);
@@ -111,6 +174,8 @@ class ClusterClientImpl final : public ClusterClient {
     };
     std::lock_guard lock(mu_);
     std::map<uint64_t, Attempt> pending;  // request id -> attempt
+    // Copies for the local node, written in process once the remote ones are on their way.
+    std::vector<std::pair<Request, Attempt>> local;
     auto deadline = Clock::now() + options_.request_timeout;
 
     auto launch = [&](uint32_t node, const std::string& home) {
@@ -118,9 +183,14 @@ class ClusterClientImpl final : public ClusterClient {
       r.id = ++next_id_;
       r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
       r.handoff_for = home;
+      if (IsLocal(node)) {
+        r.payload = std::string(bytes);
+        local.emplace_back(std::move(r), Attempt{node, home});
+        return true;
+      }
       auto frames = EncodeRequest(r);
       frames.pop_back();  // the empty payload frame; the real one follows from `bytes`
-      if (!IsAlive(node) || !SendFrames(*sockets_[node], frames, true, true, bytes)) {
+      if (!IsAlive(node) || !SendCounted(traffic_, *sockets_[node], frames, true, bytes)) {
         report.failures.push_back(ring_.nodes()[node].endpoint + ": unavailable: down");
         return false;
       }
@@ -137,8 +207,26 @@ class ClusterClientImpl final : public ClusterClient {
     for (uint32_t p : primaries)
       if (!launch(p, "")) hand_off(ring_.nodes()[p].endpoint);
 
+    auto settle = [&](const Attempt& a, const Reply& reply) {
+      const std::string& endpoint = ring_.nodes()[a.node].endpoint;
+      if (reply.ok()) {
+        ++report.acked;
+        report.stored_on.push_back(endpoint);
+        if (!a.home.empty()) report.handoffs.push_back(endpoint + " for " + a.home);
+      } else {
+        report.failures.push_back(endpoint + ": " + reply.code + ": " + reply.message);
+        hand_off(a.home.empty() ? endpoint : a.home);
+      }
+    };
+
     bool extended = false;
     while (report.acked < report.quorum) {
+      if (!local.empty()) {
+        auto [r, a] = std::move(local.back());
+        local.pop_back();
+        settle(a, LocalReply(a.node, r));
+        continue;
+      }
       if (pending.empty()) break;
       if (Clock::now() >= deadline) {
         // Primaries that never answered: one more round on handoff nodes, once.
@@ -164,23 +252,21 @@ class ClusterClientImpl final : public ClusterClient {
       zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(deadline)));
       for (size_t i = 0; i < items.size(); ++i) {
         if (!(items[i].revents & ZMQ_POLLIN)) continue;
-        auto reply = ReceiveReply(*sockets_[nodes[i]]);
+        auto reply = ReceiveCounted(traffic_, *sockets_[nodes[i]]);
         if (!reply) continue;
         auto it = pending.find(reply->id);
         if (it == pending.end()) continue;
         const Attempt a = it->second;
         pending.erase(it);
         MarkReply(a.node, reply->load);
-        const std::string& endpoint = ring_.nodes()[a.node].endpoint;
-        if (reply->ok()) {
-          ++report.acked;
-          report.stored_on.push_back(endpoint);
-          if (!a.home.empty()) report.handoffs.push_back(endpoint + " for " + a.home);
-        } else {
-          report.failures.push_back(endpoint + ": " + reply->code + ": " + reply->message);
-          hand_off(a.home.empty() ? endpoint : a.home);
-        }
+        settle(a, *reply);
       }
+    }
+    // A copy for the local node queued by the last replies is still written (no network).
+    while (!local.empty()) {
+      auto [r, a] = std::move(local.back());
+      local.pop_back();
+      settle(a, LocalReply(a.node, r));
     }
     if (report.acked >= report.quorum) return report;
     std::string why;
@@ -241,17 +327,29 @@ class ClusterClientImpl final : public ClusterClient {
     std::lock_guard lock(mu_);
     std::map<uint64_t, uint32_t> pending;
     std::vector<std::string> failures;
+    std::optional<Request> local;  // answered in process once the others are on their way
     for (uint32_t n = 0; n < sockets_.size(); ++n) {
       Request r = base;
       r.id = ++next_id_;
       r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
-      if (IsAlive(n) && SendFrames(*sockets_[n], EncodeRequest(r), true))
+      if (IsLocal(n))
+        local = std::move(r);
+      else if (IsAlive(n) && SendCounted(traffic_, *sockets_[n], EncodeRequest(r)))
         pending.emplace(r.id, n);
       else
         failures.push_back(ring_.nodes()[n].endpoint + ": down");
     }
     uint64_t removed = 0;
     size_t acked = 0;
+    if (local) {
+      const Reply reply = LocalReply(*options_.local_node, *local);
+      if (reply.ok()) {
+        ++acked;
+        removed += reply.stats.count("removed") ? reply.stats.at("removed") : 0;
+      } else {
+        failures.push_back(ring_.nodes()[*options_.local_node].endpoint + ": " + reply.code);
+      }
+    }
     const auto deadline = Clock::now() + options_.request_timeout;
     while (!pending.empty() && Clock::now() < deadline) {
       std::vector<uint32_t> nodes;
@@ -263,7 +361,7 @@ class ClusterClientImpl final : public ClusterClient {
       zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(deadline)));
       for (size_t i = 0; i < items.size(); ++i) {
         if (!(items[i].revents & ZMQ_POLLIN)) continue;
-        auto reply = ReceiveReply(*sockets_[nodes[i]]);
+        auto reply = ReceiveCounted(traffic_, *sockets_[nodes[i]]);
         if (!reply || !pending.count(reply->id)) continue;
         pending.erase(reply->id);
         MarkReply(nodes[i], reply->load);
@@ -300,7 +398,8 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
   bool IsAlive(uint32_t node) const override {
-    if (!options_.heartbeats) return true;
+    if (IsLocal(node)) return true;
+    if (!options_.heartbeats) return options_.liveness ? options_.liveness(node) : true;
     std::lock_guard lock(health_mu_);
     const auto& h = health_[node];
     const auto since = h.replied ? h.last_reply : start_;
@@ -329,6 +428,21 @@ class ClusterClientImpl final : public ClusterClient {
     NodeLoad load;
   };
 
+  bool IsLocal(uint32_t node) const {
+    return options_.local_node && *options_.local_node == node && options_.local_handler;
+  }
+
+  // A request to the local node, answered in process (its id and budget already set).
+  Reply LocalReply(uint32_t node, const Request& request) {
+    Reply reply = options_.local_handler(request);
+    reply.id = request.id;
+    MarkReply(node, reply.load);
+    return reply;
+  }
+  Result<Reply> CallLocal(const Request& request) {
+    return LocalReply(*options_.local_node, request);
+  }
+
   void MarkReply(uint32_t node, const std::optional<NodeLoad>& load) {
     std::lock_guard lock(health_mu_);
     health_[node].replied = true;
@@ -338,17 +452,27 @@ class ClusterClientImpl final : public ClusterClient {
 
   // PINGs every node each interval on its own sockets (sockets are not shared across threads).
   void HeartbeatLoop() {
+    // The local node has no socket (nullptr): its PING runs through the handler.
     std::vector<std::unique_ptr<zmq::socket_t>> sockets;
-    for (const auto& node : ring_.nodes()) sockets.push_back(MakeDealer(context_, node.endpoint));
+    std::vector<uint32_t> remote;  // node ids behind `sockets`
+    for (const auto& node : ring_.nodes()) {
+      if (IsLocal(node.id)) continue;
+      sockets.push_back(MakeDealer(context_, node.endpoint));
+      remote.push_back(node.id);
+    }
     uint64_t seq = 0;
     while (true) {
       const auto round_end = Clock::now() + options_.heartbeat_interval;
+      Request ping;
+      ping.op = Op::kPing;
+      ping.timeout_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
       for (auto& s : sockets) {
-        Request ping;
-        ping.op = Op::kPing;
         ping.id = ++seq;
-        ping.timeout_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
-        SendFrames(*s, EncodeRequest(ping), true, /*blocking=*/false);
+        SendCounted(traffic_, *s, EncodeRequest(ping), /*blocking=*/false);
+      }
+      if (options_.local_node && IsLocal(*options_.local_node)) {
+        ping.id = ++seq;
+        LocalReply(*options_.local_node, ping);
       }
       // Collect answers until the round ends.
       while (Clock::now() < round_end) {
@@ -359,9 +483,10 @@ class ClusterClientImpl final : public ClusterClient {
         std::vector<zmq::pollitem_t> items;
         for (auto& s : sockets) items.push_back({static_cast<void*>(*s), 0, ZMQ_POLLIN, 0});
         zmq::poll(items.data(), items.size(), milliseconds(std::min(RemainingMs(round_end), 50)));
-        for (uint32_t n = 0; n < items.size(); ++n) {
-          if (!(items[n].revents & ZMQ_POLLIN)) continue;
-          while (auto reply = ReceiveReply(*sockets[n])) MarkReply(n, reply->load);
+        for (size_t i = 0; i < items.size(); ++i) {
+          if (!(items[i].revents & ZMQ_POLLIN)) continue;
+          while (auto reply = ReceiveCounted(traffic_, *sockets[i]))
+            MarkReply(remote[i], reply->load);
         }
       }
       std::unique_lock lock(stop_mu_);
@@ -385,6 +510,8 @@ class ClusterClientImpl final : public ClusterClient {
   std::condition_variable stop_cv_;
   bool stop_ = false;
   std::thread heartbeat_;
+
+  TrafficCounters traffic_;
 };
 
 }  // namespace
@@ -392,6 +519,10 @@ class ClusterClientImpl final : public ClusterClient {
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(const Ring& ring,
                                                              const ClusterOptions& options) {
   if (ring.nodes().empty()) return Status::Error("invalid_argument", "the ring has no nodes");
+  if (options.local_node && *options.local_node >= ring.nodes().size())
+    return Status::Error("invalid_argument", "local_node is not a node of the ring");
+  if (options.local_node && !options.local_handler)
+    return Status::Error("invalid_argument", "local_node needs a local_handler");
   try {
     return std::unique_ptr<ClusterClient>(new ClusterClientImpl(ring, options));
   } catch (const zmq::error_t& e) {

@@ -237,7 +237,9 @@ Result<Ring> Ring::Build(const RingOptions& options, std::vector<RingNode> nodes
 }
 
 uint32_t Ring::PartitionOf(std::string_view object_name) const {
-  const uint64_t h = XXH64(object_name.data(), object_name.size(), 0);
+  // "A#B" is placed with "A"; a name without '#' hashes whole (npos keeps it all).
+  const std::string_view key = object_name.substr(0, object_name.find('#'));
+  const uint64_t h = XXH64(key.data(), key.size(), 0);
   return static_cast<uint32_t>(h >> (64 - part_power_));
 }
 

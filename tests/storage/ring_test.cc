@@ -7,6 +7,7 @@
 #include <string>
 
 #include "corpus.h"
+#include "zerofarm/storage/node_protocol.h"
 
 using zerofarm::storage::Ring;
 using zerofarm::storage::RingNode;
@@ -153,4 +154,26 @@ TEST_CASE("a saved ring file loads back identical", "[ring]") {
   REQUIRE(loaded.ok());
   CHECK(loaded->ToText() == ring.ToText());
   CHECK(Ring::Load((scratch->path() / "missing").string()).status().code() == "io_error");
+}
+
+TEST_CASE("a name is placed by its part before the first '#', and names without one hash whole",
+          "[ring]") {
+  auto ring = MustBuild({8, 2}, {Node(7001), Node(7002), Node(7003)});
+  // Without '#': the top part_power bits of XXH64(name), exactly as before the '#' rule.
+  for (const std::string name : {"jobs/abc/chunks/00001", "a", "jobs/j/out/720p.ts", ""}) {
+    CHECK(ring.PartitionOf(name) == zerofarm::storage::Checksum(name) >> (64 - 8));
+  }
+  // With '#': the parts of a large object and a task's outputs go with the object.
+  int differs = 0;
+  for (int i = 0; i < 64; ++i) {
+    const std::string base = "jobs/j/chunks/" + std::to_string(i);
+    const uint32_t p = ring.PartitionOf(base);
+    CHECK(ring.PartitionOf(base + "#00000") == p);
+    CHECK(ring.PartitionOf(base + "#00017") == p);
+    CHECK(ring.PartitionOf(base + "#") == p);
+    CHECK(ring.PartitionOf(base + "#out#720p") == p);  // only the first '#' counts
+    differs += ring.PartitionOf(base + "00000") != p ? 1 : 0;
+  }
+  CHECK(differs > 32);  // without the '#' the same suffixes scatter
+  CHECK(ring.PartitionOf("#anything") == ring.PartitionOf(""));
 }

@@ -13,7 +13,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,6 +32,24 @@ struct ClusterOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds dead_after{2000};  // no answer for this long: down
   std::string self_endpoint;  // a node's own endpoint: never a target of this client's writes
+  // A node's own client: requests for ring node `local_node` are answered by local_handler in
+  // process instead of going over the network (always alive, never counted as traffic; PUT and
+  // DELETE copies for it are written after the remote ones are sent). The handler runs on the
+  // calling thread (heartbeat PINGs on the heartbeat thread), possibly on several threads at
+  // once: it must be thread-safe. Create refuses a local_node without a handler.
+  std::optional<uint32_t> local_node;
+  std::function<Reply(const Request&)> local_handler;
+  // Without heartbeats of its own, a client may share another's liveness view: IsAlive asks
+  // this (a pool of clients behind one heartbeat thread; ClusterStore does so).
+  std::function<bool(uint32_t node)> liveness;
+};
+
+// Bytes this client sent and received over the network: the frames of every request it sent
+// (heartbeat PINGs included) and of every message it received; `requests` counts the sends.
+struct ClientTraffic {
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t requests = 0;
 };
 
 struct PutReport {
@@ -76,6 +96,7 @@ class ClusterClient {
   // The handoff candidates of a partition in preference order (see above).
   virtual std::vector<uint32_t> HandoffsOf(uint32_t partition) const = 0;
   virtual const Ring& ring() const = 0;
+  virtual ClientTraffic traffic() const = 0;
 };
 
 }  // namespace zerofarm::storage

@@ -54,7 +54,9 @@ class Ring {
   const std::vector<RingNode>& nodes() const { return nodes_; }
   // The nodes of a partition's replicas, primary first.
   const std::vector<uint32_t>& NodesOf(uint32_t partition) const { return table_[partition]; }
-  // The partition of an object name: the top part_power bits of XXH64(name, seed 0).
+  // The partition of an object name: the top part_power bits of XXH64(key, seed 0), where the
+  // key is the name up to its first '#' ("A#B" is placed with "A": the parts of a large
+  // object, and a task's outputs named after its input, live with that object).
   uint32_t PartitionOf(std::string_view object_name) const;
   // How many partition replicas each node holds (index = node id).
   std::vector<uint32_t> ReplicaCounts() const;
