@@ -14,7 +14,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Op, const char*>, 8> kOps = {{
+constexpr std::array<std::pair<Op, const char*>, 11> kOps = {{
     {Op::kPing, "PING"},
     {Op::kPut, "PUT"},
     {Op::kGet, "GET"},
@@ -23,7 +23,14 @@ constexpr std::array<std::pair<Op, const char*>, 8> kOps = {{
     {Op::kList, "LIST"},
     {Op::kReplicate, "REPLICATE"},
     {Op::kAudit, "AUDIT"},
+    {Op::kRunTask, "RUN_TASK"},
+    {Op::kTaskStatus, "TASK_STATUS"},
+    {Op::kCancelTask, "CANCEL_TASK"},
 }};
+
+bool IsTaskOp(Op op) {
+  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask;
+}
 
 std::optional<uint64_t> ParseHex(const std::string& text) {
   if (text.empty() || text.size() > 16) return std::nullopt;
@@ -128,6 +135,11 @@ std::vector<std::string> EncodeRequest(const Request& r) {
   if (r.op == Op::kPut) h["checksum"] = ChecksumHex(r.checksum);
   if (r.ts != 0) h["ts"] = r.ts;
   if (!r.handoff_for.empty()) h["handoff_for"] = r.handoff_for;
+  if (!r.task_id.empty()) h["task_id"] = r.task_id;
+  if (r.op == Op::kRunTask) {
+    h["task"] = r.task;
+    if (r.rerun) h["rerun"] = true;
+  }
   std::vector<std::string> frames = {std::string(kProtocolMagic),
                                      h.dump(-1, ' ', false, json::error_handler_t::replace)};
   if (r.op == Op::kPut) frames.push_back(r.payload);
@@ -146,11 +158,12 @@ std::vector<std::string> EncodeReply(const Reply& r) {
   }
   if (r.list_hash != 0) h["list_hash"] = ChecksumHex(r.list_hash);
   if (r.load)
-    h["load"] = {{"queued", r.load->queued},
-                 {"max_queue", r.load->max_queue},
-                 {"workers", r.load->workers},
-                 {"active", r.load->active}};
+    h["load"] = {{"queued", r.load->queued},         {"max_queue", r.load->max_queue},
+                 {"workers", r.load->workers},       {"active", r.load->active},
+                 {"task_slots", r.load->task_slots}, {"tasks_running", r.load->tasks_running}};
   if (!r.stats.empty()) h["stats"] = r.stats;
+  if (!r.task_state.empty()) h["task_state"] = r.task_state;
+  if (!r.task_result.empty()) h["task_result"] = r.task_result;
   std::vector<std::string> frames = {std::string(kProtocolMagic),
                                      h.dump(-1, ' ', false, json::error_handler_t::replace)};
   if (!r.payload.empty()) frames.push_back(r.payload);
@@ -180,6 +193,10 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     r.hash_only = h.value("hash_only", false);
     r.ts = h.value("ts", int64_t{0});
     r.handoff_for = h.value("handoff_for", std::string());
+    r.task_id = h.value("task_id", std::string());
+    if (auto it = h.find("task"); it != h.end())  // a string; a JSON value is taken as its text
+      r.task = it->is_string() ? it->get<std::string>() : it->dump();
+    r.rerun = h.value("rerun", false);
     if (r.op == Op::kPut) {
       auto sum = ParseHex(h.value("checksum", std::string()));
       if (!sum) return Status::Error("bad_message", "PUT needs \"checksum\": 16 hex digits");
@@ -194,6 +211,12 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
       return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"name\"");
     if (r.op == Op::kDelete && r.name.empty() && r.prefix.empty())
       return Status::Error("bad_message", "DELETE needs a \"name\" or a \"prefix\"");
+    if (IsTaskOp(r.op) && r.task_id.empty())
+      return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"task_id\"");
+    if (r.task_id.size() > kMaxNameBytes)
+      return Status::Error("bad_message", "a task_id is at most 1024 bytes");
+    if (r.op == Op::kRunTask && h.find("task") == h.end())
+      return Status::Error("bad_message", "RUN_TASK needs a \"task\"");
     return r;
   } catch (const std::exception& e) {
     return Status::Error("bad_message", std::string("malformed header: ") + e.what());
@@ -225,10 +248,14 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
       load.max_queue = it->value("max_queue", uint32_t{0});
       load.workers = it->value("workers", uint32_t{0});
       load.active = it->value("active", uint32_t{0});
+      load.task_slots = it->value("task_slots", uint32_t{0});
+      load.tasks_running = it->value("tasks_running", uint32_t{0});
       r.load = load;
     }
     if (auto it = h.find("stats"); it != h.end())
       r.stats = it->get<std::map<std::string, uint64_t>>();
+    r.task_state = h.value("task_state", std::string());
+    r.task_result = h.value("task_result", std::string());
     if (frames.size() == 3) r.payload.assign(frames[2]);
     return r;
   } catch (const std::exception& e) {

@@ -1,5 +1,5 @@
-// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, replicator and
-// auditor.
+// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, replicator,
+// auditor and task threads.
 #include "zerofarm/storage/node_server.h"
 
 #include <algorithm>
@@ -7,15 +7,22 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <exception>
+#include <list>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <string>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "node_objects.h"
 #include "zerofarm/storage/cluster_client.h"
+#include "zerofarm/storage/cluster_store.h"
 #include "zerofarm/storage/store.h"
 #include "zmq_frames.h"
 
@@ -26,7 +33,28 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 // Per-pass request budget for REPLICATE/AUDIT-driven peer calls is the node's peer_timeout.
-constexpr size_t kMaxDrainPerPoll = 256;  // messages handled per wake-up before polling again
+constexpr size_t kMaxDrainPerPoll = 256;    // messages handled per wake-up before polling again
+constexpr size_t kMaxFinishedTasks = 4096;  // finished tasks remembered at most (oldest dropped)
+
+bool IsTaskOp(Op op) {
+  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask;
+}
+
+// One run of a task. Shared between the task table and the run's thread.
+struct TaskRun {
+  std::string state = "running";  // "running", "done", "failed"
+  std::string result;             // the result JSON once finished
+  std::atomic<bool> cancel{false};
+  bool exited = false;  // the thread has finished with the run (it may still be unwinding)
+  Clock::time_point finished;
+  uint64_t sequence = 0;  // the key of a finished run in the finished order
+};
+
+// The result JSON of a failed task.
+std::string ErrorJson(const Status& status) {
+  return nlohmann::json{{"error", {{"code", status.code()}, {"message", status.message()}}}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 struct Job {
   std::vector<zmq::message_t> envelope;
@@ -82,6 +110,8 @@ class NodeServerImpl final : public NodeServer {
     }
     cv_.notify_all();
     background_cv_.notify_all();
+    std::lock_guard lock(tasks_mu_);
+    for (auto& t : task_threads_) t.run->cancel = true;
   }
 
   Status Run() override {
@@ -98,6 +128,7 @@ class NodeServerImpl final : public NodeServer {
     Stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    StopTasks();
     return result;
   }
 
@@ -109,9 +140,19 @@ class NodeServerImpl final : public NodeServer {
 
   NodeLoad Load() {
     std::lock_guard lock(mu_);
-    return NodeLoad{static_cast<uint32_t>(queue_.size()), options_.max_queue, options_.workers,
-                    active_};
+    return LoadLocked();
   }
+
+  NodeLoad LoadLocked() const {
+    return NodeLoad{static_cast<uint32_t>(queue_.size()),
+                    options_.max_queue,
+                    options_.workers,
+                    active_,
+                    TaskSlots(),
+                    tasks_running_.load()};
+  }
+
+  uint32_t TaskSlots() const { return options_.task_handler ? options_.task_slots : 0; }
 
   void SendToRouter(std::vector<zmq::message_t>& envelope, const Reply& reply) {
     std::vector<zmq::message_t> parts;
@@ -185,10 +226,14 @@ class NodeServerImpl final : public NodeServer {
         SendToRouter(envelope, reply);
         continue;
       }
+      if (IsTaskOp(request->op)) {  // never blocks: task threads run the tasks
+        HandleTask(*request, reply);
+        SendToRouter(envelope, reply);
+        continue;
+      }
       std::unique_lock lock(mu_);
       if (queue_.size() >= options_.max_queue) {
-        reply.load = NodeLoad{static_cast<uint32_t>(queue_.size()), options_.max_queue,
-                              options_.workers, active_};
+        reply.load = LoadLocked();
         lock.unlock();
         reply.code = "busy";
         reply.message = "the request queue is full (" + std::to_string(options_.max_queue) + ")";
@@ -293,8 +338,181 @@ class NodeServerImpl final : public NodeServer {
       case Op::kAudit:
         reply.stats = Audit(/*bytes_per_second=*/0);
         return;
+      case Op::kRunTask:
+      case Op::kTaskStatus:
+      case Op::kCancelTask:
+        HandleTask(r, reply);
+        return;
     }
     reply.code = "unknown_op";
+  }
+
+  // --- Tasks. ---
+
+  struct TaskThread {
+    std::shared_ptr<TaskRun> run;
+    std::thread thread;
+  };
+
+  static void Describe(const TaskRun& run, Reply& reply) {
+    reply.task_state = run.state;
+    if (run.state != "running") reply.task_result = run.result;
+  }
+
+  // RUN_TASK, TASK_STATUS and CANCEL_TASK. Never waits for a task: callable from the I/O
+  // thread, a worker or a task (through its ClusterStore's local handler).
+  void HandleTask(const Request& r, Reply& reply) {
+    if (TaskSlots() == 0) {
+      reply.code = "unsupported";
+      reply.message = "this node runs no tasks (no task slots)";
+      return;
+    }
+    std::list<TaskThread> exited;  // joined below, outside the lock
+    bool busy = false;
+    {
+      std::lock_guard lock(tasks_mu_);
+      ReapLocked(&exited);
+      PruneLocked(Clock::now());
+      auto it = tasks_.find(r.task_id);
+      if (r.op != Op::kRunTask) {
+        if (it == tasks_.end()) {
+          reply.code = "not_found";
+          reply.message = "no task '" + r.task_id + "' on this node";
+        } else {
+          TaskRun& run = *it->second;
+          if (r.op == Op::kCancelTask && run.state == "running") {
+            run.cancel = true;
+            reply.message = "cancel requested";
+          }
+          Describe(run, reply);
+        }
+      } else if (it != tasks_.end() &&
+                 (it->second->state == "running" || (it->second->state == "done" && !r.rerun))) {
+        Describe(*it->second, reply);  // attach to it
+      } else if (tasks_closed_) {
+        reply.code = "busy";
+        reply.message = "the node is stopping";
+      } else if (tasks_running_.load() >= options_.task_slots) {
+        busy = true;
+        reply.code = "busy";
+        reply.message =
+            "all " + std::to_string(options_.task_slots) + " task slots of the node are busy";
+      } else {
+        StartLocked(r.task_id, r.task, reply);
+      }
+    }
+    for (auto& t : exited) t.thread.join();
+    if (busy) reply.load = Load();
+  }
+
+  void StartLocked(const std::string& id, const std::string& spec, Reply& reply) {
+    auto run = std::make_shared<TaskRun>();
+    auto& slot = task_threads_.emplace_back();
+    slot.run = run;
+    try {
+      slot.thread = std::thread([this, run, id, spec] { TaskMain(run, id, spec); });
+    } catch (const std::system_error& e) {
+      task_threads_.pop_back();
+      reply.code = "io_error";
+      reply.message = std::string("cannot start a task thread: ") + e.what();
+      return;
+    }
+    if (auto old = tasks_.find(id); old != tasks_.end()) finished_.erase(old->second->sequence);
+    tasks_[id] = run;
+    ++tasks_running_;
+    Describe(*run, reply);
+  }
+
+  void TaskMain(const std::shared_ptr<TaskRun>& run, const std::string& id,
+                const std::string& spec) {
+    Result<std::string> result = Status::Error("internal", "the task did not run");
+    auto objects = TaskObjects();
+    if (!objects.ok()) {
+      result = objects.status().WithContext("open the task's view of the cluster");
+    } else {
+      try {
+        result = options_.task_handler(spec, **objects, run->cancel);
+      } catch (const std::exception& e) {
+        result =
+            Status::Error("task_exception", std::string("the task handler threw: ") + e.what());
+      } catch (...) {
+        result = Status::Error("task_exception", "the task handler threw a non-standard exception");
+      }
+    }
+    if (!result.ok()) Log("task '" + id + "' failed: " + result.status().ToString());
+    std::lock_guard lock(tasks_mu_);
+    run->state = result.ok() ? "done" : "failed";
+    run->result = result.ok() ? std::move(*result) : ErrorJson(result.status());
+    run->finished = Clock::now();
+    run->exited = true;
+    --tasks_running_;
+    if (auto it = tasks_.find(id); it != tasks_.end() && it->second == run) {
+      run->sequence = ++finish_sequence_;
+      finished_[run->sequence] = id;
+    }
+    PruneLocked(run->finished);
+  }
+
+  // Moves the threads of runs that have finished out of task_threads_, to be joined.
+  void ReapLocked(std::list<TaskThread>* exited) {
+    for (auto it = task_threads_.begin(); it != task_threads_.end();) {
+      auto next = std::next(it);
+      if (it->run->exited) exited->splice(exited->end(), task_threads_, it);
+      it = next;
+    }
+  }
+
+  // Forgets finished runs past task_retention, and the oldest beyond kMaxFinishedTasks.
+  void PruneLocked(Clock::time_point now) {
+    while (!finished_.empty()) {
+      auto oldest = finished_.begin();
+      auto it = tasks_.find(oldest->second);
+      if (it != tasks_.end() && finished_.size() <= kMaxFinishedTasks &&
+          now - it->second->finished < options_.task_retention)
+        break;
+      if (it != tasks_.end() && it->second->sequence == oldest->first) tasks_.erase(it);
+      finished_.erase(oldest);
+    }
+  }
+
+  // The Store the task handlers see, created at the first task: the cluster through a
+  // ClusterStore whose requests for this node run Handle() in-process.
+  Result<Store*> TaskObjects() {
+    std::lock_guard lock(task_store_mu_);
+    if (!task_store_) {
+      ClusterStoreOptions options;
+      options.meta = nullptr;
+      options.cluster.local_node = node_id_;
+      options.cluster.local_handler = [this](const Request& request) {
+        Reply reply;
+        reply.id = request.id;
+        reply.node = self_;
+        Handle(request, reply);
+        return reply;
+      };
+      // Heartbeats let a task's reads and writes skip peers that are down instead of waiting
+      // for peer_timeout on each of them.
+      options.cluster.heartbeats = true;
+      options.cluster.request_timeout = options_.peer_timeout;
+      auto created = ClusterStore::Create(ring_, options);
+      if (!created.ok()) return created.status();
+      task_store_ = std::move(*created);
+    }
+    return static_cast<Store*>(task_store_.get());
+  }
+
+  // Closes the task table to new runs, cancels every running task and joins its thread.
+  void StopTasks() {
+    std::list<TaskThread> threads;
+    {
+      std::lock_guard lock(tasks_mu_);
+      tasks_closed_ = true;
+      for (auto& t : task_threads_) t.run->cancel = true;
+      threads.swap(task_threads_);
+    }
+    for (auto& t : threads) t.thread.join();
+    std::lock_guard lock(task_store_mu_);
+    task_store_.reset();
   }
 
   // --- Replicator. ---
@@ -525,6 +743,18 @@ class NodeServerImpl final : public NodeServer {
 
   std::mutex replicate_mu_;  // one replication pass at a time
   std::mutex audit_mu_;      // one audit pass at a time
+
+  std::mutex tasks_mu_;  // tasks_, finished_, task_threads_, tasks_closed_, the runs' fields
+  std::unordered_map<std::string, std::shared_ptr<TaskRun>> tasks_;  // by task_id
+  std::map<uint64_t, std::string> finished_;  // finished runs in tasks_, oldest first
+  uint64_t finish_sequence_ = 0;
+  std::list<TaskThread> task_threads_;  // every task thread not joined yet
+  bool tasks_closed_ = false;           // Run() is ending: no new task threads
+  std::atomic<uint32_t> tasks_running_{0};
+
+  // Last: destroyed first, as its local handler calls into this node.
+  std::mutex task_store_mu_;
+  std::unique_ptr<Store> task_store_;
 };
 
 }  // namespace

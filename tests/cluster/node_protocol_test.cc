@@ -65,6 +65,104 @@ TEST_CASE("a reply survives encoding and decoding with entries, load and stats",
   CHECK(back->ToStatus().code() == "busy");
 }
 
+TEST_CASE("task requests survive encoding and decoding with their id, spec and rerun flag",
+          "[cluster][protocol]") {
+  CHECK(std::string(OpName(Op::kRunTask)) == "RUN_TASK");
+  CHECK(std::string(OpName(Op::kTaskStatus)) == "TASK_STATUS");
+  CHECK(std::string(OpName(Op::kCancelTask)) == "CANCEL_TASK");
+  for (Op op : {Op::kRunTask, Op::kTaskStatus, Op::kCancelTask}) CHECK(ParseOp(OpName(op)) == op);
+
+  Request run;
+  run.op = Op::kRunTask;
+  run.id = 5;
+  run.task_id = "job-1/seg-00003/720p";
+  run.task = R"({"kind":"transcode","input":"jobs/1/chunks/00003","rungs":["720p"]})";
+  run.rerun = true;
+  const auto frames = EncodeRequest(run);
+  REQUIRE(frames.size() == 2);  // the spec travels in the header, not as a payload
+  auto back = DecodeRequest(Views(frames));
+  REQUIRE(back.ok());
+  CHECK(back->op == Op::kRunTask);
+  CHECK(back->id == 5);
+  CHECK(back->task_id == run.task_id);
+  CHECK(back->task == run.task);
+  CHECK(back->rerun);
+
+  run.rerun = false;
+  back = DecodeRequest(Views(EncodeRequest(run)));
+  REQUIRE(back.ok());
+  CHECK_FALSE(back->rerun);
+
+  Request status;
+  status.op = Op::kTaskStatus;
+  status.task_id = "t";
+  back = DecodeRequest(Views(EncodeRequest(status)));
+  REQUIRE(back.ok());
+  CHECK(back->op == Op::kTaskStatus);
+  CHECK(back->task_id == "t");
+  CHECK(back->task.empty());
+
+  // A spec sent as a JSON value by hand is taken as its text.
+  back = DecodeRequest(
+      Views(std::vector<std::string>{"ZF1", R"({"op":"RUN_TASK","task_id":"x","task":{"a":1}})"}));
+  REQUIRE(back.ok());
+  CHECK(back->task == R"({"a":1})");
+}
+
+TEST_CASE("malformed task requests and oversized specs are refused", "[cluster][protocol]") {
+  using F = std::vector<std::string>;
+  auto code = [](const F& frames) { return DecodeRequest(Views(frames)).status().code(); };
+  CHECK(code(F{"ZF1", R"({"op":"RUN_TASK","task":"{}"})"}) == "bad_message");
+  CHECK(code(F{"ZF1", R"({"op":"RUN_TASK","task_id":"a"})"}) == "bad_message");
+  CHECK(code(F{"ZF1", R"({"op":"TASK_STATUS"})"}) == "bad_message");
+  CHECK(code(F{"ZF1", R"({"op":"CANCEL_TASK","task_id":""})"}) == "bad_message");
+  CHECK(code(F{"ZF1", R"({"op":"CANCEL_TASK","task_id":7})"}) == "bad_message");
+  CHECK(code(F{"ZF1", R"({"op":"RUN_TASK","task_id":"a","task":"{}","rerun":"yes"})"}) ==
+        "bad_message");
+  const std::string long_id = std::string(2000, 't');
+  CHECK(code(F{"ZF1", R"({"op":"TASK_STATUS","task_id":")" + long_id + R"("})"}) == "bad_message");
+
+  Request run;
+  run.op = Op::kRunTask;
+  run.task_id = "big";
+  run.task = std::string(kMaxHeaderBytes, 's');  // plus the rest of the header: too big
+  CHECK(DecodeRequest(Views(EncodeRequest(run))).status().code() == "too_large");
+  run.task = std::string(kMaxHeaderBytes - 200, 's');
+  CHECK(DecodeRequest(Views(EncodeRequest(run))).ok());
+}
+
+TEST_CASE("task replies survive encoding and decoding with state, result and task load",
+          "[cluster][protocol]") {
+  Reply reply;
+  reply.id = 3;
+  reply.task_state = "done";
+  reply.task_result = R"({"outputs":["jobs/1/out/720p/00003"],"cpu_seconds":1.5})";
+  reply.load = NodeLoad{0, 64, 4, 1, 2, 1};
+  auto back = DecodeReply(Views(EncodeReply(reply)));
+  REQUIRE(back.ok());
+  CHECK(back->ok());
+  CHECK(back->task_state == "done");
+  CHECK(back->task_result == reply.task_result);
+  REQUIRE(back->load);
+  CHECK(back->load->task_slots == 2);
+  CHECK(back->load->tasks_running == 1);
+  CHECK(back->load->workers == 4);
+
+  Reply failed;
+  failed.task_state = "failed";
+  failed.task_result = R"({"error":{"code":"boom","message":"it broke"}})";
+  back = DecodeReply(Views(EncodeReply(failed)));
+  REQUIRE(back.ok());
+  CHECK(back->task_state == "failed");
+  CHECK(back->task_result == failed.task_result);
+
+  back = DecodeReply(Views(EncodeReply(Reply{})));  // nothing task-related: fields stay empty
+  REQUIRE(back.ok());
+  CHECK(back->task_state.empty());
+  CHECK(back->task_result.empty());
+  CHECK_FALSE(back->load);
+}
+
 TEST_CASE("malformed requests are refused with a code, never an exception", "[cluster][protocol]") {
   using F = std::vector<std::string>;
   auto code = [](const F& frames) { return DecodeRequest(Views(frames)).status().code(); };

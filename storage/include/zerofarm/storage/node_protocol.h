@@ -36,6 +36,12 @@ enum class Op {
   kList,       // partition: entries (or only their hash with hash_only), for the replicator
   kReplicate,  // run one replication pass now; the reply's stats say what moved
   kAudit,      // run one audit pass now; the reply's stats say what was scanned and repaired
+  // Tasks: a node runs a program next to its objects (NodeOptions::task_handler).
+  kRunTask,     // task_id + task (an opaque spec): start it, or attach to the same task_id when
+                // it is running or has succeeded (unless rerun); answers at once with its state
+  kTaskStatus,  // task_id: the task's state and, once finished, its result; "not_found" when
+                // the node does not know it (e.g. it restarted)
+  kCancelTask,  // task_id: stop it (its handler sees the cancel flag); state as kTaskStatus
 };
 
 const char* OpName(Op op);
@@ -53,6 +59,9 @@ struct Request {
   int64_t ts = 0;              // PUT/DELETE: the write's timestamp (ns since epoch); newer wins
   std::string handoff_for;     // PUT: endpoint of the primary this copy stands in for
   std::string payload;         // PUT
+  std::string task_id;         // RUN_TASK/TASK_STATUS/CANCEL_TASK: the caller's name for the task
+  std::string task;            // RUN_TASK: the task spec, opaque to the node (JSON)
+  bool rerun = false;          // RUN_TASK: start afresh even if a finished run of task_id succeeded
 };
 
 // One stored object as LIST and HEAD describe it.
@@ -65,16 +74,19 @@ struct ObjectEntry {
 };
 
 struct NodeLoad {
-  uint32_t queued = 0;     // requests waiting for a worker
-  uint32_t max_queue = 0;  // the bound; past it the node answers "busy"
-  uint32_t workers = 0;    // worker threads (slots)
-  uint32_t active = 0;     // workers busy now
+  uint32_t queued = 0;         // requests waiting for a worker
+  uint32_t max_queue = 0;      // the bound; past it the node answers "busy"
+  uint32_t workers = 0;        // worker threads (slots)
+  uint32_t active = 0;         // workers busy now
+  uint32_t task_slots = 0;     // tasks the node runs at once (0: it runs none)
+  uint32_t tasks_running = 0;  // tasks running now
 };
 
 // Reply codes: "ok", "busy", "deadline_exceeded", "bad_message", "unsupported_version",
 // "unknown_op", "too_large", "not_found", "corrupt", "checksum_mismatch", "superseded" (a
 // newer copy is stored; nothing stored), "deleted" (a tombstone newer than this PUT covers the
-// name; nothing stored), "io_error".
+// name; nothing stored), "io_error", "unsupported" (RUN_TASK & co. on a node without task
+// slots).
 struct Reply {
   uint64_t id = 0;
   std::string code = "ok";
@@ -86,6 +98,10 @@ struct Reply {
   std::map<std::string, uint64_t> stats;  // REPLICATE/AUDIT/DELETE counters
   std::string node;                       // the answering node's endpoint
   std::string payload;                    // GET
+  // Tasks: "running", "done" (the handler returned a result) or "failed" (it returned an
+  // error: task_result is {"error": {"code", "message"}}); the result JSON once finished.
+  std::string task_state;
+  std::string task_result;
 
   bool ok() const { return code == "ok"; }
   Status ToStatus() const;  // ok, or Error(code, message)

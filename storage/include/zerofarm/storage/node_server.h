@@ -1,7 +1,8 @@
 // NodeServer: the storage-node daemon behind `zerofarm node`. One ROUTER socket bound to the
-// node's endpoint takes requests in the node protocol (node_protocol.h); PINGs and malformed
-// messages are answered at once by the I/O thread, everything else waits in a bounded queue for
-// a small pool of workers. A request arriving while the queue is full is answered "busy" at
+// node's endpoint takes requests in the node protocol (node_protocol.h); PINGs, the task ops
+// (RUN_TASK, TASK_STATUS, CANCEL_TASK: tasks run on their own threads) and malformed messages
+// are answered at once by the I/O thread, everything else waits in a bounded queue for a small
+// pool of workers. A request arriving while the queue is full is answered "busy" at
 // once (the node never stalls its callers); one whose deadline passed while queued is answered
 // "deadline_exceeded" without running. Objects live in the node's own Store under Options::dir.
 // Background: a replicator pushes what its peers lack (per partition, comparing listing hashes
@@ -11,15 +12,26 @@
 // a signal-waiting thread) and makes Run() return after in-flight requests finish.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/storage/ring.h"
+#include "zerofarm/storage/store.h"
 
 namespace zerofarm::storage {
+
+// Runs one task (RUN_TASK's spec) on a task thread of the node. `objects` is the cluster seen
+// from this node (a ClusterStore whose requests for this node are served in-process, so its
+// own replicas are read and written without the network); `cancel` turns true when the task
+// is cancelled or the node stops. Returns the result JSON ("done") or an error ("failed").
+using TaskHandler = std::function<Result<std::string>(std::string_view spec, Store& objects,
+                                                      const std::atomic<bool>& cancel)>;
 
 struct NodeOptions {
   std::string data_dir;     // the node's Store
@@ -31,6 +43,12 @@ struct NodeOptions {
   std::chrono::milliseconds replicate_interval{30000};
   uint64_t audit_bytes_per_second = 8 << 20;     // the auditor's read budget; 0 = auditor off
   std::chrono::milliseconds peer_timeout{5000};  // per request to a peer
+  // Tasks: up to task_slots run at once, each on its own thread; 0 or no handler = the node
+  // answers RUN_TASK "unsupported". Finished tasks are remembered (for TASK_STATUS) for
+  // task_retention, the newest 4096 at most.
+  uint32_t task_slots = 0;
+  TaskHandler task_handler;
+  std::chrono::milliseconds task_retention{std::chrono::minutes(30)};
 };
 
 class NodeServer {
