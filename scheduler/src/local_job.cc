@@ -1,5 +1,6 @@
 #include "zerofarm/scheduler/local_job.h"
 
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,7 +12,7 @@
 #include <optional>
 #include <thread>
 
-#include "worker_process.h"
+#include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/transcode/ladder.h"
 #include "zerofarm/transcode/stitcher.h"
 #include "zerofarm/transcode/worker_task.h"
@@ -24,7 +25,7 @@ namespace tc = transcode;
 namespace fs = std::filesystem;
 
 constexpr int kAudioTask = -1;
-constexpr size_t kInputPiece = 1 << 20;
+constexpr uint64_t kMaxThumbnailBytes = 16 << 20;
 constexpr double kThumbnailSeconds = 1.0;
 constexpr int kThumbnailShortSide = 360;
 
@@ -41,6 +42,15 @@ std::string UserPhrase(const std::string& code) {
   if (code == "unsupported_codec") return "unsupported codec";
   if (code == "bad_stream") return "corrupt chunk";
   return "transcode failed";
+}
+
+std::string NewIngestId() {
+  uint64_t r = 0;
+  while (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(r));
+  return buf;
 }
 
 std::string Hostname() {
@@ -95,6 +105,9 @@ struct Plan {
   size_t chunks = 0;
   uint64_t source_bytes = 0, video_packets = 0;
   double duration_seconds = 0;
+  // Names this ingest's task runs: a resumed job re-attaches to runs still going on a node,
+  // a job ingested again (its objects replaced) never reuses a result of the earlier ingest.
+  std::string ingest_id;
 
   json ToJson() const {
     json t = json::array();
@@ -118,6 +131,7 @@ struct Plan {
             {"source_bytes", source_bytes},
             {"video_packets", video_packets},
             {"duration_seconds", duration_seconds},
+            {"ingest_id", ingest_id},
             {"warnings", source.warnings}};
   }
 
@@ -143,6 +157,7 @@ struct Plan {
     p.video_packets = j.at("video_packets");
     p.duration_seconds = j.at("duration_seconds");
     if (j.contains("warnings")) p.source.warnings = j["warnings"].get<std::vector<std::string>>();
+    p.ingest_id = j.value("ingest_id", "");
     return p;
   }
 };
@@ -162,9 +177,17 @@ class Job : public tc::IngestSink {
         options_(options),
         progress_(progress),
         node_(options.node_name.empty() ? Hostname() : options.node_name),
-        t0_(std::chrono::steady_clock::now()) {
+        t0_(std::chrono::steady_clock::now()),
+        cancel_(options.cancel ? options.cancel : std::make_shared<std::atomic<bool>>(false)) {
     slots_ = options.jobs > 0 ? options.jobs
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    executor_ = options.executor;
+    if (executor_) {
+      slots_ = std::max(
+          1, options.jobs > 0 ? std::min(options.jobs, executor_->slots()) : executor_->slots());
+    } else {
+      executor_ = MakeLocalExecutor(store_, options.worker, node_, slots_);
+    }
   }
 
   Result<std::string> Run(transcode::ByteSource& source, const fs::path& out_dir) {
@@ -247,7 +270,13 @@ class Job : public tc::IngestSink {
   }
 
  private:
-  bool Cancelled() const { return options_.cancel && options_.cancel->load(); }
+  bool Cancelled() const { return cancel_->load(); }
+
+  std::string ChunkObject(uint32_t chunk) const {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "chunks/%05u", chunk);
+    return prefix_ + buf;
+  }
 
   double Elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
@@ -305,6 +334,10 @@ class Job : public tc::IngestSink {
     if (!old.ok()) return old.status();
     for (const auto& kv : *old) ZF_RETURN_IF_ERROR(store_.DeleteMeta(kv.first));
     Report("ingest");
+    {
+      std::lock_guard lock(mu_);
+      plan_.ingest_id = NewIngestId();
+    }
     tc::IngestOptions io;
     io.chunk_seconds = options_.chunk_seconds;
     io.prefix = prefix_;
@@ -434,7 +467,7 @@ class Job : public tc::IngestSink {
         TaskProgress& tp = Track(index);
         tp.state = "running";
         tp.attempts = attempt;
-        tp.node = node_;
+        tp.node.clear();  // known once the executor places it
         tp.started_at = Elapsed();
         Notify();
       }
@@ -455,6 +488,7 @@ class Job : public tc::IngestSink {
     std::vector<tc::RungSettings> rungs;
     tc::SourceInfo source;
     int thumb_w, thumb_h;
+    std::string ingest_id;
     {
       std::lock_guard lock(mu_);
       if (index != kAudioTask) {
@@ -466,27 +500,26 @@ class Job : public tc::IngestSink {
       }
       rungs = plan_.rungs;
       source = plan_.source;
+      ingest_id = plan_.ingest_id;
       thumb_w = plan_.thumb_width;
       thumb_h = plan_.thumb_height;
     }
 
-    WorkerRun run;
-    run.threads = threads;
-    std::vector<std::unique_ptr<storage::ObjectWriter>> writers;
-    std::string thumbnail;
-    std::vector<std::string> inputs;
+    TaskSpec spec;
+    spec.job = prefix_;
+    spec.threads = threads;
+    spec.rerun = attempt > 1;
     if (index == kAudioTask) {
       tc::AudioTask t;
       t.origin_seconds = source.origin_seconds;
       t.output_fd = 3;
-      run.args = {"audio", "--task", tc::ToJson(t)};
-      run.outputs = 1;
-      auto w = store_.CreateObject(tc::AudioObjectName(prefix_));
-      if (!w.ok()) return w.status();
-      writers.push_back(std::move(*w));
-      inputs.push_back(prefix_ + "audio");
-      run.timeout = options_.task_timeout_base +
-                    std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
+      spec.id = prefix_ + "audio@" + ingest_id;
+      spec.args = {"audio", "--task", tc::ToJson(t)};
+      spec.outputs.push_back({tc::AudioObjectName(prefix_), 0});
+      spec.inputs.push_back(prefix_ + "audio");
+      spec.placement = prefix_ + "audio";
+      spec.timeout = options_.task_timeout_base +
+                     std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
     } else {
       tc::VideoTask t;
       t.decode_from = plan.decode_from;
@@ -499,9 +532,7 @@ class Job : public tc::IngestSink {
       int fd = 3;
       for (const auto& r : rungs) {
         t.outputs.push_back({r, fd++});
-        auto w = store_.CreateObject(tc::SegmentObjectName(prefix_, r.name, plan.index));
-        if (!w.ok()) return w.status();
-        writers.push_back(std::move(*w));
+        spec.outputs.push_back({tc::SegmentObjectName(prefix_, r.name, plan.index), 0});
       }
       if (plan.index == 0) {
         const auto& tb = source.video;
@@ -511,52 +542,26 @@ class Job : public tc::IngestSink {
         t.thumbnail_fd = fd++;
         t.thumbnail_width = thumb_w;
         t.thumbnail_height = thumb_h;
+        spec.outputs.push_back({tc::ThumbnailObjectName(prefix_), kMaxThumbnailBytes});
       }
-      run.args = {"video", "--task", tc::ToJson(t)};
-      run.outputs = static_cast<size_t>(fd - 3);
-      for (uint32_t c = plan.first_chunk; c <= plan.last_chunk; ++c) {
-        char buf[32];
-        std::snprintf(buf, sizeof(buf), "chunks/%05u", c);
-        inputs.push_back(prefix_ + buf);
-      }
-      run.timeout = options_.task_timeout_base +
-                    std::chrono::seconds(static_cast<long>(options_.task_timeout_per_second *
-                                                           std::max(1.0, plan.seconds)));
+      spec.id = TaskKey(prefix_, index) + "@" + ingest_id;
+      spec.args = {"video", "--task", tc::ToJson(t)};
+      for (uint32_t c = plan.first_chunk; c <= plan.last_chunk; ++c)
+        spec.inputs.push_back(ChunkObject(c));
+      // Task i's outputs are named after chunk i (stitcher.h) and live with it: run it there.
+      spec.placement = ChunkObject(plan.index);
+      spec.timeout = options_.task_timeout_base +
+                     std::chrono::seconds(static_cast<long>(options_.task_timeout_per_second *
+                                                            std::max(1.0, plan.seconds)));
     }
 
-    // Input: the chunk objects, one piece at a time.
-    size_t input_index = 0;
-    std::unique_ptr<storage::ObjectReader> reader;
-    run.next_input = [&]() -> Result<std::string> {
-      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
-      for (;;) {
-        if (!reader) {
-          if (input_index >= inputs.size()) return std::string();
-          auto r = store_.OpenObject(inputs[input_index++]);
-          if (!r.ok()) return r.status();
-          reader = std::move(*r);
-        }
-        std::string piece(kInputPiece, '\0');
-        auto n = reader->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
-        if (!n.ok()) return n.status();
-        if (*n == 0) {
-          reader.reset();
-          continue;
-        }
-        piece.resize(*n);
-        return piece;
-      }
-    };
-    run.on_output = [&](size_t channel, std::string_view data) -> Status {
-      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
-      if (channel < writers.size()) return writers[channel]->Append(data);
-      thumbnail.append(data);
-      if (thumbnail.size() > (16u << 20))
-        return Status::Error("worker_failed", "thumbnail larger than 16 MiB");
-      return Status::Ok();
-    };
-
-    auto exit = RunWorker(*options_.worker, run);
+    auto exit = executor_->Run(spec, *cancel_, [&](const std::string& node) {
+      std::lock_guard lock(mu_);
+      TaskProgress& tp = Track(index);
+      tp.node = node;
+      tp.started_at = Elapsed();
+      Notify();
+    });
     if (!exit.ok()) {
       // No worker, or the job was cancelled: a retry is futile.
       *permanent = exit.status().message().rfind("spawn", 0) == 0 || Cancelled();
@@ -567,7 +572,7 @@ class Job : public tc::IngestSink {
     // A sandbox rule stopped the worker: the same input would meet the same rule again.
     if (exit->stopped_by == "seccomp" || exit->stopped_by == "memory" ||
         exit->stopped_by == "quota" || exit->stopped_by == "fsize") {
-      options_.worker->CountRefusal();
+      if (options_.worker) options_.worker->CountRefusal();
       *permanent = true;
       return Status::Error(
           "sandbox_refused",
@@ -579,7 +584,7 @@ class Job : public tc::IngestSink {
       return Status::Error("worker_failed", what + ": the worker used up its CPU time limit");
     if (exit->timed_out)
       return Status::Error("worker_failed", what + ": the worker hung and was killed after " +
-                                                std::to_string(run.timeout.count() / 1000) + " s");
+                                                std::to_string(spec.timeout.count() / 1000) + " s");
     if (exit->signal != 0)
       return Status::Error("worker_failed",
                            what + ": the worker died of signal " + std::to_string(exit->signal));
@@ -605,15 +610,13 @@ class Job : public tc::IngestSink {
           return Status::Error("worker_failed", what + ": rung " + r.name + " has " +
                                                     std::to_string(r.frames) + " frames, not " +
                                                     std::to_string(report->frames_output));
-      if (plan.index == 0 && thumbnail.empty())
+      if (plan.index == 0 &&
+          (exit->output_bytes.size() != spec.outputs.size() || exit->output_bytes.back() == 0))
         return Status::Error("worker_failed", what + ": no thumbnail");
     }
-    for (auto& w : writers) ZF_RETURN_IF_ERROR(w->Commit());
-    if (!thumbnail.empty())
-      ZF_RETURN_IF_ERROR(store_.PutObject(tc::ThumbnailObjectName(prefix_), thumbnail));
 
     json result = {{"task", index == kAudioTask ? json("audio") : json(index)},
-                   {"node", node_},
+                   {"node", exit->node},
                    {"attempts", attempt},
                    {"frames", report->frames_output},
                    {"frames_decoded", report->frames_decoded},
@@ -622,7 +625,11 @@ class Job : public tc::IngestSink {
                    {"cpu_seconds", exit->cpu_seconds},
                    {"peak_rss_kib", exit->peak_rss_kib},
                    {"threads", threads},
-                   {"isolation", exit->sandboxed ? "sandbox" : "unsandboxed"}};
+                   {"isolation", exit->sandboxed ? "sandbox" : "unsandboxed"},
+                   {"input_bytes", exit->input_bytes},
+                   {"input_bytes_remote", exit->input_bytes_remote},
+                   {"output_bytes_sent", exit->output_bytes_sent}};
+    if (exit->backup) result["backup_copy"] = true;
     if (exit->sandboxed)
       result["sandbox"] = {{"spawn_ms", exit->spawn_ms},
                            {"layers_missing", exit->layers_missing},
@@ -644,6 +651,7 @@ class Job : public tc::IngestSink {
     std::lock_guard lock(mu_);
     results_[index] = result;
     TaskProgress& tp = Track(index);
+    tp.node = exit->node;
     tp.wall_seconds = exit->wall_seconds;
     tp.cpu_seconds = exit->cpu_seconds;
     tp.error.clear();
@@ -666,6 +674,18 @@ class Job : public tc::IngestSink {
     return Status::Ok();
   }
 
+  // How the workers ran: this process's runtime, or what the nodes' task results say.
+  json WorkerJson() const {
+    if (options_.worker)
+      return {{"isolation",
+               options_.worker->isolation() == Isolation::kSandbox ? "sandbox" : "unsandboxed"},
+              {"sha256", options_.worker->program_sha256()}};
+    std::string isolation = "sandbox";
+    for (const auto& [index, r] : results_)
+      if (r.value("isolation", "") != "sandbox") isolation = "unsandboxed";
+    return {{"isolation", isolation}, {"runs_on", "storage nodes"}};
+  }
+
   std::string BuildReport(const tc::StitchResult& s, double ingest_seconds, double total_seconds) {
     json chunks = json::array();
     double cpu = 0;
@@ -678,6 +698,13 @@ class Job : public tc::IngestSink {
     if (results_.count(kAudioTask)) {
       audio = results_.at(kAudioTask);
       cpu += audio.value("cpu_seconds", 0.0);
+    }
+    // What the tasks moved between machines (zero on one machine).
+    uint64_t input_bytes = 0, input_remote = 0, output_sent = 0;
+    for (const auto& [index, r] : results_) {
+      input_bytes += r.value("input_bytes", uint64_t{0});
+      input_remote += r.value("input_bytes_remote", uint64_t{0});
+      output_sent += r.value("output_bytes_sent", uint64_t{0});
     }
     json renditions = json::array();
     for (const auto& r : s.renditions) {
@@ -698,22 +725,22 @@ class Job : public tc::IngestSink {
                             {"playlist", r.name + "/index.m3u8"},
                             {"mp4", r.name + ".mp4"}});
     }
-    json report = {
-        {"status", "ready"},
-        {"source", plan_.ToJson()},
-        {"renditions", renditions},
-        {"chunks", chunks},
-        {"audio", audio},
-        {"audio_seconds", s.audio_seconds},
-        {"tasks_resumed", progress_state_.tasks_resumed},
-        {"worker",
-         {{"isolation",
-           options_.worker->isolation() == Isolation::kSandbox ? "sandbox" : "unsandboxed"},
-          {"sha256", options_.worker->program_sha256()}}},
-        {"timing",
-         {{"ingest_seconds", ingest_seconds},
-          {"total_seconds", total_seconds},
-          {"worker_cpu_seconds", cpu}}}};
+    json report = {{"status", "ready"},
+                   {"source", plan_.ToJson()},
+                   {"renditions", renditions},
+                   {"chunks", chunks},
+                   {"audio", audio},
+                   {"audio_seconds", s.audio_seconds},
+                   {"tasks_resumed", progress_state_.tasks_resumed},
+                   {"worker", WorkerJson()},
+                   {"network",
+                    {{"task_input_bytes", input_bytes},
+                     {"task_input_bytes_remote", input_remote},
+                     {"task_output_bytes_sent", output_sent}}},
+                   {"timing",
+                    {{"ingest_seconds", ingest_seconds},
+                     {"total_seconds", total_seconds},
+                     {"worker_cpu_seconds", cpu}}}};
     report["source"].erase("tasks");
     return report.dump(2);
   }
@@ -724,6 +751,8 @@ class Job : public tc::IngestSink {
   const ProgressFn& progress_;
   const std::string node_;
   const std::chrono::steady_clock::time_point t0_;
+  const std::shared_ptr<std::atomic<bool>> cancel_;
+  std::shared_ptr<TaskExecutor> executor_;
   int slots_ = 1;
 
   std::mutex mu_;
@@ -745,7 +774,8 @@ class Job : public tc::IngestSink {
 Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
                                 const std::string& job_id, const JobOptions& options,
                                 const fs::path& out_dir, const ProgressFn& progress) {
-  if (!options.worker) return Status::Error("invalid_argument", "no worker program configured");
+  if (!options.worker && !options.executor)
+    return Status::Error("invalid_argument", "no worker program configured");
   Job job(store, job_id, options, progress);
   return job.Run(source, out_dir);
 }

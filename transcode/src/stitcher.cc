@@ -159,11 +159,13 @@ double Ticks2Sec(int64_t t, int tb) { return static_cast<double>(t) / tb; }
 
 std::string SegmentObjectName(const std::string& prefix, const std::string& rung, size_t index) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "/%05zu", index);
-  return prefix + "out/" + rung + buf;
+  std::snprintf(buf, sizeof(buf), "chunks/%05zu", index);
+  return prefix + buf + "#out/" + rung;
 }
-std::string AudioObjectName(const std::string& prefix) { return prefix + "out/audio"; }
-std::string ThumbnailObjectName(const std::string& prefix) { return prefix + "out/thumbnail.jpg"; }
+std::string AudioObjectName(const std::string& prefix) { return prefix + "audio#out"; }
+std::string ThumbnailObjectName(const std::string& prefix) {
+  return prefix + "chunks/00000#out/thumbnail.jpg";
+}
 
 Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
                             const fs::path& out_dir) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/ingest.h"
@@ -68,7 +69,8 @@ struct JobOptions {
   double chunk_seconds = 4.0;
   int jobs = 0;         // parallel worker processes; 0 = the number of cores
   int max_retries = 3;  // further attempts after a failed or hung one
-  // The worker program, loaded and validated once (worker_runtime.h). Required.
+  // The worker program, loaded and validated once (worker_runtime.h). Required unless an
+  // executor runs the tasks elsewhere.
   std::shared_ptr<const WorkerRuntime> worker;
   // Shared slots across jobs; null = this job's own `jobs` slots.
   std::shared_ptr<WorkerSlots> slots;
@@ -77,6 +79,9 @@ struct JobOptions {
   std::shared_ptr<std::atomic<bool>> cancel;
   // Name of the node that runs the workers (reports, the farm view); "" = the host name.
   std::string node_name;
+  // Where tasks run; null = on this machine over `store` (worker, jobs and slots above). With
+  // an executor, parallelism is min(jobs, executor->slots()) (jobs 0 = the executor's slots).
+  std::shared_ptr<TaskExecutor> executor;
   // A task is declared hung after base + per_second * (seconds of video it owns).
   std::chrono::seconds task_timeout_base{300};
   double task_timeout_per_second = 60.0;

@@ -1,0 +1,110 @@
+// Task execution: where and how one worker task runs. The job engine (local_job.h) plans tasks
+// and judges their outcomes; a TaskExecutor runs them:
+//   - MakeLocalExecutor: on this machine, reading and writing a Store (zerofarm transcode and
+//     serve: the embedded store);
+//   - MakeClusterExecutor (cluster_executor.h): on a storage node that holds the task's input,
+//     through the node's RUN_TASK operation (zerofarm proxy);
+//   - RunTaskHere is what both end up calling on the machine that runs the worker (a node's
+//     task handler included: MakeNodeTaskHandler).
+// A task's outputs are committed to the store only when the worker exits 0; the engine checks
+// the report and frame counts and retries on its own.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/worker_runtime.h"
+#include "zerofarm/storage/node_server.h"
+#include "zerofarm/storage/store.h"
+
+namespace zerofarm::scheduler {
+
+struct TaskOutput {
+  std::string object;      // where the channel's bytes are stored
+  uint64_t max_bytes = 0;  // the channel's quota; 0 = no limit beyond the store's
+};
+
+struct TaskSpec {
+  std::string id;                   // unique per job and task: "<job id>/<task>"
+  std::string job;                  // the job it belongs to (straggler statistics)
+  std::vector<std::string> args;    // the worker's argv[1..]
+  std::vector<std::string> inputs;  // objects concatenated into the input channel
+  std::vector<TaskOutput> outputs;  // output channel i = fd 3 + i
+  std::string placement;            // the object whose holders should run the task
+  int threads = 1;                  // encoder threads (sizes the CPU-time limit)
+  std::chrono::milliseconds timeout{60000};
+  bool rerun = false;  // a retry: never reuse an earlier run's result
+};
+
+struct TaskOutcome {
+  // As the worker ended (see worker_process.h).
+  int exit_code = -1;
+  int signal = 0;
+  bool timed_out = false;
+  std::string report;  // the worker's JSON report (fd 1)
+  std::string stderr_tail;
+  double wall_seconds = 0;
+  double cpu_seconds = 0;
+  long peak_rss_kib = 0;
+  std::string stopped_by;  // the sandbox rule that stopped it, "" if none
+  std::string stopped_detail;
+  double spawn_ms = 0;
+  bool sandboxed = false;
+  std::vector<std::string> layers_missing;
+  std::string memory_limit_via;
+  // Where it ran and what it moved.
+  std::string node;                    // the node (or host) name
+  std::vector<uint64_t> output_bytes;  // per output channel
+  uint64_t input_bytes = 0;            // read from the input objects
+  uint64_t input_bytes_remote = 0;     // of those, read over the network from other nodes
+  uint64_t output_bytes_sent = 0;      // output bytes sent over the network (replicas)
+  bool backup = false;                 // the result came from a straggler's backup copy
+};
+
+std::string ToJson(const TaskSpec& spec);
+Result<TaskSpec> TaskSpecFromJson(std::string_view json);
+std::string ToJson(const TaskOutcome& outcome);
+Result<TaskOutcome> TaskOutcomeFromJson(std::string_view json);
+
+class TaskExecutor {
+ public:
+  virtual ~TaskExecutor() = default;
+  // Runs the task to its end (blocking). Errors are the executor's own ("cancelled",
+  // "unavailable" when no node can run it, "io_error", "spawn ..."); a worker that fails is an
+  // outcome, not an error. `placed` (may be empty) is told the node each time the task starts
+  // somewhere. Safe to call from many threads at once.
+  virtual Result<TaskOutcome> Run(const TaskSpec& spec, const std::atomic<bool>& cancel,
+                                  const std::function<void(const std::string&)>& placed) = 0;
+  // Task slots in all (the engine sizes its parallelism by it).
+  virtual int slots() const = 0;
+};
+
+// Runs the worker here: input objects streamed from `store`, outputs streamed into it and
+// committed when the worker exits 0. `remote` (optional) says whether an object is read or
+// written over the network, to fill input_bytes_remote and output_bytes_sent.
+struct HereOptions {
+  std::string node_name;
+  std::function<bool(const std::string& object)> input_is_remote;
+  std::function<uint64_t(const std::string& object)> output_copies_sent;
+};
+Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
+                                const WorkerRuntime& worker, const HereOptions& options,
+                                const std::atomic<bool>& cancel);
+
+// This machine as the executor: `slots` tasks at once (callers beyond wait).
+std::unique_ptr<TaskExecutor> MakeLocalExecutor(storage::Store& store,
+                                                std::shared_ptr<const WorkerRuntime> worker,
+                                                std::string node_name, int slots);
+
+// The RUN_TASK handler of `zerofarm node`: the spec is TaskSpec JSON, the result TaskOutcome
+// JSON; inputs are read through the node's view of the cluster (its own replicas locally).
+storage::TaskHandler MakeNodeTaskHandler(std::shared_ptr<const WorkerRuntime> worker,
+                                         const storage::Ring& ring, uint32_t self_node);
+
+}  // namespace zerofarm::scheduler

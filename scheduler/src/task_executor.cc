@@ -1,0 +1,264 @@
+// Task specs and outcomes as JSON, running a task here, the local executor and the node's
+// task handler (task_executor.h).
+#include "zerofarm/scheduler/task_executor.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "worker_process.h"
+
+namespace zerofarm::scheduler {
+namespace {
+
+using nlohmann::json;
+constexpr size_t kInputPiece = 1 << 20;
+
+Status Cancelled() { return Status::Error("cancelled", "the job was cancelled"); }
+
+}  // namespace
+
+std::string ToJson(const TaskSpec& s) {
+  json outputs = json::array();
+  for (const auto& o : s.outputs)
+    outputs.push_back({{"object", o.object}, {"max_bytes", o.max_bytes}});
+  return json{{"id", s.id},           {"job", s.job},
+              {"args", s.args},       {"inputs", s.inputs},
+              {"outputs", outputs},   {"placement", s.placement},
+              {"threads", s.threads}, {"timeout_ms", s.timeout.count()},
+              {"rerun", s.rerun}}
+      .dump();
+}
+
+Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    TaskSpec s;
+    s.id = j.at("id");
+    s.job = j.value("job", "");
+    s.args = j.at("args").get<std::vector<std::string>>();
+    s.inputs = j.at("inputs").get<std::vector<std::string>>();
+    for (const auto& o : j.at("outputs"))
+      s.outputs.push_back({o.at("object").get<std::string>(), o.value("max_bytes", uint64_t{0})});
+    s.placement = j.value("placement", "");
+    s.threads = j.value("threads", 1);
+    s.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
+    s.rerun = j.value("rerun", false);
+    return s;
+  } catch (const std::exception& e) {
+    return Status::Error("invalid_argument", std::string("bad task spec: ") + e.what());
+  }
+}
+
+std::string ToJson(const TaskOutcome& o) {
+  return json{{"exit_code", o.exit_code},
+              {"signal", o.signal},
+              {"timed_out", o.timed_out},
+              {"report", o.report},
+              {"stderr_tail", o.stderr_tail},
+              {"wall_seconds", o.wall_seconds},
+              {"cpu_seconds", o.cpu_seconds},
+              {"peak_rss_kib", o.peak_rss_kib},
+              {"stopped_by", o.stopped_by},
+              {"stopped_detail", o.stopped_detail},
+              {"spawn_ms", o.spawn_ms},
+              {"sandboxed", o.sandboxed},
+              {"layers_missing", o.layers_missing},
+              {"memory_limit_via", o.memory_limit_via},
+              {"node", o.node},
+              {"output_bytes", o.output_bytes},
+              {"input_bytes", o.input_bytes},
+              {"input_bytes_remote", o.input_bytes_remote},
+              {"output_bytes_sent", o.output_bytes_sent},
+              {"backup", o.backup}}
+      .dump();
+}
+
+Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
+  try {
+    json j = json::parse(text);
+    TaskOutcome o;
+    o.exit_code = j.at("exit_code");
+    o.signal = j.at("signal");
+    o.timed_out = j.at("timed_out");
+    o.report = j.at("report");
+    o.stderr_tail = j.value("stderr_tail", "");
+    o.wall_seconds = j.at("wall_seconds");
+    o.cpu_seconds = j.at("cpu_seconds");
+    o.peak_rss_kib = j.value("peak_rss_kib", 0L);
+    o.stopped_by = j.value("stopped_by", "");
+    o.stopped_detail = j.value("stopped_detail", "");
+    o.spawn_ms = j.value("spawn_ms", 0.0);
+    o.sandboxed = j.at("sandboxed");
+    o.layers_missing = j.value("layers_missing", std::vector<std::string>{});
+    o.memory_limit_via = j.value("memory_limit_via", "");
+    o.node = j.value("node", "");
+    o.output_bytes = j.value("output_bytes", std::vector<uint64_t>{});
+    o.input_bytes = j.value("input_bytes", uint64_t{0});
+    o.input_bytes_remote = j.value("input_bytes_remote", uint64_t{0});
+    o.output_bytes_sent = j.value("output_bytes_sent", uint64_t{0});
+    o.backup = j.value("backup", false);
+    return o;
+  } catch (const std::exception& e) {
+    return Status::Error("invalid_argument", std::string("bad task outcome: ") + e.what());
+  }
+}
+
+Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
+                                const WorkerRuntime& worker, const HereOptions& options,
+                                const std::atomic<bool>& cancel) {
+  std::vector<std::unique_ptr<storage::ObjectWriter>> writers;
+  for (const auto& o : spec.outputs) {
+    auto w = store.CreateObject(o.object);
+    if (!w.ok()) return w.status();
+    writers.push_back(std::move(*w));
+  }
+  TaskOutcome outcome;
+  outcome.node = options.node_name;
+  outcome.output_bytes.assign(spec.outputs.size(), 0);
+
+  WorkerRun run;
+  run.args = spec.args;
+  run.outputs = spec.outputs.size();
+  run.timeout = spec.timeout;
+  run.threads = spec.threads;
+  // Input: the objects one after the other, one piece at a time.
+  size_t input_index = 0;
+  bool input_remote = false;
+  std::unique_ptr<storage::ObjectReader> reader;
+  run.next_input = [&]() -> Result<std::string> {
+    if (cancel.load()) return Cancelled();
+    for (;;) {
+      if (!reader) {
+        if (input_index >= spec.inputs.size()) return std::string();
+        const std::string& name = spec.inputs[input_index++];
+        auto r = store.OpenObject(name);
+        if (!r.ok()) return r.status().WithContext("input " + name);
+        reader = std::move(*r);
+        input_remote = options.input_is_remote && options.input_is_remote(name);
+      }
+      std::string piece(kInputPiece, '\0');
+      auto n = reader->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
+      if (!n.ok()) return n.status();
+      if (*n == 0) {
+        reader.reset();
+        continue;
+      }
+      piece.resize(*n);
+      outcome.input_bytes += *n;
+      if (input_remote) outcome.input_bytes_remote += *n;
+      return piece;
+    }
+  };
+  run.on_output = [&](size_t channel, std::string_view data) -> Status {
+    if (cancel.load()) return Cancelled();
+    if (channel >= writers.size()) return Status::Error("worker_failed", "unknown output channel");
+    outcome.output_bytes[channel] += data.size();
+    const uint64_t limit = spec.outputs[channel].max_bytes;
+    if (limit > 0 && outcome.output_bytes[channel] > limit)
+      return Status::Error("worker_failed", "output " + spec.outputs[channel].object +
+                                                " is larger than " + std::to_string(limit) +
+                                                " bytes");
+    return writers[channel]->Append(data);
+  };
+
+  auto exit = RunWorker(worker, run);
+  if (!exit.ok()) return cancel.load() ? Cancelled() : exit.status();
+  outcome.exit_code = exit->exit_code;
+  outcome.signal = exit->signal;
+  outcome.timed_out = exit->timed_out;
+  outcome.report = std::move(exit->report);
+  outcome.stderr_tail = std::move(exit->stderr_tail);
+  outcome.wall_seconds = exit->wall_seconds;
+  outcome.cpu_seconds = exit->cpu_seconds;
+  outcome.peak_rss_kib = exit->peak_rss_kib;
+  outcome.stopped_by = std::move(exit->stopped_by);
+  outcome.stopped_detail = std::move(exit->stopped_detail);
+  outcome.spawn_ms = exit->spawn_ms;
+  outcome.sandboxed = exit->sandboxed;
+  outcome.layers_missing = std::move(exit->layers_missing);
+  outcome.memory_limit_via = std::move(exit->memory_limit_via);
+  if (cancel.load()) return Cancelled();
+  // Outputs count only from a worker that finished cleanly; otherwise they are abandoned.
+  if (outcome.exit_code == 0 && outcome.signal == 0 && outcome.stopped_by.empty() &&
+      !outcome.timed_out) {
+    for (size_t i = 0; i < writers.size(); ++i) {
+      if (cancel.load()) return Cancelled();  // e.g. a backup copy that lost the race
+      ZF_RETURN_IF_ERROR(writers[i]->Commit());
+      if (options.output_copies_sent)
+        outcome.output_bytes_sent +=
+            outcome.output_bytes[i] * options.output_copies_sent(spec.outputs[i].object);
+    }
+  }
+  return outcome;
+}
+
+namespace {
+
+class LocalExecutor final : public TaskExecutor {
+ public:
+  LocalExecutor(storage::Store& store, std::shared_ptr<const WorkerRuntime> worker,
+                std::string node_name, int slots)
+      : store_(store), worker_(std::move(worker)), slots_(slots < 1 ? 1 : slots) {
+    here_.node_name = std::move(node_name);
+  }
+
+  Result<TaskOutcome> Run(const TaskSpec& spec, const std::atomic<bool>& cancel,
+                          const std::function<void(const std::string&)>& placed) override {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return running_ < slots_; });
+      ++running_;
+    }
+    if (placed) placed(here_.node_name);
+    auto outcome = RunTaskHere(spec, store_, *worker_, here_, cancel);
+    std::lock_guard lock(mu_);
+    --running_;
+    cv_.notify_one();
+    return outcome;
+  }
+  int slots() const override { return slots_; }
+
+ private:
+  storage::Store& store_;
+  std::shared_ptr<const WorkerRuntime> worker_;
+  HereOptions here_;
+  const int slots_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int running_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<TaskExecutor> MakeLocalExecutor(storage::Store& store,
+                                                std::shared_ptr<const WorkerRuntime> worker,
+                                                std::string node_name, int slots) {
+  return std::make_unique<LocalExecutor>(store, std::move(worker), std::move(node_name), slots);
+}
+
+storage::TaskHandler MakeNodeTaskHandler(std::shared_ptr<const WorkerRuntime> worker,
+                                         const storage::Ring& ring, uint32_t self_node) {
+  HereOptions here;
+  here.node_name = ring.nodes().at(self_node).endpoint;
+  auto holds = [ring, self_node](const std::string& object) {
+    const auto& nodes = ring.NodesOf(ring.PartitionOf(object));
+    return std::find(nodes.begin(), nodes.end(), self_node) != nodes.end();
+  };
+  here.input_is_remote = [holds](const std::string& object) { return !holds(object); };
+  here.output_copies_sent = [ring, holds](const std::string& object) -> uint64_t {
+    const auto replicas = static_cast<uint64_t>(ring.replicas());
+    return holds(object) ? replicas - 1 : replicas;
+  };
+  return [worker = std::move(worker), here = std::move(here)](
+             std::string_view spec_json, storage::Store& objects,
+             const std::atomic<bool>& cancel) -> Result<std::string> {
+    auto spec = TaskSpecFromJson(spec_json);
+    if (!spec.ok()) return spec.status();
+    auto outcome = RunTaskHere(*spec, objects, *worker, here, cancel);
+    if (!outcome.ok()) return outcome.status();
+    return ToJson(*outcome);
+  };
+}
+
+}  // namespace zerofarm::scheduler
