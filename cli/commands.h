@@ -10,6 +10,7 @@ int SandboxCommand(int argc, char** argv);
 int RingCommand(int argc, char** argv);
 int NodeCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
+int ProxyCommand(int argc, char** argv);
 int TokenCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 

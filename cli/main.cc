@@ -24,6 +24,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::BenchCommand},
     {"ring", "ring build|show: place partitions of the object space on nodes and zones",
      &zerofarm::cli::RingCommand},
+    {"proxy", "HTTP API + scheduler for a cluster (--ring RING --data DIR --listen HOST:PORT)",
+     &zerofarm::cli::ProxyCommand},
     {"node", "a storage node of a cluster (--data DIR --bind tcp://HOST:PORT --ring RING)",
      &zerofarm::cli::NodeCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE

@@ -1,12 +1,17 @@
 // zerofarm node: a storage node of a cluster (storage/node_server.h).
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "zerofarm/scheduler/task_executor.h"
+#include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/node_server.h"
 #include "zerofarm/storage/ring.h"
 
@@ -17,7 +22,9 @@ constexpr const char* kUsage =
     "usage: zerofarm node --data DIR --bind tcp://HOST:PORT --ring RING [options]\n"
     "\n"
     "Serves the objects of this node's partitions over ZeroMQ (protocol ZF1), replicates them\n"
-    "to the other replicas, moves handoff copies home and audits stored checksums.\n"
+    "to the other replicas, moves handoff copies home and audits stored checksums, and runs\n"
+    "the transcode tasks a proxy sends it (zerofarm-worker, validated once at start and run\n"
+    "sandboxed per task) on the chunks it holds.\n"
     "  --data DIR               the node's object store (created when missing)\n"
     "  --bind ENDPOINT          ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7001\n"
     "  --ring RING              the ring file (zerofarm ring build); the node's endpoint must\n"
@@ -30,6 +37,8 @@ constexpr const char* kUsage =
     "                           request (default 30s)\n"
     "  --audit-rate BYTES       auditor read budget per second, e.g. 8M; 0 = off (default 8M)\n"
     "  --peer-timeout D         deadline of a request to another node (default 5s)\n"
+    "  --task-slots N           transcode tasks at once (default: cores; 0 = store only)\n"
+    "  --worker-memory SIZE     each sandboxed worker's memory limit (default 3G)\n"
     "SIGTERM or SIGINT stops the node after the requests in progress.\n";
 
 int Usage(const std::string& error) {
@@ -67,6 +76,8 @@ int NodeCommand(int argc, char** argv) {
   const auto interval = flags.Take("replicate-interval");
   const auto audit_rate = flags.Take("audit-rate");
   const auto peer_timeout = flags.Take("peer-timeout");
+  const auto task_slots = flags.Take("task-slots");
+  const std::string worker_memory = flags.Take("worker-memory").value_or("3G");
   if (!flags.error().empty()) return Usage(flags.error());
   if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
   if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
@@ -96,6 +107,12 @@ int NodeCommand(int argc, char** argv) {
     options.peer_timeout = *d;
   }
 
+  options.task_slots = std::max(1u, std::thread::hardware_concurrency());
+  if (task_slots && !ParseCount(*task_slots, &options.task_slots))
+    return Usage("--task-slots takes a number");
+  const auto memory = ParseByteSize(worker_memory);
+  if (!memory) return Usage("--worker-memory takes a byte count such as 3G");
+
   auto ring = storage::Ring::Load(ring_path);
   if (!ring.ok()) {
     std::fprintf(stderr, "zerofarm node: error: cannot load the ring %s: %s\n", ring_path.c_str(),
@@ -108,6 +125,36 @@ int NodeCommand(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  if (options.task_slots > 0) {
+    // The worker is read, sealed and validated once; every task runs exactly those bytes in
+    // the sandbox. A node without a usable worker still serves objects, and says why it runs
+    // no tasks.
+    const std::string self = options.advertise.empty() ? options.bind : options.advertise;
+    std::optional<uint32_t> self_id;
+    for (const auto& n : ring->nodes())
+      if (n.endpoint == self) self_id = n.id;
+    scheduler::WorkerRuntimeOptions wo;
+    wo.path = scheduler::DefaultWorkerPath();
+    wo.isolation = scheduler::Isolation::kSandbox;
+    wo.memory_bytes = *memory;
+    wo.verdict_cache_dir = std::filesystem::path(options.data_dir) / "verdicts";
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    auto worker = scheduler::WorkerRuntime::Load(wo);
+    if (!worker.ok()) {
+      std::fprintf(stderr, "zerofarm node: error: %s: %s\n", wo.path.c_str(),
+                   worker.status().message().c_str());
+      return 1;
+    }
+    if (self_id) {
+      options.task_handler = scheduler::MakeNodeTaskHandler(*worker, *ring, *self_id);
+      std::printf(
+          "zerofarm node: %u task slots; workers run validated and sandboxed (sha256 "
+          "%.16s...)\n",
+          options.task_slots, (*worker)->program_sha256().c_str());
+    }
+  }
 
   auto server = storage::NodeServer::Create(options, *ring);
   if (!server.ok()) {

@@ -1,4 +1,5 @@
-// zerofarm serve: the all-in-one node (HTTP API + scheduler + embedded store).
+// zerofarm serve: the all-in-one node (HTTP API + scheduler + embedded store), and zerofarm
+// proxy: the same API and scheduler in front of a cluster of storage nodes.
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "zerofarm/sandbox/host_layers.h"
 #include "zerofarm/scheduler/video_service.h"
 #include "zerofarm/scheduler/worker_runtime.h"
+#include "zerofarm/storage/ring.h"
 
 namespace zerofarm::cli {
 namespace {
@@ -45,8 +47,30 @@ constexpr const char* kUsage =
     "\n"
     "--unsandboxed runs the worker as a plain process (development only; loudly reported).\n";
 
+constexpr const char* kProxyUsage =
+    "usage: zerofarm proxy --ring RING --data DIR --listen HOST:PORT [--web DIR] [limits...]\n"
+    "\n"
+    "Runs the HTTP API and the scheduler in front of a cluster of storage nodes (zerofarm node):\n"
+    "uploads are cut into chunks stored on the ring's nodes, each chunk is transcoded by a\n"
+    "sandboxed worker on a node holding it, and the renditions are stitched and served here.\n"
+    "DIR keeps the proxy's own state (records, job state, upload files, tokens, renditions):\n"
+    "a restarted proxy resumes every job. The first start prints a bearer token.\n"
+    "\n"
+    "  --ring RING             the ring file (zerofarm ring build)\n"
+    "  --data DIR              the proxy's state (default ./zerofarm-proxy)\n"
+    "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080)\n"
+    "  --web DIR               the web UI's files (default <exe>/../share/zerofarm/web)\n"
+    "  --chunk-seconds S       segment length target (default 4)\n"
+    "  --backup-after DUR      a task running this long and 3x its job's median gets a backup\n"
+    "                          copy on another node holding its chunk (default 15s)\n"
+    "limits: as for zerofarm serve (--max-upload, --max-header, --header-timeout,\n"
+    "  --idle-timeout, --request-timeout, --max-connections).\n";
+
+bool g_proxy = false;
+
 int Usage(const std::string& why) {
-  std::fprintf(stderr, "zerofarm serve: %s\n%s", why.c_str(), kUsage);
+  std::fprintf(stderr, "zerofarm %s: %s\n%s", g_proxy ? "proxy" : "serve", why.c_str(),
+               g_proxy ? kProxyUsage : kUsage);
   return 2;
 }
 
@@ -57,31 +81,34 @@ fs::path DefaultWebDir() {
   return (self.parent_path() / ".." / "share" / "zerofarm" / "web").lexically_normal();
 }
 
-}  // namespace
-
-int ServeCommand(int argc, char** argv) {
+int RunFront(int argc, char** argv, bool proxy) {
+  g_proxy = proxy;
+  const char* name = proxy ? "proxy" : "serve";
   Flags flags(argc, argv, {"unsandboxed"});
   if (flags.Has("help") || flags.Has("h")) {
-    std::fputs(kUsage, stdout);
+    std::fputs(proxy ? kProxyUsage : kUsage, stdout);
     return 0;
   }
-  const fs::path data = flags.Take("data").value_or("zerofarm-data");
+  const fs::path data = flags.Take("data").value_or(proxy ? "zerofarm-proxy" : "zerofarm-data");
+  const std::string ring_path = proxy ? flags.Take("ring").value_or("") : "";
+  const std::string backup_after = proxy ? flags.Take("backup-after").value_or("15s") : "15s";
   const std::string listen = flags.Take("listen").value_or("127.0.0.1:8080");
   const std::string web = flags.Take("web").value_or("");
-  const std::string workers = flags.Take("workers").value_or("0");
+  const std::string workers = proxy ? "0" : flags.Take("workers").value_or("0");
   const std::string chunk = flags.Take("chunk-seconds").value_or("4");
-  const std::string worker_memory = flags.Take("worker-memory").value_or("3G");
+  const std::string worker_memory = proxy ? "3G" : flags.Take("worker-memory").value_or("3G");
   const std::string max_upload = flags.Take("max-upload").value_or("64G");
   const std::string max_header = flags.Take("max-header").value_or("16K");
   const std::string header_timeout = flags.Take("header-timeout").value_or("10s");
   const std::string idle_timeout = flags.Take("idle-timeout").value_or("60s");
   const std::string request_timeout = flags.Take("request-timeout").value_or("6h");
   const std::string max_connections = flags.Take("max-connections").value_or("256");
-  const bool unsandboxed = flags.Has("unsandboxed");
+  const bool unsandboxed = !proxy && flags.Has("unsandboxed");
   if (unsandboxed) (void)flags.Take("unsandboxed");
   if (!flags.error().empty()) return Usage(flags.error());
   if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
   if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
+  if (proxy && ring_path.empty()) return Usage("--ring is required");
 
   api::ServerOptions so;
   const size_t colon = listen.rfind(':');
@@ -111,6 +138,9 @@ int ServeCommand(int argc, char** argv) {
   if (!upload || !header || *header < 1024 || *header > (64u << 20) || !memory || !ht || !it ||
       !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0 || so.max_connections == 0)
     return Usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
+  auto backup = ParseDuration(backup_after);
+  if (!backup || backup->count() <= 0) return Usage("--backup-after takes a duration such as 15s");
+  vo.backup_after = *backup;
   so.max_upload_bytes = *upload;
   so.max_header_bytes = static_cast<uint32_t>(*header);
   so.header_timeout = *ht;
@@ -126,31 +156,47 @@ int ServeCommand(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  scheduler::WorkerRuntimeOptions wo;
-  wo.path = scheduler::DefaultWorkerPath();
-  wo.isolation = unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
-  wo.memory_bytes = *memory;
-  wo.verdict_cache_dir = data / "verdicts";
-  auto worker = scheduler::WorkerRuntime::Load(wo);
-  if (!worker.ok()) {
-    std::fprintf(stderr, "zerofarm serve: error: %s: %s\n", wo.path.c_str(),
-                 worker.status().message().c_str());
-    return 3;
+  if (proxy) {
+    // The proxy runs no worker: the nodes do, validated and sandboxed, and every task result
+    // says how it ran.
+    auto ring = storage::Ring::Load(ring_path);
+    if (!ring.ok()) {
+      std::fprintf(stderr, "zerofarm proxy: error: cannot load the ring %s: %s\n",
+                   ring_path.c_str(), ring.status().message().c_str());
+      return 3;
+    }
+    vo.ring = *ring;
+    std::fprintf(stderr, "zerofarm proxy: ring of %zu nodes, %d replicas, %u partitions\n",
+                 ring->nodes().size(), ring->replicas(), ring->partitions());
+  } else {
+    scheduler::WorkerRuntimeOptions wo;
+    wo.path = scheduler::DefaultWorkerPath();
+    wo.isolation =
+        unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
+    wo.memory_bytes = *memory;
+    wo.verdict_cache_dir = data / "verdicts";
+    auto worker = scheduler::WorkerRuntime::Load(wo);
+    if (!worker.ok()) {
+      std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, wo.path.c_str(),
+                   worker.status().message().c_str());
+      return 3;
+    }
+    if ((*worker)->isolation() == scheduler::Isolation::kSandbox) {
+      // What the sandbox can enforce on this host, said once at start (a missing layer has
+      // already been warned about, and every task report names it too).
+      std::string layers;
+      for (const std::string& l : sandbox::ProbeHostLayers().Active()) layers += " " + l;
+      std::fprintf(
+          stderr,
+          "zerofarm: workers run validated and sandboxed (%s, sha256 %.16s...; layers:%s)\n",
+          wo.path.c_str(), (*worker)->program_sha256().c_str(), layers.c_str());
+    }
+    vo.worker = *worker;
   }
-  if ((*worker)->isolation() == scheduler::Isolation::kSandbox) {
-    // What the sandbox can enforce on this host, said once at start (a missing layer has
-    // already been warned about, and every task report names it too).
-    std::string layers;
-    for (const std::string& l : sandbox::ProbeHostLayers().Active()) layers += " " + l;
-    std::fprintf(stderr,
-                 "zerofarm: workers run validated and sandboxed (%s, sha256 %.16s...; layers:%s)\n",
-                 wo.path.c_str(), (*worker)->program_sha256().c_str(), layers.c_str());
-  }
-  vo.worker = *worker;
   vo.data_dir = data;
   auto service = scheduler::VideoService::Open(vo);
   if (!service.ok()) {
-    std::fprintf(stderr, "zerofarm serve: error: %s: %s\n", data.c_str(),
+    std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, data.c_str(),
                  service.status().message().c_str());
     return 3;
   }
@@ -160,7 +206,7 @@ int ServeCommand(int argc, char** argv) {
   if (count.ok() && *count == 0) {
     auto token = tokens.Create("default");
     if (!token.ok()) {
-      std::fprintf(stderr, "zerofarm serve: error: %s\n", token.status().message().c_str());
+      std::fprintf(stderr, "zerofarm %s: error: %s\n", name, token.status().message().c_str());
       return 3;
     }
     std::printf(
@@ -171,7 +217,7 @@ int ServeCommand(int argc, char** argv) {
 
   auto server = api::Server::Start(so, **service, tokens);
   if (!server.ok()) {
-    std::fprintf(stderr, "zerofarm serve: error: %s\n", server.status().message().c_str());
+    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, server.status().message().c_str());
     return 3;
   }
   std::printf("zerofarm: listening on http://%s:%u (data %s)\n", so.address.c_str(),
@@ -185,5 +231,10 @@ int ServeCommand(int argc, char** argv) {
   service->reset();  // jobs stop; their state stays for the next start
   return 0;
 }
+
+}  // namespace
+
+int ServeCommand(int argc, char** argv) { return RunFront(argc, argv, /*proxy=*/false); }
+int ProxyCommand(int argc, char** argv) { return RunFront(argc, argv, /*proxy=*/true); }
 
 }  // namespace zerofarm::cli

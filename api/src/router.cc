@@ -758,6 +758,29 @@ Response Router::Metrics() {
   family("zerofarm_sandbox_refusals_total", "counter",
          "Worker runs refused or killed by a sandbox rule.");
   o << "zerofarm_sandbox_refusals_total " << m.sandbox_refusals << "\n";
+  if (!m.nodes.empty()) {
+    family("zerofarm_node_up", "gauge", "Storage nodes answering heartbeats (proxy).");
+    for (const auto& n : m.nodes)
+      o << "zerofarm_node_up{node=\"" << n.endpoint << "\"} " << (n.alive ? 1 : 0) << "\n";
+    family("zerofarm_node_tasks_running", "gauge", "Tasks running per storage node (proxy).");
+    for (const auto& n : m.nodes)
+      o << "zerofarm_node_tasks_running{node=\"" << n.endpoint << "\"} " << n.tasks_running << "\n";
+    family("zerofarm_cluster_bytes_sent_total", "counter", "Bytes sent to storage nodes.");
+    o << "zerofarm_cluster_bytes_sent_total " << m.cluster_bytes_sent << "\n";
+    family("zerofarm_cluster_bytes_received_total", "counter",
+           "Bytes received from storage nodes.");
+    o << "zerofarm_cluster_bytes_received_total " << m.cluster_bytes_received << "\n";
+    family("zerofarm_tasks_moved_total", "counter",
+           "Tasks moved off a dead or restarted storage node.");
+    o << "zerofarm_tasks_moved_total " << m.tasks_lost << "\n";
+    family("zerofarm_backup_copies_total", "counter", "Backup copies started for stragglers.");
+    o << "zerofarm_backup_copies_total " << m.backup_copies << "\n";
+    family("zerofarm_backup_wins_total", "counter", "Backup copies that finished first.");
+    o << "zerofarm_backup_wins_total " << m.backup_wins << "\n";
+    family("zerofarm_remote_placements_total", "counter",
+           "Tasks run on a node holding no replica of their chunk.");
+    o << "zerofarm_remote_placements_total " << m.remote_placements << "\n";
+  }
   Response r;
   r.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.Header("Cache-Control", kNoCache);

@@ -19,6 +19,8 @@
 #include <thread>
 
 #include "zerofarm/base/unique_fd.h"
+#include "zerofarm/scheduler/cluster_executor.h"
+#include "zerofarm/storage/cluster_store.h"
 #include "zerofarm/transcode/ingest.h"
 
 namespace zerofarm::scheduler {
@@ -136,10 +138,16 @@ json ChunksJson(const JobProgress& p) {
 
 class Service final : public VideoService {
  public:
-  Service(VideoServiceOptions options, std::unique_ptr<storage::Store> store)
-      : opt_(std::move(options)), store_(std::move(store)) {
+  Service(VideoServiceOptions options, std::unique_ptr<storage::Store> local,
+          std::unique_ptr<storage::ClusterStore> cluster, std::shared_ptr<ClusterExecutor> executor)
+      : opt_(std::move(options)),
+        local_(std::move(local)),
+        cluster_(std::move(cluster)),
+        executor_(std::move(executor)),
+        store_(cluster_ ? static_cast<storage::Store*>(cluster_.get()) : local_.get()) {
     int n = opt_.worker_slots > 0 ? opt_.worker_slots
                                   : static_cast<int>(std::thread::hardware_concurrency());
+    if (executor_) n = executor_->slots();
     slots_ = std::make_shared<WorkerSlots>(n);
   }
 
@@ -405,6 +413,18 @@ class Service final : public VideoService {
     m.queue_depth = slots_->waiting();
     m.workers_busy = slots_->in_use();
     if (opt_.worker) m.sandbox_refusals = opt_.worker->sandbox_refusals();
+    if (cluster_) {
+      for (const auto& h : cluster_->client().Health())
+        m.nodes.push_back({h.endpoint, h.alive, h.load.task_slots, h.load.tasks_running});
+      const auto traffic = cluster_->traffic();
+      m.cluster_bytes_sent = traffic.bytes_sent;
+      m.cluster_bytes_received = traffic.bytes_received;
+      const auto stats = executor_->stats();
+      m.tasks_lost = stats.tasks_lost;
+      m.backup_copies = stats.backups_started;
+      m.backup_wins = stats.backups_won;
+      m.remote_placements = stats.remote_placements;
+    }
     return m;
   }
 
@@ -519,6 +539,7 @@ class Service final : public VideoService {
     o.jobs = slots_->capacity();
     o.cancel = a->cancel;
     o.node_name = opt_.node_name;
+    o.executor = executor_;
     const fs::path staging = VideosDir() / ("." + id + ".partial");
     std::error_code ec;
     fs::remove_all(staging, ec);
@@ -558,6 +579,7 @@ class Service final : public VideoService {
     if (!r.is_discarded()) {
       const json& src = r["source"];
       rec["duration_seconds"] = src.value("duration_seconds", 0.0);
+      if (r.contains("network")) rec["network"] = r["network"];
       rec["width"] = src.value("display_width", 0);
       rec["height"] = src.value("display_height", 0);
       rec["fps"] = src.value("fps", 0.0);
@@ -635,7 +657,10 @@ class Service final : public VideoService {
   }
 
   VideoServiceOptions opt_;
-  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<storage::Store> local_;           // the embedded store, or the proxy's metas
+  std::unique_ptr<storage::ClusterStore> cluster_;  // cluster mode: objects on the nodes
+  std::shared_ptr<ClusterExecutor> executor_;       // cluster mode: tasks on the nodes
+  storage::Store* store_;                           // what jobs use
   std::shared_ptr<WorkerSlots> slots_;
   std::atomic<bool> shutting_down_{false};
   std::mutex mu_;
@@ -655,7 +680,8 @@ bool IsVideoId(std::string_view s) { return IsHexId(s, "v_", 16); }
 bool IsUploadId(std::string_view s) { return IsHexId(s, "u_", 24); }
 
 Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptions& options) {
-  if (!options.worker) return Status::Error("invalid_argument", "no worker runtime");
+  if (!options.worker && !options.ring)
+    return Status::Error("invalid_argument", "no worker runtime");
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
   if (ec) return Status::Error("io_error", "cannot create " + options.data_dir.string());
@@ -663,7 +689,22 @@ Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptio
   so.dir = options.data_dir / "store";
   auto store = storage::Store::Open(so);
   if (!store.ok()) return store.status();
-  auto service = std::make_unique<Service>(options, std::move(*store));
+  std::unique_ptr<storage::ClusterStore> cluster;
+  std::shared_ptr<ClusterExecutor> executor;
+  if (options.ring) {
+    storage::ClusterStoreOptions co;
+    co.meta = store->get();
+    auto cs = storage::ClusterStore::Create(*options.ring, co);
+    if (!cs.ok()) return cs.status();
+    cluster = std::move(*cs);
+    ClusterExecutorOptions eo;
+    eo.straggler_min = options.backup_after;
+    auto ex = MakeClusterExecutor(*cluster, eo);
+    if (!ex.ok()) return ex.status();
+    executor = std::move(*ex);
+  }
+  auto service = std::make_unique<Service>(options, std::move(*store), std::move(cluster),
+                                           std::move(executor));
   ZF_RETURN_IF_ERROR(service->Recover());
   return std::unique_ptr<VideoService>(std::move(service));
 }

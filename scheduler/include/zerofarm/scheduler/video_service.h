@@ -11,6 +11,7 @@
 // (state is kept for the next Open).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -22,16 +23,24 @@
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/storage/ring.h"
 #include "zerofarm/storage/store.h"
 
 namespace zerofarm::scheduler {
 
 struct VideoServiceOptions {
   std::filesystem::path data_dir;               // store in data_dir/store, uploads/, videos/
-  std::shared_ptr<const WorkerRuntime> worker;  // required
+  std::shared_ptr<const WorkerRuntime> worker;  // required without `ring` (nodes run workers)
   int worker_slots = 0;                         // workers at once for all jobs; 0 = cores
   double chunk_seconds = 4.0;
   std::string node_name;  // "" = the host name
+  // Cluster mode (zerofarm proxy): video bytes live on the ring's storage nodes and every task
+  // runs on a node holding its chunk (cluster_executor.h); the service keeps only its records,
+  // job state and upload files under data_dir (data_dir/store), and the published renditions.
+  // Without a ring: one process, embedded store, local workers (zerofarm serve).
+  std::optional<storage::Ring> ring;
+  // Cluster mode: a task running this long, and 3x its job's median, gets a backup copy.
+  std::chrono::milliseconds backup_after{15000};
 };
 
 struct NewVideo {
@@ -58,6 +67,20 @@ struct ServiceMetrics {
   int queue_depth = 0;  // tasks waiting for a worker slot
   int workers_busy = 0;
   uint64_t sandbox_refusals = 0;
+  // Cluster mode only.
+  struct Node {
+    std::string endpoint;
+    bool alive = false;
+    uint32_t task_slots = 0;
+    uint32_t tasks_running = 0;
+  };
+  std::vector<Node> nodes;
+  uint64_t cluster_bytes_sent = 0;      // by this process to the nodes (ingest, task control)
+  uint64_t cluster_bytes_received = 0;  // from the nodes (stitching, replies)
+  uint64_t tasks_lost = 0;              // moved off a dead or restarted node
+  uint64_t backup_copies = 0;           // straggler backups started
+  uint64_t backup_wins = 0;
+  uint64_t remote_placements = 0;  // tasks run away from their data (no holder alive)
 };
 
 class VideoService {

@@ -1,0 +1,304 @@
+// Data-local task placement over the cluster, dead-node moves and straggler backups
+// (cluster_executor.h).
+#include "zerofarm/scheduler/cluster_executor.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+namespace zerofarm::scheduler {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kCallTimeout{3000};
+constexpr milliseconds kWaitForSlot{100};
+constexpr size_t kMaxTimesPerJob = 4096;
+constexpr size_t kMaxJobsRemembered = 256;
+
+// One copy of a task on one node.
+struct Copy {
+  uint32_t node = 0;
+  std::string task_id;
+  Clock::time_point started;
+  bool backup = false;
+};
+
+class ClusterExecutorImpl final : public ClusterExecutor {
+ public:
+  ClusterExecutorImpl(std::unique_ptr<storage::ClusterClient> client,
+                      const ClusterExecutorOptions& options)
+      : client_(std::move(client)), options_(options) {
+    inflight_.assign(client_->ring().nodes().size(), 0);
+  }
+
+  int slots() const override {
+    int total = 0;
+    for (const auto& h : client_->Health()) total += static_cast<int>(h.load.task_slots);
+    return std::max(total, static_cast<int>(client_->ring().nodes().size()));
+  }
+
+  ClusterExecutorStats stats() const override {
+    std::lock_guard lock(mu_);
+    return stats_;
+  }
+
+  Result<TaskOutcome> Run(const TaskSpec& spec, const std::atomic<bool>& cancel,
+                          const std::function<void(const std::string&)>& placed) override {
+    std::vector<Copy> copies;
+    Status last_loss;
+    for (;;) {
+      if (cancel.load()) {
+        CancelAll(copies);
+        return Status::Error("cancelled", "the job was cancelled");
+      }
+      if (copies.empty()) {
+        auto copy = Start(spec, /*backup=*/false, std::nullopt, cancel);
+        if (!copy.ok()) return copy.status();
+        if (placed) placed(Endpoint(copy->node));
+        copies.push_back(*copy);
+      }
+      std::this_thread::sleep_for(options_.poll_interval);
+      for (size_t i = 0; i < copies.size();) {
+        auto result = Poll(copies[i]);
+        if (result.state == PollState::kRunning) {
+          ++i;
+          continue;
+        }
+        Copy ended = copies[i];
+        copies.erase(copies.begin() + static_cast<long>(i));
+        Finished(ended.node);
+        if (result.state == PollState::kLost) {
+          std::lock_guard lock(mu_);
+          ++stats_.tasks_lost;
+          continue;
+        }
+        // The first copy to end decides: the others are cancelled.
+        CancelAll(copies);
+        if (result.state == PollState::kFailed) return result.error;
+        result.outcome.backup = ended.backup;
+        {
+          std::lock_guard lock(mu_);
+          if (ended.backup) ++stats_.backups_won;
+          auto& times = finished_[spec.job];
+          if (times.size() < kMaxTimesPerJob) times.push_back(result.outcome.wall_seconds);
+          if (finished_.size() > kMaxJobsRemembered) finished_.erase(finished_.begin());
+        }
+        return result.outcome;
+      }
+      MaybeBackup(spec, copies, placed, cancel);
+    }
+  }
+
+ private:
+  enum class PollState { kRunning, kDone, kFailed, kLost };
+  struct PollResult {
+    PollState state = PollState::kRunning;
+    TaskOutcome outcome;
+    Status error;
+  };
+
+  const std::string& Endpoint(uint32_t node) const {
+    return client_->ring().nodes()[node].endpoint;
+  }
+
+  std::vector<uint32_t> Holders(const std::string& object) const {
+    const auto& ring = client_->ring();
+    return ring.NodesOf(ring.PartitionOf(object));
+  }
+
+  uint32_t SlotsOf(uint32_t node, const std::vector<storage::NodeHealth>& health) const {
+    return node < health.size() ? health[node].load.task_slots : 0;
+  }
+
+  // The least-loaded live node with a free slot among `candidates` (caller holds mu_).
+  std::optional<uint32_t> Pick(const std::vector<uint32_t>& candidates,
+                               const std::vector<storage::NodeHealth>& health,
+                               std::optional<uint32_t> avoid) const {
+    std::optional<uint32_t> best;
+    double best_load = 0;
+    for (uint32_t n : candidates) {
+      if (avoid && n == *avoid) continue;
+      if (!client_->IsAlive(n)) continue;
+      const uint32_t slots = SlotsOf(n, health);
+      if (slots == 0 || inflight_[n] >= slots) continue;
+      const double load = static_cast<double>(inflight_[n]) / slots;
+      if (!best || load < best_load) {
+        best = n;
+        best_load = load;
+      }
+    }
+    return best;
+  }
+
+  // Places and starts one copy; waits while every suitable node is full.
+  Result<Copy> Start(const TaskSpec& spec, bool backup, std::optional<uint32_t> avoid,
+                     const std::atomic<bool>& cancel) {
+    const auto holders = Holders(spec.placement);
+    std::vector<uint32_t> everyone(client_->ring().nodes().size());
+    for (uint32_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
+    const auto give_up = Clock::now() + std::chrono::minutes(10);
+    for (;;) {
+      if (cancel.load()) return Status::Error("cancelled", "the job was cancelled");
+      const auto health = client_->Health();
+      std::optional<uint32_t> node;
+      bool remote = false;
+      {
+        std::lock_guard lock(mu_);
+        node = Pick(holders, health, avoid);
+        const bool holder_alive = std::any_of(holders.begin(), holders.end(), [&](uint32_t n) {
+          return client_->IsAlive(n) && SlotsOf(n, health) > 0;
+        });
+        if (!node && !holder_alive && !backup) {
+          node = Pick(everyone, health, avoid);
+          remote = node.has_value();
+        }
+        if (node) ++inflight_[*node];
+      }
+      if (!node) {
+        if (backup) return Status::Error("unavailable", "no free holder for a backup copy");
+        if (Clock::now() > give_up)
+          return Status::Error("unavailable", "no storage node could take the task for 10 min");
+        std::this_thread::sleep_for(kWaitForSlot);
+        continue;
+      }
+      storage::Request r;
+      r.op = storage::Op::kRunTask;
+      r.task_id = spec.id + (backup ? "~backup" : "");
+      r.task = ToJson(spec);
+      r.rerun = spec.rerun || backup;
+      auto reply = client_->Call(*node, r, kCallTimeout);
+      if (reply.ok() && reply->ok()) {
+        std::lock_guard lock(mu_);
+        ++stats_.tasks_started;
+        if (backup) ++stats_.backups_started;
+        if (remote) ++stats_.remote_placements;
+        return Copy{*node, r.task_id, Clock::now(), backup};
+      }
+      Finished(*node);
+      if (backup) return Status::Error("unavailable", "the backup copy was refused");
+      // Busy (its slots filled by another proxy or job), unreachable or unable: try again,
+      // preferring others for a moment.
+      std::this_thread::sleep_for(kWaitForSlot);
+    }
+  }
+
+  void Finished(uint32_t node) {
+    std::lock_guard lock(mu_);
+    if (inflight_[node] > 0) --inflight_[node];
+  }
+
+  PollResult Poll(const Copy& copy) {
+    PollResult result;
+    if (!client_->IsAlive(copy.node)) {
+      result.state = PollState::kLost;
+      return result;
+    }
+    storage::Request r;
+    r.op = storage::Op::kTaskStatus;
+    r.task_id = copy.task_id;
+    auto reply = client_->Call(copy.node, r, kCallTimeout);
+    if (!reply.ok()) return result;  // unanswered: the heartbeat decides
+    if (reply->code == "not_found") {
+      result.state = PollState::kLost;  // the node restarted
+      return result;
+    }
+    if (!reply->ok() || reply->task_state == "running") return result;
+    if (reply->task_state == "done") {
+      auto outcome = TaskOutcomeFromJson(reply->task_result);
+      if (outcome.ok()) {
+        result.state = PollState::kDone;
+        result.outcome = std::move(*outcome);
+        return result;
+      }
+      result.state = PollState::kFailed;
+      result.error = outcome.status();
+      return result;
+    }
+    result.state = PollState::kFailed;
+    json j = json::parse(reply->task_result, nullptr, false);
+    std::string code = "worker_failed", message = "the task failed on " + Endpoint(copy.node);
+    if (j.is_object() && j.contains("error")) {
+      code = j["error"].value("code", code);
+      message = j["error"].value("message", message);
+    }
+    result.error = Status::Error(code, message);
+    return result;
+  }
+
+  void CancelAll(std::vector<Copy>& copies) {
+    for (const Copy& c : copies) {
+      storage::Request r;
+      r.op = storage::Op::kCancelTask;
+      r.task_id = c.task_id;
+      (void)client_->Call(c.node, r, kCallTimeout);
+      Finished(c.node);
+    }
+    copies.clear();
+  }
+
+  void MaybeBackup(const TaskSpec& spec, std::vector<Copy>& copies,
+                   const std::function<void(const std::string&)>& placed,
+                   const std::atomic<bool>& cancel) {
+    if (copies.size() != 1 || copies.front().backup) return;
+    double median = 0;
+    {
+      std::lock_guard lock(mu_);
+      auto it = finished_.find(spec.job);
+      if (it == finished_.end() || it->second.size() < options_.straggler_min_peers) return;
+      std::vector<double> v = it->second;
+      std::nth_element(v.begin(), v.begin() + static_cast<long>(v.size() / 2), v.end());
+      median = v[v.size() / 2];
+    }
+    const double running =
+        std::chrono::duration<double>(Clock::now() - copies.front().started).count();
+    const double threshold =
+        std::max(options_.straggler_factor * median,
+                 std::chrono::duration<double>(options_.straggler_min).count());
+    if (running < threshold) return;
+    auto backup = Start(spec, /*backup=*/true, copies.front().node, cancel);
+    if (!backup.ok()) return;  // no free holder now: look again at the next poll
+    std::fprintf(stderr,
+                 "zerofarm proxy: task %s has run %.1f s (peers' median %.1f s): backup copy on "
+                 "%s\n",
+                 spec.id.c_str(), running, median, Endpoint(backup->node).c_str());
+    if (placed) placed(Endpoint(backup->node));
+    copies.push_back(*backup);
+  }
+
+  std::unique_ptr<storage::ClusterClient> client_;
+  const ClusterExecutorOptions options_;
+  mutable std::mutex mu_;
+  std::vector<uint32_t> inflight_;
+  std::map<std::string, std::vector<double>> finished_;  // job -> finished tasks' wall seconds
+  ClusterExecutorStats stats_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ClusterExecutor>> MakeClusterExecutor(
+    storage::ClusterStore& cluster, const ClusterExecutorOptions& options) {
+  storage::ClusterOptions co;
+  co.request_timeout = kCallTimeout;
+  auto client = storage::ClusterClient::Create(cluster.client().ring(), co);
+  if (!client.ok()) return client.status();
+  // Let the first heartbeats tell the nodes' task slots.
+  const auto until = Clock::now() + std::chrono::seconds(3);
+  while (Clock::now() < until) {
+    const auto health = (*client)->Health();
+    if (std::all_of(health.begin(), health.end(),
+                    [](const storage::NodeHealth& h) { return h.alive; }))
+      break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return std::unique_ptr<ClusterExecutor>(
+      std::make_unique<ClusterExecutorImpl>(std::move(*client), options));
+}
+
+}  // namespace zerofarm::scheduler
