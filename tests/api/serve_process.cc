@@ -32,9 +32,10 @@ std::string ServeProcess::Start() {
   fs::create_directories(data_.parent_path(), ec);
   const std::string log_path = data_.string() + ".log";
   const size_t log_start = fs::exists(log_path, ec) ? fs::file_size(log_path, ec) : 0;
-  std::vector<std::string> argv = {ZF_ZEROFARM_BIN, "serve",    "--data",
-                                   data_.string(),  "--listen", "127.0.0.1:0"};
-  if (const char* u = std::getenv("ZEROFARM_TEST_UNSANDBOXED"); u && *u)
+  std::vector<std::string> argv = {ZF_ZEROFARM_BIN};
+  argv.insert(argv.end(), command_.begin(), command_.end());
+  argv.insert(argv.end(), {"--data", data_.string(), "--listen", "127.0.0.1:0"});
+  if (const char* u = std::getenv("ZEROFARM_TEST_UNSANDBOXED"); u && *u && command_[0] == "serve")
     argv.push_back("--unsandboxed");
   argv.insert(argv.end(), args_.begin(), args_.end());
   pid_t pid = SpawnWithLog(argv, log_path);
@@ -53,12 +54,12 @@ std::string ServeProcess::Start() {
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return "zerofarm serve exited at start: " + text;
+      return "zerofarm " + command_[0] + " exited at start: " + text;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   Kill9();
-  return "zerofarm serve did not start listening in 120 s: " + ReadFile(log_path);
+  return "zerofarm " + command_[0] + " did not start listening in 120 s: " + ReadFile(log_path);
 }
 
 void ServeProcess::Kill9() {

@@ -14,11 +14,14 @@
 
 namespace zerofarm::test {
 
-// A running `zerofarm serve --data DIR --listen 127.0.0.1:0 ARGS...`; killed on destruction.
+// A running `zerofarm serve --data DIR --listen 127.0.0.1:0 ARGS...` (or `zerofarm proxy ...`);
+// killed on destruction.
 class ServeProcess {
  public:
-  ServeProcess(std::filesystem::path data, std::vector<std::string> args)
-      : data_(std::move(data)), args_(std::move(args)) {}
+  // `command` is the subcommand and its fixed arguments: {"serve"}, or {"proxy", "--ring", R}.
+  ServeProcess(std::filesystem::path data, std::vector<std::string> args,
+               std::vector<std::string> command = {"serve"})
+      : data_(std::move(data)), args_(std::move(args)), command_(std::move(command)) {}
   ~ServeProcess() { Kill9(); }
   ServeProcess(const ServeProcess&) = delete;
   ServeProcess& operator=(const ServeProcess&) = delete;
@@ -42,6 +45,7 @@ class ServeProcess {
  private:
   std::filesystem::path data_;
   std::vector<std::string> args_;
+  std::vector<std::string> command_;
   pid_t pid_ = -1;
   int port_ = 0;
   std::string token_;

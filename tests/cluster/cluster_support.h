@@ -42,6 +42,7 @@ class NodeProcess {
   int Stop();            // SIGTERM, wait; the exit status (-1 when it had to be killed)
   void Signal(int sig);  // e.g. SIGSTOP / SIGCONT to freeze a node without closing its sockets
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   const std::string& endpoint() const { return endpoint_; }
   const std::filesystem::path& data() const { return data_; }
   std::string log() const;

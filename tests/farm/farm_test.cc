@@ -1,0 +1,552 @@
+// The farm end to end: real `zerofarm node` processes and a real `zerofarm proxy` on loopback
+// (or in network namespaces), videos uploaded over HTTP, renditions checked frame by frame with
+// ffprobe, and the faults a farm must survive: a node or the proxy killed mid-job, a node that
+// comes back, a chunk corrupted on disk, a straggling worker, a node cut off from the others.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "cluster_support.h"
+#include "corpus.h"
+#include "run_command.h"
+#include "serve_process.h"
+#include "zerofarm/storage/cluster_store.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace zerofarm;
+using namespace zerofarm::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string ChunkName(const std::string& id, int index) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "chunks/%05d", index);
+  return "jobs/" + id + "/" + buf;
+}
+
+// A proxy in front of a TestCluster, started; its data under the cluster's scratch dir.
+struct Farm {
+  explicit Farm(const std::string& label, int replicas = 2,
+                std::vector<std::string> proxy_args = {"--chunk-seconds", "1"})
+      : cluster(label, 3, replicas, {"--task-slots", "1"}),
+        proxy(cluster.dir() / "proxy", proxy_args,
+              {"proxy", "--ring", (cluster.dir() / "ring.txt").string()}) {
+    const std::string err = proxy.Start();
+    INFO(err);
+    REQUIRE(err.empty());
+  }
+
+  std::string Upload(const fs::path& file, const std::string& ladder = "360p") {
+    auto args = Bearer(proxy.token());
+    args.insert(args.end(), {"--data-binary", "@" + file.string()});
+    auto r = Curl(
+        args, proxy.url("/v1/videos?ladder=" + ladder + "&filename=" + file.filename().string()));
+    INFO(file << ": " << r.body << r.error);
+    REQUIRE(r.status == 201);
+    return json::parse(r.body)["id"];
+  }
+
+  json Video(const std::string& id) {
+    auto r = Curl(Bearer(proxy.token()), proxy.url("/v1/videos/" + id));
+    REQUIRE(r.status == 200);
+    return json::parse(r.body);
+  }
+
+  json WaitDone(const std::string& id, std::chrono::seconds limit = 300s) {
+    return json::parse(WaitForStatus(proxy, proxy.token(), id, {"ready", "failed"}, limit));
+  }
+
+  // Frames of the first rendition's MP4 as a player downloads it.
+  int64_t RenditionFrames(const json& video) {
+    const std::string id = video["id"];
+    const std::string rung = video["renditions"][0]["name"];
+    const fs::path got = cluster.dir() / (id + "-" + rung + ".mp4");
+    auto fetch = RunCommand(
+        {"curl", "-sS", "-f", "-o", got.string(),
+         proxy.url("/v1/videos/" + id + "/mp4/" + rung + ".mp4?access_token=" + proxy.token())},
+        60s);
+    REQUIRE(fetch.succeeded());
+    return CountFrames(got);
+  }
+
+  // A value of the proxy's /metrics (0 when absent).
+  double Metric(const std::string& name) {
+    auto r = Curl(Bearer(proxy.token()), proxy.url("/metrics"));
+    REQUIRE(r.status == 200);
+    size_t at = r.body.find("\n" + name + " ");
+    if (at == std::string::npos) return 0;
+    return std::stod(r.body.substr(at + name.size() + 2));
+  }
+
+  // Waits until one of the video's tasks runs and at least `done` have finished; returns the
+  // node of a running task.
+  std::string WaitForRunningTask(const std::string& id, int done) {
+    std::string node;
+    auto waited = WaitFor(
+        [&] {
+          json v = Video(id);
+          int finished = 0;
+          std::string running;
+          for (const auto& c : v.value("chunks", json::array())) {
+            if (c["state"] == "done") ++finished;
+            if (c["state"] == "running" && !c["node"].get<std::string>().empty())
+              running = c["node"];
+          }
+          if (finished >= done && !running.empty()) node = running;
+          return !node.empty();
+        },
+        120s);
+    REQUIRE(waited.has_value());
+    return node;
+  }
+
+  uint32_t NodeIdOf(const std::string& endpoint) {
+    for (const auto& n : cluster.ring().nodes())
+      if (n.endpoint == endpoint) return n.id;
+    FAIL("no node " << endpoint);
+    return 0;
+  }
+
+  // Every stored byte of the upload reads back through the cluster as it was sent.
+  void CheckSourceIntact(const std::string& id, const fs::path& file) {
+    storage::ClusterStoreOptions o;
+    o.cluster.heartbeats = false;
+    auto store = storage::ClusterStore::Create(cluster.ring(), o);
+    REQUIRE(store.ok());
+    auto stored = (*store)->GetObject("jobs/" + id + "/source");
+    REQUIRE(stored.ok());
+    CHECK(*stored == ReadFile(file));
+  }
+
+  TestCluster cluster;
+  ServeProcess proxy;
+};
+
+// A clip whose keyframes fall on every second: 1 s chunks never need pre-roll.
+fs::path SteadyClip(int seconds) { return MakeShortClip(seconds, 25); }
+
+}  // namespace
+
+TEST_CASE(
+    "a proxy over three storage nodes transcodes the corpus frame-exact and refuses the "
+    "bad clips with a reason",
+    "[farm][integration][corpus]") {
+  auto corpus = CorpusDir();
+  if (!corpus) {
+    WARN("no corpus (../shared/media/corpus or $ZEROFARM_CORPUS): skipped");
+    return;
+  }
+  auto manifest = ReadCorpusManifest(*corpus);
+  REQUIRE(manifest.ok());
+  Farm farm("farm-corpus");
+  std::vector<std::pair<CorpusEntry, std::string>> uploaded;
+  for (const auto& e : *manifest) {
+    const fs::path file = *corpus / e.file;
+    if (fs::exists(file)) uploaded.emplace_back(e, farm.Upload(file));
+  }
+  REQUIRE(!uploaded.empty());
+  for (const auto& [e, id] : uploaded) {
+    json v = farm.WaitDone(id);
+    INFO(e.file << " (" << e.what << "): " << v.dump());
+    if (!e.transcode) {
+      CHECK(v["status"] == "failed");
+      CHECK(!v["error"]["code"].get<std::string>().empty());
+      continue;
+    }
+    REQUIRE(v["status"] == "ready");
+    if (e.frames) CHECK(farm.RenditionFrames(v) == *e.frames);
+    // Every video task ran on a node holding a replica of its chunk.
+    for (const auto& c : v["chunks"]) {
+      if (c["index"].get<int>() < 0) continue;
+      const auto& ring = farm.cluster.ring();
+      std::set<std::string> holders;
+      for (uint32_t n : ring.NodesOf(ring.PartitionOf(ChunkName(id, c["index"]))))
+        holders.insert(ring.nodes()[n].endpoint);
+      CHECK(holders.count(c["node"].get<std::string>()) == 1);
+    }
+    CHECK(v["network"]["task_input_bytes"].get<uint64_t>() > 0);
+  }
+  CHECK(farm.Metric("zerofarm_remote_placements_total") == 0);
+  CHECK(farm.Metric("zerofarm_tasks_moved_total") == 0);
+  CHECK(Curl({}, farm.proxy.url("/healthz")).status == 200);
+}
+
+TEST_CASE("tasks run next to their chunks: no chunk byte crosses the network for a task",
+          "[farm][integration]") {
+  Farm farm("farm-local");
+  const fs::path clip = SteadyClip(12);
+  const std::string id = farm.Upload(clip);
+  json v = farm.WaitDone(id);
+  INFO(v.dump());
+  REQUIRE(v["status"] == "ready");
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+  CHECK(v["network"]["task_input_bytes"].get<uint64_t>() > 0);
+  CHECK(v["network"]["task_input_bytes_remote"].get<uint64_t>() == 0);
+  // Outputs are stored on the node that made them and sent to the other replica only.
+  CHECK(v["network"]["task_output_bytes_sent"].get<uint64_t>() > 0);
+  std::set<std::string> nodes;
+  for (const auto& c : v["chunks"]) nodes.insert(c["node"].get<std::string>());
+  CHECK(nodes.size() >= 2);  // the work spread over the farm
+}
+
+TEST_CASE(
+    "a node killed with -9 mid-job loses its tasks to another holder, and its replicas "
+    "are repaired when it comes back",
+    "[farm][fault]") {
+  Farm farm("farm-kill-node");
+  const fs::path clip = SteadyClip(40);
+  const std::string id = farm.Upload(clip);
+  const std::string victim = farm.WaitForRunningTask(id, 3);
+  const uint32_t victim_id = farm.NodeIdOf(victim);
+  farm.cluster.node(victim_id).Kill9();
+  json v = farm.WaitDone(id);
+  INFO(v.dump());
+  REQUIRE(v["status"] == "ready");
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+  CHECK(farm.Metric("zerofarm_tasks_moved_total") >= 1);
+  farm.CheckSourceIntact(id, clip);
+
+  // The node returns; one replication pass of its peers brings it every object it should hold.
+  const std::string restarted = farm.cluster.node(victim_id).Start();
+  INFO(restarted);
+  REQUIRE(restarted.empty());
+  for (uint32_t n = 0; n < farm.cluster.size(); ++n) {
+    if (n == victim_id) continue;
+    storage::Request r;
+    r.op = storage::Op::kReplicate;
+    CHECK(farm.cluster.Call(n, r, 120s).ok());
+  }
+  const auto& ring = farm.cluster.ring();
+  int checked = 0;
+  for (const auto& c : v["chunks"]) {
+    if (c["index"].get<int>() < 0) continue;
+    const std::string segment =
+        ChunkName(id, c["index"]) + "#out/" + v["renditions"][0]["name"].get<std::string>();
+    const auto& holders = ring.NodesOf(ring.PartitionOf(segment));
+    if (std::find(holders.begin(), holders.end(), victim_id) == holders.end()) continue;
+    storage::Request head;
+    head.op = storage::Op::kHead;
+    head.name = segment;
+    INFO(segment);
+    CHECK(farm.cluster.Call(victim_id, head).ok());
+    ++checked;
+  }
+  CHECK(checked > 0);
+}
+
+TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts", "[farm][fault]") {
+  Farm farm("farm-kill-proxy");
+  const fs::path a = SteadyClip(30), b = SteadyClip(8);
+  const std::string first = farm.Upload(a);
+  const std::string second = farm.Upload(b);
+  farm.WaitForRunningTask(first, 3);
+  farm.proxy.Kill9();
+  REQUIRE(farm.proxy.Start().empty());
+  for (const auto& [id, clip] : {std::pair{first, a}, std::pair{second, b}}) {
+    json v = farm.WaitDone(id);
+    INFO(v.dump());
+    REQUIRE(v["status"] == "ready");
+    CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+    farm.CheckSourceIntact(id, clip);
+  }
+}
+
+TEST_CASE(
+    "a chunk corrupted on a node's disk is found by the auditor and repaired from a "
+    "replica",
+    "[farm][fault]") {
+  Farm farm("farm-corrupt");
+  const fs::path clip = SteadyClip(6);
+  const std::string id = farm.Upload(clip);
+  json v = farm.WaitDone(id);
+  REQUIRE(v["status"] == "ready");
+
+  // Damage every block node 0 stores while it is down.
+  REQUIRE(farm.cluster.node(0).Stop() == 0);
+  CHECK(CorruptEveryBlock(farm.cluster.node(0).data()) > 0);
+  REQUIRE(farm.cluster.node(0).Start().empty());
+  storage::Request audit;
+  audit.op = storage::Op::kAudit;
+  storage::Reply audited = farm.cluster.Call(0, audit, 120s);
+  INFO(audited.message);
+  REQUIRE(audited.ok());
+  CHECK(audited.stats["corrupt"] > 0);
+  CHECK(audited.stats["repaired"] == audited.stats["corrupt"]);
+  // Node 0 serves good copies again, the upload reads back intact, and a new job over the
+  // same farm comes out frame-exact.
+  const auto& ring = farm.cluster.ring();
+  const std::string chunk = ChunkName(id, 0);
+  const auto& holders = ring.NodesOf(ring.PartitionOf(chunk));
+  if (std::find(holders.begin(), holders.end(), 0u) != holders.end()) {
+    storage::Request get;
+    get.op = storage::Op::kGet;
+    get.name = chunk;
+    CHECK(farm.cluster.Call(0, get).ok());
+  }
+  farm.CheckSourceIntact(id, clip);
+  const std::string again = farm.Upload(clip);
+  json w = farm.WaitDone(again);
+  REQUIRE(w["status"] == "ready");
+  CHECK(farm.RenditionFrames(w) == CountFrames(clip));
+}
+
+namespace {
+
+// The pid of a running zerofarm-worker (a task in progress) below process `ancestor`, if any.
+std::optional<pid_t> WorkerUnder(pid_t ancestor) {
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string cmdline = ReadFile(entry.path() / "cmdline");
+    if (cmdline.find("--task") == std::string::npos ||
+        cmdline.find("decode_from") == std::string::npos)
+      continue;
+    pid_t pid = std::stoi(name);
+    for (int depth = 0; depth < 8 && pid > 1; ++depth) {
+      std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+      std::string text((std::istreambuf_iterator<char>(stat)), {});
+      const size_t close = text.rfind(')');
+      if (close == std::string::npos) break;
+      int ppid = 0;
+      std::sscanf(text.c_str() + close + 2, "%*c %d", &ppid);
+      if (ppid == ancestor) return std::stoi(name);
+      pid = ppid;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a straggling task gets a backup copy on another holder and the first copy to finish "
+    "wins",
+    "[farm][fault]") {
+  Farm farm("farm-straggler", 2, {"--chunk-seconds", "1", "--backup-after", "3s"});
+  const fs::path clip = SteadyClip(30);
+  const std::string id = farm.Upload(clip);
+  // Freeze one worker (its node keeps answering heartbeats: a straggler, not a dead node).
+  const std::string node = farm.WaitForRunningTask(id, 4);
+  const pid_t node_pid = farm.cluster.node(farm.NodeIdOf(node)).pid();
+  std::optional<pid_t> worker;
+  REQUIRE(WaitFor([&] { return (worker = WorkerUnder(node_pid)).has_value(); }, 30s));
+  REQUIRE(::kill(*worker, SIGSTOP) == 0);
+  json v = farm.WaitDone(id);
+  ::kill(*worker, SIGKILL);
+  INFO(v.dump());
+  REQUIRE(v["status"] == "ready");
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+  CHECK(farm.Metric("zerofarm_backup_copies_total") >= 1);
+  CHECK(farm.Metric("zerofarm_backup_wins_total") >= 1);
+  CHECK(farm.Metric("zerofarm_tasks_moved_total") == 0);
+}
+
+namespace {
+
+// iproute2's `ip` (SpawnWithLog does not search PATH).
+std::string IpTool() {
+  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
+    if (fs::exists(p)) return p;
+  return "ip";
+}
+
+// Three network namespaces on a private bridge, each with its own address (10.231.N.0/24 is
+// used only inside the namespaces and on the bridge these create); everything is removed on
+// destruction.
+class NetnsLab {
+ public:
+  NetnsLab() {
+    const std::string tag = std::to_string(::getpid() % 100000);
+    bridge_ = "zfb" + tag;
+    if (!Run({"ip", "link", "add", bridge_, "type", "bridge"})) {
+      why_ = "cannot create a bridge (" + last_ + ")";
+      return;
+    }
+    ok_ = Run({"ip", "addr", "add", "10.231.0.1/24", "dev", bridge_}) &&
+          Run({"ip", "link", "set", bridge_, "up"});
+    for (int i = 0; ok_ && i < 3; ++i) {
+      const std::string ns = "zf" + tag + "n" + std::to_string(i);
+      const std::string host = "zf" + tag + "h" + std::to_string(i);
+      const std::string peer = "zf" + tag + "c" + std::to_string(i);
+      namespaces_.push_back(ns);
+      host_links_.push_back(host);
+      ok_ =
+          Run({"ip", "netns", "add", ns}) &&
+          Run({"ip", "link", "add", host, "type", "veth", "peer", "name", peer}) &&
+          Run({"ip", "link", "set", peer, "netns", ns}) &&
+          Run({"ip", "link", "set", host, "master", bridge_}) &&
+          Run({"ip", "link", "set", host, "up"}) &&
+          Run({"ip", "netns", "exec", ns, "ip", "addr", "add", Address(i) + "/24", "dev", peer}) &&
+          Run({"ip", "netns", "exec", ns, "ip", "link", "set", peer, "up"}) &&
+          Run({"ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"});
+    }
+    if (!ok_) why_ = "cannot set up network namespaces (" + last_ + ")";
+  }
+  ~NetnsLab() {
+    for (const auto& ns : namespaces_) Run({"ip", "netns", "del", ns});
+    Run({"ip", "link", "del", bridge_});
+  }
+  bool ok() const { return ok_; }
+  const std::string& why() const { return why_; }
+  static std::string Address(int i) { return "10.231.0." + std::to_string(10 + i); }
+  const std::string& ns(int i) const { return namespaces_[static_cast<size_t>(i)]; }
+  // Cuts (or restores) node i's only link: it can reach nobody and nobody can reach it.
+  bool SetLink(int i, bool up) {
+    return Run({"ip", "link", "set", host_links_[static_cast<size_t>(i)], up ? "up" : "down"});
+  }
+
+ private:
+  bool Run(const std::vector<std::string>& argv) {
+    auto r = RunCommand(argv, 30s);
+    if (!r.succeeded()) last_ = FormatCommand(argv) + ": " + r.err;
+    return r.succeeded();
+  }
+  std::string bridge_;
+  std::vector<std::string> namespaces_, host_links_;
+  bool ok_ = false;
+  std::string why_, last_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a node cut off from the others in its own network namespace loses its tasks, and "
+    "catches up when the link returns",
+    "[farm][fault][netns]") {
+  if (::geteuid() != 0) {
+    WARN("network namespaces need root: skipped");
+    return;
+  }
+  NetnsLab lab;
+  if (!lab.ok()) {
+    WARN("the host forbids network namespaces here: skipped: " << lab.why());
+    return;
+  }
+  auto dir = ScratchDir::Create("farm-netns");
+  REQUIRE(dir.ok());
+  const fs::path ring_path = dir->path() / "ring.txt";
+  std::vector<std::string> build = {ZF_ZEROFARM_BIN, "ring", "build", "--replicas",      "2",
+                                    "--part-power",  "4",    "-o",    ring_path.string()};
+  for (int i = 0; i < 3; ++i)
+    build.push_back("tcp://" + NetnsLab::Address(i) + ":7000,zone=z" + std::to_string(i));
+  REQUIRE(RunCommand(build, 30s).succeeded());
+  auto ring = storage::Ring::Load(ring_path.string());
+  REQUIRE(ring.ok());
+
+  // Each node runs inside its namespace; `ip netns exec` execs it, so the pid is the node's.
+  std::vector<pid_t> nodes;
+  auto start_node = [&](int i) {
+    const fs::path data = dir->path() / ("node" + std::to_string(i));
+    const std::string log = data.string() + ".log";
+    const size_t from = fs::exists(log) ? fs::file_size(log) : 0;
+    pid_t pid = SpawnWithLog(
+        {IpTool(), "netns", "exec", lab.ns(i), ZF_ZEROFARM_BIN, "node", "--data", data.string(),
+         "--bind", "tcp://" + NetnsLab::Address(i) + ":7000", "--ring", ring_path.string(),
+         "--task-slots", "1", "--replicate-interval", "0", "--audit-rate", "0"},
+        log);
+    REQUIRE(pid > 0);
+    REQUIRE(WaitFor(
+        [&] { return ReadFile(log).substr(from).find("listening on") != std::string::npos; }, 60s));
+    return pid;
+  };
+  for (int i = 0; i < 3; ++i) nodes.push_back(start_node(i));
+  struct Reaper {
+    std::vector<pid_t>& pids;
+    ~Reaper() {
+      for (pid_t p : pids) {
+        ::kill(p, SIGKILL);
+        ::waitpid(p, nullptr, 0);
+      }
+    }
+  } reaper{nodes};
+
+  ServeProcess proxy(dir->path() / "proxy", {"--chunk-seconds", "1"},
+                     {"proxy", "--ring", ring_path.string()});
+  REQUIRE(proxy.Start().empty());
+  const fs::path clip = SteadyClip(40);
+  auto args = Bearer(proxy.token());
+  args.insert(args.end(), {"--data-binary", "@" + clip.string()});
+  auto created = Curl(args, proxy.url("/v1/videos?ladder=360p"));
+  REQUIRE(created.status == 201);
+  const std::string id = json::parse(created.body)["id"];
+
+  // Cut off a node while it runs a task.
+  std::string victim;
+  REQUIRE(WaitFor(
+      [&] {
+        auto r = Curl(Bearer(proxy.token()), proxy.url("/v1/videos/" + id));
+        json v = json::parse(r.body);
+        int done = 0;
+        for (const auto& c : v.value("chunks", json::array())) {
+          if (c["state"] == "done") ++done;
+          if (c["state"] == "running" && done >= 3 && !c["node"].get<std::string>().empty())
+            victim = c["node"];
+        }
+        return !victim.empty();
+      },
+      120s));
+  int victim_id = -1;
+  for (const auto& n : ring->nodes())
+    if (n.endpoint == victim) victim_id = static_cast<int>(n.id);
+  REQUIRE(victim_id >= 0);
+  REQUIRE(lab.SetLink(victim_id, false));
+
+  json v = json::parse(WaitForStatus(proxy, proxy.token(), id, {"ready", "failed"}, 300s));
+  INFO(v.dump() << "\n" << proxy.log());
+  REQUIRE(v["status"] == "ready");
+  const fs::path got = dir->path() / "out.mp4";
+  const std::string rung = v["renditions"][0]["name"];
+  REQUIRE(RunCommand({"curl", "-sS", "-f", "-o", got.string(),
+                      proxy.url("/v1/videos/" + id + "/mp4/" + rung +
+                                ".mp4?access_token=" + proxy.token())},
+                     60s)
+              .succeeded());
+  CHECK(CountFrames(got) == CountFrames(clip));
+  auto metrics = Curl(Bearer(proxy.token()), proxy.url("/metrics")).body;
+  CHECK(metrics.find("zerofarm_tasks_moved_total 0\n") == std::string::npos);
+
+  // The link returns: the others' replicators bring the node what it missed.
+  REQUIRE(lab.SetLink(victim_id, true));
+  storage::ClusterOptions co;
+  co.heartbeats = false;
+  co.request_timeout = 120s;
+  auto client = storage::ClusterClient::Create(*ring, co);
+  REQUIRE(client.ok());
+  for (uint32_t n = 0; n < 3; ++n) {
+    if (static_cast<int>(n) == victim_id) continue;
+    storage::Request r;
+    r.op = storage::Op::kReplicate;
+    auto reply = (*client)->Call(n, r);
+    REQUIRE(reply.ok());
+    CHECK(reply->ok());
+  }
+  int checked = 0;
+  for (const auto& c : v["chunks"]) {
+    if (c["index"].get<int>() < 0) continue;
+    const std::string segment = ChunkName(id, c["index"]) + "#out/" + rung;
+    const auto& holders = ring->NodesOf(ring->PartitionOf(segment));
+    if (std::find(holders.begin(), holders.end(), static_cast<uint32_t>(victim_id)) ==
+        holders.end())
+      continue;
+    storage::Request head;
+    head.op = storage::Op::kHead;
+    head.name = segment;
+    auto reply = (*client)->Call(static_cast<uint32_t>(victim_id), head);
+    INFO(segment);
+    REQUIRE(reply.ok());
+    CHECK(reply->ok());
+    ++checked;
+  }
+  CHECK(checked > 0);
+  proxy.Kill9();
+}
