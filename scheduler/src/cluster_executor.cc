@@ -36,6 +36,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
                       const ClusterExecutorOptions& options)
       : client_(std::move(client)), options_(options) {
     inflight_.assign(client_->ring().nodes().size(), 0);
+    urgent_waiting_.assign(client_->ring().nodes().size(), 0);
   }
 
   int slots() const override {
@@ -52,14 +53,15 @@ class ClusterExecutorImpl final : public ClusterExecutor {
   Result<TaskOutcome> Run(const TaskSpec& spec, const std::atomic<bool>& cancel,
                           const std::function<void(const std::string&)>& placed) override {
     std::vector<Copy> copies;
-    Status last_loss;
+    int lost = 0;
     for (;;) {
       if (cancel.load()) {
         CancelAll(copies);
         return Status::Error("cancelled", "the job was cancelled");
       }
       if (copies.empty()) {
-        auto copy = Start(spec, /*backup=*/false, std::nullopt, cancel);
+        // A task moved off a dead node goes before the queue of tasks not yet started.
+        auto copy = Start(spec, /*backup=*/false, std::nullopt, cancel, /*urgent=*/lost > 0);
         if (!copy.ok()) return copy.status();
         if (placed) placed(Endpoint(copy->node));
         copies.push_back(*copy);
@@ -75,6 +77,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         copies.erase(copies.begin() + static_cast<long>(i));
         Finished(ended.node);
         if (result.state == PollState::kLost) {
+          ++lost;
           std::lock_guard lock(mu_);
           ++stats_.tasks_lost;
           continue;
@@ -117,15 +120,17 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     return node < health.size() ? health[node].load.task_slots : 0;
   }
 
-  // The least-loaded live node with a free slot among `candidates` (caller holds mu_).
+  // The least-loaded live node with a free slot among `candidates` (caller holds mu_). A slot
+  // an urgent task waits for is not given to others.
   std::optional<uint32_t> Pick(const std::vector<uint32_t>& candidates,
                                const std::vector<storage::NodeHealth>& health,
-                               std::optional<uint32_t> avoid) const {
+                               std::optional<uint32_t> avoid, bool urgent) const {
     std::optional<uint32_t> best;
     double best_load = 0;
     for (uint32_t n : candidates) {
       if (avoid && n == *avoid) continue;
       if (!client_->IsAlive(n)) continue;
+      if (!urgent && urgent_waiting_[n] > 0) continue;
       const uint32_t slots = SlotsOf(n, health);
       if (slots == 0 || inflight_[n] >= slots) continue;
       const double load = static_cast<double>(inflight_[n]) / slots;
@@ -139,11 +144,28 @@ class ClusterExecutorImpl final : public ClusterExecutor {
 
   // Places and starts one copy; waits while every suitable node is full.
   Result<Copy> Start(const TaskSpec& spec, bool backup, std::optional<uint32_t> avoid,
-                     const std::atomic<bool>& cancel) {
+                     const std::atomic<bool>& cancel, bool urgent = false) {
     const auto holders = Holders(spec.placement);
     std::vector<uint32_t> everyone(client_->ring().nodes().size());
     for (uint32_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
     const auto give_up = Clock::now() + std::chrono::minutes(10);
+    // While an urgent task waits, the holders' next free slots are its.
+    struct UrgentMark {
+      ClusterExecutorImpl* self;
+      const std::vector<uint32_t>* nodes;
+      bool on;
+      UrgentMark(ClusterExecutorImpl* s, const std::vector<uint32_t>* n, bool u)
+          : self(s), nodes(n), on(u) {
+        if (!on) return;
+        std::lock_guard lock(self->mu_);
+        for (uint32_t x : *nodes) ++self->urgent_waiting_[x];
+      }
+      ~UrgentMark() {
+        if (!on) return;
+        std::lock_guard lock(self->mu_);
+        for (uint32_t x : *nodes) --self->urgent_waiting_[x];
+      }
+    } mark(this, &holders, urgent);
     for (;;) {
       if (cancel.load()) return Status::Error("cancelled", "the job was cancelled");
       const auto health = client_->Health();
@@ -151,12 +173,12 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       bool remote = false;
       {
         std::lock_guard lock(mu_);
-        node = Pick(holders, health, avoid);
+        node = Pick(holders, health, avoid, urgent);
         const bool holder_alive = std::any_of(holders.begin(), holders.end(), [&](uint32_t n) {
           return client_->IsAlive(n) && SlotsOf(n, health) > 0;
         });
         if (!node && !holder_alive && !backup) {
-          node = Pick(everyone, health, avoid);
+          node = Pick(everyone, health, avoid, urgent);
           remote = node.has_value();
         }
         if (node) ++inflight_[*node];
@@ -276,6 +298,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
   const ClusterExecutorOptions options_;
   mutable std::mutex mu_;
   std::vector<uint32_t> inflight_;
+  std::vector<int> urgent_waiting_;  // urgent tasks waiting for a slot, per node
   std::map<std::string, std::vector<double>> finished_;  // job -> finished tasks' wall seconds
   ClusterExecutorStats stats_;
 };
@@ -291,9 +314,11 @@ Result<std::unique_ptr<ClusterExecutor>> MakeClusterExecutor(
   // Let the first heartbeats tell the nodes' task slots.
   const auto until = Clock::now() + std::chrono::seconds(3);
   while (Clock::now() < until) {
+    // A node counts as alive before its first answer (a grace period): wait for the answers
+    // themselves, which carry the task slots.
     const auto health = (*client)->Health();
     if (std::all_of(health.begin(), health.end(),
-                    [](const storage::NodeHealth& h) { return h.alive; }))
+                    [](const storage::NodeHealth& h) { return h.load.task_slots > 0; }))
       break;
     std::this_thread::sleep_for(milliseconds(50));
   }

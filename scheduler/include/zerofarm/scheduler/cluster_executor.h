@@ -8,7 +8,8 @@
 // The node runs it (RUN_TASK, storage/node_protocol.h) and the executor polls it (TASK_STATUS)
 // until it ends. A node that stops answering heartbeats (ClusterOptions::dead_after), or that
 // no longer knows the task (it restarted), loses the task to another holder; that costs the
-// task no retry. A straggler, running longer than straggler_factor times the median of its
+// task no retry, and the moved task takes its holders' next free slot before any task that has
+// not started yet. A straggler, running longer than straggler_factor times the median of its
 // job's finished tasks (and at least straggler_min), gets a backup copy on another holder with
 // a free slot; the first copy to finish wins and the other is cancelled.
 // A restarted proxy re-sends RUN_TASK with the same task id: a node still running it (or
