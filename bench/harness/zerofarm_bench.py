@@ -5,7 +5,7 @@ the same run (interleaved), reported as medians and ratios.
     zerofarm bench [--quick] [--scenario NAME]... [--out DIR] [--repeat N] [--plots]
     python3 bench/harness/zerofarm_bench.py --zerofarm build/bin/zerofarm [same options]
 
-Scenarios: ladder, ttfs, quality, sandbox, store, scale (see BENCHMARKS.md). Each prints a
+Scenarios: ladder, ttfs, quality, sandbox, store, scale, cluster (see BENCHMARKS.md). Each prints a
 table on stdout and writes DIR/<scenario>.json; DIR/summary.json and DIR/tables.md gather them.
 A scenario whose command does not exist yet (serve, the cluster) is reported as "not
 available: <why>", never with made-up numbers. Python 3 standard library only.
@@ -24,10 +24,10 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from zfbench import common, ladder, plots, quality, sandbox, scale, store, ttfs  # noqa: E402
+from zfbench import cluster, common, ladder, plots, quality, sandbox, scale, store, ttfs  # noqa: E402
 from zfbench.common import NotAvailable, log  # noqa: E402
 
-SCENARIOS = [ladder, ttfs, quality, sandbox, store, scale]
+SCENARIOS = [ladder, ttfs, quality, sandbox, store, scale, cluster]
 BY_NAME = {m.NAME: m for m in SCENARIOS}
 
 # What every scenario's JSON carries (checked by bench/harness/check_results.py and CTest).
@@ -130,7 +130,7 @@ def find_clips(args, tools, work_dir):
             rc = os.spawnv(os.P_WAIT, "/bin/bash", ["bash", gen, "--smoke", "--out", media])
             if rc != 0 or not os.path.exists(clip):
                 raise SystemExit("zerofarm bench: could not make the smoke clip")
-        return {k: clip for k in ("ladder", "quality", "ttfs", "serving", "scale")}
+        return {k: clip for k in ("ladder", "quality", "ttfs", "serving", "scale", "cluster")}
     clip = args.clip or os.path.join(media, "1080p30-60s.mp4")
     scale_clip = args.scale_clip or os.path.join(media, "720p60-30s.mp4")
     for c in {clip, scale_clip}:
@@ -139,7 +139,7 @@ def find_clips(args, tools, work_dir):
                              f"sample-media/generate.sh (or pass --clip)")
     # Serving needs one finished job's segments: the shorter clip's are enough for wrk.
     return {"ladder": clip, "quality": clip, "ttfs": clip, "serving": scale_clip,
-            "scale": scale_clip}
+            "scale": scale_clip, "cluster": scale_clip}
 
 
 def print_table(title, table):

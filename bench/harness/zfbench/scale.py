@@ -13,75 +13,29 @@ those commands exist (each `--help` exits 0), else reported as not available.
 import os
 import time
 
-from . import ladder, media, serve
-from .common import NotAvailable, command_works, fmt, interleaved, log, median, ratio
+from . import farm, ladder, media
+from .common import NotAvailable, fmt, interleaved, log, median, ratio
 
 NAME = "scale"
 TITLE = "Scale: one node, more workers, more node processes"
 
 
-def cluster_available(zerofarm):
-    if not zerofarm:
-        return "no zerofarm binary"
-    missing = [c for c in ("node", "proxy", "ring") if not command_works([zerofarm, c, "--help"])]
-    if missing:
-        return ("the cluster commands are not built yet (" +
-                ", ".join(f"`zerofarm {c} --help`" for c in missing) +
-                (" does" if len(missing) == 1 else " do") + " not exit 0)")
-    return None
-
-
 def cluster_run(ctx, zerofarm, clip, info, rungs, nodes, tag):
-    """K node processes + a proxy on 127.0.0.1; wall and CPU of one upload-to-ready job."""
-    import subprocess
-    from .common import proc_cpu_s
-    base = ctx.scratch("scale", f"{tag}")
-    ports = [serve.free_port() for _ in range(nodes)]
-    endpoints = [f"tcp://127.0.0.1:{p}" for p in ports]
-    ring = os.path.join(base, "ring")
-    subprocess.run([zerofarm, "ring", "build", "--replicas", "1", "--part-power", "8", "-o", ring]
-                   + endpoints, check=True, capture_output=True)
-    procs = []
+    """K node processes + a proxy on 127.0.0.1 (1 replica: only the scale of the work is
+    compared), the machine's cores shared out as task slots; wall and CPU of one
+    upload-to-ready job, all the farm's processes counted."""
+    cores = os.cpu_count() or 1
+    f = farm.Farm(ctx, zerofarm, ctx.scratch("scale", tag), nodes, replicas=1,
+                  task_slots=max(1, cores // nodes))
     try:
-        for i, ep in enumerate(endpoints):
-            procs.append(subprocess.Popen(
-                [zerofarm, "node", "--data", os.path.join(base, f"node{i}"), "--bind", ep,
-                 "--ring", ring], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, env=ctx.zerofarm_env()))
-        port = serve.free_port()
-        proxy_log = os.path.join(base, "proxy.log")
-        # The proxy is driven like `serve` (same API); Server wraps a custom command line here.
-        server = serve.Server.__new__(serve.Server)
-        server.port = port
-        server.data_dir = os.path.join(base, "proxy")
-        server.log_path = proxy_log
-        server.log_file = open(proxy_log, "wb")
-        server.proc = subprocess.Popen(
-            [zerofarm, "proxy", "--ring", ring, "--data", server.data_dir, "--listen",
-             f"127.0.0.1:{port}"], stdout=server.log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, env=ctx.zerofarm_env())
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if server.request("GET", "/healthz", auth=False)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        server.token = server._find_token(deadline)
-        pids = [p.pid for p in procs] + [server.proc.pid]
-        cpu0 = sum(proc_cpu_s(p) for p in pids)
+        cpu0 = f.cpu_s()
         t0 = time.monotonic()
-        v = server.post_video(clip, [r["name"] for r in rungs])
-        server.wait_ready(v["id"], 60 * max(10, info["duration_s"]))
-        wall = time.monotonic() - t0
-        cpu = sum(proc_cpu_s(p) for p in pids) - cpu0
-        server.stop()
-        return {"wall_s": wall, "cpu_s": cpu}
+        v = f.proxy.post_video(clip, [r["name"] for r in rungs])
+        f.proxy.wait_ready(v["id"], 60 * max(10, info["duration_s"]))
+        return {"wall_s": time.monotonic() - t0, "cpu_s": f.cpu_s() - cpu0,
+                "task_slots_per_node": max(1, cores // nodes)}
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-                p.wait()
+        f.stop()
 
 
 def task_profile(report_path, jobs):
@@ -166,7 +120,7 @@ def run(ctx):
         limits["worker_slot_occupancy_at_all_cores"] = top["median_worker_slot_occupancy"]
         limits["longest_task_share_at_all_cores"] = top["median_longest_task_share"]
         limits["loadavg_1m_before_runs"] = top["median_loadavg_1m_before"]
-    why = cluster_available(zerofarm)
+    why = farm.available(zerofarm)
     cluster = {}
     if why:
         cluster = {"not_available": why}
@@ -174,7 +128,7 @@ def run(ctx):
                      f"not available: {why}", "", "", "", "", "", ""])
     else:
         base = None
-        for k in sorted({1, cores}):
+        for k in sorted({1, 3, cores}):
             try:
                 rs = [cluster_run(ctx, zerofarm, clip, info, rungs, k, f"nodes{k}-{i}")
                       for i in range(ctx.repeat)]

@@ -38,7 +38,9 @@ TOKEN_WORD = re.compile(r"[A-Za-z0-9_\-\.~+/=]{16,}")
 class Server:
     """A `zerofarm serve` process with a fresh data directory."""
 
-    def __init__(self, zerofarm, data_dir, log_path, startup_timeout=60, env=None):
+    def __init__(self, zerofarm, data_dir, log_path, startup_timeout=60, env=None,
+                 command=("serve",)):
+        """`command`: the subcommand and its fixed arguments, e.g. ("proxy", "--ring", RING)."""
         self.port = free_port()
         self.data_dir = data_dir
         # A token made before the first start (`zerofarm token create`), else the one serve
@@ -53,7 +55,7 @@ class Server:
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [zerofarm, "serve", "--data", data_dir, "--listen", f"127.0.0.1:{self.port}"],
+            [zerofarm, *command, "--data", data_dir, "--listen", f"127.0.0.1:{self.port}"],
             stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env)
         self.token = None
