@@ -63,6 +63,9 @@ def one_job(ctx, zerofarm, clip, rungs, tag, kill):
                 if moved_done is None and task and task["state"] == "done":
                     moved_done = now - t_kill
                     out["lost_task_finished_on"] = task["node"]
+                    # Where the time went: its run on the other holder, and before it the
+                    # wait for a free slot there.
+                    out["lost_task_run_s"] = task.get("wall_seconds")
                 if v["status"] in ("ready", "failed"):
                     break
                 time.sleep(0.05)
@@ -151,6 +154,8 @@ def run(ctx):
         ["dead node: kill -> marked down", fmt(med(killed, "kill_to_detected_s"), unit=" s"), ""],
         ["dead node: kill -> its lost task done elsewhere",
          fmt(med(killed, "kill_to_lost_task_done_s"), unit=" s"), ""],
+        ["dead node: of which the lost task's own run on the other holder",
+         fmt(med(killed, "lost_task_run_s"), unit=" s"), ""],
         ["dead node: job wall, killed vs undisturbed", fmt(wall_killed, unit=" s") + " vs " +
          fmt(wall_ok, unit=" s"), fmt(ratio(wall_killed, wall_ok)) + "x"],
         ["adding a 4th node to 3 (part power 8, 3 replicas)",
