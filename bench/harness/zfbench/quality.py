@@ -3,10 +3,6 @@ filters through the ffmpeg CLI) and the video bitrate, for zerofarm's stitched r
 the same rung encoded in one pass by one ffmpeg process with the same x264 settings. The cost of
 chunking is the delta zerofarm - ffmpeg.
 
-Rate-matched: the same CRF gives the two sides different bitrates, so each rung is also encoded
-in one pass with two-pass ABR at exactly zerofarm's measured bitrate (same x264 settings, caps
-and keyframe grid, CRF replaced by the target bitrate): the quality delta at equal bits.
-
 Both sides are compared at the rung's size against the same reference: the source scaled with
 bicubic to the rung's size. Both sides are read from their HLS media playlists (video-only
 MPEG-TS segments on both sides), so the bitrate (segment bytes x 8 / duration) carries the
@@ -21,10 +17,6 @@ from . import ladder, media
 from .common import NotAvailable, fmt, log, run_timed, tail
 
 NAME = "quality"
-# Video share of an MPEG-TS stream's bytes at these rates (PES and TS headers take the rest):
-# the rate-matched encode targets zerofarm's measured rate times this, so that both playlists
-# end up with the same bytes per second.
-TS_VIDEO_SHARE = 0.95
 TITLE = "Quality of the stitched renditions against one-pass encodes"
 
 PSNR_RE = re.compile(r"PSNR y:([\d.]+|inf) u:([\d.]+|inf) v:([\d.]+|inf) average:([\d.]+|inf)")
@@ -67,32 +59,6 @@ def playlist_stats(playlist):
     return total_bytes, duration
 
 
-def rate_matched(ctx, ffmpeg, clip, rung, kbps):
-    """One-pass (whole clip, two-pass ABR) encode of one rung at `kbps` of video; its HLS
-    media playlist (video-only MPEG-TS, 4 s segments)."""
-    base = os.path.join(ctx.scratch("quality"), f"matched-{rung['name']}")
-    ctx.clean(base)
-    os.makedirs(base)
-    common = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", clip, "-an",
-              "-vf", f"scale={rung['width']}:{rung['height']},setsar=1,format=yuv420p",
-              "-c:v", "libx264", "-preset:v", "veryfast", "-profile:v", "high",
-              "-level:v", rung["level"], "-b:v", f"{int(kbps)}k",
-              "-maxrate:v", f"{rung['maxrate_kbps']}k", "-bufsize:v", f"{rung['maxrate_kbps'] * 2}k",
-              "-x264-params", "scenecut=0:open-gop=0",
-              "-force_key_frames:v", "expr:gte(t,n_forced*4)", "-fps_mode:v", "passthrough",
-              "-passlogfile", os.path.join(base, "pass")]
-    for n, tail_args in ((1, ["-pass", "1", "-f", "null", "-"]),
-                         (2, ["-pass", "2", "-f", "hls", "-hls_time", "4",
-                              "-hls_playlist_type", "vod",
-                              "-hls_segment_filename", os.path.join(base, "seg%05d.ts"),
-                              os.path.join(base, "index.m3u8")])):
-        r = run_timed(common + tail_args, os.path.join(base, f"pass{n}.log"))
-        if r.returncode != 0:
-            raise NotAvailable(f"rate-matched encode of {rung['name']} failed: "
-                               f"{tail(os.path.join(base, f'pass{n}.log'), 5)}")
-    return os.path.join(base, "index.m3u8")
-
-
 def run(ctx):
     ffmpeg = ctx.tool("ffmpeg")
     shared = ctx.shared.get("ladder_outputs")
@@ -133,41 +99,19 @@ def run(ctx):
             "ssim_all": z["ssim_all"] - f["ssim_all"],
             "bitrate_ratio": z["bitrate_kbps"] / f["bitrate_kbps"] if f["bitrate_kbps"] else None,
         }
-        # The same rung in one pass at zerofarm's bitrate.
-        matched = rate_matched(ctx, ffmpeg, clip, rung, z["bitrate_kbps"] * TS_VIDEO_SHARE)
-        nbytes, seconds = playlist_stats(matched)
-        mm = compare(ffmpeg, matched, clip, rung,
-                     os.path.join(ctx.scratch("quality"), f"matched-{rung['name']}.log"))
-        mm["bitrate_kbps"] = nbytes * 8 / seconds / 1000 if seconds else None
-        entry["one_pass_rate_matched"] = mm
-        entry["delta_rate_matched"] = {
-            "psnr_avg_db": None if z["psnr_avg_db"] is None or mm["psnr_avg_db"] is None
-            else z["psnr_avg_db"] - mm["psnr_avg_db"],
-            "ssim_all": z["ssim_all"] - mm["ssim_all"],
-            "bitrate_ratio": z["bitrate_kbps"] / mm["bitrate_kbps"] if mm["bitrate_kbps"] else None,
-        }
-        log(f"quality {rung['name']:6s} rate-matched one pass PSNR {mm['psnr_avg_db']} dB  "
-            f"SSIM {mm['ssim_all']}  {mm['bitrate_kbps']:.0f} kb/s")
         per_rung.append(entry)
         rows.append([rung["name"], fmt(z["psnr_avg_db"]), fmt(f["psnr_avg_db"]),
                      f"{entry['delta']['psnr_avg_db']:+.2f}" if entry["delta"]["psnr_avg_db"] is not None else "–",
                      f"{z['ssim_all']:.4f}", f"{f['ssim_all']:.4f}",
                      f"{entry['delta']['ssim_all']:+.4f}",
                      fmt(z["bitrate_kbps"]), fmt(f["bitrate_kbps"]),
-                     fmt(entry["delta"]["bitrate_ratio"], 3),
-                     fmt(mm["psnr_avg_db"]), f"{mm['ssim_all']:.4f}", fmt(mm["bitrate_kbps"]),
-                     f"{entry['delta_rate_matched']['psnr_avg_db']:+.2f}"
-                     if entry["delta_rate_matched"]["psnr_avg_db"] is not None else "–",
-                     f"{entry['delta_rate_matched']['ssim_all']:+.4f}"])
+                     fmt(entry["delta"]["bitrate_ratio"], 3)])
     # The outputs stay for the store scenario's serving part (same segments); the scratch
     # folder goes at the end of the run.
     return {
         "clip": clip, "source": info, "encodes": origin, "rungs": per_rung,
         "ratios": {e["rung"]: e["delta"] for e in per_rung},
-        "ratios_rate_matched": {e["rung"]: e["delta_rate_matched"] for e in per_rung},
         "table": {"header": ["rung", "PSNR zerofarm (dB)", "PSNR one pass (dB)", "Δ PSNR",
                              "SSIM zerofarm", "SSIM one pass", "Δ SSIM", "kb/s zerofarm",
-                             "kb/s one pass", "bitrate ratio", "PSNR one pass at zerofarm's rate",
-                             "SSIM same", "kb/s same", "Δ PSNR at equal rate",
-                             "Δ SSIM at equal rate"], "rows": rows},
+                             "kb/s one pass", "bitrate ratio"], "rows": rows},
     }
