@@ -2,6 +2,7 @@
 // task handler (task_executor.h).
 #include "zerofarm/scheduler/task_executor.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
