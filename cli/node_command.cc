@@ -128,8 +128,8 @@ int NodeCommand(int argc, char** argv) {
 
   if (options.task_slots > 0) {
     // The worker is read, sealed and validated once; every task runs exactly those bytes in
-    // the sandbox. A node without a usable worker still serves objects, and says why it runs
-    // no tasks.
+    // the sandbox. A node meant to run tasks without a usable worker refuses to start (a farm
+    // node silently running nothing would be worse); --task-slots 0 makes a store-only node.
     const std::string self = options.advertise.empty() ? options.bind : options.advertise;
     std::optional<uint32_t> self_id;
     for (const auto& n : ring->nodes())
@@ -143,8 +143,9 @@ int NodeCommand(int argc, char** argv) {
     std::filesystem::create_directories(options.data_dir, ec);
     auto worker = scheduler::WorkerRuntime::Load(wo);
     if (!worker.ok()) {
-      std::fprintf(stderr, "zerofarm node: error: %s: %s\n", wo.path.c_str(),
-                   worker.status().message().c_str());
+      std::fprintf(stderr,
+                   "zerofarm node: error: %s: %s (--task-slots 0 runs a node that only stores)\n",
+                   wo.path.c_str(), worker.status().message().c_str());
       return 1;
     }
     if (self_id) {
