@@ -53,23 +53,10 @@ bool SendCounted(TrafficCounters& traffic, zmq::socket_t& s, const std::vector<s
 // ReceiveReply (zmq_frames.h), counting the bytes of every message taken off the socket,
 // readable or not.
 std::optional<Reply> ReceiveCounted(TrafficCounters& traffic, zmq::socket_t& s) {
-  std::vector<zmq::message_t> parts;
-  try {
-    if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait))
-      return std::nullopt;
-  } catch (const zmq::error_t&) {
-    return std::nullopt;
-  }
   uint64_t bytes = 0;
-  for (const auto& p : parts) bytes += p.size();
+  auto reply = ReceiveReply(s, &bytes);
   traffic.received.fetch_add(bytes, std::memory_order_relaxed);
-  std::vector<std::string_view> frames;
-  size_t first = 0;
-  while (first < parts.size() && parts[first].size() == 0) ++first;  // the delimiter
-  for (size_t i = first; i < parts.size(); ++i) frames.push_back(parts[i].to_string_view());
-  auto reply = DecodeReply(frames);
-  if (!reply.ok()) return std::nullopt;
-  return std::move(*reply);
+  return reply;
 }
 
 int RemainingMs(Clock::time_point deadline) {

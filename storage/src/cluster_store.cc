@@ -25,6 +25,8 @@
 #include <set>
 #include <utility>
 
+#include "read_range.h"
+
 namespace zerofarm::storage {
 namespace {
 
@@ -250,16 +252,7 @@ class ClusterStoreImpl final : public ClusterStore {
   Result<std::string> ReadRange(std::string_view name, uint64_t offset, uint64_t length) override {
     auto reader = OpenObject(name);
     if (!reader.ok()) return reader.status();
-    ZF_RETURN_IF_ERROR((*reader)->Seek(offset));
-    std::string out(static_cast<size_t>(std::min(length, (*reader)->size() - offset)), '\0');
-    auto dest = std::as_writable_bytes(std::span(out.data(), out.size()));
-    while (!dest.empty()) {
-      Result<size_t> n = (*reader)->Read(dest);
-      if (!n.ok()) return n.status();
-      if (*n == 0) return Status::Error("io_error", "object " + Quoted(name) + ": short read");
-      dest = dest.subspan(*n);
-    }
-    return out;
+    return ReadRangeFrom(**reader, name, offset, length);
   }
 
   Status DeleteObject(std::string_view name) override {

@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "object_reader.h"
 #include "object_writer.h"
+#include "read_range.h"
 
 namespace zerofarm::storage {
 namespace {
@@ -294,16 +295,7 @@ Result<std::string> StoreImpl::GetObject(std::string_view name) {
 Result<std::string> StoreImpl::ReadRange(std::string_view name, uint64_t offset, uint64_t length) {
   Result<std::unique_ptr<ObjectReader>> reader = OpenObject(name);
   if (!reader.ok()) return reader.status();
-  ZF_RETURN_IF_ERROR((*reader)->Seek(offset));
-  std::string out(static_cast<size_t>(std::min(length, (*reader)->size() - offset)), '\0');
-  auto dest = std::as_writable_bytes(std::span(out.data(), out.size()));
-  while (!dest.empty()) {
-    Result<size_t> n = (*reader)->Read(dest);
-    if (!n.ok()) return n.status();
-    if (*n == 0) return Status::Error("io_error", "object " + Quoted(name) + ": short read");
-    dest = dest.subspan(*n);
-  }
-  return out;
+  return ReadRangeFrom(**reader, name, offset, length);
 }
 
 Status StoreImpl::DeleteObjectLocked(std::string_view name, const rocksdb::WriteOptions& write,

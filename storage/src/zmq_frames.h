@@ -2,6 +2,7 @@
 // A socket is used by one thread at a time; these functions keep no state.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,8 +54,9 @@ inline bool SendFrames(zmq::socket_t& s, const std::vector<std::string>& frames,
 }
 
 // One waiting message of a DEALER, decoded (an empty optional when none is waiting or it is
-// not a readable reply).
-inline std::optional<Reply> ReceiveReply(zmq::socket_t& s) {
+// not a readable reply). Adds the size of every frame taken off the socket to *received_bytes
+// when given, readable or not.
+inline std::optional<Reply> ReceiveReply(zmq::socket_t& s, uint64_t* received_bytes = nullptr) {
   std::vector<zmq::message_t> parts;
   try {
     if (!zmq::recv_multipart(s, std::back_inserter(parts), zmq::recv_flags::dontwait))
@@ -62,6 +64,8 @@ inline std::optional<Reply> ReceiveReply(zmq::socket_t& s) {
   } catch (const zmq::error_t&) {
     return std::nullopt;
   }
+  if (received_bytes)
+    for (const auto& p : parts) *received_bytes += p.size();
   std::vector<std::string_view> frames;
   size_t first = 0;
   while (first < parts.size() && parts[first].size() == 0) ++first;  // the delimiter
