@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -32,6 +33,28 @@ std::string ChunkName(const std::string& id, int index) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "chunks/%05d", index);
   return "jobs/" + id + "/" + buf;
+}
+
+// Checks that `node` has every segment of the video's first rendition that the ring places on
+// it (`head_ok` sends it a HEAD and says whether it answered ok); returns how many it checked.
+int CheckHoldsItsSegments(const storage::Ring& ring, const json& video, uint32_t node,
+                          const std::function<bool(const storage::Request&)>& head_ok) {
+  const std::string id = video["id"];
+  const std::string rung = video["renditions"][0]["name"];
+  int checked = 0;
+  for (const auto& c : video["chunks"]) {
+    if (c["index"].get<int>() < 0) continue;
+    const std::string segment = ChunkName(id, c["index"]) + "#out/" + rung;
+    const auto& holders = ring.NodesOf(ring.PartitionOf(segment));
+    if (std::find(holders.begin(), holders.end(), node) == holders.end()) continue;
+    storage::Request head;
+    head.op = storage::Op::kHead;
+    head.name = segment;
+    INFO(segment);
+    CHECK(head_ok(head));
+    ++checked;
+  }
+  return checked;
 }
 
 // A proxy in front of a TestCluster, started; its data under the cluster's scratch dir.
@@ -227,21 +250,9 @@ TEST_CASE(
     CHECK(farm.cluster.Call(n, r, 120s).ok());
   }
   const auto& ring = farm.cluster.ring();
-  int checked = 0;
-  for (const auto& c : v["chunks"]) {
-    if (c["index"].get<int>() < 0) continue;
-    const std::string segment =
-        ChunkName(id, c["index"]) + "#out/" + v["renditions"][0]["name"].get<std::string>();
-    const auto& holders = ring.NodesOf(ring.PartitionOf(segment));
-    if (std::find(holders.begin(), holders.end(), victim_id) == holders.end()) continue;
-    storage::Request head;
-    head.op = storage::Op::kHead;
-    head.name = segment;
-    INFO(segment);
-    CHECK(farm.cluster.Call(victim_id, head).ok());
-    ++checked;
-  }
-  CHECK(checked > 0);
+  CHECK(CheckHoldsItsSegments(ring, v, victim_id, [&](const storage::Request& head) {
+          return farm.cluster.Call(victim_id, head).ok();
+        }) > 0);
 }
 
 TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts", "[farm][fault]") {
@@ -530,23 +541,10 @@ TEST_CASE(
     REQUIRE(reply.ok());
     CHECK(reply->ok());
   }
-  int checked = 0;
-  for (const auto& c : v["chunks"]) {
-    if (c["index"].get<int>() < 0) continue;
-    const std::string segment = ChunkName(id, c["index"]) + "#out/" + rung;
-    const auto& holders = ring->NodesOf(ring->PartitionOf(segment));
-    if (std::find(holders.begin(), holders.end(), static_cast<uint32_t>(victim_id)) ==
-        holders.end())
-      continue;
-    storage::Request head;
-    head.op = storage::Op::kHead;
-    head.name = segment;
-    auto reply = (*client)->Call(static_cast<uint32_t>(victim_id), head);
-    INFO(segment);
-    REQUIRE(reply.ok());
-    CHECK(reply->ok());
-    ++checked;
-  }
-  CHECK(checked > 0);
+  const auto victim_node = static_cast<uint32_t>(victim_id);
+  CHECK(CheckHoldsItsSegments(*ring, v, victim_node, [&](const storage::Request& head) {
+          auto reply = (*client)->Call(victim_node, head);
+          return reply.ok() && reply->ok();
+        }) > 0);
   proxy.Kill9();
 }
