@@ -204,6 +204,7 @@ class Job : public tc::IngestSink {
         progress_state_.phase = "transcode";
         progress_state_.tasks_known = plan_.tasks.size();
         progress_state_.duration_seconds = plan_.duration_seconds;
+        NoteSource();
       } catch (const std::exception& e) {
         StopPool();
         return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
@@ -256,6 +257,8 @@ class Job : public tc::IngestSink {
         tc::PlanLadder({kThumbnailShortSide}, info.display_width, info.display_height, info.fps);
     plan_.thumb_width = thumb.front().width;
     plan_.thumb_height = thumb.front().height;
+    NoteSource();
+    Notify();
   }
   void OnChunk(const tc::ChunkInfo&) override {}
   void OnTask(const tc::TaskPlan& task) override {
@@ -267,6 +270,8 @@ class Job : public tc::IngestSink {
           std::max(progress_state_.duration_seconds, TaskStartSeconds(task) + task.seconds);
     }
     Enqueue(static_cast<int>(task.index), Cost(task));
+    std::lock_guard lock(mu_);
+    Notify();
   }
 
  private:
@@ -288,6 +293,29 @@ class Job : public tc::IngestSink {
     const auto& tb = plan_.source.video;
     return static_cast<double>(*t.start_pts - plan_.source.origin_pts) * tb.time_base_num /
            std::max(1, tb.time_base_den);
+  }
+
+  // What the progress says of the probed source (caller holds mu_ or owns plan_).
+  void NoteSource() {
+    progress_state_.source_known = true;
+    progress_state_.has_audio = plan_.source.audio.has_value();
+    progress_state_.rungs.clear();
+    for (const auto& r : plan_.rungs) progress_state_.rungs.push_back(r.name);
+  }
+
+  // Counts a finished task: a video segment, or the audio track (caller holds mu_).
+  void CountDone(int index, bool resumed) {
+    TaskProgress& tp = Track(index);
+    if (index == kAudioTask) {
+      progress_state_.audio_done = true;
+      return;
+    }
+    ++progress_state_.tasks_done;
+    progress_state_.media_seconds_done += tp.media_seconds;
+    if (resumed) {
+      ++progress_state_.tasks_resumed;
+      progress_state_.media_seconds_resumed += tp.media_seconds;
+    }
   }
 
   // The farm view's record of a task (caller holds mu_).
@@ -371,8 +399,7 @@ class Job : public tc::IngestSink {
     if (done.ok() && done->has_value()) {
       try {
         results_[index] = json::parse(**done);
-        ++progress_state_.tasks_done;
-        ++progress_state_.tasks_resumed;
+        CountDone(index, /*resumed=*/true);
         TaskProgress& tp = Track(index);
         const json& r = results_[index];
         tp.state = "done";
@@ -434,7 +461,7 @@ class Job : public tc::IngestSink {
       if (!s.ok() && failure_.ok()) failure_ = s;
       TaskProgress& tp = Track(task.index);
       if (s.ok()) {
-        ++progress_state_.tasks_done;
+        CountDone(task.index, /*resumed=*/false);
         tp.state = "done";
       } else {
         tp.state = "failed";

@@ -102,14 +102,22 @@ struct TaskProgress {
   std::string error;  // the last attempt's error, if any
 };
 
+// Counts are of video segments only; the audio track (one task, whole) is counted apart, so
+// "tasks_done of tasks_known" never mixes the two.
 struct JobProgress {
   bool ingest_done = false;
-  size_t tasks_known = 0;  // grows while ingesting
-  size_t tasks_done = 0;
-  size_t tasks_resumed = 0;         // finished in an earlier run
-  std::string phase;                // "ingest", "transcode", "stitch", "verify"
-  double duration_seconds = 0;      // of the source, once known
-  std::vector<TaskProgress> tasks;  // by index; the audio task (index -1) last
+  bool source_known = false;  // the source was probed: its streams and ladder are known
+  size_t tasks_known = 0;     // video segments; grows while ingesting
+  size_t tasks_done = 0;      // video segments finished (never above tasks_known)
+  size_t tasks_resumed = 0;   // video segments finished in an earlier run
+  bool has_audio = false;     // the source has an audio track to encode
+  bool audio_done = false;
+  std::string phase;                 // "ingest", "transcode", "stitch", "verify", "done"
+  double duration_seconds = 0;       // of the source, once known
+  double media_seconds_done = 0;     // of video segments finished (for speed and ETA)
+  double media_seconds_resumed = 0;  // of those, finished in an earlier run
+  std::vector<std::string> rungs;    // the renditions planned for this source, once known
+  std::vector<TaskProgress> tasks;   // by index; the audio task (index -1) last
 };
 
 using ProgressFn = std::function<void(const JobProgress&)>;
