@@ -156,7 +156,10 @@ function phaseText(v) {
     case 'uploading': return 'uploading';
     case 'ready': return 'ready';
     case 'failed': return 'failed';
-    default: return p.phase || 'processing';
+    default:
+      // Segments are transcoded while the source is still being cut.
+      if (p.phase === 'ingest' && p.tasks_running > 0) return 'ingest + transcode';
+      return p.phase || 'processing';
   }
 }
 
@@ -204,7 +207,12 @@ function renderVideo(v) {
   if (v.status === 'uploading') {
     parts.push(`${fmtBytes(v.bytes_received)} of ${v.size ? fmtBytes(v.size) : '?'}`);
   }
-  if (p.tasks_known) parts.push(`${p.tasks_done ?? 0} of ${p.tasks_known}${p.ingest_done === false ? '+' : ''} chunks`);
+  if (p.tasks_known) {
+    let text = `${p.tasks_done ?? 0} of ${p.tasks_known}${p.ingest_done === false ? '+' : ''} segments done`;
+    if (p.tasks_running) text += `, ${p.tasks_running} running`;
+    parts.push(text);
+  }
+  if (p.audio === 'pending' || p.audio === 'done') parts.push(`audio ${p.audio}`);
   parts.push(`${Math.floor(f * 100)}%`);
   $('v-progress-text').textContent = parts.join(' · ');
   $('v-progress-bar').style.width = `${(f * 100).toFixed(1)}%`;

@@ -39,8 +39,10 @@ export class FarmView {
   }
 
   render(video) {
+    // Video segments by index, then the audio track (its own task, keyed -1 here).
     const chunks = Array.isArray(video.chunks) ? [...video.chunks] : [];
-    chunks.sort((a, b) => (a.index === -1) - (b.index === -1) || a.index - b.index);
+    chunks.sort((a, b) => a.index - b.index);
+    if (video.audio) chunks.push({ ...video.audio, index: -1 });
     this.empty.hidden = chunks.length > 0;
     const seen = new Set();
     const now = performance.now();
@@ -149,6 +151,7 @@ export class FarmView {
     let cpu = 0;
     let wall = 0;
     for (const c of chunks) {
+      if (c.index === -1) continue;  // the audio track is not a segment
       counts[STATES.includes(c.state) ? c.state : 'queued']++;
       if (c.node) nodes.set(c.node, (nodes.get(c.node) || 0) + 1);
       cpu += num(c.cpu_seconds) ?? 0;
@@ -156,7 +159,8 @@ export class FarmView {
     }
     const p = video.progress || {};
     const items = [
-      ['chunks', p.tasks_known != null ? `${p.tasks_done ?? counts.done}/${p.tasks_known}${p.ingest_done === false ? '+' : ''}` : String(chunks.length)],
+      ['segments', p.tasks_known != null ? `${p.tasks_done ?? counts.done}/${p.tasks_known}${p.ingest_done === false ? '+' : ''}` : String(counts.done)],
+      ['audio', p.audio ?? '–'],
       ['running', String(counts.running)],
       ['failed', String(counts.failed)],
       ['nodes', nodes.size ? [...nodes].map(([n, k]) => `${n} (${k})`).join(', ') : '–'],

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -214,6 +215,9 @@ const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
   return kRoutes;
 }
 
+// How long the answer to a finished one-shot upload waits for the source to be probed.
+constexpr std::chrono::milliseconds kProbeWait{5000};
+
 // A one-shot upload: POST /v1/videos with a raw or multipart body.
 class UploadSink final : public BodySink {
  public:
@@ -245,6 +249,8 @@ class UploadSink final : public BodySink {
     if (Status s = EnsureCreated(); !s.ok()) return FromStatus(s);
     auto committed = r_.videos_.Commit(id_, /*final=*/true);
     if (!committed.ok()) return FromStatus(committed.status());
+    // The whole body is here: the answer says "failed" at once for one that is not media.
+    r_.videos_.AwaitProbe(id_, kProbeWait);
     auto video = r_.videos_.Get(v_.tenant, id_);
     if (!video.ok()) return FromStatus(video.status());
     Response resp = JsonResponse(201, *video);

@@ -119,21 +119,59 @@ class UploadSource final : public transcode::ByteSource {
   std::shared_ptr<Active> a_;
 };
 
+// One task of the farm view; "error" only when its last attempt failed.
+json TaskJson(const TaskProgress& t) {
+  json j = {{"state", t.state},
+            {"node", t.node},
+            {"attempts", t.attempts},
+            {"start_seconds", t.start_seconds},
+            {"media_seconds", t.media_seconds},
+            {"queued_at", t.queued_at},
+            {"started_at", t.started_at},
+            {"wall_seconds", t.wall_seconds},
+            {"cpu_seconds", t.cpu_seconds}};
+  if (!t.error.empty()) j["error"] = t.error;
+  return j;
+}
+
+// The video's segments, by index; the audio track is not a chunk (see AudioJson).
 json ChunksJson(const JobProgress& p) {
   json chunks = json::array();
-  for (const auto& t : p.tasks)
-    chunks.push_back({{"index", t.index},
-                      {"state", t.state},
-                      {"node", t.node},
-                      {"attempts", t.attempts},
-                      {"start_seconds", t.start_seconds},
-                      {"media_seconds", t.media_seconds},
-                      {"queued_at", t.queued_at},
-                      {"started_at", t.started_at},
-                      {"wall_seconds", t.wall_seconds},
-                      {"cpu_seconds", t.cpu_seconds},
-                      {"error", t.error}});
+  for (const auto& t : p.tasks) {
+    if (t.index < 0) continue;
+    json j = TaskJson(t);
+    j["index"] = t.index;
+    chunks.push_back(std::move(j));
+  }
   return chunks;
+}
+
+// The audio track's task, or null when the source has none (or it is not known yet).
+json AudioJson(const JobProgress& p) {
+  for (const auto& t : p.tasks)
+    if (t.index < 0) return TaskJson(t);
+  return nullptr;
+}
+
+// Progress that counts what it says: video segments done of known, the audio track apart.
+// The fraction counts finished work units (each segment, and the audio track as one) and
+// stays below 1 until the video is ready; while ingest still finds segments, below 0.9.
+json ProgressJson(const JobProgress& p) {
+  size_t running = 0;
+  for (const auto& t : p.tasks)
+    if (t.index >= 0 && t.state == "running") ++running;
+  const double units = static_cast<double>(p.tasks_known) + (p.has_audio ? 1.0 : 0.0);
+  const double done = static_cast<double>(p.tasks_done) + (p.audio_done ? 1.0 : 0.0);
+  double f = units > 0 ? std::min(1.0, done / units) : 0.0;
+  f = p.ingest_done ? std::min(f, 0.99) : f * 0.9;
+  json j = {{"phase", p.phase.empty() ? "ingest" : p.phase},
+            {"ingest_done", p.ingest_done},
+            {"tasks_known", p.tasks_known},
+            {"tasks_done", p.tasks_done},
+            {"tasks_running", running},
+            {"fraction", f}};
+  if (p.source_known) j["audio"] = !p.has_audio ? "none" : p.audio_done ? "done" : "pending";
+  return j;
 }
 
 class Service final : public VideoService {
@@ -305,6 +343,27 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it != records_.end()) MarkFailed(it->second, code, message);
+  }
+
+  void AwaitProbe(const std::string& id, std::chrono::milliseconds limit) override {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      std::shared_ptr<Active> a;
+      {
+        std::lock_guard lock(mu_);
+        auto it = records_.find(id);
+        if (it == records_.end() || it->second["status"] != "processing") return;
+        auto at = active_.find(id);
+        if (at == active_.end()) return;
+        a = at->second;
+      }
+      {
+        std::lock_guard lock(a->mu);
+        if (a->have_progress && a->progress.source_known) return;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   Result<std::string> Get(const std::string& tenant, const std::string& id) override {
@@ -548,10 +607,11 @@ class Service final : public VideoService {
     auto report = RunLocalJob(*store_, source, id, o, staging,
                               [this, &a](const JobProgress& p) { OnProgress(*a, p); });
     if (shutting_down_ || a->cancel->load()) return;
-    json done_chunks;
+    json done_chunks, done_audio;
     {
       std::lock_guard lock(a->mu);
       done_chunks = ChunksJson(a->progress);
+      done_audio = AudioJson(a->progress);
     }
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
@@ -595,8 +655,13 @@ class Service final : public VideoService {
                          {"mp4", "/v1/videos/" + id + "/mp4/" + name + ".mp4"}});
       }
       rec["renditions"] = rends;
+      // The ladder that was made: rungs above the source's short side were skipped.
+      json made = json::array();
+      for (const auto& x : rends) made.push_back(x["name"]);
+      rec["ladder"] = made;
     }
     rec["chunks"] = done_chunks;
+    rec["audio"] = done_audio;
     rec["status"] = "ready";
     (void)Save(rec);
     {
@@ -614,45 +679,44 @@ class Service final : public VideoService {
     const std::string id = rec["id"];
     const std::string status = rec["status"];
     json chunks = rec.value("chunks", json::array());
+    json audio = rec.value("audio", json());
     json progress = {{"phase", status == "uploading" ? "upload" : "ingest"},
                      {"ingest_done", false},
                      {"tasks_known", 0},
                      {"tasks_done", 0},
+                     {"tasks_running", 0},
                      {"fraction", 0.0}};
     if (a) {
       std::lock_guard lock(a->mu);
       if (a->have_progress) {
         const JobProgress& p = a->progress;
-        if (!p.phase.empty()) progress["phase"] = p.phase;
-        progress["ingest_done"] = p.ingest_done;
-        progress["tasks_known"] = p.tasks_known;
-        progress["tasks_done"] = p.tasks_done;
-        // Finished tasks count whole, running ones half; while ingest still finds tasks the
-        // total is not known yet, so the fraction stays below 0.9.
-        double done = 0;
-        for (const auto& t : p.tasks)
-          done += t.state == "done" ? 1.0 : t.state == "running" ? 0.5 : 0.0;
-        const double total = static_cast<double>(std::max(p.tasks_known, p.tasks.size()));
-        const double f = total > 0 ? std::min(1.0, done / total) : 0.0;
-        progress["fraction"] = p.ingest_done ? f : f * 0.9;
-        if (status != "ready") chunks = ChunksJson(p);
+        progress = ProgressJson(p);
+        if (status != "ready") {
+          chunks = ChunksJson(p);
+          audio = AudioJson(p);
+        }
+        // The ladder as it will be made: rungs above the source are skipped.
+        if (status == "processing" && !p.rungs.empty()) j["ladder"] = p.rungs;
         if (p.duration_seconds > 0 && !j.contains("duration_seconds"))
           j["duration_seconds"] = p.duration_seconds;
       }
     }
     if (status == "ready") {
       size_t n = rec.contains("chunks") ? rec["chunks"].size() : 0;
-      progress = {{"phase", "done"},
-                  {"ingest_done", true},
-                  {"tasks_known", n},
-                  {"tasks_done", n},
-                  {"fraction", 1.0}};
+      progress = {{"phase", "done"}, {"ingest_done", true}, {"tasks_known", n},
+                  {"tasks_done", n}, {"tasks_running", 0},  {"fraction", 1.0}};
+      if (rec.contains("audio")) progress["audio"] = rec["audio"].is_null() ? "none" : "done";
       j["playback"] = {{"hls", "/v1/videos/" + id + "/hls/master.m3u8"},
                        {"thumbnail", "/v1/videos/" + id + "/thumbnail.jpg"}};
     }
     j["progress"] = progress;
     if (!j.contains("warnings")) j["warnings"] = json::array();
-    if (with_chunks) j["chunks"] = chunks;
+    if (with_chunks) {
+      j["chunks"] = chunks;
+      if (!audio.is_null()) j["audio"] = audio;
+    } else {
+      j.erase("audio");
+    }
     return j;
   }
 

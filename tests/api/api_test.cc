@@ -91,6 +91,20 @@ TEST_CASE("an uploaded video becomes ready and plays over HLS and MP4 with exact
   const std::string rung = v["renditions"][0]["name"];
   CHECK(v["playback"]["hls"] == "/v1/videos/" + id + "/hls/master.m3u8");
   CHECK(!v["chunks"].empty());
+  // Chunks are the video's segments only, counted as the progress says; the audio track is
+  // apart, and a chunk carries "error" only when it failed.
+  CHECK(v["progress"]["tasks_done"] == v["chunks"].size());
+  for (const auto& c : v["chunks"]) {
+    CHECK(c["index"].get<int>() >= 0);
+    CHECK(c["state"] == "done");
+    CHECK_FALSE(c.contains("error"));
+  }
+  CHECK(v["audio"]["state"] == "done");
+  CHECK(v["progress"]["audio"] == "done");
+  // The ladder names what was made (the clip is below 1080p: no 1080p).
+  std::vector<std::string> made;
+  for (const auto& r : v["renditions"]) made.push_back(r["name"]);
+  CHECK(v["ladder"].get<std::vector<std::string>>() == made);
   const std::string base = "/v1/videos/" + id;
   const auto auth = Bearer(s.token());
 
@@ -375,13 +389,16 @@ TEST_CASE("bad requests get clean errors and the server stays healthy", "[integr
     CHECK(r.header("access-control-allow-origin") == "*");
     CHECK(r.header("access-control-allow-headers").find("Authorization") != std::string::npos);
   }
-  SECTION("a garbage body becomes a failed video with a reason") {
+  SECTION("a garbage body is answered as a failed video with a reason") {
     const fs::path junk = s.data().parent_path() / "junk.mp4";
     {
       std::ofstream out(junk, std::ios::binary);
       for (int i = 0; i < 200000; ++i) out.put(static_cast<char>((i * 7919) % 251));
     }
     json v = UploadRaw(s, s.token(), junk);
+    // The answer to the upload itself says so, as openapi.yaml promises.
+    CHECK(v["status"] == "failed");
+    CHECK(v.contains("error"));
     std::string body = WaitForStatus(s, s.token(), v["id"], {"failed", "ready"}, 60s);
     json f = json::parse(body);
     CHECK(f["status"] == "failed");

@@ -103,6 +103,11 @@ class VideoService {
   virtual void AbortUpload(const std::string& id, const std::string& code,
                            const std::string& message) = 0;
 
+  // Waits, at most `limit`, until the video's source has been probed or its job has failed, so
+  // that the answer to a finished one-shot upload already says "failed" for a body that is not
+  // media. Returns at once for a video with no running job.
+  virtual void AwaitProbe(const std::string& id, std::chrono::milliseconds limit) = 0;
+
   // The video object (JSON, as api/openapi.yaml describes it); "not_found" for another tenant's id.
   virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
   // {"videos": [...]} newest first, without "chunks".
