@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
@@ -73,37 +74,92 @@ Result<std::string> JobId(transcode::ByteSource& in, uint64_t size, const std::s
   return std::string(hex);
 }
 
-// Draws "[#####.....] 12/30 segments" on a terminal; silent otherwise.
-class ProgressBar {
+// On a terminal, one line redrawn in place: "[#####.....]  40%  12/30 segments  1.8x  ETA
+// 0:21  transcode"; the fill counts finished segments (the audio track, encoded whole, is
+// said apart). Silent without a terminal: the caller prints one summary line at the end.
+class ProgressLine {
  public:
-  ProgressBar() : tty_(::isatty(STDERR_FILENO) == 1) {}
-  ~ProgressBar() { Finish(); }
+  ProgressLine() : tty_(::isatty(STDERR_FILENO) == 1), t0_(std::chrono::steady_clock::now()) {}
+  ~ProgressLine() { Finish(); }
+  ProgressLine(const ProgressLine&) = delete;
+  ProgressLine& operator=(const ProgressLine&) = delete;
+
   void Update(const scheduler::JobProgress& p) {
-    if (!tty_) return;
     std::lock_guard lock(mu_);
-    const int width = 30;
-    size_t total = std::max<size_t>(p.tasks_known, 1);
-    double frac =
-        p.ingest_done ? static_cast<double>(p.tasks_done) / static_cast<double>(total) : 0.0;
-    int fill = static_cast<int>(frac * width);
-    std::string bar(static_cast<size_t>(fill), '#');
-    bar.append(static_cast<size_t>(width - fill), '.');
-    std::fprintf(stderr, "\r[%s] %3d%% %zu/%zu%s segments  %-10s", bar.c_str(),
-                 static_cast<int>(frac * 100), p.tasks_done, p.tasks_known,
-                 p.ingest_done ? "" : "+", p.phase.c_str());
-    drawn_ = true;
+    last_ = p;
+    if (tty_) Draw();
   }
+
+  // Clears the line (the terminal is left as it was found).
   void Finish() {
     std::lock_guard lock(mu_);
     if (drawn_) std::fputs("\r\033[K", stderr);
     drawn_ = false;
   }
 
+  double ElapsedSeconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  // Seconds of video transcoded by this run (not counting segments resumed from an earlier one).
+  double MediaSecondsThisRun() const {
+    std::lock_guard lock(mu_);
+    return std::max(0.0, last_.media_seconds_done - last_.media_seconds_resumed);
+  }
+  double DurationSeconds() const {
+    std::lock_guard lock(mu_);
+    return last_.duration_seconds;
+  }
+
  private:
-  bool tty_;
+  void Draw() {
+    constexpr size_t kWidth = 24;
+    const size_t known = last_.tasks_known;
+    const size_t done = std::min(last_.tasks_done, known);
+    const double frac = known == 0 ? 0.0 : static_cast<double>(done) / static_cast<double>(known);
+    const size_t fill = std::min(kWidth, static_cast<size_t>(frac * static_cast<double>(kWidth)));
+    std::string bar(fill, '#');
+    bar.append(kWidth - fill, '.');
+    std::string line = "[" + bar + "] ";
+    char buf[160];
+    std::snprintf(buf, sizeof(buf), "%3d%%  %zu/%zu%s segments", static_cast<int>(frac * 100), done,
+                  known, last_.ingest_done ? "" : "+");
+    line += buf;
+    const double elapsed = ElapsedSeconds();
+    const double media = last_.media_seconds_done;
+    const double made = media - last_.media_seconds_resumed;
+    if (elapsed >= 1.0 && made > 0) {
+      const double speed = made / elapsed;
+      std::snprintf(buf, sizeof(buf), "  %.2fx", speed);
+      line += buf;
+      const double remaining = std::max(0.0, last_.duration_seconds - media);
+      if (last_.ingest_done && speed > 0 && remaining > 0) {
+        const long eta = std::lround(remaining / speed);
+        std::snprintf(buf, sizeof(buf), "  ETA %ld:%02ld", eta / 60, eta % 60);
+        line += buf;
+      }
+    }
+    if (last_.has_audio && !last_.audio_done) line += "  audio pending";
+    line += "  " + (last_.phase.empty() ? std::string("ingest") : last_.phase);
+    std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    drawn_ = true;
+  }
+
+  const bool tty_;
+  const std::chrono::steady_clock::time_point t0_;
   bool drawn_ = false;
-  std::mutex mu_;
+  scheduler::JobProgress last_;
+  mutable std::mutex mu_;
 };
+
+// Bytes of the regular files under `dir`.
+uint64_t TreeBytes(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  return total;
+}
 
 // Output appears whole or not at all: the job writes into a staging directory beside OUTDIR,
 // which is moved into place (master.m3u8 last) only after verification.
@@ -277,10 +333,11 @@ int TranscodeCommand(int argc, char** argv) {
       MakeTempDir(out_path.parent_path(), "." + out_path.filename().string() + ".partial-");
   if (!staging.ok()) return Fail(out, staging.status(), 3);
 
-  ProgressBar bar;
-  auto report = scheduler::RunLocalJob(**store, source, *job_id, options, staging->path(),
-                                       [&bar](const scheduler::JobProgress& p) { bar.Update(p); });
-  bar.Finish();
+  ProgressLine progress;
+  auto report =
+      scheduler::RunLocalJob(**store, source, *job_id, options, staging->path(),
+                             [&progress](const scheduler::JobProgress& p) { progress.Update(p); });
+  progress.Finish();
   if (!report.ok())
     return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
   try {  // what the renditions leave out of the source, in the user's words
@@ -291,9 +348,16 @@ int TranscodeCommand(int argc, char** argv) {
   }
   Status published = Publish(staging->path(), out_path);
   if (!published.ok()) return Fail(out, published, 3);
-  // With --data the store keeps the job for reruns; the published files are what users keep.
-  std::fprintf(stderr, "zerofarm: %s -> %s (job %s)\n", input.c_str(), out_path.c_str(),
-               job_id->c_str());
+  // One summary line, on a terminal or not. With --data the store keeps the job for reruns;
+  // the published files are what users keep.
+  const double wall = progress.ElapsedSeconds();
+  const double media = progress.DurationSeconds();
+  const double made = progress.MediaSecondsThisRun();
+  char speed[64] = "";
+  if (wall > 0 && made > 0) std::snprintf(speed, sizeof(speed), ", %.2fx realtime", made / wall);
+  std::fprintf(stderr, "zerofarm: %s -> %s: %.1f s of video in %.1f s%s, %.1f MB (job %s)\n",
+               input.c_str(), out_path.c_str(), media, wall, speed,
+               static_cast<double>(TreeBytes(out_path)) / 1e6, job_id->c_str());
   return 0;
 }
 

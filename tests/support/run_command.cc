@@ -2,13 +2,16 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -90,6 +93,77 @@ std::string CommandResult::DescribeEnd() const {
   if (timed_out) return "timed out (killed)";
   if (term_signal != 0) return "signal " + std::to_string(term_signal);
   return "exit " + std::to_string(exit_code);
+}
+
+CommandResult RunOnTerminal(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                            const std::function<bool(const std::string&)>& interrupt_when) {
+  CommandResult result;
+  if (argv.empty()) {
+    result.spawn_error = "empty argv";
+    return result;
+  }
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  winsize size{};
+  size.ws_row = 24;
+  size.ws_col = 80;
+  int master = -1;
+  const pid_t pid = ::forkpty(&master, nullptr, nullptr, &size);
+  if (pid < 0) {
+    result.spawn_error = std::string("forkpty: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) {  // the child: a session leader whose controlling terminal is the pty
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  result.started = true;
+  UniqueFd terminal(master);
+  const auto deadline = Clock::now() + timeout;
+  bool interrupted = false;
+  int status = 0;
+  bool reaped = false;
+  // Read until the terminal hangs up (EIO once every holder of the slave side is gone).
+  while (terminal.valid()) {
+    if (Clock::now() >= deadline && !result.timed_out) {
+      result.timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+    pollfd pfd{terminal.get(), POLLIN, 0};
+    int ready = ::poll(&pfd, 1, std::min(RemainingMs(deadline) + 1, 200));
+    if (ready < 0 && errno != EINTR) break;
+    if (ready > 0) {
+      char buf[4096];
+      ssize_t n = ::read(terminal.get(), buf, sizeof(buf));
+      if (n > 0) {
+        result.out.append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+        terminal.Close();
+      }
+    }
+    if (interrupt_when && !interrupted && interrupt_when(result.out)) {
+      interrupted = true;
+      ::kill(pid, SIGINT);
+    }
+    if (!reaped && ::waitpid(pid, &status, WNOHANG) == pid) reaped = true;
+    if (reaped && ready == 0) break;  // exited and nothing more to read
+  }
+  while (!reaped) {
+    if (Clock::now() >= deadline && !result.timed_out) {
+      result.timed_out = true;
+      ::kill(-pid, SIGKILL);
+    }
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      reaped = true;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);
+  return result;
 }
 
 std::string FormatCommand(const std::vector<std::string>& argv) {

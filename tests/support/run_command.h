@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,14 @@ struct CommandResult {
 // Runs argv[0] (looked up in PATH) with stdin from /dev/null, in its own process group.
 // Output is captured whole; after `timeout` the group gets SIGKILL and timed_out is set.
 CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+
+// Runs argv[0] (an absolute path) on a fresh pseudo-terminal, as a user at a terminal would:
+// stdin, stdout and stderr are the terminal (80 columns), so isatty() holds for all three, and
+// `out` receives everything the terminal showed (stdout and stderr interleaved; `err` stays
+// empty). When `interrupt_when` is given and returns true for the output so far, the program
+// gets SIGINT once (Ctrl-C). After `timeout` its process group gets SIGKILL.
+CommandResult RunOnTerminal(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                            const std::function<bool(const std::string&)>& interrupt_when = {});
 
 // The command line, shell-quoted, for messages ("ffprobe -v error 'a b.mp4'").
 std::string FormatCommand(const std::vector<std::string>& argv);
