@@ -1,11 +1,16 @@
 // zerofarm serve: the all-in-one node (HTTP API + scheduler + embedded store), and zerofarm
 // proxy: the same API and scheduler in front of a cluster of storage nodes.
+#include <netdb.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -13,6 +18,7 @@
 #include "cli/flags.h"
 #include "zerofarm/api/server.h"
 #include "zerofarm/api/tokens.h"
+#include "zerofarm/base/unique_fd.h"
 #include "zerofarm/sandbox/host_layers.h"
 #include "zerofarm/scheduler/video_service.h"
 #include "zerofarm/scheduler/worker_runtime.h"
@@ -22,6 +28,49 @@ namespace zerofarm::cli {
 namespace {
 
 namespace fs = std::filesystem;
+
+// Fails when HOST:PORT cannot be listened on (in use, or not an address of this machine), so
+// that serve says so before it creates anything. Port 0 (any free port) always passes.
+Status CheckListenAddress(const std::string& host, uint16_t port) {
+  if (port == 0) return Status::Ok();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc =
+          ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
+      rc != 0)
+    return Status::Error("invalid_argument",
+                         "cannot listen on " + host + ": " + ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, &::freeaddrinfo);
+  UniqueFd fd(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol));
+  if (!fd.valid()) return ErrnoError("socket", errno);
+  const int one = 1;
+  (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0) {
+    const int err = errno;
+    const std::string where = host + ":" + service;
+    if (err == EADDRINUSE)
+      return Status::Error("address_in_use",
+                           where +
+                               " is already in use (another zerofarm serve?); stop it or "
+                               "choose another address with --listen");
+    return Status::Error("invalid_argument",
+                         "cannot listen on " + where + ": " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
+// The URL users open: a wildcard listen address is reached through loopback.
+std::string BaseUrl(const std::string& host, uint16_t port) {
+  std::string h = host;
+  if (h.empty() || h == "0.0.0.0") h = "127.0.0.1";
+  if (h == "::") h = "::1";
+  if (h.find(':') != std::string::npos) h = "[" + h + "]";
+  return "http://" + h + ":" + std::to_string(port);
+}
 
 constexpr const char* kUsage =
     "usage: zerofarm serve [--data DIR] [--listen 127.0.0.1:8080] [--web DIR] [limits...]\n"
@@ -148,6 +197,12 @@ int RunFront(int argc, char** argv, bool proxy) {
   so.request_timeout = *rt;
   so.web_dir = web.empty() ? DefaultWebDir() : fs::path(web);
 
+  // A port in use fails here, before the data folder or anything in it is created.
+  if (Status free = CheckListenAddress(so.address, so.port); !free.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, free.message().c_str());
+    return 3;
+  }
+
   // Signals are taken by sigwait below; every thread started from here inherits the mask.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -203,16 +258,14 @@ int RunFront(int argc, char** argv, bool proxy) {
 
   api::TokenStore tokens(data / "tokens.tsv");
   auto count = tokens.Count();
+  std::string first_token;
   if (count.ok() && *count == 0) {
     auto token = tokens.Create("default");
     if (!token.ok()) {
       std::fprintf(stderr, "zerofarm %s: error: %s\n", name, token.status().message().c_str());
       return 3;
     }
-    std::printf(
-        "zerofarm: first start: bearer token for tenant \"default\" (shown once, keep it):\n"
-        "token: %s\n",
-        token->c_str());
+    first_token = *token;
   }
 
   auto server = api::Server::Start(so, **service, tokens);
@@ -220,8 +273,20 @@ int RunFront(int argc, char** argv, bool proxy) {
     std::fprintf(stderr, "zerofarm %s: error: %s\n", name, server.status().message().c_str());
     return 3;
   }
-  std::printf("zerofarm: listening on http://%s:%u (data %s)\n", so.address.c_str(),
-              static_cast<unsigned>((*server)->port()), data.c_str());
+  const std::string url = BaseUrl(so.address, (*server)->port());
+  std::printf("zerofarm: listening on %s (data %s)\n", url.c_str(), data.c_str());
+  if (!first_token.empty()) {
+    std::printf(
+        "zerofarm: first start: bearer token for tenant \"default\" (shown once, keep it):\n"
+        "token: %s\n"
+        "zerofarm: open %s/#token=%s to sign in to the web page\n",
+        first_token.c_str(), url.c_str(), first_token.c_str());
+  } else {
+    std::printf(
+        "zerofarm: sign in with a token printed at the first start, or make another: "
+        "zerofarm token create --data %s --tenant NAME\n",
+        data.c_str());
+  }
   std::fflush(stdout);
 
   int sig = 0;
