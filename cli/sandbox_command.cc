@@ -48,8 +48,9 @@ constexpr const char* kUsage =
     "  --cache DIR        verdict cache directory (default: memory only)\n"
     "  -h, --help         show this help\n"
     "\n"
-    "Channels named by --in and --out are descriptors 3, 4, ... in the order given; stdin\n"
-    "is empty, stdout and stderr go to this command's stderr. The program finds the list in\n"
+    "--in stdin=FILE, --out stdout=FILE and --out stderr=FILE bind the standard descriptors\n"
+    "0, 1 and 2 (by default stdin is empty, stdout and stderr go to this command's stderr);\n"
+    "other channels are descriptors 3, 4, ... in the order given. The program finds the list in\n"
     "ZEROFARM_CHANNELS (\"in:0:stdin,out:1:stdout,out:2:stderr,in:3:NAME,...\"), the only\n"
     "variable of its environment.\n"
     "\n"
@@ -137,18 +138,37 @@ int SandboxCommand(int argc, char** argv) {
        kStdQuota},
   };
   int next_fd = 3;
+  // `stdin`, `stdout` and `stderr` rebind descriptors 0, 1 and 2 (in the direction each has);
+  // any other name is the next descriptor from 3.
+  std::string bad;
   auto add = [&](const std::string& arg, sandbox::Direction dir) -> bool {
     const size_t eq = arg.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size()) return false;
-    spec.channels.push_back(
-        {arg.substr(0, eq), next_fd++, dir, sandbox::ChannelEnd::File(arg.substr(eq + 1)), quota});
+    const std::string name = arg.substr(0, eq);
+    sandbox::ChannelEnd end = sandbox::ChannelEnd::File(arg.substr(eq + 1));
+    for (auto& c : spec.channels) {
+      if (c.name != name) continue;
+      if (c.target_fd > 2 || c.direction != dir) {
+        bad = c.target_fd > 2 ? "channel '" + name + "' is named twice"
+                              : "'" + name + "' is an " +
+                                    (c.direction == sandbox::Direction::kIn ? "input (--in)"
+                                                                            : "output (--out)");
+        return false;
+      }
+      c.end = std::move(end);
+      c.quota_bytes = quota;
+      return true;
+    }
+    spec.channels.push_back({name, next_fd++, dir, std::move(end), quota});
     return true;
   };
   for (const std::string& in : ins) {
-    if (!add(in, sandbox::Direction::kIn)) return Usage("bad --in '" + in + "' (NAME=FILE)");
+    if (!add(in, sandbox::Direction::kIn))
+      return Usage("bad --in '" + in + "' (" + (bad.empty() ? "NAME=FILE" : bad) + ")");
   }
   for (const std::string& out : outs) {
-    if (!add(out, sandbox::Direction::kOut)) return Usage("bad --out '" + out + "' (NAME=FILE)");
+    if (!add(out, sandbox::Direction::kOut))
+      return Usage("bad --out '" + out + "' (" + (bad.empty() ? "NAME=FILE" : bad) + ")");
   }
   for (int i = program_at; i < argc; ++i) spec.argv.emplace_back(argv[i]);
   const std::string program_path = argv[program_at];
