@@ -116,7 +116,7 @@ void PrintSummary(const std::string& path, const sandbox::ValidationReport& r) {
               " syscall sites\n",
               c.instructions, c.sized_functions, c.syscall_sites);
   std::printf("  traversal     %" PRIu64 " seeds, %" PRIu64
-              " local labels followed as code, %" PRIu64 " left as data, %" PRIu64
+              " local labels and code pointers followed as code, %" PRIu64 " left as data, %" PRIu64
               " stops at undecodable bytes\n",
               c.traversal_seeds, c.label_seeds, c.label_data, c.traversal_stops);
   if (!r.noted_instructions.empty()) {

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <optional>
+#include <set>
 #include <utility>
 
 #include "instruction_policy.h"
@@ -21,6 +23,11 @@ constexpr uint8_t kBody = 0xFF;
 
 // Notes about individual addresses are capped; their counts are not.
 constexpr size_t kMaxAddressNotes = 20;
+// Jump tables: how many RIP-relative references are kept, entries read per table, and rounds
+// of (read tables, traverse what they name).
+constexpr size_t kMaxRipRefs = 1u << 20;
+constexpr uint64_t kMaxTableEntries = 4096;
+constexpr int kMaxTableRounds = 8;
 
 std::string Hex(uint64_t v) {
   char buf[32];
@@ -76,7 +83,9 @@ class Analyzer {
     budget_ = limits_.steps_per_byte * out_.executable_bytes + limits_.min_steps;
   }
 
-  CodeAnalysis Run(const ElfImage& image, std::span<const uint64_t> extra_seeds) {
+  CodeAnalysis Run(const ElfImage& image, std::span<const uint64_t> extra_seeds,
+                   std::span<const uint64_t> candidates, std::span<const DataRange> data) {
+    data_ = data;
     SweepSizedFunctions(image);
     std::vector<uint64_t> seeds = std::move(pending_);
     pending_.clear();
@@ -88,6 +97,14 @@ class Analyzer {
     out_.traversal_seeds = seeds.size();
     Traverse(std::move(seeds));
     TraverseLocalLabels(image);
+    TraverseCandidates({candidates.begin(), candidates.end()}, /*guessed=*/true);
+    // Code found through jump tables may hold further tables; each round only reads tables not
+    // read before, so this ends.
+    for (int round = 0; round < kMaxTableRounds && !out_.budget_exhausted; ++round) {
+      std::vector<uint64_t> found = JumpTableCandidates();
+      if (found.empty()) break;
+      TraverseCandidates(std::move(found), /*guessed=*/true);
+    }
     ClassifyUnreached();
     for (size_t m = 0; m < noted_.size(); ++m) {
       if (noted_[m] != 0) {
@@ -129,6 +146,11 @@ class Analyzer {
     ++out_.instructions;
 
     const uint64_t vaddr = ranges_[ri].vaddr + off;
+    // lea reg, [rip + disp32] (ModRM mod 00, r/m 101): a possible jump table's address.
+    if (in.mnemonic == ZYDIS_MNEMONIC_LEA && in.raw.modrm.mod == 0 && in.raw.modrm.rm == 5 &&
+        rip_refs_.size() < kMaxRipRefs) {
+      rip_refs_.push_back(vaddr + in.length + static_cast<uint64_t>(in.raw.disp.value));
+    }
     const PolicyDecision d = Decide(in);
     switch (d.decision) {
       case Decision::kAllow:
@@ -267,17 +289,60 @@ class Analyzer {
       }
       labels.push_back(s.value);
     }
+    TraverseCandidates(std::move(labels));
+  }
+
+  // The entries of every not yet read table of 32-bit offsets that a RIP-relative lea points
+  // at in data: table + offset, for as long as that lands in executable memory (the first
+  // entry that does not, or the start of another table, ends the table).
+  std::vector<uint64_t> JumpTableCandidates() {
+    std::vector<uint64_t> tables;
+    for (uint64_t t : rip_refs_)
+      if (tables_read_.insert(t).second) tables.push_back(t);
+    rip_refs_.clear();
+    std::vector<uint64_t> found;
+    for (uint64_t table : tables) {
+      for (const DataRange& d : data_) {
+        if (table < d.vaddr || table - d.vaddr >= d.bytes.size()) continue;
+        const uint64_t start = table - d.vaddr;
+        for (uint64_t i = 0; i < kMaxTableEntries; ++i) {
+          const uint64_t at = start + 4 * i;
+          if (at + 4 > d.bytes.size()) break;
+          if (i > 0 && tables_read_.count(d.vaddr + at)) break;
+          int32_t entry;
+          std::memcpy(&entry, d.bytes.data() + at, sizeof entry);
+          const uint64_t target = table + static_cast<uint64_t>(static_cast<int64_t>(entry));
+          if (Find(target) < 0) break;
+          found.push_back(target);
+        }
+        break;
+      }
+    }
+    return found;
+  }
+
+  // Addresses that may be code or data: each is taken as code only when its line decodes.
+  // Local labels are the program's own word that code may start there: their line's
+  // instructions are judged like any other and its branch targets traversed as code. `guessed`
+  // addresses (found as values in data) are not: one that starts inside a decoded instruction
+  // or whose line holds an instruction the policy forbids is data, and its line's branch
+  // targets are guesses too.
+  void TraverseCandidates(std::vector<uint64_t> labels, bool guessed = false) {
     std::sort(labels.begin(), labels.end());
     labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
+    std::reverse(labels.begin(), labels.end());  // taken from the back: lowest first
     std::vector<std::pair<uint64_t, ZydisDecodedInstruction>> line;
-    for (uint64_t label : labels) {
+    while (!labels.empty()) {
+      const uint64_t label = labels.back();
+      labels.pop_back();
       if (out_.budget_exhausted) return;
       const int found = Find(label);
       if (found < 0) continue;
       const size_t ri = static_cast<size_t>(found);
       const ExecRange& r = ranges_[ri];
       uint64_t off = label - r.vaddr;
-      if (IsStart(state_[ri][off])) continue;  // already code
+      if (IsStart(state_[ri][off])) continue;             // already code
+      if (guessed && state_[ri][off] == kBody) continue;  // inside an instruction: not code
       const uint64_t seg_begin = r.segment_begin - r.vaddr;
       const uint64_t seg_end = r.segment_end - r.vaddr;
       line.clear();
@@ -294,15 +359,19 @@ class Analyzer {
           code = false;
           break;
         }
+        if (guessed && Decide(in).decision == Decision::kDeny) {
+          code = false;
+          break;
+        }
         line.emplace_back(off, in);
         if (EndsStream(in)) break;
         off += in.length;
       }
       if (!code) {
         if (++out_.label_data <= kMaxAddressNotes) {
-          out_.notes.push_back("the code line from local label " + Hex(label) +
+          out_.notes.push_back("the code line from " + Hex(label) +
                                " does not decode cleanly (stops at " + Hex(r.vaddr + off) +
-                               "); the label is treated as data");
+                               "); it is treated as data");
         }
         continue;
       }
@@ -310,7 +379,11 @@ class Analyzer {
       for (const auto& [at, in] : line) Accept(ri, at, in, &out_.traversal_bytes);
       std::vector<uint64_t> targets = std::move(pending_);
       pending_.clear();
-      Traverse(std::move(targets));
+      if (guessed) {
+        labels.insert(labels.end(), targets.begin(), targets.end());
+      } else {
+        Traverse(std::move(targets));
+      }
     }
   }
 
@@ -372,6 +445,9 @@ class Analyzer {
   std::vector<std::vector<uint8_t>> state_;
   ZydisDecoder decoder_;
   std::vector<uint64_t> pending_;  // direct branch targets not yet traversed
+  std::span<const DataRange> data_;
+  std::vector<uint64_t> rip_refs_;  // RIP-relative lea targets not yet read as tables
+  std::set<uint64_t> tables_read_;
   std::array<uint64_t, ZYDIS_MNEMONIC_MAX_VALUE + 1> noted_{};
   CodeAnalysis out_;
 };
@@ -379,8 +455,9 @@ class Analyzer {
 }  // namespace
 
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
-                     std::span<const uint64_t> extra_seeds, const AnalysisLimits& limits) {
-  return Analyzer(ranges, limits).Run(image, extra_seeds);
+                     std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
+                     std::span<const DataRange> data, const AnalysisLimits& limits) {
+  return Analyzer(ranges, limits).Run(image, extra_seeds, candidates, data);
 }
 
 }  // namespace zerofarm::sandbox

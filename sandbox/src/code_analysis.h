@@ -4,8 +4,9 @@
 // 2. Recursive traversal from the entry point, unsized function symbols, extra seeds and every
 //    direct branch target seen: follow fall-through and jcc/jmp/call targets, stop at ret,
 //    jmp, hlt, ud2 or an instruction already decoded.
-// 3. Traversal from local labels in executable sections, each kept only when the straight line
-//    from it decodes cleanly (otherwise the label is data).
+// 3. Traversal from local labels in executable sections and from candidate addresses (code
+//    pointers found in data), each kept only when the straight line from it decodes cleanly
+//    (otherwise it is data).
 // 4. Every executable byte left unreached is padding (nop, int3, zero) or a data region.
 // Each decoded instruction is judged by the instruction policy.
 // Thread safety: Analyze is reentrant.
@@ -34,6 +35,13 @@ struct ExecRange {
   uint64_t segment_begin = 0;
   uint64_t segment_end = 0;
   uint64_t end() const { return vaddr + bytes.size(); }
+};
+
+// Non-executable loaded bytes (read-only data, mostly), where switch statements keep their
+// jump tables.
+struct DataRange {
+  uint64_t vaddr = 0;
+  std::span<const std::byte> bytes;
 };
 
 struct InstructionFinding {
@@ -78,15 +86,19 @@ struct CodeAnalysis {
   uint64_t sized_functions = 0;
   uint64_t traversal_seeds = 0;
   uint64_t traversal_stops = 0;
-  uint64_t label_seeds = 0;  // local labels taken as code
-  uint64_t label_data = 0;   // local labels whose line did not decode: left as data
+  uint64_t label_seeds = 0;  // local labels and candidates taken as code
+  uint64_t label_data = 0;   // local labels and candidates whose line did not decode: data
   uint64_t steps = 0;
   bool budget_exhausted = false;  // the analysis stopped early: nothing can be concluded
 };
 
 // `ranges` must be sorted by vaddr and disjoint; `extra_seeds` are further code addresses
-// (e.g. .init_array entries).
+// (e.g. .init_array entries, .eh_frame function starts); `candidates` may be code or data
+// (e.g. values in data that point into code) and are treated as local labels are. In `data`,
+// a table of 32-bit offsets that a decoded RIP-relative `lea` points at (a compiler's switch
+// jump table, whose entries are relative to the table) gives candidates too.
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
-                     std::span<const uint64_t> extra_seeds, const AnalysisLimits& limits);
+                     std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
+                     std::span<const DataRange> data, const AnalysisLimits& limits);
 
 }  // namespace zerofarm::sandbox

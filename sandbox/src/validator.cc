@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <utility>
 
 #include "code_analysis.h"
@@ -243,6 +245,205 @@ std::vector<uint64_t> PointerArraySeeds(std::span<const std::byte> program, cons
   return seeds;
 }
 
+// A bounds-checked reader over one section's bytes, for the DWARF call-frame records.
+class SectionCursor {
+ public:
+  SectionCursor(std::span<const std::byte> bytes, uint64_t vaddr) : bytes_(bytes), vaddr_(vaddr) {}
+  bool ok() const { return ok_; }
+  uint64_t pos() const { return pos_; }
+  uint64_t size() const { return bytes_.size(); }
+  uint64_t vaddr() const { return vaddr_ + pos_; }  // of the next byte
+  void Seek(uint64_t pos) {
+    if (pos > bytes_.size()) ok_ = false;
+    pos_ = ok_ ? pos : pos_;
+  }
+  uint64_t Fixed(size_t n) {  // little-endian, n <= 8
+    if (!ok_ || bytes_.size() - pos_ < n) {
+      ok_ = false;
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(bytes_[pos_ + i]) << (8 * i);
+    pos_ += n;
+    return v;
+  }
+  uint64_t Uleb() {
+    uint64_t v = 0;
+    for (unsigned shift = 0; ok_; shift += 7) {
+      const uint64_t b = Fixed(1);
+      if (shift < 64) v |= (b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+      if (shift > 70) ok_ = false;
+    }
+    return 0;
+  }
+  int64_t Sleb() {
+    uint64_t v = 0;
+    unsigned shift = 0;
+    for (; ok_; shift += 7) {
+      const uint64_t b = Fixed(1);
+      if (shift < 64) v |= (b & 0x7f) << shift;
+      if ((b & 0x80) == 0) {
+        if (shift + 7 < 64 && (b & 0x40)) v |= ~uint64_t{0} << (shift + 7);
+        return static_cast<int64_t>(v);
+      }
+      if (shift > 70) ok_ = false;
+    }
+    return 0;
+  }
+  std::string_view CString() {
+    const uint64_t start = pos_;
+    while (ok_ && pos_ < bytes_.size() && bytes_[pos_] != std::byte{0}) ++pos_;
+    if (pos_ >= bytes_.size()) {
+      ok_ = false;
+      return {};
+    }
+    ++pos_;
+    return {reinterpret_cast<const char*>(bytes_.data() + start), pos_ - start - 1};
+  }
+  // A pointer in DW_EH_PE encoding `enc`: absolute or relative to its own address; nullopt
+  // for encodings that cannot name a code address here (omitted, indirect, data-relative).
+  std::optional<uint64_t> Pointer(uint8_t enc) {
+    const uint64_t at = vaddr();
+    uint64_t v = 0;
+    switch (enc & 0x0f) {
+      case 0x00:
+        v = Fixed(8);
+        break;  // absptr
+      case 0x01:
+        v = Uleb();
+        break;  // uleb128
+      case 0x02:
+        v = Fixed(2);
+        break;  // udata2
+      case 0x03:
+        v = Fixed(4);
+        break;  // udata4
+      case 0x04:
+        v = Fixed(8);
+        break;  // udata8
+      case 0x09:
+        v = static_cast<uint64_t>(Sleb());
+        break;  // sleb128
+      case 0x0a:
+        v = static_cast<uint64_t>(static_cast<int16_t>(Fixed(2)));
+        break;  // sdata2
+      case 0x0b:
+        v = static_cast<uint64_t>(static_cast<int32_t>(Fixed(4)));
+        break;  // sdata4
+      case 0x0c:
+        v = Fixed(8);
+        break;  // sdata8
+      default:
+        ok_ = false;
+        return std::nullopt;
+    }
+    switch (enc & 0x70) {
+      case 0x00:
+        break;  // absolute
+      case 0x10:
+        v += at;
+        break;  // pc-relative
+      default:
+        return std::nullopt;  // text-, data-, func-relative or aligned: not used here
+    }
+    if (enc & 0x80) return std::nullopt;  // indirect: the address of the address
+    return v;
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+  uint64_t vaddr_;
+  uint64_t pos_ = 0;
+  bool ok_ = true;
+};
+
+// Function starts from the call-frame records of .eh_frame: every FDE's initial location.
+// Compilers emit one FDE per function (and glibc's assembly one per entry point), symbol table
+// or not, so a stripped program still names its functions here. Malformed records end the
+// walk: what was read before stays, and the traversal judges every seed like any other.
+std::vector<uint64_t> EhFrameSeeds(std::span<const std::byte> program, const ElfImage& image) {
+  std::vector<uint64_t> seeds;
+  for (const ElfSection& sec : image.sections) {
+    if (sec.name != ".eh_frame" || sec.type != SHT_PROGBITS || sec.size == 0) continue;
+    SectionCursor c(program.subspan(sec.offset, sec.size), sec.addr);
+    std::map<uint64_t, uint8_t> fde_encoding;  // CIE offset -> FDE pointer encoding
+    while (c.ok() && c.pos() + 4 <= c.size()) {
+      const uint64_t record = c.pos();
+      uint64_t length = c.Fixed(4);
+      if (length == 0) break;  // terminator
+      if (length == 0xffffffffu) length = c.Fixed(8);
+      const uint64_t body = c.pos();
+      if (!c.ok() || length > c.size() - body) break;
+      const uint64_t next = body + length;
+      const uint64_t id_at = c.pos();
+      const uint64_t id = c.Fixed(4);
+      if (id == 0) {  // a CIE
+        const uint64_t version = c.Fixed(1);
+        const std::string_view aug = c.CString();
+        uint8_t enc = 0x00;  // absptr unless 'R' says otherwise
+        if (aug.find("eh") != std::string_view::npos) (void)c.Fixed(8);
+        (void)c.Uleb();                                // code alignment
+        (void)c.Sleb();                                // data alignment
+        (void)(version == 1 ? c.Fixed(1) : c.Uleb());  // return address register
+        if (!aug.empty() && aug[0] == 'z') {
+          (void)c.Uleb();  // augmentation data length
+          for (char a : aug.substr(1)) {
+            if (a == 'R') {
+              enc = static_cast<uint8_t>(c.Fixed(1));
+            } else if (a == 'L') {
+              (void)c.Fixed(1);
+            } else if (a == 'P') {
+              (void)c.Pointer(static_cast<uint8_t>(c.Fixed(1)));
+            } else if (a != 'S' && a != 'B' && a != 'G') {
+              break;  // unknown augmentation: its data cannot be skipped
+            }
+          }
+        }
+        if (c.ok()) fde_encoding[record] = enc;
+      } else if (id <= id_at) {  // an FDE: id is the distance back to its CIE
+        auto cie = fde_encoding.find(id_at - id);
+        if (cie != fde_encoding.end()) {
+          std::optional<uint64_t> start = c.Pointer(cie->second);
+          if (c.ok() && start && *start != 0) seeds.push_back(*start);
+        }
+      }
+      c.Seek(next);
+    }
+  }
+  return seeds;
+}
+
+// Code pointers found in data: each aligned 8-byte value in a non-executable loaded segment's
+// file bytes that points into executable memory (function pointer tables, switch jump tables,
+// vtables). Any of them may be a coincidence, so the analysis takes each as code only when the
+// line from it decodes cleanly, as it does for local labels.
+std::vector<uint64_t> DataPointerCandidates(std::span<const std::byte> program,
+                                            const ElfImage& image) {
+  std::vector<std::pair<uint64_t, uint64_t>> exec;  // [begin, end) of executable segments
+  for (const ElfSegment& s : image.segments)
+    if (s.type == PT_LOAD && s.executable()) exec.emplace_back(s.vaddr, s.vaddr + s.filesz);
+  std::vector<uint64_t> found;
+  constexpr size_t kMaxCandidates = 1u << 20;
+  for (const ElfSegment& s : image.segments) {
+    if (s.type != PT_LOAD || s.executable() || s.offset > program.size()) continue;
+    const uint64_t filesz = std::min<uint64_t>(s.filesz, program.size() - s.offset);
+    const uint64_t skew = (8 - s.vaddr % 8) % 8;  // to the first 8-aligned address
+    for (uint64_t i = skew; i + 8 <= filesz && found.size() < kMaxCandidates; i += 8) {
+      uint64_t v;
+      std::memcpy(&v, program.data() + s.offset + i, sizeof v);
+      for (const auto& [b, e] : exec)
+        if (v >= b && v < e) {
+          found.push_back(v);
+          break;
+        }
+    }
+  }
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
+}
+
 // The checks that need no disassembly: file type, linking, memory permissions, stack.
 void CheckStructure(std::span<const std::byte> program, const ElfImage& image, Reasons* reasons) {
   if (image.type != ET_EXEC && image.type != ET_DYN) {
@@ -391,12 +592,21 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
 
   uint64_t zero_fill = 0;
   const std::vector<ExecRange> ranges = BuildExecRanges(program, image, &zero_fill);
-  const std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
+  std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
+  const std::vector<uint64_t> eh_seeds = EhFrameSeeds(program, image);
+  seeds.insert(seeds.end(), eh_seeds.begin(), eh_seeds.end());
+  const std::vector<uint64_t> candidates = DataPointerCandidates(program, image);
   AnalysisLimits limits;
   limits.max_findings = options.max_listed_reasons;
   limits.max_syscall_sites = options.max_listed_syscall_sites;
   limits.max_data_regions = options.max_listed_data_regions;
-  const CodeAnalysis code = Analyze(ranges, image, seeds, limits);
+  std::vector<DataRange> data;
+  for (const ElfSegment& s : image.segments) {
+    if (s.type != PT_LOAD || s.executable() || s.offset > program.size()) continue;
+    data.push_back({s.vaddr, program.subspan(s.offset, std::min<uint64_t>(
+                                                           s.filesz, program.size() - s.offset))});
+  }
+  const CodeAnalysis code = Analyze(ranges, image, seeds, candidates, data, limits);
   const AddressNamer namer(image);
 
   for (const InstructionFinding& f : code.findings) {

@@ -27,7 +27,7 @@
 namespace zerofarm::sandbox {
 
 // Bumped whenever a change can alter a verdict; part of every cache key.
-inline constexpr int kValidatorVersion = 2;
+inline constexpr int kValidatorVersion = 3;
 
 struct ValidatorOptions {
   ElfLimits elf_limits;
