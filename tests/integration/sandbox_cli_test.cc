@@ -16,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// Upper-cases stdin onto stdout and says on descriptor 3 whether it saw a channel there.
+// Upper-cases stdin onto stdout: a filter, as grep or sort are.
 constexpr const char* kFilter = R"(#include <ctype.h>
 #include <unistd.h>
 int main(void) {
@@ -77,6 +77,31 @@ TEST_CASE("sandbox run binds --in stdin and --out stdout to the standard descrip
     CHECK(wrong.exit_code == 2);
     CHECK(wrong.err.find("'stdin' is an input") != std::string::npos);
   }
+}
+
+TEST_CASE("Debian's stripped busybox runs grep on stdin in the sandbox",
+          "[integration][sandbox][cli]") {
+  const fs::path busybox = "/bin/busybox";
+  if (!fs::exists(busybox)) {
+    WARN("busybox-static is not installed (scripts/setup.sh installs it); skipping");
+    return;
+  }
+  auto scratch = ScratchDir::Create("sandbox-busybox");
+  REQUIRE(scratch.ok());
+  const fs::path in = scratch->path() / "log.txt";
+  const fs::path out = scratch->path() / "count.txt";
+  {
+    std::ofstream log(in);
+    for (int i = 0; i < 1000; ++i) log << (i % 7 == 0 ? "ERROR " : "ok ") << i << "\n";
+  }
+  auto run = RunCommand({ZF_ZEROFARM_BIN, "sandbox", "run", "--in", "stdin=" + in.string(), "--out",
+                         "stdout=" + out.string(), busybox.string(), "grep", "-c", "ERROR"},
+                        120s);
+  INFO("stdout: " << run.out << "\nstderr: " << run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK(Slurp(out) == "143\n");
+  auto report = nlohmann::json::parse(run.out);
+  CHECK(report["status"] == "exited");
 }
 
 }  // namespace zerofarm::test
