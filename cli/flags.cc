@@ -1,6 +1,8 @@
 #include "cli/flags.h"
 
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <set>
 
 namespace zerofarm::cli {
@@ -80,6 +82,26 @@ std::optional<uint64_t> LeadingNumber(const std::string& s, size_t* used) {
 }
 
 }  // namespace
+
+std::optional<int64_t> ParseInteger(const std::string& s, int64_t min, int64_t max) {
+  int64_t v = 0;
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, v);
+  if (s.empty() || ec != std::errc() || ptr != end || v < min || v > max) return std::nullopt;
+  return v;
+}
+
+std::optional<double> ParseDecimal(const std::string& s, double min, double max) {
+  // from_chars also takes "nan", "inf" and hexadecimal digits after "0x"-less input: allow only
+  // a plain decimal spelling.
+  if (s.empty() || s.find_first_not_of("0123456789.eE+-") != std::string::npos) return std::nullopt;
+  double v = 0;
+  const char* end = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(s.data(), end, v);
+  if (ec != std::errc() || ptr != end || !std::isfinite(v) || v < min || v > max)
+    return std::nullopt;
+  return v;
+}
 
 std::optional<uint64_t> ParseByteSize(const std::string& s) {
   size_t used = 0;

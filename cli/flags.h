@@ -37,6 +37,11 @@ class Flags {
   std::string error_;
 };
 
+// Strict numbers: the whole string is the number ("4", "-2", "0.5", "1e3"), finite, within
+// [min, max]; nullopt for "", " 4", "4abc", "2x", "nan", "inf", "0x10" or a value out of range.
+std::optional<int64_t> ParseInteger(const std::string& s, int64_t min, int64_t max);
+std::optional<double> ParseDecimal(const std::string& s, double min, double max);
+
 // "512M", "2G", "4096" -> bytes (K, M, G, T are powers of 1024); nullopt when malformed or
 // too large for 64 bits.
 std::optional<uint64_t> ParseByteSize(const std::string& s);

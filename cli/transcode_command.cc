@@ -1,4 +1,6 @@
 // zerofarm transcode: the whole pipeline on this machine.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/commands.h"
@@ -29,12 +32,16 @@ constexpr const char* kUsage =
     "usage: zerofarm transcode INPUT -o OUTDIR [--ladder 1080p,720p,480p,360p]\n"
     "                          [--preset veryfast] [--chunk-seconds 4] [--jobs N]\n"
     "                          [--data DIR] [--task-timeout SECONDS] [--worker-memory SIZE]\n"
+    "                          [--force]\n"
     "\n"
     "Transcodes INPUT into an HLS ladder, progressive MP4s and a thumbnail in OUTDIR:\n"
     "  OUTDIR/master.m3u8, OUTDIR/<rung>/index.m3u8 + segments, OUTDIR/audio/...,\n"
     "  OUTDIR/<rung>.mp4, OUTDIR/thumbnail.jpg, OUTDIR/report.json\n"
     "\n"
-    "  -o, --output DIR      where the renditions go (created; published only when complete)\n"
+    "  -o, --output DIR      where the renditions go (created; published only when complete);\n"
+    "                        a folder with files in it is refused unless --force\n"
+    "  --force               replace a non-empty DIR (old and new are swapped atomically,\n"
+    "                        then the old one is removed)\n"
     "  --ladder LIST         rungs by short side; rungs above the source are skipped\n"
     "  --preset NAME         x264 preset (ultrafast ... veryslow), default veryfast\n"
     "  --chunk-seconds S     segment length target, 0.5-60, default 4\n"
@@ -161,30 +168,119 @@ uint64_t TreeBytes(const fs::path& dir) {
   return total;
 }
 
-// Output appears whole or not at all: the job writes into a staging directory beside OUTDIR,
-// which is moved into place (master.m3u8 last) only after verification.
-Status Publish(const fs::path& staging, const fs::path& out) {
+// Where output must never go: a file system's root, the home folder or the current folder, or
+// a folder holding one of them (replacing it would take the user's files or the shell's
+// working folder with it). An error naming the reason, Ok otherwise.
+Status CheckNotPrecious(const fs::path& out) {
   std::error_code ec;
-  if (!fs::exists(out, ec)) {
-    fs::rename(staging, out, ec);
-    if (ec)
-      return Status::Error("io_error",
-                           "cannot move output into " + out.string() + ": " + ec.message());
+  const fs::path real = fs::weakly_canonical(out, ec);
+  if (ec) return Status::Error("invalid_argument", "cannot resolve " + out.string());
+  auto contains = [](const fs::path& outer, const fs::path& inner) {
+    auto [o, i] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
+    return o == outer.end();
+  };
+  if (real == real.root_path())
+    return Status::Error("invalid_argument", "refusing to write into the root folder /");
+  struct stat here {
+  }, parent{};
+  if (::stat(real.c_str(), &here) == 0 && ::stat(real.parent_path().c_str(), &parent) == 0 &&
+      here.st_dev != parent.st_dev)
+    return Status::Error("invalid_argument",
+                         "refusing to write into " + real.string() + ": it is a mount point");
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    const fs::path h = fs::weakly_canonical(home, ec);
+    if (!ec && contains(real, h))
+      return Status::Error("invalid_argument",
+                           "refusing to write into " + real.string() +
+                               ": it is (or holds) the home folder; give a folder of its own");
+  }
+  const fs::path cwd = fs::current_path(ec);
+  if (!ec && contains(real, fs::weakly_canonical(cwd, ec)))
+    return Status::Error("invalid_argument",
+                         "refusing to write into " + real.string() +
+                             ": it is (or holds) the current folder; give a folder of its own");
+  return Status::Ok();
+}
+
+// What is at the output path now.
+enum class OutState { kAbsent, kEmptyFolder, kFullFolder };
+
+// Refuses an output path that is not a folder, is a symbolic link, or is a folder with files in
+// it (unless `force`); says what is there otherwise.
+Result<OutState> CheckOutputFolder(const fs::path& out, bool force) {
+  ZF_RETURN_IF_ERROR(CheckNotPrecious(out));
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(out, ec);
+  if (ec || st.type() == fs::file_type::not_found) return OutState::kAbsent;
+  if (st.type() == fs::file_type::symlink)
+    return Status::Error("invalid_argument",
+                         out.string() + " is a symbolic link; give the folder it points to");
+  if (st.type() != fs::file_type::directory)
+    return Status::Error("invalid_argument", out.string() + " exists and is not a folder");
+  fs::directory_iterator it(out, ec);
+  if (ec)
+    return Status::Error("io_error",
+                         "cannot read the folder " + out.string() + ": " + ec.message());
+  if (it == fs::directory_iterator()) return OutState::kEmptyFolder;
+  if (!force)
+    return Status::Error("invalid_argument",
+                         out.string() +
+                             " is not empty (nothing in it was touched); give --force to replace "
+                             "it, or an empty or new folder");
+  return OutState::kFullFolder;
+}
+
+// Gives the finished output's folders the modes any new folder gets (0755 under the usual
+// umask 022; mkdtemp made the top one 0700), so that a web server running as another user
+// can read them. Files were created with the umask's modes already.
+Status OpenUp(const fs::path& dir, mode_t umask_bits) {
+  const auto mode = static_cast<mode_t>(0777 & ~umask_bits);
+  if (::chmod(dir.c_str(), mode) != 0) return ErrnoError("chmod " + dir.string(), errno);
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec) && ::chmod(it->path().c_str(), mode) != 0)
+      return ErrnoError("chmod " + it->path().string(), errno);
+  }
+  if (ec) return Status::Error("io_error", "cannot walk " + dir.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
+// Output appears whole or not at all: the job writes into a staging folder beside OUTDIR,
+// which becomes OUTDIR in one rename only after verification. A folder with files in it is
+// replaced only with `force`: the two folders are exchanged atomically (RENAME_EXCHANGE; where
+// the file system cannot, the old one is renamed away first), then the old one is removed.
+Status Publish(const fs::path& staging, const fs::path& out, bool force) {
+  auto state = CheckOutputFolder(out, force);  // again: it may have changed during the job
+  if (!state.ok()) return state.status();
+  if (*state != OutState::kFullFolder) {
+    if (::rename(staging.c_str(), out.c_str()) != 0)
+      return ErrnoError("cannot move the output into " + out.string(), errno);
     return Status::Ok();
   }
-  if (!fs::is_directory(out, ec))
-    return Status::Error("io_error", out.string() + " is not a directory");
-  fs::remove(out / "master.m3u8", ec);  // the old ladder stops looking complete first
-  for (const auto& entry : fs::directory_iterator(staging)) {
-    if (entry.path().filename() == "master.m3u8") continue;
-    fs::path dest = out / entry.path().filename();
-    fs::remove_all(dest, ec);
-    fs::rename(entry.path(), dest, ec);
-    if (ec) return Status::Error("io_error", "cannot move " + dest.string() + ": " + ec.message());
+  if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);  // now the old output
+    if (ec)
+      std::fprintf(stderr, "zerofarm: warning: the replaced output is left in %s: %s\n",
+                   staging.c_str(), ec.message().c_str());
+    return Status::Ok();
   }
-  fs::rename(staging / "master.m3u8", out / "master.m3u8", ec);
-  if (ec) return Status::Error("io_error", "cannot publish master.m3u8: " + ec.message());
-  fs::remove_all(staging, ec);
+  if (errno != EINVAL && errno != ENOSYS)
+    return ErrnoError("cannot exchange " + staging.string() + " and " + out.string(), errno);
+  const fs::path old = staging.string() + "-replaced";
+  if (::rename(out.c_str(), old.c_str()) != 0)
+    return ErrnoError("cannot move the old " + out.string() + " aside", errno);
+  if (::rename(staging.c_str(), out.c_str()) != 0) {
+    const int err = errno;
+    (void)::rename(old.c_str(), out.c_str());  // put the user's folder back
+    return ErrnoError("cannot move the output into " + out.string(), err);
+  }
+  std::error_code ec;
+  fs::remove_all(old, ec);
+  if (ec)
+    std::fprintf(stderr, "zerofarm: warning: the replaced output is left in %s: %s\n", old.c_str(),
+                 ec.message().c_str());
   return Status::Ok();
 }
 
@@ -236,21 +332,25 @@ bool IsInputFault(const std::string& code) {
 }  // namespace
 
 int TranscodeCommand(int argc, char** argv) {
-  Flags flags(argc, argv, {"unsandboxed"});
+  Flags flags(argc, argv, {"unsandboxed", "force"});
   if (flags.Has("help") || flags.Has("h")) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  const mode_t umask_bits = ::umask(0);  // read it (no threads run yet) and put it back
+  ::umask(umask_bits);
   std::string out = flags.Take("output", "o").value_or("");
   std::string ladder_spec = flags.Take("ladder").value_or("1080p,720p,480p,360p");
   std::string preset = flags.Take("preset").value_or("veryfast");
   std::string chunk = flags.Take("chunk-seconds").value_or("4");
-  std::string jobs = flags.Take("jobs").value_or("0");
+  std::optional<std::string> jobs = flags.Take("jobs");
   std::string data = flags.Take("data").value_or("");
   std::string task_timeout = flags.Take("task-timeout").value_or("300");
   std::string worker_memory = flags.Take("worker-memory").value_or("3G");
   const bool unsandboxed = flags.Has("unsandboxed");
   if (unsandboxed) (void)flags.Take("unsandboxed");
+  const bool force = flags.Has("force");
+  if (force) (void)flags.Take("force");
   auto positional = flags.Positional();
   if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 || out.empty()) {
     std::string why = !flags.error().empty()     ? flags.error()
@@ -271,17 +371,48 @@ int TranscodeCommand(int argc, char** argv) {
   if (std::find(std::begin(kPresets), std::end(kPresets), preset) == std::end(kPresets))
     return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + preset + "'"), 2);
   options.preset = preset;
-  try {
-    options.chunk_seconds = std::stod(chunk);
-    options.jobs = std::stoi(jobs);
-    options.task_timeout_base = std::chrono::seconds(std::stol(task_timeout));
-  } catch (const std::exception&) {
-    return Fail("", Status::Error("invalid_argument", "a numeric option is not a number"), 2);
+  auto bad_flag = [](const std::string& flag, const std::string& value, const std::string& want) {
+    return Fail(
+        "", Status::Error("invalid_argument", flag + " must be " + want + ", not '" + value + "'"),
+        2);
+  };
+  auto chunk_seconds = ParseDecimal(chunk, 0.5, 60);
+  if (!chunk_seconds)
+    return bad_flag("--chunk-seconds", chunk, "a number of seconds from 0.5 to 60");
+  options.chunk_seconds = *chunk_seconds;
+  if (jobs) {
+    auto n = ParseInteger(*jobs, 1, 256);
+    if (!n) return bad_flag("--jobs", *jobs, "a whole number from 1 to 256");
+    options.jobs = static_cast<int>(*n);
   }
-  if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
-    return Fail("", Status::Error("invalid_argument", "--chunk-seconds must be within 0.5-60"), 2);
-  if (options.jobs < 0 || options.jobs > 256)
-    return Fail("", Status::Error("invalid_argument", "--jobs must be within 1-256"), 2);
+  auto timeout = ParseDuration(task_timeout);
+  constexpr auto kMaxTaskTimeout = std::chrono::hours(24 * 7);
+  if (!timeout || *timeout < std::chrono::seconds(1) || *timeout > kMaxTaskTimeout)
+    return bad_flag("--task-timeout", task_timeout,
+                    "a duration from 1 s to 7 days (\"300\" seconds, or \"5m\")");
+  options.task_timeout_base = std::chrono::duration_cast<std::chrono::seconds>(*timeout);
+
+  // The output folder is checked before any work: a folder with the user's files in it is not
+  // replaced without --force, and a root, home or working folder never.
+  fs::path out_path = fs::absolute(fs::path(out)).lexically_normal();
+  if (out_path.has_filename() == false) out_path = out_path.parent_path();
+  if (auto state = CheckOutputFolder(out_path, force); !state.ok())
+    return Fail(out, state.status(), 2);
+  // The input is read several times (hashed, probed, chunked): only a regular file will do,
+  // and a FIFO or device could block the open forever.
+  struct stat input_stat {};
+  if (::stat(input.c_str(), &input_stat) == 0 && !S_ISREG(input_stat.st_mode)) {
+    const char* what = S_ISDIR(input_stat.st_mode)    ? "a folder"
+                       : S_ISFIFO(input_stat.st_mode) ? "a FIFO (named pipe)"
+                       : S_ISSOCK(input_stat.st_mode) ? "a socket"
+                                                      : "a device";
+    return Fail(input,
+                Status::Error("invalid_argument",
+                              std::string("not a regular file but ") + what +
+                                  ": zerofarm transcode reads its input more than once; save "
+                                  "it to a file first"),
+                1);
+  }
   scheduler::WorkerRuntimeOptions wo;
   wo.path = scheduler::DefaultWorkerPath();
   wo.isolation = unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
@@ -325,8 +456,6 @@ int TranscodeCommand(int argc, char** argv) {
   auto job_id = JobId(source, size, ladder_spec + "|" + preset + "|" + chunk);
   if (!job_id.ok()) return Fail(input, job_id.status(), 1);
 
-  fs::path out_path = fs::absolute(fs::path(out)).lexically_normal();
-  if (out_path.has_filename() == false) out_path = out_path.parent_path();
   std::error_code ec;
   fs::create_directories(out_path.parent_path(), ec);
   auto staging =
@@ -346,7 +475,8 @@ int TranscodeCommand(int argc, char** argv) {
       std::fprintf(stderr, "zerofarm: warning: %s\n", w.get<std::string>().c_str());
   } catch (const std::exception&) {
   }
-  Status published = Publish(staging->path(), out_path);
+  Status published = OpenUp(staging->path(), umask_bits);
+  if (published.ok()) published = Publish(staging->path(), out_path, force);
   if (!published.ok()) return Fail(out, published, 3);
   // One summary line, on a terminal or not. With --data the store keeps the job for reruns;
   // the published files are what users keep.

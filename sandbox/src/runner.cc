@@ -426,6 +426,9 @@ Status Loop(const SandboxSpec& spec, Run* run) {
       if (RelaysDone(run->relays) && !run->report.valid()) return Status::Ok();
     }
     const Clock::time_point now = Clock::now();
+    if (!run->exited && run->stop_rule.empty() && spec.cancel && spec.cancel->load()) {
+      run->Stop("cancelled", "cancelled: the caller gave up the run");
+    }
     if (!run->exited && run->stop_rule.empty() && now >= deadline) {
       run->Stop("timeout", "timeout: wall clock over " +
                                std::to_string(spec.limits.wall_timeout.count()) + " ms");

@@ -120,6 +120,15 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     return node < health.size() ? health[node].load.task_slots : 0;
   }
 
+  // Tasks occupying a node's slots: ours, or what the node itself last said, whichever is
+  // more. A copy this proxy cancelled keeps its slot until the node has killed its worker; a
+  // node that answered "busy" says so in its load, so it is not asked again at once while
+  // another holder is free (asking it first every time would starve the task).
+  uint32_t OccupiedOf(uint32_t node, const std::vector<storage::NodeHealth>& health) const {
+    const uint32_t reported = node < health.size() ? health[node].load.tasks_running : 0;
+    return std::max(inflight_[node], reported);
+  }
+
   // The least-loaded live node with a free slot among `candidates` (caller holds mu_). A slot
   // an urgent task waits for is not given to others.
   std::optional<uint32_t> Pick(const std::vector<uint32_t>& candidates,
@@ -132,8 +141,9 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       if (!client_->IsAlive(n)) continue;
       if (!urgent && urgent_waiting_[n] > 0) continue;
       const uint32_t slots = SlotsOf(n, health);
-      if (slots == 0 || inflight_[n] >= slots) continue;
-      const double load = static_cast<double>(inflight_[n]) / slots;
+      const uint32_t occupied = OccupiedOf(n, health);
+      if (slots == 0 || occupied >= slots) continue;
+      const double load = static_cast<double>(occupied) / slots;
       if (!best || load < best_load) {
         best = n;
         best_load = load;

@@ -123,6 +123,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   run.outputs = spec.outputs.size();
   run.timeout = spec.timeout;
   run.threads = spec.threads;
+  run.cancel = &cancel;
   // Input: the objects one after the other, one piece at a time.
   size_t input_index = 0;
   bool input_remote = false;

@@ -114,6 +114,7 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   spec.limits.max_threads = 512;
   spec.limits.max_open_files = 64;
   spec.options.hostname = "zerofarm-worker";
+  spec.cancel = run.cancel;
 
   auto report = sb::RunSandboxed(spec);
   if (!report.ok()) return report.status().WithContext("sandbox");
@@ -203,6 +204,10 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
       }
     }
     if (fds.empty()) break;
+    if (run.cancel && run.cancel->load()) {
+      exit.stopped_by = "cancelled";
+      break;
+    }
     double left = deadline - Now();
     if (left <= 0) {
       exit.timed_out = true;
@@ -244,7 +249,8 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
     }
   }
 
-  if (exit.timed_out) ::kill(pid, SIGKILL);
+  // SIGKILL: a stopped worker would never act on SIGTERM.
+  if (exit.timed_out || !exit.stopped_by.empty()) ::kill(pid, SIGKILL);
   int status = 0;
   rusage usage{};
   pid_t w;
@@ -254,6 +260,10 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
     if (w != 0 && !(w < 0 && errno == EINTR)) break;
     if (!exit.timed_out && Now() > deadline) {
       exit.timed_out = true;
+      ::kill(pid, SIGKILL);
+    }
+    if (exit.stopped_by.empty() && run.cancel && run.cancel->load()) {
+      exit.stopped_by = "cancelled";
       ::kill(pid, SIGKILL);
     }
     ::usleep(2000);

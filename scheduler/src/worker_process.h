@@ -3,9 +3,10 @@
 // the runtime's validated, sealed program run by sandbox::RunSandboxed, its channels being
 // fd 0 "input", fd 1 "report", fd 2 "stderr" and fd 3.. "out<N>"/"thumbnail"; unsandboxed
 // (development only) it is posix_spawn of the runtime's path with the same descriptors.
-// Blocking; one call per thread.
+// Blocking; one call per thread. Every way out of RunWorker leaves no worker process behind.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <span>
@@ -26,6 +27,9 @@ struct WorkerRun {
   std::function<Status(size_t, std::string_view)> on_output;
   std::chrono::milliseconds timeout{60000};
   int threads = 1;  // encoder threads the task asked for (sizes the CPU-time limit)
+  // When set and it turns true, the worker is killed with SIGKILL within about a second, even
+  // a stopped or silent one (a cancelled task or a backup copy that lost its race).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct WorkerExit {

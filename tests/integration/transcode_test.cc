@@ -1,9 +1,14 @@
 // `zerofarm transcode` held to its contract on generated clips and on the real corpus.
 // Every check of the output goes through the ffprobe/ffmpeg CLIs (see output_checks.h).
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -283,6 +288,159 @@ TEST_CASE("an unknown option prints usage and exits non-zero", "[integration][cl
     CHECK(all.find("usage") != std::string::npos);
   }
   CHECK_FALSE(fs::exists(scratch->path() / "out" / "master.m3u8"));
+}
+
+// --- The clumsy user ----------------------------------------------------------------------
+
+namespace {
+
+void WriteText(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+// Names in `dir` that start with `prefix` (a staging or replaced folder left behind).
+std::vector<std::string> Leftovers(const fs::path& dir, const std::string& prefix) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().string());
+  return out;
+}
+
+mode_t CurrentUmask() {
+  const mode_t m = ::umask(0);
+  ::umask(m);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "an output folder with the user's files in it is refused without --force and left as it "
+    "was",
+    "[integration][cli][clumsy]") {
+  auto scratch = ScratchDir::Create("out-not-empty");
+  REQUIRE(scratch.ok());
+  const fs::path out = scratch->path() / "out";
+  WriteText(out / "notes.txt", "mine");
+  WriteText(out / "audio" / "keep.aac", "also mine");
+  WriteText(out / "360p" / "index.m3u8", "#EXTM3U\n");
+  auto clip = MakeClip(Clip::kNoAudio);
+  REQUIRE(clip.ok());
+  CommandResult run = RunTranscode(*scratch, clip->string(), {"--ladder", "240p"}, kRejectTimeout);
+  INFO("stderr: " << run.err);
+  CHECK(run.exit_code == 2);
+  CHECK(run.err.rfind("zerofarm: error:", 0) == 0);
+  CHECK(run.err.find("--force") != std::string::npos);
+  CHECK(ReadFile(out / "notes.txt") == "mine");
+  CHECK(ReadFile(out / "audio" / "keep.aac") == "also mine");
+  CHECK(ReadFile(out / "360p" / "index.m3u8") == "#EXTM3U\n");
+  CHECK_FALSE(fs::exists(out / "master.m3u8"));
+  CHECK(Leftovers(scratch->path(), ".out.").empty());
+}
+
+TEST_CASE("the root, home and current folders and their ancestors are never output folders",
+          "[integration][cli][clumsy]") {
+  std::vector<std::string> refused = {"/", ".", "..", fs::current_path().root_path().string()};
+  if (const char* home = std::getenv("HOME"); home && *home && fs::is_directory(home))
+    refused.push_back(home);
+  for (const std::string& out : refused) {
+    for (bool force : {false, true}) {
+      std::vector<std::string> args = {"transcode", "in.mp4", "-o", out};
+      if (force) args.push_back("--force");
+      INFO("zerofarm " << FormatCommand(args));
+      CommandResult run = RunZerofarm(args, kCliTimeout);
+      INFO("stderr: " << run.err);
+      CHECK(run.exit_code == 2);
+      CHECK(run.err.find("refusing to write into") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE(
+    "--force replaces a non-empty output folder whole, and the output is readable by other "
+    "users",
+    "[integration][transcode][clumsy]") {
+  auto scratch = ScratchDir::Create("out-force");
+  REQUIRE(scratch.ok());
+  const fs::path out = scratch->path() / "out";
+  WriteText(out / "stale.txt", "from an earlier run");
+  WriteText(out / "720p" / "old.ts", "old segment");
+  auto clip = MakeClip(Clip::kNoAudio);
+  REQUIRE(clip.ok());
+  CommandResult run =
+      RunTranscode(*scratch, clip->string(),
+                   {"--ladder", "240p", "--chunk-seconds", "2", "--force"}, kTranscodeTimeout);
+  INFO("stderr: " << run.err);
+  REQUIRE(run.succeeded());
+  CHECK(fs::exists(out / "master.m3u8"));
+  CHECK(fs::exists(out / "240p" / "index.m3u8"));
+  CHECK_FALSE(fs::exists(out / "stale.txt"));
+  CHECK_FALSE(fs::exists(out / "720p"));
+  CHECK(Leftovers(scratch->path(), ".out.").empty());
+  // Modes as any folder and file the user makes get (0755 and 0644 under umask 022).
+  const mode_t mask = CurrentUmask();
+  for (const fs::path& dir : {out, out / "240p"}) {
+    struct stat st {};
+    REQUIRE(::stat(dir.c_str(), &st) == 0);
+    INFO(dir);
+    CHECK((st.st_mode & 07777) == (0777 & ~mask));
+  }
+  struct stat file {};
+  REQUIRE(::stat((out / "master.m3u8").c_str(), &file) == 0);
+  CHECK((file.st_mode & 07777) == (0666 & ~mask));
+}
+
+TEST_CASE("a FIFO or a folder as input is refused at once with one clear line",
+          "[integration][cli][clumsy]") {
+  auto scratch = ScratchDir::Create("fifo-input");
+  REQUIRE(scratch.ok());
+  const fs::path fifo = scratch->path() / "in.mp4";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  for (const fs::path& input : {fifo, scratch->path()}) {
+    INFO("input " << input);
+    // Nobody ever writes to the FIFO: opening it for reading would wait forever.
+    CommandResult run = RunTranscode(*scratch, input.string(), {"--ladder", "240p"}, kCliTimeout);
+    INFO("stderr: " << run.err);
+    CHECK_FALSE(run.timed_out);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("not a regular file") != std::string::npos);
+    CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
+  }
+  CHECK_FALSE(fs::exists(scratch->path() / "out"));
+}
+
+TEST_CASE("malformed numbers and impossible ladders are refused with the option they concern",
+          "[integration][cli][clumsy]") {
+  auto scratch = ScratchDir::Create("bad-numbers");
+  REQUIRE(scratch.ok());
+  std::string huge_ladder;
+  for (int h = 100; h < 400; ++h) huge_ladder += std::to_string(h) + "p,";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--chunk-seconds", "nan"},
+      {"--chunk-seconds", "4abc"},
+      {"--chunk-seconds", "inf"},
+      {"--chunk-seconds", ""},
+      {"--chunk-seconds", "0x4"},
+      {"--chunk-seconds", "0.1"},
+      {"--jobs", "2x"},
+      {"--jobs", "0"},
+      {"--jobs", "-1"},
+      {"--jobs", "99999999999"},
+      {"--task-timeout", "-1000"},
+      {"--task-timeout", "0"},
+      {"--task-timeout", "10x"},
+      {"--ladder", huge_ladder},
+  };
+  for (const auto& [flag, value] : bad) {
+    const std::vector<std::string> args = {flag, value};
+    INFO("zerofarm transcode ... " << FormatCommand(args));
+    CommandResult run = RunTranscode(*scratch, "in.mp4", args, kCliTimeout);
+    INFO("stderr: " << run.err);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find(flag == "--ladder" ? "rungs" : flag) != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(scratch->path() / "out"));
 }
 
 }  // namespace zerofarm::test

@@ -10,9 +10,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "test_programs.h"
 #include "zerofarm/base/unique_fd.h"
@@ -550,6 +552,27 @@ int main(void) { for (;;) sleep(100); })");
   spec.limits.wall_timeout = std::chrono::milliseconds(300);
   const RunReport r = MustRun(spec);
   CHECK(r.stopped_by == "timeout");
+  CHECK(r.signal == SIGKILL);
+}
+
+TEST_CASE("a cancelled run is killed at once even when the program is silent, not at its timeout",
+          "[sandbox][runner]") {
+  REQUIRE_LAYERS("pid_ns");
+  TempDir dir;
+  Built b = Build(dir, "silent", R"(
+int main(void) { for (;;) sleep(100); })");
+  SandboxSpec spec = StdSpec(b);
+  // A silent (or stopped) program gives the runner no channel event to notice a cancel by.
+  spec.limits.wall_timeout = std::chrono::milliseconds(600000);
+  std::atomic<bool> cancel{false};
+  spec.cancel = &cancel;
+  std::thread canceller([&cancel] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cancel = true;
+  });
+  const RunReport r = MustRun(spec);
+  canceller.join();
+  CHECK(r.stopped_by == "cancelled");
   CHECK(r.signal == SIGKILL);
 }
 

@@ -16,6 +16,7 @@
 // Thread safety: RunSandboxed is blocking and may run on many threads at once.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -87,6 +88,9 @@ struct SandboxSpec {
   std::vector<Channel> channels;
   SandboxLimits limits;
   SandboxOptions options;
+  // When set, the runner looks at it at least once a second; once true, the sandbox is killed
+  // (rule "cancelled"). A stopped or silent program is killed too: nothing waits on it.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ChannelStats {
@@ -105,8 +109,8 @@ struct RunReport {
   int exit_code = -1;
   int signal = 0;
   std::string signal_name;
-  // The rule that stopped the program: "" (it ended by itself), timeout, memory, cpu, quota,
-  // seccomp, fsize, or signal (killed by a signal no rule explains).
+  // The rule that stopped the program: "" (it ended by itself), timeout, cancelled, memory,
+  // cpu, quota, seccomp, fsize, or signal (killed by a signal no rule explains).
   std::string stopped_by;
   std::string detail;  // e.g. "seccomp: ptrace (101) x86_64" or "quota: out over 4096 bytes"
   std::optional<std::string> seccomp_syscall;  // the syscall the policy killed it for
