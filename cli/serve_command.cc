@@ -274,7 +274,6 @@ int RunFront(int argc, char** argv, bool proxy) {
     return 3;
   }
   const std::string url = BaseUrl(so.address, (*server)->port());
-  std::printf("zerofarm: listening on %s (data %s)\n", url.c_str(), data.c_str());
   if (!first_token.empty()) {
     std::printf(
         "zerofarm: first start: bearer token for tenant \"default\" (shown once, keep it):\n"
@@ -287,6 +286,8 @@ int RunFront(int argc, char** argv, bool proxy) {
         "zerofarm token create --data %s --tenant NAME\n",
         data.c_str());
   }
+  // Last: scripts wait for this line, and by then the token lines above are out.
+  std::printf("zerofarm: listening on %s (data %s)\n", url.c_str(), data.c_str());
   std::fflush(stdout);
 
   int sig = 0;

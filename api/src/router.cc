@@ -159,6 +159,11 @@ std::string TemplateOf(const std::vector<std::string>& s) {
     if (n == 2) return "/v1/uploads";
     if (n == 3) return "/v1/uploads/{upload_id}";
   }
+  if (n >= 2 && s[1] == "webhooks") {
+    if (n == 2) return "/v1/webhooks";
+    if (n == 3) return "/v1/webhooks/{id}";
+    if (n == 4 && s[3] == "deliveries") return "/v1/webhooks/{id}/deliveries";
+  }
   return "";
 }
 
@@ -211,6 +216,10 @@ const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
       {"HEAD", "/v1/uploads/{upload_id}"},
       {"PATCH", "/v1/uploads/{upload_id}"},
       {"DELETE", "/v1/uploads/{upload_id}"},
+      {"GET", "/v1/webhooks"},
+      {"POST", "/v1/webhooks"},
+      {"DELETE", "/v1/webhooks/{id}"},
+      {"GET", "/v1/webhooks/{id}/deliveries"},
   };
   return kRoutes;
 }
@@ -436,6 +445,7 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
     return {std::move(r), nullptr};
   }
   const http::verb verb = req.method();
+  if (tmpl.starts_with("/v1/webhooks")) return RouteWebhooks(req, tmpl, s, query, *tenant);
 
   if (tmpl == "/v1/videos" && verb == http::verb::post) {
     scheduler::NewVideo v;

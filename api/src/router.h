@@ -78,11 +78,17 @@ struct HttpCounters {
   void CountRejection(const std::string& reason);
 };
 
+class Webhooks;
+
 class Router {
  public:
+  // Also opens the tenants' webhooks (webhooks.h) over the service's store and listens to the
+  // service's video events for them until destroyed.
   Router(const ServerOptions& options, scheduler::VideoService& videos, TokenStore& tokens,
-         HttpCounters& counters)
-      : opt_(options), videos_(videos), tokens_(tokens), counters_(counters) {}
+         HttpCounters& counters);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
   Routed Route(const Request& req);
 
   // Every (method, path template) the router answers, for the OpenAPI check and 405s.
@@ -94,6 +100,10 @@ class Router {
   Routed RouteUnguarded(const Request& req);
   Routed RouteV1(const Request& req, const std::vector<std::string>& segs,
                  const std::map<std::string, std::string>& query);
+  // /v1/webhooks... (webhook_routes.cc).
+  Routed RouteWebhooks(const Request& req, const std::string& tmpl,
+                       const std::vector<std::string>& segs,
+                       const std::map<std::string, std::string>& query, const std::string& tenant);
   Response ServeFile(const Request& req, const std::filesystem::path& path,
                      const std::string& cache_control);
   Response ServePlaylist(const Request& req, const std::filesystem::path& path,
@@ -112,6 +122,7 @@ class Router {
   HttpCounters& counters_;
   std::mutex uploads_mu_;
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
+  std::unique_ptr<Webhooks> webhooks_;  // null when its store could not be read (answers 503)
 };
 
 }  // namespace zerofarm::api

@@ -366,6 +366,11 @@ class Service final : public VideoService {
     }
   }
 
+  void SetEventListener(VideoEventListener listener) override {
+    std::lock_guard lock(listener_mu_);
+    listener_ = std::move(listener);
+  }
+
   Result<std::string> Get(const std::string& tenant, const std::string& id) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
@@ -400,6 +405,7 @@ class Service final : public VideoService {
       if (it == records_.end() || it->second.value("tenant", "") != tenant)
         return Status::Error("not_found", "no video " + id);
       if (it->second.value("upload_id", "") != "") uploads_.erase(it->second["upload_id"]);
+      Emit("video.deleted", it->second);
       records_.erase(it);
       auto at = active_.find(id);
       if (at != active_.end()) {
@@ -546,6 +552,19 @@ class Service final : public VideoService {
     rec["error"] = {{"code", code}, {"message", message}};
     ++failures_[code];
     (void)Save(rec);
+    Emit("video.failed", rec);
+  }
+
+  // Tells the listener of a change of `rec` (caller holds mu_).
+  void Emit(const char* type, const json& rec) {
+    std::lock_guard lock(listener_mu_);
+    if (!listener_) return;
+    VideoEvent e;
+    e.type = type;
+    e.tenant = rec.value("tenant", "");
+    e.video_id = rec.value("id", "");
+    e.video_json = PublicJson(rec, nullptr, false).dump();
+    listener_(e);
   }
 
   void StartJob(const std::string& id, const std::shared_ptr<Active>& a) {
@@ -664,6 +683,7 @@ class Service final : public VideoService {
     rec["audio"] = done_audio;
     rec["status"] = "ready";
     (void)Save(rec);
+    Emit("video.ready", rec);
     {
       std::lock_guard alock(a->mu);
       a->write_fd.Close();
@@ -720,6 +740,8 @@ class Service final : public VideoService {
     return j;
   }
 
+  std::mutex listener_mu_;  // after mu_ when both are held
+  VideoEventListener listener_;
   VideoServiceOptions opt_;
   std::unique_ptr<storage::Store> local_;           // the embedded store, or the proxy's metas
   std::unique_ptr<storage::ClusterStore> cluster_;  // cluster mode: objects on the nodes

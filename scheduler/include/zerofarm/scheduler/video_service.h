@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,17 @@ struct NewVideo {
   std::optional<uint64_t> length;  // total bytes when known in advance
   bool resumable = false;          // a tus upload: survives restarts and dropped connections
 };
+
+// A change of a video's state that integrators hear of (webhooks).
+struct VideoEvent {
+  std::string type;  // "video.ready", "video.failed", "video.deleted"
+  std::string tenant;
+  std::string video_id;
+  std::string video_json;  // the video object at the change (as Get gives it, without chunks)
+};
+// Called on the thread that made the change, possibly with the service's lock held: it must
+// return quickly (queue the event) and must not call back into the service.
+using VideoEventListener = std::function<void(const VideoEvent&)>;
 
 // Counters for /metrics (a consistent copy).
 struct ServiceMetrics {
@@ -129,6 +141,9 @@ class VideoService {
   virtual Result<UploadState> FindUpload(const std::string& upload_id) = 0;
 
   virtual ServiceMetrics Metrics() = 0;
+
+  // Sets the one listener of video events (replacing any earlier one; null removes it).
+  virtual void SetEventListener(VideoEventListener listener) = 0;
 };
 
 // Ids: "v_" + 16 hex digits (videos), "u_" + 24 hex digits (uploads). Validators for routes.
