@@ -73,53 +73,23 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-std::string Base64Decode(std::string_view in) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    size_t v = kAlphabet.find(c);
-    if (v == std::string::npos) continue;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-// tus Upload-Metadata: "key base64,key2 base64".
-std::map<std::string, std::string> ParseUploadMetadata(std::string_view header) {
-  std::map<std::string, std::string> out;
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view pair = header.substr(0, comma);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    size_t space = pair.find(' ');
-    std::string key(pair.substr(0, space));
-    if (!key.empty())
-      out[key] = space == std::string_view::npos ? "" : Base64Decode(pair.substr(space + 1));
-    if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
 std::string SafeFilename(std::string name) {
   if (size_t slash = name.find_last_of("/\\"); slash != std::string::npos) name.erase(0, slash + 1);
   std::string out;
   for (char c : name)
     if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
-  if (out.size() > 200) out.resize(200);
+  if (out.size() > 200) {  // cut at a character boundary: the name stays valid UTF-8
+    size_t cut = 200;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+    out.resize(cut);
+  }
   return out;
 }
 
 Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::NewVideo& v) {
+  for (const char* key : {"ladder", "preset", "filename"})
+    if (auto it = query.find(key); it != query.end() && !IsValidUtf8(it->second))
+      return Status::Error("invalid_argument", std::string(key) + " is not valid UTF-8");
   if (auto it = query.find("ladder"); it != query.end() && !it->second.empty()) {
     auto ladder = transcode::ParseLadder(it->second);
     if (!ladder.ok()) return Status::Error("invalid_argument", ladder.status().message());
@@ -170,8 +140,7 @@ uint64_t Response::size() const {
 }
 
 Response ErrorResponse(unsigned status, const std::string& code, const std::string& message) {
-  json j = {{"error", {{"code", code}, {"message", message}}}};
-  return JsonResponse(status, j.dump());
+  return JsonResponse(status, ErrorJson(code, message));
 }
 
 void HttpCounters::CountResponse(unsigned status) {
@@ -229,6 +198,7 @@ class UploadSink final : public BodySink {
     }
     return multipart_->Feed(
         bytes, [this](std::string_view filename, std::span<const std::byte> data) -> Status {
+          ZF_RETURN_IF_ERROR(CheckPartFilename(filename));
           if (v_.filename.empty()) v_.filename = SafeFilename(std::string(filename));
           ZF_RETURN_IF_ERROR(EnsureCreated());
           return r_.videos_.Append(id_, data);
@@ -242,6 +212,8 @@ class UploadSink final : public BodySink {
       return ErrorResponse(400, "bad_multipart",
                            "the multipart/form-data body has no complete \"file\" part");
     }
+    if (multipart_)
+      if (Status s = CheckPartFilename(multipart_->filename()); !s.ok()) return FromStatus(s);
     if (Status s = EnsureCreated(); !s.ok()) return FromStatus(s);
     auto committed = r_.videos_.Commit(id_, /*final=*/true);
     if (!committed.ok()) return FromStatus(committed.status());
@@ -266,6 +238,10 @@ class UploadSink final : public BodySink {
   }
 
  private:
+  static Status CheckPartFilename(std::string_view filename) {
+    if (IsValidUtf8(filename)) return Status::Ok();
+    return Status::Error("invalid_argument", "the multipart filename is not valid UTF-8");
+  }
   Status EnsureCreated() {
     if (!id_.empty()) return Status::Ok();
     auto created = r_.videos_.Create(v_);
@@ -359,7 +335,14 @@ Routed Router::RouteUnguarded(const Request& req) {
   std::string raw_query;
   if (!SplitTarget(req.target(), segs, raw_query))
     return {ErrorResponse(400, "bad_path", "the request path is not acceptable"), nullptr};
+  for (const auto& seg : segs)
+    if (!IsValidUtf8(seg))
+      return {ErrorResponse(400, "bad_path", "the request path is not valid UTF-8"), nullptr};
   const auto query = ParseQuery(raw_query);
+  for (const auto& [key, value] : query)
+    if (!IsValidUtf8(key) || !IsValidUtf8(value))
+      return {ErrorResponse(400, "invalid_argument", "the query string is not valid UTF-8"),
+              nullptr};
   const std::string tmpl = TemplateOf(segs);
   std::string method(req.method_string());
   const bool head = req.method() == http::verb::head;
@@ -476,7 +459,9 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
       return {ErrorResponse(413, "too_large",
                             "Upload-Length is above " + std::to_string(opt_.max_upload_bytes)),
               nullptr};
-    auto meta = ParseUploadMetadata(req["Upload-Metadata"]);
+    auto parsed_meta = ParseUploadMetadata(req["Upload-Metadata"]);
+    if (!parsed_meta.ok()) return {FromStatus(parsed_meta.status()), nullptr};
+    auto& meta = *parsed_meta;
     scheduler::NewVideo v;
     v.tenant = *tenant;
     v.length = length;
