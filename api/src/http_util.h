@@ -45,6 +45,9 @@ Result<std::map<std::string, std::string>> ParseUploadMetadata(std::string_view 
 // not UTF-8 (a message may quote what a client sent) become U+FFFD.
 std::string ErrorJson(std::string_view code, std::string_view message);
 
+// An HTTP-date (RFC 9110 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") of Unix time `t`.
+std::string HttpDate(int64_t t);
+
 // A decimal header value of at most 19 digits (no sign, no spaces); false otherwise.
 bool ParseU64(std::string_view s, uint64_t& v);
 

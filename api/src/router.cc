@@ -36,11 +36,20 @@ unsigned StatusForCode(const std::string& code) {
   if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
   if (code == "body_limit") return 413;
   if (code == "timeout") return 408;
+  if (code == "too_many_uploads") return 429;
+  if (code == "unavailable") return 503;
   return 500;
 }
 
 Response FromStatus(const Status& s) {
-  return ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
+  Response r = ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
+  if (r.status == 503) r.Header("Retry-After", "5");
+  return r;
+}
+
+// tus expiration: when an unfinished upload is removed.
+void AddUploadExpires(Response& r, const std::optional<int64_t>& expires) {
+  if (expires) r.Header("Upload-Expires", HttpDate(*expires));
 }
 
 bool IsRung(std::string_view s) {
@@ -278,6 +287,7 @@ class PatchSink final : public BodySink {
     Response resp;
     resp.status = 204;
     resp.Header("Upload-Offset", std::to_string(*offset));
+    if (auto st = r_.videos_.FindUpload(upload_id_); st.ok()) AddUploadExpires(resp, st->expires);
     return Tus(std::move(resp));
   }
   Response Fail(const Status& why) override {
@@ -370,7 +380,7 @@ Routed Router::RouteUnguarded(const Request& req) {
     if (tus) {
       r.Header("Tus-Resumable", "1.0.0");
       r.Header("Tus-Version", "1.0.0");
-      r.Header("Tus-Extension", "creation,termination");
+      r.Header("Tus-Extension", "creation,termination,expiration");
       r.Header("Tus-Max-Size", std::to_string(opt_.max_upload_bytes));
     }
     return {std::move(r), nullptr};
@@ -483,6 +493,7 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
     r.Header("Location", "/v1/uploads/" + uid);
     r.Header("Zerofarm-Video-Id", id);
     r.Header("Upload-Offset", "0");
+    if (auto st = videos_.FindUpload(uid); st.ok()) AddUploadExpires(r, st->expires);
     return {std::move(r), nullptr};
   }
   if (tmpl == "/v1/uploads/{upload_id}") {
@@ -501,6 +512,7 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
       Response r;
       r.Header("Upload-Offset", std::to_string(st->offset));
       if (st->length) r.Header("Upload-Length", std::to_string(*st->length));
+      AddUploadExpires(r, st->expires);
       r.Header("Cache-Control", "no-store");
       return {std::move(r), nullptr};
     }

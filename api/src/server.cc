@@ -44,7 +44,8 @@ constexpr const char* kAllowHeaders =
     "Tus-Resumable, Range, If-None-Match, If-Range";
 constexpr const char* kExposeHeaders =
     "Location, Upload-Offset, Upload-Length, Tus-Resumable, Tus-Version, Tus-Extension, "
-    "Tus-Max-Size, Zerofarm-Video-Id, Content-Range, ETag, Content-Length, Accept-Ranges";
+    "Tus-Max-Size, Upload-Expires, Zerofarm-Video-Id, Content-Range, ETag, Content-Length, "
+    "Accept-Ranges, Retry-After";
 
 struct Shared {
   Shared(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)

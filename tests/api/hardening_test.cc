@@ -232,3 +232,214 @@ TEST_CASE(
   CHECK(json::parse(created.body)["filename"] == "\xc3\xa9l\xc3\xa9Ve.mp4");
   CHECK(Curl({}, s.url("/healthz")).status == 200);
 }
+
+TEST_CASE("unfinished tus uploads hold no descriptor or thread and a restart reopens none",
+          "[integration][api][tus][security]") {
+  auto dir = ScratchDir::Create("api-open-uploads");
+  REQUIRE(dir.ok());
+  auto flags = kFlags;
+  flags.insert(flags.end(), {"--max-open-uploads", "1000"});
+  ServeProcess s(dir->path() / "data", flags);
+  REQUIRE(s.Start().empty());
+  const size_t fds_before = OpenFds(s);
+  const size_t threads_before = Threads(s);
+
+  // 300 unfinished uploads, 100 of them with their first byte.
+  std::vector<std::string> uploads;
+  for (int i = 0; i < 300; ++i) {
+    int status = 0;
+    uploads.push_back(CreateUpload(s, s.token(), 1000, &status));
+    INFO("upload " << i << " status " << status << " server log: " << s.log());
+    REQUIRE(!uploads.back().empty());
+  }
+  for (int i = 0; i < 100; ++i) {
+    auto r = Tus(s, s.token(), "PATCH", uploads[static_cast<size_t>(i)],
+                 "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n", "x");
+    INFO(r.response);
+    REQUIRE(r.status() == 204);
+  }
+  const size_t fds_open = OpenFds(s);
+  INFO("descriptors: " << fds_before << " at start, " << fds_open << " with 300 open uploads");
+  CHECK(fds_open < fds_before + 30);
+
+  // A restart starts no thread and opens no file for them; they resume where they were.
+  REQUIRE(s.Stop() == 0);
+  REQUIRE(s.Start().empty());
+  const size_t fds_restarted = OpenFds(s);
+  const size_t threads_restarted = Threads(s);
+  INFO("after restart: " << fds_restarted << " descriptors, " << threads_restarted << " threads ("
+                         << threads_before << " at the first start)");
+  CHECK(fds_restarted < fds_before + 30);
+  CHECK(threads_restarted < threads_before + 10);
+  auto head = Tus(s, s.token(), "HEAD", uploads[5], "");
+  CHECK(head.status() == 200);
+  CHECK(HeaderOf(head.response, "upload-offset") == "1");
+  CHECK(!HeaderOf(head.response, "upload-expires").empty());
+  CHECK(Curl({}, s.url("/healthz")).status == 200);
+}
+
+TEST_CASE("unfinished tus uploads are capped per tenant and in all and they expire",
+          "[integration][api][tus][security]") {
+  auto dir = ScratchDir::Create("api-upload-caps");
+  REQUIRE(dir.ok());
+  auto flags = kFlags;
+  flags.insert(flags.end(), {"--max-open-uploads", "3", "--max-open-uploads-total", "5",
+                             "--upload-expiry", "3s"});
+  ServeProcess s(dir->path() / "data", flags);
+  REQUIRE(s.Start().empty());
+  const std::string other = NewToken(s.data(), "other");
+
+  SECTION("a tenant at its cap gets 429, another tenant is served until the global cap's 503") {
+    std::vector<std::string> mine;
+    for (int i = 0; i < 3; ++i) mine.push_back(CreateUpload(s, s.token(), 10));
+    for (const auto& u : mine) REQUIRE(!u.empty());
+    auto refused = Tus(s, s.token(), "POST", "/v1/uploads", "Upload-Length: 10\r\n");
+    INFO(refused.response);
+    CHECK(refused.status() == 429);
+    CHECK(refused.response.find("too_many_uploads") != std::string::npos);
+    CHECK(!CreateUpload(s, other, 10).empty());
+    CHECK(!CreateUpload(s, other, 10).empty());
+    auto full = Tus(s, other, "POST", "/v1/uploads", "Upload-Length: 10\r\n");
+    INFO(full.response);
+    CHECK(full.status() == 503);
+    CHECK(!HeaderOf(full.response, "retry-after").empty());
+    // A finished upload frees its place.
+    auto done =
+        Tus(s, s.token(), "PATCH", mine[0],
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n", "0123456789");
+    CHECK(done.status() == 204);
+    CHECK(!CreateUpload(s, s.token(), 10).empty());
+  }
+  SECTION("an upload with no new byte past its expiry is removed with its file") {
+    auto options = Curl({"-X", "OPTIONS"}, s.url("/v1/uploads"));
+    CHECK(options.header("tus-extension").find("expiration") != std::string::npos);
+    auto created = Tus(s, s.token(), "POST", "/v1/uploads", "Upload-Length: 100\r\n");
+    REQUIRE(created.status() == 201);
+    const std::string expires = HeaderOf(created.response, "upload-expires");
+    INFO(created.response);
+    CHECK(expires.size() == 29);  // "Sun, 06 Nov 1994 08:49:37 GMT"
+    CHECK(expires.substr(26) == "GMT");
+    const std::string upload = HeaderOf(created.response, "location");
+    const std::string video = HeaderOf(created.response, "zerofarm-video-id");
+    auto patch =
+        Tus(s, s.token(), "PATCH", upload,
+            "Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\n", "abc");
+    CHECK(patch.status() == 204);
+    CHECK(!HeaderOf(patch.response, "upload-expires").empty());
+    REQUIRE(fs::exists(s.data() / "uploads" / video));
+    int status = 0;
+    for (int i = 0; i < 100 && status != 404; ++i) {
+      std::this_thread::sleep_for(200ms);
+      status = Tus(s, s.token(), "HEAD", upload, "").status();
+    }
+    CHECK(status == 404);
+    bool gone = false;
+    for (int i = 0; i < 100 && !gone; ++i) {
+      gone = !fs::exists(s.data() / "uploads" / video) &&
+             Curl(Bearer(s.token()), s.url("/v1/videos/" + video)).status == 404;
+      if (!gone) std::this_thread::sleep_for(200ms);
+    }
+    CHECK(gone);
+  }
+}
+
+TEST_CASE("past the upload file budget a new upload gets 503 with Retry-After while others go on",
+          "[integration][api][security]") {
+  auto dir = ScratchDir::Create("api-fd-budget");
+  REQUIRE(dir.ok());
+  auto flags = kFlags;
+  flags.insert(flags.end(), {"--max-upload-files", "3"});
+  ServeProcess s(dir->path() / "data", flags);
+  REQUIRE(s.Start().empty());
+  // Three uploads that stop after 1.5 MiB of 3 MiB: each holds its file open for writing.
+  const std::string head =
+      "POST /v1/videos?filename=slow.bin HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer " +
+      s.token() + "\r\nContent-Length: 3145728\r\n\r\n";
+  std::vector<std::thread> stalled;
+  for (int i = 0; i < 3; ++i)
+    stalled.emplace_back([&] { RawRequest(s.port(), head + std::string(1572864, 'z'), 8s); });
+  size_t listed = 0;
+  for (int i = 0; i < 100 && listed < 3; ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto r = Curl(Bearer(s.token()), s.url("/v1/videos"));
+    listed = json::parse(r.body)["videos"].size();
+  }
+  REQUIRE(listed == 3);
+  std::this_thread::sleep_for(300ms);
+  auto args = Bearer(s.token());
+  args.insert(args.end(), {"--data-binary", "one more"});
+  auto refused = Curl(args, s.url("/v1/videos?filename=more.bin"));
+  INFO(refused.body << s.log());
+  CHECK(refused.status == 503);
+  CHECK(!refused.header("retry-after").empty());
+  for (auto& t : stalled) t.join();
+  // The stalled ones ended (idle timeout): their files are closed and uploads go through.
+  auto later = Curl(args, s.url("/v1/videos?filename=later.bin"));
+  CHECK(later.status == 201);
+  CHECK(Curl({}, s.url("/healthz")).status == 200);
+}
+
+TEST_CASE(
+    "bytes of a tus PATCH cut by kill -9 are kept up to the last sync and so are the counters",
+    "[integration][api][tus]") {
+  auto dir = ScratchDir::Create("api-patch-crash");
+  REQUIRE(dir.ok());
+  ServeProcess s(dir->path() / "data", kFlags);
+  REQUIRE(s.Start().empty());
+  // One finished upload, so the counters have something to keep.
+  auto args = Bearer(s.token());
+  args.insert(args.end(), {"--data-binary", "not a video"});
+  REQUIRE(Curl(args, s.url("/v1/videos?filename=small.bin")).status == 201);
+
+  const uint64_t total = 12u << 20;
+  std::string bytes(total, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 131) % 251);
+  const std::string upload = CreateUpload(s, s.token(), total);
+  REQUIRE(!upload.empty());
+  const size_t sent = 10u << 20;
+  // The PATCH announces every byte, sends 10 MiB and waits: the server sees a PATCH in flight.
+  std::thread patch([&] {
+    RawRequest(s.port(),
+               "PATCH " + upload + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + s.token() +
+                   "\r\nTus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream"
+                   "\r\nUpload-Offset: 0\r\nContent-Length: " +
+                   std::to_string(total) + "\r\n\r\n" + bytes.substr(0, sent),
+               3s);
+  });
+  uint64_t offset = 0;
+  for (int i = 0; i < 100 && offset < (8u << 20); ++i) {
+    std::this_thread::sleep_for(100ms);
+    auto h = Tus(s, s.token(), "HEAD", upload, "");
+    offset = std::stoull("0" + HeaderOf(h.response, "upload-offset"));
+  }
+  INFO("HEAD during the PATCH: " << offset);
+  CHECK(offset >= (8u << 20));
+  auto metrics = Curl({}, s.url("/metrics")).body;
+  s.Kill9();
+  patch.join();
+  REQUIRE(s.Start().empty());
+  auto h = Tus(s, s.token(), "HEAD", upload, "");
+  REQUIRE(h.status() == 200);
+  const uint64_t kept = std::stoull("0" + HeaderOf(h.response, "upload-offset"));
+  INFO("kept after kill -9: " << kept);
+  CHECK(kept >= (8u << 20));
+  CHECK(kept <= sent);
+  bool same = false;
+  for (const auto& name : UploadFiles(s)) {
+    const std::string file = ReadFile(s.data() / "uploads" / name);
+    same |= file.size() >= kept && file.compare(0, kept, bytes, 0, kept) == 0;
+  }
+  CHECK(same);  // the bytes HEAD counts are the bytes sent
+  // The counters survived the restart and agree.
+  auto value = [](const std::string& text, const std::string& name) {
+    size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + name.size() + 2));
+  };
+  auto after = Curl({}, s.url("/metrics")).body;
+  INFO("before:\n" << metrics << "\nafter:\n" << after);
+  CHECK(value(metrics, "zerofarm_uploads_total") == 2);
+  CHECK(value(after, "zerofarm_uploads_total") == 2);
+  CHECK(value(metrics, "zerofarm_uploads_completed_total") == 1);
+  CHECK(value(after, "zerofarm_uploads_completed_total") == 1);
+}
