@@ -13,6 +13,7 @@ packages=(
   catch2 nlohmann-json3-dev bubblewrap
   python3 wrk nginx-light gnuplot-nox
   dpkg-dev nasm meson
+  clang libclang-rt-dev  # the libFuzzer targets (scripts/fuzz.sh)
 )
 # The web page's packages come from the npm registry at build time (web/CMakeLists.txt), and
 # the browser test drives Debian's Chromium. A Node.js that is already there (NodeSource's

@@ -392,12 +392,11 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
           state_ = State::kEnd;
           break;
         }
+        // The limits hold however the body was cut into reads.
         size_t eol = buf_.find("\r\n");
-        if (eol == std::string::npos) {
-          if (buf_.size() > 256)
-            return Status::Error("bad_multipart", "bad multipart boundary line");
-          return Status::Ok();
-        }
+        if (eol == std::string::npos ? buf_.size() > 257 : eol > 256)
+          return Status::Error("bad_multipart", "bad multipart boundary line");
+        if (eol == std::string::npos) return Status::Ok();
         buf_.erase(0, eol + 2);
         state_ = State::kHeaders;
         break;
@@ -405,11 +404,9 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
       case State::kHeaders: {
         size_t end = buf_.find("\r\n\r\n");
         if (buf_.compare(0, 2, "\r\n") == 0) end = 0;  // a part without headers
-        if (end == std::string::npos) {
-          if (buf_.size() > 16384)
-            return Status::Error("bad_multipart", "multipart part headers too large");
-          return Status::Ok();
-        }
+        if (end == std::string::npos ? buf_.size() > 16387 : end > 16384)
+          return Status::Error("bad_multipart", "multipart part headers too large");
+        if (end == std::string::npos) return Status::Ok();
         std::string_view headers(buf_.data(), end);
         taking_ = false;
         size_t pos = 0;
