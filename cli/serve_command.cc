@@ -93,6 +93,12 @@ constexpr const char* kUsage =
     "  --idle-timeout DUR      longest pause inside a body or a response (default 60s) -> 408\n"
     "  --request-timeout DUR   a request's body must have arrived within (default 6h) -> 408\n"
     "  --max-connections N     open connections (default 256) -> 503\n"
+    "  --max-open-uploads N    unfinished tus uploads per tenant (default 100) -> 429\n"
+    "  --max-open-uploads-total N  unfinished tus uploads of all tenants (default 10000) -> 503\n"
+    "  --upload-expiry DUR     an unfinished tus upload with no new byte for this long is\n"
+    "                          removed (default 24h; tus Upload-Expires)\n"
+    "  --max-upload-files N    uploads receiving bytes at once, each holding its file open\n"
+    "                          (default: a quarter of the descriptor limit) -> 503\n"
     "\n"
     "--unsandboxed runs the worker as a plain process (development only; loudly reported).\n";
 
@@ -113,7 +119,8 @@ constexpr const char* kProxyUsage =
     "  --backup-after DUR      a task running this long and 3x its job's median gets a backup\n"
     "                          copy on another node holding its chunk (default 15s)\n"
     "limits: as for zerofarm serve (--max-upload, --max-header, --header-timeout,\n"
-    "  --idle-timeout, --request-timeout, --max-connections).\n";
+    "  --idle-timeout, --request-timeout, --max-connections, --max-open-uploads,\n"
+    "  --max-open-uploads-total, --upload-expiry, --max-upload-files).\n";
 
 bool g_proxy = false;
 
@@ -152,6 +159,10 @@ int RunFront(int argc, char** argv, bool proxy) {
   const std::string idle_timeout = flags.Take("idle-timeout").value_or("60s");
   const std::string request_timeout = flags.Take("request-timeout").value_or("6h");
   const std::string max_connections = flags.Take("max-connections").value_or("256");
+  const std::string open_uploads = flags.Take("max-open-uploads").value_or("100");
+  const std::string open_uploads_total = flags.Take("max-open-uploads-total").value_or("10000");
+  const std::string upload_expiry = flags.Take("upload-expiry").value_or("24h");
+  const std::string upload_files = flags.Take("max-upload-files").value_or("0");
   const bool unsandboxed = !proxy && flags.Has("unsandboxed");
   if (unsandboxed) (void)flags.Take("unsandboxed");
   if (!flags.error().empty()) return Usage(flags.error());
@@ -173,6 +184,14 @@ int RunFront(int argc, char** argv, bool proxy) {
     vo.worker_slots = std::stoi(workers);
     vo.chunk_seconds = std::stod(chunk);
     so.max_connections = static_cast<size_t>(std::stoul(max_connections));
+    for (const std::string* n : {&open_uploads, &open_uploads_total, &upload_files})
+      if (n->empty() || n->find_first_not_of("0123456789") != std::string::npos)
+        return Usage(
+            "--max-open-uploads, --max-open-uploads-total and --max-upload-files take "
+            "a whole number");
+    vo.max_open_uploads_per_tenant = static_cast<size_t>(std::stoul(open_uploads));
+    vo.max_open_uploads = static_cast<size_t>(std::stoul(open_uploads_total));
+    vo.max_upload_descriptors = static_cast<size_t>(std::stoul(upload_files));
   } catch (const std::exception&) {
     return Usage("a numeric option is not a number");
   }
@@ -187,6 +206,10 @@ int RunFront(int argc, char** argv, bool proxy) {
   if (!upload || !header || *header < 1024 || *header > (64u << 20) || !memory || !ht || !it ||
       !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0 || so.max_connections == 0)
     return Usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
+  auto expiry = ParseDuration(upload_expiry);
+  if (!expiry || expiry->count() < 1000)
+    return Usage("--upload-expiry takes a duration of at least 1s, such as 24h");
+  vo.upload_expiry = std::chrono::duration_cast<std::chrono::seconds>(*expiry);
   auto backup = ParseDuration(backup_after);
   if (!backup || backup->count() <= 0) return Usage("--backup-after takes a duration such as 15s");
   vo.backup_after = *backup;

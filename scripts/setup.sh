@@ -14,6 +14,7 @@ packages=(
   python3 wrk nginx-light gnuplot-nox
   dpkg-dev nasm meson
   busybox-static binutils
+  clang libclang-rt-dev  # the libFuzzer targets (scripts/fuzz.sh)
 )
 # The web page's packages come from the npm registry at build time (web/CMakeLists.txt), and
 # the browser test drives Debian's Chromium. A Node.js that is already there (NodeSource's

@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
 
 namespace zerofarm::api {
 namespace {
@@ -68,6 +71,170 @@ std::optional<std::string> HeaderParam(std::string_view header, std::string_view
 }
 
 }  // namespace
+
+Status CheckFraming(unsigned version, const std::vector<std::string_view>& transfer_encodings,
+                    size_t content_lengths) {
+  if (transfer_encodings.empty()) return Status::Ok();
+  if (version < 11)
+    return Status::Error("bad_framing", "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+  if (content_lengths > 0)
+    return Status::Error("bad_framing",
+                         "a request may not carry both Transfer-Encoding and Content-Length");
+  // Every coding of every field, in order; empty list elements are allowed and skipped.
+  std::vector<std::string> codings;
+  for (std::string_view field : transfer_encodings) {
+    while (true) {
+      const size_t comma = field.find(',');
+      std::string_view item = Trim(field.substr(0, comma));
+      if (!item.empty()) codings.push_back(Lower(item));
+      if (comma == std::string_view::npos) break;
+      field.remove_prefix(comma + 1);
+    }
+  }
+  if (codings.empty())
+    return Status::Error("bad_framing", "Transfer-Encoding names no transfer coding");
+  if (codings.back() != "chunked")
+    return Status::Error("bad_framing",
+                         "the final transfer coding must be chunked (the body length cannot "
+                         "be determined otherwise)");
+  if (std::count(codings.begin(), codings.end(), "chunked") > 1)
+    return Status::Error("bad_framing", "chunked may be applied only once");
+  if (codings.size() > 1) {
+    std::string first = codings.front();
+    if (first.size() > 40) first = first.substr(0, 40) + "...";
+    std::string printable;
+    for (char c : first) printable += (c >= 0x20 && c < 0x7f) ? c : '?';
+    return Status::Error("not_implemented", "the transfer coding '" + printable +
+                                                "' is not implemented; only chunked is");
+  }
+  return Status::Ok();
+}
+
+Status CheckFraming(unsigned version, const boost::beast::http::fields& head) {
+  namespace http = boost::beast::http;
+  std::vector<std::string_view> te;
+  for (auto [it, end] = head.equal_range(http::field::transfer_encoding); it != end; ++it)
+    te.emplace_back(it->value().data(), it->value().size());
+  return CheckFraming(version, te, head.count(http::field::content_length));
+}
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+namespace {
+
+// Strict base64 (RFC 4648 alphabet); padding optional, but when present it must be right.
+std::optional<std::string> Base64Decode(std::string_view in) {
+  static constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t pad = 0;
+  while (!in.empty() && in.back() == '=' && pad < 2) {
+    in.remove_suffix(1);
+    ++pad;
+  }
+  if (pad && (in.size() + pad) % 4 != 0) return std::nullopt;
+  if (in.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const size_t v = kAlphabet.find(c);
+    if (v == std::string_view::npos) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  if (bits && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;  // non-canonical tail
+  return out;
+}
+
+}  // namespace
+
+Result<std::map<std::string, std::string>> ParseUploadMetadata(std::string_view header) {
+  std::map<std::string, std::string> out;
+  header = Trim(header);
+  if (header.empty()) return out;
+  while (true) {
+    const size_t comma = header.find(',');
+    std::string_view pair = Trim(header.substr(0, comma));
+    if (pair.empty()) {  // an empty list element
+      if (comma == std::string_view::npos) break;
+      header.remove_prefix(comma + 1);
+      continue;
+    }
+    const size_t space = pair.find(' ');
+    const std::string_view key = pair.substr(0, space);
+    if (key.empty() || !std::all_of(key.begin(), key.end(),
+                                    [](char c) { return c > 0x20 && c < 0x7f && c != ','; }))
+      return Status::Error("invalid_argument",
+                           "Upload-Metadata: a key is empty or not printable ASCII");
+    std::string value;
+    if (space != std::string_view::npos) {
+      auto decoded = Base64Decode(Trim(pair.substr(space + 1)));
+      if (!decoded)
+        return Status::Error("invalid_argument", "Upload-Metadata: the value of '" +
+                                                     std::string(key) + "' is not valid base64");
+      value = std::move(*decoded);
+    }
+    if (!out.emplace(std::string(key), std::move(value)).second)
+      return Status::Error("invalid_argument",
+                           "Upload-Metadata: the key '" + std::string(key) + "' is repeated");
+    if (out.size() > 64) return Status::Error("invalid_argument", "Upload-Metadata: too many keys");
+    if (comma == std::string_view::npos) break;
+    header.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::string ErrorJson(std::string_view code, std::string_view message) {
+  const nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string HttpDate(int64_t t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  static const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[tm.tm_wday % 7],
+                tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                tm.tm_sec);
+  return buf;
+}
 
 bool ParseU64(std::string_view s, uint64_t& v) {
   if (s.empty() || s.size() > 19) return false;
@@ -225,12 +392,11 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
           state_ = State::kEnd;
           break;
         }
+        // The limits hold however the body was cut into reads.
         size_t eol = buf_.find("\r\n");
-        if (eol == std::string::npos) {
-          if (buf_.size() > 256)
-            return Status::Error("bad_multipart", "bad multipart boundary line");
-          return Status::Ok();
-        }
+        if (eol == std::string::npos ? buf_.size() > 257 : eol > 256)
+          return Status::Error("bad_multipart", "bad multipart boundary line");
+        if (eol == std::string::npos) return Status::Ok();
         buf_.erase(0, eol + 2);
         state_ = State::kHeaders;
         break;
@@ -238,11 +404,9 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
       case State::kHeaders: {
         size_t end = buf_.find("\r\n\r\n");
         if (buf_.compare(0, 2, "\r\n") == 0) end = 0;  // a part without headers
-        if (end == std::string::npos) {
-          if (buf_.size() > 16384)
-            return Status::Error("bad_multipart", "multipart part headers too large");
-          return Status::Ok();
-        }
+        if (end == std::string::npos ? buf_.size() > 16387 : end > 16384)
+          return Status::Error("bad_multipart", "multipart part headers too large");
+        if (end == std::string::npos) return Status::Ok();
         std::string_view headers(buf_.data(), end);
         taking_ = false;
         size_t pos = 0;

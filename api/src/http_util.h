@@ -2,6 +2,7 @@
 // streaming multipart/form-data reader. Pure functions and single-owner objects; thread-compatible.
 #pragma once
 
+#include <boost/beast/http/fields.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -20,6 +21,32 @@ namespace zerofarm::api {
 // that decodes to "." or "..", or holds '/', '\\' or NUL after decoding, bad %-escapes, a
 // target not starting with '/', or more than 16 segments.
 bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query);
+
+// Message framing of a request head (RFC 9112 section 6): `transfer_encodings` holds every
+// Transfer-Encoding field value in order, `content_lengths` how many Content-Length fields came.
+// The only transfer coding implemented is chunked, once and last. Errors (each answered with
+// the connection closed, so no byte of the body is ever read as another request):
+// "bad_framing" (400): chunked missing, not final or repeated, a Transfer-Encoding beside a
+// Content-Length, or in an HTTP/1.0 request; "not_implemented" (501): any other coding.
+Status CheckFraming(unsigned version, const std::vector<std::string_view>& transfer_encodings,
+                    size_t content_lengths);
+// The same for a parsed head.
+Status CheckFraming(unsigned version, const boost::beast::http::fields& head);
+
+// Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// tus Upload-Metadata ("key base64,key2 base64,key3"): decoded values by key. Errors
+// ("invalid_argument"): a key that is empty, repeated or not printable ASCII, a value that is
+// not valid base64 (RFC 4648, padding optional), more than 64 pairs.
+Result<std::map<std::string, std::string>> ParseUploadMetadata(std::string_view header);
+
+// The API's error body {"error": {"code": ..., "message": ...}}. Never throws: bytes that are
+// not UTF-8 (a message may quote what a client sent) become U+FFFD.
+std::string ErrorJson(std::string_view code, std::string_view message);
+
+// An HTTP-date (RFC 9110 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") of Unix time `t`.
+std::string HttpDate(int64_t t);
 
 // A decimal header value of at most 19 digits (no sign, no spaces); false otherwise.
 bool ParseU64(std::string_view s, uint64_t& v);

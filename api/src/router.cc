@@ -37,11 +37,20 @@ unsigned StatusForCode(const std::string& code) {
   if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
   if (code == "body_limit") return 413;
   if (code == "timeout") return 408;
+  if (code == "too_many_uploads") return 429;
+  if (code == "unavailable") return 503;
   return 500;
 }
 
 Response FromStatus(const Status& s) {
-  return ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
+  Response r = ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
+  if (r.status == 503) r.Header("Retry-After", "5");
+  return r;
+}
+
+// tus expiration: when an unfinished upload is removed.
+void AddUploadExpires(Response& r, const std::optional<int64_t>& expires) {
+  if (expires) r.Header("Upload-Expires", HttpDate(*expires));
 }
 
 bool IsRung(std::string_view s) {
@@ -74,53 +83,23 @@ std::string Hex(uint64_t v) {
   return buf;
 }
 
-std::string Base64Decode(std::string_view in) {
-  static const std::string kAlphabet =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : in) {
-    if (c == '=') break;
-    size_t v = kAlphabet.find(c);
-    if (v == std::string::npos) continue;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  return out;
-}
-
-// tus Upload-Metadata: "key base64,key2 base64".
-std::map<std::string, std::string> ParseUploadMetadata(std::string_view header) {
-  std::map<std::string, std::string> out;
-  while (!header.empty()) {
-    size_t comma = header.find(',');
-    std::string_view pair = header.substr(0, comma);
-    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    size_t space = pair.find(' ');
-    std::string key(pair.substr(0, space));
-    if (!key.empty())
-      out[key] = space == std::string_view::npos ? "" : Base64Decode(pair.substr(space + 1));
-    if (comma == std::string_view::npos) break;
-    header.remove_prefix(comma + 1);
-  }
-  return out;
-}
-
 std::string SafeFilename(std::string name) {
   if (size_t slash = name.find_last_of("/\\"); slash != std::string::npos) name.erase(0, slash + 1);
   std::string out;
   for (char c : name)
     if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) out += c;
-  if (out.size() > 200) out.resize(200);
+  if (out.size() > 200) {  // cut at a character boundary: the name stays valid UTF-8
+    size_t cut = 200;
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+    out.resize(cut);
+  }
   return out;
 }
 
 Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::NewVideo& v) {
+  for (const char* key : {"ladder", "preset", "filename"})
+    if (auto it = query.find(key); it != query.end() && !IsValidUtf8(it->second))
+      return Status::Error("invalid_argument", std::string(key) + " is not valid UTF-8");
   if (auto it = query.find("ladder"); it != query.end() && !it->second.empty()) {
     auto ladder = transcode::ParseLadder(it->second);
     if (!ladder.ok()) return Status::Error("invalid_argument", ladder.status().message());
@@ -176,8 +155,7 @@ uint64_t Response::size() const {
 }
 
 Response ErrorResponse(unsigned status, const std::string& code, const std::string& message) {
-  json j = {{"error", {{"code", code}, {"message", message}}}};
-  return JsonResponse(status, j.dump());
+  return JsonResponse(status, ErrorJson(code, message));
 }
 
 void HttpCounters::CountResponse(unsigned status) {
@@ -242,6 +220,7 @@ class UploadSink final : public BodySink {
     }
     return multipart_->Feed(
         bytes, [this](std::string_view filename, std::span<const std::byte> data) -> Status {
+          ZF_RETURN_IF_ERROR(CheckPartFilename(filename));
           if (v_.filename.empty()) v_.filename = SafeFilename(std::string(filename));
           ZF_RETURN_IF_ERROR(EnsureCreated());
           return r_.videos_.Append(id_, data);
@@ -255,6 +234,8 @@ class UploadSink final : public BodySink {
       return ErrorResponse(400, "bad_multipart",
                            "the multipart/form-data body has no complete \"file\" part");
     }
+    if (multipart_)
+      if (Status s = CheckPartFilename(multipart_->filename()); !s.ok()) return FromStatus(s);
     if (Status s = EnsureCreated(); !s.ok()) return FromStatus(s);
     auto committed = r_.videos_.Commit(id_, /*final=*/true);
     if (!committed.ok()) return FromStatus(committed.status());
@@ -281,6 +262,10 @@ class UploadSink final : public BodySink {
   }
 
  private:
+  static Status CheckPartFilename(std::string_view filename) {
+    if (IsValidUtf8(filename)) return Status::Ok();
+    return Status::Error("invalid_argument", "the multipart filename is not valid UTF-8");
+  }
   Status EnsureCreated() {
     if (!id_.empty()) return Status::Ok();
     auto created = r_.videos_.Create(v_);
@@ -317,6 +302,7 @@ class PatchSink final : public BodySink {
     Response resp;
     resp.status = 204;
     resp.Header("Upload-Offset", std::to_string(*offset));
+    if (auto st = r_.videos_.FindUpload(upload_id_); st.ok()) AddUploadExpires(resp, st->expires);
     return Tus(std::move(resp));
   }
   Response Fail(const Status& why) override {
@@ -374,7 +360,14 @@ Routed Router::RouteUnguarded(const Request& req) {
   std::string raw_query;
   if (!SplitTarget(req.target(), segs, raw_query))
     return {ErrorResponse(400, "bad_path", "the request path is not acceptable"), nullptr};
+  for (const auto& seg : segs)
+    if (!IsValidUtf8(seg))
+      return {ErrorResponse(400, "bad_path", "the request path is not valid UTF-8"), nullptr};
   const auto query = ParseQuery(raw_query);
+  for (const auto& [key, value] : query)
+    if (!IsValidUtf8(key) || !IsValidUtf8(value))
+      return {ErrorResponse(400, "invalid_argument", "the query string is not valid UTF-8"),
+              nullptr};
   const std::string tmpl = TemplateOf(segs);
   std::string method(req.method_string());
   const bool head = req.method() == http::verb::head;
@@ -402,7 +395,7 @@ Routed Router::RouteUnguarded(const Request& req) {
     if (tus) {
       r.Header("Tus-Resumable", "1.0.0");
       r.Header("Tus-Version", "1.0.0");
-      r.Header("Tus-Extension", "creation,termination");
+      r.Header("Tus-Extension", "creation,termination,expiration");
       r.Header("Tus-Max-Size", std::to_string(opt_.max_upload_bytes));
     }
     return {std::move(r), nullptr};
@@ -492,7 +485,9 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
       return {ErrorResponse(413, "too_large",
                             "Upload-Length is above " + std::to_string(opt_.max_upload_bytes)),
               nullptr};
-    auto meta = ParseUploadMetadata(req["Upload-Metadata"]);
+    auto parsed_meta = ParseUploadMetadata(req["Upload-Metadata"]);
+    if (!parsed_meta.ok()) return {FromStatus(parsed_meta.status()), nullptr};
+    auto& meta = *parsed_meta;
     scheduler::NewVideo v;
     v.tenant = *tenant;
     v.length = length;
@@ -514,6 +509,7 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
     r.Header("Location", "/v1/uploads/" + uid);
     r.Header("Zerofarm-Video-Id", id);
     r.Header("Upload-Offset", "0");
+    if (auto st = videos_.FindUpload(uid); st.ok()) AddUploadExpires(r, st->expires);
     return {std::move(r), nullptr};
   }
   if (tmpl == "/v1/uploads/{upload_id}") {
@@ -532,6 +528,7 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
       Response r;
       r.Header("Upload-Offset", std::to_string(st->offset));
       if (st->length) r.Header("Upload-Length", std::to_string(*st->length));
+      AddUploadExpires(r, st->expires);
       r.Header("Cache-Control", "no-store");
       return {std::move(r), nullptr};
     }

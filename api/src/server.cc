@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "http_util.h"
 #include "router.h"
 #include "zerofarm/base/unique_fd.h"
 
@@ -43,7 +44,8 @@ constexpr const char* kAllowHeaders =
     "Tus-Resumable, Range, If-None-Match, If-Range";
 constexpr const char* kExposeHeaders =
     "Location, Upload-Offset, Upload-Length, Tus-Resumable, Tus-Version, Tus-Extension, "
-    "Tus-Max-Size, Zerofarm-Video-Id, Content-Range, ETag, Content-Length, Accept-Ranges";
+    "Tus-Max-Size, Upload-Expires, Zerofarm-Video-Id, Content-Range, ETag, Content-Length, "
+    "Accept-Ranges, Retry-After";
 
 struct Shared {
   Shared(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)
@@ -168,6 +170,13 @@ class Session : public std::enable_shared_from_this<Session> {
       return SendError(400, "bad_request", "malformed request: " + ec.message());
     }
     if (ec) return Close();
+    // A body whose length is ambiguous is never read: the connection closes after the answer,
+    // so no byte of it can be taken for another request (request smuggling).
+    if (Status framing = CheckFraming(header_->get().version(), header_->get()); !framing.ok()) {
+      sh_.counters.CountRejection("bad_framing");
+      return SendError(framing.code() == "not_implemented" ? 501 : 400, framing.code(),
+                       framing.message());
+    }
     keep_alive_ = header_->get().keep_alive();
     request_deadline_ = std::chrono::steady_clock::now() + sh_.opt.request_timeout;
     expect_continue_ = beast::iequals(header_->get()[http::field::expect], "100-continue");

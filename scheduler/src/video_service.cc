@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr double kBuckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
+constexpr const char* kStatsKey = "stats/uploads";  // the upload counters, across restarts
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
@@ -47,13 +49,87 @@ std::string RandomHex(size_t bytes) {
   return out;
 }
 
-std::string NowIso() {
-  std::time_t t = std::time(nullptr);
+std::string IsoTime(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+std::string NowIso() { return IsoTime(std::time(nullptr)); }
+std::optional<int64_t> ParseIsoTime(const std::string& s) {
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end) return std::nullopt;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+// An unfinished resumable upload: it counts against the caps and expires.
+bool IsOpenTus(const json& rec) {
+  return rec.value("kind", "") == "tus" && rec.value("status", "") == "uploading";
+}
+
+// Uploads receiving bytes at once (each holds its file open for writing, and its ingest may
+// hold a reader beside it). A file is open only while bytes flow; past the limit a new writer
+// is refused ("unavailable") instead of the process running out of descriptors. Readers are
+// not counted (they serve uploads already accepted; one per job at most). Thread-safe.
+class FdBudget {
+ public:
+  explicit FdBudget(size_t limit) : limit_(limit) {}
+  bool full() const { return used_.load() >= limit_; }
+  void Take() { ++used_; }
+  void Return() { --used_; }
+
+ private:
+  const size_t limit_;
+  std::atomic<size_t> used_{0};
+};
+
+// A descriptor counted in an FdBudget; move-only, Close() is idempotent.
+class BudgetFd {
+ public:
+  BudgetFd() = default;
+  BudgetFd(UniqueFd fd, std::shared_ptr<FdBudget> budget)
+      : fd_(std::move(fd)), budget_(std::move(budget)) {}
+  BudgetFd(BudgetFd&&) noexcept = default;
+  BudgetFd& operator=(BudgetFd&& o) noexcept {
+    if (this != &o) {
+      Close();
+      fd_ = std::move(o.fd_);
+      budget_ = std::move(o.budget_);
+    }
+    return *this;
+  }
+  ~BudgetFd() { Close(); }
+  int get() const { return fd_.get(); }
+  bool valid() const { return fd_.valid(); }
+  void Close() noexcept {
+    if (!fd_.valid()) return;
+    fd_.Close();
+    if (budget_) budget_->Return();
+  }
+
+ private:
+  UniqueFd fd_;
+  std::shared_ptr<FdBudget> budget_;
+};
+
+Result<BudgetFd> OpenCounted(const std::shared_ptr<FdBudget>& budget, const fs::path& path,
+                             int flags, bool writer) {
+  if (writer && budget->full())
+    return Status::Error("unavailable",
+                         "the server has as many uploads receiving bytes as it allows; retry "
+                         "shortly");
+  UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
+    const int err = errno;
+    if (err == EMFILE || err == ENFILE)
+      return Status::Error("unavailable", "the server is out of file descriptors; retry shortly");
+    return ErrnoError("open " + path.string(), err);
+  }
+  if (!writer) return BudgetFd(std::move(fd), nullptr);
+  budget->Take();
+  return BudgetFd(std::move(fd), budget);
 }
 
 bool IsHexId(std::string_view s, std::string_view prefix, size_t digits) {
@@ -66,8 +142,11 @@ bool IsHexId(std::string_view s, std::string_view prefix, size_t digits) {
 struct Active {
   std::mutex mu;
   std::condition_variable cv;
-  UniqueFd write_fd;
-  UniqueFd read_fd;
+  fs::path path;  // the upload file
+  std::shared_ptr<FdBudget> budget;
+  BudgetFd write_fd;  // open only while bytes are written
+  bool resumable = false;
+  std::chrono::steady_clock::time_point last_sync = std::chrono::steady_clock::now();
   uint64_t written = 0;              // bytes in the file (readable by ingest)
   uint64_t synced = 0;               // bytes fsynced and recorded
   bool ended = false;                // the upload is complete
@@ -87,16 +166,25 @@ class UploadSource final : public transcode::ByteSource {
   explicit UploadSource(std::shared_ptr<Active> a) : a_(std::move(a)) {}
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
     std::unique_lock lock(a_->mu);
-    a_->cv.wait(lock, [&] {
+    auto ready = [&] {
       return a_->stop || !a_->failed_code.empty() || a_->written > offset || a_->ended;
-    });
+    };
+    if (!ready()) {
+      fd_.Close();  // no descriptor is held while the upload waits for its bytes
+      a_->cv.wait(lock, ready);
+    }
     if (a_->stop) return Status::Error("cancelled", "the job was stopped");
     if (!a_->failed_code.empty())
       return Status::Error(a_->failed_code, "the upload ended before the whole file arrived");
     if (offset >= a_->written || out.empty()) return size_t{0};
     const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a_->written - offset));
-    const int fd = a_->read_fd.get();
     lock.unlock();
+    if (!fd_.valid()) {
+      auto opened = OpenCounted(a_->budget, a_->path, O_RDONLY, /*writer=*/false);
+      if (!opened.ok()) return opened.status();
+      fd_ = std::move(*opened);
+    }
+    const int fd = fd_.get();
     size_t done = 0;
     while (done < n) {
       ssize_t r = ::pread(fd, out.data() + done, n - done, static_cast<off_t>(offset + done));
@@ -117,6 +205,7 @@ class UploadSource final : public transcode::ByteSource {
 
  private:
   std::shared_ptr<Active> a_;
+  BudgetFd fd_;  // used by the job's thread only
 };
 
 // One task of the farm view; "error" only when its last attempt failed.
@@ -187,9 +276,23 @@ class Service final : public VideoService {
                                   : static_cast<int>(std::thread::hardware_concurrency());
     if (executor_) n = executor_->slots();
     slots_ = std::make_shared<WorkerSlots>(n);
+    size_t fds = opt_.max_upload_descriptors;
+    if (fds == 0) {
+      rlimit rl{};
+      fds = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                ? std::max<size_t>(static_cast<size_t>(rl.rlim_cur / 4), 8)
+                : 4096;
+    }
+    budget_ = std::make_shared<FdBudget>(fds);
   }
 
   ~Service() override {
+    {
+      std::lock_guard lock(reaper_mu_);
+      reaper_stop_ = true;
+    }
+    reaper_cv_.notify_all();
+    if (reaper_.joinable()) reaper_.join();
     shutting_down_ = true;
     std::vector<std::shared_ptr<Active>> all;
     {
@@ -206,6 +309,14 @@ class Service final : public VideoService {
     fs::create_directories(UploadsDir(), ec);
     fs::create_directories(VideosDir(), ec);
     if (ec) return Status::Error("io_error", "cannot create " + VideosDir().string());
+    if (auto stats = store_->GetMeta(kStatsKey); stats.ok() && stats->has_value()) {
+      json j = json::parse(**stats, nullptr, false);
+      if (j.is_object()) {
+        uploads_started_ = j.value("started", uint64_t{0});
+        uploads_completed_ = j.value("completed", uint64_t{0});
+        upload_bytes_ = j.value("bytes", uint64_t{0});
+      }
+    }
     auto listed = store_->ListMeta("videos/");
     if (!listed.ok()) return listed.status();
     std::lock_guard lock(mu_);
@@ -225,23 +336,23 @@ class Service final : public VideoService {
         fs::remove(UploadsDir() / id, ec);
         continue;
       }
-      auto a = std::make_shared<Active>();
-      Status opened = OpenFiles(id, *a, /*create=*/false);
-      if (!opened.ok()) {
-        MarkFailed(records_[id], "upload_lost", opened.message());
-        continue;
-      }
+      auto a = NewActive(id, resumable);
+      // Bytes past the recorded offset were never acknowledged: the file is cut back to it.
       const uint64_t received = rec.value("bytes_received", uint64_t{0});
-      if (::ftruncate(a->write_fd.get(), static_cast<off_t>(received)) != 0) {
-        MarkFailed(records_[id], "upload_lost", "cannot truncate the upload file");
+      if (::truncate(a->path.c_str(), static_cast<off_t>(received)) != 0 &&
+          !(errno == ENOENT && received == 0)) {
+        MarkFailed(records_[id], "upload_lost",
+                   ErrnoError("truncate " + a->path.string(), errno).message());
         continue;
       }
       a->written = a->synced = received;
       if (rec["size"].is_number()) a->declared = rec["size"].get<uint64_t>();
       a->ended = status == "processing";
       active_[id] = a;
-      StartJob(id, a);
+      // An unfinished upload waits for its next bytes with no thread and no descriptor.
+      if (a->ended || !resumable) StartJob(id, a);
     }
+    reaper_ = std::thread([this] { ReapLoop(); });
     return Status::Ok();
   }
 
@@ -261,17 +372,26 @@ class Service final : public VideoService {
                 {"preset", v.preset},
                 {"kind", v.resumable ? "tus" : "raw"}};
     for (int r : v.ladder) rec["ladder"].push_back(std::to_string(r) + "p");
-    if (v.resumable) rec["upload_id"] = "u_" + RandomHex(12);
-    auto a = std::make_shared<Active>();
+    if (v.resumable) {
+      rec["upload_id"] = "u_" + RandomHex(12);
+      rec["upload_expires_at"] = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
+    } else if (budget_->full()) {
+      return Status::Error("unavailable",
+                           "the server has as many uploads receiving bytes as it allows; retry "
+                           "shortly");
+    }
+    // No file yet: it is created by the first bytes, so a refused request leaves nothing.
+    auto a = NewActive(id, v.resumable);
     a->declared = v.length;
-    ZF_RETURN_IF_ERROR(OpenFiles(id, *a, /*create=*/true));
     std::lock_guard lock(mu_);
+    if (v.resumable) ZF_RETURN_IF_ERROR(CheckUploadCaps(v.tenant));
     ZF_RETURN_IF_ERROR(Save(rec));
     records_[id] = rec;
     if (v.resumable) uploads_[rec["upload_id"]] = id;
     active_[id] = a;
     ++uploads_started_;
-    StartJob(id, a);
+    SaveStats();
+    if (!v.resumable) StartJob(id, a);  // a resumable upload's job starts with its first bytes
     return PublicJson(rec, a.get(), true).dump();
   }
 
@@ -283,6 +403,11 @@ class Service final : public VideoService {
     {
       std::lock_guard lock(a->mu);
       if (a->ended || a->stop) return Status::Error("conflict", "the upload has ended");
+      if (!a->write_fd.valid()) {
+        auto opened = OpenCounted(budget_, a->path, O_WRONLY | O_CREAT, /*writer=*/true);
+        if (!opened.ok()) return opened.status();
+        a->write_fd = std::move(*opened);
+      }
       at = a->written;
       fd = a->write_fd.get();
     }
@@ -297,39 +422,25 @@ class Service final : public VideoService {
       if (w < 0) return ErrnoError("write upload", errno);
       done += static_cast<size_t>(w);
     }
+    bool sync;
     {
       std::lock_guard lock(a->mu);
       a->written = at + done;
+      if (!a->job.joinable() && !a->stop) StartJob(id, a);  // a resumable upload's first bytes
+      sync = a->resumable && (a->written - a->synced >= opt_.sync_every_bytes ||
+                              std::chrono::steady_clock::now() - a->last_sync >= opt_.sync_every);
     }
     a->cv.notify_all();
     upload_bytes_ += done;
+    // Bytes of a PATCH still streaming survive a crash up to the last sync.
+    if (sync) return SyncAndRecord(id, *a, /*final=*/false, /*close=*/false).status();
     return Status::Ok();
   }
 
   Result<uint64_t> Commit(const std::string& id, bool final) override {
     auto a = FindActive(id);
     if (!a) return Status::Error("not_found", "no upload in progress for " + id);
-    uint64_t synced;
-    {
-      std::lock_guard lock(a->mu);
-      if (::fdatasync(a->write_fd.get()) != 0) return ErrnoError("fdatasync upload", errno);
-      a->synced = synced = a->written;
-      if (final) a->ended = true;
-    }
-    a->cv.notify_all();
-    std::lock_guard lock(mu_);
-    auto it = records_.find(id);
-    if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
-    json& rec = it->second;
-    rec["bytes_received"] = synced;
-    if (final) {
-      rec["size"] = synced;
-      ++uploads_completed_;
-      if (rec["status"] == "uploading") rec["status"] = "processing";
-    }
-    ZF_RETURN_IF_ERROR(Save(rec));
-    if (final && rec["status"] == "failed") DiscardUpload(id, *a);
-    return synced;
+    return SyncAndRecord(id, *a, final, /*close=*/true);
   }
 
   void AbortUpload(const std::string& id, const std::string& code,
@@ -338,6 +449,7 @@ class Service final : public VideoService {
     if (a) {
       std::lock_guard lock(a->mu);
       a->failed_code = code;
+      a->write_fd.Close();
     }
     if (a) a->cv.notify_all();
     std::lock_guard lock(mu_);
@@ -453,6 +565,11 @@ class Service final : public VideoService {
     s.offset = rec.value("bytes_received", uint64_t{0});
     if (rec["size"].is_number()) s.length = rec["size"].get<uint64_t>();
     s.ended = rec["status"] != "uploading";
+    if (IsOpenTus(rec)) {
+      s.expires = ParseIsoTime(rec.value("upload_expires_at", ""));
+      if (s.expires && *s.expires <= std::time(nullptr))
+        return Status::Error("not_found", "the upload " + upload_id + " expired");
+    }
     return s;
   }
 
@@ -497,18 +614,117 @@ class Service final : public VideoService {
   fs::path UploadsDir() const { return opt_.data_dir / "uploads"; }
   fs::path VideosDir() const { return opt_.data_dir / "videos"; }
 
-  Status OpenFiles(const std::string& id, Active& a, bool create) {
-    const fs::path path = UploadsDir() / id;
-    int flags = O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
-    a.write_fd = UniqueFd(::open(path.c_str(), flags, 0600));
-    if (!a.write_fd.valid()) return ErrnoError("open " + path.string(), errno);
-    a.read_fd = UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!a.read_fd.valid()) return ErrnoError("open " + path.string(), errno);
+  std::shared_ptr<Active> NewActive(const std::string& id, bool resumable) {
+    auto a = std::make_shared<Active>();
+    a->path = UploadsDir() / id;
+    a->budget = budget_;
+    a->resumable = resumable;
+    return a;
+  }
+
+  // Requires mu_. Whether `tenant` may open one more resumable upload.
+  Status CheckUploadCaps(const std::string& tenant) const {
+    size_t mine = 0, all = 0;
+    for (const auto& [id, rec] : records_) {
+      if (!IsOpenTus(rec)) continue;
+      ++all;
+      if (rec.value("tenant", "") == tenant) ++mine;
+    }
+    if (mine >= opt_.max_open_uploads_per_tenant)
+      return Status::Error("too_many_uploads",
+                           "this tenant has " + std::to_string(mine) +
+                               " unfinished uploads, the most allowed: finish or delete one");
+    if (all >= opt_.max_open_uploads)
+      return Status::Error("unavailable",
+                           "the server has as many unfinished uploads as it "
+                           "allows; retry later");
     return Status::Ok();
+  }
+
+  // Requires mu_. The upload counters, kept across restarts.
+  void SaveStats() {
+    json j = {{"started", uploads_started_.load()},
+              {"completed", uploads_completed_.load()},
+              {"bytes", upload_bytes_.load()}};
+    (void)store_->PutMeta(kStatsKey, j.dump());
+  }
+
+  // Syncs the bytes written so far and records them as received (a resumable upload's expiry
+  // moves on); `final` ends the upload; `close` drops the writer's descriptor.
+  Result<uint64_t> SyncAndRecord(const std::string& id, Active& a, bool final, bool close) {
+    uint64_t synced;
+    bool start_job = false;
+    {
+      std::lock_guard lock(a.mu);
+      if (a.write_fd.valid() && ::fdatasync(a.write_fd.get()) != 0)
+        return ErrnoError("fdatasync upload", errno);
+      if (close || final) a.write_fd.Close();
+      a.synced = synced = a.written;
+      a.last_sync = std::chrono::steady_clock::now();
+      if (final) a.ended = true;
+      start_job = final && !a.job.joinable() && !a.stop;  // a resumable upload with no bytes
+    }
+    a.cv.notify_all();
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
+    json& rec = it->second;
+    rec["bytes_received"] = synced;
+    if (final) {
+      rec["size"] = synced;
+      rec.erase("upload_expires_at");
+      ++uploads_completed_;
+      if (rec["status"] == "uploading") rec["status"] = "processing";
+    } else if (IsOpenTus(rec)) {
+      rec["upload_expires_at"] = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
+    }
+    ZF_RETURN_IF_ERROR(Save(rec));
+    if (final) SaveStats();
+    if (final && rec["status"] == "failed") DiscardUpload(id, a);
+    if (auto shared = start_job ? FindActiveLocked(id) : nullptr) {
+      std::lock_guard alock(a.mu);
+      if (!a.job.joinable() && !a.stop) StartJob(id, shared);
+    }
+    return synced;
+  }
+
+  // Removes the unfinished uploads whose expiry passed, every quarter of the expiry (at most
+  // every 30 s), until the service stops.
+  void ReapLoop() {
+    using namespace std::chrono;
+    const auto every = std::clamp<milliseconds>(duration_cast<milliseconds>(opt_.upload_expiry) / 4,
+                                                milliseconds(100), milliseconds(30000));
+    std::unique_lock lock(reaper_mu_);
+    while (!reaper_cv_.wait_for(lock, every, [&] { return reaper_stop_; })) {
+      lock.unlock();
+      std::vector<std::pair<std::string, std::string>> expired;  // tenant, id
+      {
+        std::lock_guard mlock(mu_);
+        const int64_t now = std::time(nullptr);
+        for (const auto& [id, rec] : records_) {
+          if (!IsOpenTus(rec)) continue;
+          auto at = ParseIsoTime(rec.value("upload_expires_at", ""));
+          if (at && *at <= now) expired.emplace_back(rec.value("tenant", ""), id);
+        }
+      }
+      for (const auto& [tenant, id] : expired) {
+        std::shared_ptr<Active> a = FindActive(id);
+        if (a) {
+          std::lock_guard alock(a->mu);
+          if (a->write_fd.valid()) continue;  // bytes are flowing: the PATCH moves it on
+        }
+        (void)Delete(tenant, id);
+      }
+      lock.lock();
+    }
   }
 
   std::shared_ptr<Active> FindActive(const std::string& id) {
     std::lock_guard lock(mu_);
+    return FindActiveLocked(id);
+  }
+  // Requires mu_.
+  std::shared_ptr<Active> FindActiveLocked(const std::string& id) {
     auto it = active_.find(id);
     return it == active_.end() ? nullptr : it->second;
   }
@@ -525,7 +741,6 @@ class Service final : public VideoService {
     {
       std::lock_guard lock(a.mu);
       a.write_fd.Close();
-      a.read_fd.Close();
     }
     std::error_code ec;
     fs::remove(UploadsDir() / id, ec);
@@ -687,7 +902,6 @@ class Service final : public VideoService {
     {
       std::lock_guard alock(a->mu);
       a->write_fd.Close();
-      a->read_fd.Close();
     }
     fs::remove(UploadsDir() / id, ec);
   }
@@ -758,6 +972,11 @@ class Service final : public VideoService {
   uint64_t transcode_count_ = 0;
   double transcode_sum_ = 0;
   std::atomic<uint64_t> uploads_started_{0}, uploads_completed_{0}, upload_bytes_{0};
+  std::shared_ptr<FdBudget> budget_;
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  bool reaper_stop_ = false;
+  std::thread reaper_;  // removes expired uploads
 };
 
 }  // namespace

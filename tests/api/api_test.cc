@@ -276,7 +276,7 @@ TEST_CASE("a tus upload cut mid-PATCH resumes at the offset HEAD reports and tra
   auto o = Curl(options, s.url("/v1/uploads"));
   CHECK(o.status == 204);
   CHECK(o.header("tus-version") == "1.0.0");
-  CHECK(o.header("tus-extension") == "creation,termination");
+  CHECK(o.header("tus-extension") == "creation,termination,expiration");
 
   auto create = auth;
   create.insert(create.end(),

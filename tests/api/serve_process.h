@@ -33,6 +33,7 @@ class ServeProcess {
   // SIGTERM and wait; returns the exit status.
   int Stop();
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
   int port() const { return port_; }
   const std::string& token() const { return token_; }  // the default tenant's

@@ -42,6 +42,21 @@ struct VideoServiceOptions {
   std::optional<storage::Ring> ring;
   // Cluster mode: a task running this long, and 3x its job's median, gets a backup copy.
   std::chrono::milliseconds backup_after{15000};
+  // Unfinished resumable (tus) uploads hold no descriptor and no thread until their bytes flow.
+  // At most `max_open_uploads_per_tenant` per tenant ("too_many_uploads") and `max_open_uploads`
+  // in all ("unavailable"); one that received no byte for `upload_expiry` is removed with its
+  // bytes (the tus expiration extension).
+  size_t max_open_uploads_per_tenant = 100;
+  size_t max_open_uploads = 10000;
+  std::chrono::seconds upload_expiry{24 * 3600};
+  // Uploads receiving bytes at once (each holds up to two descriptors: its writer and its
+  // ingest's reader); past it a new upload body is refused with "unavailable" (retry later)
+  // instead of the process running out of descriptors. 0 = a quarter of RLIMIT_NOFILE.
+  size_t max_upload_descriptors = 0;
+  // While a resumable upload's bytes stream in, they are synced and recorded as received at
+  // least every `sync_every_bytes` bytes or `sync_every` (what a crash can take of a PATCH).
+  uint64_t sync_every_bytes = uint64_t{8} << 20;
+  std::chrono::milliseconds sync_every{1000};
 };
 
 struct NewVideo {
@@ -103,10 +118,12 @@ class VideoService {
   // The store the service uses (tokens and tests read it; same thread-safety as Store).
   virtual storage::Store& store() = 0;
 
-  // Creates a video in state "uploading" and starts its job. Returns the video object.
+  // Creates a video in state "uploading" and starts its job (a resumable one: at its first
+  // bytes). Returns the video object. Errors: "too_many_uploads", "unavailable" (see options).
   virtual Result<std::string> Create(const NewVideo& video) = 0;
   // Appends upload bytes (one writer at a time per video). Error "conflict" when the bytes
-  // would pass the declared length, "not_found" when the video is gone.
+  // would pass the declared length, "not_found" when the video is gone, "unavailable" when
+  // the server holds as many upload files open as it may (retry later).
   virtual Status Append(const std::string& id, std::span<const std::byte> bytes) = 0;
   // Syncs the bytes appended so far and records them as received; returns the synced offset.
   // `final` ends the upload (a one-shot upload, or a resumable one that reached its length).
@@ -137,6 +154,7 @@ class VideoService {
     uint64_t offset = 0;
     std::optional<uint64_t> length;
     bool ended = false;
+    std::optional<int64_t> expires;  // unfinished: removed at this time (Unix seconds)
   };
   virtual Result<UploadState> FindUpload(const std::string& upload_id) = 0;
 
