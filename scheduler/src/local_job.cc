@@ -221,6 +221,7 @@ class Job : public tc::IngestSink {
     const auto t_ingest = std::chrono::steady_clock::now();
     if (!ingest_status.ok()) Fail(ingest_status);
     StopPool();
+    if (!failure_.ok() || Cancelled()) MarkNotRun();
     if (!failure_.ok()) return failure_;
     if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
 
@@ -463,6 +464,8 @@ class Job : public tc::IngestSink {
       if (s.ok()) {
         CountDone(task.index, /*resumed=*/false);
         tp.state = "done";
+      } else if (s.code() == "not_run" || s.code() == "cancelled") {
+        tp.state = "cancelled";
       } else {
         tp.state = "failed";
         tp.error = s.message();
@@ -470,6 +473,14 @@ class Job : public tc::IngestSink {
       Notify();
       cv_.notify_all();
     }
+  }
+
+  // After a failure or a cancel: the tasks that never ran say so instead of looking queued.
+  void MarkNotRun() {
+    std::lock_guard lock(mu_);
+    for (auto& [index, tp] : task_progress_)
+      if (tp.state == "queued") tp.state = "cancelled";
+    Notify();
   }
 
   void Fail(const Status& s) {
@@ -489,7 +500,8 @@ class Job : public tc::IngestSink {
     for (int attempt = 1; attempt <= 1 + options_.max_retries; ++attempt) {
       {
         std::lock_guard lock(mu_);
-        if (!failure_.ok()) return Status::Ok();  // the job already failed: stop quietly
+        // The job already failed: this task is not run (and does not count as done).
+        if (!failure_.ok()) return Status::Error("not_run", "not run: the job failed");
         if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
         TaskProgress& tp = Track(index);
         tp.state = "running";

@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "corpus.h"
@@ -63,7 +64,8 @@ struct JobRun {
 };
 
 JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
-           std::chrono::seconds timeout_base = std::chrono::seconds(60)) {
+           std::chrono::seconds timeout_base = std::chrono::seconds(60), int max_retries = 3,
+           const scheduler::ProgressFn& progress = nullptr) {
   storage::Options so;
   so.dir = dir / "store";
   auto store = storage::Store::Open(so);
@@ -82,8 +84,9 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
   opt.worker = *runtime;
   opt.task_timeout_base = timeout_base;
   opt.task_timeout_per_second = 0;
+  opt.max_retries = max_retries;
   JobRun run;
-  run.report = scheduler::RunLocalJob(**store, **source, "job", opt, dir / "out", nullptr);
+  run.report = scheduler::RunLocalJob(**store, **source, "job", opt, dir / "out", progress);
   return run;
 }
 
@@ -131,6 +134,27 @@ TEST_CASE("a worker failing every attempt fails the job with the reason after fo
   CHECK_THAT(run.report.status().message(), Catch::Contains("after 4 attempts"));
   CHECK(Invocations(dir) == 4);
   CHECK_FALSE(fs::exists(dir / "out" / "master.m3u8"));
+}
+
+TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued", "[scheduler]") {
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  auto worker = WrapWorker(dir, "1", "exit 3");
+  scheduler::JobProgress last;
+  auto run = Run(dir, clip, worker, std::chrono::seconds(60), /*max_retries=*/0,
+                 [&last](const scheduler::JobProgress& p) { last = p; });
+  REQUIRE_FALSE(run.report.ok());
+  CHECK(Invocations(dir) == 1);  // one worker per slot: the others never started
+  // Two segments and the audio track: one failed, two never ran.
+  REQUIRE(last.tasks.size() == 3);
+  std::map<std::string, int> states;
+  for (const auto& t : last.tasks) ++states[t.state];
+  CHECK(states["failed"] == 1);
+  CHECK(states["cancelled"] == 2);
+  CHECK(states["queued"] == 0);
+  CHECK(last.tasks_done == 0);
 }
 
 TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler]") {

@@ -67,3 +67,18 @@ TEST_CASE("a ladder spec is parsed, sorted and checked", "[transcode][ladder]") 
   CHECK_FALSE(ParseLadder("").ok());
   CHECK_FALSE(ParseLadder("99999p").ok());
 }
+
+TEST_CASE("a ladder with more rungs than a worker has channels is refused when parsed",
+          "[transcode][ladder]") {
+  std::string spec;
+  for (int h = 100; h < 400; ++h) spec += std::to_string(h) + "p,";
+  auto huge = ParseLadder(spec);
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.status().code() == "invalid_argument");
+  CHECK(huge.status().message().find("300 rungs") != std::string::npos);
+  std::string fits;
+  for (size_t i = 0; i < kMaxRungs; ++i) fits += std::to_string(100 + i) + "p,";
+  auto ok = ParseLadder(fits + "100p");  // a repeated rung counts once
+  REQUIRE(ok.ok());
+  CHECK(ok->size() == kMaxRungs);
+}

@@ -43,6 +43,10 @@ Result<std::vector<int>> ParseLadder(const std::string& spec) {
   if (out.empty()) return Status::Error("invalid_argument", "the ladder names no rung");
   std::sort(out.rbegin(), out.rend());
   out.erase(std::unique(out.begin(), out.end()), out.end());
+  if (out.size() > kMaxRungs)
+    return Status::Error("invalid_argument", "the ladder names " + std::to_string(out.size()) +
+                                                 " rungs; at most " + std::to_string(kMaxRungs) +
+                                                 " fit a worker's channels");
   return out;
 }
 

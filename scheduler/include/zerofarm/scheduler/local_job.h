@@ -90,7 +90,9 @@ struct JobOptions {
 // One task's state, for the farm view: index -1 is the audio track.
 struct TaskProgress {
   int index = 0;
-  std::string state;  // "queued", "running", "done", "failed"
+  // "queued", "running", "done", "failed", or "cancelled" (not run: the job failed first or
+  // was cancelled)
+  std::string state;
   int attempts = 0;
   std::string node;
   double start_seconds = 0;  // owned media time span

@@ -7,6 +7,7 @@
 // every rung gets one rung at its own size.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,13 @@ struct RungSettings {
   std::string profile = "high";
 };
 
-// Parses "1080p,720p,480p,360p" into short-side heights (descending, deduplicated).
+// The most rungs a ladder may have. Every rung is one output channel of a worker, and the
+// sandbox gives a program at most 64 channels, 4 of which are its input, report, stderr and
+// the thumbnail: a longer ladder could never run, so it is refused when it is asked for.
+inline constexpr size_t kMaxRungs = 60;
+
+// Parses "1080p,720p,480p,360p" into short-side heights (descending, deduplicated); refuses
+// more than kMaxRungs distinct rungs.
 Result<std::vector<int>> ParseLadder(const std::string& spec);
 
 // The rungs for a source whose *displayed* frame (rotation and SAR applied) is
