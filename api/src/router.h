@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "playback.h"
 #include "zerofarm/api/server.h"
 
 namespace zerofarm::api {
@@ -82,7 +83,11 @@ class Router {
  public:
   Router(const ServerOptions& options, scheduler::VideoService& videos, TokenStore& tokens,
          HttpCounters& counters)
-      : opt_(options), videos_(videos), tokens_(tokens), counters_(counters) {}
+      : opt_(options),
+        videos_(videos),
+        tokens_(tokens),
+        counters_(counters),
+        signer_(videos.store()) {}
   Routed Route(const Request& req);
 
   // Every (method, path template) the router answers, for the OpenAPI check and 405s.
@@ -94,8 +99,19 @@ class Router {
   Routed RouteUnguarded(const Request& req);
   Routed RouteV1(const Request& req, const std::vector<std::string>& segs,
                  const std::map<std::string, std::string>& query);
+  Routed RoutePlay(const Request& req, const std::vector<std::string>& segs);
+  Routed RouteSigningKeys(const Request& req, const std::vector<std::string>& segs,
+                          const std::string& tenant);
+  // The video object as the API answers it: the service's record plus its `playback` URLs
+  // (signed for `expires_in` seconds when the policy is signed) under `base` ("" or
+  // "http://host:port", see BaseUrl).
+  std::string Decorate(const std::string& base, const std::string& tenant, const std::string& video,
+                       int64_t expires_in);
+  std::string DecorateList(const std::string& base, const std::string& tenant,
+                           const std::string& list);
   Response ServeFile(const Request& req, const std::filesystem::path& path,
                      const std::string& cache_control);
+  Response Ready();
   Response ServePlaylist(const Request& req, const std::filesystem::path& path,
                          const std::map<std::string, std::string>& query);
   Response ServeStatic(const Request& req, const std::vector<std::string>& segs);
@@ -110,6 +126,7 @@ class Router {
   scheduler::VideoService& videos_;
   TokenStore& tokens_;
   HttpCounters& counters_;
+  PlaybackSigner signer_;
   std::mutex uploads_mu_;
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
 };

@@ -221,7 +221,10 @@ class Service final : public VideoService {
                 {"size", v.length ? json(*v.length) : json(nullptr)},
                 {"ladder", json::array()},
                 {"preset", v.preset},
-                {"kind", v.resumable ? "tus" : "raw"}};
+                {"kind", v.resumable ? "tus" : "raw"},
+                {"playback_policy", v.playback_policy},
+                {"metadata", v.metadata},
+                {"passthrough", v.passthrough}};
     for (int r : v.ladder) rec["ladder"].push_back(std::to_string(r) + "p");
     if (v.resumable) rec["upload_id"] = "u_" + RandomHex(12);
     auto a = std::make_shared<Active>();
@@ -316,21 +319,72 @@ class Service final : public VideoService {
     return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
   }
 
-  Result<std::string> List(const std::string& tenant) override {
-    std::lock_guard lock(mu_);
-    std::vector<const json*> mine;
-    for (const auto& [id, rec] : records_)
-      if (rec.value("tenant", "") == tenant) mine.push_back(&rec);
-    std::sort(mine.begin(), mine.end(), [](const json* a, const json* b) {
-      return a->value("created_ns", int64_t{0}) > b->value("created_ns", int64_t{0});
-    });
-    json out = {{"videos", json::array()}};
-    for (const json* rec : mine) {
-      auto a = active_.find((*rec)["id"]);
-      out["videos"].push_back(
-          PublicJson(*rec, a == active_.end() ? nullptr : a->second.get(), false));
+  Result<std::string> List(const std::string& tenant, const ListOptions& page) override {
+    // The order is (created_ns, id) descending; a cursor names the last video of a page.
+    using Key = std::pair<int64_t, std::string>;
+    std::optional<Key> after;
+    if (!page.cursor.empty()) {
+      const size_t sep = page.cursor.find('_');
+      const std::string ns = page.cursor.substr(0, sep);
+      const std::string id = sep == std::string::npos ? "" : page.cursor.substr(sep + 1);
+      if (ns.empty() || ns.size() > 19 || !IsVideoId(id) ||
+          !std::all_of(ns.begin(), ns.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return Status::Error("invalid_argument", "the cursor is not one this server made");
+      after = Key{std::stoll(ns), id};
     }
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<Key, const json*>> mine;
+    for (const auto& [id, rec] : records_)
+      if (rec.value("tenant", "") == tenant)
+        mine.push_back({{rec.value("created_ns", int64_t{0}), id}, &rec});
+    std::sort(mine.begin(), mine.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    json out = {{"videos", json::array()}, {"next_cursor", nullptr}, {"total", mine.size()}};
+    const size_t limit = std::clamp<size_t>(page.limit, 1, 1000);
+    size_t i = 0;
+    if (after)
+      while (i < mine.size() && !(mine[i].first < *after)) ++i;
+    for (; i < mine.size() && out["videos"].size() < limit; ++i) {
+      auto a = active_.find(mine[i].first.second);
+      out["videos"].push_back(
+          PublicJson(*mine[i].second, a == active_.end() ? nullptr : a->second.get(), false));
+    }
+    if (i < mine.size() && i > 0)
+      out["next_cursor"] = std::to_string(mine[i - 1].first.first) + "_" + mine[i - 1].first.second;
     return out.dump();
+  }
+
+  Result<std::string> Update(const std::string& tenant, const std::string& id,
+                             const VideoUpdate& update) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+      return Status::Error("not_found", "no video " + id);
+    json rec = it->second;
+    if (update.playback_policy) rec["playback_policy"] = *update.playback_policy;
+    if (update.metadata) rec["metadata"] = *update.metadata;
+    if (update.passthrough) rec["passthrough"] = *update.passthrough;
+    ZF_RETURN_IF_ERROR(Save(rec));
+    it->second = std::move(rec);
+    auto a = active_.find(id);
+    return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
+  }
+
+  Result<PlaybackTarget> Playback(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return Status::Error("not_found", "no video " + id);
+    PlaybackTarget t;
+    t.tenant = it->second.value("tenant", "");
+    t.policy = it->second.value("playback_policy", "signed");
+    t.status = it->second.value("status", "");
+    if (t.status == "ready") t.dir = VideosDir() / id;
+    return t;
+  }
+
+  void SetEventListener(VideoEventListener listener) override {
+    std::lock_guard lock(mu_);
+    listener_ = std::move(listener);
   }
 
   Status Delete(const std::string& tenant, const std::string& id) override {
@@ -341,6 +395,7 @@ class Service final : public VideoService {
       if (it == records_.end() || it->second.value("tenant", "") != tenant)
         return Status::Error("not_found", "no video " + id);
       if (it->second.value("upload_id", "") != "") uploads_.erase(it->second["upload_id"]);
+      Emit("video.deleted", it->second);
       records_.erase(it);
       auto at = active_.find(id);
       if (at != active_.end()) {
@@ -487,6 +542,14 @@ class Service final : public VideoService {
     rec["error"] = {{"code", code}, {"message", message}};
     ++failures_[code];
     (void)Save(rec);
+    Emit("video.failed", rec);
+  }
+
+  // Requires mu_.
+  void Emit(const std::string& type, const json& rec) {
+    if (!listener_) return;
+    listener_({type, rec.value("tenant", ""), rec.value("id", ""),
+               PublicJson(rec, nullptr, false).dump()});
   }
 
   void StartJob(const std::string& id, const std::shared_ptr<Active>& a) {
@@ -599,6 +662,7 @@ class Service final : public VideoService {
     rec["chunks"] = done_chunks;
     rec["status"] = "ready";
     (void)Save(rec);
+    Emit("video.ready", rec);
     {
       std::lock_guard alock(a->mu);
       a->write_fd.Close();
@@ -647,11 +711,12 @@ class Service final : public VideoService {
                   {"tasks_known", n},
                   {"tasks_done", n},
                   {"fraction", 1.0}};
-      j["playback"] = {{"hls", "/v1/videos/" + id + "/hls/master.m3u8"},
-                       {"thumbnail", "/v1/videos/" + id + "/thumbnail.jpg"}};
     }
     j["progress"] = progress;
     if (!j.contains("warnings")) j["warnings"] = json::array();
+    if (!j.contains("playback_policy")) j["playback_policy"] = "signed";
+    if (!j.contains("metadata")) j["metadata"] = json::object();
+    if (!j.contains("passthrough")) j["passthrough"] = "";
     if (with_chunks) j["chunks"] = chunks;
     return j;
   }
@@ -668,6 +733,7 @@ class Service final : public VideoService {
   std::map<std::string, std::string> uploads_;  // upload id -> video id
   std::map<std::string, std::shared_ptr<Active>> active_;
   std::map<std::string, uint64_t> failures_;
+  VideoEventListener listener_;
   std::vector<uint64_t> bucket_counts_;
   uint64_t transcode_count_ = 0;
   double transcode_sum_ = 0;

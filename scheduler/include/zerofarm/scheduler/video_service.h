@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,7 +51,41 @@ struct NewVideo {
   std::string preset = "veryfast";
   std::optional<uint64_t> length;  // total bytes when known in advance
   bool resumable = false;          // a tus upload: survives restarts and dropped connections
+  std::string playback_policy = "signed";       // "public" or "signed" (see api/playback.h)
+  std::map<std::string, std::string> metadata;  // free-form, returned in the record
+  std::string passthrough;                      // free-form, returned in the record
 };
+
+// A change to a video's record (PATCH); unset fields stay as they are.
+struct VideoUpdate {
+  std::optional<std::string> playback_policy;
+  std::optional<std::map<std::string, std::string>> metadata;
+  std::optional<std::string> passthrough;
+};
+
+// What playback of a video needs to know, whoever asks.
+struct PlaybackTarget {
+  std::string tenant;
+  std::string policy;  // "public" | "signed"
+  std::string status;
+  std::filesystem::path dir;  // the published renditions; empty unless status is "ready"
+};
+
+// A page of a tenant's videos, newest first.
+struct ListOptions {
+  size_t limit = 100;  // 1..1000
+  std::string cursor;  // "" = from the newest; else a next_cursor of an earlier page
+};
+
+// Something that happened to a video (webhooks): "video.ready", "video.failed",
+// "video.deleted". `video` is the video object (JSON) at that moment, without chunks.
+struct VideoEvent {
+  std::string type;
+  std::string tenant;
+  std::string video_id;
+  std::string video;
+};
+using VideoEventListener = std::function<void(const VideoEvent&)>;
 
 // Counters for /metrics (a consistent copy).
 struct ServiceMetrics {
@@ -105,8 +140,17 @@ class VideoService {
 
   // The video object (JSON, as api/openapi.yaml describes it); "not_found" for another tenant's id.
   virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
-  // {"videos": [...]} newest first, without "chunks".
-  virtual Result<std::string> List(const std::string& tenant) = 0;
+  // {"videos": [...], "next_cursor": C|null, "total": N} newest first, without "chunks".
+  // Error "invalid_argument" for a cursor this service did not make.
+  virtual Result<std::string> List(const std::string& tenant, const ListOptions& page) = 0;
+  // Applies `update` and returns the video object; "not_found" for another tenant's id.
+  virtual Result<std::string> Update(const std::string& tenant, const std::string& id,
+                                     const VideoUpdate& update) = 0;
+  // The tenant, policy and folder of any video (playback without a token); "not_found".
+  virtual Result<PlaybackTarget> Playback(const std::string& id) = 0;
+  // Events from now on go to `listener` (one at a time, in order per video). It runs with the
+  // service's lock held: it must return quickly and must not call back into the service.
+  virtual void SetEventListener(VideoEventListener listener) = 0;
   // Cancels its job and removes every byte of it (store objects and meta, files).
   virtual Status Delete(const std::string& tenant, const std::string& id) = 0;
   // The published renditions' folder of a ready video of this tenant.
