@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,8 +21,22 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Cache rules per kind of access. Media of a public video may sit in shared caches for good
+// (its URLs never change meaning); anything fetched with the API token or a signed playback id
+// stays in the browser's own cache (private), never in a shared one.
 constexpr const char* kImmutable = "public, max-age=31536000, immutable";
+constexpr const char* kPrivateMedia = "private, max-age=86400";
+constexpr const char* kPublicPlaylist = "public, max-age=60";
+constexpr const char* kPrivatePlaylist = "private, no-cache";
 constexpr const char* kNoCache = "no-cache";
+
+// Bounds of the free-form fields of a video (bytes of their JSON / text).
+constexpr size_t kMaxMetadataBytes = 4096;
+constexpr size_t kMaxMetadataKeys = 64;
+constexpr size_t kMaxPassthroughBytes = 1024;
+// Lifetimes of signed playback ids: the default, and the most one may ask for.
+constexpr int64_t kDefaultPlaybackSeconds = 3600;
+constexpr int64_t kMaxPlaybackSeconds = 7 * 24 * 3600;
 
 Response JsonResponse(unsigned status, const std::string& body) {
   Response r;
@@ -33,6 +49,7 @@ Response JsonResponse(unsigned status, const std::string& body) {
 
 unsigned StatusForCode(const std::string& code) {
   if (code == "not_found" || code == "not_ready") return 404;
+  if (code == "forbidden" || code == "expired") return 403;
   if (code == "conflict") return 409;
   if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
   if (code == "body_limit") return 413;
@@ -96,6 +113,23 @@ std::string SafeFilename(std::string name) {
   return out;
 }
 
+// Free-form metadata: a JSON object of strings, bounded in keys and bytes.
+Status CheckMetadata(const json& m, std::map<std::string, std::string>& out) {
+  if (!m.is_object())
+    return Status::Error("invalid_argument", "metadata is a JSON object of strings");
+  if (m.size() > kMaxMetadataKeys || m.dump().size() > kMaxMetadataBytes)
+    return Status::Error("invalid_argument", "metadata holds more than " +
+                                                 std::to_string(kMaxMetadataKeys) + " keys or " +
+                                                 std::to_string(kMaxMetadataBytes) + " bytes");
+  out.clear();
+  for (const auto& [k, val] : m.items()) {
+    if (!val.is_string())
+      return Status::Error("invalid_argument", "metadata value of \"" + k + "\" is not a string");
+    out[k] = val.get<std::string>();
+  }
+  return Status::Ok();
+}
+
 Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::NewVideo& v) {
   for (const char* key : {"ladder", "preset", "filename"})
     if (auto it = query.find(key); it != query.end() && !IsValidUtf8(it->second))
@@ -113,6 +147,21 @@ Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::
     v.preset = it->second;
   }
   if (auto it = query.find("filename"); it != query.end()) v.filename = SafeFilename(it->second);
+  if (auto it = query.find("playback_policy"); it != query.end()) {
+    if (it->second != "public" && it->second != "signed")
+      return Status::Error("invalid_argument", "playback_policy is \"public\" or \"signed\"");
+    v.playback_policy = it->second;
+  }
+  if (auto it = query.find("passthrough"); it != query.end()) {
+    if (it->second.size() > kMaxPassthroughBytes)
+      return Status::Error("invalid_argument", "passthrough is longer than " +
+                                                   std::to_string(kMaxPassthroughBytes) + " bytes");
+    v.passthrough = it->second;
+  }
+  if (auto it = query.find("metadata"); it != query.end()) {
+    json m = json::parse(it->second, nullptr, false);
+    ZF_RETURN_IF_ERROR(CheckMetadata(m, v.metadata));
+  }
   return Status::Ok();
 }
 
@@ -123,6 +172,7 @@ std::string TemplateOf(const std::vector<std::string>& s) {
   if (s[0] != "v1") {
     if (n == 1 && s[0] == "healthz") return "/healthz";
     if (n == 1 && s[0] == "metrics") return "/metrics";
+    if (n == 1 && s[0] == "readyz") return "/readyz";
     return "static";
   }
   if (n >= 2 && s[1] == "videos") {
@@ -133,6 +183,18 @@ std::string TemplateOf(const std::vector<std::string>& s) {
     if (n == 6 && s[3] == "hls") return "/v1/videos/{id}/hls/{rung}/{file}";
     if (n == 5 && s[3] == "mp4" && s[4].size() > 4 && s[4].ends_with(".mp4"))
       return "/v1/videos/{id}/mp4/{rung}.mp4";
+  }
+  if (n >= 2 && s[1] == "play" && n >= 4) {
+    if (n == 4 && s[3] == "thumbnail.jpg") return "/v1/play/{playback_id}/thumbnail.jpg";
+    if (n == 5 && s[3] == "hls" && s[4] == "master.m3u8")
+      return "/v1/play/{playback_id}/hls/master.m3u8";
+    if (n == 6 && s[3] == "hls") return "/v1/play/{playback_id}/hls/{rung}/{file}";
+    if (n == 5 && s[3] == "mp4" && s[4].size() > 4 && s[4].ends_with(".mp4"))
+      return "/v1/play/{playback_id}/mp4/{rung}.mp4";
+  }
+  if (n >= 2 && s[1] == "signing-keys") {
+    if (n == 2) return "/v1/signing-keys";
+    if (n == 3) return "/v1/signing-keys/{key_id}";
   }
   if (n >= 2 && s[1] == "uploads") {
     if (n == 2) return "/v1/uploads";
@@ -145,6 +207,58 @@ std::string TemplateOf(const std::vector<std::string>& s) {
   }
   return "";
 }
+
+// "http://host:port" from the request's Host (and X-Forwarded-Proto), "" without a usable one:
+// playback URLs are then absolute, ready to hand to a player elsewhere.
+std::string BaseUrl(const Request& req) {
+  std::string_view host = req[http::field::host];
+  if (host.empty() || host.size() > 255) return "";
+  for (char c : host)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '-' || c == ':' || c == '[' || c == ']'))
+      return "";
+  const bool https = req["X-Forwarded-Proto"] == "https";
+  return std::string(https ? "https://" : "http://") + std::string(host);
+}
+
+int64_t NowSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string IsoTime(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// A small JSON request body (PATCH, POST of settings), read whole then handed to `handle`.
+class JsonBodySink final : public BodySink {
+ public:
+  using Handler = std::function<Response(const json&)>;
+  JsonBodySink(uint64_t limit, Handler handle) : limit_(limit), handle_(std::move(handle)) {}
+  uint64_t limit() const override { return limit_; }
+  Status Consume(std::span<const std::byte> bytes) override {
+    body_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    return Status::Ok();
+  }
+  Response Finish() override {
+    json j = body_.empty() ? json::object() : json::parse(body_, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+      return ErrorResponse(400, "bad_request", "the body is not a JSON object");
+    return handle_(j);
+  }
+  Response Fail(const Status& why) override {
+    Response r = FromStatus(why);
+    r.close = true;
+    return r;
+  }
+
+ private:
+  uint64_t limit_;
+  Handler handle_;
+  std::string body_;
+};
 
 }  // namespace
 
@@ -175,12 +289,15 @@ const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
       {"HEAD", "/healthz"},
       {"GET", "/metrics"},
       {"HEAD", "/metrics"},
+      {"GET", "/readyz"},
+      {"HEAD", "/readyz"},
       {"GET", "/v1/videos"},
       {"HEAD", "/v1/videos"},
       {"POST", "/v1/videos"},
       {"GET", "/v1/videos/{id}"},
       {"HEAD", "/v1/videos/{id}"},
       {"DELETE", "/v1/videos/{id}"},
+      {"PATCH", "/v1/videos/{id}"},
       {"GET", "/v1/videos/{id}/hls/master.m3u8"},
       {"HEAD", "/v1/videos/{id}/hls/master.m3u8"},
       {"GET", "/v1/videos/{id}/hls/{rung}/{file}"},
@@ -189,6 +306,17 @@ const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
       {"HEAD", "/v1/videos/{id}/mp4/{rung}.mp4"},
       {"GET", "/v1/videos/{id}/thumbnail.jpg"},
       {"HEAD", "/v1/videos/{id}/thumbnail.jpg"},
+      {"GET", "/v1/play/{playback_id}/hls/master.m3u8"},
+      {"HEAD", "/v1/play/{playback_id}/hls/master.m3u8"},
+      {"GET", "/v1/play/{playback_id}/hls/{rung}/{file}"},
+      {"HEAD", "/v1/play/{playback_id}/hls/{rung}/{file}"},
+      {"GET", "/v1/play/{playback_id}/mp4/{rung}.mp4"},
+      {"HEAD", "/v1/play/{playback_id}/mp4/{rung}.mp4"},
+      {"GET", "/v1/play/{playback_id}/thumbnail.jpg"},
+      {"HEAD", "/v1/play/{playback_id}/thumbnail.jpg"},
+      {"GET", "/v1/signing-keys"},
+      {"POST", "/v1/signing-keys"},
+      {"DELETE", "/v1/signing-keys/{key_id}"},
       {"OPTIONS", "/v1/uploads"},
       {"POST", "/v1/uploads"},
       {"HEAD", "/v1/uploads/{upload_id}"},
@@ -209,8 +337,12 @@ constexpr std::chrono::milliseconds kProbeWait{5000};
 class UploadSink final : public BodySink {
  public:
   UploadSink(Router& r, scheduler::NewVideo v, std::optional<MultipartReader> multipart,
-             uint64_t limit)
-      : r_(r), v_(std::move(v)), multipart_(std::move(multipart)), limit_(limit) {}
+             uint64_t limit, std::string base)
+      : r_(r),
+        v_(std::move(v)),
+        multipart_(std::move(multipart)),
+        limit_(limit),
+        base_(std::move(base)) {}
   uint64_t limit() const override { return limit_; }
 
   Status Consume(std::span<const std::byte> bytes) override {
@@ -243,7 +375,8 @@ class UploadSink final : public BodySink {
     r_.videos_.AwaitProbe(id_, kProbeWait);
     auto video = r_.videos_.Get(v_.tenant, id_);
     if (!video.ok()) return FromStatus(video.status());
-    Response resp = JsonResponse(201, *video);
+    Response resp =
+        JsonResponse(201, r_.Decorate(base_, v_.tenant, *video, kDefaultPlaybackSeconds));
     resp.Header("Location", "/v1/videos/" + id_);
     return resp;
   }
@@ -278,6 +411,7 @@ class UploadSink final : public BodySink {
   scheduler::NewVideo v_;
   std::optional<MultipartReader> multipart_;
   uint64_t limit_;
+  std::string base_;
   std::string id_;
 };
 
@@ -415,6 +549,10 @@ Routed Router::RouteUnguarded(const Request& req) {
     out.response = JsonResponse(200, R"({"status":"ok"})");
   } else if (tmpl == "/metrics") {
     out.response = Metrics();
+  } else if (tmpl == "/readyz") {
+    out.response = Ready();
+  } else if (tmpl.starts_with("/v1/play/")) {
+    out = RoutePlay(req, segs);
   } else {
     out = RouteV1(req, segs, query);
   }
@@ -465,12 +603,23 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
     }
     return {{},
             std::make_unique<UploadSink>(*this, std::move(v), std::move(multipart),
-                                         opt_.max_upload_bytes)};
+                                         opt_.max_upload_bytes, BaseUrl(req))};
   }
   if (tmpl == "/v1/videos") {
-    auto list = videos_.List(*tenant);
-    return {list.ok() ? JsonResponse(200, *list) : FromStatus(list.status()), nullptr};
+    scheduler::ListOptions page;
+    if (auto it = query.find("limit"); it != query.end()) {
+      uint64_t limit = 0;
+      if (!ParseU64(it->second, limit) || limit < 1 || limit > 1000)
+        return {ErrorResponse(400, "invalid_argument", "limit is a number from 1 to 1000"),
+                nullptr};
+      page.limit = static_cast<size_t>(limit);
+    }
+    if (auto it = query.find("cursor"); it != query.end()) page.cursor = it->second;
+    auto list = videos_.List(*tenant, page);
+    if (!list.ok()) return {FromStatus(list.status()), nullptr};
+    return {JsonResponse(200, DecorateList(BaseUrl(req), *tenant, *list)), nullptr};
   }
+  if (tmpl.starts_with("/v1/signing-keys")) return RouteSigningKeys(req, s, *tenant);
   if (tmpl == "/v1/uploads") {  // tus creation
     if (req["Tus-Resumable"] != "1.0.0") {
       Response r = ErrorResponse(412, "tus_version", "Tus-Resumable: 1.0.0 is required");
@@ -493,7 +642,8 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
     v.length = length;
     v.resumable = true;
     std::map<std::string, std::string> opts;
-    for (const char* k : {"ladder", "preset", "filename"})
+    for (const char* k :
+         {"ladder", "preset", "filename", "playback_policy", "metadata", "passthrough"})
       if (meta.count(k)) opts[k] = meta[k];
     if (Status s2 = CheckOptions(opts, v); !s2.ok()) return {FromStatus(s2), nullptr};
     if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
@@ -578,27 +728,215 @@ Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
       r.status = 204;
       return {std::move(r), nullptr};
     }
+    if (verb == http::verb::patch) {
+      const std::string t = *tenant, base = BaseUrl(req);
+      auto handle = [this, t, id, base](const json& body) -> Response {
+        scheduler::VideoUpdate u;
+        for (const auto& [k, val] : body.items()) {
+          if (k == "playback_policy") {
+            if (val != "public" && val != "signed")
+              return ErrorResponse(400, "invalid_argument",
+                                   "playback_policy is \"public\" or \"signed\"");
+            u.playback_policy = val.get<std::string>();
+          } else if (k == "metadata") {
+            std::map<std::string, std::string> m;
+            if (Status st = CheckMetadata(val, m); !st.ok()) return FromStatus(st);
+            u.metadata = std::move(m);
+          } else if (k == "passthrough") {
+            if (!val.is_string() || val.get<std::string>().size() > kMaxPassthroughBytes)
+              return ErrorResponse(400, "invalid_argument",
+                                   "passthrough is a string of at most " +
+                                       std::to_string(kMaxPassthroughBytes) + " bytes");
+            u.passthrough = val.get<std::string>();
+          } else {
+            return ErrorResponse(400, "invalid_argument",
+                                 "\"" + k +
+                                     "\" cannot be changed (playback_policy, metadata, "
+                                     "passthrough can)");
+          }
+        }
+        auto updated = videos_.Update(t, id, u);
+        if (!updated.ok()) return FromStatus(updated.status());
+        return JsonResponse(200, Decorate(base, t, *updated, kDefaultPlaybackSeconds));
+      };
+      return {{}, std::make_unique<JsonBodySink>(opt_.max_small_body_bytes, handle)};
+    }
+    int64_t expires_in = kDefaultPlaybackSeconds;
+    if (auto it = query.find("expires_in"); it != query.end()) {
+      uint64_t e = 0;
+      if (!ParseU64(it->second, e) || e < 1 || e > static_cast<uint64_t>(kMaxPlaybackSeconds))
+        return {ErrorResponse(400, "invalid_argument",
+                              "expires_in is a number of seconds from 1 to " +
+                                  std::to_string(kMaxPlaybackSeconds)),
+                nullptr};
+      expires_in = static_cast<int64_t>(e);
+    }
     auto v = videos_.Get(*tenant, id);
-    return {v.ok() ? JsonResponse(200, *v) : FromStatus(v.status()), nullptr};
+    if (!v.ok()) return {FromStatus(v.status()), nullptr};
+    return {JsonResponse(200, Decorate(BaseUrl(req), *tenant, *v, expires_in)), nullptr};
   }
   auto dir = videos_.OutputDir(*tenant, id);
   if (!dir.ok()) return {FromStatus(dir.status()), nullptr};
   if (tmpl == "/v1/videos/{id}/thumbnail.jpg")
-    return {ServeFile(req, *dir / "thumbnail.jpg", kImmutable), nullptr};
+    return {ServeFile(req, *dir / "thumbnail.jpg", kPrivateMedia), nullptr};
   if (tmpl == "/v1/videos/{id}/hls/master.m3u8")
     return {ServePlaylist(req, *dir / "master.m3u8", query), nullptr};
   if (tmpl == "/v1/videos/{id}/mp4/{rung}.mp4") {
     const std::string rung = s[4].substr(0, s[4].size() - 4);
     if (!IsRung(rung) || rung == "audio")
       return {ErrorResponse(404, "not_found", "no rendition " + rung), nullptr};
-    return {ServeFile(req, *dir / (rung + ".mp4"), kImmutable), nullptr};
+    return {ServeFile(req, *dir / (rung + ".mp4"), kPrivateMedia), nullptr};
   }
   // hls/{rung}/{file}
   if (!IsRung(s[4]) || !IsMediaFile(s[5]))
     return {ErrorResponse(404, "not_found", "no such file"), nullptr};
   const bool playlist = s[5].ends_with(".m3u8");
   if (playlist) return {ServePlaylist(req, *dir / s[4] / s[5], query), nullptr};
-  return {ServeFile(req, *dir / s[4] / s[5], kImmutable), nullptr};
+  return {ServeFile(req, *dir / s[4] / s[5], kPrivateMedia), nullptr};
+}
+
+// /v1/play/{playback_id}/...: no API token. The playback id is the video id of a public video,
+// or a signed grant (playback.h) whose scope covers the file.
+Routed Router::RoutePlay(const Request& req, const std::vector<std::string>& s) {
+  const std::string& pid = s[2];
+  std::string video_id = pid;
+  std::optional<PlaybackGrant> grant;
+  if (pid.find('.') != std::string::npos) {
+    auto g = signer_.Verify(pid, NowSeconds());
+    if (!g.ok()) return {FromStatus(g.status()), nullptr};
+    grant = *g;
+    video_id = grant->video_id;
+  }
+  if (!scheduler::IsVideoId(video_id))
+    return {ErrorResponse(404, "not_found", "no video " + video_id), nullptr};
+  auto target = videos_.Playback(video_id);
+  if (!target.ok()) return {FromStatus(target.status()), nullptr};
+  if (grant && grant->tenant != target->tenant)
+    return {ErrorResponse(403, "forbidden", "the playback signature is not valid"), nullptr};
+  if (!grant && target->policy != "public")
+    return {ErrorResponse(403, "forbidden",
+                          "this video's playback is signed: use the signed URL of its "
+                          "\"playback\" object"),
+            nullptr};
+  const std::string& part = s[3];
+  if (grant && grant->scope != "all" &&
+      grant->scope != (part == "thumbnail.jpg" ? std::string("thumbnail") : part))
+    return {ErrorResponse(403, "forbidden", "the playback id does not cover this file"), nullptr};
+  if (target->dir.empty())
+    return {ErrorResponse(404, "not_ready", "video " + video_id + " is not ready yet"), nullptr};
+  // Signed media may be cached by the browser no longer than its grant lasts.
+  std::string media = kImmutable, playlist = kPublicPlaylist;
+  if (grant && target->policy != "public") {
+    const int64_t left = std::max<int64_t>(0, grant->expires - NowSeconds());
+    media = "private, max-age=" + std::to_string(std::min<int64_t>(left, 86400));
+    playlist = kPrivatePlaylist;
+  }
+  const std::filesystem::path& dir = target->dir;
+  if (part == "thumbnail.jpg") return {ServeFile(req, dir / "thumbnail.jpg", media), nullptr};
+  if (part == "mp4") {
+    const std::string rung = s[4].substr(0, s[4].size() - 4);
+    if (!IsRung(rung) || rung == "audio")
+      return {ErrorResponse(404, "not_found", "no rendition " + rung), nullptr};
+    return {ServeFile(req, dir / (rung + ".mp4"), media), nullptr};
+  }
+  if (s.size() == 5) return {ServeFile(req, dir / "master.m3u8", playlist), nullptr};
+  if (!IsRung(s[4]) || !IsMediaFile(s[5]))
+    return {ErrorResponse(404, "not_found", "no such file"), nullptr};
+  return {ServeFile(req, dir / s[4] / s[5], s[5].ends_with(".m3u8") ? playlist : media), nullptr};
+}
+
+Routed Router::RouteSigningKeys(const Request& req, const std::vector<std::string>& s,
+                                const std::string& tenant) {
+  auto key_json = [](const SigningKey& k) {
+    json j = {{"id", k.id}, {"created_at", IsoTime(k.created)}};
+    if (!k.secret.empty()) j["secret"] = k.secret;
+    return j;
+  };
+  if (s.size() == 3) {  // DELETE /v1/signing-keys/{key_id}
+    Status st = signer_.RetireKey(tenant, s[2]);
+    if (!st.ok()) return {FromStatus(st), nullptr};
+    Response r;
+    r.status = 204;
+    return {std::move(r), nullptr};
+  }
+  if (req.method() == http::verb::post) {
+    auto k = signer_.CreateKey(tenant);
+    if (!k.ok()) return {FromStatus(k.status()), nullptr};
+    Response r = JsonResponse(201, key_json(*k).dump());
+    r.Header("Location", "/v1/signing-keys/" + k->id);
+    return {std::move(r), nullptr};
+  }
+  auto keys = signer_.ListKeys(tenant);
+  if (!keys.ok()) return {FromStatus(keys.status()), nullptr};
+  json out = {{"signing_keys", json::array()}};
+  for (const auto& k : *keys) out["signing_keys"].push_back(key_json(k));
+  return {JsonResponse(200, out.dump()), nullptr};
+}
+
+std::string Router::Decorate(const std::string& base, const std::string& tenant,
+                             const std::string& video, int64_t expires_in) {
+  json v = json::parse(video, nullptr, false);
+  if (v.is_discarded() || !v.is_object() || v.value("status", "") != "ready") return video;
+  const std::string id = v.value("id", "");
+  const std::string policy = v.value("playback_policy", "signed");
+  json p = {{"policy", policy}};
+  std::string pid = id;
+  if (policy != "public") {
+    // Expiry rounded up (to the minute for long grants) so that polling the video returns the
+    // same URLs for a while and a player is not reloaded for nothing.
+    const int64_t grain = expires_in >= 600 ? 60 : 1;
+    const int64_t expires = (NowSeconds() + expires_in + grain - 1) / grain * grain;
+    auto signed_id = signer_.Sign(tenant, id, "all", expires);
+    if (!signed_id.ok()) {
+      v["playback"] = nullptr;
+      return v.dump();
+    }
+    pid = *signed_id;
+    p["expires_at"] = IsoTime(expires);
+  }
+  const std::string root = base + "/v1/play/" + pid;
+  p["id"] = pid;
+  p["hls"] = root + "/hls/master.m3u8";
+  p["thumbnail"] = root + "/thumbnail.jpg";
+  p["mp4"] = json::object();
+  for (const auto& r : v.value("renditions", json::array()))
+    if (r.contains("name"))
+      p["mp4"][r["name"].get<std::string>()] =
+          root + "/mp4/" + r["name"].get<std::string>() + ".mp4";
+  p["share"] = base + "/embed.html?v=" + pid;
+  p["embed"] = "<iframe src=\"" + base + "/embed.html?v=" + pid +
+               "\" width=\"640\" height=\"360\" allow=\"autoplay; fullscreen\" "
+               "allowfullscreen style=\"border:0\"></iframe>";
+  v["playback"] = p;
+  return v.dump();
+}
+
+std::string Router::DecorateList(const std::string& base, const std::string& tenant,
+                                 const std::string& list) {
+  json l = json::parse(list, nullptr, false);
+  if (l.is_discarded() || !l.contains("videos")) return list;
+  for (auto& v : l["videos"])
+    v = json::parse(Decorate(base, tenant, v.dump(), kDefaultPlaybackSeconds));
+  return l.dump();
+}
+
+Response Router::Ready() {
+  // Ready to take work: the store answers, and in a cluster at least one node is up.
+  json checks = json::object();
+  bool ok = true;
+  auto probe = videos_.store().GetMeta("readyz/probe");
+  checks["store"] = probe.ok() ? "ok" : probe.status().ToString();
+  ok &= probe.ok();
+  const scheduler::ServiceMetrics m = videos_.Metrics();
+  if (!m.nodes.empty()) {
+    size_t up = 0;
+    for (const auto& n : m.nodes) up += n.alive ? 1 : 0;
+    checks["nodes"] = std::to_string(up) + " of " + std::to_string(m.nodes.size()) + " up";
+    ok &= up > 0;
+  }
+  Response r = JsonResponse(
+      ok ? 200 : 503, json{{"status", ok ? "ready" : "not_ready"}, {"checks", checks}}.dump());
+  return r;
 }
 
 Response Router::ServeFile(const Request& req, const fs::path& path,
@@ -727,6 +1065,14 @@ Response Router::Metrics() {
   auto family = [&](const char* name, const char* type, const char* help) {
     o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
   };
+  family("zerofarm_build_info", "gauge", "The version this server was built from (always 1).");
+  o << "zerofarm_build_info{version=\"" << ZEROFARM_VERSION << "\",compiler=\""
+#if defined(__clang__)
+    << "clang " << __clang_major__ << "." << __clang_minor__
+#elif defined(__GNUC__)
+    << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
+#endif
+    << "\"} 1\n";
   family("zerofarm_uploads_total", "counter", "Uploads started.");
   o << "zerofarm_uploads_total " << m.uploads_started << "\n";
   family("zerofarm_uploads_completed_total", "counter", "Uploads received whole.");

@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "playback.h"
 #include "zerofarm/api/server.h"
 
 namespace zerofarm::api {
@@ -104,8 +105,19 @@ class Router {
   Routed RouteWebhooks(const Request& req, const std::string& tmpl,
                        const std::vector<std::string>& segs,
                        const std::map<std::string, std::string>& query, const std::string& tenant);
+  Routed RoutePlay(const Request& req, const std::vector<std::string>& segs);
+  Routed RouteSigningKeys(const Request& req, const std::vector<std::string>& segs,
+                          const std::string& tenant);
+  // The video object as the API answers it: the service's record plus its `playback` URLs
+  // (signed for `expires_in` seconds when the policy is signed) under `base` ("" or
+  // "http://host:port", see BaseUrl).
+  std::string Decorate(const std::string& base, const std::string& tenant, const std::string& video,
+                       int64_t expires_in);
+  std::string DecorateList(const std::string& base, const std::string& tenant,
+                           const std::string& list);
   Response ServeFile(const Request& req, const std::filesystem::path& path,
                      const std::string& cache_control);
+  Response Ready();
   Response ServePlaylist(const Request& req, const std::filesystem::path& path,
                          const std::map<std::string, std::string>& query);
   Response ServeStatic(const Request& req, const std::vector<std::string>& segs);
@@ -120,6 +132,7 @@ class Router {
   scheduler::VideoService& videos_;
   TokenStore& tokens_;
   HttpCounters& counters_;
+  PlaybackSigner signer_;
   std::mutex uploads_mu_;
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
   std::unique_ptr<Webhooks> webhooks_;  // null when its store could not be read (answers 503)

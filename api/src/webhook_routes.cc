@@ -74,7 +74,11 @@ class JsonBodySink final : public BodySink {
 
 Router::Router(const ServerOptions& options, scheduler::VideoService& videos, TokenStore& tokens,
                HttpCounters& counters)
-    : opt_(options), videos_(videos), tokens_(tokens), counters_(counters) {
+    : opt_(options),
+      videos_(videos),
+      tokens_(tokens),
+      counters_(counters),
+      signer_(videos.store()) {
   auto opened = Webhooks::Open(videos_.store());
   if (!opened.ok()) {
     std::fprintf(stderr, "zerofarm: webhooks are off: %s\n", opened.status().ToString().c_str());

@@ -370,7 +370,10 @@ class Service final : public VideoService {
                 {"size", v.length ? json(*v.length) : json(nullptr)},
                 {"ladder", json::array()},
                 {"preset", v.preset},
-                {"kind", v.resumable ? "tus" : "raw"}};
+                {"kind", v.resumable ? "tus" : "raw"},
+                {"playback_policy", v.playback_policy},
+                {"metadata", v.metadata},
+                {"passthrough", v.passthrough}};
     for (int r : v.ladder) rec["ladder"].push_back(std::to_string(r) + "p");
     if (v.resumable) {
       rec["upload_id"] = "u_" + RandomHex(12);
@@ -492,21 +495,67 @@ class Service final : public VideoService {
     return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
   }
 
-  Result<std::string> List(const std::string& tenant) override {
-    std::lock_guard lock(mu_);
-    std::vector<const json*> mine;
-    for (const auto& [id, rec] : records_)
-      if (rec.value("tenant", "") == tenant) mine.push_back(&rec);
-    std::sort(mine.begin(), mine.end(), [](const json* a, const json* b) {
-      return a->value("created_ns", int64_t{0}) > b->value("created_ns", int64_t{0});
-    });
-    json out = {{"videos", json::array()}};
-    for (const json* rec : mine) {
-      auto a = active_.find((*rec)["id"]);
-      out["videos"].push_back(
-          PublicJson(*rec, a == active_.end() ? nullptr : a->second.get(), false));
+  Result<std::string> List(const std::string& tenant, const ListOptions& page) override {
+    // The order is (created_ns, id) descending; a cursor names the last video of a page.
+    using Key = std::pair<int64_t, std::string>;
+    std::optional<Key> after;
+    if (!page.cursor.empty()) {
+      const size_t sep = page.cursor.find('_');
+      const std::string ns = page.cursor.substr(0, sep);
+      const std::string id = sep == std::string::npos ? "" : page.cursor.substr(sep + 1);
+      if (ns.empty() || ns.size() > 19 || !IsVideoId(id) ||
+          !std::all_of(ns.begin(), ns.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return Status::Error("invalid_argument", "the cursor is not one this server made");
+      after = Key{std::stoll(ns), id};
     }
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<Key, const json*>> mine;
+    for (const auto& [id, rec] : records_)
+      if (rec.value("tenant", "") == tenant)
+        mine.push_back({{rec.value("created_ns", int64_t{0}), id}, &rec});
+    std::sort(mine.begin(), mine.end(),
+              [](const auto& a, const auto& b) { return a.first > b.first; });
+    json out = {{"videos", json::array()}, {"next_cursor", nullptr}, {"total", mine.size()}};
+    const size_t limit = std::clamp<size_t>(page.limit, 1, 1000);
+    size_t i = 0;
+    if (after)
+      while (i < mine.size() && !(mine[i].first < *after)) ++i;
+    for (; i < mine.size() && out["videos"].size() < limit; ++i) {
+      auto a = active_.find(mine[i].first.second);
+      out["videos"].push_back(
+          PublicJson(*mine[i].second, a == active_.end() ? nullptr : a->second.get(), false));
+    }
+    if (i < mine.size() && i > 0)
+      out["next_cursor"] = std::to_string(mine[i - 1].first.first) + "_" + mine[i - 1].first.second;
     return out.dump();
+  }
+
+  Result<std::string> Update(const std::string& tenant, const std::string& id,
+                             const VideoUpdate& update) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+      return Status::Error("not_found", "no video " + id);
+    json rec = it->second;
+    if (update.playback_policy) rec["playback_policy"] = *update.playback_policy;
+    if (update.metadata) rec["metadata"] = *update.metadata;
+    if (update.passthrough) rec["passthrough"] = *update.passthrough;
+    ZF_RETURN_IF_ERROR(Save(rec));
+    it->second = std::move(rec);
+    auto a = active_.find(id);
+    return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
+  }
+
+  Result<PlaybackTarget> Playback(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    auto it = records_.find(id);
+    if (it == records_.end()) return Status::Error("not_found", "no video " + id);
+    PlaybackTarget t;
+    t.tenant = it->second.value("tenant", "");
+    t.policy = it->second.value("playback_policy", "signed");
+    t.status = it->second.value("status", "");
+    if (t.status == "ready") t.dir = VideosDir() / id;
+    return t;
   }
 
   Status Delete(const std::string& tenant, const std::string& id) override {
@@ -940,11 +989,12 @@ class Service final : public VideoService {
       progress = {{"phase", "done"}, {"ingest_done", true}, {"tasks_known", n},
                   {"tasks_done", n}, {"tasks_running", 0},  {"fraction", 1.0}};
       if (rec.contains("audio")) progress["audio"] = rec["audio"].is_null() ? "none" : "done";
-      j["playback"] = {{"hls", "/v1/videos/" + id + "/hls/master.m3u8"},
-                       {"thumbnail", "/v1/videos/" + id + "/thumbnail.jpg"}};
     }
     j["progress"] = progress;
     if (!j.contains("warnings")) j["warnings"] = json::array();
+    if (!j.contains("playback_policy")) j["playback_policy"] = "signed";
+    if (!j.contains("metadata")) j["metadata"] = json::object();
+    if (!j.contains("passthrough")) j["passthrough"] = "";
     if (with_chunks) {
       j["chunks"] = chunks;
       if (!audio.is_null()) j["audio"] = audio;

@@ -66,6 +66,30 @@ struct NewVideo {
   std::string preset = "veryfast";
   std::optional<uint64_t> length;  // total bytes when known in advance
   bool resumable = false;          // a tus upload: survives restarts and dropped connections
+  std::string playback_policy = "signed";       // "public" or "signed" (see api/playback.h)
+  std::map<std::string, std::string> metadata;  // free-form, returned in the record
+  std::string passthrough;                      // free-form, returned in the record
+};
+
+// A change to a video's record (PATCH); unset fields stay as they are.
+struct VideoUpdate {
+  std::optional<std::string> playback_policy;
+  std::optional<std::map<std::string, std::string>> metadata;
+  std::optional<std::string> passthrough;
+};
+
+// What playback of a video needs to know, whoever asks.
+struct PlaybackTarget {
+  std::string tenant;
+  std::string policy;  // "public" | "signed"
+  std::string status;
+  std::filesystem::path dir;  // the published renditions; empty unless status is "ready"
+};
+
+// A page of a tenant's videos, newest first.
+struct ListOptions {
+  size_t limit = 100;  // 1..1000
+  std::string cursor;  // "" = from the newest; else a next_cursor of an earlier page
 };
 
 // A change of a video's state that integrators hear of (webhooks).
@@ -139,8 +163,14 @@ class VideoService {
 
   // The video object (JSON, as api/openapi.yaml describes it); "not_found" for another tenant's id.
   virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
-  // {"videos": [...]} newest first, without "chunks".
-  virtual Result<std::string> List(const std::string& tenant) = 0;
+  // {"videos": [...], "next_cursor": C|null, "total": N} newest first, without "chunks".
+  // Error "invalid_argument" for a cursor this service did not make.
+  virtual Result<std::string> List(const std::string& tenant, const ListOptions& page) = 0;
+  // Applies `update` and returns the video object; "not_found" for another tenant's id.
+  virtual Result<std::string> Update(const std::string& tenant, const std::string& id,
+                                     const VideoUpdate& update) = 0;
+  // The tenant, policy and folder of any video (playback without a token); "not_found".
+  virtual Result<PlaybackTarget> Playback(const std::string& id) = 0;
   // Cancels its job and removes every byte of it (store objects and meta, files).
   virtual Status Delete(const std::string& tenant, const std::string& id) = 0;
   // The published renditions' folder of a ready video of this tenant.
