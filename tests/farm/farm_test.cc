@@ -679,3 +679,64 @@ TEST_CASE(
   CHECK(node.log().find("Assertion") == std::string::npos);
   node.Kill9();
 }
+
+TEST_CASE(
+    "an outsider without the farm key gets no answer from any node, and a misbehaving member's "
+    "deep message and far-future tombstone are refused while the farm keeps working",
+    "[farm][security]") {
+  Farm farm("farm-outsider");
+  const fs::path clip = SteadyClip(6);
+  const std::string id = farm.Upload(clip);
+  REQUIRE(farm.WaitDone(id)["status"] == "ready");
+  auto stranger = storage::FarmKey::Generate();
+  REQUIRE(stranger.ok());
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::vector<std::string> headers = {
+      R"({"op":"PING","id":1})",
+      R"({"op":"LIST","id":2,"partition":0})",
+      R"({"op":"GET","id":3,"name":"jobs/)" + id + R"(/source"})",
+      R"({"op":"PUT","id":4,"name":"jobs/)" + id +
+          R"(/source","checksum":"0000000000000000","ts":)" + std::to_string(now) + "}",
+      R"({"op":"DELETE","id":5,"prefix":"jobs/)" + id + R"(/","ts":)" + std::to_string(now) + "}",
+      R"({"op":"RUN_TASK","id":6,"task_id":"x","task":"{}"})"};
+  for (uint32_t n = 0; n < 3; ++n) {
+    const std::string endpoint = farm.cluster.node(n).endpoint();
+    RawDealer plain(endpoint);
+    RawDealer foreign(endpoint, &*farm.cluster.key(), &stranger->primary());
+    for (const auto& h : headers) {
+      INFO("node " << n << ": " << h);
+      std::vector<std::string> frames = {"", "ZF1", h};
+      if (h.find("\"PUT\"") != std::string::npos) frames.push_back("");
+      CHECK_FALSE((plain.Send(frames) && plain.Receive(1s)));
+      CHECK_FALSE((foreign.Send(frames) && foreign.Receive(1s)));
+    }
+  }
+
+  // A member that misbehaves: refused, and every node stays up.
+  RawDealer member(farm.cluster.node(0).endpoint(), &*farm.cluster.key());
+  auto code_of = [&](const std::string& header) {
+    REQUIRE(member.Send({"", "ZF1", header}));
+    auto got = member.Receive(20s);
+    REQUIRE(got);
+    std::vector<std::string_view> views(got->begin(), got->end());
+    auto reply = storage::DecodeReply(views);
+    REQUIRE(reply.ok());
+    return reply->code;
+  };
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK(code_of(R"({"op":"RUN_TASK","id":7,"task_id":"x","task":)" + deep + "}") == "bad_message");
+  CHECK(code_of(R"({"op":"DELETE","id":8,"prefix":"jobs/","ts":9223372036854775807})") ==
+        "clock_skew");
+  CHECK(code_of(R"({"op":"DELETE","id":9,"prefix":"jobs/","ts":)" + std::to_string(now) + "}") ==
+        "invalid_argument");
+  for (uint32_t n = 0; n < 3; ++n) CHECK(farm.cluster.node(n).running());
+
+  // The video is untouched and new uploads still work.
+  farm.CheckSourceIntact(id, clip);
+  const std::string next = farm.Upload(clip);
+  json v = farm.WaitDone(next);
+  INFO(v.dump());
+  CHECK(v["status"] == "ready");
+}
