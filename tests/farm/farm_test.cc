@@ -740,3 +740,15 @@ TEST_CASE(
   INFO(v.dump());
   CHECK(v["status"] == "ready");
 }
+
+TEST_CASE("the proxy's /healthz says it cannot take writes once too few nodes answer",
+          "[farm][health]") {
+  Farm farm("farm-healthz");
+  CHECK(Curl({}, farm.proxy.url("/healthz")).status == 200);
+  farm.cluster.node(0).Kill9();
+  farm.cluster.node(1).Kill9();  // 1 of 3 left: no majority of the 2 replicas
+  REQUIRE(WaitFor([&] { return Curl({}, farm.proxy.url("/healthz")).status == 503; }, 30s));
+  CHECK_THAT(Curl({}, farm.proxy.url("/healthz")).body, Catch::Contains("no_quorum"));
+  REQUIRE(farm.cluster.node(1).Start().empty());
+  CHECK(WaitFor([&] { return Curl({}, farm.proxy.url("/healthz")).status == 200; }, 30s));
+}
