@@ -13,5 +13,6 @@ int ServeCommand(int argc, char** argv);
 int ProxyCommand(int argc, char** argv);
 int TokenCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
+int KeyCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

@@ -28,6 +28,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::ProxyCommand},
     {"node", "a storage node of a cluster (--data DIR --bind tcp://HOST:PORT --ring RING)",
      &zerofarm::cli::NodeCommand},
+    {"key", "key create -o FILE: the farm key (CURVE) every node and proxy takes with --key",
+     &zerofarm::cli::KeyCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},

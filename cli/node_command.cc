@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/key_flags.h"
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/node_server.h"
@@ -39,6 +40,13 @@ constexpr const char* kUsage =
     "  --peer-timeout D         deadline of a request to another node (default 5s)\n"
     "  --task-slots N           transcode tasks at once (default: cores; 0 = store only)\n"
     "  --worker-memory SIZE     each sandboxed worker's memory limit (default 3G)\n"
+    "  --disk-reserve SIZE      free space kept on the data dir's volume: below it the node\n"
+    "                           refuses writes (\"disk_full\") until space returns; reads go\n"
+    "                           on (default 256M; 0 = no check)\n"
+    "  --key FILE               the farm key (zerofarm key create): CURVE authentication and\n"
+    "                           encryption of every connection; required unless --insecure\n"
+    "  --insecure               run without a key: anyone reaching the port may do anything\n"
+    "                           (a trusted test network only; loudly reported)\n"
     "SIGTERM or SIGINT stops the node after the requests in progress.\n";
 
 int Usage(const std::string& error) {
@@ -61,7 +69,7 @@ bool ParseCount(const std::string& text, uint32_t* out) {
 }  // namespace
 
 int NodeCommand(int argc, char** argv) {
-  Flags flags(argc, argv);
+  Flags flags(argc, argv, {"insecure"});
   if (flags.Has("help") || flags.Has("h")) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -78,6 +86,10 @@ int NodeCommand(int argc, char** argv) {
   const auto peer_timeout = flags.Take("peer-timeout");
   const auto task_slots = flags.Take("task-slots");
   const std::string worker_memory = flags.Take("worker-memory").value_or("3G");
+  const auto disk_reserve = flags.Take("disk-reserve");
+  const auto key_path = flags.Take("key");
+  const bool insecure = flags.Has("insecure");
+  if (insecure) (void)flags.Take("insecure");
   if (!flags.error().empty()) return Usage(flags.error());
   if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
   if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
@@ -101,6 +113,11 @@ int NodeCommand(int argc, char** argv) {
     if (!bytes) return Usage("--audit-rate takes a byte count such as 8M");
     options.audit_bytes_per_second = *bytes;
   }
+  if (disk_reserve) {
+    auto bytes = ParseByteSize(*disk_reserve);
+    if (!bytes) return Usage("--disk-reserve takes a byte count such as 256M");
+    options.disk_reserve_bytes = *bytes;
+  }
   if (peer_timeout) {
     auto d = ParseDuration(*peer_timeout);
     if (!d || d->count() <= 0) return Usage("--peer-timeout takes a duration such as 5s");
@@ -112,6 +129,7 @@ int NodeCommand(int argc, char** argv) {
     return Usage("--task-slots takes a number");
   const auto memory = ParseByteSize(worker_memory);
   if (!memory) return Usage("--worker-memory takes a byte count such as 3G");
+  if (auto stop = LoadFarmKeyFlags("node", key_path, insecure, &options.key)) return *stop;
 
   auto ring = storage::Ring::Load(ring_path);
   if (!ring.ok()) {

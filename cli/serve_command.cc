@@ -11,11 +11,13 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/key_flags.h"
 #include "zerofarm/api/server.h"
 #include "zerofarm/api/tokens.h"
 #include "zerofarm/base/unique_fd.h"
@@ -118,6 +120,9 @@ constexpr const char* kProxyUsage =
     "  --chunk-seconds S       segment length target (default 4)\n"
     "  --backup-after DUR      a task running this long and 3x its job's median gets a backup\n"
     "                          copy on another node holding its chunk (default 15s)\n"
+    "  --key FILE              the farm key (zerofarm key create): CURVE authentication and\n"
+    "                          encryption of every connection to the nodes; required unless\n"
+    "  --insecure              is given (nodes started --insecure; loudly reported)\n"
     "limits: as for zerofarm serve (--max-upload, --max-header, --header-timeout,\n"
     "  --idle-timeout, --request-timeout, --max-connections, --max-open-uploads,\n"
     "  --max-open-uploads-total, --upload-expiry, --max-upload-files).\n";
@@ -140,13 +145,14 @@ fs::path DefaultWebDir() {
 int RunFront(int argc, char** argv, bool proxy) {
   g_proxy = proxy;
   const char* name = proxy ? "proxy" : "serve";
-  Flags flags(argc, argv, {"unsandboxed"});
+  Flags flags(argc, argv, {"unsandboxed", "insecure"});
   if (flags.Has("help") || flags.Has("h")) {
     std::fputs(proxy ? kProxyUsage : kUsage, stdout);
     return 0;
   }
   const fs::path data = flags.Take("data").value_or(proxy ? "zerofarm-proxy" : "zerofarm-data");
   const std::string ring_path = proxy ? flags.Take("ring").value_or("") : "";
+  std::optional<storage::FarmKey> vo_key;  // the proxy's farm key (--key)
   const std::string backup_after = proxy ? flags.Take("backup-after").value_or("15s") : "15s";
   const std::string listen = flags.Take("listen").value_or("127.0.0.1:8080");
   const std::string web = flags.Take("web").value_or("");
@@ -163,12 +169,17 @@ int RunFront(int argc, char** argv, bool proxy) {
   const std::string open_uploads_total = flags.Take("max-open-uploads-total").value_or("10000");
   const std::string upload_expiry = flags.Take("upload-expiry").value_or("24h");
   const std::string upload_files = flags.Take("max-upload-files").value_or("0");
+  const auto key_path = proxy ? flags.Take("key") : std::nullopt;
+  const bool insecure = proxy && flags.Has("insecure");
+  if (insecure) (void)flags.Take("insecure");
   const bool unsandboxed = !proxy && flags.Has("unsandboxed");
   if (unsandboxed) (void)flags.Take("unsandboxed");
   if (!flags.error().empty()) return Usage(flags.error());
   if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
   if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
   if (proxy && ring_path.empty()) return Usage("--ring is required");
+  if (proxy)
+    if (auto stop = LoadFarmKeyFlags("proxy", key_path, insecure, &vo_key)) return *stop;
 
   api::ServerOptions so;
   const size_t colon = listen.rfind(':');
@@ -244,6 +255,7 @@ int RunFront(int argc, char** argv, bool proxy) {
       return 3;
     }
     vo.ring = *ring;
+    vo.farm_key = vo_key;
     std::fprintf(stderr, "zerofarm proxy: ring of %zu nodes, %d replicas, %u partitions\n",
                  ring->nodes().size(), ring->replicas(), ring->partitions());
   } else {

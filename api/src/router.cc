@@ -546,7 +546,11 @@ Routed Router::RouteUnguarded(const Request& req) {
   if (tmpl == "/") {
     out.response = ServeStatic(req, segs);
   } else if (tmpl == "/healthz") {
-    out.response = JsonResponse(200, R"({"status":"ok"})");
+    // A proxy without a quorum of storage nodes cannot take writes (ClusterClient).
+    out.response =
+        videos_.Metrics().writes_possible
+            ? JsonResponse(200, R"({"status":"ok"})")
+            : ErrorResponse(503, "no_quorum", "too few storage nodes answer to store a write");
   } else if (tmpl == "/metrics") {
     out.response = Metrics();
   } else if (tmpl == "/readyz") {
@@ -1124,6 +1128,11 @@ Response Router::Metrics() {
     family("zerofarm_node_tasks_running", "gauge", "Tasks running per storage node (proxy).");
     for (const auto& n : m.nodes)
       o << "zerofarm_node_tasks_running{node=\"" << n.endpoint << "\"} " << n.tasks_running << "\n";
+    family("zerofarm_node_disk_full", "gauge",
+           "Storage nodes below their free-space reserve, refusing writes (proxy).");
+    for (const auto& n : m.nodes)
+      o << "zerofarm_node_disk_full{node=\"" << n.endpoint << "\"} " << (n.disk_full ? 1 : 0)
+        << "\n";
     family("zerofarm_cluster_bytes_sent_total", "counter", "Bytes sent to storage nodes.");
     o << "zerofarm_cluster_bytes_sent_total " << m.cluster_bytes_sent << "\n";
     family("zerofarm_cluster_bytes_received_total", "counter",

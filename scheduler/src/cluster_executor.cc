@@ -319,6 +319,7 @@ Result<std::unique_ptr<ClusterExecutor>> MakeClusterExecutor(
     storage::ClusterStore& cluster, const ClusterExecutorOptions& options) {
   storage::ClusterOptions co;
   co.request_timeout = kCallTimeout;
+  co.key = cluster.client().options().key;
   auto client = storage::ClusterClient::Create(cluster.client().ring(), co);
   if (!client.ok()) return client.status();
   // Let the first heartbeats tell the nodes' task slots.

@@ -646,7 +646,9 @@ class Service final : public VideoService {
     if (opt_.worker) m.sandbox_refusals = opt_.worker->sandbox_refusals();
     if (cluster_) {
       for (const auto& h : cluster_->client().Health())
-        m.nodes.push_back({h.endpoint, h.alive, h.load.task_slots, h.load.tasks_running});
+        m.nodes.push_back(
+            {h.endpoint, h.alive, h.load.task_slots, h.load.tasks_running, h.load.disk_full});
+      m.writes_possible = cluster_->client().WritesPossible();
       const auto traffic = cluster_->traffic();
       m.cluster_bytes_sent = traffic.bytes_sent;
       m.cluster_bytes_received = traffic.bytes_received;
@@ -1049,6 +1051,7 @@ Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptio
   if (options.ring) {
     storage::ClusterStoreOptions co;
     co.meta = store->get();
+    co.cluster.key = options.farm_key;
     auto cs = storage::ClusterStore::Create(*options.ring, co);
     if (!cs.ok()) return cs.status();
     cluster = std::move(*cs);

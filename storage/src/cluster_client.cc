@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
@@ -69,8 +70,10 @@ class ClusterClientImpl final : public ClusterClient {
   ClusterClientImpl(const Ring& ring, const ClusterOptions& options)
       : ring_(ring), options_(options), context_(1), start_(Clock::now()) {
     health_.resize(ring_.nodes().size());
-    for (const auto& node : ring_.nodes())
-      sockets_.push_back(IsLocal(node.id) ? nullptr : MakeDealer(context_, node.endpoint));
+    for (const auto& node : ring_.nodes()) {
+      links_.push_back(IsLocal(node.id) ? Links() : MakeLinks(node.endpoint));
+      sockets_.push_back(links_.back().empty() ? nullptr : links_.back().front().get());
+    }
     if (options_.heartbeats) heartbeat_ = std::thread([this] { HeartbeatLoop(); });
   }
 
@@ -81,10 +84,12 @@ class ClusterClientImpl final : public ClusterClient {
     }
     stop_cv_.notify_all();
     if (heartbeat_.joinable()) heartbeat_.join();
-    sockets_.clear();  // before the context (linger 0: nothing blocks)
+    sockets_.clear();
+    links_.clear();  // before the context (linger 0: nothing blocks)
   }
 
   const Ring& ring() const override { return ring_; }
+  const ClusterOptions& options() const override { return options_; }
 
   ClientTraffic traffic() const override {
     ClientTraffic t;
@@ -114,7 +119,7 @@ class ClusterClientImpl final : public ClusterClient {
     // ms): retry the send for up to two seconds (each attempt waits up to 250 ms).
     const auto send_until = Clock::now() + std::min<milliseconds>(timeout, milliseconds(2000));
     const auto frames = EncodeRequest(request);
-    while (!SendCounted(traffic_, *sockets_[node], frames)) {
+    while (!SendTo(node, frames)) {
       if (Clock::now() >= send_until)
         return Status::Error("unavailable", endpoint + " is not connected");
     }
@@ -177,7 +182,7 @@ class ClusterClientImpl final : public ClusterClient {
       }
       auto frames = EncodeRequest(r);
       frames.pop_back();  // the empty payload frame; the real one follows from `bytes`
-      if (!IsAlive(node) || !SendCounted(traffic_, *sockets_[node], frames, true, bytes)) {
+      if (!IsAlive(node) || !SendTo(node, frames, true, bytes)) {
         report.failures.push_back(ring_.nodes()[node].endpoint + ": unavailable: down");
         return false;
       }
@@ -306,7 +311,8 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
   Result<uint64_t> Delete(std::string_view name_or_prefix, bool prefix) override {
-    ZF_RETURN_IF_ERROR(CheckObjectName(name_or_prefix));
+    ZF_RETURN_IF_ERROR(prefix ? CheckDeletePrefix(name_or_prefix)
+                              : CheckObjectName(name_or_prefix));
     Request base;
     base.op = Op::kDelete;
     (prefix ? base.prefix : base.name) = std::string(name_or_prefix);
@@ -321,7 +327,7 @@ class ClusterClientImpl final : public ClusterClient {
       r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
       if (IsLocal(n))
         local = std::move(r);
-      else if (IsAlive(n) && SendCounted(traffic_, *sockets_[n], EncodeRequest(r)))
+      else if (IsAlive(n) && SendTo(n, EncodeRequest(r)))
         pending.emplace(r.id, n);
       else
         failures.push_back(ring_.nodes()[n].endpoint + ": down");
@@ -393,6 +399,16 @@ class ClusterClientImpl final : public ClusterClient {
     return Clock::now() - since < options_.dead_after;
   }
 
+  bool WritesPossible() const override {
+    size_t usable = 0;
+    for (uint32_t n = 0; n < ring_.nodes().size(); ++n) {
+      if (!IsAlive(n)) continue;
+      std::lock_guard lock(health_mu_);
+      if (!health_[n].load.disk_full) ++usable;
+    }
+    return usable >= static_cast<size_t>(ring_.replicas() / 2 + 1);
+  }
+
   std::vector<NodeHealth> Health() const override {
     std::vector<NodeHealth> out;
     for (uint32_t n = 0; n < ring_.nodes().size(); ++n) {
@@ -403,6 +419,7 @@ class ClusterClientImpl final : public ClusterClient {
       h.since_last_reply = std::chrono::duration_cast<milliseconds>(
           Clock::now() - (health_[n].replied ? health_[n].last_reply : start_));
       h.load = health_[n].load;
+      h.ring_hash = health_[n].ring_hash;
       out.push_back(h);
     }
     return out;
@@ -413,7 +430,40 @@ class ClusterClientImpl final : public ClusterClient {
     bool replied = false;
     Clock::time_point last_reply;
     NodeLoad load;
+    uint64_t ring_hash = 0;
   };
+
+  using Links = std::vector<std::unique_ptr<zmq::socket_t>>;
+
+  // The sockets to one node: one per farm key the node may serve with (the primary first; one
+  // socket without CURVE when there is no key).
+  Links MakeLinks(const std::string& endpoint) {
+    Links links;
+    if (!options_.key) {
+      links.push_back(MakeDealer(context_, endpoint));
+      return links;
+    }
+    for (const auto& server : options_.key->keys()) {
+      CurveClient curve{options_.key->primary(), server.public_key};
+      links.push_back(MakeDealer(context_, endpoint, &curve));
+    }
+    return links;
+  }
+
+  // Sends on the node's current socket, else on its other ones (a node that serves another
+  // key of a rotation in progress); the one that takes the message becomes current.
+  bool SendTo(uint32_t node, const std::vector<std::string>& frames, bool blocking = true,
+              std::optional<std::string_view> payload = std::nullopt) {
+    if (SendCounted(traffic_, *sockets_[node], frames, blocking, payload)) return true;
+    for (auto& s : links_[node]) {
+      if (s.get() == sockets_[node]) continue;
+      if (SendCounted(traffic_, *s, frames, blocking, payload)) {
+        sockets_[node] = s.get();
+        return true;
+      }
+    }
+    return false;
+  }
 
   bool IsLocal(uint32_t node) const {
     return options_.local_node && *options_.local_node == node && options_.local_handler;
@@ -430,6 +480,22 @@ class ClusterClientImpl final : public ClusterClient {
     return LocalReply(*options_.local_node, request);
   }
 
+  // Records a node's ring hash from a heartbeat; says once per change when it is not ours.
+  void NoteRing(uint32_t node, uint64_t hash) {
+    if (hash == 0) return;
+    {
+      std::lock_guard lock(health_mu_);
+      if (health_[node].ring_hash == hash) return;
+      health_[node].ring_hash = hash;
+    }
+    if (hash != ring_hash_)
+      std::fprintf(stderr,
+                   "zerofarm: storage node %s holds ring %s, this process ring %s: the rings "
+                   "differ (the node moves no data until they agree)\n",
+                   ring_.nodes()[node].endpoint.c_str(), ChecksumHex(hash).c_str(),
+                   ChecksumHex(ring_hash_).c_str());
+  }
+
   void MarkReply(uint32_t node, const std::optional<NodeLoad>& load) {
     std::lock_guard lock(health_mu_);
     health_[node].replied = true;
@@ -444,14 +510,17 @@ class ClusterClientImpl final : public ClusterClient {
     std::vector<uint32_t> remote;  // node ids behind `sockets`
     for (const auto& node : ring_.nodes()) {
       if (IsLocal(node.id)) continue;
-      sockets.push_back(MakeDealer(context_, node.endpoint));
-      remote.push_back(node.id);
+      for (auto& s : MakeLinks(node.endpoint)) {
+        sockets.push_back(std::move(s));
+        remote.push_back(node.id);
+      }
     }
     uint64_t seq = 0;
     while (true) {
       const auto round_end = Clock::now() + options_.heartbeat_interval;
       Request ping;
       ping.op = Op::kPing;
+      ping.ring_hash = ring_hash_;
       ping.timeout_ms = static_cast<uint32_t>(options_.heartbeat_interval.count());
       for (auto& s : sockets) {
         ping.id = ++seq;
@@ -472,8 +541,10 @@ class ClusterClientImpl final : public ClusterClient {
         zmq::poll(items.data(), items.size(), milliseconds(std::min(RemainingMs(round_end), 50)));
         for (size_t i = 0; i < items.size(); ++i) {
           if (!(items[i].revents & ZMQ_POLLIN)) continue;
-          while (auto reply = ReceiveCounted(traffic_, *sockets[i]))
+          while (auto reply = ReceiveCounted(traffic_, *sockets[i])) {
             MarkReply(remote[i], reply->load);
+            NoteRing(remote[i], reply->ring_hash);
+          }
         }
       }
       std::unique_lock lock(stop_mu_);
@@ -482,12 +553,14 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
   const Ring ring_;
+  const uint64_t ring_hash_ = ring_.ContentHash();
   const ClusterOptions options_;
   zmq::context_t context_;
   const Clock::time_point start_;
 
-  std::mutex mu_;  // guards sockets_ use and next_id_
-  std::vector<std::unique_ptr<zmq::socket_t>> sockets_;
+  std::mutex mu_;                        // guards sockets_ and links_ use, and next_id_
+  std::vector<Links> links_;             // per node (empty for the local node)
+  std::vector<zmq::socket_t*> sockets_;  // per node: the link in use (null: local)
   uint64_t next_id_ = 0;
 
   mutable std::mutex health_mu_;

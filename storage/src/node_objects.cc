@@ -120,7 +120,7 @@ Result<std::pair<ObjectEntry, std::string>> NodeObjects::Get(const std::string& 
   } else {
     return std::make_pair(**entry, std::move(*bytes));
   }
-  ZF_RETURN_IF_ERROR(Quarantine(**entry, reason));
+  ZF_RETURN_IF_ERROR(Quarantine(**entry, reason));  // "not_found": deleted while it was read
   return Status::Error("corrupt",
                        "'" + name + "' failed verification and was quarantined: " + reason);
 }
@@ -139,7 +139,7 @@ Status NodeObjects::Verify(const ObjectEntry& entry, uint64_t* bytes_read) {
     reason = "object checksum " + ChecksumHex(Checksum(*bytes)) + " != indexed " +
              ChecksumHex(entry.checksum);
   }
-  ZF_RETURN_IF_ERROR(Quarantine(entry, reason));
+  ZF_RETURN_IF_ERROR(Quarantine(entry, reason));  // "not_found": deleted while it was read
   return Status::Error("corrupt", reason);
 }
 
@@ -162,6 +162,11 @@ Result<size_t> NodeObjects::Delete(const std::string& name, const std::string& p
     auto listed = store_->ListObjects(prefix);
     if (!listed.ok()) return listed.status();
     names = std::move(*listed);
+    // Quarantined objects have no bytes left to list: their records go too, or the auditor
+    // would keep looking for a copy of what was deleted.
+    auto quarantined = store_->ListMeta(std::string(kQuarantinePrefix) + prefix);
+    if (!quarantined.ok()) return quarantined.status();
+    for (const auto& [key, value] : *quarantined) ZF_RETURN_IF_ERROR(store_->DeleteMeta(key));
   }
   size_t removed = 0;
   for (const std::string& n : names) {
@@ -226,9 +231,10 @@ Status NodeObjects::QuarantineLocked(const ObjectEntry& entry, const std::string
   // A write that replaced the object since it was read is not what failed the check.
   auto current = ReadIndex(entry.name);
   if (!current.ok()) return current.status();
-  if (current->has_value() &&
-      ((*current)->ts != entry.ts || (*current)->checksum != entry.checksum))
-    return Status::Ok();
+  // Deleted (or handed home) since it was read: nothing is wrong with it, and no copy is owed.
+  if (!current->has_value())
+    return Status::Error("not_found", "'" + entry.name + "' was removed while it was read");
+  if (((*current)->ts != entry.ts || (*current)->checksum != entry.checksum)) return Status::Ok();
   // Record first, then take it out of the served set: a crash in between leaves it quarantined
   // and served, and the next audit finds it again.
   ZF_RETURN_IF_ERROR(store_->PutMeta(std::string(kQuarantinePrefix) + entry.name,

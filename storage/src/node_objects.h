@@ -49,6 +49,7 @@ class NodeObjects {
   static uint64_t ListHash(const std::vector<ObjectEntry>& entries);
 
   // Moves an object out of the served set and records why; its expected checksum is kept.
+  // "not_found" (nothing quarantined) when the object was deleted since it was read.
   Status Quarantine(const ObjectEntry& entry, const std::string& reason);
   // (name, expected checksum) of quarantined objects.
   Result<std::vector<std::pair<std::string, uint64_t>>> Quarantined();
@@ -56,8 +57,8 @@ class NodeObjects {
   // (name, home endpoint) of handoff copies held here.
   Result<std::vector<std::pair<std::string, std::string>>> Handoffs();
 
-  // Reads and verifies one object without returning bytes (the auditor): ok, or "corrupt"
-  // after quarantining it. Sets *bytes_read.
+  // Reads and verifies one object without returning bytes (the auditor): ok, "corrupt" after
+  // quarantining it, or "not_found" when it was deleted while being read. Sets *bytes_read.
   Status Verify(const ObjectEntry& entry, uint64_t* bytes_read);
 
  private:

@@ -3,10 +3,13 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <cinttypes>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <utility>
 
 namespace zerofarm::storage {
@@ -49,6 +52,50 @@ std::optional<uint64_t> ParseHex(const std::string& text) {
   return value;
 }
 
+// Integer fields are range-checked, never truncated: a value outside [lo, hi] (or not an
+// integer at all) is refused with the field's name.
+struct BadField : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
+};
+
+uint64_t Unsigned(const json& v, const char* field, uint64_t hi) {
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+    throw BadField(std::string("\"") + field + "\" must be an integer >= 0");
+  const uint64_t x = v.get<uint64_t>();
+  if (x > hi)
+    throw BadField(std::string("\"") + field + "\" is " + std::to_string(x) + ", above its limit " +
+                   std::to_string(hi));
+  return x;
+}
+
+int64_t Signed(const json& v, const char* field) {
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t{INT64_MAX})
+    throw BadField(std::string("\"") + field + "\" does not fit a signed 64-bit integer");
+  if (!v.is_number_integer()) throw BadField(std::string("\"") + field + "\" must be an integer");
+  return v.get<int64_t>();
+}
+
+template <class T>
+T UnsignedField(const json& h, const char* field, T fallback) {
+  auto it = h.find(field);
+  if (it == h.end()) return fallback;
+  return static_cast<T>(Unsigned(*it, field, std::numeric_limits<T>::max()));
+}
+
+std::string StringField(const json& h, const char* field) {
+  auto it = h.find(field);
+  if (it == h.end()) return {};
+  if (!it->is_string()) throw BadField(std::string("\"") + field + "\" must be a string");
+  return it->get<std::string>();
+}
+
+bool BoolField(const json& h, const char* field) {
+  auto it = h.find(field);
+  if (it == h.end()) return false;
+  if (!it->is_boolean()) throw BadField(std::string("\"") + field + "\" must be true or false");
+  return it->get<bool>();
+}
+
 json EntryJson(const ObjectEntry& e) {
   return json::array({e.name, ChecksumHex(e.checksum), e.size, e.ts});
 }
@@ -57,13 +104,41 @@ ObjectEntry EntryFrom(const json& j) {
   if (!j.is_array() || j.size() != 4)
     throw std::invalid_argument("an entry is [name, hex, size, ts]");
   ObjectEntry e;
+  if (!j.at(0).is_string() || !j.at(1).is_string())
+    throw std::invalid_argument("an entry's name and checksum are strings");
   e.name = j.at(0).get<std::string>();
   auto sum = ParseHex(j.at(1).get<std::string>());
   if (!sum) throw std::invalid_argument("bad checksum in entry");
   e.checksum = *sum;
-  e.size = j.at(2).get<uint64_t>();
-  e.ts = j.at(3).get<int64_t>();
+  e.size = Unsigned(j.at(2), "size", kMaxPayloadBytes);
+  e.ts = Signed(j.at(3), "ts");
   return e;
+}
+
+// The header as a JSON object, refused past kMaxJsonDepth levels of nesting: the parser stops at
+// the first value that goes deeper (its callback throws), so no deep tree is ever built, and no
+// later walk over the tree (dump, destruction, lookups) can recurse deeply.
+struct TooDeep {};
+
+Result<json> ParseHeader(std::string_view text) {
+  json header;
+  try {
+    header = json::parse(
+        text,
+        [](int depth, json::parse_event_t event, json&) {
+          if (depth > kMaxJsonDepth ||
+              (depth == kMaxJsonDepth && (event == json::parse_event_t::object_start ||
+                                          event == json::parse_event_t::array_start)))
+            throw TooDeep{};
+          return true;
+        },
+        /*allow_exceptions=*/false);
+  } catch (const TooDeep&) {
+    return Status::Error(
+        "bad_message", "the header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
+  if (!header.is_object()) return Status::Error("bad_message", "the header is not a JSON object");
+  return header;
 }
 
 // Checks the magic and the frame count; returns the parsed header.
@@ -83,9 +158,7 @@ Result<json> OpenFrames(const std::vector<std::string_view>& frames, size_t max_
   if (frames.size() == 3 && frames[2].size() > kMaxPayloadBytes)
     return Status::Error("too_large", "payload of " + std::to_string(frames[2].size()) +
                                           " bytes exceeds the 64 MiB limit");
-  json header = json::parse(frames[1], nullptr, /*allow_exceptions=*/false);
-  if (!header.is_object()) return Status::Error("bad_message", "the header is not a JSON object");
-  return header;
+  return ParseHeader(frames[1]);
 }
 
 }  // namespace
@@ -114,6 +187,25 @@ Status CheckObjectName(std::string_view name) {
   return Status::Ok();
 }
 
+Status CheckDeletePrefix(std::string_view prefix) {
+  ZF_RETURN_IF_ERROR(CheckObjectName(prefix));
+  if (prefix.size() >= 2 && prefix.back() == '#') return Status::Ok();  // one object's parts
+  constexpr std::string_view kJobs = "jobs/";
+  if (prefix.substr(0, kJobs.size()) == kJobs && prefix.size() > kJobs.size() + 1 &&
+      prefix.back() == '/') {
+    const std::string_view id = prefix.substr(kJobs.size(), prefix.size() - kJobs.size() - 1);
+    const bool plain = std::all_of(id.begin(), id.end(), [](char c) {
+      return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-' || c == '.';
+    });
+    if (plain && id != "." && id != ".." && id.size() <= 128) return Status::Ok();
+  }
+  return Status::Error("invalid_argument",
+                       "a delete by prefix covers one job (\"jobs/<id>/\") or one object's parts "
+                       "(\"<name>#\"), not '" +
+                           std::string(prefix) + "'");
+}
+
 Status Reply::ToStatus() const { return ok() ? Status::Ok() : Status::Error(code, message); }
 
 uint64_t Checksum(std::string_view bytes) { return XXH64(bytes.data(), bytes.size(), 0); }
@@ -140,6 +232,7 @@ std::vector<std::string> EncodeRequest(const Request& r) {
     h["task"] = r.task;
     if (r.rerun) h["rerun"] = true;
   }
+  if (r.ring_hash != 0) h["ring"] = ChecksumHex(r.ring_hash);
   std::vector<std::string> frames = {std::string(kProtocolMagic),
                                      h.dump(-1, ' ', false, json::error_handler_t::replace)};
   if (r.op == Op::kPut) frames.push_back(r.payload);
@@ -160,10 +253,12 @@ std::vector<std::string> EncodeReply(const Reply& r) {
   if (r.load)
     h["load"] = {{"queued", r.load->queued},         {"max_queue", r.load->max_queue},
                  {"workers", r.load->workers},       {"active", r.load->active},
-                 {"task_slots", r.load->task_slots}, {"tasks_running", r.load->tasks_running}};
+                 {"task_slots", r.load->task_slots}, {"tasks_running", r.load->tasks_running},
+                 {"disk_full", r.load->disk_full},   {"disk_free", r.load->disk_free}};
   if (!r.stats.empty()) h["stats"] = r.stats;
   if (!r.task_state.empty()) h["task_state"] = r.task_state;
   if (!r.task_result.empty()) h["task_result"] = r.task_result;
+  if (r.ring_hash != 0) h["ring"] = ChecksumHex(r.ring_hash);
   std::vector<std::string> frames = {std::string(kProtocolMagic),
                                      h.dump(-1, ' ', false, json::error_handler_t::replace)};
   if (!r.payload.empty()) frames.push_back(r.payload);
@@ -182,21 +277,31 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     auto op = ParseOp(op_it->get<std::string>());
     if (!op) return Status::Error("unknown_op", "unknown op '" + op_it->get<std::string>() + "'");
     r.op = *op;
-    r.id = h.value("id", uint64_t{0});
-    r.timeout_ms = h.value("timeout_ms", uint32_t{5000});
-    r.name = h.value("name", std::string());
-    r.prefix = h.value("prefix", std::string());
-    for (const char* key : {"id", "timeout_ms", "partition"})
-      if (auto it = h.find(key); it != h.end() && !it->is_number_unsigned())
-        return Status::Error("bad_message", std::string("\"") + key + "\" must be a number >= 0");
-    r.partition = h.value("partition", uint32_t{0});
-    r.hash_only = h.value("hash_only", false);
-    r.ts = h.value("ts", int64_t{0});
-    r.handoff_for = h.value("handoff_for", std::string());
-    r.task_id = h.value("task_id", std::string());
-    if (auto it = h.find("task"); it != h.end())  // a string; a JSON value is taken as its text
-      r.task = it->is_string() ? it->get<std::string>() : it->dump();
-    r.rerun = h.value("rerun", false);
+    r.id = UnsignedField<uint64_t>(h, "id", 0);
+    r.timeout_ms = UnsignedField<uint32_t>(h, "timeout_ms", 5000);
+    if (r.timeout_ms > kMaxTimeoutMs)
+      return Status::Error("bad_message", "\"timeout_ms\" is " + std::to_string(r.timeout_ms) +
+                                              ", above the limit " + std::to_string(kMaxTimeoutMs));
+    r.name = StringField(h, "name");
+    r.prefix = StringField(h, "prefix");
+    r.partition = UnsignedField<uint32_t>(h, "partition", 0);
+    r.hash_only = BoolField(h, "hash_only");
+    if (auto it = h.find("ts"); it != h.end()) r.ts = Signed(*it, "ts");
+    r.handoff_for = StringField(h, "handoff_for");
+    r.task_id = StringField(h, "task_id");
+    // The task spec travels as a string (JSON text, opaque to the node).
+    r.task = StringField(h, "task");
+    r.rerun = BoolField(h, "rerun");
+    if (h.contains("ring")) {
+      auto ring = ParseHex(StringField(h, "ring"));
+      if (!ring) return Status::Error("bad_message", "\"ring\" is a 16-digit hex hash");
+      r.ring_hash = *ring;
+    }
+    if (r.handoff_for.size() > kMaxNameBytes)
+      return Status::Error("bad_message", "a handoff_for endpoint is at most 1024 bytes");
+    if (r.task.size() > kMaxTaskSpecBytes)
+      return Status::Error(
+          "too_large", "a task spec is at most " + std::to_string(kMaxTaskSpecBytes) + " bytes");
     if (r.op == Op::kPut) {
       auto sum = ParseHex(h.value("checksum", std::string()));
       if (!sum) return Status::Error("bad_message", "PUT needs \"checksum\": 16 hex digits");
@@ -215,8 +320,10 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
       return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"task_id\"");
     if (r.task_id.size() > kMaxNameBytes)
       return Status::Error("bad_message", "a task_id is at most 1024 bytes");
-    if (r.op == Op::kRunTask && h.find("task") == h.end())
-      return Status::Error("bad_message", "RUN_TASK needs a \"task\"");
+    if (r.op == Op::kRunTask && r.task.empty())
+      return Status::Error("bad_message", "RUN_TASK needs a \"task\" (a string)");
+    if ((r.op == Op::kPut || r.op == Op::kDelete) && r.ts <= 0)
+      return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"ts\" > 0");
     return r;
   } catch (const std::exception& e) {
     return Status::Error("bad_message", std::string("malformed header: ") + e.what());
@@ -229,33 +336,46 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
   const json& h = *header;
   try {
     Reply r;
-    r.id = h.value("id", uint64_t{0});
-    r.code = h.value("code", std::string());
+    r.id = UnsignedField<uint64_t>(h, "id", 0);
+    r.code = StringField(h, "code");
     if (r.code.empty()) return Status::Error("bad_message", "the reply has no \"code\"");
-    r.message = h.value("message", std::string());
-    r.node = h.value("node", std::string());
+    r.message = StringField(h, "message");
+    r.node = StringField(h, "node");
     if (auto it = h.find("object"); it != h.end()) r.object = EntryFrom(*it);
-    if (auto it = h.find("entries"); it != h.end())
+    if (auto it = h.find("entries"); it != h.end()) {
+      if (!it->is_array()) return Status::Error("bad_message", "\"entries\" must be an array");
       for (const auto& e : *it) r.entries.push_back(EntryFrom(e));
+    }
     if (auto it = h.find("list_hash"); it != h.end()) {
-      auto sum = ParseHex(it->get<std::string>());
+      auto sum = ParseHex(StringField(h, "list_hash"));
       if (!sum) return Status::Error("bad_message", "bad list_hash");
       r.list_hash = *sum;
     }
     if (auto it = h.find("load"); it != h.end()) {
+      if (!it->is_object()) return Status::Error("bad_message", "\"load\" must be an object");
       NodeLoad load;
-      load.queued = it->value("queued", uint32_t{0});
-      load.max_queue = it->value("max_queue", uint32_t{0});
-      load.workers = it->value("workers", uint32_t{0});
-      load.active = it->value("active", uint32_t{0});
-      load.task_slots = it->value("task_slots", uint32_t{0});
-      load.tasks_running = it->value("tasks_running", uint32_t{0});
+      load.queued = UnsignedField<uint32_t>(*it, "queued", 0);
+      load.max_queue = UnsignedField<uint32_t>(*it, "max_queue", 0);
+      load.workers = UnsignedField<uint32_t>(*it, "workers", 0);
+      load.active = UnsignedField<uint32_t>(*it, "active", 0);
+      load.task_slots = UnsignedField<uint32_t>(*it, "task_slots", 0);
+      load.tasks_running = UnsignedField<uint32_t>(*it, "tasks_running", 0);
+      load.disk_full = BoolField(*it, "disk_full");
+      load.disk_free = UnsignedField<uint64_t>(*it, "disk_free", 0);
       r.load = load;
     }
-    if (auto it = h.find("stats"); it != h.end())
-      r.stats = it->get<std::map<std::string, uint64_t>>();
-    r.task_state = h.value("task_state", std::string());
-    r.task_result = h.value("task_result", std::string());
+    if (auto it = h.find("stats"); it != h.end()) {
+      if (!it->is_object()) return Status::Error("bad_message", "\"stats\" must be an object");
+      for (const auto& [key, value] : it->items())
+        r.stats[key] = Unsigned(value, "stats", std::numeric_limits<uint64_t>::max());
+    }
+    r.task_state = StringField(h, "task_state");
+    r.task_result = StringField(h, "task_result");
+    if (h.contains("ring")) {
+      auto ring = ParseHex(StringField(h, "ring"));
+      if (!ring) return Status::Error("bad_message", "\"ring\" is a 16-digit hex hash");
+      r.ring_hash = *ring;
+    }
     if (frames.size() == 3) r.payload.assign(frames[2]);
     return r;
   } catch (const std::exception& e) {
@@ -265,8 +385,9 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
 
 uint64_t PeekRequestId(const std::vector<std::string_view>& frames) {
   if (frames.size() < 2 || frames[1].size() > kMaxHeaderBytes) return 0;
-  json h = json::parse(frames[1], nullptr, false);
-  if (!h.is_object()) return 0;
+  auto parsed = ParseHeader(frames[1]);
+  if (!parsed.ok()) return 0;
+  const json& h = *parsed;
   auto it = h.find("id");
   return it != h.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }

@@ -2,6 +2,8 @@
 // auditor and task threads.
 #include "zerofarm/storage/node_server.h"
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -13,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <system_error>
@@ -76,10 +79,20 @@ class NodeServerImpl final : public NodeServer {
         objects_(store_.get(), &ring_),
         context_(1),
         router_(context_, zmq::socket_type::router),
+        zap_(context_, zmq::socket_type::rep),
         replies_(context_, zmq::socket_type::pull) {}
 
   Status Bind() {
     try {
+      if (options_.key) {
+        // The ZAP handler's socket is bound before the node's: no handshake is ever decided
+        // without it (libzmq admits every CURVE client when no handler is bound).
+        zap_.set(zmq::sockopt::linger, 0);
+        zap_.bind("inproc://zeromq.zap.01");
+        router_.set(zmq::sockopt::zap_domain, "zerofarm");
+        router_.set(zmq::sockopt::curve_server, true);
+        router_.set(zmq::sockopt::curve_secretkey, options_.key->primary().secret_key);
+      }
       router_.set(zmq::sockopt::linger, 0);
       router_.set(zmq::sockopt::maxmsgsize,
                   static_cast<int64_t>(kMaxPayloadBytes + kMaxHeaderBytes));
@@ -94,6 +107,7 @@ class NodeServerImpl final : public NodeServer {
     peer.request_timeout = options_.peer_timeout;
     peer.heartbeats = false;
     peer.self_endpoint = self_;
+    peer.key = options_.key;
     auto client = ClusterClient::Create(ring_, peer);
     if (!client.ok()) return client.status();
     peers_ = std::move(*client);
@@ -115,6 +129,8 @@ class NodeServerImpl final : public NodeServer {
   }
 
   Status Run() override {
+    if (options_.key) threads_.emplace_back([this] { ZapLoop(); });
+    if (options_.disk_reserve_bytes > 0) threads_.emplace_back([this] { DiskLoop(); });
     for (uint32_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { Worker(); });
     if (options_.replicate_interval.count() > 0)
       threads_.emplace_back([this] { ReplicatorLoop(); });
@@ -149,7 +165,60 @@ class NodeServerImpl final : public NodeServer {
                     options_.workers,
                     active_,
                     TaskSlots(),
-                    tasks_running_.load()};
+                    tasks_running_.load(),
+                    disk_full_.load(),
+                    disk_free_.load()};
+  }
+
+  // --- Free space: a full disk is a state. ---
+
+  // Free bytes for unprivileged writers on the store's volume; nullopt when statvfs fails.
+  std::optional<uint64_t> FreeBytes() const {
+    struct statvfs st {};
+    if (::statvfs(options_.data_dir.c_str(), &st) != 0) return std::nullopt;
+    return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+  }
+
+  // Measures the volume and moves between "taking writes" and "disk full" (with a margin of
+  // an eighth of the reserve, so a volume at the edge does not flap), logging each change.
+  void UpdateDisk() {
+    if (options_.disk_reserve_bytes == 0) return;
+    const auto free = FreeBytes();
+    if (!free) return;
+    disk_free_ = *free;
+    const uint64_t reserve = options_.disk_reserve_bytes;
+    std::lock_guard lock(disk_mu_);
+    if (!disk_full_ && *free < reserve) {
+      disk_full_ = true;
+      Log("disk full: " + std::to_string(*free >> 20) + " MiB free on " + options_.data_dir +
+          ", below the reserve of " + std::to_string(reserve >> 20) +
+          " MiB: refusing writes (\"disk_full\"); reads and audits go on");
+    } else if (disk_full_ && *free >= reserve + reserve / 8) {
+      disk_full_ = false;
+      Log("disk space is back: " + std::to_string(*free >> 20) + " MiB free on " +
+          options_.data_dir + ": taking writes again");
+    }
+  }
+
+  // A write of `bytes` must leave the reserve free, counting the copy in the write-ahead log
+  // and the one a memtable flush writes.
+  Status CheckSpace(uint64_t bytes) {
+    if (options_.disk_reserve_bytes == 0) return Status::Ok();
+    UpdateDisk();
+    const uint64_t free = disk_free_.load();
+    if (!disk_full_ && free >= options_.disk_reserve_bytes + 2 * bytes) return Status::Ok();
+    return Status::Error("disk_full", "the node's volume has " + std::to_string(free >> 20) +
+                                          " MiB free, at or below its reserve of " +
+                                          std::to_string(options_.disk_reserve_bytes >> 20) +
+                                          " MiB: no writes until space returns");
+  }
+
+  void DiskLoop() {
+    while (true) {
+      UpdateDisk();
+      std::unique_lock lock(mu_);
+      if (background_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_; })) return;
+    }
   }
 
   uint32_t TaskSlots() const { return options_.task_handler ? options_.task_slots : 0; }
@@ -223,6 +292,7 @@ class NodeServerImpl final : public NodeServer {
       reply.id = request->id;
       if (request->op == Op::kPing) {  // heartbeats never wait behind the queue
         reply.load = Load();
+        reply.ring_hash = ring_hash_;
         SendToRouter(envelope, reply);
         continue;
       }
@@ -244,6 +314,65 @@ class NodeServerImpl final : public NodeServer {
                            arrived + milliseconds(request->timeout_ms)});
       lock.unlock();
       cv_.notify_one();
+    }
+  }
+
+  // ZAP (RFC 27): libzmq asks here about every CURVE handshake on the node's socket. A client
+  // is admitted when its public key is one of the farm key's; a refused one completes no
+  // connection, so nothing it sends is ever read. Refusals are logged, at most one line per
+  // 10 s (a refused client reconnects every few hundred ms).
+  void ZapLoop() {
+    uint64_t refused = 0;
+    Clock::time_point last_log{};
+    while (!stopping()) {
+      zmq::pollitem_t item{static_cast<void*>(zap_), 0, ZMQ_POLLIN, 0};
+      try {
+        if (zmq::poll(&item, 1, milliseconds(100)) <= 0) continue;
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        Log(std::string("ZAP handler: ") + e.what());
+        return;
+      }
+      std::vector<zmq::message_t> request;
+      if (!zmq::recv_multipart(zap_, std::back_inserter(request), zmq::recv_flags::dontwait))
+        continue;
+      // version, request id, domain, address, routing id, mechanism, credentials...
+      std::string status = "400";
+      std::string text = "not a farm key";
+      std::string user;
+      std::string address = request.size() > 3 ? request[3].to_string() : "?";
+      if (request.size() >= 7 && request[0].to_string_view() == "1.0" &&
+          request[5].to_string_view() == "CURVE" && request[6].size() == 32) {
+        char z85[41] = {};
+        zmq_z85_encode(z85, static_cast<const uint8_t*>(request[6].data()), 32);
+        if (options_.key->Admits(z85)) {
+          status = "200";
+          text = "OK";
+          user = z85;
+        }
+      } else {
+        text = "CURVE only";
+      }
+      if (status != "200") {
+        ++refused;
+        if (Clock::now() - last_log > std::chrono::seconds(10)) {
+          Log("refused a connection from " + address + ": " + text + " (" +
+              std::to_string(refused) + " refused so far)");
+          last_log = Clock::now();
+        }
+      }
+      std::vector<zmq::message_t> reply;
+      reply.emplace_back(std::string_view("1.0"));
+      reply.emplace_back(request.size() > 1 ? request[1].to_string_view() : std::string_view());
+      reply.emplace_back(std::string_view(status));
+      reply.emplace_back(std::string_view(text));
+      reply.emplace_back(std::string_view(user));
+      reply.emplace_back(std::string_view());
+      try {
+        (void)zmq::send_multipart(zap_, reply);
+      } catch (const zmq::error_t& e) {
+        Log(std::string("ZAP handler: ") + e.what());
+      }
     }
   }
 
@@ -284,6 +413,23 @@ class NodeServerImpl final : public NodeServer {
     }
   }
 
+  // A write's timestamp may run ahead of this node's clock by max_clock_skew at most.
+  Status CheckClock(const Request& r) const {
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    const int64_t allowance =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(options_.max_clock_skew).count();
+    if (r.ts <= now || r.ts - now <= allowance) return Status::Ok();
+    const int64_t ahead_s = (r.ts - now) / 1000000000;
+    Log(std::string("refused a ") + OpName(r.op) + " of '" + (r.name.empty() ? r.prefix : r.name) +
+        "' stamped " + std::to_string(ahead_s) + " s ahead of this node's clock");
+    return Status::Error("clock_skew",
+                         std::string(OpName(r.op)) + " stamped " + std::to_string(ahead_s) +
+                             " s ahead of this node's clock (allowance " +
+                             std::to_string(options_.max_clock_skew.count() / 1000) + " s)");
+  }
+
   static void SetError(Reply& reply, const Status& status) {
     reply.code = status.code();
     reply.message = status.message();
@@ -293,8 +439,11 @@ class NodeServerImpl final : public NodeServer {
     switch (r.op) {
       case Op::kPing:
         reply.load = Load();
+        reply.ring_hash = ring_hash_;
         return;
       case Op::kPut: {
+        if (Status s = CheckClock(r); !s.ok()) return SetError(reply, s);
+        if (Status s = CheckSpace(r.payload.size()); !s.ok()) return SetError(reply, s);
         auto stored = objects_.Put(r.name, r.payload, r.checksum, r.ts, r.handoff_for);
         if (!stored.ok()) return SetError(reply, stored.status());
         reply.object = *stored;
@@ -317,6 +466,12 @@ class NodeServerImpl final : public NodeServer {
         return;
       }
       case Op::kDelete: {
+        if (Status s = CheckClock(r); !s.ok()) return SetError(reply, s);
+        if (!r.prefix.empty())
+          if (Status s = CheckDeletePrefix(r.prefix); !s.ok()) {
+            Log("refused a DELETE by prefix: " + s.message());
+            return SetError(reply, s);
+          }
         auto removed = objects_.Delete(r.name, r.prefix, r.ts);
         if (!removed.ok()) return SetError(reply, removed.status());
         reply.stats["removed"] = *removed;
@@ -494,6 +649,7 @@ class NodeServerImpl final : public NodeServer {
       // for peer_timeout on each of them.
       options.cluster.heartbeats = true;
       options.cluster.request_timeout = options_.peer_timeout;
+      options.cluster.key = options_.key;
       auto created = ClusterStore::Create(ring_, options);
       if (!created.ok()) return created.status();
       task_store_ = std::move(*created);
@@ -523,6 +679,7 @@ class NodeServerImpl final : public NodeServer {
             bool* deleted) {
     auto got = objects_.Get(e.name);
     if (!got.ok()) {
+      if (got.status().code() == "not_found") return true;  // deleted meanwhile: nothing owed
       ++stats[got.status().code() == "corrupt" ? "quarantined" : "errors"];
       return false;
     }
@@ -593,16 +750,63 @@ class NodeServerImpl final : public NodeServer {
     return complete;
   }
 
+  // One ring for the farm: asks every peer for its ring's hash. Returns false when this node's
+  // ring is not the one a strict majority of the answering nodes (itself included) holds: then
+  // it moves no data at all. Peers whose ring differs from this (majority) one are put in
+  // *other_ring: no data moves to them either. Each disagreement is logged by name.
+  bool RingAgreed(std::set<uint32_t>* other_ring, std::map<std::string, uint64_t>& stats) {
+    std::map<uint64_t, std::vector<std::string>> holders{{ring_hash_, {self_ + " (this node)"}}};
+    std::map<uint32_t, uint64_t> peer_hash;
+    for (const auto& node : ring_.nodes()) {
+      if (node.id == node_id_) continue;
+      Request ping;
+      ping.op = Op::kPing;
+      ping.ring_hash = ring_hash_;
+      auto reply = peers_->Call(node.id, ping);
+      if (!reply.ok() || !reply->ok() || reply->ring_hash == 0) continue;
+      peer_hash[node.id] = reply->ring_hash;
+      holders[reply->ring_hash].push_back(node.endpoint);
+    }
+    size_t answered = 0;
+    for (const auto& [hash, who] : holders) answered += who.size();
+    const size_t mine = holders[ring_hash_].size();
+    auto describe = [&] {
+      std::string text;
+      for (const auto& [hash, who] : holders) {
+        text += (text.empty() ? "" : "; ") + ChecksumHex(hash) + ":";
+        for (const auto& w : who) text += " " + w;
+      }
+      return text;
+    };
+    if (2 * mine <= answered) {
+      ++stats["ring_mismatch"];
+      Log("ring " + ChecksumHex(ring_hash_) +
+          " of this node is not the farm's majority ring (rings held: " + describe() +
+          "): replication paused, no data moves until the rings agree");
+      return false;
+    }
+    for (const auto& [id, hash] : peer_hash)
+      if (hash != ring_hash_) {
+        other_ring->insert(id);
+        ++stats["peers_other_ring"];
+      }
+    if (!other_ring->empty())
+      Log("peers hold another ring than this node and the majority (" + describe() +
+          "): no data moves to them until the rings agree");
+    return true;
+  }
+
   std::map<std::string, uint64_t> Replicate() {
     std::lock_guard pass(replicate_mu_);
     std::map<std::string, uint64_t> stats{{"partitions", 0}, {"pushed", 0}, {"handed_home", 0}};
+    std::set<uint32_t> unreachable;
+    if (!RingAgreed(&unreachable, stats)) return stats;
     auto all = objects_.ListAll();
     if (!all.ok()) {
       Log("replicator: " + all.status().ToString());
       stats["errors"] = 1;
       return stats;
     }
-    std::set<uint32_t> unreachable;
     std::map<uint32_t, std::vector<ObjectEntry>> by_partition;
     for (auto& e : *all) by_partition[ring_.PartitionOf(e.name)].push_back(std::move(e));
     for (const auto& [partition, entries] : by_partition) {
@@ -693,7 +897,9 @@ class NodeServerImpl final : public NodeServer {
       Status s = objects_.Verify(e, &read);
       ++stats["scanned"];
       stats["bytes"] += read;
-      if (s.code() == "corrupt") {
+      if (s.code() == "not_found") {
+        ++stats["deleted_while_read"];  // deleted by a client during the pass: not damage
+      } else if (s.code() == "corrupt") {
         ++stats["corrupt"];
         Log("auditor quarantined '" + e.name + "': " + s.message());
       }
@@ -730,6 +936,7 @@ class NodeServerImpl final : public NodeServer {
 
   zmq::context_t context_;
   zmq::socket_t router_;   // the I/O thread's
+  zmq::socket_t zap_;      // the ZAP handler's (bound only with a farm key)
   zmq::socket_t replies_;  // workers' replies, forwarded by the I/O thread
   std::string replies_inproc_;
 
@@ -740,6 +947,11 @@ class NodeServerImpl final : public NodeServer {
   uint32_t active_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+
+  const uint64_t ring_hash_ = ring_.ContentHash();
+  std::atomic<bool> disk_full_{false};
+  std::atomic<uint64_t> disk_free_{0};
+  std::mutex disk_mu_;  // state changes of disk_full_ (and their log lines)
 
   std::mutex replicate_mu_;  // one replication pass at a time
   std::mutex audit_mu_;      // one audit pass at a time

@@ -261,6 +261,11 @@ int64_t Ring::MovedReplicas(const Ring& before, const Ring& after) {
   return moved;
 }
 
+uint64_t Ring::ContentHash() const {
+  const std::string text = ToText();
+  return XXH64(text.data(), text.size(), 0);
+}
+
 std::string Ring::ToText() const {
   std::ostringstream o;
   o << "# zerofarm ring: the object name space in 2^part_power partitions (top bits of\n"

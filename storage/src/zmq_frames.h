@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/node_protocol.h"
 
 namespace zerofarm::storage {
@@ -18,9 +19,23 @@ namespace zerofarm::storage {
 // A DEALER connected to `endpoint`: linger 0, messages only to completed connections
 // (ZMQ_IMMEDIATE, so a send to a down node fails instead of queueing), frames capped at the
 // protocol's limit, quick reconnects.
+// With `curve`, the connection is CURVE-authenticated and encrypted: the client's identity is
+// `curve->identity`, and the node is expected to serve with the secret key of `server_public`
+// (a node serving another key, or refusing the identity, completes no connection).
+struct CurveClient {
+  CurveKeyPair identity;
+  std::string server_public;
+};
+
 inline std::unique_ptr<zmq::socket_t> MakeDealer(zmq::context_t& context,
-                                                 const std::string& endpoint) {
+                                                 const std::string& endpoint,
+                                                 const CurveClient* curve = nullptr) {
   auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+  if (curve) {
+    s->set(zmq::sockopt::curve_serverkey, curve->server_public);
+    s->set(zmq::sockopt::curve_publickey, curve->identity.public_key);
+    s->set(zmq::sockopt::curve_secretkey, curve->identity.secret_key);
+  }
   s->set(zmq::sockopt::linger, 0);
   s->set(zmq::sockopt::immediate, true);
   s->set(zmq::sockopt::sndtimeo, 250);  // a fresh connection gets this long to complete

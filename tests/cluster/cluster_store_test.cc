@@ -37,6 +37,7 @@ std::unique_ptr<ClusterStore> MakeStore(TestCluster& cluster, size_t part_bytes,
   options.part_bytes = part_bytes;
   options.clients = clients;
   options.cluster.request_timeout = 10s;
+  options.cluster.key = cluster.key();
   auto store = ClusterStore::Create(cluster.ring(), options);
   INFO(store.status().ToString());
   REQUIRE(store.ok());
@@ -454,6 +455,7 @@ TEST_CASE("a client with a local node still reaches its other nodes over the net
   MapNode local(cluster.ring());
   storage::ClusterOptions options;
   options.request_timeout = 10s;
+  options.key = cluster.key();
   options.local_node = 0;
   options.local_handler = [&](const Request& r) { return local.Handle(r); };
   auto client = storage::ClusterClient::Create(cluster.ring(), options);

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <random>
@@ -109,6 +110,19 @@ int NodeProcess::Stop() {
 TestCluster::TestCluster(const std::string& label, int nodes, int replicas,
                          std::vector<std::string> node_args)
     : scratch_(MakeScratch(label)) {
+  if (std::find(node_args.begin(), node_args.end(), "--insecure") == node_args.end()) {
+    key_path_ = scratch_.path() / "farm.key";
+    auto made = RunCommand({ZF_ZEROFARM_BIN, "key", "create", "-o", key_path_.string()},
+                           std::chrono::seconds(30));
+    INFO(made.out << made.err);
+    REQUIRE(made.succeeded());
+    auto key = storage::FarmKey::Load(key_path_.string());
+    INFO(key.status().ToString());
+    REQUIRE(key.ok());
+    key_ = std::move(*key);
+    node_args.push_back("--key");
+    node_args.push_back(key_path_.string());
+  }
   std::vector<std::string> endpoints;
   for (int i = 0; i < nodes; ++i)
     endpoints.push_back("tcp://127.0.0.1:" + std::to_string(FreePort()));
@@ -139,9 +153,15 @@ std::unique_ptr<storage::ClusterClient> TestCluster::Client(
   storage::ClusterOptions options;
   options.heartbeats = heartbeats;
   options.request_timeout = request_timeout;
+  options.key = key_;
   auto client = storage::ClusterClient::Create(*ring_, options);
   REQUIRE(client.ok());
   return std::move(*client);
+}
+
+std::vector<std::string> TestCluster::KeyArgs() const {
+  if (!key_) return {"--insecure"};
+  return {"--key", key_path_.string()};
 }
 
 storage::Reply TestCluster::Call(uint32_t node, storage::Request request,
@@ -166,15 +186,29 @@ void TestCluster::AwaitAllReplicas(const std::string& name) {
   }
 }
 
-RawDealer::RawDealer(const std::string& endpoint) : socket_(context_, zmq::socket_type::dealer) {
+RawDealer::RawDealer(const std::string& endpoint, const storage::FarmKey* key,
+                     const storage::CurveKeyPair* identity)
+    : socket_(context_, zmq::socket_type::dealer) {
+  if (key) {
+    const storage::CurveKeyPair& me = identity ? *identity : key->primary();
+    socket_.set(zmq::sockopt::curve_serverkey, key->primary().public_key);
+    socket_.set(zmq::sockopt::curve_publickey, me.public_key);
+    socket_.set(zmq::sockopt::curve_secretkey, me.secret_key);
+  }
   socket_.set(zmq::sockopt::linger, 0);
+  // A connection the node refuses (no key, another key) leaves nowhere to queue a message.
+  socket_.set(zmq::sockopt::sndtimeo, 3000);
   socket_.connect(endpoint);
 }
 
-void RawDealer::Send(const std::vector<std::string>& frames) {
+bool RawDealer::Send(const std::vector<std::string>& frames) {
   std::vector<zmq::message_t> parts;
   for (const auto& f : frames) parts.emplace_back(f.data(), f.size());
-  REQUIRE(zmq::send_multipart(socket_, parts));
+  try {
+    return zmq::send_multipart(socket_, parts).has_value();
+  } catch (const zmq::error_t&) {
+    return false;
+  }
 }
 
 std::optional<std::vector<std::string>> RawDealer::Receive(std::chrono::milliseconds wait) {

@@ -15,6 +15,7 @@
 
 #include "corpus.h"
 #include "zerofarm/storage/cluster_client.h"
+#include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/node_protocol.h"
 #include "zerofarm/storage/ring.h"
 
@@ -44,6 +45,10 @@ class NodeProcess {
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   const std::string& endpoint() const { return endpoint_; }
+  // Arguments added to the node's command line from its next Start() on.
+  void AddArgs(const std::vector<std::string>& args) {
+    extra_.insert(extra_.end(), args.begin(), args.end());
+  }
   const std::filesystem::path& data() const { return data_; }
   std::string log() const;
 
@@ -55,7 +60,9 @@ class NodeProcess {
   pid_t pid_ = -1;
 };
 
-// N nodes on 127.0.0.1 with a ring of `replicas` over them (part power 4), started.
+// N nodes on 127.0.0.1 with a ring of `replicas` over them (part power 4), started. The nodes
+// and every client of the cluster use a farm key made by `zerofarm key create` (CURVE), unless
+// node_args holds "--insecure".
 class TestCluster {
  public:
   // REQUIREs that the ring builds and every node starts.
@@ -63,6 +70,11 @@ class TestCluster {
               std::vector<std::string> node_args = {});
 
   storage::Ring& ring() { return *ring_; }
+  // The farm key (none for an --insecure cluster) and its file.
+  const std::optional<storage::FarmKey>& key() const { return key_; }
+  const std::filesystem::path& key_path() const { return key_path_; }
+  // "--key FILE" (or "--insecure") for another process of this farm.
+  std::vector<std::string> KeyArgs() const;
   NodeProcess& node(uint32_t id) { return *nodes_[id]; }
   size_t size() const { return nodes_.size(); }
   const std::filesystem::path& dir() const { return scratch_.path(); }
@@ -78,16 +90,22 @@ class TestCluster {
 
  private:
   ScratchDir scratch_;
+  std::optional<storage::FarmKey> key_;
+  std::filesystem::path key_path_;
   std::optional<storage::Ring> ring_;
   std::vector<std::unique_ptr<NodeProcess>> nodes_;
   std::unique_ptr<storage::ClusterClient> caller_;
 };
 
-// A DEALER for hand-made messages to one endpoint.
+// A DEALER for hand-made messages to one endpoint: plaintext, or CURVE with `key` (the node
+// is expected to serve key->primary(); the dealer's identity is `identity`, by default the
+// key's primary).
 class RawDealer {
  public:
-  explicit RawDealer(const std::string& endpoint);
-  void Send(const std::vector<std::string>& frames);
+  explicit RawDealer(const std::string& endpoint, const storage::FarmKey* key = nullptr,
+                     const storage::CurveKeyPair* identity = nullptr);
+  // False when the message could not be queued within 3 s (no connection the node accepts).
+  bool Send(const std::vector<std::string>& frames);
   // The frames of the next message (delimiter removed), or nullopt after `wait`.
   std::optional<std::vector<std::string>> Receive(std::chrono::milliseconds wait);
 

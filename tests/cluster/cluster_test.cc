@@ -256,7 +256,7 @@ TEST_CASE(
     "deadline",
     "[cluster]") {
   TestCluster cluster("cluster-busy", 1, 1, {"--workers", "1", "--max-queue", "2"});
-  RawDealer dealer(cluster.node(0).endpoint());
+  RawDealer dealer(cluster.node(0).endpoint(), &*cluster.key());
   auto send_put = [&](uint64_t id, const std::string& bytes, uint32_t timeout_ms) {
     Request put;
     put.op = Op::kPut;
@@ -330,7 +330,7 @@ TEST_CASE(
 
 TEST_CASE("malformed messages get an error reply and the node keeps serving", "[cluster]") {
   TestCluster cluster("cluster-garbage", 1, 1);
-  RawDealer dealer(cluster.node(0).endpoint());
+  RawDealer dealer(cluster.node(0).endpoint(), &*cluster.key());
   auto code_of = [&](const std::vector<std::string>& frames) {
     dealer.Send(frames);
     auto reply_frames = dealer.Receive(10s);
@@ -349,15 +349,16 @@ TEST_CASE("malformed messages get an error reply and the node keeps serving", "[
   CHECK(code_of(Frames({"", "ZF1", R"({"op":"GET","id":6})"})).first == "bad_message");
   CHECK(code_of(Frames({"", "ZF1", R"({"op":"PUT","id":7,"name":"a","checksum":"zz"})", "x"}))
             .first == "bad_message");
-  CHECK(code_of(Frames({"", "ZF1",
-                        R"({"op":"PUT","id":8,"name":"a","checksum":"0000000000000001"})", "x"}))
+  CHECK(code_of(
+            Frames({"", "ZF1",
+                    R"({"op":"PUT","id":8,"name":"a","checksum":"0000000000000001","ts":5})", "x"}))
             .first == "checksum_mismatch");
   CHECK(code_of(Frames({"", "ZF1", R"({"op":"PING","id":"nine"})"})).first == "bad_message");
   CHECK(code_of(Frames({"", "ZF1", "{}", "a", "b"})).first == "bad_message");
   CHECK(code_of(Frames({"", ""})).first == "bad_message");
   {
     // A frame over the 64 MiB limit: ZeroMQ drops the sender's connection, nothing else.
-    RawDealer big(cluster.node(0).endpoint());
+    RawDealer big(cluster.node(0).endpoint(), &*cluster.key());
     big.Send(Frames({"", "ZF1", R"({"op":"PUT","id":1,"name":"big","checksum":"0"})",
                      std::string((65 << 20) + 1, 'x')}));
     CHECK_FALSE(big.Receive(1s));
@@ -452,7 +453,7 @@ TEST_CASE("the background auditor finds and repairs a damaged copy on its own", 
 TEST_CASE("the node refuses to start when its endpoint is not in the ring", "[cluster]") {
   TestCluster cluster("cluster-refuse", 1, 1);
   NodeProcess stranger("tcp://127.0.0.1:" + std::to_string(FreePort()), cluster.dir() / "stranger",
-                       cluster.dir() / "ring.txt", {});
+                       cluster.dir() / "ring.txt", cluster.KeyArgs());
   const std::string error = stranger.Start();
   CHECK_THAT(error, Catch::Contains("exited at start") &&
                         Catch::Contains("is not a node of the ring") &&

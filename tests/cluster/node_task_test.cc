@@ -47,6 +47,9 @@ class InProcessNode {
     options.task_slots = task_slots;
     options.task_handler = std::move(handler);
     options.task_retention = retention;
+    auto key = storage::FarmKey::Generate();
+    REQUIRE(key.ok());
+    options.key = *key;
     auto server = storage::NodeServer::Create(options, *ring_);
     INFO(server.status().ToString());
     REQUIRE(server.ok());
@@ -55,6 +58,7 @@ class InProcessNode {
     storage::ClusterOptions client_options;
     client_options.heartbeats = false;
     client_options.request_timeout = 10s;
+    client_options.key = *key;
     auto client = storage::ClusterClient::Create(*ring_, client_options);
     REQUIRE(client.ok());
     client_ = std::move(*client);

@@ -58,14 +58,20 @@ int CheckHoldsItsSegments(const storage::Ring& ring, const json& video, uint32_t
   return checked;
 }
 
+// `zerofarm proxy --ring RING --key FILE` for a TestCluster.
+std::vector<std::string> ProxyCommand(const TestCluster& cluster) {
+  std::vector<std::string> command = {"proxy", "--ring", (cluster.dir() / "ring.txt").string()};
+  for (const auto& a : cluster.KeyArgs()) command.push_back(a);
+  return command;
+}
+
 // A proxy in front of a TestCluster, started; its data under the cluster's scratch dir. With
 // $ZEROFARM_TEST_CPU_HOG=N, N busy loops run beside it for its whole life.
 struct Farm {
   explicit Farm(const std::string& label, int replicas = 2,
                 std::vector<std::string> proxy_args = {"--chunk-seconds", "1"})
       : cluster(label, 3, replicas, {"--task-slots", "1"}),
-        proxy(cluster.dir() / "proxy", proxy_args,
-              {"proxy", "--ring", (cluster.dir() / "ring.txt").string()}) {
+        proxy(cluster.dir() / "proxy", proxy_args, ProxyCommand(cluster)) {
     const std::string err = proxy.Start();
     INFO(err);
     REQUIRE(err.empty());
@@ -146,6 +152,7 @@ struct Farm {
   void CheckSourceIntact(const std::string& id, const fs::path& file) {
     storage::ClusterStoreOptions o;
     o.cluster.heartbeats = false;
+    o.cluster.key = cluster.key();
     auto store = storage::ClusterStore::Create(cluster.ring(), o);
     REQUIRE(store.ok());
     auto stored = (*store)->GetObject("jobs/" + id + "/source");
@@ -464,6 +471,10 @@ TEST_CASE(
   REQUIRE(RunCommand(build, 30s).succeeded());
   auto ring = storage::Ring::Load(ring_path.string());
   REQUIRE(ring.ok());
+  const fs::path key_path = dir->path() / "farm.key";
+  REQUIRE(RunCommand({ZF_ZEROFARM_BIN, "key", "create", "-o", key_path.string()}, 30s).succeeded());
+  auto key = storage::FarmKey::Load(key_path.string());
+  REQUIRE(key.ok());
 
   // Each node runs inside its namespace; `ip netns exec` execs it, so the pid is the node's.
   std::vector<pid_t> nodes;
@@ -471,11 +482,27 @@ TEST_CASE(
     const fs::path data = dir->path() / ("node" + std::to_string(i));
     const std::string log = data.string() + ".log";
     const size_t from = fs::exists(log) ? fs::file_size(log) : 0;
-    pid_t pid = SpawnWithLog(
-        {IpTool(), "netns", "exec", lab.ns(i), ZF_ZEROFARM_BIN, "node", "--data", data.string(),
-         "--bind", "tcp://" + NetnsLab::Address(i) + ":7000", "--ring", ring_path.string(),
-         "--task-slots", "1", "--replicate-interval", "0", "--audit-rate", "0"},
-        log);
+    pid_t pid = SpawnWithLog({IpTool(),
+                              "netns",
+                              "exec",
+                              lab.ns(i),
+                              ZF_ZEROFARM_BIN,
+                              "node",
+                              "--data",
+                              data.string(),
+                              "--bind",
+                              "tcp://" + NetnsLab::Address(i) + ":7000",
+                              "--ring",
+                              ring_path.string(),
+                              "--task-slots",
+                              "1",
+                              "--replicate-interval",
+                              "0",
+                              "--audit-rate",
+                              "0",
+                              "--key",
+                              key_path.string()},
+                             log);
     REQUIRE(pid > 0);
     REQUIRE(WaitFor(
         [&] { return ReadFile(log).substr(from).find("listening on") != std::string::npos; }, 60s));
@@ -493,7 +520,7 @@ TEST_CASE(
   } reaper{nodes};
 
   ServeProcess proxy(dir->path() / "proxy", {"--chunk-seconds", "1"},
-                     {"proxy", "--ring", ring_path.string()});
+                     {"proxy", "--ring", ring_path.string(), "--key", key_path.string()});
   REQUIRE(proxy.Start().empty());
   const fs::path clip = SteadyClip(40);
   auto args = Bearer(proxy.token());
@@ -542,6 +569,7 @@ TEST_CASE(
   storage::ClusterOptions co;
   co.heartbeats = false;
   co.request_timeout = 120s;
+  co.key = *key;
   auto client = storage::ClusterClient::Create(*ring, co);
   REQUIRE(client.ok());
   for (uint32_t n = 0; n < 3; ++n) {
@@ -558,4 +586,180 @@ TEST_CASE(
           return reply.ok() && reply->ok();
         }) > 0);
   proxy.Kill9();
+}
+
+namespace {
+
+// A tmpfs of `size` mounted at `dir` for the scope (lazily unmounted at its end).
+struct TmpfsMount {
+  TmpfsMount(const fs::path& dir, const std::string& size) : dir_(dir) {
+    fs::create_directories(dir);
+    auto r = RunCommand({"mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", dir.string()}, 30s);
+    mounted_ = r.succeeded();
+    why_ = r.err;
+  }
+  ~TmpfsMount() {
+    if (mounted_) (void)RunCommand({"umount", "-l", dir_.string()}, 30s);
+  }
+  bool mounted() const { return mounted_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  fs::path dir_;
+  bool mounted_ = false;
+  std::string why_;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a node on a full file system keeps serving reads, refuses writes with disk_full, and takes "
+    "writes again once space returns, with every upload intact",
+    "[farm][fault][disk]") {
+  Farm farm("farm-diskfull");
+  const fs::path clip = SteadyClip(8);
+  const std::string before = farm.Upload(clip);
+  REQUIRE(farm.WaitDone(before)["status"] == "ready");
+
+  // Node 2's store moves onto a 64 MiB tmpfs, then a filler leaves it less than its reserve.
+  NodeProcess& node = farm.cluster.node(2);
+  REQUIRE(node.Stop() == 0);
+  const fs::path data = node.data();
+  fs::rename(data, data.string() + ".disk");
+  TmpfsMount tmpfs(data, "64m");
+  if (!tmpfs.mounted()) {
+    WARN("cannot mount a tmpfs here: skipped: " << tmpfs.why());
+    return;
+  }
+  fs::copy(data.string() + ".disk", data, fs::copy_options::recursive);
+  const auto space = fs::space(data);
+  const fs::path filler = data / "filler";
+  const uintmax_t fill = space.available > (8u << 20) ? space.available - (8u << 20) : 0;
+  REQUIRE(RunCommand({"fallocate", "-l", std::to_string(fill), filler.string()}, 30s).succeeded());
+  node.AddArgs({"--disk-reserve", "16M"});
+  REQUIRE(node.Start().empty());
+  REQUIRE(WaitFor([&] { return node.log().find("disk full") != std::string::npos; }, 10s));
+
+  // Writes are refused with a reason, the heartbeat says so, reads go on.
+  storage::Request ping;
+  ping.op = storage::Op::kPing;
+  storage::Reply pong = farm.cluster.Call(2, ping);
+  REQUIRE(pong.load);
+  CHECK(pong.load->disk_full);
+  storage::Request put;
+  put.op = storage::Op::kPut;
+  put.name = "jobs/full/probe";
+  put.payload = "probe";
+  put.checksum = storage::Checksum(put.payload);
+  put.ts = std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count();
+  storage::Reply refused = farm.cluster.Call(2, put);
+  CHECK(refused.code == "disk_full");
+  CHECK_THAT(refused.message, Catch::Contains("reserve"));
+  const json ready = farm.Video(before);
+  CHECK(CheckHoldsItsSegments(farm.cluster.ring(), ready, 2, [&](const storage::Request& head) {
+          return farm.cluster.Call(2, head).ok();
+        }) > 0);
+  REQUIRE(WaitFor(
+      [&] { return farm.Metric("zerofarm_node_disk_full{node=\"" + node.endpoint() + "\"}") == 1; },
+      10s));
+
+  // Uploads go on: node 2's copies go to handoff nodes.
+  const std::string during = farm.Upload(clip);
+  json v = farm.WaitDone(during);
+  INFO(v.dump() << "\n" << farm.proxy.log());
+  REQUIRE(v["status"] == "ready");
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+
+  // Space returns: the node takes writes again on its own.
+  fs::remove(filler);
+  REQUIRE(WaitFor([&] { return node.log().find("disk space is back") != std::string::npos; }, 10s));
+  CHECK_FALSE(farm.cluster.Call(2, ping).load->disk_full);
+  put.ts += 1;
+  CHECK(farm.cluster.Call(2, put).ok());
+  // Handoffs move home, and every acknowledged upload reads back whole.
+  storage::Request replicate;
+  replicate.op = storage::Op::kReplicate;
+  for (uint32_t n = 0; n < 3; ++n) CHECK(farm.cluster.Call(n, replicate).ok());
+  farm.CheckSourceIntact(before, clip);
+  farm.CheckSourceIntact(during, clip);
+  CHECK(CheckHoldsItsSegments(farm.cluster.ring(), v, 2, [&](const storage::Request& head) {
+          return farm.cluster.Call(2, head).ok();
+        }) > 0);
+  CHECK(node.log().find("Assertion") == std::string::npos);
+  node.Kill9();
+}
+
+TEST_CASE(
+    "an outsider without the farm key gets no answer from any node, and a misbehaving member's "
+    "deep message and far-future tombstone are refused while the farm keeps working",
+    "[farm][security]") {
+  Farm farm("farm-outsider");
+  const fs::path clip = SteadyClip(6);
+  const std::string id = farm.Upload(clip);
+  REQUIRE(farm.WaitDone(id)["status"] == "ready");
+  auto stranger = storage::FarmKey::Generate();
+  REQUIRE(stranger.ok());
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  const std::vector<std::string> headers = {
+      R"({"op":"PING","id":1})",
+      R"({"op":"LIST","id":2,"partition":0})",
+      R"({"op":"GET","id":3,"name":"jobs/)" + id + R"(/source"})",
+      R"({"op":"PUT","id":4,"name":"jobs/)" + id +
+          R"(/source","checksum":"0000000000000000","ts":)" + std::to_string(now) + "}",
+      R"({"op":"DELETE","id":5,"prefix":"jobs/)" + id + R"(/","ts":)" + std::to_string(now) + "}",
+      R"({"op":"RUN_TASK","id":6,"task_id":"x","task":"{}"})"};
+  for (uint32_t n = 0; n < 3; ++n) {
+    const std::string endpoint = farm.cluster.node(n).endpoint();
+    RawDealer plain(endpoint);
+    RawDealer foreign(endpoint, &*farm.cluster.key(), &stranger->primary());
+    for (const auto& h : headers) {
+      INFO("node " << n << ": " << h);
+      std::vector<std::string> frames = {"", "ZF1", h};
+      if (h.find("\"PUT\"") != std::string::npos) frames.push_back("");
+      CHECK_FALSE((plain.Send(frames) && plain.Receive(1s)));
+      CHECK_FALSE((foreign.Send(frames) && foreign.Receive(1s)));
+    }
+  }
+
+  // A member that misbehaves: refused, and every node stays up.
+  RawDealer member(farm.cluster.node(0).endpoint(), &*farm.cluster.key());
+  auto code_of = [&](const std::string& header) {
+    REQUIRE(member.Send({"", "ZF1", header}));
+    auto got = member.Receive(20s);
+    REQUIRE(got);
+    std::vector<std::string_view> views(got->begin(), got->end());
+    auto reply = storage::DecodeReply(views);
+    REQUIRE(reply.ok());
+    return reply->code;
+  };
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  CHECK(code_of(R"({"op":"RUN_TASK","id":7,"task_id":"x","task":)" + deep + "}") == "bad_message");
+  CHECK(code_of(R"({"op":"DELETE","id":8,"prefix":"jobs/","ts":9223372036854775807})") ==
+        "clock_skew");
+  CHECK(code_of(R"({"op":"DELETE","id":9,"prefix":"jobs/","ts":)" + std::to_string(now) + "}") ==
+        "invalid_argument");
+  for (uint32_t n = 0; n < 3; ++n) CHECK(farm.cluster.node(n).running());
+
+  // The video is untouched and new uploads still work.
+  farm.CheckSourceIntact(id, clip);
+  const std::string next = farm.Upload(clip);
+  json v = farm.WaitDone(next);
+  INFO(v.dump());
+  CHECK(v["status"] == "ready");
+}
+
+TEST_CASE("the proxy's /healthz says it cannot take writes once too few nodes answer",
+          "[farm][health]") {
+  Farm farm("farm-healthz");
+  CHECK(Curl({}, farm.proxy.url("/healthz")).status == 200);
+  farm.cluster.node(0).Kill9();
+  farm.cluster.node(1).Kill9();  // 1 of 3 left: no majority of the 2 replicas
+  REQUIRE(WaitFor([&] { return Curl({}, farm.proxy.url("/healthz")).status == 503; }, 30s));
+  CHECK_THAT(Curl({}, farm.proxy.url("/healthz")).body, Catch::Contains("no_quorum"));
+  REQUIRE(farm.cluster.node(1).Start().empty());
+  CHECK(WaitFor([&] { return Curl({}, farm.proxy.url("/healthz")).status == 200; }, 30s));
 }

@@ -250,8 +250,8 @@ TEST_CASE("zerofarm proxy refuses to start without a ring or with an unreadable 
   CommandResult none = RunZerofarm({"proxy", "--data", "unused"}, kCliTimeout);
   CHECK(none.exit_code == 2);
   CHECK(none.err.find("--ring is required") != std::string::npos);
-  CommandResult missing =
-      RunZerofarm({"proxy", "--ring", "/nonexistent/ring.txt", "--data", "unused"}, kCliTimeout);
+  CommandResult missing = RunZerofarm(
+      {"proxy", "--ring", "/nonexistent/ring.txt", "--data", "unused", "--insecure"}, kCliTimeout);
   CHECK(missing.exit_code == 3);
   CHECK(missing.err.find("cannot load the ring") != std::string::npos);
 }

@@ -33,11 +33,22 @@ def build_ring(zerofarm, path, endpoints, replicas, part_power=8):
 class Farm:
     """Nodes + proxy in `base`; stop() ends them all (also on any error in __init__)."""
 
-    def __init__(self, ctx, zerofarm, base, nodes, replicas, task_slots, proxy_args=()):
+    def __init__(self, ctx, zerofarm, base, nodes, replicas, task_slots, proxy_args=(),
+                 secure=True):
         os.makedirs(base, exist_ok=True)
         self.zerofarm = zerofarm
         self.base = base
         self.env = ctx.zerofarm_env()
+        # The farm key (CURVE on every node link), or --insecure to measure what CURVE costs.
+        self.key_args = ["--insecure"]
+        if secure:
+            key = os.path.join(base, "farm.key")
+            if not os.path.exists(key):
+                r = subprocess.run([zerofarm, "key", "create", "-o", key], capture_output=True,
+                                   text=True)
+                if r.returncode != 0:
+                    raise NotAvailable(f"zerofarm key create failed: {r.stderr.strip()[-300:]}")
+            self.key_args = ["--key", key]
         self.endpoints = [f"tcp://127.0.0.1:{serve.free_port()}" for _ in range(nodes)]
         self.ring = os.path.join(base, "ring.txt")
         build_ring(zerofarm, self.ring, [f"{e},zone=z{i}" for i, e in enumerate(self.endpoints)],
@@ -50,7 +61,8 @@ class Farm:
                 self.start_node(i)
             self.proxy = serve.Server(zerofarm, os.path.join(base, "proxy"),
                                       os.path.join(base, "proxy.log"), env=self.env,
-                                      command=("proxy", "--ring", self.ring, *proxy_args))
+                                      command=("proxy", "--ring", self.ring, *self.key_args,
+                                               *proxy_args))
         except BaseException:
             self.stop()
             raise
@@ -60,7 +72,8 @@ class Farm:
         log = open(log_path, "ab")
         proc = subprocess.Popen(
             [self.zerofarm, "node", "--data", os.path.join(self.base, f"node{i}"), "--bind",
-             self.endpoints[i], "--ring", self.ring, "--task-slots", str(self.task_slots)],
+             self.endpoints[i], "--ring", self.ring, "--task-slots", str(self.task_slots),
+             *self.key_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=self.env)
         self.nodes[i] = proc

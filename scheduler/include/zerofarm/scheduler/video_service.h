@@ -24,6 +24,7 @@
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/ring.h"
 #include "zerofarm/storage/store.h"
 
@@ -40,6 +41,7 @@ struct VideoServiceOptions {
   // job state and upload files under data_dir (data_dir/store), and the published renditions.
   // Without a ring: one process, embedded store, local workers (zerofarm serve).
   std::optional<storage::Ring> ring;
+  std::optional<storage::FarmKey> farm_key;  // cluster mode: CURVE on every node connection
   // Cluster mode: a task running this long, and 3x its job's median, gets a backup copy.
   std::chrono::milliseconds backup_after{15000};
   // Unfinished resumable (tus) uploads hold no descriptor and no thread until their bytes flow.
@@ -124,8 +126,10 @@ struct ServiceMetrics {
     bool alive = false;
     uint32_t task_slots = 0;
     uint32_t tasks_running = 0;
+    bool disk_full = false;  // below its free-space reserve: takes no writes
   };
   std::vector<Node> nodes;
+  bool writes_possible = true;          // enough live nodes for a write quorum (ClusterClient)
   uint64_t cluster_bytes_sent = 0;      // by this process to the nodes (ingest, task control)
   uint64_t cluster_bytes_received = 0;  // from the nodes (stitching, replies)
   uint64_t tasks_lost = 0;              // moved off a dead or restarted node

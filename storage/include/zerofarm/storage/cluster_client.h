@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/node_protocol.h"
 #include "zerofarm/storage/ring.h"
 
@@ -42,6 +43,9 @@ struct ClusterOptions {
   // Without heartbeats of its own, a client may share another's liveness view: IsAlive asks
   // this (a pool of clients behind one heartbeat thread; ClusterStore does so).
   std::function<bool(uint32_t node)> liveness;
+  // The farm key (farm_key.h): every connection to a node is CURVE-authenticated and encrypted
+  // with it. Without one the client speaks plaintext to nodes started --insecure.
+  std::optional<FarmKey> key;
 };
 
 // Bytes this client sent and received over the network: the frames of every request it sent
@@ -65,6 +69,7 @@ struct NodeHealth {
   bool alive = false;
   std::chrono::milliseconds since_last_reply{0};  // since the last answer (or since start)
   NodeLoad load;                                  // as of the last PING reply
+  uint64_t ring_hash = 0;  // the node's Ring::ContentHash as its last PING reply said (0: unknown)
 };
 
 class ClusterClient {
@@ -92,10 +97,14 @@ class ClusterClient {
                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
 
   virtual bool IsAlive(uint32_t node) const = 0;
+  // Whether a write can reach its quorum now: at least a majority of the replica count of
+  // nodes is alive and not full (any live node can hold a handoff copy). /healthz says so.
+  virtual bool WritesPossible() const = 0;
   virtual std::vector<NodeHealth> Health() const = 0;
   // The handoff candidates of a partition in preference order (see above).
   virtual std::vector<uint32_t> HandoffsOf(uint32_t partition) const = 0;
   virtual const Ring& ring() const = 0;
+  virtual const ClusterOptions& options() const = 0;
   virtual ClientTraffic traffic() const = 0;
 };
 

@@ -26,6 +26,11 @@ namespace zerofarm::storage {
 inline constexpr std::string_view kProtocolMagic = "ZF1";
 inline constexpr size_t kMaxPayloadBytes = size_t{64} << 20;  // 64 MiB per object message
 inline constexpr size_t kMaxHeaderBytes = size_t{1} << 20;    // requests; LIST replies may grow
+// A header is a flat object (a reply's entries nest three levels): anything nested deeper than
+// this is refused while it is parsed, before any tree of it exists.
+inline constexpr int kMaxJsonDepth = 8;
+inline constexpr uint32_t kMaxTimeoutMs = 3600 * 1000;          // a request's budget: one hour
+inline constexpr size_t kMaxTaskSpecBytes = size_t{512} << 10;  // RUN_TASK's spec text
 
 enum class Op {
   kPing,       // heartbeat; the reply carries the node's load
@@ -62,6 +67,7 @@ struct Request {
   std::string task_id;         // RUN_TASK/TASK_STATUS/CANCEL_TASK: the caller's name for the task
   std::string task;            // RUN_TASK: the task spec, opaque to the node (JSON)
   bool rerun = false;          // RUN_TASK: start afresh even if a finished run of task_id succeeded
+  uint64_t ring_hash = 0;      // PING: the sender's Ring::ContentHash (0: not said)
 };
 
 // One stored object as LIST and HEAD describe it.
@@ -80,13 +86,18 @@ struct NodeLoad {
   uint32_t active = 0;         // workers busy now
   uint32_t task_slots = 0;     // tasks the node runs at once (0: it runs none)
   uint32_t tasks_running = 0;  // tasks running now
+  bool disk_full = false;      // the volume is below the node's free-space reserve: no writes
+  uint64_t disk_free = 0;      // free bytes on the node's volume (0: not measured)
 };
 
 // Reply codes: "ok", "busy", "deadline_exceeded", "bad_message", "unsupported_version",
 // "unknown_op", "too_large", "not_found", "corrupt", "checksum_mismatch", "superseded" (a
 // newer copy is stored; nothing stored), "deleted" (a tombstone newer than this PUT covers the
 // name; nothing stored), "io_error", "unsupported" (RUN_TASK & co. on a node without task
-// slots).
+// slots), "clock_skew" (a PUT or DELETE whose ts lies further in the future than the node's
+// clock-skew allowance; nothing stored), "invalid_argument" (a DELETE prefix CheckDeletePrefix
+// refuses), "disk_full" (the node's volume is below its free-space reserve: it takes no writes
+// until space returns; reads go on).
 struct Reply {
   uint64_t id = 0;
   std::string code = "ok";
@@ -102,6 +113,7 @@ struct Reply {
   // error: task_result is {"error": {"code", "message"}}); the result JSON once finished.
   std::string task_state;
   std::string task_result;
+  uint64_t ring_hash = 0;  // PING: the answering node's Ring::ContentHash
 
   bool ok() const { return code == "ok"; }
   Status ToStatus() const;  // ok, or Error(code, message)
@@ -109,7 +121,10 @@ struct Reply {
 
 // Frames after the envelope. Encode never fails; Decode* never throws and reports malformed
 // input as "bad_message", another version as "unsupported_version", an unknown op as
-// "unknown_op" and oversized frames as "too_large" (the Status's message says what).
+// "unknown_op" and oversized frames as "too_large" (the Status's message says what). Decoding
+// is bounded: headers nest at most kMaxJsonDepth levels, every integer is range-checked against
+// its field (a partition or timeout_ms past 2^32, a ts past 2^63 are refused, never truncated),
+// every field has its JSON type (RUN_TASK's task is a string), PUT and DELETE carry a ts > 0.
 std::vector<std::string> EncodeRequest(const Request& request);
 std::vector<std::string> EncodeReply(const Reply& reply);
 Result<Request> DecodeRequest(const std::vector<std::string_view>& frames);
@@ -122,6 +137,12 @@ uint64_t PeekRequestId(const std::vector<std::string_view>& frames);
 // Object names travel in the JSON header: 1..kMaxNameBytes bytes of valid UTF-8.
 inline constexpr size_t kMaxNameBytes = 1024;
 Status CheckObjectName(std::string_view name);
+
+// What a DELETE by prefix may cover: one job's objects ("jobs/<id>/", the id one path segment
+// of [A-Za-z0-9_.-], not "." or "..") or one object's parts ("<name>#", name non-empty). A
+// broader prefix ("jobs/", "", "j") is refused ("invalid_argument"): a prefix tombstone blocks
+// every later write under it, so it must never cover more than one video.
+Status CheckDeletePrefix(std::string_view prefix);
 
 // XXH64(bytes, seed 0), and its 16-digit hex form.
 uint64_t Checksum(std::string_view bytes);

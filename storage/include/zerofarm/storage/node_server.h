@@ -17,10 +17,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/ring.h"
 #include "zerofarm/storage/store.h"
 
@@ -43,12 +45,24 @@ struct NodeOptions {
   std::chrono::milliseconds replicate_interval{30000};
   uint64_t audit_bytes_per_second = 8 << 20;     // the auditor's read budget; 0 = auditor off
   std::chrono::milliseconds peer_timeout{5000};  // per request to a peer
+  // A PUT or DELETE stamped further ahead of this node's clock than this is refused
+  // ("clock_skew"): a far-future tombstone would refuse every later write it covers.
+  std::chrono::milliseconds max_clock_skew{std::chrono::minutes(10)};
   // Tasks: up to task_slots run at once, each on its own thread; 0 or no handler = the node
   // answers RUN_TASK "unsupported". Finished tasks are remembered (for TASK_STATUS) for
   // task_retention, the newest 4096 at most.
   uint32_t task_slots = 0;
   TaskHandler task_handler;
   std::chrono::milliseconds task_retention{std::chrono::minutes(30)};
+  // The farm key: the node serves CURVE with its primary key, and a ZAP handler admits only
+  // clients whose key is one of the file's (others complete no connection and get no answer);
+  // its peers are reached with it too. Without one the node speaks plaintext to anyone.
+  std::optional<FarmKey> key;
+  // Writes stop while the data dir's volume has less than this free (statvfs), well before
+  // RocksDB's own limits: PUTs are answered "disk_full" (clients hand the copy to another
+  // node), the state is logged and sent in every heartbeat, reads and audits go on, and writes
+  // resume on their own once space returns. 0 = no check.
+  uint64_t disk_reserve_bytes = uint64_t{256} << 20;
 };
 
 class NodeServer {

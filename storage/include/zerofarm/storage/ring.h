@@ -58,6 +58,10 @@ class Ring {
   // key is the name up to its first '#' ("A#B" is placed with "A": the parts of a large
   // object, and a task's outputs named after its input, live with that object).
   uint32_t PartitionOf(std::string_view object_name) const;
+  // XXH64 of the ring's text form: two processes place every object alike exactly when their
+  // hashes agree (the same nodes in another order make another ring, and another hash).
+  // Nodes and proxies exchange it in heartbeats.
+  uint64_t ContentHash() const;
   // How many partition replicas each node holds (index = node id).
   std::vector<uint32_t> ReplicaCounts() const;
   // Partition replicas (slots) whose node differs between two rings with the same
