@@ -309,6 +309,7 @@ class Job : public tc::IngestSink {
     TaskProgress& tp = Track(index);
     if (index == kAudioTask) {
       progress_state_.audio_done = true;
+      audio_resumed_ = resumed;
       return;
     }
     ++progress_state_.tasks_done;
@@ -770,7 +771,8 @@ class Job : public tc::IngestSink {
                    {"chunks", chunks},
                    {"audio", audio},
                    {"audio_seconds", s.audio_seconds},
-                   {"tasks_resumed", progress_state_.tasks_resumed},
+                   // Every task finished by an earlier run: segments and the audio track.
+                   {"tasks_resumed", progress_state_.tasks_resumed + (audio_resumed_ ? 1 : 0)},
                    {"worker", WorkerJson()},
                    {"network",
                     {{"task_input_bytes", input_bytes},
@@ -804,6 +806,7 @@ class Job : public tc::IngestSink {
   std::map<int, json> results_;
   Status failure_;
   JobProgress progress_state_;
+  bool audio_resumed_ = false;  // the audio track was finished by an earlier run
   std::map<int, TaskProgress> task_progress_;
   std::vector<std::thread> threads_;
 };

@@ -358,7 +358,8 @@ TEST_CASE("the root, home and current folders and their ancestors are never outp
 }
 
 TEST_CASE(
-    "--force replaces a non-empty output folder whole, and the output is readable by other "
+    "transcode --force replaces a non-empty output folder whole, and the output is readable by "
+    "other "
     "users",
     "[integration][transcode][clumsy]") {
   auto scratch = ScratchDir::Create("out-force");
