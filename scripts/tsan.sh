@@ -16,4 +16,4 @@ cmake --build --preset tsan -j"$jobs" --target zerofarm zerofarm-worker storage_
 export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
 cd build-tsan
 # halt_on_error stays off: one run reports every race it meets, each with both stacks.
-ctest --output-on-failure --timeout 3600 -j"$jobs" -R '^(storage|scheduler|api): ' "$@"
+ctest --output-on-failure --timeout 3600 -j"$jobs" -R '^(storage|scheduler|api):' "$@"
