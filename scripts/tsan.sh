@@ -13,7 +13,19 @@ jobs="${ZEROFARM_TSAN_JOBS:-$(nproc)}"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j"$jobs" --target zerofarm zerofarm-worker storage_tests \
   scheduler_tests api_tests
-export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp exitcode=66 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+# Every process writes its reports to a file: the servers and nodes the api tests start log
+# elsewhere than the test's output, so a race there would otherwise go unseen.
+reports="$PWD/build-tsan/tsan-reports"
+rm -rf "$reports"
+mkdir -p "$reports"
+export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp exitcode=66 second_deadlock_stack=1 log_path=$reports/race ${TSAN_OPTIONS:-}"
 cd build-tsan
 # halt_on_error stays off: one run reports every race it meets, each with both stacks.
-ctest --output-on-failure --timeout 3600 -j"$jobs" -R '^(storage|scheduler|api):' "$@"
+status=0
+ctest --output-on-failure --timeout 3600 -j"$jobs" -R '^(storage|scheduler|api):' "$@" || status=$?
+if compgen -G "$reports/race.*" >/dev/null; then
+  echo "tsan.sh: ThreadSanitizer reports ($reports):"
+  cat "$reports"/race.*
+  [ "$status" -ne 0 ] || status=66
+fi
+exit "$status"
