@@ -32,6 +32,7 @@ using json = nlohmann::json;
 
 constexpr double kBuckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
 constexpr const char* kStatsKey = "stats/uploads";  // the upload counters, across restarts
+constexpr int kMaxEarlyJobs = 32;  // unfinished tus uploads transcoding while they arrive
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
@@ -146,6 +147,7 @@ struct Active {
   std::shared_ptr<FdBudget> budget;
   BudgetFd write_fd;  // open only while bytes are written
   bool resumable = false;
+  bool early_job = false;  // counted in the service's early jobs (guarded by mu)
   std::chrono::steady_clock::time_point last_sync = std::chrono::steady_clock::now();
   uint64_t written = 0;              // bytes in the file (readable by ingest)
   uint64_t synced = 0;               // bytes fsynced and recorded
@@ -429,7 +431,9 @@ class Service final : public VideoService {
     {
       std::lock_guard lock(a->mu);
       a->written = at + done;
-      if (!a->job.joinable() && !a->stop) StartJob(id, a);  // a resumable upload's first bytes
+      // A resumable upload's first bytes start its job, so that transcoding overlaps the
+      // upload, while few unfinished uploads have one; the others' start when they end.
+      if (!a->job.joinable() && !a->stop && (!a->resumable || TakeEarlyJob(*a))) StartJob(id, a);
       sync = a->resumable && (a->written - a->synced >= opt_.sync_every_bytes ||
                               std::chrono::steady_clock::now() - a->last_sync >= opt_.sync_every);
     }
@@ -713,7 +717,8 @@ class Service final : public VideoService {
       a.synced = synced = a.written;
       a.last_sync = std::chrono::steady_clock::now();
       if (final) a.ended = true;
-      start_job = final && !a.job.joinable() && !a.stop;  // a resumable upload with no bytes
+      if (final) ReturnEarlyJob(a);
+      start_job = final && !a.job.joinable() && !a.stop;  // its job had not started yet
     }
     a.cv.notify_all();
     std::lock_guard lock(mu_);
@@ -842,7 +847,25 @@ class Service final : public VideoService {
         if (auto it = records_.find(id); it != records_.end())
           MarkFailed(it->second, "internal", std::string("internal error: ") + e.what());
       }
+      std::lock_guard lock(a->mu);
+      ReturnEarlyJob(*a);
     });
+  }
+
+  // Requires a.mu. Unfinished resumable uploads whose job runs before their last byte (each
+  // job holds a few threads while it waits for bytes) are at most kMaxEarlyJobs.
+  bool TakeEarlyJob(Active& a) {
+    if (early_jobs_.fetch_add(1) >= kMaxEarlyJobs) {
+      --early_jobs_;
+      return false;
+    }
+    a.early_job = true;
+    return true;
+  }
+  void ReturnEarlyJob(Active& a) {
+    if (!a.early_job) return;
+    a.early_job = false;
+    --early_jobs_;
   }
 
   void OnProgress(Active& a, const JobProgress& p) {
@@ -1025,6 +1048,7 @@ class Service final : public VideoService {
   double transcode_sum_ = 0;
   std::atomic<uint64_t> uploads_started_{0}, uploads_completed_{0}, upload_bytes_{0};
   std::shared_ptr<FdBudget> budget_;
+  std::atomic<int> early_jobs_{0};
   std::mutex reaper_mu_;
   std::condition_variable reaper_cv_;
   bool reaper_stop_ = false;

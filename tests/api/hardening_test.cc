@@ -261,6 +261,10 @@ TEST_CASE("unfinished tus uploads hold no descriptor or thread and a restart reo
   const size_t fds_open = OpenFds(s);
   INFO("descriptors: " << fds_before << " at start, " << fds_open << " with 300 open uploads");
   CHECK(fds_open < fds_before + 30);
+  // Only a few of them transcode while their bytes arrive (each such job holds threads).
+  const size_t threads_open = Threads(s);
+  INFO("threads: " << threads_before << " at start, " << threads_open << " with 100 started");
+  CHECK(threads_open < threads_before + 150);
 
   // A restart starts no thread and opens no file for them; they resume where they were.
   REQUIRE(s.Stop() == 0);

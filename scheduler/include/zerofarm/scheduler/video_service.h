@@ -4,8 +4,9 @@
 // RunLocalJob over an UploadSource that reads the upload as it grows (so the first chunks are
 // transcoding before the upload ends), and the published renditions under DATA/videos/<id>/.
 // Restart: Open() resumes every unfinished video (processing -> the job reruns and skips
-// finished tasks; a resumable upload -> waits for more bytes at its last synced offset; an
-// interrupted one-shot upload -> failed "upload_incomplete").
+// finished tasks; a resumable upload -> waits for more bytes at its last synced offset, with no
+// thread and no open file until they come; an interrupted one-shot upload -> failed
+// "upload_incomplete"). Upload files are open only while bytes are written or read.
 // Thread safety: every method is safe to call from any thread; calls that touch the disk block,
 // so the HTTP layer calls them off its I/O threads. Destroying the service stops every job
 // (state is kept for the next Open).
@@ -44,7 +45,8 @@ struct VideoServiceOptions {
   std::optional<storage::FarmKey> farm_key;  // cluster mode: CURVE on every node connection
   // Cluster mode: a task running this long, and 3x its job's median, gets a backup copy.
   std::chrono::milliseconds backup_after{15000};
-  // Unfinished resumable (tus) uploads hold no descriptor and no thread until their bytes flow.
+  // Unfinished resumable (tus) uploads hold no descriptor and no thread until their bytes flow;
+  // a few (32) transcode while their bytes arrive, the others once they are complete.
   // At most `max_open_uploads_per_tenant` per tenant ("too_many_uploads") and `max_open_uploads`
   // in all ("unavailable"); one that received no byte for `upload_expiry` is removed with its
   // bytes (the tus expiration extension).
