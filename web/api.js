@@ -31,12 +31,15 @@ export function withAccessToken(path, token = getToken()) {
   return `${path}${sep}access_token=${encodeURIComponent(token)}`;
 }
 
-async function request(method, path, { token, signal } = {}) {
+async function request(method, path, { token, signal, body: payload } = {}) {
   let res;
   try {
+    const headers = { Accept: 'application/json', ...authHeaders(token ?? getToken()) };
+    if (payload !== undefined) headers['Content-Type'] = 'application/json';
     res = await fetch(path, {
       method,
-      headers: { Accept: 'application/json', ...authHeaders(token ?? getToken()) },
+      headers,
+      body: payload === undefined ? undefined : JSON.stringify(payload),
       cache: 'no-store',
       signal,
     });
@@ -61,6 +64,9 @@ export const api = {
   listVideos: (opts) => request('GET', '/v1/videos', opts).then((b) => (b && b.videos) || []),
   getVideo: (id, opts) => request('GET', `/v1/videos/${encodeURIComponent(id)}`, opts),
   deleteVideo: (id, opts) => request('DELETE', `/v1/videos/${encodeURIComponent(id)}`, opts),
+  // Changes playback_policy, metadata or passthrough; returns the video.
+  patchVideo: (id, changes, opts) =>
+    request('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { ...opts, body: changes }),
   async health() {
     try {
       const res = await fetch('/healthz', { cache: 'no-store' });

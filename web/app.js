@@ -120,6 +120,7 @@ function renderList() {
   });
   list.replaceChildren(...items);
   $('videos-empty').hidden = state.videos.length > 0;
+  for (const v of state.videos) state.uploader?.videoStatus(v.id, v.status, v.error && v.error.message);
 }
 
 async function refreshList() {
@@ -227,15 +228,53 @@ function renderVideo(v) {
   const ready = v.status === 'ready';
   $('player-card').hidden = !ready;
   $('thumb-card').hidden = !(ready && v.playback && v.playback.thumbnail);
+  $('share').hidden = !(ready && v.playback && v.playback.share);
   if (ready) {
     const token = getToken();
     const thumb = v.playback && v.playback.thumbnail ? withAccessToken(v.playback.thumbnail, token) : '';
-    if (v.playback && v.playback.hls) player.load(v.playback.hls, token, thumb);
+    if (v.playback && v.playback.hls) player.load(v.playback.hls, token, thumb, v.id);
+    renderShare(v);
     if (thumb && $('thumbnail').getAttribute('src') !== thumb) $('thumbnail').src = thumb;
     const links = (v.renditions || []).filter((r) => r.mp4).map((r) =>
       el('a', { class: 'btn btn-ghost btn-small', href: withAccessToken(r.mp4, token), download: `${v.id}-${r.name}.mp4`,
         title: `Progressive MP4, ${r.width}×${r.height}` }, `⤓ ${r.name}.mp4`));
     $('downloads').replaceChildren(...(links.length ? [el('span', { class: 'muted' }, 'MP4'), ...links] : []));
+  }
+}
+
+// The share/embed link: a page that plays the video with no API token (embed.html).
+function renderShare(v) {
+  const p = v.playback;
+  if (!p || !p.share) return;
+  const share = new URL(p.share, location.href).href;
+  if (document.activeElement !== $('share-policy')) $('share-policy').value = p.policy || v.playback_policy;
+  $('share-link').value = share;
+  $('share-link').dataset.embed = p.embed
+    || `<iframe src="${share}" width="640" height="360" allowfullscreen style="border:0"></iframe>`;
+  $('share-expiry').textContent = p.expires_at
+    ? `link valid until ${fmtTime(p.expires_at)}` : 'anyone with the link can play';
+}
+
+async function copyText(text, button) {
+  const label = button.textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+    button.textContent = 'Copied';
+  } catch {
+    $('share-link').select();
+    button.textContent = 'Select + copy';
+  }
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
+async function changePolicy() {
+  const id = state.currentId;
+  if (!id) return;
+  try {
+    renderVideo(await api.patchVideo(id, { playback_policy: $('share-policy').value }));
+  } catch (e) {
+    if (onAuthError(e)) return;
+    $('share-expiry').textContent = `cannot change: ${e.message}`;
   }
 }
 
@@ -253,6 +292,7 @@ function pollVideo(id, generation) {
   api.getVideo(id).then((v) => {
     if (generation !== state.pollGeneration) return;
     renderVideo(v);
+    state.uploader?.videoStatus(v.id, v.status, v.error && v.error.message);
     // Keep the list's entry in step with the page.
     const i = state.videos.findIndex((x) => x.id === v.id);
     if (i >= 0 && state.videos[i].status !== v.status) { state.videos[i] = { ...v, chunks: undefined }; renderList(); }
@@ -273,6 +313,7 @@ function pollVideo(id, generation) {
 }
 
 function openVideo(id) {
+  $('app').dataset.view = 'video';
   if (state.currentId !== id) {
     state.currentId = id;
     player.destroy();
@@ -303,6 +344,7 @@ function route() {
   if (m) {
     openVideo(decodeURIComponent(m[1]));
   } else {
+    $('app').dataset.view = 'home';
     state.currentId = null;
     state.pollGeneration++;
     clearTimeout(state.videoTimer);
@@ -379,6 +421,7 @@ function main() {
   player = new Player({ video: $('player'), select: $('rendition'), levelLabel: $('player-level'), errorBox: $('player-error') });
   const uploader = new Uploader($('uploads'), {
     getOptions: () => ({ ladder: $('opt-ladder').value.trim(), preset: $('opt-preset').value }),
+    onUnauthorized: () => onAuthError(new ApiError(401, 'unauthorized', 'token refused')),
     onVideo: (id, { finished }) => {
       refreshList();
       // Open the new video's page as soon as the server names it: the farm view starts
@@ -386,6 +429,7 @@ function main() {
       if (!finished || !state.currentId) location.hash = `#/videos/${encodeURIComponent(id)}`;
     },
   });
+  state.uploader = uploader;
   setupDropzone(uploader);
 
   $('token-form').addEventListener('submit', submitToken);
@@ -393,6 +437,9 @@ function main() {
   $('token-cancel').addEventListener('click', hideTokenPanel);
   $('videos-refresh').addEventListener('click', refreshList);
   $('v-delete').addEventListener('click', deleteCurrent);
+  $('share-policy').addEventListener('change', changePolicy);
+  $('share-copy').addEventListener('click', (e) => copyText($('share-link').value, e.currentTarget));
+  $('embed-copy').addEventListener('click', (e) => copyText($('share-link').dataset.embed || '', e.currentTarget));
   window.addEventListener('hashchange', route);
 
   refreshHealth();

@@ -21,12 +21,17 @@ export class Player {
     });
   }
 
-  // Loads src (the master playlist) unless it is already playing.
-  load(src, token, poster) {
+  // Loads src (the master playlist) unless the same video (`key`, default src) is already
+  // playing: a signed URL that was re-signed does not restart playback; it is used on the next
+  // reload (for instance when the old one expired and a request failed).
+  load(src, token, poster, key = src) {
     if (poster) this.video.poster = poster;
-    if (this.source === src && this.hls) return;
+    this.latest = src;
+    if (this.key === key && this.hls) return;
     this.destroy();
     this.source = src;
+    this.key = key;
+    this.token = token;
     this.showError('');
     const Hls = window.Hls;
     if (!Hls || !Hls.isSupported()) {
@@ -48,7 +53,19 @@ export class Player {
       if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
         const code = data.response && data.response.code;
         this.showError(`Playback network error${code ? ` (HTTP ${code})` : ''}: ${data.details}. Retrying…`);
-        setTimeout(() => hls === this.hls && hls.startLoad(), 2000);
+        setTimeout(() => {
+          if (hls !== this.hls) return;
+          if (this.latest && this.latest !== this.source) {
+            // The link expired: go on with the newest one, from where playback was.
+            const at = this.video.currentTime;
+            const { latest, key, token: t } = this;
+            this.destroy();
+            this.load(latest, t, '', key);
+            this.video.currentTime = at;
+          } else {
+            hls.startLoad();
+          }
+        }, 2000);
       } else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) {
         this.showError(`Media error: ${data.details}. Recovering…`);
         hls.recoverMediaError();
@@ -99,6 +116,7 @@ export class Player {
       this.hls = null;
     }
     this.source = null;
+    this.key = null;
     this.select.replaceChildren(el('option', { value: '-1' }, 'Auto'));
     this.select.disabled = true;
     this.levelLabel.textContent = '';

@@ -33,10 +33,25 @@ function forgetVideoId(uploadUrl) {
 export class Uploader {
   // list: the <ul> for upload rows; onVideo(id, {finished}) is called when the server names
   // the video (creation) and when the upload completes.
-  constructor(list, { onVideo, getOptions }) {
+  // onUnauthorized() is called when the server refuses the token (401) during an upload.
+  constructor(list, { onVideo, getOptions, onUnauthorized }) {
     this.list = list;
     this.onVideo = onVideo;
     this.getOptions = getOptions;
+    this.onUnauthorized = onUnauthorized;
+  }
+
+  // What became of an uploaded video: a row whose bytes all arrived but whose video failed
+  // shows the failure, not a green 100%.
+  videoStatus(id, status, reason) {
+    for (const row of this.list.querySelectorAll('.upload')) {
+      if (row.dataset.videoId !== id || status !== 'failed' || row.dataset.state === 'failed') continue;
+      row.dataset.state = 'failed';
+      row.querySelector('.upload-pct').textContent = 'failed';
+      const state = row.querySelector('.upload-state');
+      state.textContent = `failed: ${reason || 'the video could not be processed'}`;
+      state.title = state.textContent;
+    }
   }
 
   addFiles(files) {
@@ -116,7 +131,16 @@ export class Uploader {
       },
       onError: (err) => {
         row.dataset.state = 'failed';
+        pct.textContent = 'failed';
         const res = err && err.originalResponse;
+        if (res && res.getStatus() === 401) {
+          // The token was refused: sign in again, then Retry resumes from the server's offset.
+          state.textContent = 'failed: the token was refused (401); sign in and retry';
+          toggle.textContent = 'Retry';
+          paused = true;
+          this.onUnauthorized?.();
+          return;
+        }
         let message = (err && err.message) || String(err);
         if (res) {
           try {
@@ -138,6 +162,7 @@ export class Uploader {
         row.dataset.state = 'active';
         toggle.textContent = 'Pause';
         state.textContent = 'resuming…';
+        upload.options.headers = authHeaders(getToken());
         upload.start();
       } else {
         paused = true;
