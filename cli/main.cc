@@ -40,7 +40,8 @@ constexpr Command kCommands[] = {
 
 void Usage(std::FILE* out) {
   std::fputs(
-      "usage: zerofarm COMMAND [ARGS]   (zerofarm COMMAND --help for details)\n\n"
+      "usage: zerofarm COMMAND [ARGS]   (zerofarm COMMAND --help for details)\n"
+      "       zerofarm --version\n\n"
       "commands:\n",
       out);
   for (const Command& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
@@ -56,6 +57,10 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   if (cmd == "--help" || cmd == "-h" || cmd == "help") {
     Usage(stdout);
+    return 0;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("zerofarm %s\n", ZEROFARM_VERSION);
     return 0;
   }
   for (const Command& c : kCommands)

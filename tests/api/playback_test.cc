@@ -382,7 +382,8 @@ TEST_CASE("lists are paged newest first and videos keep their metadata",
   CHECK(not_object.status == 400);
 }
 
-TEST_CASE("/readyz answers apart from /healthz", "[integration][api]") {
+TEST_CASE("/readyz answers apart from /healthz and the version shows in the CLI and /metrics",
+          "[integration][api]") {
   ServeProcess& s = Server();
   auto r = Curl({}, s.url("/readyz"));
   REQUIRE(r.status == 200);
@@ -390,5 +391,10 @@ TEST_CASE("/readyz answers apart from /healthz", "[integration][api]") {
   CHECK(j["status"] == "ready");
   CHECK(j["checks"]["store"] == "ok");
   auto metrics = Curl({}, s.url("/metrics"));
-  CHECK(metrics.body.find("zerofarm_build_info{version=\"") != std::string::npos);
+  auto version = RunCommand({ZF_ZEROFARM_BIN, "--version"}, 30s);
+  REQUIRE(version.succeeded());
+  REQUIRE(version.out.rfind("zerofarm ", 0) == 0);
+  const std::string v = version.out.substr(9, version.out.find('\n') - 9);
+  CHECK(!v.empty());
+  CHECK(metrics.body.find("zerofarm_build_info{version=\"" + v + "\"") != std::string::npos);
 }
