@@ -231,12 +231,15 @@ function renderVideo(v) {
   $('share').hidden = !(ready && v.playback && v.playback.share);
   if (ready) {
     const token = getToken();
-    const thumb = v.playback && v.playback.thumbnail ? withAccessToken(v.playback.thumbnail, token) : '';
+    // The playback URLs need no token (public, or signed for a while): the token stays out of
+    // <img> and download links.
+    const thumb = v.playback && v.playback.thumbnail ? v.playback.thumbnail : '';
     if (v.playback && v.playback.hls) player.load(v.playback.hls, token, thumb, v.id);
     renderShare(v);
     if (thumb && $('thumbnail').getAttribute('src') !== thumb) $('thumbnail').src = thumb;
+    const mp4Of = (r) => (v.playback && v.playback.mp4 && v.playback.mp4[r.name]) || withAccessToken(r.mp4, token);
     const links = (v.renditions || []).filter((r) => r.mp4).map((r) =>
-      el('a', { class: 'btn btn-ghost btn-small', href: withAccessToken(r.mp4, token), download: `${v.id}-${r.name}.mp4`,
+      el('a', { class: 'btn btn-ghost btn-small', href: mp4Of(r), download: `${v.id}-${r.name}.mp4`,
         title: `Progressive MP4, ${r.width}×${r.height}` }, `⤓ ${r.name}.mp4`));
     $('downloads').replaceChildren(...(links.length ? [el('span', { class: 'muted' }, 'MP4'), ...links] : []));
   }
