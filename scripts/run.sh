@@ -9,5 +9,6 @@ if [ -z "$input" ]; then
   ./sample-media/generate.sh --quick >/dev/null
   input=sample-media/out/1080p30-10s.mp4
 fi
-build/bin/zerofarm transcode "$input" -o out
+# out/ is this script's own output: a rerun replaces it whole.
+build/bin/zerofarm transcode "$input" -o out --force
 echo "out/: master.m3u8, <rung>/index.m3u8 + segments, <rung>.mp4, thumbnail.jpg, report.json"
