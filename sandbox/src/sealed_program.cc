@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -24,7 +26,14 @@ Result<UniqueFd> CreateMemfd(const std::string& name) {
 }  // namespace
 
 Result<SealedProgram> SealedProgram::Seal(UniqueFd memfd, uint64_t size) {
-  if (::fcntl(memfd.get(), F_ADD_SEALS, kSeals) != 0) return ErrnoError("F_ADD_SEALS", errno);
+  // F_SEAL_WRITE fails with EBUSY while the kernel still sees extra references to the memfd's
+  // pages (its own page-cache work can hold them for a moment on a loaded machine, after the
+  // bytes were copied in); the pins go away by themselves, so try again for up to about 2 s.
+  for (int attempt = 0;; ++attempt) {
+    if (::fcntl(memfd.get(), F_ADD_SEALS, kSeals) == 0) break;
+    if (errno != EBUSY || attempt >= 30) return ErrnoError("F_ADD_SEALS", errno);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 * (attempt + 1) / 3 + 10));
+  }
   const int seals = ::fcntl(memfd.get(), F_GET_SEALS);
   if (seals < 0) return ErrnoError("F_GET_SEALS", errno);
   if ((static_cast<unsigned>(seals) & kSeals) != kSeals) {
