@@ -12,6 +12,7 @@
 
 #include "corpus.h"
 #include "run_command.h"
+#include "test_pattern.h"
 
 namespace fs = std::filesystem;
 using namespace zerofarm;
@@ -43,16 +44,9 @@ TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finis
   auto scratch = test::ScratchDir::Create("resume");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  fs::path clip = dir / "clip.mp4";
-  auto made = test::RunCommand(
-      {"ffmpeg",     "-v",      "error",   "-y",
-       "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=12",
-       "-f",         "lavfi",   "-i",      "sine=duration=12",
-       "-c:v",       "libx264", "-preset", "ultrafast",
-       "-g",         "25",      "-c:a",    "aac",
-       clip.string()},
-      std::chrono::seconds(120));
-  REQUIRE(made.succeeded());
+  auto made = test::MakeTestPattern(dir, 12);
+  REQUIRE(made.ok());
+  const fs::path clip = *made;
 
   // First run: the worker wrapper lets three tasks finish, then kills zerofarm itself.
   fs::path counter = dir / "count";

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "corpus.h"
-#include "run_command.h"
+#include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
@@ -17,16 +17,9 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
           "[scheduler][progress]") {
   auto scratch = test::ScratchDir::Create("progress");
   REQUIRE(scratch.ok());
-  const fs::path clip = scratch->path() / "clip.mp4";
-  auto made = test::RunCommand(
-      {"ffmpeg",     "-v",      "error",   "-y",
-       "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=6",
-       "-f",         "lavfi",   "-i",      "sine=duration=6",
-       "-c:v",       "libx264", "-preset", "ultrafast",
-       "-g",         "25",      "-c:a",    "aac",
-       clip.string()},
-      std::chrono::seconds(120));
-  REQUIRE(made.succeeded());
+  auto made = test::MakeTestPattern(scratch->path(), 6);
+  REQUIRE(made.ok());
+  const fs::path clip = *made;
 
   scheduler::WorkerRuntimeOptions wo;
   wo.path = ZF_WORKER_BIN;

@@ -14,6 +14,7 @@
 
 #include "corpus.h"
 #include "run_command.h"
+#include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
@@ -46,17 +47,9 @@ int Invocations(const fs::path& dir) {
 }
 
 fs::path MakeClip(const fs::path& dir) {
-  fs::path clip = dir / "clip.mp4";
-  auto r = test::RunCommand(
-      {"ffmpeg",     "-v",      "error",   "-y",
-       "-f",         "lavfi",   "-i",      "testsrc2=size=320x180:rate=25:duration=4",
-       "-f",         "lavfi",   "-i",      "sine=duration=4",
-       "-c:v",       "libx264", "-preset", "ultrafast",
-       "-g",         "25",      "-c:a",    "aac",
-       clip.string()},
-      std::chrono::seconds(120));
-  REQUIRE(r.succeeded());
-  return clip;
+  auto clip = test::MakeTestPattern(dir, 4);
+  REQUIRE(clip.ok());
+  return *clip;
 }
 
 struct JobRun {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "corpus.h"
-#include "run_command.h"
+#include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
@@ -16,18 +16,9 @@ using namespace zerofarm;
 namespace {
 
 fs::path MakeClip(const fs::path& dir, int seconds, const std::string& size = "320x180") {
-  fs::path clip = dir / "clip.mp4";
-  const std::string d = std::to_string(seconds);
-  auto r = test::RunCommand(
-      {"ffmpeg",     "-v",      "error",   "-y",
-       "-f",         "lavfi",   "-i",      "testsrc2=size=" + size + ":rate=25:duration=" + d,
-       "-f",         "lavfi",   "-i",      "sine=duration=" + d,
-       "-c:v",       "libx264", "-preset", "ultrafast",
-       "-g",         "25",      "-c:a",    "aac",
-       clip.string()},
-      std::chrono::seconds(120));
-  REQUIRE(r.succeeded());
-  return clip;
+  auto clip = test::MakeTestPattern(dir, seconds, size);
+  REQUIRE(clip.ok());
+  return *clip;
 }
 
 std::shared_ptr<const scheduler::WorkerRuntime> SandboxedWorker(uint64_t memory_bytes) {
