@@ -10,9 +10,11 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "zerofarm/scheduler/task_executor.h"
+#include "zerofarm/storage/content_hash.h"
 #include "zerofarm/transcode/ladder.h"
 #include "zerofarm/transcode/stitcher.h"
 #include "zerofarm/transcode/worker_task.h"
@@ -232,7 +234,7 @@ class Job : public tc::IngestSink {
     in.segments = plan_.tasks.size();
     in.has_audio = plan_.source.audio.has_value();
     in.fps = plan_.source.fps;
-    auto stitched = tc::Stitch(store_, in, out_dir);
+    auto stitched = StitchBound(in, out_dir);
     if (!stitched.ok()) return stitched.status().WithContext("stitch");
     Report("verify");
     ZF_RETURN_IF_ERROR(Verify(*stitched));
@@ -400,7 +402,10 @@ class Job : public tc::IngestSink {
     std::lock_guard lock(mu_);
     if (done.ok() && done->has_value()) {
       try {
-        results_[index] = json::parse(**done);
+        json stored = json::parse(**done);
+        // A result without output checksums cannot bind its outputs: run the task again.
+        if (!stored.contains("outputs")) throw std::runtime_error("no output checksums");
+        results_[index] = std::move(stored);
         CountDone(index, /*resumed=*/true);
         TaskProgress& tp = Track(index);
         const json& r = results_[index];
@@ -548,7 +553,7 @@ class Job : public tc::IngestSink {
     TaskSpec spec;
     spec.job = prefix_;
     spec.threads = threads;
-    spec.rerun = attempt > 1;
+    spec.rerun = attempt > 1 || rerun_.count(index) > 0;
     if (index == kAudioTask) {
       tc::AudioTask t;
       t.origin_seconds = source.origin_seconds;
@@ -670,6 +675,17 @@ class Job : public tc::IngestSink {
                    {"input_bytes_remote", exit->input_bytes_remote},
                    {"output_bytes_sent", exit->output_bytes_sent}};
     if (exit->backup) result["backup_copy"] = true;
+    // What each output holds, as the copy that ran reported it: the stitcher uses an object
+    // only if it still holds exactly these bytes.
+    if (exit->output_xxh64.size() != spec.outputs.size())
+      return Status::Error("worker_failed", what + ": " + exit->node +
+                                                " reported no checksum of the task's outputs");
+    json outputs = json::array();
+    for (size_t i = 0; i < spec.outputs.size(); ++i)
+      outputs.push_back({{"object", spec.outputs[i].object},
+                         {"bytes", exit->output_bytes[i]},
+                         {"xxh64", storage::ContentHashHex(exit->output_xxh64[i])}});
+    result["outputs"] = outputs;
     if (exit->sandboxed)
       result["sandbox"] = {{"spawn_ms", exit->spawn_ms},
                            {"layers_missing", exit->layers_missing},
@@ -696,6 +712,48 @@ class Job : public tc::IngestSink {
     tp.cpu_seconds = exit->cpu_seconds;
     tp.error.clear();
     return Status::Ok();
+  }
+
+  // Stitches with every output bound to the checksum its task reported. An object holding
+  // other bytes (a stale or foreign copy under the task's name) is never published: its task
+  // runs again from scratch and the stitch is redone, a few times at most.
+  Result<tc::StitchResult> StitchBound(tc::StitchInput in, const fs::path& out_dir) {
+    constexpr int kMaxReruns = 3;
+    for (int round = 0;; ++round) {
+      std::map<std::string, int> owner;
+      in.checksums.clear();
+      for (const auto& [index, r] : results_)
+        for (const auto& o : r.value("outputs", json::array())) {
+          auto h = storage::ParseContentHashHex(o.value("xxh64", ""));
+          if (!h) return Status::Error("internal", "a task result has no output checksum");
+          in.checksums[o.at("object").get<std::string>()] = *h;
+          owner[o.at("object").get<std::string>()] = index;
+        }
+      auto stitched = tc::Stitch(store_, in, out_dir);
+      if (stitched.ok() || stitched.status().code() != "output_mismatch" || round >= kMaxReruns)
+        return stitched;
+      std::optional<int> index;
+      for (const auto& [object, task] : owner)
+        if (stitched.status().message().find(object + ": holds") != std::string::npos) index = task;
+      if (!index) return stitched;
+      std::fprintf(stderr, "zerofarm: %s; running its task again\n",
+                   stitched.status().message().c_str());
+      ++outputs_rejected_;
+      ZF_RETURN_IF_ERROR(store_.DeleteMeta(TaskKey(prefix_, *index)));
+      results_.erase(*index);
+      rerun_.insert(*index);
+      if (options_.slots) options_.slots->Acquire();
+      Status s = RunWithRetries(*index, std::max(1, slots_));
+      if (options_.slots) options_.slots->Release();
+      {
+        std::lock_guard lock(mu_);
+        TaskProgress& tp = Track(*index);
+        tp.state = s.ok() ? "done" : "failed";
+        if (!s.ok()) tp.error = s.message();
+        Notify();
+      }
+      if (!s.ok()) return s;
+    }
   }
 
   Status Verify(const tc::StitchResult& s) {
@@ -773,6 +831,9 @@ class Job : public tc::IngestSink {
                    {"audio_seconds", s.audio_seconds},
                    // Every task finished by an earlier run: segments and the audio track.
                    {"tasks_resumed", progress_state_.tasks_resumed + (audio_resumed_ ? 1 : 0)},
+                   // Task outputs that held other bytes than their task reported: never
+                   // published, their tasks ran again.
+                   {"outputs_rejected", outputs_rejected_},
                    {"worker", WorkerJson()},
                    {"network",
                     {{"task_input_bytes", input_bytes},
@@ -804,6 +865,8 @@ class Job : public tc::IngestSink {
   int outstanding_ = 0;
   int running_ = 0;
   std::map<int, json> results_;
+  std::set<int> rerun_;       // tasks whose earlier outputs were rejected: never reuse a run
+  int outputs_rejected_ = 0;  // task outputs that held other bytes than reported
   Status failure_;
   JobProgress progress_state_;
   bool audio_resumed_ = false;  // the audio track was finished by an earlier run

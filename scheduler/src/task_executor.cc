@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "worker_process.h"
+#include "zerofarm/storage/content_hash.h"
 
 namespace zerofarm::scheduler {
 namespace {
@@ -52,6 +53,8 @@ Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
 }
 
 std::string ToJson(const TaskOutcome& o) {
+  json hashes = json::array();
+  for (uint64_t h : o.output_xxh64) hashes.push_back(storage::ContentHashHex(h));
   return json{{"exit_code", o.exit_code},
               {"signal", o.signal},
               {"timed_out", o.timed_out},
@@ -68,6 +71,7 @@ std::string ToJson(const TaskOutcome& o) {
               {"memory_limit_via", o.memory_limit_via},
               {"node", o.node},
               {"output_bytes", o.output_bytes},
+              {"output_xxh64", hashes},
               {"input_bytes", o.input_bytes},
               {"input_bytes_remote", o.input_bytes_remote},
               {"output_bytes_sent", o.output_bytes_sent},
@@ -95,6 +99,11 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
     o.memory_limit_via = j.value("memory_limit_via", "");
     o.node = j.value("node", "");
     o.output_bytes = j.value("output_bytes", std::vector<uint64_t>{});
+    for (const auto& h : j.value("output_xxh64", json::array())) {
+      auto v = storage::ParseContentHashHex(h.get<std::string>());
+      if (!v) return Status::Error("invalid_argument", "bad task outcome: bad output checksum");
+      o.output_xxh64.push_back(*v);
+    }
     o.input_bytes = j.value("input_bytes", uint64_t{0});
     o.input_bytes_remote = j.value("input_bytes_remote", uint64_t{0});
     o.output_bytes_sent = j.value("output_bytes_sent", uint64_t{0});
@@ -117,6 +126,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   TaskOutcome outcome;
   outcome.node = options.node_name;
   outcome.output_bytes.assign(spec.outputs.size(), 0);
+  std::vector<storage::ContentHash> hashes(spec.outputs.size());
 
   WorkerRun run;
   run.args = spec.args;
@@ -161,6 +171,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
       return Status::Error("worker_failed", "output " + spec.outputs[channel].object +
                                                 " is larger than " + std::to_string(limit) +
                                                 " bytes");
+    hashes[channel].Update(data);
     return writers[channel]->Append(data);
   };
 
@@ -187,6 +198,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
     for (size_t i = 0; i < writers.size(); ++i) {
       if (cancel.load()) return Cancelled();  // e.g. a backup copy that lost the race
       ZF_RETURN_IF_ERROR(writers[i]->Commit());
+      outcome.output_xxh64.push_back(hashes[i].value());
       if (options.output_copies_sent)
         outcome.output_bytes_sent +=
             outcome.output_bytes[i] * options.output_copies_sent(spec.outputs[i].object);

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "av_log_capture.h"
+#include "zerofarm/storage/content_hash.h"
 #include "zerofarm/transcode/ffmpeg_ptr.h"
 #include "zerofarm/transcode/hls_playlist.h"
 #include "zerofarm/transcode/packet_stream.h"
@@ -28,11 +29,31 @@ struct Track {
   std::vector<Packet> packets;
 };
 
-Result<Track> LoadStream(storage::Store& store, const std::string& name) {
+// A task output is used only if it holds exactly the bytes its task reported (input.checksums).
+Status CheckBound(const StitchInput& input, const std::string& name, uint64_t actual) {
+  if (input.checksums.empty()) return Status::Ok();
+  auto it = input.checksums.find(name);
+  if (it == input.checksums.end())
+    return Status::Error("output_mismatch", name + ": no task reported this output");
+  if (it->second != actual)
+    return Status::Error("output_mismatch",
+                         name + ": holds other bytes than its task wrote (checksum " +
+                             storage::ContentHashHex(actual) + ", the task reported " +
+                             storage::ContentHashHex(it->second) + ")");
+  return Status::Ok();
+}
+
+Result<Track> LoadStream(storage::Store& store, const StitchInput& input, const std::string& name) {
   auto reader = store.OpenObject(name);
   if (!reader.ok()) return reader.status().WithContext(name);
   storage::ObjectReader* r = reader->get();
-  PacketStreamReader in([r](std::span<std::byte> out) { return r->Read(out); });
+  storage::ContentHash hash;
+  auto read = [r, &hash](std::span<std::byte> out) -> Result<size_t> {
+    auto n = r->Read(out);
+    if (n.ok()) hash.Update(out.first(*n));
+    return n;
+  };
+  PacketStreamReader in(read);
   Track t;
   auto h = in.ReadHeader();
   if (!h.ok()) return h.status().WithContext(name);
@@ -43,6 +64,14 @@ Result<Track> LoadStream(storage::Store& store, const std::string& name) {
     if (!p->has_value()) break;
     t.packets.push_back(std::move(**p));
   }
+  // Whatever follows the stream's end counts too.
+  std::byte rest[4096];
+  for (;;) {
+    auto n = read(rest);
+    if (!n.ok()) return n.status().WithContext(name);
+    if (*n == 0) break;
+  }
+  ZF_RETURN_IF_ERROR(CheckBound(input, name, hash.value()));
   return t;
 }
 
@@ -182,7 +211,7 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
 
   std::optional<Track> audio;
   if (input.has_audio) {
-    auto a = LoadStream(store, AudioObjectName(input.prefix));
+    auto a = LoadStream(store, input, AudioObjectName(input.prefix));
     if (!a.ok()) return a.status();
     audio = std::move(*a);
   }
@@ -200,7 +229,7 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     std::vector<uint64_t> seg_bytes;
     DtsRepair dts;
     for (size_t i = 0; i < input.segments; ++i) {
-      auto loaded = LoadStream(store, SegmentObjectName(input.prefix, rung.name, i));
+      auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
       if (!loaded.ok()) return loaded.status();
       Track& seg = *loaded;
       const std::string what = rung.name + " segment " + std::to_string(i);
@@ -254,7 +283,7 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
       size_t ai = 0;
       DtsRepair mp4_dts;
       for (size_t i = 0; i < input.segments; ++i) {
-        auto loaded = LoadStream(store, SegmentObjectName(input.prefix, rung.name, i));
+        auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
         if (!loaded.ok()) return loaded.status();
         for (Packet& p : loaded->packets) {
           ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
@@ -321,6 +350,9 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
   {
     auto jpeg = store.GetObject(ThumbnailObjectName(input.prefix));
     if (!jpeg.ok()) return jpeg.status().WithContext("thumbnail");
+    storage::ContentHash hash;
+    hash.Update(*jpeg);
+    ZF_RETURN_IF_ERROR(CheckBound(input, ThumbnailObjectName(input.prefix), hash.value()));
     ZF_RETURN_IF_ERROR(WriteFile(out_dir / "thumbnail.jpg", *jpeg));
   }
 

@@ -61,10 +61,13 @@ struct TaskOutcome {
   // Where it ran and what it moved.
   std::string node;                    // the node (or host) name
   std::vector<uint64_t> output_bytes;  // per output channel
-  uint64_t input_bytes = 0;            // read from the input objects
-  uint64_t input_bytes_remote = 0;     // of those, read over the network from other nodes
-  uint64_t output_bytes_sent = 0;      // output bytes sent over the network (replicas)
-  bool backup = false;                 // the result came from a straggler's backup copy
+  // Per output channel, the ContentHash (storage/content_hash.h) of the bytes this run wrote:
+  // readers check it, so only the chosen copy's outputs are ever used.
+  std::vector<uint64_t> output_xxh64;
+  uint64_t input_bytes = 0;         // read from the input objects
+  uint64_t input_bytes_remote = 0;  // of those, read over the network from other nodes
+  uint64_t output_bytes_sent = 0;   // output bytes sent over the network (replicas)
+  bool backup = false;              // the result came from a straggler's backup copy
 };
 
 std::string ToJson(const TaskSpec& spec);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct StitchInput {
   size_t segments = 0;
   bool has_audio = false;
   double fps = 0;  // for FRAME-RATE and the last segment's length
+  // Object -> the ContentHash (storage/content_hash.h) its task reported. When not empty, every
+  // object read must be listed and hold exactly those bytes, or Stitch fails "output_mismatch"
+  // naming the object: a stale or foreign copy is never published.
+  std::map<std::string, uint64_t> checksums;
 };
 
 struct RenditionStats {
