@@ -77,12 +77,11 @@ int Build(int argc, char** argv) {
   if (out.empty()) return Usage("-o RING is required");
   if (flags.Positional().empty()) return Usage("no NODE given");
   storage::RingOptions options;
-  try {
-    options.replicas = std::stoi(replicas);
-    options.part_power = std::stoi(part_power);
-  } catch (const std::exception&) {
-    return Usage("--replicas and --part-power take numbers");
-  }
+  const auto r = ParseInteger(replicas, 1, 16);
+  const auto pp = ParseInteger(part_power, 1, 20);
+  if (!r || !pp) return Usage("--replicas takes a whole number 1-16, --part-power 1-20");
+  options.replicas = static_cast<int>(*r);
+  options.part_power = static_cast<int>(*pp);
   std::vector<storage::RingNode> nodes;
   for (const std::string& spec : flags.Positional()) {
     auto node = ParseNode(spec);

@@ -127,11 +127,9 @@ constexpr const char* kProxyUsage =
     "  --idle-timeout, --request-timeout, --max-connections, --max-open-uploads,\n"
     "  --max-open-uploads-total, --upload-expiry, --max-upload-files).\n";
 
-bool g_proxy = false;
-
-int Usage(const std::string& why) {
-  std::fprintf(stderr, "zerofarm %s: %s\n%s", g_proxy ? "proxy" : "serve", why.c_str(),
-               g_proxy ? kProxyUsage : kUsage);
+int PrintUsage(bool proxy, const std::string& why) {
+  std::fprintf(stderr, "zerofarm %s: %s\n%s", proxy ? "proxy" : "serve", why.c_str(),
+               proxy ? kProxyUsage : kUsage);
   return 2;
 }
 
@@ -143,7 +141,7 @@ fs::path DefaultWebDir() {
 }
 
 int RunFront(int argc, char** argv, bool proxy) {
-  g_proxy = proxy;
+  const auto usage = [proxy](const std::string& why) { return PrintUsage(proxy, why); };
   const char* name = proxy ? "proxy" : "serve";
   Flags flags(argc, argv, {"unsandboxed", "insecure"});
   if (flags.Has("help") || flags.Has("h")) {
@@ -174,40 +172,43 @@ int RunFront(int argc, char** argv, bool proxy) {
   if (insecure) (void)flags.Take("insecure");
   const bool unsandboxed = !proxy && flags.Has("unsandboxed");
   if (unsandboxed) (void)flags.Take("unsandboxed");
-  if (!flags.error().empty()) return Usage(flags.error());
-  if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
-  if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
-  if (proxy && ring_path.empty()) return Usage("--ring is required");
+  if (!flags.error().empty()) return usage(flags.error());
+  if (!flags.Unknown().empty()) return usage("unknown option " + flags.Unknown().front());
+  if (!flags.Positional().empty()) return usage("unexpected argument " + flags.Positional()[0]);
+  if (proxy && ring_path.empty()) return usage("--ring is required");
   if (proxy)
     if (auto stop = LoadFarmKeyFlags("proxy", key_path, insecure, &vo_key)) return *stop;
 
   api::ServerOptions so;
   const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return Usage("--listen needs HOST:PORT");
+  if (colon == std::string::npos) return usage("--listen needs HOST:PORT");
   so.address = listen.substr(0, colon);
   if (so.address.size() > 2 && so.address.front() == '[')
     so.address = so.address.substr(1, so.address.size() - 2);
   scheduler::VideoServiceOptions vo;
-  try {
-    const int port = std::stoi(listen.substr(colon + 1));
-    if (port < 0 || port > 65535) return Usage("--listen port must be 0-65535");
-    so.port = static_cast<uint16_t>(port);
-    vo.worker_slots = std::stoi(workers);
-    vo.chunk_seconds = std::stod(chunk);
-    so.max_connections = static_cast<size_t>(std::stoul(max_connections));
-    for (const std::string* n : {&open_uploads, &open_uploads_total, &upload_files})
-      if (n->empty() || n->find_first_not_of("0123456789") != std::string::npos)
-        return Usage(
-            "--max-open-uploads, --max-open-uploads-total and --max-upload-files take "
-            "a whole number");
-    vo.max_open_uploads_per_tenant = static_cast<size_t>(std::stoul(open_uploads));
-    vo.max_open_uploads = static_cast<size_t>(std::stoul(open_uploads_total));
-    vo.max_upload_descriptors = static_cast<size_t>(std::stoul(upload_files));
-  } catch (const std::exception&) {
-    return Usage("a numeric option is not a number");
-  }
-  if (vo.chunk_seconds < 0.5 || vo.chunk_seconds > 60)
-    return Usage("--chunk-seconds must be within 0.5-60");
+  // Strict numbers: "8080x", " 4" or "1e9" slots are a usage error, never a silent prefix.
+  const auto port = ParseInteger(listen.substr(colon + 1), 0, 65535);
+  if (!port) return usage("--listen port must be a whole number 0-65535");
+  so.port = static_cast<uint16_t>(*port);
+  const auto slots = ParseInteger(workers, 0, 1024);
+  if (!slots) return usage("--workers takes a whole number 0-1024 (0: one per core)");
+  vo.worker_slots = static_cast<int>(*slots);
+  const auto chunk_s = ParseDecimal(chunk, 0.5, 60);
+  if (!chunk_s) return usage("--chunk-seconds must be a number within 0.5-60");
+  vo.chunk_seconds = *chunk_s;
+  const auto connections = ParseInteger(max_connections, 1, 1'000'000);
+  if (!connections) return usage("--max-connections takes a whole number 1-1000000");
+  so.max_connections = static_cast<size_t>(*connections);
+  const auto per_tenant = ParseInteger(open_uploads, 0, 1'000'000'000);
+  const auto total = ParseInteger(open_uploads_total, 0, 1'000'000'000);
+  const auto files = ParseInteger(upload_files, 0, 1'000'000'000);
+  if (!per_tenant || !total || !files)
+    return usage(
+        "--max-open-uploads, --max-open-uploads-total and --max-upload-files take "
+        "a whole number");
+  vo.max_open_uploads_per_tenant = static_cast<size_t>(*per_tenant);
+  vo.max_open_uploads = static_cast<size_t>(*total);
+  vo.max_upload_descriptors = static_cast<size_t>(*files);
   auto upload = ParseByteSize(max_upload);
   auto header = ParseByteSize(max_header);
   auto memory = ParseByteSize(worker_memory);
@@ -215,14 +216,14 @@ int RunFront(int argc, char** argv, bool proxy) {
   auto it = ParseDuration(idle_timeout);
   auto rt = ParseDuration(request_timeout);
   if (!upload || !header || *header < 1024 || *header > (64u << 20) || !memory || !ht || !it ||
-      !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0 || so.max_connections == 0)
-    return Usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
+      !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0)
+    return usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
   auto expiry = ParseDuration(upload_expiry);
   if (!expiry || expiry->count() < 1000)
-    return Usage("--upload-expiry takes a duration of at least 1s, such as 24h");
+    return usage("--upload-expiry takes a duration of at least 1s, such as 24h");
   vo.upload_expiry = std::chrono::duration_cast<std::chrono::seconds>(*expiry);
   auto backup = ParseDuration(backup_after);
-  if (!backup || backup->count() <= 0) return Usage("--backup-after takes a duration such as 15s");
+  if (!backup || backup->count() <= 0) return usage("--backup-after takes a duration such as 15s");
   vo.backup_after = *backup;
   so.max_upload_bytes = *upload;
   so.max_header_bytes = static_cast<uint32_t>(*header);

@@ -173,4 +173,34 @@ TEST_CASE("serve on a port in use fails with a clear error before creating its d
   CHECK_FALSE(fs::exists(data));
 }
 
+TEST_CASE("serve refuses a malformed number in any option before creating its data folder",
+          "[integration][cli][clumsy]") {
+  auto scratch = ScratchDir::Create("cli-serve-numbers");
+  REQUIRE(scratch.ok());
+  const fs::path data = scratch->path() / "data";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--listen", "127.0.0.1:80x"},
+      {"--listen", "127.0.0.1:70000"},
+      {"--workers", "2x"},
+      {"--workers", "-1"},
+      {"--chunk-seconds", "4abc"},
+      {"--chunk-seconds", "nan"},
+      {"--max-connections", "0"},
+      {"--max-connections", "1e3"},
+      {"--max-open-uploads", " 5"},
+      {"--max-open-uploads-total", "99999999999"},
+      {"--max-upload-files", "0x10"},
+  };
+  for (const auto& [flag, value] : bad) {
+    INFO("zerofarm serve " << flag << " '" << value << "'");
+    CommandResult run =
+        RunCommand({ZF_ZEROFARM_BIN, "serve", "--data", data.string(), flag, value}, 120s);
+    INFO("stderr: " << run.err);
+    CHECK_FALSE(run.timed_out);
+    CHECK(run.exit_code == 2);
+    CHECK(run.err.find(flag) != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(data));
+}
+
 }  // namespace zerofarm::test
