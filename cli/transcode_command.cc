@@ -366,9 +366,7 @@ int TranscodeCommand(int argc, char** argv) {
   auto ladder = transcode::ParseLadder(ladder_spec);
   if (!ladder.ok()) return Fail("", ladder.status(), 2);
   options.ladder = *ladder;
-  static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster",  "fast",
-                                   "medium",    "slow",      "slower",   "veryslow"};
-  if (std::find(std::begin(kPresets), std::end(kPresets), preset) == std::end(kPresets))
+  if (!transcode::IsX264Preset(preset))
     return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + preset + "'"), 2);
   options.preset = preset;
   auto bad_flag = [](const std::string& flag, const std::string& value, const std::string& want) {

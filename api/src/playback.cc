@@ -4,12 +4,13 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <sys/random.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <nlohmann/json.hpp>
+
+#include "zerofarm/base/hex.h"
 
 namespace zerofarm::api {
 namespace {
@@ -17,26 +18,7 @@ namespace {
 using json = nlohmann::json;
 constexpr const char* kKeyPrefix = "signing_keys/";
 
-std::string ToHex(const unsigned char* p, size_t n) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out += kHex[p[i] >> 4];
-    out += kHex[p[i] & 15];
-  }
-  return out;
-}
-
-bool IsLowerHex(std::string_view s, size_t n) {
-  return s.size() == n && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-bool IsKeyId(std::string_view s) {
-  return s.size() == 18 && s.starts_with("k_") && IsLowerHex(s.substr(2), 16);
-}
+bool IsKeyId(std::string_view s) { return IsHexId(s, "k_", 16); }
 
 std::string SigningString(std::string_view video_id, std::string_view scope, int64_t expires,
                           std::string_view key_id) {
@@ -59,22 +41,12 @@ std::vector<std::string_view> SplitDots(std::string_view s) {
 
 }  // namespace
 
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  return ToHex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
-}
-
 std::string HmacSha256Hex(std::string_view key, std::string_view message) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
        reinterpret_cast<const unsigned char*>(message.data()), message.size(), md, &len);
-  return ToHex(md, len);
+  return LowerHex({md, len});
 }
 
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {

@@ -73,6 +73,5 @@ bool IsPlaybackScope(std::string_view scope);
 std::string HmacSha256Hex(std::string_view key, std::string_view message);
 // Constant-time comparison of two strings of equal length (false when lengths differ).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
-std::string RandomHex(size_t bytes);
 
 }  // namespace zerofarm::api

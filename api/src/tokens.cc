@@ -2,8 +2,6 @@
 #include "zerofarm/api/tokens.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,30 +11,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "zerofarm/base/hex.h"
+#include "zerofarm/base/sha256.h"
 #include "zerofarm/base/unique_fd.h"
 
 namespace zerofarm::api {
-namespace {
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out += kHex[p[i] >> 4];
-    out += kHex[p[i] & 15];
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string Sha256Hex(std::string_view bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  return Hex(md, len);
-}
 
 bool IsTenantName(std::string_view name) {
   return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
@@ -48,14 +27,7 @@ bool IsTenantName(std::string_view name) {
 Result<std::string> TokenStore::Create(const std::string& tenant) {
   if (!IsTenantName(tenant))
     return Status::Error("invalid_argument", "a tenant name is 1-64 of [A-Za-z0-9._-]");
-  unsigned char raw[32];
-  size_t got = 0;
-  while (got < sizeof(raw)) {
-    ssize_t n = ::getrandom(raw + got, sizeof(raw) - got, 0);
-    if (n < 0 && errno != EINTR) return ErrnoError("getrandom", errno);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  const std::string token = "zf_" + Hex(raw, sizeof(raw));
+  const std::string token = "zf_" + RandomHex(32);
   char when[32];
   std::time_t t = std::time(nullptr);
   std::tm tm{};

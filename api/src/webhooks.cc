@@ -1,9 +1,5 @@
 #include "webhooks.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-
 #include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -18,6 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "playback.h"
+#include "zerofarm/base/hex.h"
+
 namespace zerofarm::api {
 namespace {
 
@@ -31,24 +30,6 @@ using Clock = std::chrono::system_clock;
 constexpr const char* kEndpointPrefix = "webhooks/endpoint/";
 constexpr const char* kDeliveryPrefix = "webhooks/delivery/";
 constexpr size_t kMaxUrlBytes = 2048;
-
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out += d[p[i] >> 4];
-    out += d[p[i] & 15];
-  }
-  return out;
-}
-
-Result<std::string> RandomHex(size_t bytes) {
-  std::vector<unsigned char> raw(bytes);
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1)
-    return Status::Error("internal", "no random bytes for a webhook id or secret");
-  return Hex(raw.data(), raw.size());
-}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -199,15 +180,13 @@ class WebhooksImpl final : public Webhooks {
       if (std::find(WebhookEventTypes().begin(), WebhookEventTypes().end(), e) ==
           WebhookEventTypes().end())
         return Status::Error("invalid_argument", "unknown event type '" + e + "'");
-    auto id = RandomHex(8);
-    auto secret = RandomHex(24);
-    if (!id.ok()) return id.status();
-    if (!secret.ok()) return secret.status();
-    json e = {{"id", "wh_" + *id},
+    const std::string id = RandomHex(8);
+    const std::string secret = RandomHex(24);
+    json e = {{"id", "wh_" + id},
               {"tenant", tenant},
               {"url", url},
               {"events", events},
-              {"secret", "whsec_" + *secret},
+              {"secret", "whsec_" + secret},
               {"created_at", Iso8601(NowMs())}};
     std::lock_guard lock(mu_);
     size_t mine = 0;
@@ -277,10 +256,9 @@ class WebhooksImpl final : public Webhooks {
       const auto wanted = e.value("events", std::vector<std::string>{});
       if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), event.type) == wanted.end())
         continue;
-      auto evt = RandomHex(12);
-      if (!evt.ok()) continue;
+      const std::string evt = RandomHex(12);
       const int64_t now = NowMs();
-      const json payload = {{"id", "evt_" + *evt},
+      const json payload = {{"id", "evt_" + evt},
                             {"type", event.type},
                             {"created_at", Iso8601(now)},
                             {"data", {{"video", video}}}};
@@ -432,12 +410,8 @@ const std::vector<std::string>& WebhookEventTypes() {
 
 std::string WebhookSignature(const std::string& secret, int64_t unix_seconds,
                              const std::string& body) {
-  const std::string signed_text = std::to_string(unix_seconds) + "." + body;
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac, &len);
-  return "t=" + std::to_string(unix_seconds) + ",v1=" + Hex(mac, len);
+  return "t=" + std::to_string(unix_seconds) +
+         ",v1=" + HmacSha256Hex(secret, std::to_string(unix_seconds) + "." + body);
 }
 
 Result<std::unique_ptr<Webhooks>> Webhooks::Open(storage::Store& store,

@@ -13,8 +13,8 @@
 
 #include "code_analysis.h"
 #include "instruction_policy.h"
-#include "sha256.h"
 #include "validate_internal.h"
+#include "zerofarm/base/sha256.h"
 
 namespace zerofarm::sandbox {
 namespace {

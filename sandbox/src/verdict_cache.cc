@@ -15,8 +15,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "sha256.h"
 #include "validate_internal.h"
+#include "zerofarm/base/sha256.h"
 #include "zerofarm/base/unique_fd.h"
 
 namespace zerofarm::sandbox {

@@ -241,8 +241,8 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       result.state = PollState::kLost;  // the node restarted
       return result;
     }
-    if (!reply->ok() || reply->task_state == "running") return result;
-    if (reply->task_state == "done") {
+    if (!reply->ok() || reply->task_state == storage::TaskState::kRunning) return result;
+    if (reply->task_state == storage::TaskState::kDone) {
       auto outcome = TaskOutcomeFromJson(reply->task_result);
       if (outcome.ok()) {
         result.state = PollState::kDone;

@@ -16,6 +16,7 @@
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/storage/content_hash.h"
 #include "zerofarm/transcode/ladder.h"
+#include "zerofarm/transcode/object_names.h"
 #include "zerofarm/transcode/stitcher.h"
 #include "zerofarm/transcode/worker_task.h"
 
@@ -32,10 +33,8 @@ constexpr double kThumbnailSeconds = 1.0;
 constexpr int kThumbnailShortSide = 360;
 
 std::string TaskKey(const std::string& prefix, int index) {
-  if (index == kAudioTask) return prefix + "tasks/audio";
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "tasks/%05d", index);
-  return prefix + buf;
+  return index == kAudioTask ? tc::AudioTaskRecordName(prefix)
+                             : tc::TaskRecordName(prefix, static_cast<size_t>(index));
 }
 
 // The words a user reads first for a worker's error code.
@@ -175,7 +174,7 @@ class Job : public tc::IngestSink {
   Job(storage::Store& store, std::string job_id, const JobOptions& options,
       const ProgressFn& progress)
       : store_(store),
-        prefix_("jobs/" + job_id + "/"),
+        prefix_(tc::JobPrefix(job_id)),
         options_(options),
         progress_(progress),
         node_(options.node_name.empty() ? Hostname() : options.node_name),
@@ -194,7 +193,7 @@ class Job : public tc::IngestSink {
 
   Result<std::string> Run(transcode::ByteSource& source, const fs::path& out_dir) {
     const auto t0 = t0_;
-    auto stored = store_.GetMeta(prefix_ + "plan");
+    auto stored = store_.GetMeta(tc::PlanRecordName(prefix_));
     if (!stored.ok()) return stored.status();
     StartPool();
     Status ingest_status;
@@ -280,11 +279,7 @@ class Job : public tc::IngestSink {
  private:
   bool Cancelled() const { return cancel_->load(); }
 
-  std::string ChunkObject(uint32_t chunk) const {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "chunks/%05u", chunk);
-    return prefix_ + buf;
-  }
+  std::string ChunkObject(uint32_t chunk) const { return tc::ChunkObjectName(prefix_, chunk); }
 
   double Elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
@@ -327,7 +322,7 @@ class Job : public tc::IngestSink {
     auto [it, inserted] = task_progress_.try_emplace(index);
     if (inserted) {
       it->second.index = index;
-      it->second.state = "queued";
+      it->second.state = storage::TaskState::kQueued;
       it->second.queued_at = Elapsed();
       if (index == kAudioTask) {
         it->second.media_seconds = plan_.duration_seconds;
@@ -362,7 +357,7 @@ class Job : public tc::IngestSink {
     // A fresh start: forget anything a crashed ingest left behind.
     auto removed = store_.DeleteObjects(prefix_);
     if (!removed.ok()) return removed.status();
-    auto old = store_.ListMeta(prefix_ + "tasks/");
+    auto old = store_.ListMeta(tc::TaskRecordPrefix(prefix_));
     if (!old.ok()) return old.status();
     for (const auto& kv : *old) ZF_RETURN_IF_ERROR(store_.DeleteMeta(kv.first));
     Report("ingest");
@@ -386,7 +381,7 @@ class Job : public tc::IngestSink {
       plan_.tasks = result->tasks;
     }
     // From here on a rerun resumes instead of ingesting again.
-    ZF_RETURN_IF_ERROR(store_.PutMeta(prefix_ + "plan", plan_.ToJson().dump()));
+    ZF_RETURN_IF_ERROR(store_.PutMeta(tc::PlanRecordName(prefix_), plan_.ToJson().dump()));
     if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
     std::lock_guard lock(mu_);
     ingest_done_ = true;
@@ -409,7 +404,7 @@ class Job : public tc::IngestSink {
         CountDone(index, /*resumed=*/true);
         TaskProgress& tp = Track(index);
         const json& r = results_[index];
-        tp.state = "done";
+        tp.state = storage::TaskState::kDone;
         tp.node = r.value("node", "");
         tp.attempts = r.value("attempts", 0);
         tp.wall_seconds = r.value("wall_seconds", 0.0);
@@ -469,11 +464,11 @@ class Job : public tc::IngestSink {
       TaskProgress& tp = Track(task.index);
       if (s.ok()) {
         CountDone(task.index, /*resumed=*/false);
-        tp.state = "done";
+        tp.state = storage::TaskState::kDone;
       } else if (s.code() == "not_run" || s.code() == "cancelled") {
-        tp.state = "cancelled";
+        tp.state = storage::TaskState::kCancelled;
       } else {
-        tp.state = "failed";
+        tp.state = storage::TaskState::kFailed;
         tp.error = s.message();
       }
       Notify();
@@ -485,7 +480,7 @@ class Job : public tc::IngestSink {
   void MarkNotRun() {
     std::lock_guard lock(mu_);
     for (auto& [index, tp] : task_progress_)
-      if (tp.state == "queued") tp.state = "cancelled";
+      if (tp.state == storage::TaskState::kQueued) tp.state = storage::TaskState::kCancelled;
     Notify();
   }
 
@@ -510,7 +505,7 @@ class Job : public tc::IngestSink {
         if (!failure_.ok()) return Status::Error("not_run", "not run: the job failed");
         if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
         TaskProgress& tp = Track(index);
-        tp.state = "running";
+        tp.state = storage::TaskState::kRunning;
         tp.attempts = attempt;
         tp.node.clear();  // known once the executor places it
         tp.started_at = Elapsed();
@@ -558,11 +553,11 @@ class Job : public tc::IngestSink {
       tc::AudioTask t;
       t.origin_seconds = source.origin_seconds;
       t.output_fd = 3;
-      spec.id = prefix_ + "audio@" + ingest_id;
+      spec.id = tc::AudioSourceObjectName(prefix_) + "@" + ingest_id;
       spec.args = {"audio", "--task", tc::ToJson(t)};
       spec.outputs.push_back({tc::AudioObjectName(prefix_), 0});
-      spec.inputs.push_back(prefix_ + "audio");
-      spec.placement = prefix_ + "audio";
+      spec.inputs.push_back(tc::AudioSourceObjectName(prefix_));
+      spec.placement = tc::AudioSourceObjectName(prefix_);
       spec.timeout = options_.task_timeout_base +
                      std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
     } else {
@@ -609,7 +604,7 @@ class Job : public tc::IngestSink {
     });
     if (!exit.ok()) {
       // No worker, or the job was cancelled: a retry is futile.
-      *permanent = exit.status().message().rfind("spawn", 0) == 0 || Cancelled();
+      *permanent = exit.status().code() == "spawn_failed" || Cancelled();
       return exit.status();
     }
     const std::string what =
@@ -748,7 +743,7 @@ class Job : public tc::IngestSink {
       {
         std::lock_guard lock(mu_);
         TaskProgress& tp = Track(*index);
-        tp.state = s.ok() ? "done" : "failed";
+        tp.state = s.ok() ? storage::TaskState::kDone : storage::TaskState::kFailed;
         if (!s.ok()) tp.error = s.message();
         Notify();
       }

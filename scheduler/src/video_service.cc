@@ -2,7 +2,6 @@
 #include "zerofarm/scheduler/video_service.h"
 
 #include <fcntl.h>
-#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,10 +18,12 @@
 #include <set>
 #include <thread>
 
+#include "zerofarm/base/hex.h"
 #include "zerofarm/base/unique_fd.h"
 #include "zerofarm/scheduler/cluster_executor.h"
 #include "zerofarm/storage/cluster_store.h"
 #include "zerofarm/transcode/ingest.h"
+#include "zerofarm/transcode/object_names.h"
 
 namespace zerofarm::scheduler {
 namespace {
@@ -33,22 +34,6 @@ using json = nlohmann::json;
 constexpr double kBuckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
 constexpr const char* kStatsKey = "stats/uploads";  // the upload counters, across restarts
 constexpr int kMaxEarlyJobs = 32;  // unfinished tus uploads transcoding while they arrive
-
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  size_t got = 0;
-  while (got < bytes) {
-    ssize_t n = ::getrandom(raw.data() + got, bytes - got, 0);
-    if (n > 0) got += static_cast<size_t>(n);
-  }
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out += kHex[c >> 4];
-    out += kHex[c & 15];
-  }
-  return out;
-}
 
 std::string IsoTime(std::time_t t) {
   std::tm tm{};
@@ -133,12 +118,6 @@ Result<BudgetFd> OpenCounted(const std::shared_ptr<FdBudget>& budget, const fs::
   return BudgetFd(std::move(fd), budget);
 }
 
-bool IsHexId(std::string_view s, std::string_view prefix, size_t digits) {
-  if (s.size() != prefix.size() + digits || s.substr(0, prefix.size()) != prefix) return false;
-  return std::all_of(s.begin() + static_cast<long>(prefix.size()), s.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 // What the service knows of a video in memory beyond its record: the upload file, the job.
 struct Active {
   std::mutex mu;
@@ -212,7 +191,7 @@ class UploadSource final : public transcode::ByteSource {
 
 // One task of the farm view; "error" only when its last attempt failed.
 json TaskJson(const TaskProgress& t) {
-  json j = {{"state", t.state},
+  json j = {{"state", storage::TaskStateName(t.state)},
             {"node", t.node},
             {"attempts", t.attempts},
             {"start_seconds", t.start_seconds},
@@ -250,7 +229,7 @@ json AudioJson(const JobProgress& p) {
 json ProgressJson(const JobProgress& p) {
   size_t running = 0;
   for (const auto& t : p.tasks)
-    if (t.index >= 0 && t.state == "running") ++running;
+    if (t.index >= 0 && t.state == storage::TaskState::kRunning) ++running;
   const double units = static_cast<double>(p.tasks_known) + (p.has_audio ? 1.0 : 0.0);
   const double done = static_cast<double>(p.tasks_done) + (p.audio_done ? 1.0 : 0.0);
   double f = units > 0 ? std::min(1.0, done / units) : 0.0;
@@ -584,7 +563,7 @@ class Service final : public VideoService {
       Stop(*a);
       if (a->job.joinable()) a->job.join();
     }
-    const std::string prefix = "jobs/" + id + "/";
+    const std::string prefix = transcode::JobPrefix(id);
     auto removed = store_->DeleteObjects(prefix);
     if (!removed.ok()) return removed.status();
     auto meta = store_->ListMeta(prefix);
@@ -637,7 +616,8 @@ class Service final : public VideoService {
       for (const auto& [id, rec] : records_) ++m.videos_by_status[rec.value("status", "")];
       for (const auto& [id, a] : active_) {
         std::lock_guard alock(a->mu);
-        for (const auto& t : a->progress.tasks) ++m.tasks_by_state[t.state];
+        for (const auto& t : a->progress.tasks)
+          ++m.tasks_by_state[std::string(storage::TaskStateName(t.state))];
       }
       m.failures_by_reason = failures_;
       m.transcode_buckets.assign(std::begin(kBuckets), std::end(kBuckets));
@@ -875,7 +855,8 @@ class Service final : public VideoService {
       a.progress = p;
       a.have_progress = true;
       for (const auto& t : p.tasks)
-        if (t.state == "done" && a.timed.insert(t.index).second && t.wall_seconds > 0)
+        if (t.state == storage::TaskState::kDone && a.timed.insert(t.index).second &&
+            t.wall_seconds > 0)
           finished.push_back(t.wall_seconds);
     }
     if (finished.empty()) return;

@@ -166,7 +166,8 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
   int err = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   for (auto& c : child_ends) c.Close();
-  if (err != 0) return ErrnoError("spawn " + program, err);
+  if (err != 0)
+    return Status::Error("spawn_failed", "spawn " + program + ": " + std::strerror(err));
   ChildGuard child(pid);
 
   WorkerExit exit;

@@ -256,7 +256,7 @@ std::vector<std::string> EncodeReply(const Reply& r) {
                  {"task_slots", r.load->task_slots}, {"tasks_running", r.load->tasks_running},
                  {"disk_full", r.load->disk_full},   {"disk_free", r.load->disk_free}};
   if (!r.stats.empty()) h["stats"] = r.stats;
-  if (!r.task_state.empty()) h["task_state"] = r.task_state;
+  if (r.task_state) h["task_state"] = TaskStateName(*r.task_state);
   if (!r.task_result.empty()) h["task_result"] = r.task_result;
   if (r.ring_hash != 0) h["ring"] = ChecksumHex(r.ring_hash);
   std::vector<std::string> frames = {std::string(kProtocolMagic),
@@ -369,7 +369,10 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
       for (const auto& [key, value] : it->items())
         r.stats[key] = Unsigned(value, "stats", std::numeric_limits<uint64_t>::max());
     }
-    r.task_state = StringField(h, "task_state");
+    if (h.contains("task_state")) {
+      r.task_state = ParseTaskState(StringField(h, "task_state"));
+      if (!r.task_state) return Status::Error("bad_message", "\"task_state\" is not a task state");
+    }
     r.task_result = StringField(h, "task_result");
     if (h.contains("ring")) {
       auto ring = ParseHex(StringField(h, "ring"));

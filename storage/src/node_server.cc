@@ -45,8 +45,8 @@ bool IsTaskOp(Op op) {
 
 // One run of a task. Shared between the task table and the run's thread.
 struct TaskRun {
-  std::string state = "running";  // "running", "done", "failed"
-  std::string result;             // the result JSON once finished
+  TaskState state = TaskState::kRunning;  // then kDone or kFailed
+  std::string result;                     // the result JSON once finished
   std::atomic<bool> cancel{false};
   bool exited = false;  // the thread has finished with the run (it may still be unwinding)
   Clock::time_point finished;
@@ -511,7 +511,7 @@ class NodeServerImpl final : public NodeServer {
 
   static void Describe(const TaskRun& run, Reply& reply) {
     reply.task_state = run.state;
-    if (run.state != "running") reply.task_result = run.result;
+    if (run.state != TaskState::kRunning) reply.task_result = run.result;
   }
 
   // RUN_TASK, TASK_STATUS and CANCEL_TASK. Never waits for a task: callable from the I/O
@@ -535,14 +535,14 @@ class NodeServerImpl final : public NodeServer {
           reply.message = "no task '" + r.task_id + "' on this node";
         } else {
           TaskRun& run = *it->second;
-          if (r.op == Op::kCancelTask && run.state == "running") {
+          if (r.op == Op::kCancelTask && run.state == TaskState::kRunning) {
             run.cancel = true;
             reply.message = "cancel requested";
           }
           Describe(run, reply);
         }
-      } else if (it != tasks_.end() &&
-                 (it->second->state == "running" || (it->second->state == "done" && !r.rerun))) {
+      } else if (it != tasks_.end() && (it->second->state == TaskState::kRunning ||
+                                        (it->second->state == TaskState::kDone && !r.rerun))) {
         Describe(*it->second, reply);  // attach to it
       } else if (tasks_closed_) {
         reply.code = "busy";
@@ -596,7 +596,7 @@ class NodeServerImpl final : public NodeServer {
     }
     if (!result.ok()) Log("task '" + id + "' failed: " + result.status().ToString());
     std::lock_guard lock(tasks_mu_);
-    run->state = result.ok() ? "done" : "failed";
+    run->state = result.ok() ? TaskState::kDone : TaskState::kFailed;
     run->result = result.ok() ? std::move(*result) : ErrorJson(result.status());
     run->finished = Clock::now();
     run->exited = true;

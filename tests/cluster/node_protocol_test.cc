@@ -201,13 +201,13 @@ TEST_CASE("task replies survive encoding and decoding with state, result and tas
           "[cluster][protocol]") {
   Reply reply;
   reply.id = 3;
-  reply.task_state = "done";
+  reply.task_state = storage::TaskState::kDone;
   reply.task_result = R"({"outputs":["jobs/1/out/720p/00003"],"cpu_seconds":1.5})";
   reply.load = NodeLoad{0, 64, 4, 1, 2, 1};
   auto back = DecodeReply(Views(EncodeReply(reply)));
   REQUIRE(back.ok());
   CHECK(back->ok());
-  CHECK(back->task_state == "done");
+  CHECK(back->task_state == storage::TaskState::kDone);
   CHECK(back->task_result == reply.task_result);
   REQUIRE(back->load);
   CHECK(back->load->task_slots == 2);
@@ -215,18 +215,32 @@ TEST_CASE("task replies survive encoding and decoding with state, result and tas
   CHECK(back->load->workers == 4);
 
   Reply failed;
-  failed.task_state = "failed";
+  failed.task_state = storage::TaskState::kFailed;
   failed.task_result = R"({"error":{"code":"boom","message":"it broke"}})";
   back = DecodeReply(Views(EncodeReply(failed)));
   REQUIRE(back.ok());
-  CHECK(back->task_state == "failed");
+  CHECK(back->task_state == storage::TaskState::kFailed);
   CHECK(back->task_result == failed.task_result);
 
   back = DecodeReply(Views(EncodeReply(Reply{})));  // nothing task-related: fields stay empty
   REQUIRE(back.ok());
-  CHECK(back->task_state.empty());
+  CHECK_FALSE(back->task_state.has_value());
   CHECK(back->task_result.empty());
   CHECK_FALSE(back->load);
+
+  // A state the protocol does not know is a malformed reply, not an empty one.
+  std::vector<std::string> frames = EncodeReply(reply);
+  bool replaced = false;
+  for (std::string& f : frames) {
+    const size_t at = f.find(R"("task_state":"done")");
+    if (at == std::string::npos) continue;
+    f.replace(at, 19, R"("task_state":"gone")");
+    replaced = true;
+  }
+  REQUIRE(replaced);
+  back = DecodeReply(Views(frames));
+  REQUIRE_FALSE(back.ok());
+  CHECK(back.status().code() == "bad_message");
 }
 
 TEST_CASE("malformed requests are refused with a code, never an exception", "[cluster][protocol]") {

@@ -23,6 +23,7 @@ using namespace std::chrono_literals;
 using storage::Op;
 using storage::Reply;
 using storage::Request;
+using storage::TaskState;
 
 // One NodeServer (a one-node ring) served on a thread of the test; stopped and joined on
 // destruction.
@@ -105,11 +106,12 @@ class InProcessNode {
     const bool finished = WaitFor(
                               [&] {
                                 last = Ask(Op::kTaskStatus, task_id);
-                                return last.ok() && last.task_state != "running";
+                                return last.ok() && last.task_state != TaskState::kRunning;
                               },
                               20s)
                               .has_value();
-    INFO("task " << task_id << ": " << last.code << " " << last.task_state);
+    INFO("task " << task_id << ": " << last.code << " "
+                 << (last.task_state ? storage::TaskStateName(*last.task_state) : "none"));
     REQUIRE(finished);
     return last;
   }
@@ -165,10 +167,10 @@ TEST_CASE("a task runs and its result is returned by TASK_STATUS", "[cluster][ta
       });
   Reply started = node.Run("t1", R"({"kind":"echo"})");
   REQUIRE(started.ok());
-  CHECK(started.task_state == "running");
+  CHECK(started.task_state == TaskState::kRunning);
   Reply finished = node.AwaitFinished("t1");
   CHECK(finished.ok());
-  CHECK(finished.task_state == "done");
+  CHECK(finished.task_state == TaskState::kDone);
   CHECK(Parse(finished.task_result)["echo"] == R"({"kind":"echo"})");
 }
 
@@ -183,19 +185,19 @@ TEST_CASE("RUN_TASK of a running task_id attaches instead of starting a second r
                          return Result<std::string>(Status::Error("cancelled", "cancelled"));
                        return Result<std::string>(R"({"ok":true})");
                      });
-  REQUIRE(node.Run("t", "{}").task_state == "running");
+  REQUIRE(node.Run("t", "{}").task_state == TaskState::kRunning);
   REQUIRE(WaitFor([&] { return gate.entered == 1; }, 10s));
   Reply again = node.Run("t", "{}");
   CHECK(again.ok());
-  CHECK(again.task_state == "running");
+  CHECK(again.task_state == TaskState::kRunning);
   Reply rerun = node.Run("t", "{}", /*rerun=*/true);  // rerun does not restart a running task
   CHECK(rerun.ok());
-  CHECK(rerun.task_state == "running");
+  CHECK(rerun.task_state == TaskState::kRunning);
   std::this_thread::sleep_for(100ms);
   CHECK(runs == 1);
   CHECK(node.Load().tasks_running == 1);
   gate.open = true;
-  CHECK(node.AwaitFinished("t").task_state == "done");
+  CHECK(node.AwaitFinished("t").task_state == TaskState::kDone);
   CHECK(runs == 1);
 }
 
@@ -208,18 +210,18 @@ TEST_CASE("a finished successful task is returned again without rerun and runs a
                        return Result<std::string>(nlohmann::json{{"run", run}}.dump());
                      });
   REQUIRE(node.Run("t", "{}").ok());
-  REQUIRE(node.AwaitFinished("t").task_state == "done");
+  REQUIRE(node.AwaitFinished("t").task_state == TaskState::kDone);
   Reply again = node.Run("t", "{}");
   CHECK(again.ok());
-  CHECK(again.task_state == "done");
+  CHECK(again.task_state == TaskState::kDone);
   CHECK(Parse(again.task_result)["run"] == 1);
   CHECK(runs == 1);
 
   Reply rerun = node.Run("t", "{}", /*rerun=*/true);
   CHECK(rerun.ok());
-  CHECK(rerun.task_state == "running");
+  CHECK(rerun.task_state == TaskState::kRunning);
   Reply finished = node.AwaitFinished("t");
-  CHECK(finished.task_state == "done");
+  CHECK(finished.task_state == TaskState::kDone);
   CHECK(Parse(finished.task_result)["run"] == 2);
   CHECK(runs == 2);
 }
@@ -232,23 +234,23 @@ TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
                          return Result<std::string>(Status::Error("cancelled", "cancelled"));
                        return Result<std::string>("{}");
                      });
-  REQUIRE(node.Run("a", "{}").task_state == "running");
-  REQUIRE(node.Run("b", "{}").task_state == "running");
+  REQUIRE(node.Run("a", "{}").task_state == TaskState::kRunning);
+  REQUIRE(node.Run("b", "{}").task_state == TaskState::kRunning);
   Reply busy = node.Run("c", "{}");
   CHECK(busy.code == "busy");
   REQUIRE(busy.load);
   CHECK(busy.load->task_slots == 2);
   CHECK(busy.load->tasks_running == 2);
-  CHECK(node.Ask(Op::kTaskStatus, "c").code == "not_found");  // nothing was started
-  CHECK(node.Run("a", "{}").task_state == "running");         // attaching needs no free slot
+  CHECK(node.Ask(Op::kTaskStatus, "c").code == "not_found");     // nothing was started
+  CHECK(node.Run("a", "{}").task_state == TaskState::kRunning);  // attaching needs no free slot
 
   gate.open = true;
-  CHECK(node.AwaitFinished("a").task_state == "done");
-  CHECK(node.AwaitFinished("b").task_state == "done");
+  CHECK(node.AwaitFinished("a").task_state == TaskState::kDone);
+  CHECK(node.AwaitFinished("b").task_state == TaskState::kDone);
   Reply accepted = node.Run("c", "{}");
   CHECK(accepted.ok());
-  CHECK(accepted.task_state == "running");
-  CHECK(node.AwaitFinished("c").task_state == "done");
+  CHECK(accepted.task_state == TaskState::kRunning);
+  CHECK(node.AwaitFinished("c").task_state == TaskState::kDone);
 }
 
 TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {
@@ -259,17 +261,19 @@ TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {
                        saw_cancel = true;
                        return Result<std::string>(Status::Error("cancelled", "stopped early"));
                      });
-  REQUIRE(node.Run("t", "{}").task_state == "running");
+  REQUIRE(node.Run("t", "{}").task_state == TaskState::kRunning);
   std::this_thread::sleep_for(50ms);
-  CHECK(node.Ask(Op::kTaskStatus, "t").task_state == "running");
+  CHECK(node.Ask(Op::kTaskStatus, "t").task_state == TaskState::kRunning);
   Reply cancelled = node.Ask(Op::kCancelTask, "t");
   CHECK(cancelled.ok());
-  CHECK((cancelled.task_state == "running" || cancelled.task_state == "failed"));
+  CHECK(
+      (cancelled.task_state == TaskState::kRunning || cancelled.task_state == TaskState::kFailed));
   Reply finished = node.AwaitFinished("t");
   CHECK(saw_cancel);
-  CHECK(finished.task_state == "failed");
+  CHECK(finished.task_state == TaskState::kFailed);
   CHECK(Parse(finished.task_result)["error"]["code"] == "cancelled");
-  CHECK(node.Ask(Op::kCancelTask, "t").task_state == "failed");  // cancelling again: no-op
+  CHECK(node.Ask(Op::kCancelTask, "t").task_state ==
+        TaskState::kFailed);  // cancelling again: no-op
   CHECK(node.Ask(Op::kCancelTask, "nobody").code == "not_found");
 }
 
@@ -286,21 +290,21 @@ TEST_CASE("a throwing or failing handler gives state failed with the error JSON"
   REQUIRE(node.Run("throws", "throw").ok());
   Reply failed = node.AwaitFinished("fails");
   CHECK(failed.ok());
-  CHECK(failed.task_state == "failed");
+  CHECK(failed.task_state == TaskState::kFailed);
   auto error = Parse(failed.task_result)["error"];
   CHECK(error["code"] == "bad_input");
   CHECK(error["message"] == "no such rung");
 
   Reply threw = node.AwaitFinished("throws");
-  CHECK(threw.task_state == "failed");
+  CHECK(threw.task_state == TaskState::kFailed);
   auto thrown = Parse(threw.task_result)["error"];
   CHECK(thrown["code"] == "task_exception");
   CHECK(thrown["message"].get<std::string>().find("handler blew up") != std::string::npos);
 
   // The node lives on, and a failed task runs again on the next RUN_TASK (no rerun needed).
   CHECK(node.Load().tasks_running == 0);
-  CHECK(node.Run("fails", "fail").task_state == "running");
-  CHECK(node.AwaitFinished("fails").task_state == "failed");
+  CHECK(node.Run("fails", "fail").task_state == TaskState::kRunning);
+  CHECK(node.AwaitFinished("fails").task_state == TaskState::kFailed);
   CHECK(runs == 3);
 }
 
@@ -311,7 +315,7 @@ TEST_CASE("TASK_STATUS of an unknown id is not_found", "[cluster][tasks]") {
                      });
   Reply reply = node.Ask(Op::kTaskStatus, "never-started");
   CHECK(reply.code == "not_found");
-  CHECK(reply.task_state.empty());
+  CHECK_FALSE(reply.task_state.has_value());
 }
 
 TEST_CASE("finished tasks are forgotten after task_retention", "[cluster][tasks]") {
@@ -322,7 +326,7 @@ TEST_CASE("finished tasks are forgotten after task_retention", "[cluster][tasks]
       },
       /*retention=*/300ms);
   REQUIRE(node.Run("t", "{}").ok());
-  CHECK(node.AwaitFinished("t").task_state == "done");
+  CHECK(node.AwaitFinished("t").task_state == TaskState::kDone);
   CHECK(WaitFor([&] { return node.Ask(Op::kTaskStatus, "t").code == "not_found"; }, 10s));
 }
 
@@ -398,7 +402,7 @@ TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]
   REQUIRE(node.Run("write", R"({"kind":"write","name":"jobs/9/in"})").ok());
   Reply written = node.AwaitFinished("write");
   INFO(written.task_result);
-  REQUIRE(written.task_state == "done");
+  REQUIRE(written.task_state == TaskState::kDone);
 
   // Over the wire: the object is the node's (a manifest under its name, its bytes in part 0).
   Request head;
@@ -419,7 +423,7 @@ TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]
               .ok());
   Reply transformed = node.AwaitFinished("transform");
   INFO(transformed.task_result);
-  REQUIRE(transformed.task_state == "done");
+  REQUIRE(transformed.task_state == TaskState::kDone);
   CHECK(Parse(transformed.task_result)["read"] == input.size());
   CHECK(Parse(transformed.task_result)["same"] == true);
   get.name = "jobs/9/out";
@@ -433,7 +437,7 @@ TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]
   // A missing input fails the task with the Store's error.
   REQUIRE(node.Run("missing", R"({"kind":"transform","input":"jobs/9/none","output":"x"})").ok());
   Reply missing = node.AwaitFinished("missing");
-  CHECK(missing.task_state == "failed");
+  CHECK(missing.task_state == TaskState::kFailed);
   CHECK(Parse(missing.task_result)["error"]["code"] == "not_found");
 }
 

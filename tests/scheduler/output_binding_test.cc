@@ -15,6 +15,7 @@
 #include "zerofarm/storage/content_hash.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
+#include "zerofarm/transcode/object_names.h"
 #include "zerofarm/transcode/stitcher.h"
 
 namespace fs = std::filesystem;

@@ -51,7 +51,7 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
     CHECK(p.tasks_done <= p.tasks_known);
     size_t video_done = 0;
     for (const auto& t : p.tasks)
-      if (t.index >= 0 && t.state == "done") ++video_done;
+      if (t.index >= 0 && t.state == storage::TaskState::kDone) ++video_done;
     CHECK(p.tasks_done == video_done);  // the count is of the segments listed as done
     if (p.source_known) {
       CHECK(p.has_audio);

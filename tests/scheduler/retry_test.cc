@@ -143,7 +143,7 @@ TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued", 
   // Two segments and the audio track: one failed, two never ran.
   REQUIRE(last.tasks.size() == 3);
   std::map<std::string, int> states;
-  for (const auto& t : last.tasks) ++states[t.state];
+  for (const auto& t : last.tasks) ++states[std::string(storage::TaskStateName(t.state))];
   CHECK(states["failed"] == 1);
   CHECK(states["cancelled"] == 2);
   CHECK(states["queued"] == 0);

@@ -80,7 +80,7 @@ TEST_CASE("every task of a job runs in the sandbox and the report says so", "[sc
   REQUIRE(last_tasks.size() == 3);
   CHECK(last_tasks.back().index == -1);
   for (const auto& t : last_tasks) {
-    CHECK(t.state == "done");
+    CHECK(t.state == storage::TaskState::kDone);
     CHECK(t.attempts == 1);
     CHECK_FALSE(t.node.empty());
   }

@@ -9,6 +9,7 @@
 #include "av_log_capture.h"
 #include "zerofarm/transcode/codecs.h"
 #include "zerofarm/transcode/ffmpeg_ptr.h"
+#include "zerofarm/transcode/object_names.h"
 #include "zerofarm/transcode/packet_stream_av.h"
 
 extern "C" {
@@ -25,12 +26,6 @@ constexpr uint64_t kTeeStep = 1 << 20;
 // covers the decode reorder depth of every codec (H.264/HEVC allow at most 16).
 constexpr int kReorderWindow = 32;
 constexpr int kMaxDimension = 8192;
-
-std::string ChunkName(const std::string& prefix, uint32_t index) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "chunks/%05u", index);
-  return prefix + buf;
-}
 
 // The demuxer's view of the source: reads come from the ByteSource, and every byte is appended,
 // in order, to the stored source object (a forward seek first copies the gap).
@@ -241,7 +236,7 @@ class Planner {
   Status OpenChunk(uint64_t first_ordinal) {
     chunk_ = ChunkInfo{};
     chunk_.index = static_cast<uint32_t>(result_->chunks.size());
-    chunk_.object = ChunkName(options_.prefix, chunk_.index);
+    chunk_.object = ChunkObjectName(options_.prefix, chunk_.index);
     chunk_.first_ordinal = first_ordinal;
     auto w = store_.CreateObject(chunk_.object);
     if (!w.ok()) return w.status();
@@ -346,7 +341,7 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
   if (size && *size == 0)
     return Status::Error("empty_input", "not a media file: the file is empty");
 
-  auto source_writer = store.CreateObject(options.prefix + "source");
+  auto source_writer = store.CreateObject(SourceObjectName(options.prefix));
   if (!source_writer.ok()) return source_writer.status();
   TeeReader tee(source, **source_writer);
   AvLogCapture log;
@@ -450,7 +445,7 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
 
   std::unique_ptr<storage::ObjectWriter> audio_writer;
   if (info.audio) {
-    auto w = store.CreateObject(options.prefix + "audio");
+    auto w = store.CreateObject(AudioSourceObjectName(options.prefix));
     if (!w.ok()) return w.status();
     audio_writer = std::move(*w);
     ZF_RETURN_IF_ERROR(audio_writer->Append(EncodeHeader(*info.audio)));

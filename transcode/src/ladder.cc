@@ -26,6 +26,10 @@ int MaxrateFor(int short_side) {
 
 }  // namespace
 
+bool IsX264Preset(std::string_view name) {
+  return std::find(kX264Presets.begin(), kX264Presets.end(), name) != kX264Presets.end();
+}
+
 Result<std::vector<int>> ParseLadder(const std::string& spec) {
   std::vector<int> out;
   std::stringstream in(spec);

@@ -10,6 +10,7 @@
 #include "zerofarm/storage/content_hash.h"
 #include "zerofarm/transcode/ffmpeg_ptr.h"
 #include "zerofarm/transcode/hls_playlist.h"
+#include "zerofarm/transcode/object_names.h"
 #include "zerofarm/transcode/packet_stream.h"
 #include "zerofarm/transcode/packet_stream_av.h"
 #include "zerofarm/transcode/worker_task.h"
@@ -185,16 +186,6 @@ class DtsRepair {
 double Ticks2Sec(int64_t t, int tb) { return static_cast<double>(t) / tb; }
 
 }  // namespace
-
-std::string SegmentObjectName(const std::string& prefix, const std::string& rung, size_t index) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "chunks/%05zu", index);
-  return prefix + buf + "#out/" + rung;
-}
-std::string AudioObjectName(const std::string& prefix) { return prefix + "audio#out"; }
-std::string ThumbnailObjectName(const std::string& prefix) {
-  return prefix + "chunks/00000#out/thumbnail.jpg";
-}
 
 Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
                             const fs::path& out_dir) {

@@ -16,6 +16,7 @@ extern "C" {
 #include "frame_timeline.h"
 #include "jobs.h"
 #include "packet_durations.h"
+#include "zerofarm/transcode/ladder.h"
 #include "zerofarm/transcode/packet_stream_av.h"
 
 namespace zerofarm::transcode::worker {
@@ -29,9 +30,6 @@ constexpr const char* kX264Params = "scenecut=0:open-gop=0";
 constexpr int kThumbnailQscale = 3;
 constexpr AVRational kFallbackFrameRate{30, 1};
 
-const char* const kX264Presets[] = {"ultrafast", "superfast", "veryfast", "faster",   "fast",
-                                    "medium",    "slow",      "slower",   "veryslow", "placebo"};
-
 Status InvalidTask(const std::string& why) { return Status::Error("invalid_task", why); }
 
 Status ValidateTask(const VideoTask& task) {
@@ -40,9 +38,7 @@ Status ValidateTask(const VideoTask& task) {
   if (task.decode_from > task.decode_to) return InvalidTask("decode_from is after decode_to");
   if (task.start_pts && task.end_pts && *task.start_pts >= *task.end_pts)
     return InvalidTask("start_pts is not before end_pts");
-  bool preset_ok = false;
-  for (const char* p : kX264Presets) preset_ok = preset_ok || task.preset == p;
-  if (!preset_ok) return InvalidTask("unknown x264 preset '" + task.preset + "'");
+  if (!IsX264Preset(task.preset)) return InvalidTask("unknown x264 preset '" + task.preset + "'");
   if (task.outputs.empty() && !task.thumbnail_pts) return InvalidTask("the task has no output");
   std::set<int> fds;
   auto claim = [&fds](int fd) { return fd > 2 && fds.insert(fd).second; };

@@ -38,8 +38,6 @@ class TokenStore {
   uint64_t loaded_size_ = 0;
 };
 
-// SHA-256 of `bytes` as 64 lower-case hex digits (OpenSSL libcrypto).
-std::string Sha256Hex(std::string_view bytes);
 bool IsTenantName(std::string_view name);
 
 }  // namespace zerofarm::api

@@ -24,6 +24,7 @@
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/store.h"
+#include "zerofarm/storage/task_state.h"
 #include "zerofarm/transcode/ingest.h"
 
 namespace zerofarm::scheduler {
@@ -90,9 +91,7 @@ struct JobOptions {
 // One task's state, for the farm view: index -1 is the audio track.
 struct TaskProgress {
   int index = 0;
-  // "queued", "running", "done", "failed", or "cancelled" (not run: the job failed first or
-  // was cancelled)
-  std::string state;
+  storage::TaskState state = storage::TaskState::kQueued;
   int attempts = 0;
   std::string node;
   double start_seconds = 0;  // owned media time span

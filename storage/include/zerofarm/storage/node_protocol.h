@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/storage/task_state.h"
 
 namespace zerofarm::storage {
 
@@ -109,9 +110,9 @@ struct Reply {
   std::map<std::string, uint64_t> stats;  // REPLICATE/AUDIT/DELETE counters
   std::string node;                       // the answering node's endpoint
   std::string payload;                    // GET
-  // Tasks: "running", "done" (the handler returned a result) or "failed" (it returned an
-  // error: task_result is {"error": {"code", "message"}}); the result JSON once finished.
-  std::string task_state;
+  // Tasks: kRunning, kDone (the handler returned a result) or kFailed (it returned an error:
+  // task_result is {"error": {"code", "message"}}); the result JSON once finished.
+  std::optional<TaskState> task_state;
   std::string task_result;
   uint64_t ring_hash = 0;  // PING: the answering node's Ring::ContentHash
 

@@ -7,8 +7,10 @@
 // every rung gets one rung at its own size.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "zerofarm/base/status.h"
@@ -30,6 +32,13 @@ struct RungSettings {
 // sandbox gives a program at most 64 channels, 4 of which are its input, report, stderr and
 // the thumbnail: a longer ladder could never run, so it is refused when it is asked for.
 inline constexpr size_t kMaxRungs = 60;
+
+// The x264 presets a video may ask for, fastest first ("placebo" is not one: it costs many
+// times "veryslow" for no visible gain, which a shared farm cannot afford).
+inline constexpr std::array<std::string_view, 9> kX264Presets = {
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"};
+// Whether `name` is one of kX264Presets.
+bool IsX264Preset(std::string_view name);
 
 // Parses "1080p,720p,480p,360p" into short-side heights (descending, deduplicated); refuses
 // more than kMaxRungs distinct rungs.

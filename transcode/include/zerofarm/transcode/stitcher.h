@@ -54,11 +54,4 @@ struct StitchResult {
 Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
                             const std::filesystem::path& out_dir);
 
-// The objects a job's tasks write. They are named after their input ("<prefix>chunks/00003#out/
-// 720p" for segment 3, which task 3 makes from chunk 3) so that a cluster's ring places them
-// with it (ring.h: "A#B" lives with "A"): the node that holds a chunk keeps its outputs.
-std::string SegmentObjectName(const std::string& prefix, const std::string& rung, size_t index);
-std::string AudioObjectName(const std::string& prefix);
-std::string ThumbnailObjectName(const std::string& prefix);
-
 }  // namespace zerofarm::transcode
