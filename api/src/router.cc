@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "http_util.h"
+#include "json_body.h"
 #include "zerofarm/transcode/ladder.h"
 
 namespace zerofarm::api {
@@ -37,33 +38,6 @@ constexpr size_t kMaxPassthroughBytes = 1024;
 // Lifetimes of signed playback ids: the default, and the most one may ask for.
 constexpr int64_t kDefaultPlaybackSeconds = 3600;
 constexpr int64_t kMaxPlaybackSeconds = 7 * 24 * 3600;
-
-Response JsonResponse(unsigned status, const std::string& body) {
-  Response r;
-  r.status = status;
-  r.Header("Content-Type", "application/json");
-  r.Header("Cache-Control", kNoCache);
-  r.body.push_back({body + "\n", {}, 0, 0});
-  return r;
-}
-
-unsigned StatusForCode(const std::string& code) {
-  if (code == "not_found" || code == "not_ready") return 404;
-  if (code == "forbidden" || code == "expired") return 403;
-  if (code == "conflict") return 409;
-  if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
-  if (code == "body_limit") return 413;
-  if (code == "timeout") return 408;
-  if (code == "too_many_uploads") return 429;
-  if (code == "unavailable") return 503;
-  return 500;
-}
-
-Response FromStatus(const Status& s) {
-  Response r = ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
-  if (r.status == 503) r.Header("Retry-After", "5");
-  return r;
-}
 
 // tus expiration: when an unfinished upload is removed.
 void AddUploadExpires(Response& r, const std::optional<int64_t>& expires) {
@@ -140,9 +114,7 @@ Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::
     v.ladder = *ladder;
   }
   if (auto it = query.find("preset"); it != query.end() && !it->second.empty()) {
-    static const char* kPresets[] = {"ultrafast", "superfast", "veryfast", "faster",  "fast",
-                                     "medium",    "slow",      "slower",   "veryslow"};
-    if (std::find(std::begin(kPresets), std::end(kPresets), it->second) == std::end(kPresets))
+    if (!transcode::IsX264Preset(it->second))
       return Status::Error("invalid_argument", "unknown x264 preset '" + it->second + "'");
     v.preset = it->second;
   }
@@ -159,7 +131,7 @@ Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::
     v.passthrough = it->second;
   }
   if (auto it = query.find("metadata"); it != query.end()) {
-    json m = json::parse(it->second, nullptr, false);
+    json m = ParseBoundedJson(it->second);
     ZF_RETURN_IF_ERROR(CheckMetadata(m, v.metadata));
   }
   return Status::Ok();
@@ -232,40 +204,39 @@ std::string IsoTime(int64_t t) {
   return buf;
 }
 
-// A small JSON request body (PATCH, POST of settings), read whole then handed to `handle`.
-class JsonBodySink final : public BodySink {
- public:
-  using Handler = std::function<Response(const json&)>;
-  JsonBodySink(uint64_t limit, Handler handle) : limit_(limit), handle_(std::move(handle)) {}
-  uint64_t limit() const override { return limit_; }
-  Status Consume(std::span<const std::byte> bytes) override {
-    body_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return Status::Ok();
-  }
-  Response Finish() override {
-    json j = body_.empty() ? json::object() : json::parse(body_, nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-      return ErrorResponse(400, "bad_request", "the body is not a JSON object");
-    return handle_(j);
-  }
-  Response Fail(const Status& why) override {
-    Response r = FromStatus(why);
-    r.close = true;
-    return r;
-  }
-
- private:
-  uint64_t limit_;
-  Handler handle_;
-  std::string body_;
-};
-
 }  // namespace
 
 uint64_t Response::size() const {
   uint64_t n = 0;
   for (const auto& p : body) n += p.size();
   return n;
+}
+
+Response JsonResponse(unsigned status, const std::string& body, const char* cache_control) {
+  Response r;
+  r.status = status;
+  r.Header("Content-Type", "application/json");
+  r.Header("Cache-Control", cache_control);
+  r.body.push_back({body + "\n", {}, 0, 0});
+  return r;
+}
+
+unsigned StatusForCode(const std::string& code) {
+  if (code == "not_found" || code == "not_ready") return 404;
+  if (code == "forbidden" || code == "expired") return 403;
+  if (code == "conflict" || code == "too_many") return 409;
+  if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
+  if (code == "body_limit") return 413;
+  if (code == "timeout") return 408;
+  if (code == "too_many_uploads") return 429;
+  if (code == "unavailable") return 503;
+  return 500;
+}
+
+Response FromStatus(const Status& s) {
+  Response r = ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
+  if (r.status == 503) r.Header("Retry-After", "5");
+  return r;
 }
 
 Response ErrorResponse(unsigned status, const std::string& code, const std::string& message) {

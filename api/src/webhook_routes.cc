@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "json_body.h"
 #include "router.h"
 #include "webhooks.h"
 
@@ -17,58 +18,10 @@ using json = nlohmann::json;
 
 constexpr uint64_t kMaxJsonBody = 16 * 1024;
 
+// Endpoint records hold their signing secret: never kept by a cache.
 Response Json(unsigned status, const json& body) {
-  Response r;
-  r.status = status;
-  r.Header("Content-Type", "application/json");
-  r.Header("Cache-Control", "no-store");
-  r.body.push_back({body.dump() + "\n", {}, 0, 0});
-  return r;
+  return JsonResponse(status, body.dump(), "no-store");
 }
-
-unsigned HttpStatusOf(const std::string& code) {
-  if (code == "not_found") return 404;
-  if (code == "invalid_argument" || code == "bad_request") return 400;
-  if (code == "too_many") return 409;
-  return 500;
-}
-
-Response Error(const Status& s) {
-  return ErrorResponse(HttpStatusOf(s.code()), s.code(), s.message());
-}
-
-// Collects a small JSON body, then answers with `handle(parsed)`.
-class JsonBodySink final : public BodySink {
- public:
-  explicit JsonBodySink(std::function<Response(const json&)> handle) : handle_(std::move(handle)) {}
-  uint64_t limit() const override { return kMaxJsonBody; }
-  Status Consume(std::span<const std::byte> bytes) override {
-    text_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return Status::Ok();
-  }
-  Response Finish() override {
-    // Bounded depth: a body of nested arrays is refused before it is parsed recursively.
-    int depth = 0;
-    for (char c : text_) {
-      if (c == '[' || c == '{') ++depth;
-      if (c == ']' || c == '}') --depth;
-      if (depth > 16) return ErrorResponse(400, "bad_request", "the JSON body nests too deeply");
-    }
-    json body = json::parse(text_, nullptr, false);
-    if (body.is_discarded() || !body.is_object())
-      return ErrorResponse(400, "bad_request", "the body must be a JSON object");
-    return handle_(body);
-  }
-  Response Fail(const Status& why) override {
-    if (why.code() == "body_limit")
-      return ErrorResponse(413, "too_large", "the JSON body is larger than 16 KiB");
-    return ErrorResponse(400, "bad_request", why.message());
-  }
-
- private:
-  std::function<Response(const json&)> handle_;
-  std::string text_;
-};
 
 }  // namespace
 
@@ -106,30 +59,32 @@ Routed Router::RouteWebhooks(const Request& req, const std::string& tmpl,
     if (!json::accept("\"" + seg + "\"") || seg.find('"') != std::string::npos)
       return {ErrorResponse(400, "bad_request", "the path is not valid UTF-8"), nullptr};
   if (tmpl == "/v1/webhooks" && verb == http::verb::post) {
-    return {{}, std::make_unique<JsonBodySink>([&w, tenant](const json& body) -> Response {
-              if (!body.contains("url") || !body["url"].is_string())
-                return ErrorResponse(400, "bad_request", "\"url\" (a string) is required");
-              std::vector<std::string> events;
-              if (body.contains("events")) {
-                if (!body["events"].is_array())
-                  return ErrorResponse(400, "bad_request", "\"events\" must be a list");
-                for (const auto& e : body["events"]) {
-                  if (!e.is_string())
-                    return ErrorResponse(400, "bad_request", "\"events\" lists strings");
-                  events.push_back(e);
-                }
-              }
-              auto created = w.Create(tenant, body["url"], events);
-              if (!created.ok()) return Error(created.status());
-              Response r = Json(201, *created);
-              r.Header("Location", "/v1/webhooks/" + (*created)["id"].get<std::string>());
-              return r;
-            })};
+    return {
+        {},
+        std::make_unique<JsonBodySink>(kMaxJsonBody, [&w, tenant](const json& body) -> Response {
+          if (!body.contains("url") || !body["url"].is_string())
+            return ErrorResponse(400, "bad_request", "\"url\" (a string) is required");
+          std::vector<std::string> events;
+          if (body.contains("events")) {
+            if (!body["events"].is_array())
+              return ErrorResponse(400, "bad_request", "\"events\" must be a list");
+            for (const auto& e : body["events"]) {
+              if (!e.is_string())
+                return ErrorResponse(400, "bad_request", "\"events\" lists strings");
+              events.push_back(e);
+            }
+          }
+          auto created = w.Create(tenant, body["url"], events);
+          if (!created.ok()) return FromStatus(created.status());
+          Response r = Json(201, *created);
+          r.Header("Location", "/v1/webhooks/" + (*created)["id"].get<std::string>());
+          return r;
+        })};
   }
   if (tmpl == "/v1/webhooks") return {Json(200, w.List(tenant)), nullptr};
   if (tmpl == "/v1/webhooks/{id}") {
     Status deleted = w.Delete(tenant, s[2]);
-    if (!deleted.ok()) return {Error(deleted), nullptr};
+    if (!deleted.ok()) return {FromStatus(deleted), nullptr};
     Response r;
     r.status = 204;
     return {std::move(r), nullptr};
@@ -143,7 +98,7 @@ Routed Router::RouteWebhooks(const Request& req, const std::string& tmpl,
     limit = std::stoul(v);
   }
   auto log = w.Deliveries(tenant, s[2], limit);
-  if (!log.ok()) return {Error(log.status()), nullptr};
+  if (!log.ok()) return {FromStatus(log.status()), nullptr};
   return {Json(200, *log), nullptr};
 }
 

@@ -23,27 +23,7 @@ const std::vector<std::string> kServeFlags = {"--chunk-seconds", "1",  "--max-up
                                               "--workers",       "2",  "--request-timeout", "6s"};
 
 // One server shared by the tests that do not restart it.
-ServeProcess& Shared() {
-  static ScratchDir dir = [] {
-    auto d = ScratchDir::Create("api-shared");
-    REQUIRE(d.ok());
-    return std::move(*d);
-  }();
-  static ServeProcess server(dir.path() / "data", kServeFlags);
-  if (!server.running()) {
-    std::string err = server.Start();
-    INFO(err);
-    REQUIRE(err.empty());
-  }
-  return server;
-}
-
-json Json(const HttpResult& r) {
-  INFO("status " << r.status << " body: " << r.body << " " << r.error);
-  auto j = json::parse(r.body, nullptr, false);
-  REQUIRE(!j.is_discarded());
-  return j;
-}
+ServeProcess& Shared() { return SharedServer("api-shared", kServeFlags); }
 
 void RequireHealthy(const ServeProcess& s) {
   auto r = Curl({}, s.url("/healthz"));
@@ -59,16 +39,7 @@ json UploadRaw(const ServeProcess& s, const std::string& token, const fs::path& 
   auto r = Curl(args, s.url("/v1/videos" + query));
   INFO(r.body << r.error);
   REQUIRE(r.status == 201);
-  return Json(r);
-}
-
-json WaitReady(const ServeProcess& s, const std::string& token, const std::string& id) {
-  std::string body = WaitForStatus(s, token, id, {"ready", "failed"}, 240s);
-  json j = json::parse(body, nullptr, false);
-  INFO(body << "\nserver log: " << s.log());
-  REQUIRE(!j.is_discarded());
-  REQUIRE(j["status"] == "ready");
-  return j;
+  return ParseJson(r);
 }
 
 std::string Slurp(const fs::path& p) { return ReadFile(p); }
@@ -207,7 +178,7 @@ TEST_CASE("an uploaded video becomes ready and plays over HLS and MP4 with exact
   }
 
   SECTION("the listing shows it and /metrics counts uploads, tasks and transcode seconds") {
-    auto list = Json(Curl(auth, s.url("/v1/videos")));
+    auto list = ParseJson(Curl(auth, s.url("/v1/videos")));
     bool found = false;
     for (const auto& x : list["videos"]) found |= x["id"] == id && !x.contains("chunks");
     CHECK(found);
@@ -237,7 +208,7 @@ TEST_CASE("multipart and chunked uploads stream in whole", "[integration][api]")
   auto m = Curl(multipart, s.url("/v1/videos?ladder=360p"));
   INFO(m.body << m.error);
   REQUIRE(m.status == 201);
-  json mv = Json(m);
+  json mv = ParseJson(m);
   CHECK(mv["filename"] == "from-form.mp4");
   CHECK(mv["bytes_received"] == fs::file_size(clip));
   ids.push_back(mv["id"]);
@@ -249,7 +220,7 @@ TEST_CASE("multipart and chunked uploads stream in whole", "[integration][api]")
   auto c = Curl(chunked, s.url("/v1/videos?ladder=360p&filename=chunked.mp4"));
   INFO(c.body << c.error);
   REQUIRE(c.status == 201);
-  json cv = Json(c);
+  json cv = ParseJson(c);
   CHECK(cv["bytes_received"] == fs::file_size(clip));
   ids.push_back(cv["id"]);
 
@@ -290,7 +261,7 @@ TEST_CASE("a tus upload cut mid-PATCH resumes at the offset HEAD reports and tra
   const std::string id = created.header("zerofarm-video-id");
   REQUIRE(location.find("/v1/uploads/u_") == 0);
   CHECK(created.header("tus-resumable") == "1.0.0");
-  CHECK(Json(created)["filename"] == "tus.mp4");
+  CHECK(ParseJson(created)["filename"] == "tus.mp4");
 
   // A PATCH that announces every byte but sends 70% and drops the connection.
   const size_t cut = bytes.size() * 7 / 10;
@@ -318,7 +289,7 @@ TEST_CASE("a tus upload cut mid-PATCH resumes at the offset HEAD reports and tra
   // Streaming ingest: tasks run while the upload is still incomplete.
   bool early = false;
   for (int i = 0; i < 300 && !early; ++i) {
-    json v = Json(Curl(auth, s.url("/v1/videos/" + id)));
+    json v = ParseJson(Curl(auth, s.url("/v1/videos/" + id)));
     REQUIRE(v["status"] == "uploading");
     for (const auto& c : v["chunks"]) early |= c["state"] == "running" || c["state"] == "done";
     if (!early) std::this_thread::sleep_for(200ms);
@@ -367,14 +338,14 @@ TEST_CASE("bad requests get clean errors and the server stays healthy", "[integr
     CHECK(Curl(Bearer("zf_nope"), s.url("/v1/videos")).status == 401);
     auto r = Curl(auth, s.url("/v1/videos/" + vid));
     CHECK(r.status == 404);
-    CHECK(Json(r)["error"]["code"] == "not_found");
+    CHECK(ParseJson(r)["error"]["code"] == "not_found");
     CHECK(Curl(auth, s.url("/v1/videos/not-an-id")).status == 404);
     CHECK(Curl(auth, s.url("/v1/videos/" + vid + "/hls/master.m3u8")).status == 404);
   }
   SECTION("routes: unknown is 404 route_not_found, wrong method 405 with Allow") {
     auto r = Curl(auth, s.url("/v1/nothing"));
     CHECK(r.status == 404);
-    CHECK(Json(r)["error"]["code"] == "route_not_found");
+    CHECK(ParseJson(r)["error"]["code"] == "route_not_found");
     auto put = auth;
     put.insert(put.end(), {"-X", "PUT"});
     auto m = Curl(put, s.url("/v1/videos"));
@@ -419,7 +390,7 @@ TEST_CASE("bad requests get clean errors and the server stays healthy", "[integr
       std::this_thread::sleep_for(100ms);
       auto r = Curl(auth, s.url("/v1/videos"));
       list = r.body;
-      const json listed = Json(r);
+      const json listed = ParseJson(r);
       for (const auto& v : listed["videos"])
         if (v["filename"] == "cut.mp4") id = v["id"].get<std::string>();
     }

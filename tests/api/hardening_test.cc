@@ -24,20 +24,7 @@ const std::vector<std::string> kFlags = {"--chunk-seconds", "1",  "--max-upload"
                                          "--idle-timeout",  "4s", "--max-connections", "32"};
 
 // One server for the tests that do not restart theirs.
-ServeProcess& Shared() {
-  static ScratchDir dir = [] {
-    auto d = ScratchDir::Create("api-hardening");
-    REQUIRE(d.ok());
-    return std::move(*d);
-  }();
-  static ServeProcess server(dir.path() / "data", kFlags);
-  if (!server.running()) {
-    std::string err = server.Start();
-    INFO(err);
-    REQUIRE(err.empty());
-  }
-  return server;
-}
+ServeProcess& Shared() { return SharedServer("api-hardening", kFlags); }
 
 // How many HTTP responses a raw exchange holds (status lines at the start or after a body).
 size_t CountResponses(const std::string& raw) {
@@ -45,14 +32,6 @@ size_t CountResponses(const std::string& raw) {
   for (size_t at = raw.find("HTTP/1."); at != std::string::npos; at = raw.find("HTTP/1.", at + 1))
     if (at == 0 || raw[at - 1] == '\n' || raw[at - 1] == '}') ++n;
   return n;
-}
-
-std::string NewToken(const fs::path& data, const std::string& tenant) {
-  auto r = RunCommand(
-      {ZF_ZEROFARM_BIN, "token", "create", "--data", data.string(), "--tenant", tenant}, 30s);
-  INFO(r.err);
-  REQUIRE(r.succeeded());
-  return r.out.substr(0, r.out.find('\n'));
 }
 
 size_t CountEntries(const fs::path& dir) {
@@ -446,4 +425,41 @@ TEST_CASE(
   CHECK(value(after, "zerofarm_uploads_total") == 2);
   CHECK(value(metrics, "zerofarm_uploads_completed_total") == 1);
   CHECK(value(after, "zerofarm_uploads_completed_total") == 1);
+}
+
+TEST_CASE("JSON from a client nesting past 16 levels is refused with 400 and the server stays up",
+          "[integration][api][clumsy]") {
+  ServeProcess& s = Shared();
+  auto args = Bearer(s.token());
+  args.insert(args.end(), {"--data-binary", "not a video"});
+  auto created = Curl(args, s.url("/v1/videos?filename=small.bin"));
+  REQUIRE(created.status == 201);
+  const std::string id = ParseJson(created)["id"];
+
+  const auto nested = [](int levels) {
+    return std::string(levels, '[') + "1" + std::string(levels, ']');
+  };
+  const auto patch = [&](const std::string& body) {
+    auto a = Bearer(s.token());
+    a.insert(a.end(),
+             {"-X", "PATCH", "-H", "Content-Type: application/json", "--data-binary", body});
+    return Curl(a, s.url("/v1/videos/" + id));
+  };
+  for (int levels : {17, 1000}) {
+    INFO(levels << " levels");
+    auto r = patch(R"({"metadata": {"k": )" + nested(levels) + "}}");
+    CHECK(r.status == 400);
+    CHECK(ParseJson(r)["error"]["code"] == "bad_request");
+    // The same nesting in the metadata query parameter of an upload (brackets %-encoded).
+    std::string encoded;
+    for (char c : nested(levels))
+      encoded += c == '[' ? "%5B" : c == ']' ? "%5D" : std::string(1, c);
+    auto q = Bearer(s.token());
+    q.insert(q.end(), {"--data-binary", "x"});
+    auto up = Curl(q, s.url("/v1/videos?filename=x.bin&metadata=" + encoded));
+    CHECK(up.status == 400);
+  }
+  // A shallow body still works, and the server is up.
+  CHECK(patch(R"({"metadata": {"k": "v"}})").status == 200);
+  CHECK(Curl({}, s.url("/healthz")).status == 200);
 }

@@ -21,30 +21,13 @@ namespace {
 
 const std::vector<std::string> kFlags = {"--chunk-seconds", "1", "--workers", "2"};
 
-json Parse(const HttpResult& r) {
-  INFO("status " << r.status << " body: " << r.body << " " << r.error);
-  auto j = json::parse(r.body, nullptr, false);
-  REQUIRE(!j.is_discarded());
-  return j;
-}
-
-std::string NewToken(const fs::path& data, const std::string& tenant) {
-  auto r = RunCommand(
-      {ZF_ZEROFARM_BIN, "token", "create", "--data", data.string(), "--tenant", tenant}, 30s);
-  INFO(r.err);
-  REQUIRE(r.succeeded());
-  std::string t = r.out.substr(0, r.out.find('\n'));
-  REQUIRE(t.rfind("zf_", 0) == 0);
-  return t;
-}
-
 json Upload(const ServeProcess& s, const std::string& token, const fs::path& file) {
   auto args = Bearer(token);
   args.insert(args.end(), {"--data-binary", "@" + file.string()});
   auto r = Curl(args, s.url("/v1/videos?ladder=360p&filename=clip.mp4"));
   INFO(r.body << r.error);
   REQUIRE(r.status == 201);
-  return Parse(r);
+  return ParseJson(r);
 }
 
 }  // namespace
@@ -67,8 +50,8 @@ TEST_CASE("a tenant sees only its own videos and a deleted video leaves no byte 
   const std::string id = v["id"];
   CHECK(Curl(Bearer(alice), s.url("/v1/videos/" + id)).status == 200);
   CHECK(Curl(Bearer(bob), s.url("/v1/videos/" + id)).status == 404);
-  CHECK(Parse(Curl(Bearer(bob), s.url("/v1/videos")))["videos"].empty());
-  CHECK(Parse(Curl(Bearer(alice), s.url("/v1/videos")))["videos"].size() == 1);
+  CHECK(ParseJson(Curl(Bearer(bob), s.url("/v1/videos")))["videos"].empty());
+  CHECK(ParseJson(Curl(Bearer(alice), s.url("/v1/videos")))["videos"].size() == 1);
   auto tus = Bearer(alice);
   tus.insert(tus.end(), {"-X", "POST", "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Length: 1000"});
   const std::string location = Curl(tus, s.url("/v1/uploads")).header("location");
@@ -133,7 +116,7 @@ TEST_CASE("after kill -9 mid-job the restarted server finishes the video frame-e
   const std::string busy_id = Upload(s, token, longer)["id"];
   bool some_done = false;
   for (int i = 0; i < 600 && !some_done; ++i) {
-    json v = Parse(Curl(Bearer(token), s.url("/v1/videos/" + busy_id)));
+    json v = ParseJson(Curl(Bearer(token), s.url("/v1/videos/" + busy_id)));
     REQUIRE(v["status"] != "failed");
     REQUIRE(v["status"] != "ready");  // too late to test a restart mid-job
     some_done = v["progress"]["tasks_done"].get<int>() >= 1;

@@ -19,35 +19,7 @@ namespace {
 
 const std::vector<std::string> kFlags = {"--chunk-seconds", "1", "--workers", "2"};
 
-ServeProcess& Server() {
-  static ScratchDir dir = [] {
-    auto d = ScratchDir::Create("api-playback");
-    REQUIRE(d.ok());
-    return std::move(*d);
-  }();
-  static ServeProcess server(dir.path() / "data", kFlags);
-  if (!server.running()) {
-    std::string err = server.Start();
-    INFO(err);
-    REQUIRE(err.empty());
-  }
-  return server;
-}
-
-json Parse(const HttpResult& r) {
-  INFO("status " << r.status << " body: " << r.body << " " << r.error);
-  auto j = json::parse(r.body, nullptr, false);
-  REQUIRE(!j.is_discarded());
-  return j;
-}
-
-std::string NewToken(const fs::path& data, const std::string& tenant) {
-  auto r = RunCommand(
-      {ZF_ZEROFARM_BIN, "token", "create", "--data", data.string(), "--tenant", tenant}, 30s);
-  INFO(r.err);
-  REQUIRE(r.succeeded());
-  return r.out.substr(0, r.out.find('\n'));
-}
+ServeProcess& Server() { return SharedServer("api-playback", kFlags); }
 
 json Upload(const ServeProcess& s, const std::string& token, const std::string& query) {
   const fs::path clip = MakeShortClip(3);
@@ -57,16 +29,7 @@ json Upload(const ServeProcess& s, const std::string& token, const std::string& 
   auto r = Curl(args, s.url("/v1/videos?ladder=360p&" + query));
   INFO(r.body << r.error);
   REQUIRE(r.status == 201);
-  return Parse(r);
-}
-
-json WaitReady(const ServeProcess& s, const std::string& token, const std::string& id) {
-  std::string body = WaitForStatus(s, token, id, {"ready", "failed"}, 240s);
-  json j = json::parse(body, nullptr, false);
-  INFO(body << "\nserver log: " << s.log());
-  REQUIRE(!j.is_discarded());
-  REQUIRE(j["status"] == "ready");
-  return j;
+  return ParseJson(r);
 }
 
 // One ready video per policy, made once.
@@ -83,7 +46,7 @@ const json& ReadyVideo(const std::string& policy) {
 json GetVideo(const ServeProcess& s, const std::string& id, const std::string& query = "") {
   auto r = Curl(Bearer(s.token()), s.url("/v1/videos/" + id + query));
   REQUIRE(r.status == 200);
-  return Parse(r);
+  return ParseJson(r);
 }
 
 // The path of an absolute playback URL of this server.
@@ -153,7 +116,7 @@ TEST_CASE("a public video plays with no token from absolute URLs that shared cac
   auto no_host = Curl({"--http1.0", "-H", "Host:", "-H", "Authorization: Bearer " + s.token()},
                       s.url("/v1/videos/" + id));
   REQUIRE(no_host.status == 200);
-  CHECK(Parse(no_host)["playback"]["hls"] == "/v1/play/" + id + "/hls/master.m3u8");
+  CHECK(ParseJson(no_host)["playback"]["hls"] == "/v1/play/" + id + "/hls/master.m3u8");
 }
 
 TEST_CASE("a signed playback URL plays with no token until it expires, then answers 403",
@@ -169,7 +132,7 @@ TEST_CASE("a signed playback URL plays with no token until it expires, then answ
   CHECK(FfmpegPlays(hls));
 
   SECTION("no URL and no playlist line carries the API token or a key secret") {
-    auto keys = Parse(Curl(Bearer(s.token()), s.url("/v1/signing-keys")));
+    auto keys = ParseJson(Curl(Bearer(s.token()), s.url("/v1/signing-keys")));
     REQUIRE(keys["signing_keys"].size() >= 1);
     CHECK(!keys["signing_keys"][0].contains("secret"));
     auto master = Curl({}, hls);
@@ -201,7 +164,7 @@ TEST_CASE("a signed playback URL plays with no token until it expires, then answ
   SECTION("the bare video id does not play a signed video") {
     auto r = Curl({}, s.url("/v1/play/" + id + "/hls/master.m3u8"));
     CHECK(r.status == 403);
-    CHECK(Parse(r)["error"]["code"] == "forbidden");
+    CHECK(ParseJson(r)["error"]["code"] == "forbidden");
   }
 
   SECTION("a short-lived URL plays, then stops with 403 expired") {
@@ -216,7 +179,7 @@ TEST_CASE("a signed playback URL plays with no token until it expires, then answ
       std::this_thread::sleep_for(250ms);
     auto late = Curl({}, master);
     CHECK(late.status == 403);
-    CHECK(Parse(late)["error"]["code"] == "expired");
+    CHECK(ParseJson(late)["error"]["code"] == "expired");
     CHECK(Curl({}, seg).status == 403);
     CHECK(!FfmpegPlays(master));
   }
@@ -254,8 +217,8 @@ TEST_CASE("forged, tampered or foreign playback signatures answer 403",
   }
   SECTION("a narrower scope reaches only its files") {
     // Signed by the test itself with a key it created: the signing string of playback.h.
-    auto key = Parse(Curl(Bearer(s.token()) + std::vector<std::string>{"-X", "POST"},
-                          s.url("/v1/signing-keys")));
+    auto key = ParseJson(Curl(Bearer(s.token()) + std::vector<std::string>{"-X", "POST"},
+                              s.url("/v1/signing-keys")));
     const std::string kid = key["id"], secret = key["secret"];
     const std::string exp = std::to_string(std::stoll(parts[2]));
     const std::string sig =
@@ -266,14 +229,14 @@ TEST_CASE("forged, tampered or foreign playback signatures answer 403",
   }
   SECTION("a key of another tenant, even with a good signature") {
     const std::string bob = NewToken(s.data(), "bob");
-    auto key = Parse(
+    auto key = ParseJson(
         Curl(Bearer(bob) + std::vector<std::string>{"-X", "POST"}, s.url("/v1/signing-keys")));
     const std::string kid = key["id"], secret = key["secret"];
     const std::string sig =
         HmacHex(secret, "zerofarm-playback-v1\n" + id + "\nall\n" + parts[2] + "\n" + kid);
     CHECK(status_of(id + ".all." + parts[2] + "." + kid + "." + sig) == 403);
     // and bob cannot see or retire alice's keys
-    auto mine = Parse(Curl(Bearer(bob), s.url("/v1/signing-keys")));
+    auto mine = ParseJson(Curl(Bearer(bob), s.url("/v1/signing-keys")));
     CHECK(mine["signing_keys"].size() == 1);
     auto del = Curl(Bearer(bob) + std::vector<std::string>{"-X", "DELETE"},
                     s.url("/v1/signing-keys/" + parts[3]));
@@ -296,7 +259,7 @@ TEST_CASE("a rotated signing key keeps old links playing until it is retired",
   auto created =
       Curl(Bearer(s.token()) + std::vector<std::string>{"-X", "POST"}, s.url("/v1/signing-keys"));
   REQUIRE(created.status == 201);
-  const std::string new_kid = Parse(created)["id"];
+  const std::string new_kid = ParseJson(created)["id"];
   CHECK(new_kid != old_kid);
   const json now = GetVideo(s, id);
   const std::string new_hls = now["playback"]["hls"];
@@ -309,7 +272,7 @@ TEST_CASE("a rotated signing key keeps old links playing until it is retired",
   CHECK(del.status == 204);
   CHECK(Curl({}, old_hls).status == 403);
   CHECK(Curl({}, new_hls).status == 200);
-  auto keys = Parse(Curl(Bearer(s.token()), s.url("/v1/signing-keys")));
+  auto keys = ParseJson(Curl(Bearer(s.token()), s.url("/v1/signing-keys")));
   for (const auto& k : keys["signing_keys"]) CHECK(k["id"] != old_kid);
 }
 
@@ -327,11 +290,11 @@ TEST_CASE("the playback policy changes later and the bare id follows it",
   CHECK(Curl({}, bare).status == 403);
   auto r = patch(R"({"playback_policy": "public"})");
   REQUIRE(r.status == 200);
-  CHECK(Parse(r)["playback"]["id"] == id);
+  CHECK(ParseJson(r)["playback"]["id"] == id);
   CHECK(Curl({}, bare).status == 200);
   r = patch(R"({"playback_policy": "signed"})");
   REQUIRE(r.status == 200);
-  CHECK(Parse(r)["playback"]["id"] != id);
+  CHECK(ParseJson(r)["playback"]["id"] != id);
   CHECK(Curl({}, bare).status == 403);
   CHECK(patch(R"({"playback_policy": "open"})").status == 400);
   CHECK(patch(R"({"status": "ready"})").status == 400);
@@ -349,7 +312,7 @@ TEST_CASE("lists are paged newest first and videos keep their metadata",
                   s.url("/v1/videos?passthrough=order-" + std::to_string(i) +
                         "&metadata=%7B%22n%22%3A%22" + std::to_string(i) + "%22%7D"));
     REQUIRE(r.status == 201);
-    json v = Parse(r);
+    json v = ParseJson(r);
     CHECK(v["passthrough"] == "order-" + std::to_string(i));
     CHECK(v["metadata"]["n"] == std::to_string(i));
     ids.push_back(v["id"]);
@@ -361,7 +324,7 @@ TEST_CASE("lists are paged newest first and videos keep their metadata",
     auto r = Curl(Bearer(carol),
                   s.url("/v1/videos?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor)));
     REQUIRE(r.status == 200);
-    json page = Parse(r);
+    json page = ParseJson(r);
     CHECK(page["total"] == 5);
     CHECK(page["videos"].size() <= 2);
     for (const auto& v : page["videos"]) seen.push_back(v["id"]);
@@ -387,7 +350,7 @@ TEST_CASE("/readyz answers apart from /healthz and the version shows in the CLI 
   ServeProcess& s = Server();
   auto r = Curl({}, s.url("/readyz"));
   REQUIRE(r.status == 200);
-  json j = Parse(r);
+  json j = ParseJson(r);
   CHECK(j["status"] == "ready");
   CHECK(j["checks"]["store"] == "ok");
   auto metrics = Curl({}, s.url("/metrics"));

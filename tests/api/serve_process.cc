@@ -11,13 +11,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cctype>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "clip_factory.h"
+#include "corpus.h"
 #include "run_command.h"
 
 namespace zerofarm::test {
@@ -275,6 +278,55 @@ std::string WaitForStatus(const ServeProcess& s, const std::string& token, const
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   return last;
+}
+
+ServeProcess& SharedServer(const std::string& name, const std::vector<std::string>& flags) {
+  struct Shared {
+    ScratchDir dir;
+    std::unique_ptr<ServeProcess> server;
+  };
+  static std::map<std::string, Shared> servers;
+  auto it = servers.find(name);
+  if (it == servers.end()) {
+    auto dir = ScratchDir::Create(name);
+    REQUIRE(dir.ok());
+    auto server = std::make_unique<ServeProcess>(dir->path() / "data", flags);
+    it = servers.emplace(name, Shared{std::move(*dir), std::move(server)}).first;
+  }
+  ServeProcess& server = *it->second.server;
+  if (!server.running()) {
+    std::string err = server.Start();
+    INFO(err);
+    REQUIRE(err.empty());
+  }
+  return server;
+}
+
+nlohmann::json ParseJson(const HttpResult& r) {
+  INFO("status " << r.status << " body: " << r.body << " " << r.error);
+  auto j = nlohmann::json::parse(r.body, nullptr, false);
+  REQUIRE(!j.is_discarded());
+  return j;
+}
+
+std::string NewToken(const fs::path& data, const std::string& tenant) {
+  auto r =
+      RunCommand({ZF_ZEROFARM_BIN, "token", "create", "--data", data.string(), "--tenant", tenant},
+                 std::chrono::seconds(30));
+  INFO(r.err);
+  REQUIRE(r.succeeded());
+  std::string token = r.out.substr(0, r.out.find('\n'));
+  REQUIRE(token.rfind("zf_", 0) == 0);
+  return token;
+}
+
+nlohmann::json WaitReady(const ServeProcess& s, const std::string& token, const std::string& id) {
+  std::string body = WaitForStatus(s, token, id, {"ready", "failed"}, std::chrono::seconds(240));
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  INFO(body << "\nserver log: " << s.log());
+  REQUIRE(!j.is_discarded());
+  REQUIRE(j["status"] == "ready");
+  return j;
 }
 
 }  // namespace zerofarm::test

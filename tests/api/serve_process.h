@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -94,5 +95,20 @@ int64_t CountFrames(const std::filesystem::path& media);  // ffprobe -count_fram
 // video object as JSON text.
 std::string WaitForStatus(const ServeProcess& s, const std::string& token, const std::string& id,
                           const std::vector<std::string>& until, std::chrono::seconds deadline);
+
+// The helpers below REQUIRE (Catch) what they need, so a test stops at the first failed step.
+
+// One server per test binary and `name` (its scratch folder), started with `flags` on first
+// use and again whenever a test left it stopped.
+ServeProcess& SharedServer(const std::string& name, const std::vector<std::string>& flags);
+
+// The response body as JSON.
+nlohmann::json ParseJson(const HttpResult& r);
+
+// A new bearer token of `tenant` (`zerofarm token create`, run beside the server's data).
+std::string NewToken(const std::filesystem::path& data, const std::string& tenant);
+
+// Waits up to 240 s for the video to end and requires it ready; the video object.
+nlohmann::json WaitReady(const ServeProcess& s, const std::string& token, const std::string& id);
 
 }  // namespace zerofarm::test
