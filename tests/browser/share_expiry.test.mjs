@@ -7,107 +7,14 @@
 // playback advances, no request carries the token. After the expiry the same page, reloaded,
 // refuses to play (HTTP 403, "expired" shown) and a segment request answers 403.
 //
-// Environment: as upload_play.test.mjs (ZF_ZEROFARM, ZF_WEB_DIR, ZF_NODE_MODULES, ZF_CLIP,
-// ZF_ARTIFACT_DIR, ZF_CHROMIUM, ZF_SERVE_ARGS, ZF_READY_TIMEOUT). Exit 0 pass, 1 fail, 77 skip.
+// Environment and exit status: harness.mjs.
 
-import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 
-const SKIP = 77;
+import { artifactDir, check, clip, log, readyTimeoutMs, TestFailure, waitFor, runBrowserTest } from './harness.mjs';
+
 const EXPIRES_IN = 25;  // seconds the shared link lives
-const env = process.env;
-const chromiumPath = env.ZF_CHROMIUM || '/usr/bin/chromium';
-const artifactDir = path.resolve(env.ZF_ARTIFACT_DIR || path.join(os.tmpdir(), 'zerofarm-browser-test'));
-const readyTimeoutMs = Number(env.ZF_READY_TIMEOUT || 240) * 1000;
-const started = Date.now();
-
-function log(msg) {
-  console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}`);
-}
-class TestFailure extends Error {}
-function check(cond, msg) {
-  if (!cond) throw new TestFailure(msg);
-}
-
-if (!fs.existsSync(chromiumPath)) {
-  console.log(`SKIP: no Chromium at ${chromiumPath}`);
-  process.exit(SKIP);
-}
-for (const name of ['ZF_ZEROFARM', 'ZF_WEB_DIR', 'ZF_NODE_MODULES']) {
-  if (!env[name]) {
-    console.error(`browser test: ${name} is not set (tests/CMakeLists.txt sets it)`);
-    process.exit(1);
-  }
-}
-const { chromium } = await import(
-  pathToFileURL(path.join(env.ZF_NODE_MODULES, 'playwright-core', 'index.mjs')).href);
-fs.mkdirSync(artifactDir, { recursive: true });
-const clip = path.resolve(env.ZF_CLIP || path.join(artifactDir, 'clip.mp4'));
-
-function makeClip(file) {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.share.part.mp4`;
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y',
-    '-f', 'lavfi', '-i', 'testsrc2=size=854x480:rate=30:duration=8',
-    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=8',
-    '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-g', '60',
-    '-c:a', 'aac', '-b:a', '96k', '-shortest', '-movflags', '+faststart', tmp], { stdio: 'inherit' });
-  if (r.error || r.status !== 0) throw new TestFailure(`ffmpeg could not make the clip ${file}`);
-  fs.renameSync(tmp, file);
-}
-
-async function startServe(dataDir) {
-  const extra = (env.ZF_SERVE_ARGS || '').split(/\s+/).filter(Boolean);
-  const args = ['serve', '--data', dataDir, '--listen', '127.0.0.1:0', '--web', env.ZF_WEB_DIR,
-    '--chunk-seconds', '2', ...extra];
-  const logFile = fs.createWriteStream(path.join(artifactDir, 'share-serve.log'));
-  const child = spawn(env.ZF_ZEROFARM, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let exited = null;
-  const info = await new Promise((resolve, reject) => {
-    const onData = (chunk) => {
-      logFile.write(chunk);
-      out += chunk.toString();
-      const t = out.match(/^token: (\S+)$/m);
-      const l = out.match(/listening on (http:\/\/\S+?)[\s(]/);
-      if (t && l) resolve({ token: t[1], base: l[1] });
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code, signal) => {
-      exited = { code, signal };
-      reject(new TestFailure(`zerofarm serve exited (${signal || code}):\n${out.trim()}`));
-    });
-    setTimeout(() => reject(new TestFailure(`serve did not start within 60 s:\n${out}`)), 60000).unref();
-  });
-  log(`serve is up at ${info.base}`);
-  return {
-    ...info,
-    async stop() {
-      if (exited) return exited;
-      const gone = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
-      const r = await gone;
-      clearTimeout(timer);
-      logFile.end();
-      return r;
-    },
-  };
-}
-
-async function waitFor(what, fn, timeoutMs, intervalMs = 250) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new TestFailure(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 async function run(serve, browser) {
   const auth = { Authorization: `Bearer ${serve.token}` };
@@ -191,32 +98,4 @@ async function run(serve, browser) {
   await context.close();
 }
 
-let serve = null;
-let browser = null;
-let dataDir = null;
-let failed = false;
-const watchdog = setTimeout(() => {
-  console.error('browser test: overall time limit reached');
-  process.exit(1);
-}, readyTimeoutMs + 5 * 60000);
-watchdog.unref();
-try {
-  if (!fs.existsSync(clip)) makeClip(clip);
-  dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'zerofarm-share-'));
-  serve = await startServe(dataDir);
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-dev-shm-usage'],
-  });
-  await run(serve, browser);
-} catch (e) {
-  failed = true;
-  console.error(`FAIL: ${e instanceof TestFailure ? e.message : e.stack || e}`);
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  if (serve) await serve.stop();
-  if (dataDir && !failed) fs.rmSync(dataDir, { recursive: true, force: true });
-}
-console.log(failed ? 'browser test: FAILED' : 'browser test: passed');
-process.exit(failed ? 1 : 0);
+await runBrowserTest('share', run);
