@@ -268,11 +268,11 @@ TEST_CASE("an audio track in a codec outside the allow-list is left out with a w
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  fs::path clip = dir / "s24be.mov";
+  fs::path clip = dir / "ima-qt.mov";
   auto made = test::RunCommand(
       {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
        "testsrc2=size=320x180:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2", "-c:v",
-       "libx264", "-preset", "ultrafast", "-c:a", "pcm_s24be", clip.string()},
+       "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_qt", clip.string()},
       std::chrono::seconds(120));
   INFO(made.err);
   REQUIRE(made.succeeded());
@@ -283,6 +283,6 @@ TEST_CASE("an audio track in a codec outside the allow-list is left out with a w
   REQUIRE(r.ok());
   CHECK_FALSE(r->source.audio.has_value());
   REQUIRE(r->source.warnings.size() == 1);
-  CHECK_THAT(r->source.warnings[0], Catch::Contains("pcm_s24be"));
+  CHECK_THAT(r->source.warnings[0], Catch::Contains("adpcm_ima_qt"));
   CHECK_FALSE(store->Stat("audio").ok());
 }
