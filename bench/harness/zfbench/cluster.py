@@ -8,6 +8,9 @@ machine (3 `zerofarm node` + `zerofarm proxy`, 2 replicas, one task slot per nod
   with the job undisturbed. Measured: time from the kill to the proxy marking the node down
   (zerofarm_node_up), to the lost task finishing on another holder, and to the video being
   ready; the job's wall time against the undisturbed one.
+- CURVE: the undisturbed job once more on a farm started with `--insecure`, interleaved: TCP
+  bytes on every farm link (the kernel's count, so CURVE's framing shows) and the CPU of the
+  node and proxy processes themselves (without workers, where encryption is paid).
 - Ring: partition replicas that move when a 4th node joins 3 (`zerofarm ring build` over the
   previous ring), against the ideal share 1/4.
 """
@@ -25,8 +28,9 @@ TITLE = "Cluster: bytes over the network per job, a dead node, adding a node"
 NODES, REPLICAS = 3, 2
 
 
-def one_job(ctx, zerofarm, clip, rungs, tag, kill):
-    f = farm.Farm(ctx, zerofarm, ctx.scratch("cluster", tag), NODES, REPLICAS, task_slots=1)
+def one_job(ctx, zerofarm, clip, rungs, tag, kill, secure=True):
+    f = farm.Farm(ctx, zerofarm, ctx.scratch("cluster", tag), NODES, REPLICAS, task_slots=1,
+                  secure=secure)
     try:
         m0 = f.metrics()
         t0 = time.monotonic()
@@ -87,7 +91,11 @@ def one_job(ctx, zerofarm, clip, rungs, tag, kill):
                     "task_input_bytes_remote": net.get("task_input_bytes_remote"),
                     "task_output_bytes_sent": net.get("task_output_bytes_sent"),
                     "tasks_moved": m1.get("zerofarm_tasks_moved_total", 0),
-                    "remote_placements": m1.get("zerofarm_remote_placements_total", 0)})
+                    "remote_placements": m1.get("zerofarm_remote_placements_total", 0),
+                    # Whole farm lifetime (start, ingest, tasks, stitching), sampled before
+                    # stop(): what CURVE adds to the links and to the farm's own processes.
+                    "wire_bytes": f.wire_bytes(),
+                    "farm_own_cpu_s": f.own_cpu_s()})
         log(f"cluster {tag}: wall {wall:.1f} s" +
             (f", detected {out['kill_to_detected_s']:.2f} s, lost task done "
              f"{out['kill_to_lost_task_done_s']:.2f} s after the kill" if kill and
@@ -122,12 +130,14 @@ def run(ctx):
     info = media.probe(ctx.tool("ffprobe"), clip)
     rungs = media.plan_ladder(info)
     source_bytes = os.path.getsize(clip)
-    runs = interleaved(["undisturbed", "node killed"], ctx.repeat,
+    runs = interleaved(["undisturbed", "node killed", "undisturbed, no CURVE"], ctx.repeat,
                        lambda side, i: one_job(ctx, zerofarm, clip, rungs,
-                                               f"{side.replace(' ', '-')}-{i}",
-                                               kill=side == "node killed"))
+                                               f"{re.sub('[^a-z]+', '-', side.lower())}-{i}",
+                                               kill=side == "node killed",
+                                               secure=side != "undisturbed, no CURVE"))
     ok = runs["undisturbed"]
     killed = runs["node killed"]
+    plain = runs["undisturbed, no CURVE"]
 
     def med(rs, key):
         return median([r.get(key) for r in rs if r.get(key) is not None])
@@ -136,6 +146,9 @@ def run(ctx):
     remote, replicated = med(ok, "task_input_bytes_remote"), med(ok, "task_output_bytes_sent")
     task_in = med(ok, "task_input_bytes")
     wall_ok, wall_killed = med(ok, "wall_s"), med(killed, "wall_s")
+    wire, wire_plain = med(ok, "wire_bytes"), med(plain, "wire_bytes")
+    own_cpu, own_cpu_plain = med(ok, "farm_own_cpu_s"), med(plain, "farm_own_cpu_s")
+    wall_plain = med(plain, "wall_s")
     rings = ring_moves(ctx, zerofarm)
     mib = 1 << 20
     rows = [
@@ -158,6 +171,15 @@ def run(ctx):
          fmt(med(killed, "lost_task_run_s"), unit=" s"), ""],
         ["dead node: job wall, killed vs undisturbed", fmt(wall_killed, unit=" s") + " vs " +
          fmt(wall_ok, unit=" s"), fmt(ratio(wall_killed, wall_ok)) + "x"],
+        ["CURVE: bytes on the farm's links, with vs without",
+         fmt(wire / mib if wire else None, unit=" MiB") + " vs " +
+         fmt(wire_plain / mib if wire_plain else None, unit=" MiB"),
+         fmt(ratio(wire, wire_plain)) + "x"],
+        ["CURVE: CPU of nodes + proxy (no workers), with vs without",
+         fmt(own_cpu, unit=" s") + " vs " + fmt(own_cpu_plain, unit=" s"),
+         fmt(ratio(own_cpu, own_cpu_plain)) + "x"],
+        ["CURVE: job wall, with vs without", fmt(wall_ok, unit=" s") + " vs " +
+         fmt(wall_plain, unit=" s"), fmt(ratio(wall_ok, wall_plain)) + "x"],
         ["adding a 4th node to 3 (part power 8, 3 replicas)",
          f"{rings['moved']} of {rings['total']} replicas", fmt(rings["moved_share"] /
                                                                  rings["ideal_share"]) +
@@ -168,5 +190,8 @@ def run(ctx):
             "ratios": {"proxy_sent_per_source_byte": ratio(sent, source_bytes),
                        "task_remote_input_share": ratio(remote, task_in),
                        "killed_vs_undisturbed_wall": ratio(wall_killed, wall_ok),
+                       "curve_wire_bytes": ratio(wire, wire_plain),
+                       "curve_farm_own_cpu": ratio(own_cpu, own_cpu_plain),
+                       "curve_wall": ratio(wall_ok, wall_plain),
                        "ring_moved_vs_ideal": rings["moved_share"] / rings["ideal_share"]},
             "table": {"header": ["measure", "value (median)", "ratio"], "rows": rows}}

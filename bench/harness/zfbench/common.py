@@ -101,13 +101,14 @@ def run_timed(argv, log_path, cwd=None, env=None, timeout=None, stdout_path=None
     return Run(wall, rusage.ru_utime, rusage.ru_stime, proc.returncode, log_path)
 
 
-def proc_cpu_s(pid):
-    """utime + stime + cutime + cstime of a live process, in seconds."""
+def proc_cpu_s(pid, children=True):
+    """utime + stime (+ cutime + cstime of reaped children unless children=False) of a live
+    process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     # Fields after the command: state is index 0, utime 11, stime 12, cutime 13, cstime 14.
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    return sum(int(fields[i]) for i in ((11, 12, 13, 14) if children else (11, 12))) / ticks
 
 
 def interleaved(sides, repeat, fn):

@@ -102,6 +102,39 @@ class Farm:
                 pass
         return total
 
+    def own_cpu_s(self):
+        """CPU of the node and proxy processes themselves, without their workers (children):
+        where the wire's encryption is paid."""
+        total = 0.0
+        for pid in self.pids():
+            try:
+                total += proc_cpu_s(pid, children=False)
+            except OSError:
+                pass
+        return total
+
+    def wire_bytes(self):
+        """TCP payload bytes sent on every farm link (proxy <-> node, node <-> node) so far, as
+        the kernel counts them (`ss -ti` bytes_sent): what CURVE's framing adds shows here, not
+        in the proxy's /metrics. Links are long-lived, so sample before stop()."""
+        ports = {e.rsplit(":", 1)[1] for e in self.endpoints}
+        r = subprocess.run(["ss", "-tinH", "state", "established"], capture_output=True,
+                           text=True)
+        if r.returncode != 0:
+            raise NotAvailable(f"ss failed: {r.stderr.strip()[-200:]}")
+        total, ours = 0, False
+        for line in r.stdout.splitlines():
+            if not line.startswith((" ", "\t")):
+                cols = line.split()
+                ends = [c for c in cols if ":" in c][-2:]
+                ours = len(ends) == 2 and ends[0].startswith("127.0.0.1:") and any(
+                    e.rsplit(":", 1)[1] in ports for e in ends)
+                continue
+            m = re.search(r"\bbytes_sent:(\d+)", line)
+            if ours and m:
+                total += int(m.group(1))
+        return total
+
     def metrics(self):
         status, _, data = self.proxy.request("GET", "/metrics")
         if status != 200:
