@@ -47,7 +47,7 @@ std::string Slurp(const fs::path& p) { return ReadFile(p); }
 }  // namespace
 
 TEST_CASE("an uploaded video becomes ready and plays over HLS and MP4 with exact byte ranges",
-          "[integration][api]") {
+          "[integration][api][slow]") {
   ServeProcess& s = Shared();
   const fs::path clip = MakeShortClip(4);
   REQUIRE(!clip.empty());
@@ -196,7 +196,7 @@ TEST_CASE("an uploaded video becomes ready and plays over HLS and MP4 with exact
   RequireHealthy(s);
 }
 
-TEST_CASE("multipart and chunked uploads stream in whole", "[integration][api]") {
+TEST_CASE("multipart and chunked uploads stream in whole", "[integration][api][slow]") {
   ServeProcess& s = Shared();
   const fs::path clip = MakeShortClip(4);
   const auto auth = Bearer(s.token());
@@ -236,7 +236,7 @@ TEST_CASE("multipart and chunked uploads stream in whole", "[integration][api]")
 }
 
 TEST_CASE("a tus upload cut mid-PATCH resumes at the offset HEAD reports and transcodes early",
-          "[integration][api][tus]") {
+          "[integration][api][tus][slow]") {
   ServeProcess& s = Shared();
   const fs::path clip = MakeShortClip(8);
   const std::string bytes = ReadFile(clip);
@@ -328,7 +328,8 @@ TEST_CASE("a tus upload cut mid-PATCH resumes at the offset HEAD reports and tra
   RequireHealthy(s);
 }
 
-TEST_CASE("bad requests get clean errors and the server stays healthy", "[integration][api]") {
+TEST_CASE("bad requests get clean errors and the server stays healthy",
+          "[integration][api][slow]") {
   ServeProcess& s = Shared();
   const auto auth = Bearer(s.token());
   const std::string vid = "v_0123456789abcdef";
@@ -456,7 +457,10 @@ TEST_CASE("bad requests get clean errors and the server stays healthy", "[integr
     std::vector<std::thread> idle;
     for (int i = 0; i < 12; ++i)
       idle.emplace_back([&] { RawRequest(s.port(), "GET /healthz HTTP/1.1\r\n", 2500ms); });
-    std::this_thread::sleep_for(500ms);
+    // Wait until the server holds all twelve, however slowly the threads connect.
+    for (int i = 0; i < 200 && EstablishedConnections(s.port()) < 12; ++i)
+      std::this_thread::sleep_for(20ms);
+    REQUIRE(EstablishedConnections(s.port()) >= 12);
     auto over = RawRequest(s.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3s);
     for (auto& t : idle) t.join();
     CHECK(over.status() == 503);

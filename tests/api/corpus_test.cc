@@ -15,7 +15,7 @@ using namespace zerofarm::test;
 using namespace std::chrono_literals;
 
 TEST_CASE("corpus clips uploaded over HTTP are refused with a reason or come out frame-exact",
-          "[integration][api][corpus]") {
+          "[integration][api][corpus][slow]") {
   auto corpus = CorpusDir();
   if (!corpus) {
     WARN("no corpus (../shared/media/corpus or $ZEROFARM_CORPUS): skipped");

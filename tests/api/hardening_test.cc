@@ -86,7 +86,7 @@ std::vector<std::string> UploadFiles(const ServeProcess& s) {
 }  // namespace
 
 TEST_CASE("a Transfer-Encoding that is not chunked alone is refused and the connection closes",
-          "[integration][api][security]") {
+          "[integration][api][security][slow]") {
   ServeProcess& s = Shared();
   const std::string auth = "Authorization: Bearer " + s.token() + "\r\n";
   // A second request hidden in the body: a server that misreads the framing answers it too.
@@ -141,7 +141,7 @@ TEST_CASE("a Transfer-Encoding that is not chunked alone is refused and the conn
 
 TEST_CASE(
     "invalid UTF-8 in an id or option or filename or tus metadata is a 400 that creates nothing",
-    "[integration][api][security]") {
+    "[integration][api][security][slow]") {
   auto dir = ScratchDir::Create("api-utf8");
   REQUIRE(dir.ok());
   ServeProcess s(dir->path() / "data", kFlags);
@@ -213,7 +213,7 @@ TEST_CASE(
 }
 
 TEST_CASE("unfinished tus uploads hold no descriptor or thread and a restart reopens none",
-          "[integration][api][tus][security]") {
+          "[integration][api][tus][security][slow]") {
   auto dir = ScratchDir::Create("api-open-uploads");
   REQUIRE(dir.ok());
   auto flags = kFlags;
@@ -262,7 +262,7 @@ TEST_CASE("unfinished tus uploads hold no descriptor or thread and a restart reo
 }
 
 TEST_CASE("unfinished tus uploads are capped per tenant and in all and they expire",
-          "[integration][api][tus][security]") {
+          "[integration][api][tus][security][slow]") {
   auto dir = ScratchDir::Create("api-upload-caps");
   REQUIRE(dir.ok());
   auto flags = kFlags;
@@ -327,7 +327,7 @@ TEST_CASE("unfinished tus uploads are capped per tenant and in all and they expi
 }
 
 TEST_CASE("past the upload file budget a new upload gets 503 with Retry-After while others go on",
-          "[integration][api][security]") {
+          "[integration][api][security][slow]") {
   auto dir = ScratchDir::Create("api-fd-budget");
   REQUIRE(dir.ok());
   auto flags = kFlags;
@@ -365,7 +365,7 @@ TEST_CASE("past the upload file budget a new upload gets 503 with Retry-After wh
 
 TEST_CASE(
     "bytes of a tus PATCH cut by kill -9 are kept up to the last sync and so are the counters",
-    "[integration][api][tus]") {
+    "[integration][api][tus][slow]") {
   auto dir = ScratchDir::Create("api-patch-crash");
   REQUIRE(dir.ok());
   ServeProcess s(dir->path() / "data", kFlags);
@@ -428,7 +428,7 @@ TEST_CASE(
 }
 
 TEST_CASE("JSON from a client nesting past 16 levels is refused with 400 and the server stays up",
-          "[integration][api][clumsy]") {
+          "[integration][api][clumsy][slow]") {
   ServeProcess& s = Shared();
   auto args = Bearer(s.token());
   args.insert(args.end(), {"--data-binary", "not a video"});

@@ -33,7 +33,7 @@ json Upload(const ServeProcess& s, const std::string& token, const fs::path& fil
 }  // namespace
 
 TEST_CASE("a tenant sees only its own videos and a deleted video leaves no byte in the store",
-          "[integration][api]") {
+          "[integration][api][slow]") {
   auto dir = ScratchDir::Create("api-tenants");
   REQUIRE(dir.ok());
   const fs::path data = dir->path() / "data";
@@ -96,7 +96,7 @@ TEST_CASE("a tenant sees only its own videos and a deleted video leaves no byte 
 }
 
 TEST_CASE("after kill -9 mid-job the restarted server finishes the video frame-exact",
-          "[integration][api][restart]") {
+          "[integration][api][restart][slow]") {
   auto dir = ScratchDir::Create("api-restart");
   REQUIRE(dir.ok());
   const fs::path data = dir->path() / "data";

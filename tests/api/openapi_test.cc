@@ -49,7 +49,7 @@ std::set<std::pair<std::string, std::string>> YamlRoutes(const fs::path& file) {
 }  // namespace
 
 TEST_CASE("api/openapi.yaml documents exactly the routes the server answers",
-          "[integration][api][openapi]") {
+          "[integration][api][openapi][slow]") {
   const auto yaml = YamlRoutes(fs::path(ZF_SOURCE_DIR) / "api" / "openapi.yaml");
   REQUIRE(yaml.size() > 10);
   std::set<std::pair<std::string, std::string>> server(api::Server::Routes().begin(),

@@ -88,7 +88,7 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 }  // namespace
 
 TEST_CASE("a public video plays with no token from absolute URLs that shared caches may keep",
-          "[integration][api][playback]") {
+          "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
   const json& v = ReadyVideo("public");
   const std::string id = v["id"];
@@ -120,7 +120,7 @@ TEST_CASE("a public video plays with no token from absolute URLs that shared cac
 }
 
 TEST_CASE("a signed playback URL plays with no token until it expires, then answers 403",
-          "[integration][api][playback]") {
+          "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
   const json& v = ReadyVideo("signed");
   const std::string id = v["id"];
@@ -191,7 +191,7 @@ TEST_CASE("a signed playback URL plays with no token until it expires, then answ
 }
 
 TEST_CASE("forged, tampered or foreign playback signatures answer 403",
-          "[integration][api][playback]") {
+          "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
   const json& v = ReadyVideo("signed");
   const std::string id = v["id"];
@@ -250,7 +250,7 @@ TEST_CASE("forged, tampered or foreign playback signatures answer 403",
 }
 
 TEST_CASE("a rotated signing key keeps old links playing until it is retired",
-          "[integration][api][playback]") {
+          "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
   const std::string id = ReadyVideo("signed")["id"];
   const std::string old_hls = GetVideo(s, id)["playback"]["hls"];
@@ -277,7 +277,7 @@ TEST_CASE("a rotated signing key keeps old links playing until it is retired",
 }
 
 TEST_CASE("the playback policy changes later and the bare id follows it",
-          "[integration][api][playback]") {
+          "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
   const std::string id = ReadyVideo("signed")["id"];
   const std::string bare = s.url("/v1/play/" + id + "/thumbnail.jpg");
@@ -302,7 +302,7 @@ TEST_CASE("the playback policy changes later and the bare id follows it",
 }
 
 TEST_CASE("lists are paged newest first and videos keep their metadata",
-          "[integration][api][list]") {
+          "[integration][api][list][slow]") {
   ServeProcess& s = Server();
   const std::string carol = NewToken(s.data(), "carol");
   std::vector<std::string> ids;
@@ -346,7 +346,7 @@ TEST_CASE("lists are paged newest first and videos keep their metadata",
 }
 
 TEST_CASE("/readyz answers apart from /healthz and the version shows in the CLI and /metrics",
-          "[integration][api]") {
+          "[integration][api][slow]") {
   ServeProcess& s = Server();
   auto r = Curl({}, s.url("/readyz"));
   REQUIRE(r.status == 200);

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -278,6 +279,23 @@ std::string WaitForStatus(const ServeProcess& s, const std::string& token, const
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   return last;
+}
+
+size_t EstablishedConnections(int port) {
+  std::ifstream tcp("/proc/net/tcp");
+  std::string line;
+  std::getline(tcp, line);  // the header
+  size_t n = 0;
+  char want[8];
+  std::snprintf(want, sizeof(want), ":%04X", port);
+  while (std::getline(tcp, line)) {
+    std::istringstream fields(line);
+    std::string slot, local, remote, state;
+    fields >> slot >> local >> remote >> state;
+    // The server's end: local address 127.0.0.1 (0100007F) on the port, state 01 ESTABLISHED.
+    if (state == "01" && local == std::string("0100007F") + want) ++n;
+  }
+  return n;
 }
 
 ServeProcess& SharedServer(const std::string& name, const std::vector<std::string>& flags) {

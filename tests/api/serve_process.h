@@ -86,6 +86,10 @@ RawResult RawRequest(int port, const std::string& bytes, std::chrono::millisecon
 RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
                      std::chrono::milliseconds total);
 
+// How many TCP connections to 127.0.0.1:`port` are established (from /proc/net/tcp), counted
+// from the server's side: what a test waits on instead of sleeping.
+size_t EstablishedConnections(int port);
+
 // A short synthetic clip (ffmpeg testsrc2 + sine), cached in the clip cache dir:
 // seconds long at 25 fps, keyframe every `gop` frames, 320x180, AAC, MP4 with moov first.
 std::filesystem::path MakeShortClip(int seconds, int gop = 25);

@@ -158,7 +158,7 @@ bool WaitFor(Receiver& rx, const std::function<bool(const std::vector<Received>&
 }  // namespace
 
 TEST_CASE("webhooks arrive signed, are retried after a failure and are logged",
-          "[integration][api][webhooks]") {
+          "[integration][api][webhooks][slow]") {
   auto dir = ScratchDir::Create("api-webhooks");
   REQUIRE(dir.ok());
   ServeProcess s(dir->path() / "data", {"--chunk-seconds", "1"});

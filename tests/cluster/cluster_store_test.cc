@@ -79,7 +79,7 @@ std::string Part(const std::string& name, const std::string& gen, int index) {
 TEST_CASE(
     "a 20 MiB object in 1 MiB parts round-trips through a three-node cluster with every part "
     "on the replicas of its manifest's partition",
-    "[cluster][cluster_store]") {
+    "[cluster][cluster_store][slow]") {
   TestCluster cluster("store-roundtrip", 3, 2);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/7/chunks/00003";
@@ -170,7 +170,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a range read across part boundaries returns the exact bytes and fetches only its parts",
-          "[cluster][cluster_store]") {
+          "[cluster][cluster_store][slow]") {
   TestCluster cluster("store-range", 3, 2);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/8/source";
@@ -204,7 +204,7 @@ TEST_CASE("a range read across part boundaries returns the exact bytes and fetch
 TEST_CASE(
     "parts damaged on disk or replaced by other bytes on some replicas still read right from "
     "another replica, and an object with no good copy of a part reads as corrupt",
-    "[cluster][cluster_store]") {
+    "[cluster][cluster_store][slow]") {
   TestCluster cluster("store-corrupt", 3, 3);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/9/chunks/00000";
@@ -262,7 +262,7 @@ TEST_CASE(
 TEST_CASE(
     "a missing object is not_found, and deleting an object removes its manifest and every "
     "part from every node",
-    "[cluster][cluster_store]") {
+    "[cluster][cluster_store][slow]") {
   TestCluster cluster("store-delete", 3, 2);
   auto store = MakeStore(cluster, kMiB);
   CHECK(store->Stat("jobs/1/none").status().code() == "not_found");
@@ -449,7 +449,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a client with a local node still reaches its other nodes over the network",
-          "[cluster][cluster_store]") {
+          "[cluster][cluster_store][slow]") {
   // Node 0 of a real two-node cluster is played by an in-process map; node 1 is real.
   TestCluster cluster("store-local-mixed", 2, 2);
   MapNode local(cluster.ring());

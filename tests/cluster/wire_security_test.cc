@@ -103,7 +103,7 @@ std::unique_ptr<storage::ClusterClient> ClientWith(const storage::Ring& ring,
 }
 
 TEST_CASE("a node answers nothing to a socket without the farm key, nor to another key",
-          "[cluster][security]") {
+          "[cluster][security][slow]") {
   TestCluster cluster("wire-outsider", 1, 1);
   // Plaintext: the CURVE handshake never completes, so nothing is read.
   RawDealer plain(cluster.node(0).endpoint());
@@ -130,7 +130,7 @@ TEST_CASE("a node answers nothing to a socket without the farm key, nor to anoth
 }
 
 TEST_CASE("a node or proxy without --key refuses to start unless --insecure, which it reports",
-          "[cluster][security]") {
+          "[cluster][security][slow]") {
   TestCluster cluster("wire-nokey", 1, 1, {"--insecure"});
   CHECK_THAT(cluster.node(0).log(), Catch::Contains("WARNING: --insecure"));
   auto client = cluster.Client(/*heartbeats=*/false);
@@ -161,7 +161,7 @@ TEST_CASE("a node or proxy without --key refuses to start unless --insecure, whi
 TEST_CASE(
     "a deeply nested message, far-future writes and a bare prefix delete are refused and the "
     "node keeps serving",
-    "[cluster][security]") {
+    "[cluster][security][slow]") {
   TestCluster cluster("wire-hostile", 1, 1);
   auto client = cluster.Client(/*heartbeats=*/false);
   REQUIRE(client->Put("jobs/a1/source", "before").ok());
@@ -218,7 +218,7 @@ TEST_CASE(
 }
 
 TEST_CASE("the farm key rotates without downtime: old+new, then new+old, then new alone",
-          "[cluster][security]") {
+          "[cluster][security][slow]") {
   TestCluster cluster("wire-rotate", 2, 2);
   const storage::FarmKey old_key = *cluster.key();
   auto made = storage::FarmKey::Generate();
@@ -280,7 +280,7 @@ TEST_CASE("the farm key rotates without downtime: old+new, then new+old, then ne
 }
 
 TEST_CASE("a node whose ring lists the same nodes in another order says so and moves no data",
-          "[cluster][ring]") {
+          "[cluster][ring][slow]") {
   TestCluster cluster("wire-ring", 3, 2);
   auto client = cluster.Client(/*heartbeats=*/false);
   std::vector<std::string> names;

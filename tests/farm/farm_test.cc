@@ -173,7 +173,7 @@ fs::path SteadyClip(int seconds) { return MakeShortClip(seconds, 25); }
 TEST_CASE(
     "a proxy over three storage nodes transcodes the corpus frame-exact and refuses the "
     "bad clips with a reason",
-    "[farm][integration][corpus]") {
+    "[farm][integration][corpus][slow]") {
   auto corpus = CorpusDir();
   if (!corpus) {
     WARN("no corpus (../shared/media/corpus or $ZEROFARM_CORPUS): skipped");
@@ -215,7 +215,7 @@ TEST_CASE(
 }
 
 TEST_CASE("tasks run next to their chunks: no chunk byte crosses the network for a task",
-          "[farm][integration]") {
+          "[farm][integration][slow]") {
   Farm farm("farm-local");
   const fs::path clip = SteadyClip(12);
   const std::string id = farm.Upload(clip);
@@ -235,7 +235,7 @@ TEST_CASE("tasks run next to their chunks: no chunk byte crosses the network for
 TEST_CASE(
     "a node killed with -9 mid-job loses its tasks to another holder, and its replicas "
     "are repaired when it comes back",
-    "[farm][fault]") {
+    "[farm][fault][slow]") {
   Farm farm("farm-kill-node");
   const fs::path clip = SteadyClip(40);
   const std::string id = farm.Upload(clip);
@@ -265,7 +265,8 @@ TEST_CASE(
         }) > 0);
 }
 
-TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts", "[farm][fault]") {
+TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts",
+          "[farm][fault][slow]") {
   Farm farm("farm-kill-proxy");
   const fs::path a = SteadyClip(30), b = SteadyClip(8);
   const std::string first = farm.Upload(a);
@@ -285,7 +286,7 @@ TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts", "
 TEST_CASE(
     "a chunk corrupted on a node's disk is found by the auditor and repaired from a "
     "replica",
-    "[farm][fault]") {
+    "[farm][fault][slow]") {
   Farm farm("farm-corrupt");
   const fs::path clip = SteadyClip(6);
   const std::string id = farm.Upload(clip);
@@ -352,7 +353,7 @@ std::optional<pid_t> WorkerUnder(pid_t ancestor) {
 TEST_CASE(
     "a straggling task gets a backup copy on another holder and the first copy to finish "
     "wins, also on a loaded machine",
-    "[farm][fault]") {
+    "[farm][fault][slow]") {
   // Two busy loops beside the farm: under this load the job used to stay `processing` with
   // every task done (the cancelled, stopped copy kept its node's only slot until its timeout,
   // and the proxy kept offering the next task to that node rather than to the other holder).
@@ -451,7 +452,7 @@ class NetnsLab {
 TEST_CASE(
     "a node cut off from the others in its own network namespace loses its tasks, and "
     "catches up when the link returns",
-    "[farm][fault][netns]") {
+    "[farm][fault][netns][slow]") {
   if (::geteuid() != 0) {
     WARN("network namespaces need root: skipped");
     return;
@@ -615,7 +616,7 @@ struct TmpfsMount {
 TEST_CASE(
     "a node on a full file system keeps serving reads, refuses writes with disk_full, and takes "
     "writes again once space returns, with every upload intact",
-    "[farm][fault][disk]") {
+    "[farm][fault][disk][slow]") {
   Farm farm("farm-diskfull");
   const fs::path clip = SteadyClip(8);
   const std::string before = farm.Upload(clip);
@@ -694,7 +695,7 @@ TEST_CASE(
 TEST_CASE(
     "an outsider without the farm key gets no answer from any node, and a misbehaving member's "
     "deep message and far-future tombstone are refused while the farm keeps working",
-    "[farm][security]") {
+    "[farm][security][slow]") {
   Farm farm("farm-outsider");
   const fs::path clip = SteadyClip(6);
   const std::string id = farm.Upload(clip);
@@ -753,7 +754,7 @@ TEST_CASE(
 }
 
 TEST_CASE("the proxy's /healthz says it cannot take writes once too few nodes answer",
-          "[farm][health]") {
+          "[farm][health][slow]") {
   Farm farm("farm-healthz");
   CHECK(Curl({}, farm.proxy.url("/healthz")).status == 200);
   farm.cluster.node(0).Kill9();

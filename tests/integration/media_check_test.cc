@@ -148,7 +148,7 @@ bool FileContains(const fs::path& path, const std::string& needle) {
 
 // --- RunCommand ---------------------------------------------------------------------------
 
-TEST_CASE("RunCommand captures stdout and stderr and the exit status", "[support]") {
+TEST_CASE("RunCommand captures stdout and stderr and the exit status", "[support][slow]") {
   CommandResult r = RunCommand({"sh", "-c", "echo out; echo err >&2; exit 3"}, 60s);
   CHECK(r.started);
   CHECK_FALSE(r.timed_out);
@@ -158,7 +158,8 @@ TEST_CASE("RunCommand captures stdout and stderr and the exit status", "[support
   CHECK_FALSE(r.succeeded());
 }
 
-TEST_CASE("RunCommand kills a command and its children when the deadline passes", "[support]") {
+TEST_CASE("RunCommand kills a command and its children when the deadline passes",
+          "[support][slow]") {
   CommandResult r = RunCommand({"sh", "-c", "sleep 60 & sleep 60; echo never"}, 300ms);
   CHECK(r.started);
   CHECK(r.timed_out);
@@ -166,13 +167,13 @@ TEST_CASE("RunCommand kills a command and its children when the deadline passes"
   CHECK_FALSE(r.succeeded());
 }
 
-TEST_CASE("RunCommand reports a program that cannot be started", "[support]") {
+TEST_CASE("RunCommand reports a program that cannot be started", "[support][slow]") {
   CommandResult r = RunCommand({"zerofarm-test-no-such-program"}, 60s);
   CHECK_FALSE(r.started);
   CHECK_FALSE(r.spawn_error.empty());
 }
 
-TEST_CASE("FormatCommand quotes what a shell would split", "[support]") {
+TEST_CASE("FormatCommand quotes what a shell would split", "[support][slow]") {
   CHECK(FormatCommand({"ffprobe", "-v", "error", "a b.mp4", "it's"}) ==
         "ffprobe -v error 'a b.mp4' 'it'\\''s'");
 }
@@ -241,7 +242,7 @@ TEST_CASE("keyframe times are measured from the first frame", "[support]") {
 // --- The generated clips ------------------------------------------------------------------
 
 TEST_CASE("every generated clip has the frames and timestamps and audio its recipe promises",
-          "[integration][support]") {
+          "[integration][support][slow]") {
   for (const ClipInfo& info : AllClips()) {
     if (info.garbage) continue;
     DYNAMIC_SECTION(info.name) {
@@ -346,7 +347,7 @@ TEST_CASE("every generated clip has the frames and timestamps and audio its reci
   }
 }
 
-TEST_CASE("the garbage clips are as broken as their names say", "[integration][support]") {
+TEST_CASE("the garbage clips are as broken as their names say", "[integration][support][slow]") {
   SECTION("empty") {
     auto path = MakeClip(Clip::kEmpty);
     REQUIRE(path.ok());
@@ -380,7 +381,7 @@ TEST_CASE("the garbage clips are as broken as their names say", "[integration][s
   }
 }
 
-TEST_CASE("a cached clip is reused rather than made again", "[integration][support]") {
+TEST_CASE("a cached clip is reused rather than made again", "[integration][support][slow]") {
   auto first = MakeClip(Clip::kNoAudio);
   REQUIRE(first.ok());
   auto written = fs::last_write_time(*first);
@@ -392,7 +393,7 @@ TEST_CASE("a cached clip is reused rather than made again", "[integration][suppo
 
 // --- The corpus ---------------------------------------------------------------------------
 
-TEST_CASE("the frame probes count what the corpus manifest says", "[integration][support]") {
+TEST_CASE("the frame probes count what the corpus manifest says", "[integration][support][slow]") {
   auto dir = CorpusDir();
   if (!dir) {
     WARN("skipped: no corpus (set ZEROFARM_CORPUS to the folder holding MANIFEST.tsv)");
@@ -432,7 +433,7 @@ TEST_CASE("the frame probes count what the corpus manifest says", "[integration]
 // --- The whole output check against a reference made by the ffmpeg CLI --------------------
 
 TEST_CASE("the output checks pass on a reference output made by the ffmpeg CLI",
-          "[integration][support]") {
+          "[integration][support][slow]") {
   auto scratch = ScratchDir::Create("reference-output");
   REQUIRE(scratch.ok());
   SECTION("with audio") {

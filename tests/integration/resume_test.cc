@@ -40,7 +40,7 @@ int FrameCount(const fs::path& media) {
 }  // namespace
 
 TEST_CASE("a transcode killed with SIGKILL mid-job resumes without redoing finished segments",
-          "[integration][resume]") {
+          "[integration][resume][slow]") {
   auto scratch = test::ScratchDir::Create("resume");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();

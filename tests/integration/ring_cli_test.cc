@@ -10,7 +10,7 @@ namespace fs = std::filesystem;
 using namespace zerofarm;
 
 TEST_CASE("zerofarm ring build writes a ring file and a rebuild with a fourth node moves a quarter",
-          "[integration][ring]") {
+          "[integration][ring][slow]") {
   auto scratch = test::ScratchDir::Create("ring-cli");
   REQUIRE(scratch.ok());
   const std::string ring = (scratch->path() / "ring").string();

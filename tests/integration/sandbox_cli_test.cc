@@ -40,7 +40,7 @@ std::string Slurp(const fs::path& p) {
 }  // namespace
 
 TEST_CASE("sandbox run binds --in stdin and --out stdout to the standard descriptors",
-          "[integration][sandbox][cli]") {
+          "[integration][sandbox][cli][slow]") {
   auto scratch = ScratchDir::Create("sandbox-cli");
   REQUIRE(scratch.ok());
   const fs::path src = scratch->path() / "upper.c";
@@ -80,7 +80,7 @@ TEST_CASE("sandbox run binds --in stdin and --out stdout to the standard descrip
 }
 
 TEST_CASE("Debian's stripped busybox runs grep on stdin in the sandbox",
-          "[integration][sandbox][cli]") {
+          "[integration][sandbox][cli][slow]") {
   const fs::path busybox = "/bin/busybox";
   if (!fs::exists(busybox)) {
     WARN("busybox-static is not installed (scripts/setup.sh installs it); skipping");

@@ -78,7 +78,7 @@ Listener ListenOnLoopback() {
 }  // namespace
 
 TEST_CASE("transcode on a terminal draws a progress line that counts segments and finishes",
-          "[integration][cli][terminal]") {
+          "[integration][cli][terminal][slow]") {
   // A clip with audio: the audio track once pushed the bar past its width and aborted the run.
   auto clip = MakeClip(Clip::kAacAudio);
   REQUIRE(clip.ok());
@@ -110,7 +110,7 @@ TEST_CASE("transcode on a terminal draws a progress line that counts segments an
 }
 
 TEST_CASE("transcode without a terminal prints one summary line and no progress drawing",
-          "[integration][cli]") {
+          "[integration][cli][slow]") {
   auto clip = MakeClip(Clip::kAacAudio);
   REQUIRE(clip.ok());
   auto scratch = ScratchDir::Create("cli-pipe");
@@ -130,7 +130,7 @@ TEST_CASE("transcode without a terminal prints one summary line and no progress 
 }
 
 TEST_CASE("serve on a terminal prints its token with a sign-in link and stops on Ctrl-C",
-          "[integration][cli][terminal]") {
+          "[integration][cli][terminal][slow]") {
   auto scratch = ScratchDir::Create("cli-serve-terminal");
   REQUIRE(scratch.ok());
   const std::vector<std::string> args = {ZF_ZEROFARM_BIN, "serve",
@@ -155,7 +155,7 @@ TEST_CASE("serve on a terminal prints its token with a sign-in link and stops on
 }
 
 TEST_CASE("serve on a port in use fails with a clear error before creating its data folder",
-          "[integration][cli]") {
+          "[integration][cli][slow]") {
   auto scratch = ScratchDir::Create("cli-serve-busy");
   REQUIRE(scratch.ok());
   Listener busy = ListenOnLoopback();
@@ -174,7 +174,7 @@ TEST_CASE("serve on a port in use fails with a clear error before creating its d
 }
 
 TEST_CASE("serve refuses a malformed number in any option before creating its data folder",
-          "[integration][cli][clumsy]") {
+          "[integration][cli][clumsy][slow]") {
   auto scratch = ScratchDir::Create("cli-serve-numbers");
   REQUIRE(scratch.ok());
   const fs::path data = scratch->path() / "data";

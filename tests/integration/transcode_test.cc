@@ -105,56 +105,58 @@ std::vector<std::string> PhrasesFor(const std::string& corpus_file) {
 // --- Generated clips: one hard case each ------------------------------------------------
 
 TEST_CASE("a long-GOP clip with a single keyframe comes out frame-exact in every rung",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kLongGopSingleKeyframe);
 }
 
-TEST_CASE("an open-GOP clip comes out frame-exact in every rung", "[integration][transcode]") {
+TEST_CASE("an open-GOP clip comes out frame-exact in every rung",
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kOpenGop);
 }
 
 TEST_CASE("a clip with a B-frame pyramid comes out frame-exact in every rung",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kBFramePyramid);
 }
 
 TEST_CASE("a variable-frame-rate clip keeps every frame and its audio length",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kVariableFrameRate);
 }
 
 TEST_CASE("a clip with odd dimensions gets one even-sized rung at its own size",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   // 321x241 is smaller than every rung asked for: one rung, "240p", at 320x240.
   TranscodeClipAndCheck(Clip::kOddDimensions, {"--chunk-seconds", "2", "--ladder", "720p,360p"},
                         {720, 360});
 }
 
 TEST_CASE("a clip with display rotation comes out upright and portrait",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kRotated);
 }
 
 TEST_CASE("a portrait clip gets portrait rungs named by their short side",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kPortrait);
 }
 
-TEST_CASE("a clip without audio gets no audio rendition or stream", "[integration][transcode]") {
+TEST_CASE("a clip without audio gets no audio rendition or stream",
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kNoAudio);
 }
 
 TEST_CASE("a clip with AAC audio keeps its audio length in HLS and MP4",
-          "[integration][transcode]") {
+          "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kAacAudio);
 }
 
-TEST_CASE("a 10-bit clip comes out frame-exact in every rung", "[integration][transcode]") {
+TEST_CASE("a 10-bit clip comes out frame-exact in every rung", "[integration][transcode][slow]") {
   TranscodeClipAndCheck(Clip::kTenBit);
 }
 
 TEST_CASE("garbage inputs are refused with one clear line and no playlist",
-          "[integration][transcode][reject]") {
+          "[integration][transcode][reject][slow]") {
   for (const ClipInfo& info : AllClips()) {
     if (!info.garbage) continue;
     DYNAMIC_SECTION(info.name) {
@@ -168,7 +170,7 @@ TEST_CASE("garbage inputs are refused with one clear line and no playlist",
 }
 
 TEST_CASE("a missing input file is refused with one clear line",
-          "[integration][transcode][reject]") {
+          "[integration][transcode][reject][slow]") {
   auto scratch = ScratchDir::Create("missing-input");
   REQUIRE(scratch.ok());
   const std::string input = (scratch->path() / "no-such-file.mp4").string();
@@ -186,7 +188,7 @@ TEST_CASE("a missing input file is refused with one clear line",
 // --- The real corpus ----------------------------------------------------------------------
 
 TEST_CASE("every corpus file marked transcode comes out frame-exact with the default ladder",
-          "[integration][transcode][corpus]") {
+          "[integration][transcode][corpus][slow]") {
   auto dir = CorpusDir();
   if (!dir) {
     WARN("skipped: no corpus (set ZEROFARM_CORPUS to the folder holding MANIFEST.tsv)");
@@ -205,7 +207,7 @@ TEST_CASE("every corpus file marked transcode comes out frame-exact with the def
 }
 
 TEST_CASE("every corpus file marked reject is refused with one clear line and no playlist",
-          "[integration][transcode][corpus][reject]") {
+          "[integration][transcode][corpus][reject][slow]") {
   auto dir = CorpusDir();
   if (!dir) {
     WARN("skipped: no corpus (set ZEROFARM_CORPUS to the folder holding MANIFEST.tsv)");
@@ -225,7 +227,8 @@ TEST_CASE("every corpus file marked reject is refused with one clear line and no
 
 // --- The command line ---------------------------------------------------------------------
 
-TEST_CASE("zerofarm --help lists every subcommand and each answers --help", "[integration][cli]") {
+TEST_CASE("zerofarm --help lists every subcommand and each answers --help",
+          "[integration][cli][slow]") {
   CommandResult run = RunZerofarm({"--help"}, kCliTimeout);
   INFO("stdout: " << run.out);
   INFO("stderr: " << run.err);
@@ -246,7 +249,7 @@ TEST_CASE("zerofarm --help lists every subcommand and each answers --help", "[in
 }
 
 TEST_CASE("zerofarm proxy refuses to start without a ring or with an unreadable one",
-          "[integration][cli]") {
+          "[integration][cli][slow]") {
   CommandResult none = RunZerofarm({"proxy", "--data", "unused"}, kCliTimeout);
   CHECK(none.exit_code == 2);
   CHECK(none.err.find("--ring is required") != std::string::npos);
@@ -256,7 +259,7 @@ TEST_CASE("zerofarm proxy refuses to start without a ring or with an unreadable 
   CHECK(missing.err.find("cannot load the ring") != std::string::npos);
 }
 
-TEST_CASE("zerofarm transcode --help describes its options", "[integration][cli]") {
+TEST_CASE("zerofarm transcode --help describes its options", "[integration][cli][slow]") {
   CommandResult run = RunZerofarm({"transcode", "--help"}, kCliTimeout);
   INFO("stdout: " << run.out);
   INFO("stderr: " << run.err);
@@ -267,7 +270,7 @@ TEST_CASE("zerofarm transcode --help describes its options", "[integration][cli]
   }
 }
 
-TEST_CASE("an unknown option prints usage and exits non-zero", "[integration][cli]") {
+TEST_CASE("an unknown option prints usage and exits non-zero", "[integration][cli][slow]") {
   auto scratch = ScratchDir::Create("unknown-option");
   REQUIRE(scratch.ok());
   const std::vector<std::vector<std::string>> commands = {
@@ -318,7 +321,7 @@ mode_t CurrentUmask() {
 TEST_CASE(
     "an output folder with the user's files in it is refused without --force and left as it "
     "was",
-    "[integration][cli][clumsy]") {
+    "[integration][cli][clumsy][slow]") {
   auto scratch = ScratchDir::Create("out-not-empty");
   REQUIRE(scratch.ok());
   const fs::path out = scratch->path() / "out";
@@ -340,7 +343,7 @@ TEST_CASE(
 }
 
 TEST_CASE("the root, home and current folders and their ancestors are never output folders",
-          "[integration][cli][clumsy]") {
+          "[integration][cli][clumsy][slow]") {
   std::vector<std::string> refused = {"/", ".", "..", fs::current_path().root_path().string()};
   if (const char* home = std::getenv("HOME"); home && *home && fs::is_directory(home))
     refused.push_back(home);
@@ -361,7 +364,7 @@ TEST_CASE(
     "transcode --force replaces a non-empty output folder whole, and the output is readable by "
     "other "
     "users",
-    "[integration][transcode][clumsy]") {
+    "[integration][transcode][clumsy][slow]") {
   auto scratch = ScratchDir::Create("out-force");
   REQUIRE(scratch.ok());
   const fs::path out = scratch->path() / "out";
@@ -393,7 +396,7 @@ TEST_CASE(
 }
 
 TEST_CASE("a FIFO or a folder as input is refused at once with one clear line",
-          "[integration][cli][clumsy]") {
+          "[integration][cli][clumsy][slow]") {
   auto scratch = ScratchDir::Create("fifo-input");
   REQUIRE(scratch.ok());
   const fs::path fifo = scratch->path() / "in.mp4";
@@ -412,7 +415,7 @@ TEST_CASE("a FIFO or a folder as input is refused at once with one clear line",
 }
 
 TEST_CASE("malformed numbers and impossible ladders are refused with the option they concern",
-          "[integration][cli][clumsy]") {
+          "[integration][cli][clumsy][slow]") {
   auto scratch = ScratchDir::Create("bad-numbers");
   REQUIRE(scratch.ok());
   std::string huge_ladder;

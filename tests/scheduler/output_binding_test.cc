@@ -77,7 +77,7 @@ class SwapAfterRun final : public scheduler::TaskExecutor {
 }  // namespace
 
 TEST_CASE("a task output holding other bytes than its task reported is never published",
-          "[scheduler]") {
+          "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("binding");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();

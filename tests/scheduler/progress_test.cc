@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 using namespace zerofarm;
 
 TEST_CASE("progress counts video segments and the audio track apart, never past the total",
-          "[scheduler][progress]") {
+          "[scheduler][progress][slow]") {
   auto scratch = test::ScratchDir::Create("progress");
   REQUIRE(scratch.ok());
   auto made = test::MakeTestPattern(scratch->path(), 6);

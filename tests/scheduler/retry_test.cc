@@ -85,7 +85,7 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
 
 }  // namespace
 
-TEST_CASE("a worker killed by a signal is retried and the job completes", "[scheduler]") {
+TEST_CASE("a worker killed by a signal is retried and the job completes", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -103,7 +103,7 @@ TEST_CASE("a worker killed by a signal is retried and the job completes", "[sche
   CHECK(fs::exists(dir / "out" / "master.m3u8"));
 }
 
-TEST_CASE("a hung worker is killed at its deadline and the task is retried", "[scheduler]") {
+TEST_CASE("a hung worker is killed at its deadline and the task is retried", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -115,7 +115,7 @@ TEST_CASE("a hung worker is killed at its deadline and the task is retried", "[s
 }
 
 TEST_CASE("a worker failing every attempt fails the job with the reason after four attempts",
-          "[scheduler]") {
+          "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -129,7 +129,8 @@ TEST_CASE("a worker failing every attempt fails the job with the reason after fo
   CHECK_FALSE(fs::exists(dir / "out" / "master.m3u8"));
 }
 
-TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued", "[scheduler]") {
+TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued",
+          "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -150,7 +151,7 @@ TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued", 
   CHECK(last.tasks_done == 0);
 }
 
-TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler]") {
+TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();

@@ -54,7 +54,7 @@ scheduler::JobOptions SmallJob() {
 
 }  // namespace
 
-TEST_CASE("every task of a job runs in the sandbox and the report says so", "[scheduler]") {
+TEST_CASE("every task of a job runs in the sandbox and the report says so", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("sandbox-job");
   REQUIRE(scratch.ok());
   auto clip = MakeClip(scratch->path(), 4);
@@ -88,7 +88,7 @@ TEST_CASE("every task of a job runs in the sandbox and the report says so", "[sc
 }
 
 TEST_CASE("a worker over the sandbox's memory limit fails the job as a sandbox refusal, once",
-          "[scheduler]") {
+          "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("sandbox-job");
   REQUIRE(scratch.ok());
   // Encoding 1080p needs about 175 MB; the limit is 64 MiB.
@@ -108,7 +108,7 @@ TEST_CASE("a worker over the sandbox's memory limit fails the job as a sandbox r
   for (const auto& t : last_tasks) CHECK(t.attempts <= 1);
 }
 
-TEST_CASE("cancelling a job stops it with the code cancelled", "[scheduler]") {
+TEST_CASE("cancelling a job stops it with the code cancelled", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("sandbox-job");
   REQUIRE(scratch.ok());
   auto clip = MakeClip(scratch->path(), 8);

@@ -142,7 +142,7 @@ void CheckPartition(storage::Store& store, const IngestResult& r) {
 }  // namespace
 
 TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk length",
-          "[transcode][ingest]") {
+          "[transcode][ingest][slow]") {
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -171,7 +171,7 @@ TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk leng
 }
 
 TEST_CASE("a clip with a single keyframe still gives many tasks through pre-roll",
-          "[transcode][ingest]") {
+          "[transcode][ingest][slow]") {
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -194,7 +194,7 @@ TEST_CASE("a clip with a single keyframe still gives many tasks through pre-roll
 }
 
 TEST_CASE("an open-GOP clip gives tasks whose last packet lies past the next keyframe",
-          "[transcode][ingest]") {
+          "[transcode][ingest][slow]") {
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -211,7 +211,7 @@ TEST_CASE("an open-GOP clip gives tasks whose last packet lies past the next key
 }
 
 TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
-          "[transcode][ingest]") {
+          "[transcode][ingest][slow]") {
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
@@ -264,7 +264,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
 }
 
 TEST_CASE("an audio track in a codec outside the allow-list is left out with a warning",
-          "[transcode][ingest]") {
+          "[transcode][ingest][slow]") {
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();

@@ -399,7 +399,7 @@ TEST_CASE("audio in a codec outside the allow-list is refused as unsupported_cod
 }
 
 TEST_CASE("real corpus clips transcode frame-exactly and broken ones are refused",
-          "[worker][corpus]") {
+          "[worker][corpus][slow]") {
   const std::optional<std::filesystem::path> corpus = test::CorpusDir();
   if (!corpus) {
     WARN("the media corpus is absent: skipping");
