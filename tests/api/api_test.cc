@@ -9,6 +9,7 @@
 #include "corpus.h"
 #include "run_command.h"
 #include "serve_process.h"
+#include "wait_for.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -458,9 +459,7 @@ TEST_CASE("bad requests get clean errors and the server stays healthy",
     for (int i = 0; i < 12; ++i)
       idle.emplace_back([&] { RawRequest(s.port(), "GET /healthz HTTP/1.1\r\n", 2500ms); });
     // Wait until the server holds all twelve, however slowly the threads connect.
-    for (int i = 0; i < 200 && EstablishedConnections(s.port()) < 12; ++i)
-      std::this_thread::sleep_for(20ms);
-    REQUIRE(EstablishedConnections(s.port()) >= 12);
+    REQUIRE(WaitFor([&] { return EstablishedConnections(s.port()) >= 12; }, 10s));
     auto over = RawRequest(s.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3s);
     for (auto& t : idle) t.join();
     CHECK(over.status() == 503);

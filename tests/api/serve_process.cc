@@ -225,30 +225,19 @@ RawResult RawTrickle(int port, const std::string& head, std::chrono::millisecond
 }
 
 fs::path MakeShortClip(int seconds, int gop) {
-  fs::path dir = ClipCacheDir();
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  fs::path clip = dir / ("api-" + std::to_string(seconds) + "s-gop" + std::to_string(gop) + ".mp4");
-  if (fs::exists(clip, ec)) return clip;
-  fs::path tmp = clip.string() + "." + std::to_string(::getpid()) + ".tmp.mp4";
-  auto r =
-      RunCommand({"ffmpeg",    "-v",
-                  "error",     "-y",
-                  "-f",        "lavfi",
-                  "-i",        "testsrc2=size=320x180:rate=25:duration=" + std::to_string(seconds),
-                  "-f",        "lavfi",
-                  "-i",        "sine=frequency=440:duration=" + std::to_string(seconds),
-                  "-c:v",      "libx264",
-                  "-preset",   "ultrafast",
-                  "-g",        std::to_string(gop),
-                  "-pix_fmt",  "yuv420p",
-                  "-c:a",      "aac",
-                  "-movflags", "+faststart",
-                  tmp.string()},
-                 std::chrono::seconds(120));
-  if (!r.succeeded()) return {};
-  fs::rename(tmp, clip, ec);
-  return clip;
+  const std::string d = std::to_string(seconds);
+  auto clip = MakeCachedClip("api-" + d + "s-gop" + std::to_string(gop) + ".mp4",
+                             {"-f",        "lavfi",
+                              "-i",        "testsrc2=size=320x180:rate=25:duration=" + d,
+                              "-f",        "lavfi",
+                              "-i",        "sine=frequency=440:duration=" + d,
+                              "-c:v",      "libx264",
+                              "-preset",   "ultrafast",
+                              "-g",        std::to_string(gop),
+                              "-pix_fmt",  "yuv420p",
+                              "-c:a",      "aac",
+                              "-movflags", "+faststart"});
+  return clip.ok() ? *clip : fs::path();
 }
 
 int64_t CountFrames(const fs::path& media) {

@@ -17,6 +17,7 @@
 
 #include "corpus.h"
 #include "serve_process.h"
+#include "wait_for.h"
 #include "zerofarm/base/unique_fd.h"
 
 namespace fs = std::filesystem;
@@ -148,11 +149,7 @@ json Post(const ServeProcess& s, const std::string& path, const json& body) {
 
 // Polls until `pred` holds for the receiver's requests, or 120 s pass.
 bool WaitFor(Receiver& rx, const std::function<bool(const std::vector<Received>&)>& pred) {
-  for (int i = 0; i < 1200; ++i) {
-    if (pred(rx.requests())) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return false;
+  return test::WaitFor([&] { return pred(rx.requests()); }, 120s).has_value();
 }
 
 }  // namespace

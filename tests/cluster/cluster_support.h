@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "corpus.h"
+#include "wait_for.h"
 #include "zerofarm/storage/cluster_client.h"
 #include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/node_protocol.h"
@@ -119,18 +120,5 @@ size_t CorruptEveryBlock(const std::filesystem::path& store_dir);
 
 // `size` deterministic pseudo-random bytes.
 std::string Bytes(size_t size, uint64_t seed);
-
-// Polls `condition` every 20 ms until true or `limit`; the time it took, or nullopt.
-template <class F>
-std::optional<std::chrono::milliseconds> WaitFor(F condition, std::chrono::milliseconds limit) {
-  const auto start = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - start < limit) {
-    if (condition())
-      return std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::steady_clock::now() - start);
-    ::usleep(20000);
-  }
-  return std::nullopt;
-}
 
 }  // namespace zerofarm::test

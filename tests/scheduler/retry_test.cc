@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "clip_factory.h"
 #include "corpus.h"
 #include "run_command.h"
 #include "test_pattern.h"
@@ -156,14 +157,12 @@ TEST_CASE("an input the worker cannot decode fails at once, without retries", "[
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
   // Valid container and headers, but every video packet is noise.
-  fs::path clip = dir / "noise.mkv";
-  auto r =
-      test::RunCommand({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        "testsrc2=size=320x180:rate=25:duration=2", "-c:v", "libx264", "-bsf:v",
-                        "noise=amount=-1", "-bsf:v", "noise=dropamount=0", clip.string()},
-                       std::chrono::seconds(120));
-  INFO(r.err);
-  REQUIRE(r.succeeded());
+  auto made = test::MakeCachedClip(
+      "noise.mkv", {"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2", "-c:v",
+                    "libx264", "-bsf:v", "noise=amount=-1", "-bsf:v", "noise=dropamount=0"});
+  INFO(made.status().ToString());
+  REQUIRE(made.ok());
+  const fs::path clip = *made;
   auto worker = WrapWorker(dir, "", "true");
   auto run = Run(dir, clip, worker);
   REQUIRE_FALSE(run.report.ok());

@@ -387,4 +387,25 @@ Result<fs::path> MakeClip(Clip clip) {
   return out;
 }
 
+Result<fs::path> MakeCachedClip(const std::string& name, const std::vector<std::string>& args) {
+  const fs::path as_named(name);
+  const std::string stem = as_named.stem().string(), ext = as_named.extension().string();
+  char key[17];
+  std::snprintf(key, sizeof key, "%016llx",
+                static_cast<unsigned long long>(Fnv1a(std::string(kRecipeVersion) + '\n' +
+                                                      FfmpegPath() + '\n' + FormatCommand(args))));
+  const fs::path dir = ClipCacheDir();
+  const fs::path out = dir / (stem + "-" + std::string(key, 12) + ext);
+  std::error_code ec;
+  if (fs::is_regular_file(out, ec)) return out;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::Error("io_error", "cannot create " + dir.string() + ": " + ec.message());
+  const fs::path part = dir / (stem + ".part-" + std::to_string(::getpid()) + ext);
+  Status status = RunFfmpeg(Concat({{"-nostdin", "-v", "error", "-y"}, args}), {}, part);
+  if (status.ok()) status = Rename(part, out);
+  fs::remove(part, ec);
+  if (!status.ok()) return status.WithContext("making clip " + name);
+  return out;
+}
+
 }  // namespace zerofarm::test

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "zerofarm/base/status.h"
 
@@ -52,5 +53,11 @@ std::filesystem::path ClipCacheDir();
 
 // The path of the clip, generating it first when the cache has no copy.
 Result<std::filesystem::path> MakeClip(Clip clip);
+
+// Any other clip: `ffmpeg -nostdin -v error -y ARGS OUT`, cached in ClipCacheDir() as
+// "<stem>-<key><ext>" with a key of the arguments (the same arguments reuse the file), made
+// under a private name and renamed into place. `name` is "stem.ext", e.g. "noise.mkv".
+Result<std::filesystem::path> MakeCachedClip(const std::string& name,
+                                             const std::vector<std::string>& ffmpeg_args);
 
 }  // namespace zerofarm::test

@@ -12,6 +12,7 @@
 #include <random>
 #include <string>
 
+#include "clip_factory.h"
 #include "corpus.h"
 #include "run_command.h"
 #include "zerofarm/storage/store.h"
@@ -52,27 +53,21 @@ struct Recorder : IngestSink {
   void OnTask(const TaskPlan& t) override { tasks.push_back(t); }
 };
 
-// Makes a clip with the ffmpeg CLI; `video_args` shape its keyframes.
-fs::path MakeClip(const fs::path& dir, const std::string& name, double seconds,
+// Makes a clip with the ffmpeg CLI (cached); `video_args` shape its keyframes.
+fs::path MakeClip(const std::string& name, double seconds,
                   const std::vector<std::string>& video_args, bool audio = true) {
-  fs::path out = dir / name;
-  std::vector<std::string> argv = {
-      "ffmpeg", "-v",
-      "error",  "-y",
-      "-f",     "lavfi",
-      "-i",     "testsrc2=size=320x180:rate=25:duration=" + std::to_string(seconds)};
-  if (audio) {
-    argv.insert(argv.end(),
+  std::vector<std::string> args = {
+      "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=" + std::to_string(seconds)};
+  if (audio)
+    args.insert(args.end(),
                 {"-f", "lavfi", "-i", "sine=frequency=440:duration=" + std::to_string(seconds)});
-  }
-  argv.insert(argv.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
-  argv.insert(argv.end(), video_args.begin(), video_args.end());
-  if (audio) argv.insert(argv.end(), {"-c:a", "aac", "-b:a", "64k"});
-  argv.push_back(out.string());
-  auto r = test::RunCommand(argv, std::chrono::seconds(120));
-  INFO(test::FormatCommand(argv) << "\n" << r.err);
-  REQUIRE(r.succeeded());
-  return out;
+  args.insert(args.end(), {"-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"});
+  args.insert(args.end(), video_args.begin(), video_args.end());
+  if (audio) args.insert(args.end(), {"-c:a", "aac", "-b:a", "64k"});
+  auto clip = test::MakeCachedClip(name, args);
+  INFO(clip.status().ToString());
+  REQUIRE(clip.ok());
+  return *clip;
 }
 
 std::unique_ptr<storage::Store> OpenStore(const fs::path& dir) {
@@ -146,7 +141,7 @@ TEST_CASE("a clip with regular keyframes is cut at keyframes near the chunk leng
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  auto clip = MakeClip(dir, "gop1s.mp4", 10,
+  auto clip = MakeClip("gop1s.mp4", 10,
                        {"-g", "25", "-keyint_min", "25", "-sc_threshold", "0", "-bf", "2"});
   auto store = OpenStore(dir);
   FileSource src(clip);
@@ -175,7 +170,7 @@ TEST_CASE("a clip with a single keyframe still gives many tasks through pre-roll
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  auto clip = MakeClip(dir, "onekey.mp4", 12,
+  auto clip = MakeClip("onekey.mp4", 12,
                        {"-g", "10000", "-keyint_min", "10000", "-sc_threshold", "0", "-bf", "3"},
                        /*audio=*/false);
   auto store = OpenStore(dir);
@@ -198,8 +193,8 @@ TEST_CASE("an open-GOP clip gives tasks whose last packet lies past the next key
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  auto clip = MakeClip(dir, "opengop.mkv", 8,
-                       {"-g", "25", "-bf", "3", "-x264-params", "open-gop=1:scenecut=0"});
+  auto clip =
+      MakeClip("opengop.mkv", 8, {"-g", "25", "-bf", "3", "-x264-params", "open-gop=1:scenecut=0"});
   auto store = OpenStore(dir);
   FileSource src(clip);
   IngestOptions opt;
@@ -234,11 +229,10 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK((r.status().code() == "not_media" || r.status().code() == "corrupt_container"));
   }
   SECTION("audio only") {
-    fs::path a = dir / "tone.m4a";
-    auto run = test::RunCommand({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-                                 "sine=duration=2", "-c:a", "aac", a.string()},
-                                std::chrono::seconds(60));
-    REQUIRE(run.succeeded());
+    auto made =
+        test::MakeCachedClip("tone.m4a", {"-f", "lavfi", "-i", "sine=duration=2", "-c:a", "aac"});
+    REQUIRE(made.ok());
+    const fs::path a = *made;
     FileSource src(a);
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
@@ -246,7 +240,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK_THAT(r.status().message(), Catch::Contains("no video stream"));
   }
   SECTION("an MP4 cut before its index") {
-    auto clip = MakeClip(dir, "cut.mp4", 4, {"-g", "25"});
+    auto clip = MakeClip("cut.mp4", 4, {"-g", "25"});
     FileSource whole(clip);
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);
@@ -254,7 +248,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     CHECK(r.status().code() == "truncated");
   }
   SECTION("an MP4 with its index first, cut in the middle of its media") {
-    auto clip = MakeClip(dir, "cutfs.mp4", 4, {"-g", "25", "-movflags", "+faststart"});
+    auto clip = MakeClip("cutfs.mp4", 4, {"-g", "25", "-movflags", "+faststart"});
     FileSource whole(clip);
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);
@@ -268,14 +262,13 @@ TEST_CASE("an audio track in a codec outside the allow-list is left out with a w
   auto scratch = test::ScratchDir::Create("ingest");
   REQUIRE(scratch.ok());
   const fs::path& dir = scratch->path();
-  fs::path clip = dir / "ima-qt.mov";
-  auto made = test::RunCommand(
-      {"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-       "testsrc2=size=320x180:rate=25:duration=2", "-f", "lavfi", "-i", "sine=duration=2", "-c:v",
-       "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_qt", clip.string()},
-      std::chrono::seconds(120));
-  INFO(made.err);
-  REQUIRE(made.succeeded());
+  auto made = test::MakeCachedClip(
+      "ima-qt.mov",
+      {"-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=2", "-f", "lavfi", "-i",
+       "sine=duration=2", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "adpcm_ima_qt"});
+  INFO(made.status().ToString());
+  REQUIRE(made.ok());
+  const fs::path clip = *made;
   auto store = OpenStore(dir);
   FileSource src(clip);
   IngestOptions opt;

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "clip_factory.h"
 #include "corpus.h"
 #include "run_command.h"
 #include "worker_harness.h"
@@ -24,28 +25,11 @@ using worker_test::ParsedStream;
 using worker_test::RunWorker;
 using worker_test::WorkerRun;
 
-constexpr std::chrono::minutes kFfmpegTimeout{5};
-
-// Clips made once per test process, in a scratch directory that goes away with it.
-const std::filesystem::path& ClipDir() {
-  static test::ScratchDir dir = [] {
-    auto made = test::ScratchDir::Create("worker");
-    REQUIRE(made.ok());
-    return std::move(*made);
-  }();
-  return dir.path();
-}
-
 std::string MakeClip(const std::string& name, const std::vector<std::string>& ffmpeg_args) {
-  const std::filesystem::path path = ClipDir() / name;
-  if (std::filesystem::exists(path)) return path.string();
-  std::vector<std::string> argv = {"ffmpeg", "-nostdin", "-v", "error", "-y"};
-  argv.insert(argv.end(), ffmpeg_args.begin(), ffmpeg_args.end());
-  argv.push_back(path.string());
-  test::CommandResult result = test::RunCommand(argv, kFfmpegTimeout);
-  INFO(test::FormatCommand(argv) << "\n" << result.err);
-  REQUIRE(result.succeeded());
-  return path.string();
+  auto clip = test::MakeCachedClip(name, ffmpeg_args);
+  INFO(clip.status().ToString());
+  REQUIRE(clip.ok());
+  return clip->string();
 }
 
 // 3 s of 640x360 at 25 fps (75 frames, a keyframe every 25, 2 B-frames) with a 44.1 kHz tone.
