@@ -28,68 +28,26 @@ namespace zerofarm::test {
 
 namespace fs = std::filesystem;
 
-std::string ServeProcess::log() const { return ReadFile(data_.string() + ".log"); }
-
 std::string ServeProcess::Start() {
-  Kill9();
   std::error_code ec;
   fs::create_directories(data_.parent_path(), ec);
-  const std::string log_path = data_.string() + ".log";
-  const size_t log_start = fs::exists(log_path, ec) ? fs::file_size(log_path, ec) : 0;
   std::vector<std::string> argv = {ZF_ZEROFARM_BIN};
   argv.insert(argv.end(), command_.begin(), command_.end());
   argv.insert(argv.end(), {"--data", data_.string(), "--listen", "127.0.0.1:0"});
   if (const char* u = std::getenv("ZEROFARM_TEST_UNSANDBOXED"); u && *u && command_[0] == "serve")
     argv.push_back("--unsandboxed");
   argv.insert(argv.end(), args_.begin(), args_.end());
-  pid_t pid = SpawnWithLog(argv, log_path);
-  if (pid < 0) return "fork failed";
-  pid_ = pid;
-  ++starts_;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (std::chrono::steady_clock::now() < deadline) {
-    std::string text = ReadFile(log_path).substr(log_start);
-    if (size_t t = text.find("token: "); t != std::string::npos && token_.empty())
-      token_ = text.substr(t + 7, text.find('\n', t) - t - 7);
-    if (size_t l = text.find("listening on http://127.0.0.1:"); l != std::string::npos) {
-      port_ = std::stoi(text.substr(l + 30));
-      return "";
-    }
-    int status;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return "zerofarm " + command_[0] + " exited at start: " + text;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  Kill9();
-  return "zerofarm " + command_[0] + " did not start listening in 120 s: " + ReadFile(log_path);
-}
-
-void ServeProcess::Kill9() {
-  if (pid_ <= 0) return;
-  ::kill(-pid_, SIGKILL);
-  ::kill(pid_, SIGKILL);
-  int status;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-}
-
-int ServeProcess::Stop() {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  Kill9();
-  return -1;
+  return process_.Start(
+      argv,
+      [this](const std::string& text) {
+        if (size_t t = text.find("token: "); t != std::string::npos && token_.empty())
+          token_ = text.substr(t + 7, text.find('\n', t) - t - 7);
+        const size_t l = text.find("listening on http://127.0.0.1:");
+        if (l == std::string::npos) return false;
+        port_ = std::stoi(text.substr(l + 30));
+        return true;
+      },
+      std::chrono::seconds(120));
 }
 
 std::vector<std::string> Bearer(const std::string& token) {

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "daemon_process.h"
+
 namespace zerofarm::test {
 
 // A running `zerofarm serve --data DIR --listen 127.0.0.1:0 ARGS...` (or `zerofarm proxy ...`);
@@ -22,19 +24,19 @@ class ServeProcess {
   // `command` is the subcommand and its fixed arguments: {"serve"}, or {"proxy", "--ring", R}.
   ServeProcess(std::filesystem::path data, std::vector<std::string> args,
                std::vector<std::string> command = {"serve"})
-      : data_(std::move(data)), args_(std::move(args)), command_(std::move(command)) {}
-  ~ServeProcess() { Kill9(); }
-  ServeProcess(const ServeProcess&) = delete;
-  ServeProcess& operator=(const ServeProcess&) = delete;
+      : data_(std::move(data)),
+        args_(std::move(args)),
+        command_(std::move(command)),
+        process_(data_.string() + ".log") {}
 
   // Starts it and waits for "listening on"; the first start also yields the default token.
   // Returns an error text, empty on success.
   std::string Start();
-  void Kill9();
+  void Kill9() { process_.Kill9(); }
   // SIGTERM and wait; returns the exit status.
-  int Stop();
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
+  int Stop() { return process_.Stop(); }
+  bool running() const { return process_.running(); }
+  pid_t pid() const { return process_.pid(); }
 
   int port() const { return port_; }
   const std::string& token() const { return token_; }  // the default tenant's
@@ -42,16 +44,15 @@ class ServeProcess {
   std::string url(const std::string& path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + path;
   }
-  std::string log() const;  // what it printed (stdout and stderr)
+  std::string log() const { return process_.log(); }  // what it printed (stdout and stderr)
 
  private:
   std::filesystem::path data_;
   std::vector<std::string> args_;
   std::vector<std::string> command_;
-  pid_t pid_ = -1;
+  DaemonProcess process_;
   int port_ = 0;
   std::string token_;
-  int starts_ = 0;
 };
 
 struct HttpResult {

@@ -48,63 +48,15 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-std::string NodeProcess::log() const { return ReadFile(data_.string() + ".log"); }
-
 std::string NodeProcess::Start() {
-  Kill9();
-  const std::string log_path = data_.string() + ".log";
-  std::error_code ec;
-  const size_t log_start = fs::exists(log_path, ec) ? fs::file_size(log_path, ec) : 0;
   std::vector<std::string> argv = {
       ZF_ZEROFARM_BIN, "node",   "--data",       data_.string(),         "--bind",
       endpoint_,       "--ring", ring_.string(), "--replicate-interval", "0",
       "--audit-rate",  "0"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
-  pid_t pid = SpawnWithLog(argv, log_path);
-  if (pid < 0) return "fork failed";
-  pid_ = pid;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    const std::string text = ReadFile(log_path).substr(log_start);
-    if (text.find("listening on") != std::string::npos) return "";
-    int status;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return "zerofarm node exited at start: " + text;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  Kill9();
-  return "zerofarm node did not start in 30 s: " + log();
-}
-
-void NodeProcess::Kill9() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  int status;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-}
-
-void NodeProcess::Signal(int sig) {
-  if (pid_ > 0) ::kill(pid_, sig);
-}
-
-int NodeProcess::Stop() {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  Kill9();
-  return -1;
+  return process_.Start(
+      argv, [](const std::string& text) { return text.find("listening on") != std::string::npos; },
+      std::chrono::seconds(30));
 }
 
 TestCluster::TestCluster(const std::string& label, int nodes, int replicas,

@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "corpus.h"
+#include "daemon_process.h"
 #include "wait_for.h"
 #include "zerofarm/storage/cluster_client.h"
 #include "zerofarm/storage/farm_key.h"
@@ -33,32 +34,32 @@ class NodeProcess {
       : endpoint_(std::move(endpoint)),
         data_(std::move(data)),
         ring_(std::move(ring)),
-        extra_(std::move(extra_args)) {}
-  ~NodeProcess() { Kill9(); }
-  NodeProcess(const NodeProcess&) = delete;
-  NodeProcess& operator=(const NodeProcess&) = delete;
+        extra_(std::move(extra_args)),
+        process_(data_.string() + ".log") {}
 
   // Starts it and waits for "listening on"; an error text, empty on success.
   std::string Start();
-  void Kill9();
-  int Stop();            // SIGTERM, wait; the exit status (-1 when it had to be killed)
-  void Signal(int sig);  // e.g. SIGSTOP / SIGCONT to freeze a node without closing its sockets
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
+  void Kill9() { process_.Kill9(); }
+  // SIGTERM, wait; the exit status (-1 when it had to be killed)
+  int Stop() { return process_.Stop(std::chrono::seconds(30)); }
+  // e.g. SIGSTOP / SIGCONT to freeze a node without closing its sockets
+  void Signal(int sig) { process_.Signal(sig); }
+  bool running() const { return process_.running(); }
+  pid_t pid() const { return process_.pid(); }
   const std::string& endpoint() const { return endpoint_; }
   // Arguments added to the node's command line from its next Start() on.
   void AddArgs(const std::vector<std::string>& args) {
     extra_.insert(extra_.end(), args.begin(), args.end());
   }
   const std::filesystem::path& data() const { return data_; }
-  std::string log() const;
+  std::string log() const { return process_.log(); }
 
  private:
   std::string endpoint_;
   std::filesystem::path data_;
   std::filesystem::path ring_;
   std::vector<std::string> extra_;
-  pid_t pid_ = -1;
+  DaemonProcess process_;
 };
 
 // N nodes on 127.0.0.1 with a ring of `replicas` over them (part power 4), started. The nodes
