@@ -1,8 +1,41 @@
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "zerofarm/sandbox/runner.h"
 
 namespace zerofarm::sandbox {
+namespace {
+
+constexpr std::pair<StopRule, std::string_view> kStopRules[] = {
+    {StopRule::kNone, ""},
+    {StopRule::kTimeout, "timeout"},
+    {StopRule::kCancelled, "cancelled"},
+    {StopRule::kMemory, "memory"},
+    {StopRule::kCpu, "cpu"},
+    {StopRule::kQuota, "quota"},
+    {StopRule::kSeccomp, "seccomp"},
+    {StopRule::kFsize, "fsize"},
+    {StopRule::kSignal, "signal"},
+};
+
+}  // namespace
+
+std::string_view StopRuleName(StopRule rule) {
+  for (const auto& [r, name] : kStopRules)
+    if (r == rule) return name;
+  return "signal";
+}
+
+std::optional<StopRule> ParseStopRule(std::string_view name) {
+  for (const auto& [r, n] : kStopRules)
+    if (n == name) return r;
+  return std::nullopt;
+}
+
+bool StopRuleIsInputFault(StopRule rule) {
+  return rule == StopRule::kSeccomp || rule == StopRule::kMemory || rule == StopRule::kQuota ||
+         rule == StopRule::kFsize;
+}
 
 std::string RunReportToJson(const RunReport& r) {
   using json = nlohmann::ordered_json;
@@ -13,7 +46,7 @@ std::string RunReportToJson(const RunReport& r) {
     j["signal"] = r.signal;
     j["signal_name"] = r.signal_name;
   }
-  j["stopped_by"] = r.stopped_by;
+  j["stopped_by"] = StopRuleName(r.stopped_by);
   j["detail"] = r.detail;
   if (r.seccomp_syscall) j["seccomp_syscall"] = *r.seccomp_syscall;
   j["wall_ms"] = r.wall_ms;

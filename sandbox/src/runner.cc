@@ -243,16 +243,16 @@ struct Run {
   bool exited = false;
   ChildMessage failure;
   bool failed = false;
-  std::string stop_rule;
+  StopRule stop_rule = StopRule::kNone;
   std::string stop_detail;
   std::optional<std::string> seccomp_syscall;
   Clock::time_point start;
   Clock::time_point exec_at;
   Clock::time_point killed_at;
 
-  void Stop(std::string rule, std::string detail) {
-    if (stop_rule.empty()) {
-      stop_rule = std::move(rule);
+  void Stop(StopRule rule, std::string detail) {
+    if (stop_rule == StopRule::kNone) {
+      stop_rule = rule;
       stop_detail = std::move(detail);
       killed_at = Clock::now();
     }
@@ -300,7 +300,7 @@ void OnNotification(Run* run) {
   }
   const std::string what = DescribeSyscall(req.data.arch, req.data.nr);
   run->seccomp_syscall = what;
-  run->Stop("seccomp", "seccomp: killed at " + what);
+  run->Stop(StopRule::kSeccomp, "seccomp: killed at " + what);
 }
 
 // Moves bytes for one relay; `revents_sandbox` / `revents_outside` are its poll results.
@@ -383,8 +383,8 @@ Status Pump(Run* run, Relay* r, short revents_sandbox, short revents_outside) {
       if (r->stats.bytes + got > c.quota_bytes) {
         got = c.quota_bytes - r->stats.bytes;
         r->stats.quota_reached = true;
-        run->Stop("quota", "quota: channel " + c.name + " wrote more than " +
-                               std::to_string(c.quota_bytes) + " bytes");
+        run->Stop(StopRule::kQuota, "quota: channel " + c.name + " wrote more than " +
+                                        std::to_string(c.quota_bytes) + " bytes");
       }
       r->stats.bytes += got;
       if (c.end.kind == ChannelEnd::Kind::kMemory) {
@@ -426,12 +426,12 @@ Status Loop(const SandboxSpec& spec, Run* run) {
       if (RelaysDone(run->relays) && !run->report.valid()) return Status::Ok();
     }
     const Clock::time_point now = Clock::now();
-    if (!run->exited && run->stop_rule.empty() && spec.cancel && spec.cancel->load()) {
-      run->Stop("cancelled", "cancelled: the caller gave up the run");
+    if (!run->exited && run->stop_rule == StopRule::kNone && spec.cancel && spec.cancel->load()) {
+      run->Stop(StopRule::kCancelled, "cancelled: the caller gave up the run");
     }
-    if (!run->exited && run->stop_rule.empty() && now >= deadline) {
-      run->Stop("timeout", "timeout: wall clock over " +
-                               std::to_string(spec.limits.wall_timeout.count()) + " ms");
+    if (!run->exited && run->stop_rule == StopRule::kNone && now >= deadline) {
+      run->Stop(StopRule::kTimeout, "timeout: wall clock over " +
+                                        std::to_string(spec.limits.wall_timeout.count()) + " ms");
     }
     // Once the sandbox is gone, an outside descriptor that stops taking output is given until
     // the deadline, and at least kDrainGrace after the end; the rest is dropped.
@@ -477,7 +477,7 @@ Status Loop(const SandboxSpec& spec, Run* run) {
       }
     }
     const Clock::time_point wake =
-        run->stop_rule.empty() && !run->exited ? deadline : run->killed_at + kDrainGrace;
+        run->stop_rule == StopRule::kNone && !run->exited ? deadline : run->killed_at + kDrainGrace;
     int timeout_ms =
         static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
     if (ready_now) timeout_ms = 0;
@@ -733,26 +733,26 @@ Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   report.stopped_by = run.stop_rule;
   report.detail = run.stop_detail;
   report.seccomp_syscall = run.seccomp_syscall;
-  if (report.stopped_by.empty() && report.status == "signaled") {
+  if (report.stopped_by == StopRule::kNone && report.status == "signaled") {
     const double cpu_ms = report.user_cpu_ms + report.system_cpu_ms;
     if (report.signal == SIGSYS) {
-      report.stopped_by = "seccomp";
+      report.stopped_by = StopRule::kSeccomp;
       report.detail =
           "seccomp: killed (the kernel does not name the syscall without "
           "user notification)";
     } else if (report.signal == SIGKILL && cgroup && cgroup->OomKills() > 0) {
-      report.stopped_by = "memory";
+      report.stopped_by = StopRule::kMemory;
       report.detail = "memory: over " + std::to_string(lim.memory_bytes) + " bytes (" +
                       report.memory_limit_via + ")";
     } else if ((report.signal == SIGKILL || report.signal == SIGXCPU) && lim.cpu_seconds > 0 &&
                cpu_ms >= static_cast<double>(lim.cpu_seconds) * 1000.0 * kCpuKillShare) {
-      report.stopped_by = "cpu";
+      report.stopped_by = StopRule::kCpu;
       report.detail = "cpu: over " + std::to_string(lim.cpu_seconds) + " s";
     } else if (report.signal == SIGXFSZ) {
-      report.stopped_by = "fsize";
+      report.stopped_by = StopRule::kFsize;
       report.detail = "fsize: a file over " + std::to_string(lim.max_file_bytes) + " bytes";
     } else {
-      report.stopped_by = "signal";
+      report.stopped_by = StopRule::kSignal;
       report.detail = "killed by " + report.signal_name;
     }
   }

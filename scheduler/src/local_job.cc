@@ -610,17 +610,18 @@ class Job : public tc::IngestSink {
     const std::string what =
         index == kAudioTask ? std::string("audio") : "segment " + std::to_string(index);
     // A sandbox rule stopped the worker: the same input would meet the same rule again.
-    if (exit->stopped_by == "seccomp" || exit->stopped_by == "memory" ||
-        exit->stopped_by == "quota" || exit->stopped_by == "fsize") {
+    if (sandbox::StopRuleIsInputFault(exit->stopped_by)) {
       if (options_.worker) options_.worker->CountRefusal();
       *permanent = true;
       return Status::Error(
           "sandbox_refused",
           what + ": the sandbox stopped the worker (" +
-              (exit->stopped_detail.empty() ? exit->stopped_by : exit->stopped_detail) + ")");
+              (exit->stopped_detail.empty() ? std::string(sandbox::StopRuleName(exit->stopped_by))
+                                            : exit->stopped_detail) +
+              ")");
     }
     auto report = tc::WorkerReportFromJson(exit->report);
-    if (exit->stopped_by == "cpu")
+    if (exit->stopped_by == sandbox::StopRule::kCpu)
       return Status::Error("worker_failed", what + ": the worker used up its CPU time limit");
     if (exit->timed_out)
       return Status::Error("worker_failed", what + ": the worker hung and was killed after " +

@@ -63,7 +63,7 @@ std::string ToJson(const TaskOutcome& o) {
               {"wall_seconds", o.wall_seconds},
               {"cpu_seconds", o.cpu_seconds},
               {"peak_rss_kib", o.peak_rss_kib},
-              {"stopped_by", o.stopped_by},
+              {"stopped_by", sandbox::StopRuleName(o.stopped_by)},
               {"stopped_detail", o.stopped_detail},
               {"spawn_ms", o.spawn_ms},
               {"sandboxed", o.sandboxed},
@@ -91,7 +91,9 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
     o.wall_seconds = j.at("wall_seconds");
     o.cpu_seconds = j.at("cpu_seconds");
     o.peak_rss_kib = j.value("peak_rss_kib", 0L);
-    o.stopped_by = j.value("stopped_by", "");
+    const auto rule = sandbox::ParseStopRule(j.value("stopped_by", ""));
+    if (!rule) return Status::Error("bad_outcome", "a task outcome names an unknown stop rule");
+    o.stopped_by = *rule;
     o.stopped_detail = j.value("stopped_detail", "");
     o.spawn_ms = j.value("spawn_ms", 0.0);
     o.sandboxed = j.at("sandboxed");
@@ -185,7 +187,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   outcome.wall_seconds = exit->wall_seconds;
   outcome.cpu_seconds = exit->cpu_seconds;
   outcome.peak_rss_kib = exit->peak_rss_kib;
-  outcome.stopped_by = std::move(exit->stopped_by);
+  outcome.stopped_by = exit->stopped_by;
   outcome.stopped_detail = std::move(exit->stopped_detail);
   outcome.spawn_ms = exit->spawn_ms;
   outcome.sandboxed = exit->sandboxed;
@@ -193,8 +195,8 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   outcome.memory_limit_via = std::move(exit->memory_limit_via);
   if (cancel.load()) return Cancelled();
   // Outputs count only from a worker that finished cleanly; otherwise they are abandoned.
-  if (outcome.exit_code == 0 && outcome.signal == 0 && outcome.stopped_by.empty() &&
-      !outcome.timed_out) {
+  if (outcome.exit_code == 0 && outcome.signal == 0 &&
+      outcome.stopped_by == sandbox::StopRule::kNone && !outcome.timed_out) {
     for (size_t i = 0; i < writers.size(); ++i) {
       if (cancel.load()) return Cancelled();  // e.g. a backup copy that lost the race
       ZF_RETURN_IF_ERROR(writers[i]->Commit());

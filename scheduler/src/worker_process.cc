@@ -124,7 +124,7 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
     exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
   exit.exit_code = report->status == "exited" ? report->exit_code : -1;
   exit.signal = report->status == "signaled" ? report->signal : 0;
-  exit.timed_out = report->stopped_by == "timeout";
+  exit.timed_out = report->stopped_by == sandbox::StopRule::kTimeout;
   exit.stopped_by = report->stopped_by;
   exit.stopped_detail = report->detail;
   exit.wall_seconds = report->wall_ms / 1000.0;
@@ -206,7 +206,7 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
     }
     if (fds.empty()) break;
     if (run.cancel && run.cancel->load()) {
-      exit.stopped_by = "cancelled";
+      exit.stopped_by = sandbox::StopRule::kCancelled;
       break;
     }
     double left = deadline - Now();
@@ -251,7 +251,7 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
   }
 
   // SIGKILL: a stopped worker would never act on SIGTERM.
-  if (exit.timed_out || !exit.stopped_by.empty()) ::kill(pid, SIGKILL);
+  if (exit.timed_out || exit.stopped_by != sandbox::StopRule::kNone) ::kill(pid, SIGKILL);
   int status = 0;
   rusage usage{};
   pid_t w;
@@ -263,8 +263,8 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
       exit.timed_out = true;
       ::kill(pid, SIGKILL);
     }
-    if (exit.stopped_by.empty() && run.cancel && run.cancel->load()) {
-      exit.stopped_by = "cancelled";
+    if (exit.stopped_by == sandbox::StopRule::kNone && run.cancel && run.cancel->load()) {
+      exit.stopped_by = sandbox::StopRule::kCancelled;
       ::kill(pid, SIGKILL);
     }
     ::usleep(2000);

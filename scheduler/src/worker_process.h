@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/sandbox/runner.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 
 namespace zerofarm::scheduler {
@@ -41,9 +42,9 @@ struct WorkerExit {
   double wall_seconds = 0;
   double cpu_seconds = 0;  // user + system, from wait4
   long peak_rss_kib = 0;
-  // Sandboxed runs: the rule that stopped the worker ("" = it ended by itself; timeout,
-  // memory, cpu, quota, seccomp, ...), its detail, and the time to the worker's execve.
-  std::string stopped_by;
+  // Sandboxed runs: the rule that stopped the worker, its detail, and the time to the worker's
+  // execve.
+  sandbox::StopRule stopped_by = sandbox::StopRule::kNone;
   std::string stopped_detail;
   double spawn_ms = 0;
   bool sandboxed = false;

@@ -141,7 +141,7 @@ int main(void) {
   const RunReport r = MustRun(spec);
   CHECK(r.status == "exited");
   CHECK(r.exit_code == 0);
-  CHECK(r.stopped_by.empty());
+  CHECK(r.stopped_by == StopRule::kNone);
   CHECK(Stdout(r) == "in:0:stdin,out:1:stdout,out:2:stderr,in:3:frames,out:4:encoded\n");
   CHECK(r.channels[3].bytes == input.size());
   CHECK(r.channels[4].bytes == input.size());
@@ -346,7 +346,7 @@ int main(void) {
 })");
   const RunReport r = MustRun(StdSpec(b));
   CHECK(Stdout(r) == "before\n");
-  CHECK(r.stopped_by == "seccomp");
+  CHECK(r.stopped_by == StopRule::kSeccomp);
   CHECK(r.status == "signaled");
   if (ProbeHostLayers().seccomp_notify) {
     REQUIRE(r.seccomp_syscall.has_value());
@@ -445,7 +445,7 @@ int main(void) {
     WARN("this kernel has no i386 emulation: int 0x80 faults before seccomp sees it");
     return;
   }
-  CHECK(r.stopped_by == "seccomp");
+  CHECK(r.stopped_by == StopRule::kSeccomp);
   if (ProbeHostLayers().seccomp_notify) {
     REQUIRE(r.seccomp_syscall.has_value());
     CHECK_THAT(*r.seccomp_syscall, Contains("getpid (20) i386"));
@@ -465,7 +465,7 @@ int main(void) {
 })");
   const RunReport r = MustRun(StdSpec(b));
   CHECK(Stdout(r) == "before\n");
-  CHECK(r.stopped_by == "seccomp");
+  CHECK(r.stopped_by == StopRule::kSeccomp);
   if (ProbeHostLayers().seccomp_notify) {
     REQUIRE(r.seccomp_syscall.has_value());
     CHECK_THAT(*r.seccomp_syscall, Contains("x32"));
@@ -494,7 +494,7 @@ int main(void) {
     CHECK_THAT(Stdout(r), Contains("malloc failed"));
     return;
   }
-  CHECK(r.stopped_by == "memory");
+  CHECK(r.stopped_by == StopRule::kMemory);
   CHECK(r.signal == SIGKILL);
   CHECK(r.peak_memory_source == "cgroup");
   CHECK(r.peak_memory_bytes <= (64u << 20));
@@ -509,7 +509,7 @@ int main(void) { volatile unsigned long n = 0; for (;;) ++n; })");
   spec.limits.cpu_seconds = 1;
   spec.limits.wall_timeout = std::chrono::milliseconds(30000);
   const RunReport r = MustRun(spec);
-  CHECK(r.stopped_by == "cpu");
+  CHECK(r.stopped_by == StopRule::kCpu);
   CHECK(r.signal == SIGKILL);
 }
 
@@ -551,7 +551,7 @@ int main(void) { for (;;) sleep(100); })");
   SandboxSpec spec = StdSpec(b);
   spec.limits.wall_timeout = std::chrono::milliseconds(300);
   const RunReport r = MustRun(spec);
-  CHECK(r.stopped_by == "timeout");
+  CHECK(r.stopped_by == StopRule::kTimeout);
   CHECK(r.signal == SIGKILL);
 }
 
@@ -572,7 +572,7 @@ int main(void) { for (;;) sleep(100); })");
   });
   const RunReport r = MustRun(spec);
   canceller.join();
-  CHECK(r.stopped_by == "cancelled");
+  CHECK(r.stopped_by == StopRule::kCancelled);
   CHECK(r.signal == SIGKILL);
 }
 
@@ -591,7 +591,7 @@ int main(void) {
   SandboxSpec spec = StdSpec(b);
   spec.channels[1].quota_bytes = 4096;
   const RunReport r = MustRun(spec);
-  CHECK(r.stopped_by == "quota");
+  CHECK(r.stopped_by == StopRule::kQuota);
   CHECK(r.channels[1].quota_reached);
   CHECK(r.channels[1].bytes == 4096);
   CHECK(Stdout(r).size() == 4096);

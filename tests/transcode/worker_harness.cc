@@ -126,7 +126,7 @@ Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
   spec.limits.max_threads = 512;
   auto report = sb::RunSandboxed(spec);
   if (!report.ok()) return report.status();
-  if (report->stopped_by == "timeout")
+  if (report->stopped_by == sandbox::StopRule::kTimeout)
     return Status::Error("timeout", "the worker did not finish in time");
   WorkerRun run;
   run.outputs.resize(static_cast<size_t>(output_count));
@@ -135,7 +135,8 @@ Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
     if (c.target_fd == 2) run.log = std::move(c.captured);
     if (c.target_fd >= 3) run.outputs[static_cast<size_t>(c.target_fd - 3)] = std::move(c.captured);
   }
-  if (!report->stopped_by.empty()) run.log += "\n[sandbox] stopped by " + report->detail;
+  if (report->stopped_by != sandbox::StopRule::kNone)
+    run.log += "\n[sandbox] stopped by " + report->detail;
   run.exit_code = report->status == "exited" ? report->exit_code : -1;
   return run;
 }

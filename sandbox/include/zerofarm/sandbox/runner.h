@@ -103,15 +103,35 @@ struct ChannelStats {
   std::string captured;        // kMemory outputs: the bytes (not part of the JSON report)
 };
 
+// The rule that stopped a program (RunReport::stopped_by), one vocabulary for the sandbox, the
+// scheduler and every report.
+enum class StopRule {
+  kNone,       // it ended by itself
+  kTimeout,    // wall clock
+  kCancelled,  // the caller gave the run up
+  kMemory,     // the memory limit (OOM kill)
+  kCpu,        // the CPU-time limit
+  kQuota,      // an output channel's quota
+  kSeccomp,    // a syscall the policy forbids
+  kFsize,      // a file over the size limit
+  kSignal,     // killed by a signal no rule explains
+};
+// "" for kNone, else "timeout", "cancelled", "memory", "cpu", "quota", "seccomp", "fsize",
+// "signal": the names in reports and on the wire.
+std::string_view StopRuleName(StopRule rule);
+// The rule of a name ("" is kNone); nullopt for any other text.
+std::optional<StopRule> ParseStopRule(std::string_view name);
+// Whether the same input would meet the same rule again, so a retry is futile: seccomp, memory,
+// quota and fsize (not timeout, cpu or a stray signal, which a loaded machine can cause).
+bool StopRuleIsInputFault(StopRule rule);
+
 struct RunReport {
   // How it ended: "exited" or "signaled".
   std::string status;
   int exit_code = -1;
   int signal = 0;
   std::string signal_name;
-  // The rule that stopped the program: "" (it ended by itself), timeout, cancelled, memory,
-  // cpu, quota, seccomp, fsize, or signal (killed by a signal no rule explains).
-  std::string stopped_by;
+  StopRule stopped_by = StopRule::kNone;  // the rule that stopped the program
   std::string detail;  // e.g. "seccomp: ptrace (101) x86_64" or "quota: out over 4096 bytes"
   std::optional<std::string> seccomp_syscall;  // the syscall the policy killed it for
   double wall_ms = 0;

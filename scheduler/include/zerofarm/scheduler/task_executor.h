@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/sandbox/runner.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/node_server.h"
 #include "zerofarm/storage/store.h"
@@ -52,7 +53,7 @@ struct TaskOutcome {
   double wall_seconds = 0;
   double cpu_seconds = 0;
   long peak_rss_kib = 0;
-  std::string stopped_by;  // the sandbox rule that stopped it, "" if none
+  sandbox::StopRule stopped_by = sandbox::StopRule::kNone;  // the sandbox rule that stopped it
   std::string stopped_detail;
   double spawn_ms = 0;
   bool sandboxed = false;
