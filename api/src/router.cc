@@ -137,47 +137,67 @@ Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::
   return Status::Ok();
 }
 
+// Every route the server answers, once: its template (placeholders in braces; "{rung}.mp4"
+// matches a segment that ends in ".mp4") and its methods. TemplateOf and Routes() both read it.
+struct RouteSpec {
+  std::string_view tmpl;
+  std::vector<std::string_view> methods;
+  std::vector<std::string_view> segments;  // the template split on '/'
+};
+
+const std::vector<RouteSpec>& RouteTable() {
+  static const std::vector<RouteSpec> kTable = [] {
+    std::vector<RouteSpec> t = {
+        {"/", {"GET", "HEAD"}, {}},
+        {"/healthz", {"GET", "HEAD"}, {}},
+        {"/metrics", {"GET", "HEAD"}, {}},
+        {"/readyz", {"GET", "HEAD"}, {}},
+        {"/v1/videos", {"GET", "HEAD", "POST"}, {}},
+        {"/v1/videos/{id}", {"GET", "HEAD", "DELETE", "PATCH"}, {}},
+        {"/v1/videos/{id}/hls/master.m3u8", {"GET", "HEAD"}, {}},
+        {"/v1/videos/{id}/hls/{rung}/{file}", {"GET", "HEAD"}, {}},
+        {"/v1/videos/{id}/mp4/{rung}.mp4", {"GET", "HEAD"}, {}},
+        {"/v1/videos/{id}/thumbnail.jpg", {"GET", "HEAD"}, {}},
+        {"/v1/play/{playback_id}/hls/master.m3u8", {"GET", "HEAD"}, {}},
+        {"/v1/play/{playback_id}/hls/{rung}/{file}", {"GET", "HEAD"}, {}},
+        {"/v1/play/{playback_id}/mp4/{rung}.mp4", {"GET", "HEAD"}, {}},
+        {"/v1/play/{playback_id}/thumbnail.jpg", {"GET", "HEAD"}, {}},
+        {"/v1/signing-keys", {"GET", "POST"}, {}},
+        {"/v1/signing-keys/{key_id}", {"DELETE"}, {}},
+        {"/v1/uploads", {"OPTIONS", "POST"}, {}},
+        {"/v1/uploads/{upload_id}", {"HEAD", "PATCH", "DELETE"}, {}},
+        {"/v1/webhooks", {"GET", "POST"}, {}},
+        {"/v1/webhooks/{id}", {"DELETE"}, {}},
+        {"/v1/webhooks/{id}/deliveries", {"GET"}, {}},
+    };
+    for (RouteSpec& r : t) {
+      std::string_view rest = r.tmpl.substr(1);
+      while (!rest.empty()) {
+        const size_t slash = rest.find('/');
+        r.segments.push_back(rest.substr(0, slash));
+        rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+      }
+    }
+    return t;
+  }();
+  return kTable;
+}
+
+bool SegmentMatches(std::string_view pattern, const std::string& segment) {
+  if (pattern.empty() || pattern.front() != '{') return pattern == segment;
+  const std::string_view suffix = pattern.substr(pattern.find('}') + 1);
+  return segment.size() > suffix.size() && segment.ends_with(suffix);
+}
+
 // The route template a path has, "" when none; static web files are "static".
 std::string TemplateOf(const std::vector<std::string>& s) {
-  const size_t n = s.size();
-  if (n == 0) return "/";
-  if (s[0] != "v1") {
-    if (n == 1 && s[0] == "healthz") return "/healthz";
-    if (n == 1 && s[0] == "metrics") return "/metrics";
-    if (n == 1 && s[0] == "readyz") return "/readyz";
-    return "static";
+  for (const RouteSpec& r : RouteTable()) {
+    if (r.segments.size() != s.size()) continue;
+    bool match = true;
+    for (size_t i = 0; i < s.size() && match; ++i) match = SegmentMatches(r.segments[i], s[i]);
+    if (match) return std::string(r.tmpl);
   }
-  if (n >= 2 && s[1] == "videos") {
-    if (n == 2) return "/v1/videos";
-    if (n == 3) return "/v1/videos/{id}";
-    if (n == 4 && s[3] == "thumbnail.jpg") return "/v1/videos/{id}/thumbnail.jpg";
-    if (n == 5 && s[3] == "hls" && s[4] == "master.m3u8") return "/v1/videos/{id}/hls/master.m3u8";
-    if (n == 6 && s[3] == "hls") return "/v1/videos/{id}/hls/{rung}/{file}";
-    if (n == 5 && s[3] == "mp4" && s[4].size() > 4 && s[4].ends_with(".mp4"))
-      return "/v1/videos/{id}/mp4/{rung}.mp4";
-  }
-  if (n >= 2 && s[1] == "play" && n >= 4) {
-    if (n == 4 && s[3] == "thumbnail.jpg") return "/v1/play/{playback_id}/thumbnail.jpg";
-    if (n == 5 && s[3] == "hls" && s[4] == "master.m3u8")
-      return "/v1/play/{playback_id}/hls/master.m3u8";
-    if (n == 6 && s[3] == "hls") return "/v1/play/{playback_id}/hls/{rung}/{file}";
-    if (n == 5 && s[3] == "mp4" && s[4].size() > 4 && s[4].ends_with(".mp4"))
-      return "/v1/play/{playback_id}/mp4/{rung}.mp4";
-  }
-  if (n >= 2 && s[1] == "signing-keys") {
-    if (n == 2) return "/v1/signing-keys";
-    if (n == 3) return "/v1/signing-keys/{key_id}";
-  }
-  if (n >= 2 && s[1] == "uploads") {
-    if (n == 2) return "/v1/uploads";
-    if (n == 3) return "/v1/uploads/{upload_id}";
-  }
-  if (n >= 2 && s[1] == "webhooks") {
-    if (n == 2) return "/v1/webhooks";
-    if (n == 3) return "/v1/webhooks/{id}";
-    if (n == 4 && s[3] == "deliveries") return "/v1/webhooks/{id}/deliveries";
-  }
-  return "";
+  return !s.empty() && s[0] != "v1" ? "static" : "";
 }
 
 // "http://host:port" from the request's Host (and X-Forwarded-Proto), "" without a usable one:
@@ -253,51 +273,12 @@ void HttpCounters::CountRejection(const std::string& reason) {
 }
 
 const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
-  static const std::vector<std::pair<std::string, std::string>> kRoutes = {
-      {"GET", "/"},
-      {"HEAD", "/"},
-      {"GET", "/healthz"},
-      {"HEAD", "/healthz"},
-      {"GET", "/metrics"},
-      {"HEAD", "/metrics"},
-      {"GET", "/readyz"},
-      {"HEAD", "/readyz"},
-      {"GET", "/v1/videos"},
-      {"HEAD", "/v1/videos"},
-      {"POST", "/v1/videos"},
-      {"GET", "/v1/videos/{id}"},
-      {"HEAD", "/v1/videos/{id}"},
-      {"DELETE", "/v1/videos/{id}"},
-      {"PATCH", "/v1/videos/{id}"},
-      {"GET", "/v1/videos/{id}/hls/master.m3u8"},
-      {"HEAD", "/v1/videos/{id}/hls/master.m3u8"},
-      {"GET", "/v1/videos/{id}/hls/{rung}/{file}"},
-      {"HEAD", "/v1/videos/{id}/hls/{rung}/{file}"},
-      {"GET", "/v1/videos/{id}/mp4/{rung}.mp4"},
-      {"HEAD", "/v1/videos/{id}/mp4/{rung}.mp4"},
-      {"GET", "/v1/videos/{id}/thumbnail.jpg"},
-      {"HEAD", "/v1/videos/{id}/thumbnail.jpg"},
-      {"GET", "/v1/play/{playback_id}/hls/master.m3u8"},
-      {"HEAD", "/v1/play/{playback_id}/hls/master.m3u8"},
-      {"GET", "/v1/play/{playback_id}/hls/{rung}/{file}"},
-      {"HEAD", "/v1/play/{playback_id}/hls/{rung}/{file}"},
-      {"GET", "/v1/play/{playback_id}/mp4/{rung}.mp4"},
-      {"HEAD", "/v1/play/{playback_id}/mp4/{rung}.mp4"},
-      {"GET", "/v1/play/{playback_id}/thumbnail.jpg"},
-      {"HEAD", "/v1/play/{playback_id}/thumbnail.jpg"},
-      {"GET", "/v1/signing-keys"},
-      {"POST", "/v1/signing-keys"},
-      {"DELETE", "/v1/signing-keys/{key_id}"},
-      {"OPTIONS", "/v1/uploads"},
-      {"POST", "/v1/uploads"},
-      {"HEAD", "/v1/uploads/{upload_id}"},
-      {"PATCH", "/v1/uploads/{upload_id}"},
-      {"DELETE", "/v1/uploads/{upload_id}"},
-      {"GET", "/v1/webhooks"},
-      {"POST", "/v1/webhooks"},
-      {"DELETE", "/v1/webhooks/{id}"},
-      {"GET", "/v1/webhooks/{id}/deliveries"},
-  };
+  static const std::vector<std::pair<std::string, std::string>> kRoutes = [] {
+    std::vector<std::pair<std::string, std::string>> routes;
+    for (const RouteSpec& r : RouteTable())
+      for (std::string_view m : r.methods) routes.emplace_back(m, r.tmpl);
+    return routes;
+  }();
   return kRoutes;
 }
 
