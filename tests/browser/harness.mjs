@@ -23,7 +23,7 @@ const env = process.env;
 const chromiumPath = env.ZF_CHROMIUM || '/usr/bin/chromium';
 export const artifactDir = path.resolve(env.ZF_ARTIFACT_DIR || path.join(os.tmpdir(), 'zerofarm-browser-test'));
 export const readyTimeoutMs = Number(env.ZF_READY_TIMEOUT || 240) * 1000;
-const started = Date.now();
+export const started = Date.now();  // when the test began, for the times it logs
 
 export function log(msg) {
   const t = ((Date.now() - started) / 1000).toFixed(1).padStart(6);

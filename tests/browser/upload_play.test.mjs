@@ -12,7 +12,9 @@
 
 import path from 'node:path';
 
-import { artifactDir, check, clip, log, readyTimeoutMs, TestFailure, waitFor, runBrowserTest } from './harness.mjs';
+import {
+  artifactDir, check, clip, log, readyTimeoutMs, started, TestFailure, waitFor, runBrowserTest,
+} from './harness.mjs';
 
 async function run(serve, browser) {
   const context = await browser.newContext({ viewport: { width: 1440, height: 1000 } });
