@@ -1,5 +1,5 @@
-// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, replicator,
-// auditor and task threads.
+// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, task threads, and
+// the threads that run the replicator (replicator.h) and the auditor (auditor.h).
 #include "zerofarm/storage/node_server.h"
 
 #include <sys/statvfs.h>
@@ -23,7 +23,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "auditor.h"
 #include "node_objects.h"
+#include "replicator.h"
 #include "zerofarm/storage/cluster_client.h"
 #include "zerofarm/storage/cluster_store.h"
 #include "zerofarm/storage/store.h"
@@ -111,6 +113,8 @@ class NodeServerImpl final : public NodeServer {
     auto client = ClusterClient::Create(ring_, peer);
     if (!client.ok()) return client.status();
     peers_ = std::move(*client);
+    replicator_ = std::make_unique<Replicator>(Background());
+    auditor_ = std::make_unique<Auditor>(Background());
     return Status::Ok();
   }
 
@@ -488,10 +492,10 @@ class NodeServerImpl final : public NodeServer {
         return;
       }
       case Op::kReplicate:
-        reply.stats = Replicate();
+        reply.stats = replicator_->Pass().ToMap();
         return;
       case Op::kAudit:
-        reply.stats = Audit(/*bytes_per_second=*/0);
+        reply.stats = auditor_->Pass(/*bytes_per_second=*/0).ToMap();
         return;
       case Op::kRunTask:
       case Op::kTaskStatus:
@@ -671,173 +675,6 @@ class NodeServerImpl final : public NodeServer {
     task_store_.reset();
   }
 
-  // --- Replicator. ---
-
-  // Pushes one local object to a peer; true when the peer holds it afterwards. Sets *deleted
-  // when the peer answers that a tombstone covers it.
-  bool Push(const ObjectEntry& e, uint32_t peer, std::map<std::string, uint64_t>& stats,
-            bool* deleted) {
-    auto got = objects_.Get(e.name);
-    if (!got.ok()) {
-      if (got.status().code() == "not_found") return true;  // deleted meanwhile: nothing owed
-      ++stats[got.status().code() == "corrupt" ? "quarantined" : "errors"];
-      return false;
-    }
-    Request put;
-    put.op = Op::kPut;
-    put.name = e.name;
-    put.checksum = got->first.checksum;
-    put.ts = got->first.ts;
-    put.payload = std::move(got->second);
-    auto reply = peers_->Call(peer, std::move(put));
-    if (!reply.ok()) {
-      ++stats["errors"];
-      return false;
-    }
-    if (reply->code == "deleted") {
-      *deleted = true;
-      return true;
-    }
-    if (reply->ok() || reply->code == "superseded") {
-      if (reply->ok()) ++stats["pushed"];
-      return true;
-    }
-    ++stats["errors"];
-    return false;
-  }
-
-  // Brings one peer's copy of a partition up to date with the local entries. True when the
-  // peer holds everything listed (or newer).
-  bool SyncPartition(uint32_t partition, const std::vector<ObjectEntry>& entries, uint32_t peer,
-                     std::map<std::string, uint64_t>& stats, std::set<std::string>* deleted,
-                     std::set<uint32_t>* unreachable) {
-    if (unreachable->count(peer)) {
-      ++stats["peers_unreachable"];
-      return false;
-    }
-    Request list;
-    list.op = Op::kList;
-    list.partition = partition;
-    list.hash_only = true;
-    auto hash = peers_->Call(peer, list);
-    if (!hash.ok() || !hash->ok()) {
-      if (!hash.ok()) unreachable->insert(peer);  // skip it for the rest of this pass
-      ++stats["peers_unreachable"];
-      return false;
-    }
-    if (hash->list_hash == NodeObjects::ListHash(entries)) {
-      ++stats["in_sync"];
-      return true;
-    }
-    list.hash_only = false;
-    auto full = peers_->Call(peer, list);
-    if (!full.ok() || !full->ok()) {
-      ++stats["peers_unreachable"];
-      return false;
-    }
-    std::unordered_map<std::string, const ObjectEntry*> theirs;
-    for (const auto& t : full->entries) theirs[t.name] = &t;
-    bool complete = true;
-    for (const auto& e : entries) {
-      auto it = theirs.find(e.name);
-      if (it != theirs.end() &&
-          (it->second->ts > e.ts || (it->second->ts == e.ts && it->second->checksum >= e.checksum)))
-        continue;
-      bool gone = false;
-      if (!Push(e, peer, stats, &gone)) complete = false;
-      if (gone) deleted->insert(e.name);
-    }
-    return complete;
-  }
-
-  // One ring for the farm: asks every peer for its ring's hash. Returns false when this node's
-  // ring is not the one a strict majority of the answering nodes (itself included) holds: then
-  // it moves no data at all. Peers whose ring differs from this (majority) one are put in
-  // *other_ring: no data moves to them either. Each disagreement is logged by name.
-  bool RingAgreed(std::set<uint32_t>* other_ring, std::map<std::string, uint64_t>& stats) {
-    std::map<uint64_t, std::vector<std::string>> holders{{ring_hash_, {self_ + " (this node)"}}};
-    std::map<uint32_t, uint64_t> peer_hash;
-    for (const auto& node : ring_.nodes()) {
-      if (node.id == node_id_) continue;
-      Request ping;
-      ping.op = Op::kPing;
-      ping.ring_hash = ring_hash_;
-      auto reply = peers_->Call(node.id, ping);
-      if (!reply.ok() || !reply->ok() || reply->ring_hash == 0) continue;
-      peer_hash[node.id] = reply->ring_hash;
-      holders[reply->ring_hash].push_back(node.endpoint);
-    }
-    size_t answered = 0;
-    for (const auto& [hash, who] : holders) answered += who.size();
-    const size_t mine = holders[ring_hash_].size();
-    auto describe = [&] {
-      std::string text;
-      for (const auto& [hash, who] : holders) {
-        text += (text.empty() ? "" : "; ") + ChecksumHex(hash) + ":";
-        for (const auto& w : who) text += " " + w;
-      }
-      return text;
-    };
-    if (2 * mine <= answered) {
-      ++stats["ring_mismatch"];
-      Log("ring " + ChecksumHex(ring_hash_) +
-          " of this node is not the farm's majority ring (rings held: " + describe() +
-          "): replication paused, no data moves until the rings agree");
-      return false;
-    }
-    for (const auto& [id, hash] : peer_hash)
-      if (hash != ring_hash_) {
-        other_ring->insert(id);
-        ++stats["peers_other_ring"];
-      }
-    if (!other_ring->empty())
-      Log("peers hold another ring than this node and the majority (" + describe() +
-          "): no data moves to them until the rings agree");
-    return true;
-  }
-
-  std::map<std::string, uint64_t> Replicate() {
-    std::lock_guard pass(replicate_mu_);
-    std::map<std::string, uint64_t> stats{{"partitions", 0}, {"pushed", 0}, {"handed_home", 0}};
-    std::set<uint32_t> unreachable;
-    if (!RingAgreed(&unreachable, stats)) return stats;
-    auto all = objects_.ListAll();
-    if (!all.ok()) {
-      Log("replicator: " + all.status().ToString());
-      stats["errors"] = 1;
-      return stats;
-    }
-    std::map<uint32_t, std::vector<ObjectEntry>> by_partition;
-    for (auto& e : *all) by_partition[ring_.PartitionOf(e.name)].push_back(std::move(e));
-    for (const auto& [partition, entries] : by_partition) {
-      if (stopping()) break;
-      ++stats["partitions"];
-      const auto& replicas = ring_.NodesOf(partition);
-      const bool mine = std::find(replicas.begin(), replicas.end(), node_id_) != replicas.end();
-      bool home_has_all = true;
-      std::set<std::string> deleted;
-      for (uint32_t peer : replicas) {
-        if (peer == node_id_) continue;
-        if (!SyncPartition(partition, entries, peer, stats, &deleted, &unreachable))
-          home_has_all = false;
-      }
-      for (const auto& name : deleted) {
-        if (objects_.Drop(name).ok()) ++stats["dropped_deleted"];
-      }
-      if (!mine && home_has_all) {
-        // A handoff (or a copy left behind by a ring change): every replica has it now.
-        for (const auto& e : entries) {
-          if (objects_.Drop(e.name).ok()) {
-            ++stats["handed_home"];
-            Log("handoff '" + e.name + "' is home on every replica; local copy removed");
-          }
-        }
-      }
-    }
-    if (auto held = objects_.Handoffs(); held.ok()) stats["handoffs_held"] = held->size();
-    return stats;
-  }
-
   void ReplicatorLoop() {
     while (true) {
       {
@@ -845,85 +682,36 @@ class NodeServerImpl final : public NodeServer {
         if (background_cv_.wait_for(lock, options_.replicate_interval, [&] { return stopping_; }))
           return;
       }
-      auto stats = Replicate();
-      if (stats["pushed"] + stats["handed_home"] > 0)
-        Log("replicator: pushed " + std::to_string(stats["pushed"]) + ", handed home " +
-            std::to_string(stats["handed_home"]));
+      const ReplicationStats stats = replicator_->Pass();
+      if (stats.pushed + stats.handed_home > 0)
+        Log("replicator: pushed " + std::to_string(stats.pushed) + ", handed home " +
+            std::to_string(stats.handed_home));
     }
-  }
-
-  // --- Auditor. ---
-
-  // Fetches a verified copy of a quarantined object from a peer holding it.
-  bool Repair(const std::string& name, uint64_t expected) {
-    const uint32_t partition = ring_.PartitionOf(name);
-    std::vector<uint32_t> sources;
-    for (uint32_t n : ring_.NodesOf(partition))
-      if (n != node_id_) sources.push_back(n);
-    for (uint32_t n : peers_->HandoffsOf(partition)) sources.push_back(n);
-    for (uint32_t source : sources) {
-      Request get;
-      get.op = Op::kGet;
-      get.name = name;
-      auto reply = peers_->Call(source, get);
-      if (!reply.ok() || !reply->ok() || !reply->object) continue;
-      if (Checksum(reply->payload) != reply->object->checksum) continue;
-      if (reply->object->checksum != expected)
-        Log("repair of '" + name + "' takes a newer copy from " + ring_.nodes()[source].endpoint);
-      auto stored =
-          objects_.Put(name, reply->payload, reply->object->checksum, reply->object->ts, "");
-      if (stored.ok() || stored.status().code() == "superseded") {
-        (void)objects_.ClearQuarantine(name);
-        Log("repaired '" + name + "' from " + ring_.nodes()[source].endpoint);
-        return true;
-      }
-    }
-    return false;
-  }
-
-  std::map<std::string, uint64_t> Audit(uint64_t bytes_per_second) {
-    std::lock_guard pass(audit_mu_);
-    std::map<std::string, uint64_t> stats{
-        {"scanned", 0}, {"bytes", 0}, {"corrupt", 0}, {"repaired", 0}, {"unrepaired", 0}};
-    auto all = objects_.ListAll();
-    if (!all.ok()) {
-      Log("auditor: " + all.status().ToString());
-      return stats;
-    }
-    const auto start = Clock::now();
-    for (const auto& e : *all) {
-      if (stopping()) return stats;
-      uint64_t read = 0;
-      Status s = objects_.Verify(e, &read);
-      ++stats["scanned"];
-      stats["bytes"] += read;
-      if (s.code() == "not_found") {
-        ++stats["deleted_while_read"];  // deleted by a client during the pass: not damage
-      } else if (s.code() == "corrupt") {
-        ++stats["corrupt"];
-        Log("auditor quarantined '" + e.name + "': " + s.message());
-      }
-      if (bytes_per_second > 0) {
-        // Bounded rate: sleep until the bytes read so far fit the budget.
-        const auto due = start + milliseconds(stats["bytes"] * 1000 / bytes_per_second);
-        std::unique_lock lock(mu_);
-        if (background_cv_.wait_until(lock, due, [&] { return stopping_; })) return stats;
-      }
-    }
-    auto quarantined = objects_.Quarantined();
-    if (quarantined.ok())
-      for (const auto& [name, expected] : *quarantined)
-        ++stats[Repair(name, expected) ? "repaired" : "unrepaired"];
-    return stats;
   }
 
   void AuditorLoop() {
     while (true) {
-      Audit(options_.audit_bytes_per_second);
+      auditor_->Pass(options_.audit_bytes_per_second);
       std::unique_lock lock(mu_);
       if (background_cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_; }))
         return;
     }
+  }
+
+  NodeBackground Background() {
+    return NodeBackground{ring_,
+                          node_id_,
+                          self_,
+                          ring_hash_,
+                          objects_,
+                          *peers_,
+                          Log,
+                          [this] { return stopping(); },
+                          [this](Clock::time_point until) {
+                            std::unique_lock lock(mu_);
+                            return background_cv_.wait_until(lock, until,
+                                                             [&] { return stopping_; });
+                          }};
   }
 
   const NodeOptions options_;
@@ -953,8 +741,8 @@ class NodeServerImpl final : public NodeServer {
   std::atomic<uint64_t> disk_free_{0};
   std::mutex disk_mu_;  // state changes of disk_full_ (and their log lines)
 
-  std::mutex replicate_mu_;  // one replication pass at a time
-  std::mutex audit_mu_;      // one audit pass at a time
+  std::unique_ptr<Replicator> replicator_;  // made once peers_ exists
+  std::unique_ptr<Auditor> auditor_;
 
   std::mutex tasks_mu_;  // tasks_, finished_, task_threads_, tasks_closed_, the runs' fields
   std::unordered_map<std::string, std::shared_ptr<TaskRun>> tasks_;  // by task_id
