@@ -8,6 +8,11 @@ not deleted is checked: it must exist, reach `ready` (good clips) or `failed` (g
 ready one's MP4 must have every frame of its clip.
 
     bench/soak.sh [--duration 3600] [--zerofarm build/bin/zerofarm] [--out soak.json]
+    bench/soak.sh --farm 3 --restart-every 60 ...   # the same against 3 `zerofarm node`
+                                                     # (2 replicas) behind `zerofarm proxy`, one
+                                                     # node killed (SIGKILL) and restarted in turn
+
+With --farm the memory and descriptor samples are the proxy's, plus every node's resident memory.
 
 Reports requests served, errors by kind, descriptors and RSS over time, and the final check, on
 stdout and as JSON. Python 3 standard library only (plus ffmpeg/ffprobe to make and count clips).
@@ -50,13 +55,27 @@ def count_frames(path):
         return -1
 
 
-class Server:
-    """`zerofarm serve` on a free loopback port with its own data folder."""
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def __init__(self, zerofarm, data, log):
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Server:
+    """`zerofarm serve` (or `zerofarm proxy ...`, `command`) on a free loopback port with its own
+    data folder."""
+
+    def __init__(self, zerofarm, data, log, command=("serve",)):
         self.log_path = log
         self.logf = open(log, "wb")
-        self.proc = subprocess.Popen([zerofarm, "serve", "--data", data, "--listen",
+        self.proc = subprocess.Popen([zerofarm, *command, "--data", data, "--listen",
                                       "127.0.0.1:0"], stdout=self.logf, stderr=subprocess.STDOUT)
         self.token = None
         self.port = None
@@ -73,16 +92,11 @@ class Server:
                 break
             time.sleep(0.2)
         if self.token is None or self.port is None:
-            raise RuntimeError("zerofarm serve did not start: " + open(log).read()[-2000:])
+            raise RuntimeError(f"zerofarm {command[0]} did not start: " + open(log).read()[-2000:])
 
     def sample(self):
         pid = self.proc.pid
-        fds = len(os.listdir(f"/proc/{pid}/fd"))
-        rss = 0
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1])
-        return fds, rss
+        return len(os.listdir(f"/proc/{pid}/fd")), rss_kib(pid)
 
     def stop(self):
         self.proc.terminate()
@@ -92,6 +106,69 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self.logf.close()
+
+
+class Farm:
+    """`nodes` `zerofarm node` processes on 127.0.0.1 (2 replicas, CURVE with a farm key made by
+    `zerofarm key create`) behind a `zerofarm proxy`, which is `self.proxy` (a Server)."""
+
+    def __init__(self, zerofarm, work, nodes):
+        self.zerofarm = zerofarm
+        self.work = work
+        self.key = os.path.join(work, "farm.key")
+        subprocess.run([zerofarm, "key", "create", "-o", self.key], check=True,
+                       capture_output=True)
+        self.endpoints = [f"tcp://127.0.0.1:{free_port()}" for _ in range(nodes)]
+        self.ring = os.path.join(work, "ring.txt")
+        subprocess.run([zerofarm, "ring", "build", "--replicas", "2", "--part-power", "8", "-o",
+                        self.ring] + [f"{e},zone=z{i}" for i, e in enumerate(self.endpoints)],
+                       check=True, capture_output=True)
+        self.nodes = [None] * nodes
+        self.restarts = 0
+        for i in range(nodes):
+            self.start_node(i)
+        self.proxy = Server(zerofarm, os.path.join(work, "proxy"), os.path.join(work, "proxy.log"),
+                            command=("proxy", "--ring", self.ring, "--key", self.key))
+
+    def start_node(self, i):
+        log = os.path.join(self.work, f"node{i}.log")
+        start = os.path.getsize(log) if os.path.exists(log) else 0
+        with open(log, "ab") as f:
+            self.nodes[i] = subprocess.Popen(
+                [self.zerofarm, "node", "--data", os.path.join(self.work, f"node{i}"), "--bind",
+                 self.endpoints[i], "--ring", self.ring, "--key", self.key, "--task-slots", "1"],
+                stdout=f, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            with open(log, "rb") as f:
+                f.seek(start)
+                if b"listening on" in f.read():
+                    return
+            if self.nodes[i].poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(f"zerofarm node {i} did not start: " + open(log).read()[-2000:])
+
+    def restart_node(self, i, down_seconds):
+        self.nodes[i].kill()
+        self.nodes[i].wait()
+        time.sleep(down_seconds)
+        self.start_node(i)
+        self.restarts += 1
+
+    def node_rss_kib(self):
+        return [rss_kib(p.pid) if p.poll() is None else 0 for p in self.nodes]
+
+    def stop(self):
+        self.proxy.stop()
+        for p in self.nodes:
+            p.terminate()
+        for p in self.nodes:
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 class Soak:
@@ -296,9 +373,15 @@ def main():
     ap.add_argument("--threads", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="soak.json")
+    ap.add_argument("--farm", type=int, default=0,
+                    help="nodes behind a proxy instead of one serve (3 or more)")
+    ap.add_argument("--restart-every", type=float, default=60,
+                    help="with --farm: seconds between node kills (0: never)")
     args = ap.parse_args()
     if not (args.duration > 0 and args.sample > 0 and 1 <= args.threads <= 64):
         sys.exit("soak: --duration and --sample must be positive, --threads 1-64")
+    if args.farm and not 3 <= args.farm <= 16:
+        sys.exit("soak: --farm takes 3-16 nodes (2 replicas must survive a restart)")
     work = tempfile.mkdtemp(prefix="zerofarm-soak-")
     try:
         clips = []
@@ -306,7 +389,9 @@ def main():
             path = os.path.join(work, f"clip{n}.mp4")
             clips.append((make_clip(path, sec, size), count_frames(path)))
         garbage = random.Random(7).randbytes(64 << 10)
-        server = Server(args.zerofarm, os.path.join(work, "data"), os.path.join(work, "serve.log"))
+        farm = Farm(args.zerofarm, work, args.farm) if args.farm else None
+        server = farm.proxy if farm else Server(args.zerofarm, os.path.join(work, "data"),
+                                                os.path.join(work, "serve.log"))
         soak = Soak(server, clips, garbage, args.seed)
         samples = []
         t0 = time.time()
@@ -316,7 +401,17 @@ def main():
             while not stop.is_set():
                 soak.step()
 
+        def restarter():
+            # One node at a time, in turn: killed with SIGKILL, down 3 s, started again.
+            i = 0
+            while not stop.wait(args.restart_every):
+                farm.restart_node(i % args.farm, 3)
+                print(f"t={time.time() - t0:7.1f}s restarted node {i % args.farm}", flush=True)
+                i += 1
+
         threads = [threading.Thread(target=worker) for _ in range(args.threads)]
+        if farm and args.restart_every > 0:
+            threads.append(threading.Thread(target=restarter))
         for t in threads:
             t.start()
         next_refresh = 0
@@ -327,8 +422,12 @@ def main():
                 errs = sum(soak.errors.values())
             samples.append({"t": round(time.time() - t0, 1), "fds": fds, "rss_kib": rss,
                             "requests": served, "errors": errs})
+            if farm:
+                samples[-1]["node_rss_kib"] = farm.node_rss_kib()
             print(f"t={samples[-1]['t']:7.1f}s fds={fds:4d} rss={rss / 1024:7.1f}MiB "
-                  f"requests={served} errors={errs}", flush=True)
+                  f"requests={served} errors={errs}" +
+                  (f" nodes={[round(r / 1024) for r in samples[-1]['node_rss_kib']]}MiB"
+                   if farm else ""), flush=True)
             if time.time() >= next_refresh:
                 soak.refresh_states()
                 next_refresh = time.time() + 5
@@ -373,8 +472,14 @@ def main():
         samples.append({"t": round(time.time() - t0, 1), "fds": fds, "rss_kib": rss,
                         "requests": sum(soak.requests.values()),
                         "errors": sum(soak.errors.values())})
-        server.stop()
+        if farm:
+            samples[-1]["node_rss_kib"] = farm.node_rss_kib()
+            farm.stop()
+        else:
+            server.stop()
         report = {
+            "mode": f"farm of {args.farm} nodes" if farm else "serve",
+            "node_restarts": farm.restarts if farm else 0,
             "duration_s": args.duration,
             "threads": args.threads,
             "requests_served": sum(soak.requests.values()),
