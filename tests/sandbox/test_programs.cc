@@ -25,18 +25,6 @@ std::string Quote(const std::string& s) {
 
 }  // namespace
 
-TempDir::TempDir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base && *base ? base : "/tmp") + "/zerofarm-sandbox-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 bool HaveGcc() {
   static const bool have = std::system("gcc --version > /dev/null 2>&1") == 0;
   return have;

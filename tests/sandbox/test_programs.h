@@ -7,20 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "scratch_dir.h"
+
 namespace zerofarm::sandbox_test {
 
 // A fresh directory under $TMPDIR (or /tmp), removed with its contents on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = test::TempDir;
 
 // Whether `gcc` runs here; toolchain tests warn and skip themselves when it does not.
 bool HaveGcc();

@@ -17,18 +17,6 @@ uint64_t BigEndian64(const std::string& bytes, size_t at) {
 
 }  // namespace
 
-TempDir::TempDir() {
-  std::string pattern =
-      (std::filesystem::temp_directory_path() / "zerofarm-storage-test-XXXXXX").string();
-  REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-  path_ = pattern;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path_, ec);
-}
-
 Options TestOptions(const TempDir& dir, bool blob_files) {
   Options options;
   options.dir = dir.path() / "store";

@@ -13,22 +13,13 @@
 #include <utility>
 #include <vector>
 
+#include "scratch_dir.h"
 #include "zerofarm/storage/store.h"
 
 namespace zerofarm::storage::testing {
 
 // A fresh directory under the system temp dir, removed with everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = test::TempDir;
 
 inline constexpr size_t kTestBlockSize = 64 << 10;
 

@@ -70,43 +70,4 @@ Result<std::vector<CorpusEntry>> ReadCorpusManifest(const std::filesystem::path&
   return entries;
 }
 
-std::filesystem::path TempRoot() {
-  const char* tmp = std::getenv("TMPDIR");
-  return (tmp != nullptr && *tmp != '\0') ? std::filesystem::path(tmp)
-                                          : std::filesystem::path("/tmp");
-}
-
-Result<ScratchDir> ScratchDir::Create(const std::string& label) {
-  std::string clean;
-  for (char c : label) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    clean += ok ? c : '_';
-  }
-  std::string templ = (TempRoot() / ("zerofarm-test-" + clean + "-XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) return ErrnoError("mkdtemp " + templ, errno);
-  return ScratchDir(std::filesystem::path(templ));
-}
-
-ScratchDir& ScratchDir::operator=(ScratchDir&& other) noexcept {
-  if (this != &other) {
-    Remove();
-    path_ = std::move(other.path_);
-    other.path_.clear();
-  }
-  return *this;
-}
-
-ScratchDir::~ScratchDir() { Remove(); }
-
-void ScratchDir::Remove() noexcept {
-  if (path_.empty()) return;
-  const char* keep = std::getenv("ZEROFARM_KEEP_TEST_OUTPUT");
-  if (keep == nullptr || *keep == '\0') {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  path_.clear();
-}
-
 }  // namespace zerofarm::test

@@ -1,4 +1,4 @@
-// The corpus of real clips (see its MANIFEST.tsv) and per-test scratch directories.
+// The corpus of real clips (see its MANIFEST.tsv); scratch directories are in scratch_dir.h.
 // Functions read the environment and the file system only; thread-compatible.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "scratch_dir.h"
 #include "zerofarm/base/status.h"
 
 namespace zerofarm::test {
@@ -25,28 +26,5 @@ struct CorpusEntry {
 
 // Parses MANIFEST.tsv (a header line, then file, expect, frames, what; tab-separated).
 Result<std::vector<CorpusEntry>> ReadCorpusManifest(const std::filesystem::path& dir);
-
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it on destruction
-// unless ZEROFARM_KEEP_TEST_OUTPUT is set. Move-only.
-class ScratchDir {
- public:
-  // `label` becomes part of the name, sanitised to [A-Za-z0-9._-].
-  static Result<ScratchDir> Create(const std::string& label);
-  ScratchDir(ScratchDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
-  ScratchDir& operator=(ScratchDir&& other) noexcept;
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ~ScratchDir();
-
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  explicit ScratchDir(std::filesystem::path path) : path_(std::move(path)) {}
-  void Remove() noexcept;
-  std::filesystem::path path_;
-};
-
-// $TMPDIR, or /tmp when unset.
-std::filesystem::path TempRoot();
 
 }  // namespace zerofarm::test
