@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "corpus.h"
+#include "sandboxed_worker.h"
 #include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/scheduler/task_executor.h"
@@ -84,18 +85,13 @@ TEST_CASE("a task output holding other bytes than its task reported is never pub
   auto clip = test::MakeTestPattern(dir, 6);
   REQUIRE(clip.ok());
 
-  scheduler::WorkerRuntimeOptions wo;
-  wo.path = ZF_WORKER_BIN;
-  wo.memory_bytes = uint64_t{1} << 30;
-  auto worker = scheduler::WorkerRuntime::Load(wo);
-  INFO(worker.status().ToString());
-  REQUIRE(worker.ok());
+  const auto worker = test::SandboxedWorker();
   storage::Options so;
   so.dir = dir / "store";
   auto store = storage::Store::Open(so);
   REQUIRE(store.ok());
   auto swapping = std::make_shared<SwapAfterRun>(
-      **store, scheduler::MakeLocalExecutor(**store, *worker, "here", 1));
+      **store, scheduler::MakeLocalExecutor(**store, worker, "here", 1));
 
   scheduler::JobOptions opt;
   opt.ladder = {180};

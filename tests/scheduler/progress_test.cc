@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "corpus.h"
+#include "sandboxed_worker.h"
 #include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
@@ -21,17 +22,12 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
   REQUIRE(made.ok());
   const fs::path clip = *made;
 
-  scheduler::WorkerRuntimeOptions wo;
-  wo.path = ZF_WORKER_BIN;
-  wo.memory_bytes = uint64_t{1} << 30;
-  auto worker = scheduler::WorkerRuntime::Load(wo);
-  INFO(worker.status().ToString());
-  REQUIRE(worker.ok());
+  const auto worker = test::SandboxedWorker();
   scheduler::JobOptions opt;
   opt.ladder = {1080, 180};  // 1080p is above the source: only 180p is made
   opt.chunk_seconds = 2;
   opt.jobs = 2;
-  opt.worker = *worker;
+  opt.worker = worker;
 
   storage::Options so;
   so.dir = scratch->path() / "store";

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "corpus.h"
+#include "sandboxed_worker.h"
 #include "test_pattern.h"
 #include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/storage/store.h"
@@ -21,15 +22,7 @@ fs::path MakeClip(const fs::path& dir, int seconds, const std::string& size = "3
   return *clip;
 }
 
-std::shared_ptr<const scheduler::WorkerRuntime> SandboxedWorker(uint64_t memory_bytes) {
-  scheduler::WorkerRuntimeOptions wo;
-  wo.path = ZF_WORKER_BIN;
-  wo.memory_bytes = memory_bytes;
-  auto runtime = scheduler::WorkerRuntime::Load(wo);
-  INFO(runtime.status().ToString());
-  REQUIRE(runtime.ok());
-  return *runtime;
-}
+using test::SandboxedWorker;
 
 Result<std::string> RunJob(const fs::path& dir, const fs::path& clip,
                            const scheduler::JobOptions& options,
