@@ -133,6 +133,10 @@ def find_clips(args, tools, work_dir):
         return {k: clip for k in ("ladder", "quality", "ttfs", "serving", "scale", "cluster")}
     clip = args.clip or os.path.join(media, "1080p30-60s.mp4")
     scale_clip = args.scale_clip or os.path.join(media, "720p60-30s.mp4")
+    if args.clip and not args.scale_clip and not os.path.exists(scale_clip):
+        # A fresh machine without the samples: the given clip serves every scenario.
+        log(f"no {scale_clip}: the serving, scale and cluster scenarios use --clip too")
+        scale_clip = clip
     for c in {clip, scale_clip}:
         if not os.path.exists(c):
             raise SystemExit(f"zerofarm bench: no clip at {c}: make the samples with "
