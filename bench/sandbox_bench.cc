@@ -329,9 +329,19 @@ json ValidatorBench(const Config& config, const fs::path& tmp) {
         if (d.ok() && d->timing.cache == "disk") disk.push_back(d->timing.total_ms);
       }
     }
+    // The same sealed memfd again: answered by its identity, no hashing.
+    std::vector<double> by_identity;
+    Result<ValidationReport> seeded = (*c)->ValidateSealed(*sealed);
+    for (int i = 0; seeded.ok() && i < config.cache_hits; ++i) {
+      Result<ValidationReport> r = (*c)->ValidateSealed(*sealed);
+      if (r.ok() && r->timing.cache == "sealed") by_identity.push_back(r->timing.total_ms);
+    }
     cache["memory_hit"] = Summary(mem);
     cache["disk_hit"] = Summary(disk);
-    cache["note"] = "a hit hashes the whole program (SHA-256) to find its key";
+    cache["sealed_hit"] = Summary(by_identity);
+    cache["note"] =
+        "a memory or disk hit hashes the whole program (SHA-256) to find its key; a sealed hit "
+        "knows the memfd it validated";
   }
   out["cache"] = cache;
   return out;

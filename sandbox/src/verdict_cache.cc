@@ -8,10 +8,12 @@
 #include <cerrno>
 #include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -119,6 +121,40 @@ class VerdictCacheImpl final : public VerdictCache {
     return Finish(std::move(report), "miss", start);
   }
 
+  Result<ValidationReport> ValidateSealed(const SealedProgram& program,
+                                          const ValidatorOptions& options) override {
+    const auto start = std::chrono::steady_clock::now();
+    struct stat st {};
+    if (::fstat(program.fd(), &st) != 0) return ErrnoError("fstat of a sealed program", errno);
+    constexpr int kSeals = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    const int seals = ::fcntl(program.fd(), F_GET_SEALS);
+    if (seals < 0 || (seals & kSeals) != kSeals ||
+        static_cast<uint64_t>(st.st_size) != program.bytes().size())
+      return Validate(program.bytes(), options);  // not provably immutable: by content
+    SealedKey key{st.st_dev, st.st_ino, options.Fingerprint()};
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = sealed_.find(key); it != sealed_.end()) {
+        ++stats_.sealed_hits;
+        return Finish(it->second.report, "sealed", start);
+      }
+    }
+    Result<ValidationReport> report = Validate(program.bytes(), options);
+    if (!report.ok()) return report;
+    // The pin keeps the inode alive, so (st_dev, st_ino) names these bytes while cached.
+    UniqueFd pin(::fcntl(program.fd(), F_DUPFD_CLOEXEC, 0));
+    if (pin.valid()) {
+      std::lock_guard lock(mu_);
+      if (sealed_.emplace(key, SealedEntry{std::move(pin), *report}).second)
+        sealed_order_.push_back(key);
+      while (sealed_order_.size() > kMaxSealedEntries) {
+        sealed_.erase(sealed_order_.front());
+        sealed_order_.pop_front();
+      }
+    }
+    return report;
+  }
+
   Stats stats() const override {
     std::lock_guard lock(mu_);
     return stats_;
@@ -177,8 +213,25 @@ class VerdictCacheImpl final : public VerdictCache {
     return report;
   }
 
+  // A sealed memfd this cache validated: its identity and the options, pinned by a duplicate.
+  struct SealedKey {
+    dev_t dev;
+    ino_t ino;
+    std::string options;
+    bool operator<(const SealedKey& o) const {
+      return std::tie(dev, ino, options) < std::tie(o.dev, o.ino, o.options);
+    }
+  };
+  struct SealedEntry {
+    UniqueFd pin;
+    ValidationReport report;
+  };
+  static constexpr size_t kMaxSealedEntries = 64;
+
   const CacheOptions options_;
   mutable std::mutex mu_;
+  std::map<SealedKey, SealedEntry> sealed_;                   // guarded by mu_
+  std::deque<SealedKey> sealed_order_;                        // insertion order, for eviction
   std::unordered_map<std::string, ValidationReport> memory_;  // guarded by mu_
   std::deque<std::string> order_;                             // insertion order, for eviction
   Stats stats_;                                               // guarded by mu_

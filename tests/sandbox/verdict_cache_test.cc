@@ -67,6 +67,42 @@ TEST_CASE("a second validation of the same bytes is a cache hit with the same ve
   CHECK(cache->stats().memory_hits == 2);
 }
 
+TEST_CASE("a sealed program already validated is answered by its identity, other memfds by content",
+          "[sandbox]") {
+  const std::vector<std::byte> good = ElfBuilder(kExit).Build();
+  const std::vector<std::byte> bad = ElfBuilder(kCliExit).Build();
+  auto cache = OpenCache();
+  auto sealed = SealedProgram::FromBytes(good, "good");
+  REQUIRE(sealed.ok());
+
+  auto first = cache->ValidateSealed(*sealed);
+  REQUIRE(first.ok());
+  CHECK(first->timing.cache == "miss");
+  auto again = cache->ValidateSealed(*sealed);
+  REQUIRE(again.ok());
+  CHECK(again->timing.cache == "sealed");
+  CHECK(again->accepted());
+  CHECK(again->sha256 == first->sha256);
+  CHECK(cache->stats().sealed_hits == 1);
+
+  // Another memfd with the same bytes is not the same identity: found by its hash instead.
+  auto copy = SealedProgram::FromBytes(good, "copy");
+  REQUIRE(copy.ok());
+  CHECK(cache->ValidateSealed(*copy)->timing.cache == "memory");
+  // One with other bytes, even right after the first memfd is gone, is validated afresh.
+  sealed = SealedProgram::FromBytes(bad, "bad");
+  REQUIRE(sealed.ok());
+  auto rejected = cache->ValidateSealed(*sealed);
+  REQUIRE(rejected.ok());
+  CHECK(rejected->timing.cache == "miss");
+  CHECK_FALSE(rejected->accepted());
+  // Other options are another key, also for a sealed program.
+  ValidatorOptions strict;
+  strict.reject_data_regions = true;
+  CHECK(cache->ValidateSealed(*copy, strict)->timing.cache == "miss");
+  CHECK(cache->ValidateSealed(*copy, strict)->timing.cache == "sealed");
+}
+
 TEST_CASE("the key holds the options: other options validate again", "[sandbox]") {
   const std::vector<std::byte> good = ElfBuilder(kExit).Build();
   auto cache = OpenCache();

@@ -76,6 +76,8 @@ def run(ctx):
              fmt(validator.get("mb_per_s_executable"), unit=" MB/s")],
             ["verdict cache, memory hit (p50)", fmt(cache.get("memory_hit", {}).get("p50_ms"), unit=" ms"), "", ""],
             ["verdict cache, disk hit (p50)", fmt(cache.get("disk_hit", {}).get("p50_ms"), unit=" ms"), "", ""],
+            ["verdict cache, sealed program already validated (p50)",
+             fmt(cache.get("sealed_hit", {}).get("p50_ms"), unit=" ms"), "", ""],
         ]
         if "objdump_mb_per_s_program" in validator:
             vrows.append(["objdump -d (reference)", fmt(median(validator["objdump_wall_s"]) * 1000, unit=" ms"),

@@ -102,7 +102,7 @@ struct ValidationCounts {
 struct ValidationTiming {
   double validate_ms = 0;      // the validation itself (as first measured, for cached verdicts)
   double total_ms = 0;         // this call, including hashing and cache lookup
-  std::string cache = "none";  // none | miss | memory | disk
+  std::string cache = "none";  // none | miss | memory | disk | sealed
 };
 
 struct ValidationReport {

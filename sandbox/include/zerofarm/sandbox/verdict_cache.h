@@ -15,6 +15,7 @@
 #include <span>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/sandbox/sealed_program.h"
 #include "zerofarm/sandbox/validator.h"
 
 namespace zerofarm::sandbox {
@@ -30,6 +31,7 @@ class VerdictCache {
     uint64_t memory_hits = 0;
     uint64_t disk_hits = 0;
     uint64_t misses = 0;
+    uint64_t sealed_hits = 0;
   };
 
   static Result<std::unique_ptr<VerdictCache>> Open(const CacheOptions& options);
@@ -39,6 +41,13 @@ class VerdictCache {
   // report.timing.cache says which ("memory", "disk" or "miss") and total_ms is this call.
   virtual Result<ValidationReport> Validate(std::span<const std::byte> program,
                                             const ValidatorOptions& options = {}) = 0;
+  // The same for a sealed program, answered by its identity when this cache already validated
+  // that very memfd (report.timing.cache "sealed"): its seals make its bytes immutable, and the
+  // cache keeps a duplicate of the descriptor, so the inode it names is never reused for other
+  // bytes while the entry lives. No hashing, no disk. A memfd without all four seals is
+  // validated by content, as Validate() does.
+  virtual Result<ValidationReport> ValidateSealed(const SealedProgram& program,
+                                                  const ValidatorOptions& options = {}) = 0;
   virtual Stats stats() const = 0;
 };
 
