@@ -1,30 +1,14 @@
 // ParseBoundedJson, JsonBodySink (json_body.h).
 #include "json_body.h"
 
+#include "zerofarm/base/bounded_json.h"
+
 namespace zerofarm::api {
 
 using json = nlohmann::json;
 
-namespace {
-struct TooDeep {};
-}  // namespace
-
 json ParseBoundedJson(std::string_view text, int max_depth) {
-  try {
-    return json::parse(
-        text,
-        [max_depth](int depth, json::parse_event_t event, json&) {
-          // Thrown, not returned: returning false would only drop the value and read on.
-          if (depth > max_depth ||
-              (depth == max_depth && (event == json::parse_event_t::object_start ||
-                                      event == json::parse_event_t::array_start)))
-            throw TooDeep{};
-          return true;
-        },
-        /*allow_exceptions=*/false);
-  } catch (const TooDeep&) {
-    return json(json::value_t::discarded);
-  }
+  return ParseJsonWithin(text, max_depth).value_or(json(json::value_t::discarded));
 }
 
 Status JsonBodySink::Consume(std::span<const std::byte> bytes) {

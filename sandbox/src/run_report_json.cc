@@ -1,6 +1,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "zerofarm/base/enum_names.h"
 #include "zerofarm/sandbox/runner.h"
 
 namespace zerofarm::sandbox {
@@ -20,16 +21,10 @@ constexpr std::pair<StopRule, std::string_view> kStopRules[] = {
 
 }  // namespace
 
-std::string_view StopRuleName(StopRule rule) {
-  for (const auto& [r, name] : kStopRules)
-    if (r == rule) return name;
-  return "signal";
-}
+std::string_view StopRuleName(StopRule rule) { return NameIn(kStopRules, rule, "signal"); }
 
 std::optional<StopRule> ParseStopRule(std::string_view name) {
-  for (const auto& [r, n] : kStopRules)
-    if (n == name) return r;
-  return std::nullopt;
+  return ValueIn<StopRule>(kStopRules, name);
 }
 
 bool StopRuleIsInputFault(StopRule rule) {

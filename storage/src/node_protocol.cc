@@ -12,12 +12,15 @@
 #include <stdexcept>
 #include <utility>
 
+#include "zerofarm/base/bounded_json.h"
+#include "zerofarm/base/enum_names.h"
+
 namespace zerofarm::storage {
 namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Op, const char*>, 11> kOps = {{
+constexpr std::array<std::pair<Op, std::string_view>, 11> kOps = {{
     {Op::kPing, "PING"},
     {Op::kPut, "PUT"},
     {Op::kGet, "GET"},
@@ -115,28 +118,13 @@ ObjectEntry EntryFrom(const json& j) {
   return e;
 }
 
-// The header as a JSON object, refused past kMaxJsonDepth levels of nesting: the parser stops at
-// the first value that goes deeper (its callback throws), so no deep tree is ever built, and no
-// later walk over the tree (dump, destruction, lookups) can recurse deeply.
-struct TooDeep {};
-
+// The header as a JSON object, refused past kMaxJsonDepth levels of nesting (bounded_json.h).
 Result<json> ParseHeader(std::string_view text) {
-  json header;
-  try {
-    header = json::parse(
-        text,
-        [](int depth, json::parse_event_t event, json&) {
-          if (depth > kMaxJsonDepth ||
-              (depth == kMaxJsonDepth && (event == json::parse_event_t::object_start ||
-                                          event == json::parse_event_t::array_start)))
-            throw TooDeep{};
-          return true;
-        },
-        /*allow_exceptions=*/false);
-  } catch (const TooDeep&) {
+  std::optional<json> parsed = ParseJsonWithin(text, kMaxJsonDepth);
+  if (!parsed)
     return Status::Error(
         "bad_message", "the header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  }
+  json header = std::move(*parsed);
   if (!header.is_object()) return Status::Error("bad_message", "the header is not a JSON object");
   return header;
 }
@@ -163,17 +151,9 @@ Result<json> OpenFrames(const std::vector<std::string_view>& frames, size_t max_
 
 }  // namespace
 
-const char* OpName(Op op) {
-  for (const auto& [o, name] : kOps)
-    if (o == op) return name;
-  return "?";
-}
+const char* OpName(Op op) { return NameIn(kOps, op, "?").data(); }
 
-std::optional<Op> ParseOp(std::string_view name) {
-  for (const auto& [o, n] : kOps)
-    if (name == n) return o;
-  return std::nullopt;
-}
+std::optional<Op> ParseOp(std::string_view name) { return ValueIn<Op>(kOps, name); }
 
 Status CheckObjectName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes)

@@ -4,6 +4,8 @@
 #include <array>
 #include <utility>
 
+#include "zerofarm/base/enum_names.h"
+
 namespace zerofarm::storage {
 namespace {
 
@@ -17,16 +19,10 @@ constexpr std::array<std::pair<TaskState, std::string_view>, 5> kNames = {{
 
 }  // namespace
 
-std::string_view TaskStateName(TaskState state) {
-  for (const auto& [s, name] : kNames)
-    if (s == state) return name;
-  return "unknown";
-}
+std::string_view TaskStateName(TaskState state) { return NameIn(kNames, state, "unknown"); }
 
 std::optional<TaskState> ParseTaskState(std::string_view name) {
-  for (const auto& [s, n] : kNames)
-    if (n == name) return s;
-  return std::nullopt;
+  return ValueIn<TaskState>(kNames, name);
 }
 
 }  // namespace zerofarm::storage
