@@ -455,14 +455,17 @@ TEST_CASE("bad requests get clean errors and the server stays healthy",
     CHECK(r.status() == 408);
   }
   SECTION("connections beyond --max-connections get 503") {
-    std::vector<std::thread> idle;
-    for (int i = 0; i < 12; ++i)
-      idle.emplace_back([&] { RawRequest(s.port(), "GET /healthz HTTP/1.1\r\n", 2500ms); });
-    // Wait until the server holds all twelve, however slowly the threads connect.
+    // Twelve clients each hold a slot with half a head until the thirteenth has its answer
+    // (the accept queue is first in, first out, so the thirteenth is accepted last).
+    std::vector<HeldConnection> idle;
+    for (int i = 0; i < 12; ++i) {
+      idle.emplace_back(s.port(), "GET /healthz HTTP/1.1\r\n");
+      REQUIRE(idle.back().connected());
+    }
     REQUIRE(WaitFor([&] { return EstablishedConnections(s.port()) >= 12; }, 10s));
     auto over = RawRequest(s.port(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 3s);
-    for (auto& t : idle) t.join();
     CHECK(over.status() == 503);
+    idle.clear();
   }
   RequireHealthy(s);
 }

@@ -156,6 +156,16 @@ RawResult RawRequest(int port, const std::string& bytes, std::chrono::millisecon
   return out;
 }
 
+HeldConnection::HeldConnection(int port, const std::string& bytes) : fd_(ConnectLoopback(port)) {
+  if (fd_ >= 0) (void)::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+}
+
+HeldConnection::~HeldConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+HeldConnection::HeldConnection(HeldConnection&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
 RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
                      std::chrono::milliseconds total) {
   RawResult out;

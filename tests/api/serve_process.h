@@ -87,6 +87,22 @@ RawResult RawRequest(int port, const std::string& bytes, std::chrono::millisecon
 RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
                      std::chrono::milliseconds total);
 
+// A loopback connection that sent `bytes` and stays open, unread, until destroyed: a client
+// that holds one of the server's connection slots for as long as a test needs it.
+class HeldConnection {
+ public:
+  HeldConnection(int port, const std::string& bytes);
+  ~HeldConnection();
+  HeldConnection(HeldConnection&& other) noexcept;
+  HeldConnection(const HeldConnection&) = delete;
+  HeldConnection& operator=(const HeldConnection&) = delete;
+  HeldConnection& operator=(HeldConnection&&) = delete;
+  bool connected() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 // How many TCP connections to 127.0.0.1:`port` are established (from /proc/net/tcp), counted
 // from the server's side: what a test waits on instead of sleeping.
 size_t EstablishedConnections(int port);
