@@ -13,20 +13,22 @@ std::string SegmentFileName(size_t index) {
   return buf;
 }
 
-std::string RenderMediaPlaylist(const std::vector<double>& durations) {
+std::string RenderMediaPlaylist(const std::vector<double>& durations, bool complete,
+                                long min_target) {
   // EXT-X-TARGETDURATION is the longest segment rounded to the nearest integer (8216 4.3.3.1),
   // and no EXTINF may exceed it once rounded.
-  long target = 1;
+  long target = std::max(1L, min_target);
   for (double d : durations) target = std::max(target, std::lround(d));
   std::ostringstream o;
-  o << "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+  o << "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:" << (complete ? "VOD" : "EVENT")
+    << "\n#EXT-X-INDEPENDENT-SEGMENTS\n"
     << "#EXT-X-TARGETDURATION:" << target << "\n#EXT-X-MEDIA-SEQUENCE:0\n";
   char buf[64];
   for (size_t i = 0; i < durations.size(); ++i) {
     std::snprintf(buf, sizeof(buf), "#EXTINF:%.6f,\n", durations[i]);
     o << buf << SegmentFileName(i) << "\n";
   }
-  o << "#EXT-X-ENDLIST\n";
+  if (complete) o << "#EXT-X-ENDLIST\n";
   return o.str();
 }
 

@@ -76,12 +76,25 @@ Result<Track> LoadStream(storage::Store& store, const StitchInput& input, const 
   return t;
 }
 
+// Where a file is written before it is renamed into place: a reader sees it whole or not at all.
+fs::path AsidePath(const fs::path& path) {
+  return path.parent_path() / ("." + path.filename().string() + ".tmp");
+}
+
+Status RenameIntoPlace(const fs::path& aside, const fs::path& path) {
+  std::error_code ec;
+  fs::rename(aside, path, ec);
+  if (ec) return Status::Error("io_error", "cannot write " + path.string() + ": " + ec.message());
+  return Status::Ok();
+}
+
 Status WriteFile(const fs::path& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  const fs::path aside = AsidePath(path);
+  std::ofstream out(aside, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return Status::Error("io_error", "cannot write " + path.string());
-  return Status::Ok();
+  return RenameIntoPlace(aside, path);
 }
 
 // "avc1.PPCCLL" from the first SPS found in an Annex B packet.
@@ -104,10 +117,13 @@ class FileMuxer {
     if (ctx_ && ctx_->pb) avio_closep(&ctx_->pb);
   }
 
+  // Writes `path` aside; Close renames it into place.
   Status Open(const fs::path& path, const char* format,
               const std::vector<const StreamHeader*>& streams, const char* movflags) {
+    path_ = path;
+    aside_ = AsidePath(path);
     AVFormatContext* raw = nullptr;
-    int err = avformat_alloc_output_context2(&raw, nullptr, format, path.c_str());
+    int err = avformat_alloc_output_context2(&raw, nullptr, format, aside_.c_str());
     if (err < 0 || !raw) return Status::Error("internal", "no muxer for " + std::string(format));
     ctx_.reset(raw);
     ctx_->flags |= AVFMT_FLAG_BITEXACT;
@@ -125,7 +141,7 @@ class FileMuxer {
         st->avg_frame_rate = AVRational{h->avg_fps_num, h->avg_fps_den};
       tbs_.push_back(st->time_base);
     }
-    if ((err = avio_open(&ctx_->pb, path.c_str(), AVIO_FLAG_WRITE)) < 0)
+    if ((err = avio_open(&ctx_->pb, aside_.c_str(), AVIO_FLAG_WRITE)) < 0)
       return Status::Error("io_error",
                            "cannot create " + path.string() + ": " + AvErrorString(err));
     AVDictionary* opts = nullptr;
@@ -154,18 +170,14 @@ class FileMuxer {
     int cerr = avio_closep(&ctx_->pb);
     if (err < 0 || cerr < 0)
       return Status::Error("io_error", "finishing output: " + AvErrorString(err < 0 ? err : cerr));
-    return Status::Ok();
+    return RenameIntoPlace(aside_, path_);
   }
 
  private:
+  fs::path path_, aside_;
   OutputFormatPtr ctx_;
   PacketPtr pkt_ = MakePacket();
   std::vector<AVRational> tbs_, out_tbs_;
-};
-
-struct Playlist {
-  std::vector<double> durations;
-  std::string Render() const { return RenderMediaPlaylist(durations); }
 };
 
 // Decode timestamps must rise across the joins of independently encoded segments: each
@@ -185,20 +197,322 @@ class DtsRepair {
 
 double Ticks2Sec(int64_t t, int tb) { return static_cast<double>(t) / tb; }
 
+// The variants of the master playlist from what the rungs' published segments hold.
+std::string MasterPlaylist(const std::vector<RenditionStats>& renditions, bool has_audio,
+                           int64_t audio_peak, double audio_avg, double fps) {
+  std::vector<VariantEntry> variants;
+  for (const RenditionStats& r : renditions) {
+    VariantEntry v;
+    v.uri = r.name + "/index.m3u8";
+    v.average_bandwidth = r.average_bps + static_cast<int64_t>(audio_avg);
+    v.bandwidth = std::max(r.peak_bps + audio_peak, v.average_bandwidth);
+    v.codecs = r.codecs + (has_audio ? ",mp4a.40.2" : "");
+    v.width = r.width;
+    v.height = r.height;
+    v.frame_rate = fps;
+    variants.push_back(v);
+  }
+  return RenderMasterPlaylist(variants, has_audio ? "audio/index.m3u8" : "");
+}
+
+// How many segments a playlist written earlier lists (0 without one).
+size_t ListedSegments(const fs::path& playlist) {
+  std::ifstream in(playlist);
+  size_t n = 0;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("seg", 0) == 0) ++n;
+  return n;
+}
+
 }  // namespace
 
-Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
-                            const fs::path& out_dir) {
+struct Publisher::State {
+  storage::Store& store;
+  fs::path out;
+  bool started = false;
+  size_t kept = 0;  // segments an earlier Publisher listed: their files stay as they are
+  size_t published = 0;
+  bool ended = false;
+  std::vector<RenditionStats> stats;  // per rung
+  std::vector<DtsRepair> dts;         // per rung, carried from segment to segment
+  std::vector<double> last_sec;       // per rung: the last published frame's time
+  std::vector<double> durations;      // of the published segments
+  double playable = 0;
+  std::map<size_t, std::vector<Track>> loaded;  // segments read ahead, per rung
+  std::optional<Track> audio;
+  bool audio_partial = false;  // `audio` is what the running audio task wrote so far
+  size_t audio_next = 0;       // the first audio packet not yet published
+  std::vector<double> audio_durations;
+  int64_t audio_bytes = 0, audio_peak = 0;
+  uint64_t audio_packets = 0;
+  double audio_seconds = 0;
+
+  State(storage::Store& s, fs::path o) : store(s), out(std::move(o)) {}
+
+  // Segment i of every rung, read once.
+  Result<std::vector<Track>*> Load(const StitchInput& in, size_t i) {
+    auto it = loaded.find(i);
+    if (it != loaded.end()) return &it->second;
+    std::vector<Track> tracks;
+    for (const RungSettings& rung : in.rungs) {
+      auto t = LoadStream(store, in, SegmentObjectName(in.prefix, rung.name, i));
+      if (!t.ok()) return t.status();
+      tracks.push_back(std::move(*t));
+    }
+    return &loaded.emplace(i, std::move(tracks)).first->second;
+  }
+
+  Status Start(const StitchInput& in) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    for (const RungSettings& rung : in.rungs) {
+      fs::create_directories(out / rung.name, ec);
+      RenditionStats st;
+      st.name = rung.name;
+      st.width = rung.width;
+      st.height = rung.height;
+      stats.push_back(std::move(st));
+    }
+    if (in.has_audio) fs::create_directories(out / "audio", ec);
+    if (ec) return Status::Error("io_error", "cannot create " + out.string());
+    dts.resize(in.rungs.size());
+    last_sec.assign(in.rungs.size(), -1e300);
+    kept = ListedSegments(out / in.rungs.front().name / "index.m3u8");
+    started = true;
+    return Status::Ok();
+  }
+
+  // Checks segment i of every rung and writes its files; `next_first` is the next segment's
+  // first frame time, if there is a next segment.
+  Status PublishSegment(const StitchInput& in, size_t i, std::vector<Track>& tracks,
+                        std::optional<double> next_first) {
+    const double frame_sec = 1.0 / (in.fps > 0 ? in.fps : 30.0);
+    const std::string seg = "segment " + std::to_string(i);
+    double first_sec = 0;
+    for (size_t r = 0; r < tracks.size(); ++r) {
+      const std::string what = in.rungs[r].name + " " + seg;
+      const auto& packets = tracks[r].packets;
+      if (packets.empty()) return Status::Error("verify_failed", what + " is empty");
+      if (!(packets.front().flags & kPacketKey))
+        return Status::Error("verify_failed", what + " does not start with an IDR frame");
+      if (i < in.segment_frames.size() && packets.size() != in.segment_frames[i])
+        return Status::Error("verify_failed", what + " has " + std::to_string(packets.size()) +
+                                                  " frames, its task made " +
+                                                  std::to_string(in.segment_frames[i]));
+      if (packets.size() != tracks.front().packets.size())
+        return Status::Error("verify_failed",
+                             what + " has another frame count than " + in.rungs.front().name);
+      int64_t first = INT64_MAX;
+      for (const Packet& p : packets) first = std::min(first, p.pts);
+      const double f = Ticks2Sec(first, kOutputTb);
+      if (r == 0) first_sec = f;
+      if (f != first_sec)
+        return Status::Error("verify_failed",
+                             what + " starts at another instant than " + in.rungs.front().name);
+      if (f <= last_sec[r])
+        return Status::Error("verify_failed", what + " starts before the previous segment ends");
+    }
+    for (size_t r = 0; r < tracks.size(); ++r) {
+      RenditionStats& st = stats[r];
+      int64_t last = INT64_MIN;
+      uint64_t bytes = 0;
+      for (Packet& p : tracks[r].packets) {
+        last = std::max(last, p.pts);
+        bytes += p.data.size();
+        ZF_RETURN_IF_ERROR(dts[r].Apply(&p));
+      }
+      last_sec[r] = Ticks2Sec(last, kOutputTb);
+      const double end = next_first ? *next_first : last_sec[r] + frame_sec;
+      const double dur = std::max(end - first_sec, frame_sec);
+      if (r == 0) durations.push_back(dur);
+      st.frames += tracks[r].packets.size();
+      st.segment_frames.push_back(tracks[r].packets.size());
+      st.keyframe_seconds.push_back(first_sec);
+      st.bytes += bytes;
+      st.duration_seconds += dur;
+      st.peak_bps =
+          std::max(st.peak_bps, static_cast<int64_t>(static_cast<double>(bytes) * 8 / dur));
+      st.average_bps = static_cast<int64_t>(static_cast<double>(st.bytes) * 8 /
+                                            std::max(st.duration_seconds, 1e-3));
+      if (i == 0) st.codecs = AvcCodecString(tracks[r].packets.front().data);
+      const fs::path file = out / in.rungs[r].name / SegmentFileName(i);
+      if (i < kept && fs::exists(file)) continue;  // listed before: never written again
+      FileMuxer mux;
+      ZF_RETURN_IF_ERROR(mux.Open(file, "mpegts", {&tracks[r].header}, nullptr));
+      for (const Packet& p : tracks[r].packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
+      ZF_RETURN_IF_ERROR(mux.Close());
+    }
+    playable += durations.back();
+    if (audio) ZF_RETURN_IF_ERROR(PublishAudio(i, first_sec, next_first));
+    return Status::Ok();
+  }
+
+  // The audio of segment i: cut on the video's grid, up to the next segment's first frame.
+  Status PublishAudio(size_t i, double first_sec, std::optional<double> next_first) {
+    const auto& ap = audio->packets;
+    const size_t begin = audio_next;
+    while (audio_next < ap.size() &&
+           (!next_first || Ticks2Sec(ap[audio_next].pts, kAudioSampleRate) < *next_first))
+      ++audio_next;
+    int64_t bytes = 0;
+    for (size_t k = begin; k < audio_next; ++k) bytes += static_cast<int64_t>(ap[k].data.size());
+    const fs::path file = out / "audio" / SegmentFileName(i);
+    if (!(i < kept && fs::exists(file))) {
+      FileMuxer mux;
+      ZF_RETURN_IF_ERROR(mux.Open(file, "mpegts", {&audio->header}, nullptr));
+      for (size_t k = begin; k < audio_next; ++k) ZF_RETURN_IF_ERROR(mux.Write(0, ap[k]));
+      ZF_RETURN_IF_ERROR(mux.Close());
+    }
+    const double seg_start =
+        i == 0 ? std::min(first_sec, begin < ap.size() ? Ticks2Sec(ap[begin].pts, kAudioSampleRate)
+                                                       : first_sec)
+               : first_sec;
+    const double seg_end =
+        next_first
+            ? *next_first
+            : (audio_next > begin ? Ticks2Sec(ap[audio_next - 1].pts + ap[audio_next - 1].duration,
+                                              kAudioSampleRate)
+                                  : seg_start);
+    const double dur = std::max(seg_end - seg_start, 0.001);
+    audio_durations.push_back(dur);
+    audio_peak = std::max<int64_t>(audio_peak, static_cast<int64_t>(bytes * 8 / dur));
+    audio_bytes += bytes;
+    return Status::Ok();
+  }
+
+  // The audio track to cut: what its running task wrote so far, or the stored one. Switching
+  // to the stored track checks that it begins with the packets already published.
+  Status UpdateAudio(const StitchInput& in) {
+    if (in.audio_so_far) {
+      if (audio && !audio_partial) return Status::Ok();
+      size_t cursor = 0;
+      PacketStreamReader r = ReaderOverString(*in.audio_so_far, &cursor);
+      auto h = r.ReadHeader();
+      if (!h.ok()) return Status::Ok();  // not even the header yet
+      Track t;
+      t.header = *h;
+      for (;;) {  // a record cut short is where the writing task has got to
+        auto p = r.Next();
+        if (!p.ok() || !p->has_value()) break;
+        t.packets.push_back(std::move(**p));
+      }
+      if (audio && t.packets.size() < audio_next) return Status::Ok();
+      audio = std::move(t);
+      audio_partial = true;
+      return Status::Ok();
+    }
+    if (audio && !audio_partial) return Status::Ok();
+    auto a = LoadStream(store, in, AudioObjectName(in.prefix));
+    if (!a.ok()) return a.status();
+    if (audio) {
+      const auto& was = audio->packets;
+      const auto& now = a->packets;
+      bool same = now.size() >= audio_next;
+      for (size_t k = 0; same && k < audio_next; ++k)
+        same = was[k].pts == now[k].pts && was[k].data == now[k].data;
+      if (!same)
+        return Status::Error("verify_failed",
+                             "the finished audio track differs from the audio already published");
+    }
+    audio = std::move(*a);
+    audio_partial = false;
+    const auto& ap = audio->packets;
+    audio_packets = ap.size();
+    if (!ap.empty())
+      audio_seconds =
+          Ticks2Sec(ap.back().pts + ap.back().duration - std::max<int64_t>(ap.front().pts, 0),
+                    kAudioSampleRate);
+    return Status::Ok();
+  }
+
+  Status WritePlaylists(const StitchInput& in, bool complete) {
+    for (const RungSettings& rung : in.rungs)
+      ZF_RETURN_IF_ERROR(WriteFile(out / rung.name / "index.m3u8",
+                                   RenderMediaPlaylist(durations, complete, in.target_seconds)));
+    double audio_avg = 0;
+    if (audio) {
+      ZF_RETURN_IF_ERROR(
+          WriteFile(out / "audio" / "index.m3u8",
+                    RenderMediaPlaylist(audio_durations, complete, in.target_seconds)));
+      double secs = 0;
+      for (double d : audio_durations) secs += d;
+      if (secs > 0) audio_avg = static_cast<double>(audio_bytes) * 8 / secs;
+    }
+    return WriteFile(out / "master.m3u8",
+                     MasterPlaylist(stats, audio.has_value(), audio_peak, audio_avg, in.fps));
+  }
+
+  Status WriteThumbnail(const StitchInput& in) {
+    auto jpeg = store.GetObject(ThumbnailObjectName(in.prefix));
+    if (!jpeg.ok()) return jpeg.status().WithContext("thumbnail");
+    storage::ContentHash hash;
+    hash.Update(*jpeg);
+    ZF_RETURN_IF_ERROR(CheckBound(in, ThumbnailObjectName(in.prefix), hash.value()));
+    return WriteFile(out / "thumbnail.jpg", *jpeg);
+  }
+};
+
+Publisher::Publisher(storage::Store& store, fs::path out_dir)
+    : s_(std::make_unique<State>(store, std::move(out_dir))) {}
+Publisher::~Publisher() = default;
+
+size_t Publisher::published() const { return s_->published; }
+double Publisher::playable_seconds() const { return s_->playable; }
+const std::vector<RenditionStats>& Publisher::renditions() const { return s_->stats; }
+uint64_t Publisher::audio_packets() const { return s_->audio_packets; }
+double Publisher::audio_seconds() const { return s_->audio_seconds; }
+
+Status Publisher::Advance(const StitchInput& in, bool complete) {
   AvLogCapture log;
-  StitchResult result;
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) return Status::Error("io_error", "cannot create " + out_dir.string());
+  State& s = *s_;
+  if (in.rungs.empty()) return Status::Error("internal", "nothing to publish");
+  if (s.ended) return Status::Ok();
+  if (!s.started) ZF_RETURN_IF_ERROR(s.Start(in));
+  const size_t limit = complete ? in.segments : (in.segments > 0 ? in.segments - 1 : 0);
+  if (s.published >= limit && !complete) return Status::Ok();
+  if (in.has_audio) ZF_RETURN_IF_ERROR(s.UpdateAudio(in));
+  const size_t before = s.published;
+  while (s.published < limit) {
+    const size_t i = s.published;
+    auto tracks = s.Load(in, i);
+    if (!tracks.ok()) return tracks.status();
+    std::optional<double> next_first;
+    if (i + 1 < in.segments) {
+      auto next = s.Load(in, i + 1);
+      if (!next.ok()) return next.status();
+      const auto& np = (**next).front().packets;
+      if (np.empty())
+        return Status::Error("verify_failed", "segment " + std::to_string(i + 1) + " is empty");
+      int64_t first = INT64_MAX;
+      for (const Packet& p : np) first = std::min(first, p.pts);
+      next_first = Ticks2Sec(first, kOutputTb);
+    }
+    // The audio still being encoded must reach past this segment's end.
+    if (s.audio_partial && (!next_first || s.audio->packets.empty() ||
+                            Ticks2Sec(s.audio->packets.back().pts, kAudioSampleRate) < *next_first))
+      break;
+    ZF_RETURN_IF_ERROR(s.PublishSegment(in, i, **tracks, next_first));
+    s.loaded.erase(i);
+    ++s.published;
+  }
+  if (s.published == 0 || (s.published == before && !complete)) return Status::Ok();
+  if (before == 0) ZF_RETURN_IF_ERROR(s.WriteThumbnail(in));
+  ZF_RETURN_IF_ERROR(s.WritePlaylists(in, complete));
+  if (complete) {
+    s.ended = true;
+    s.loaded.clear();
+  }
+  return Status::Ok();
+}
+
+Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
+                            const fs::path& out_dir, Publisher* publisher) {
+  AvLogCapture log;
   if (input.segments == 0 || input.rungs.empty())
     return Status::Error("internal", "nothing to stitch");
-
-  // Segment start times (seconds) on the first rung's grid; every rung shares it.
-  std::vector<double> starts;
+  std::optional<Publisher> own;
+  if (!publisher) publisher = &own.emplace(store, out_dir);
+  ZF_RETURN_IF_ERROR(publisher->Advance(input, /*complete=*/true));
 
   std::optional<Track> audio;
   if (input.has_audio) {
@@ -206,165 +520,38 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     if (!a.ok()) return a.status();
     audio = std::move(*a);
   }
-
-  const double frame_sec = 1.0 / (input.fps > 0 ? input.fps : 30.0);
+  // The progressive MP4 of each rung: every segment again plus the whole audio track.
   for (const RungSettings& rung : input.rungs) {
-    RenditionStats stats;
-    stats.name = rung.name;
-    stats.width = rung.width;
-    stats.height = rung.height;
-    fs::create_directories(out_dir / rung.name, ec);
-    // Pass 1, one segment in memory at a time: the segment files and each segment's facts.
+    FileMuxer mux;
     std::optional<StreamHeader> header;
-    std::vector<double> first_sec, last_sec;
-    std::vector<uint64_t> seg_bytes;
-    DtsRepair dts;
+    size_t ai = 0;
+    DtsRepair mp4_dts;
     for (size_t i = 0; i < input.segments; ++i) {
       auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
       if (!loaded.ok()) return loaded.status();
-      Track& seg = *loaded;
-      const std::string what = rung.name + " segment " + std::to_string(i);
-      if (seg.packets.empty()) return Status::Error("internal", what + " is empty");
-      if (!(seg.packets.front().flags & kPacketKey))
-        return Status::Error("internal", what + " does not start with an IDR");
-      if (!header) header = seg.header;
-      int64_t first = INT64_MAX, last = INT64_MIN;
-      uint64_t bytes = 0;
-      for (Packet& p : seg.packets) {
-        first = std::min(first, p.pts);
-        last = std::max(last, p.pts);
-        bytes += p.data.size();
-        ZF_RETURN_IF_ERROR(dts.Apply(&p));
+      if (!header) {
+        header = loaded->header;
+        std::vector<const StreamHeader*> streams{&*header};
+        if (audio) streams.push_back(&audio->header);
+        ZF_RETURN_IF_ERROR(mux.Open(out_dir / (rung.name + ".mp4"), "mp4", streams, "+faststart"));
       }
-      first_sec.push_back(Ticks2Sec(first, kOutputTb));
-      last_sec.push_back(Ticks2Sec(last, kOutputTb));
-      seg_bytes.push_back(bytes);
-      stats.frames += seg.packets.size();
-      stats.segment_frames.push_back(seg.packets.size());
-      stats.bytes += bytes;
-      if (i == 0) stats.codecs = AvcCodecString(seg.packets.front().data);
-      FileMuxer mux;
-      ZF_RETURN_IF_ERROR(
-          mux.Open(out_dir / rung.name / SegmentFileName(i), "mpegts", {&seg.header}, nullptr));
-      for (const Packet& p : seg.packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
-      ZF_RETURN_IF_ERROR(mux.Close());
-    }
-    stats.keyframe_seconds = first_sec;
-    Playlist playlist;
-    for (size_t i = 0; i < input.segments; ++i) {
-      double end = i + 1 < input.segments ? first_sec[i + 1] : last_sec[i] + frame_sec;
-      double dur = std::max(end - first_sec[i], frame_sec);
-      playlist.durations.push_back(dur);
-      stats.peak_bps = std::max(stats.peak_bps,
-                                static_cast<int64_t>(static_cast<double>(seg_bytes[i]) * 8 / dur));
-      stats.duration_seconds += dur;
-    }
-    if (starts.empty()) starts = first_sec;
-    stats.average_bps = static_cast<int64_t>(static_cast<double>(stats.bytes) * 8 /
-                                             std::max(stats.duration_seconds, 1e-3));
-    ZF_RETURN_IF_ERROR(WriteFile(out_dir / rung.name / "index.m3u8", playlist.Render()));
-
-    // Pass 2: the progressive MP4, every segment again plus the whole audio track, faststart.
-    {
-      FileMuxer mux;
-      std::vector<const StreamHeader*> streams{&*header};
-      if (audio) streams.push_back(&audio->header);
-      fs::path mp4 = out_dir / (rung.name + ".mp4");
-      ZF_RETURN_IF_ERROR(mux.Open(mp4, "mp4", streams, "+faststart"));
-      size_t ai = 0;
-      DtsRepair mp4_dts;
-      for (size_t i = 0; i < input.segments; ++i) {
-        auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
-        if (!loaded.ok()) return loaded.status();
-        for (Packet& p : loaded->packets) {
-          ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
-          // Interleave audio up to this video packet's time.
-          while (audio && ai < audio->packets.size() &&
-                 Ticks2Sec(audio->packets[ai].pts, kAudioSampleRate) <=
-                     Ticks2Sec(p.dts, kOutputTb)) {
-            ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
-          }
-          ZF_RETURN_IF_ERROR(mux.Write(0, p));
-        }
+      for (Packet& p : loaded->packets) {
+        ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
+        // Interleave audio up to this video packet's time.
+        while (audio && ai < audio->packets.size() &&
+               Ticks2Sec(audio->packets[ai].pts, kAudioSampleRate) <= Ticks2Sec(p.dts, kOutputTb))
+          ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
+        ZF_RETURN_IF_ERROR(mux.Write(0, p));
       }
-      while (audio && ai < audio->packets.size())
-        ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
-      ZF_RETURN_IF_ERROR(mux.Close());
     }
-    result.renditions.push_back(std::move(stats));
+    while (audio && ai < audio->packets.size())
+      ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
+    ZF_RETURN_IF_ERROR(mux.Close());
   }
-
-  // Audio rendition cut on the video segment grid.
-  int64_t audio_peak = 0, audio_bytes = 0;
-  if (audio) {
-    Playlist playlist;
-    fs::create_directories(out_dir / "audio", ec);
-    size_t ai = 0;
-    const auto& ap = audio->packets;
-    for (size_t i = 0; i < starts.size(); ++i) {
-      size_t begin = ai;
-      bool last = i + 1 == starts.size();
-      while (ai < ap.size() && (last || Ticks2Sec(ap[ai].pts, kAudioSampleRate) < starts[i + 1]))
-        ++ai;
-      FileMuxer mux;
-      ZF_RETURN_IF_ERROR(
-          mux.Open(out_dir / "audio" / SegmentFileName(i), "mpegts", {&audio->header}, nullptr));
-      int64_t bytes = 0;
-      for (size_t k = begin; k < ai; ++k) {
-        ZF_RETURN_IF_ERROR(mux.Write(0, ap[k]));
-        bytes += static_cast<int64_t>(ap[k].data.size());
-      }
-      ZF_RETURN_IF_ERROR(mux.Close());
-      double seg_start =
-          i == 0
-              ? std::min(starts[0],
-                         begin < ap.size() ? Ticks2Sec(ap[begin].pts, kAudioSampleRate) : starts[0])
-              : starts[i];
-      double seg_end =
-          last ? (ai > begin ? Ticks2Sec(ap[ai - 1].pts + ap[ai - 1].duration, kAudioSampleRate)
-                             : seg_start)
-               : starts[i + 1];
-      double dur = std::max(seg_end - seg_start, 0.001);
-      playlist.durations.push_back(dur);
-      audio_peak = std::max<int64_t>(audio_peak, static_cast<int64_t>(bytes * 8 / dur));
-      audio_bytes += bytes;
-    }
-    ZF_RETURN_IF_ERROR(WriteFile(out_dir / "audio" / "index.m3u8", playlist.Render()));
-    result.audio_packets = ap.size();
-    if (!ap.empty())
-      result.audio_seconds =
-          Ticks2Sec(ap.back().pts + ap.back().duration - std::max<int64_t>(ap.front().pts, 0),
-                    kAudioSampleRate);
-  }
-
-  // Thumbnail.
-  {
-    auto jpeg = store.GetObject(ThumbnailObjectName(input.prefix));
-    if (!jpeg.ok()) return jpeg.status().WithContext("thumbnail");
-    storage::ContentHash hash;
-    hash.Update(*jpeg);
-    ZF_RETURN_IF_ERROR(CheckBound(input, ThumbnailObjectName(input.prefix), hash.value()));
-    ZF_RETURN_IF_ERROR(WriteFile(out_dir / "thumbnail.jpg", *jpeg));
-  }
-
-  // Master playlist, last: its presence marks a complete ladder.
-  double audio_avg = 0;
-  if (audio && result.audio_seconds > 0)
-    audio_avg = static_cast<double>(audio_bytes) * 8 / result.audio_seconds;
-  std::vector<VariantEntry> variants;
-  for (const RenditionStats& r : result.renditions) {
-    VariantEntry v;
-    v.uri = r.name + "/index.m3u8";
-    v.average_bandwidth = r.average_bps + static_cast<int64_t>(audio_avg);
-    v.bandwidth = std::max(r.peak_bps + audio_peak, v.average_bandwidth);
-    v.codecs = r.codecs + (audio ? ",mp4a.40.2" : "");
-    v.width = r.width;
-    v.height = r.height;
-    v.frame_rate = input.fps;
-    variants.push_back(v);
-  }
-  std::string master = RenderMasterPlaylist(variants, audio ? "audio/index.m3u8" : "");
-  ZF_RETURN_IF_ERROR(WriteFile(out_dir / "master.m3u8", master));
+  StitchResult result;
+  result.renditions = publisher->renditions();
+  result.audio_packets = publisher->audio_packets();
+  result.audio_seconds = publisher->audio_seconds();
   return result;
 }
 

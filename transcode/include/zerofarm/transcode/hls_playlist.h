@@ -1,4 +1,5 @@
-// HLS playlist text (RFC 8216): VOD media playlists and the master playlist.
+// HLS playlist text (RFC 8216): media playlists (VOD, or EVENT while a video is still being
+// published) and the master playlist.
 // Pure functions; thread-safe.
 #pragma once
 
@@ -8,8 +9,13 @@
 
 namespace zerofarm::transcode {
 
-// A VOD media playlist listing segNNNNN.ts with these durations (seconds).
-std::string RenderMediaPlaylist(const std::vector<double>& durations);
+// A media playlist listing segNNNNN.ts with these durations (seconds). Complete: a VOD playlist
+// ending in EXT-X-ENDLIST. Not complete: an EVENT playlist (the list only grows; a player keeps
+// reloading it). EXT-X-TARGETDURATION is the longest segment rounded, and at least
+// `min_target` (an EVENT playlist's target must not change while it grows, so it is given the
+// longest segment the video will have).
+std::string RenderMediaPlaylist(const std::vector<double>& durations, bool complete = true,
+                                long min_target = 1);
 
 struct VariantEntry {
   std::string uri;                // "720p/index.m3u8"

@@ -2,16 +2,22 @@
 // published renditions, without re-encoding:
 //   OUT/<rung>/index.m3u8 + OUT/<rung>/segNNNNN.ts   (video-only MPEG-TS, one per task)
 //   OUT/audio/index.m3u8 + OUT/audio/segNNNNN.ts     (audio-only, cut on the video's grid)
-//   OUT/master.m3u8                                  (written last)
+//   OUT/master.m3u8                                  (once the first segment is published)
 //   OUT/<rung>.mp4                                   (progressive, faststart, video + audio)
 //   OUT/thumbnail.jpg
 // Inputs are store objects: "<prefix>out/<rung>/NNNNN" (video packet streams in 1/90000 s),
 // "<prefix>out/audio" (AAC packet stream in 1/48000 s), "<prefix>out/thumbnail.jpg".
-// Thread safety: Stitch is reentrant; concurrent calls must use different output dirs.
+// A Publisher publishes the HLS part segment by segment while a job still runs (EVENT
+// playlists that only grow); Stitch finishes a video: every segment, VOD playlists, the MP4s.
+// Every file appears whole (written aside, then renamed), and a segment file once listed in a
+// playlist is never written again.
+// Thread safety: Stitch is reentrant; concurrent calls must use different output dirs. A
+// Publisher is used by one thread at a time.
 #pragma once
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +33,16 @@ struct StitchInput {
   size_t segments = 0;
   bool has_audio = false;
   double fps = 0;  // for FRAME-RATE and the last segment's length
+  // Frames each segment must hold in every rung (what its task reported); empty = unchecked.
+  std::vector<uint64_t> segment_frames;
+  // The longest segment the video will have, in whole seconds: the playlists' target duration
+  // (it must not change while an EVENT playlist grows).
+  long target_seconds = 1;
+  // Publisher only: the audio track's packet stream as far as its task has written it (the
+  // task still runs), or null for the stored, finished track. Segments are published only as
+  // far as this audio reaches; once the stored track is used, it must begin with exactly the
+  // audio already published.
+  const std::string* audio_so_far = nullptr;
   // Object -> the ContentHash (storage/content_hash.h) its task reported. When not empty, every
   // object read must be listed and hold exactly those bytes, or Stitch fails "output_mismatch"
   // naming the object: a stale or foreign copy is never published.
@@ -51,7 +67,42 @@ struct StitchResult {
   double audio_seconds = 0;
 };
 
+class Publisher;
+
+// Finishes a video: publishes every segment (continuing `publisher`, which published the head
+// while the job ran, when given), ends the playlists and writes the MP4s.
 Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
-                            const std::filesystem::path& out_dir);
+                            const std::filesystem::path& out_dir, Publisher* publisher = nullptr);
+
+// Publishes a video's HLS renditions while its tasks still run. Before each segment is listed
+// it is checked: it starts with an IDR frame, holds the planned frames in every rung, starts at
+// the same instant in every rung, and its timestamps follow the previous segment's.
+class Publisher {
+ public:
+  Publisher(storage::Store& store, std::filesystem::path out_dir);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  // `input.segments` segments from the start have finished (their outputs and, with audio, the
+  // whole audio track are stored). Publishes those not yet published: each one needs the next
+  // one's first frame for its length, so the last finished one waits unless `complete` (every
+  // segment of the video has finished), which also ends the playlists (VOD). The master
+  // playlist and the thumbnail appear with the first segment. Segment files listed by an
+  // earlier Publisher on the same dir (before a restart) are kept as they are.
+  // Errors: "output_mismatch" (see StitchInput), "verify_failed" (a check above), "io_error".
+  Status Advance(const StitchInput& input, bool complete);
+
+  size_t published() const;         // segments listed in the playlists
+  double playable_seconds() const;  // their total length
+  // Per rung, what the published segments hold (all of them after a complete Advance).
+  const std::vector<RenditionStats>& renditions() const;
+  uint64_t audio_packets() const;
+  double audio_seconds() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 }  // namespace zerofarm::transcode
