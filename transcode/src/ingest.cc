@@ -191,8 +191,9 @@ class Planner {
   };
 
   Status MaybeCut(uint64_t ord, int64_t pts, bool key) {
-    const int64_t target = boundary_ + cs_;
-    const int64_t window_end = target + cs_ / 2;
+    const int64_t length = CutLength();
+    const int64_t target = boundary_ + length;
+    const int64_t window_end = target + length / 2;
     std::optional<std::pair<int64_t, uint64_t>> cut;  // (boundary, decode_from)
     if (key && pts >= target && pts <= window_end) {
       cut = {pts, ord};
@@ -230,7 +231,16 @@ class Planner {
     prev.since_last_owned = static_cast<int>(next.owned.size());
     pending_.push_back(std::move(next));
     boundary_ = cut->first;
+    ++cuts_;
     return Status::Ok();
+  }
+
+  // The target length of the chunk being cut: a head length, then the chunk length.
+  int64_t CutLength() const {
+    if (cuts_ >= options_.head_seconds.size()) return cs_;
+    const int64_t head =
+        std::llround(options_.head_seconds[cuts_] * header_.time_base_den / header_.time_base_num);
+    return std::clamp<int64_t>(head, 1, cs_);
   }
 
   Status OpenChunk(uint64_t first_ordinal) {
@@ -301,6 +311,7 @@ class Planner {
   StreamHeader header_;
   std::string header_record_;
   int64_t cs_ = 1;
+  size_t cuts_ = 0;  // chunks cut so far
   int64_t boundary_ = 0;
   int64_t min_pts_ = INT64_MAX;
   std::deque<Key> keys_;
@@ -337,6 +348,10 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
   IngestResult result;
   if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
     return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
+  for (double h : options.head_seconds)
+    if (!(h >= 0.5 && h <= options.chunk_seconds))
+      return Status::Error("invalid_argument",
+                           "head segment seconds must be within 0.5 and the chunk seconds");
   auto size = source.Size();
   if (size && *size == 0)
     return Status::Error("empty_input", "not a media file: the file is empty");

@@ -80,6 +80,9 @@ class IngestSink {
 
 struct IngestOptions {
   double chunk_seconds = 4.0;
+  // The first chunks' target lengths (each 0.5 s to chunk_seconds), then chunk_seconds: short
+  // segments at the head make a video playable sooner while it is still being transcoded.
+  std::vector<double> head_seconds;
   std::string prefix;  // object name prefix, e.g. "jobs/<id>/"
 };
 
