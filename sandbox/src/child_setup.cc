@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -35,7 +36,7 @@ constexpr const char* kStepNames[] = {
     "park descriptors",
     "place channel descriptors",
     "close other descriptors",
-    "setrlimit",
+    "setrlimit or setpriority",
     "PR_SET_NO_NEW_PRIVS",
     "seccomp filter",
     "send seccomp listener",
@@ -192,6 +193,9 @@ void RunChild(const ChildPlan& plan) {
     if (::setrlimit(static_cast<__rlimit_resource>(limit.resource), &rl) != 0) {
       Fail(report, kStepSetRlimits);
     }
+  }
+  if (plan.nice != 0 && ::setpriority(PRIO_PROCESS, 0, plan.nice) != 0) {
+    Fail(report, kStepSetRlimits);
   }
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(report, kStepNoNewPrivs);
 

@@ -85,6 +85,7 @@ struct ChildPlan {
     rlim_t value;
   };
   std::vector<Limit> rlimits;
+  int nice = 0;  // setpriority, with the limits
 
   const sock_fprog* seccomp = nullptr;  // null: no filter (the host lacks seccomp)
   bool seccomp_listener = false;

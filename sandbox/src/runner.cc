@@ -623,6 +623,7 @@ Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
                   {RLIMIT_FSIZE, lim.max_file_bytes},
                   {RLIMIT_CORE, 0}};
   if (!cgroup) plan.rlimits.push_back({RLIMIT_AS, lim.memory_bytes});
+  plan.nice = std::clamp(lim.nice, 0, 19);
 
   const SyscallFilter* filter = nullptr;
   sock_fprog fprog{};

@@ -28,7 +28,7 @@ std::string ToJson(const TaskSpec& s) {
               {"args", s.args},       {"inputs", s.inputs},
               {"outputs", outputs},   {"placement", s.placement},
               {"threads", s.threads}, {"timeout_ms", s.timeout.count()},
-              {"rerun", s.rerun}}
+              {"rerun", s.rerun},     {"nice", s.nice}}
       .dump();
 }
 
@@ -46,6 +46,7 @@ Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
     s.threads = j.value("threads", 1);
     s.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
     s.rerun = j.value("rerun", false);
+    s.nice = std::clamp(j.value("nice", 0), 0, 19);
     return s;
   } catch (const std::exception& e) {
     return Status::Error("invalid_argument", std::string("bad task spec: ") + e.what());
@@ -135,6 +136,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   run.outputs = spec.outputs.size();
   run.timeout = spec.timeout;
   run.threads = spec.threads;
+  run.nice = spec.nice;
   run.cancel = &cancel;
   // Input: the objects one after the other, one piece at a time.
   size_t input_index = 0;
@@ -174,7 +176,9 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
                                                 " is larger than " + std::to_string(limit) +
                                                 " bytes");
     hashes[channel].Update(data);
-    return writers[channel]->Append(data);
+    ZF_RETURN_IF_ERROR(writers[channel]->Append(data));
+    if (spec.watch_output) spec.watch_output(channel, data);
+    return Status::Ok();
   };
 
   auto exit = RunWorker(worker, run);

@@ -113,6 +113,7 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   spec.limits.cpu_seconds = wall_s * static_cast<uint64_t>(std::max(1, run.threads) + 1);
   spec.limits.max_threads = 512;
   spec.limits.max_open_files = 64;
+  spec.limits.nice = run.nice;
   spec.options.hostname = "zerofarm-worker";
   spec.cancel = run.cancel;
 

@@ -28,6 +28,7 @@ struct WorkerRun {
   std::function<Status(size_t, std::string_view)> on_output;
   std::chrono::milliseconds timeout{60000};
   int threads = 1;  // encoder threads the task asked for (sizes the CPU-time limit)
+  int nice = 0;     // scheduling niceness (SandboxLimits::nice)
   // When set and it turns true, the worker is killed with SIGKILL within about a second, even
   // a stopped or silent one (a cancelled task or a backup copy that lost its race).
   const std::atomic<bool>* cancel = nullptr;

@@ -41,6 +41,13 @@ struct TaskSpec {
   int threads = 1;                  // encoder threads (sizes the CPU-time limit)
   std::chrono::milliseconds timeout{60000};
   bool rerun = false;  // a retry: never reuse an earlier run's result
+  // Scheduling niceness of the worker, 0..19: the head of a video's timeline runs ahead of
+  // the rest of the farm's work on a busy machine.
+  int nice = 0;
+  // Told each output's bytes as the worker writes them, before they are committed (the job
+  // publishes the audio track while it is encoded). Called on the executor's thread; only
+  // executors that run the worker in this process call it, and it is not sent to nodes.
+  std::function<void(size_t output, std::string_view bytes)> watch_output;
 };
 
 struct TaskOutcome {
