@@ -29,6 +29,7 @@ constexpr const char* kImmutable = "public, max-age=31536000, immutable";
 constexpr const char* kPrivateMedia = "private, max-age=86400";
 constexpr const char* kPublicPlaylist = "public, max-age=60";
 constexpr const char* kPrivatePlaylist = "private, no-cache";
+constexpr const char* kGrowingPlaylist = "public, no-cache";
 constexpr const char* kNoCache = "no-cache";
 
 // Bounds of the free-form fields of a video (bytes of their JSON / text).
@@ -781,7 +782,9 @@ Routed Router::RoutePlay(const Request& req, const std::vector<std::string>& s) 
   if (target->dir.empty())
     return {ErrorResponse(404, "not_ready", "video " + video_id + " is not ready yet"), nullptr};
   // Signed media may be cached by the browser no longer than its grant lasts.
-  std::string media = kImmutable, playlist = kPublicPlaylist;
+  // A video still being published has EVENT playlists that grow: never cached.
+  std::string media = kImmutable,
+              playlist = target->status == "ready" ? kPublicPlaylist : kGrowingPlaylist;
   if (grant && target->policy != "public") {
     const int64_t left = std::max<int64_t>(0, grant->expires - NowSeconds());
     media = "private, max-age=" + std::to_string(std::min<int64_t>(left, 86400));
@@ -832,7 +835,11 @@ Routed Router::RouteSigningKeys(const Request& req, const std::vector<std::strin
 std::string Router::Decorate(const std::string& base, const std::string& tenant,
                              const std::string& video, int64_t expires_in) {
   json v = json::parse(video, nullptr, false);
-  if (v.is_discarded() || !v.is_object() || v.value("status", "") != "ready") return video;
+  // Playback URLs as soon as the video plays: its HLS head is published long before it is
+  // ready (its MP4s come when it is).
+  if (v.is_discarded() || !v.is_object() ||
+      (v.value("status", "") != "ready" && !v.value("playable", false)))
+    return video;
   const std::string id = v.value("id", "");
   const std::string policy = v.value("playback_policy", "signed");
   json p = {{"policy", policy}};

@@ -163,10 +163,25 @@ struct Plan {
   }
 };
 
+// The head of a video's timeline: the audio track and these first segments go first, in
+// timeline order, so that the video becomes playable as soon as it can; the rest longest first.
+constexpr int kHeadTasks = 3;
+
+bool IsHead(int index) { return index < kHeadTasks; }
+constexpr int kHeadNice = 2;  // CPU weight 0.64 of the audio track's and ingest's
+constexpr int kTailNice = 5;  // CPU weight 0.33
+constexpr size_t kAudioPublishBytes = 32 << 10;  // about 2 s of the audio track
+
 struct QueuedTask {
   int index;    // kAudioTask or a video task index
-  double cost;  // longest first
-  bool operator<(const QueuedTask& o) const { return cost < o.cost; }
+  double cost;  // among the rest, longest first
+  // The heap's top is the greatest.
+  bool operator<(const QueuedTask& o) const {
+    if (IsHead(index) != IsHead(o.index)) return !IsHead(index);
+    if (IsHead(index)) return index > o.index;
+    if (cost != o.cost) return cost < o.cost;
+    return index > o.index;
+  }
 };
 
 class Job : public tc::IngestSink {
@@ -187,7 +202,8 @@ class Job : public tc::IngestSink {
       slots_ = std::max(
           1, options.jobs > 0 ? std::min(options.jobs, executor_->slots()) : executor_->slots());
     } else {
-      executor_ = MakeLocalExecutor(store_, options.worker, node_, slots_);
+      // One more than the pool: the audio track runs beside the video tasks.
+      executor_ = MakeLocalExecutor(store_, options.worker, node_, slots_ + 1);
     }
   }
 
@@ -195,6 +211,7 @@ class Job : public tc::IngestSink {
     const auto t0 = t0_;
     auto stored = store_.GetMeta(tc::PlanRecordName(prefix_));
     if (!stored.ok()) return stored.status();
+    publisher_.emplace(store_, out_dir);
     StartPool();
     Status ingest_status;
     if (stored->has_value()) {
@@ -212,10 +229,14 @@ class Job : public tc::IngestSink {
       }
       for (const auto& t : plan_.tasks) Enqueue(static_cast<int>(t.index), Cost(t));
       if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
-      std::lock_guard lock(mu_);
-      ingest_done_ = true;
-      progress_state_.ingest_done = true;
-      cv_.notify_all();
+      {
+        std::lock_guard lock(mu_);
+        ingest_done_ = true;
+        progress_state_.ingest_done = true;
+        cv_.notify_all();
+      }
+      // What an earlier run published is listed again right away.
+      PublishFinished();
     } else {
       ingest_status = Ingest(source);
     }
@@ -233,6 +254,7 @@ class Job : public tc::IngestSink {
     in.segments = plan_.tasks.size();
     in.has_audio = plan_.source.audio.has_value();
     in.fps = plan_.source.fps;
+    in.target_seconds = TargetSeconds();
     auto stitched = StitchBound(in, out_dir);
     if (!stitched.ok()) return stitched.status().WithContext("stitch");
     Report("verify");
@@ -367,6 +389,7 @@ class Job : public tc::IngestSink {
     }
     tc::IngestOptions io;
     io.chunk_seconds = options_.chunk_seconds;
+    io.head_seconds = options_.head_seconds;
     io.prefix = prefix_;
     auto result = tc::Ingest(source, store_, io, this);
     if (!result.ok()) return result.status();
@@ -383,11 +406,14 @@ class Job : public tc::IngestSink {
     // From here on a rerun resumes instead of ingesting again.
     ZF_RETURN_IF_ERROR(store_.PutMeta(tc::PlanRecordName(prefix_), plan_.ToJson().dump()));
     if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
-    std::lock_guard lock(mu_);
-    ingest_done_ = true;
-    progress_state_.ingest_done = true;
-    progress_state_.phase = "transcode";
-    cv_.notify_all();
+    {
+      std::lock_guard lock(mu_);
+      ingest_done_ = true;
+      progress_state_.ingest_done = true;
+      progress_state_.phase = "transcode";
+      cv_.notify_all();
+    }
+    PublishFinished();
     return Status::Ok();
   }
 
@@ -415,9 +441,15 @@ class Job : public tc::IngestSink {
       }
     }
     Track(index);
+    ++outstanding_;
+    if (index == kAudioTask) {
+      // The audio track is light (well under a tenth of a segment's CPU) and every published
+      // segment needs it: it runs at once beside the video tasks instead of waiting for a slot.
+      audio_thread_ = std::thread([this] { Finish(kAudioTask, RunWithRetries(kAudioTask, 1)); });
+      return;
+    }
     queue_.push_back({index, cost});
     std::push_heap(queue_.begin(), queue_.end());
-    ++outstanding_;
     cv_.notify_one();
   }
 
@@ -433,6 +465,7 @@ class Job : public tc::IngestSink {
     }
     for (auto& t : threads_) t.join();
     threads_.clear();
+    if (audio_thread_.joinable()) audio_thread_.join();
   }
 
   void PoolLoop() {
@@ -454,16 +487,26 @@ class Job : public tc::IngestSink {
         threads = std::max(1, slots_ / std::max(1, busy));
         if (!ingest_done_) threads = 1;
       }
-      if (options_.slots) options_.slots->Acquire();
+      if (options_.slots) options_.slots->Acquire(IsHead(task.index) ? 0 : 1);
       Status s = RunWithRetries(task.index, threads);
       if (options_.slots) options_.slots->Release();
+      {
+        std::lock_guard lock(mu_);
+        --running_;
+      }
+      Finish(task.index, s);
+    }
+  }
+
+  // Records how a task ended, then publishes what became playable.
+  void Finish(int index, const Status& s) {
+    {
       std::lock_guard lock(mu_);
-      --running_;
       --outstanding_;
       if (!s.ok() && failure_.ok()) failure_ = s;
-      TaskProgress& tp = Track(task.index);
+      TaskProgress& tp = Track(index);
       if (s.ok()) {
-        CountDone(task.index, /*resumed=*/false);
+        CountDone(index, /*resumed=*/false);
         tp.state = storage::TaskState::kDone;
       } else if (s.code() == "not_run" || s.code() == "cancelled") {
         tp.state = storage::TaskState::kCancelled;
@@ -474,6 +517,76 @@ class Job : public tc::IngestSink {
       Notify();
       cv_.notify_all();
     }
+    if (s.ok()) PublishFinished();
+  }
+
+  // The playlists' target duration: the longest segment planned so far, in whole seconds
+  // (caller holds mu_ or owns plan_).
+  long TargetSeconds() const {
+    long target = std::lround(options_.chunk_seconds);
+    for (const auto& t : plan_.tasks) target = std::max(target, std::lround(t.seconds));
+    return std::max(1L, target);
+  }
+
+  // Publishes the segments finished in a row from the start (with the audio track, which they
+  // need), while the rest of the job runs: the video is playable before it is complete. A
+  // segment that fails its checks fails the job; an output holding other bytes than reported
+  // is left to the final stitch, which runs its task again.
+  void PublishFinished() {
+    std::lock_guard publishing(publish_mu_);
+    tc::StitchInput in;
+    std::string audio_so_far;
+    {
+      std::lock_guard lock(mu_);
+      if (!failure_.ok() || Cancelled() || publish_paused_ || plan_.rungs.empty()) return;
+      if (plan_.source.audio && !results_.count(kAudioTask)) {
+        std::lock_guard alock(audio_mu_);
+        if (audio_seen_.empty()) return;
+        audio_so_far = audio_seen_;
+        in.audio_so_far = &audio_so_far;
+      }
+      in.prefix = prefix_;
+      in.rungs = plan_.rungs;
+      in.has_audio = plan_.source.audio.has_value();
+      in.fps = plan_.source.fps;
+      in.target_seconds = TargetSeconds();
+      while (in.segments < plan_.tasks.size()) {
+        auto r = results_.find(static_cast<int>(in.segments));
+        if (r == results_.end()) break;
+        in.segment_frames.push_back(r->second.value("frames", uint64_t{0}));
+        ++in.segments;
+      }
+      if (in.segments < publisher_->published() + 2) return;
+      in.checksums = OutputChecksums(nullptr);
+    }
+    Status s = publisher_->Advance(in, /*complete=*/false);
+    std::lock_guard lock(mu_);
+    if (!s.ok()) {
+      if (s.code() == "output_mismatch") {
+        publish_paused_ = true;
+      } else if (failure_.ok()) {
+        failure_ = s.WithContext("publish");
+        cv_.notify_all();
+      }
+      return;
+    }
+    progress_state_.segments_published = publisher_->published();
+    progress_state_.playable_seconds = publisher_->playable_seconds();
+    Notify();
+  }
+
+  // Every finished task's outputs -> the checksum it reported; `owner` (if given) gets the
+  // task of each (caller holds mu_ or owns results_).
+  std::map<std::string, uint64_t> OutputChecksums(std::map<std::string, int>* owner) const {
+    std::map<std::string, uint64_t> sums;
+    for (const auto& [index, r] : results_)
+      for (const auto& o : r.value("outputs", json::array())) {
+        auto h = storage::ParseContentHashHex(o.value("xxh64", ""));
+        if (!h) continue;
+        sums[o.at("object").get<std::string>()] = *h;
+        if (owner) (*owner)[o.at("object").get<std::string>()] = index;
+      }
+    return sums;
   }
 
   // After a failure or a cancel: the tasks that never ran say so instead of looking queued.
@@ -549,6 +662,10 @@ class Job : public tc::IngestSink {
     spec.job = prefix_;
     spec.threads = threads;
     spec.rerun = attempt > 1 || rerun_.count(index) > 0;
+    // Ingest (in this process) and the audio track come first, then the head of the timeline,
+    // then the rest: what the video needs to become playable is never starved by its tail or
+    // by other videos' tails.
+    spec.nice = index == kAudioTask ? 0 : IsHead(index) ? kHeadNice : kTailNice;
     if (index == kAudioTask) {
       tc::AudioTask t;
       t.origin_seconds = source.origin_seconds;
@@ -558,6 +675,24 @@ class Job : public tc::IngestSink {
       spec.outputs.push_back({tc::AudioObjectName(prefix_), 0});
       spec.inputs.push_back(tc::AudioSourceObjectName(prefix_));
       spec.placement = tc::AudioSourceObjectName(prefix_);
+      {
+        std::lock_guard lock(audio_mu_);
+        audio_seen_.clear();  // an earlier attempt's bytes are not this one's
+        audio_seen_at_publish_ = 0;
+      }
+      // The segments need their audio: publish as it is encoded, about every 2 s of it.
+      spec.watch_output = [this](size_t, std::string_view bytes) {
+        bool publish = false;
+        {
+          std::lock_guard lock(audio_mu_);
+          audio_seen_.append(bytes);
+          if (audio_seen_.size() >= audio_seen_at_publish_ + kAudioPublishBytes) {
+            audio_seen_at_publish_ = audio_seen_.size();
+            publish = true;
+          }
+        }
+        if (publish) PublishFinished();
+      };
       spec.timeout = options_.task_timeout_base +
                      std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
     } else {
@@ -717,15 +852,12 @@ class Job : public tc::IngestSink {
     constexpr int kMaxReruns = 3;
     for (int round = 0;; ++round) {
       std::map<std::string, int> owner;
-      in.checksums.clear();
-      for (const auto& [index, r] : results_)
-        for (const auto& o : r.value("outputs", json::array())) {
-          auto h = storage::ParseContentHashHex(o.value("xxh64", ""));
-          if (!h) return Status::Error("internal", "a task result has no output checksum");
-          in.checksums[o.at("object").get<std::string>()] = *h;
-          owner[o.at("object").get<std::string>()] = index;
-        }
-      auto stitched = tc::Stitch(store_, in, out_dir);
+      in.segment_frames.clear();
+      for (const auto& t : plan_.tasks)
+        in.segment_frames.push_back(
+            results_.at(static_cast<int>(t.index)).value("frames", uint64_t{0}));
+      in.checksums = OutputChecksums(&owner);
+      auto stitched = tc::Stitch(store_, in, out_dir, &*publisher_);
       if (stitched.ok() || stitched.status().code() != "output_mismatch" || round >= kMaxReruns)
         return stitched;
       std::optional<int> index;
@@ -868,6 +1000,15 @@ class Job : public tc::IngestSink {
   bool audio_resumed_ = false;  // the audio track was finished by an earlier run
   std::map<int, TaskProgress> task_progress_;
   std::vector<std::thread> threads_;
+  std::thread audio_thread_;
+  // Publication while the job runs: one Advance at a time, never under mu_.
+  std::mutex publish_mu_;
+  std::optional<tc::Publisher> publisher_;
+  bool publish_paused_ = false;  // an output was rejected: the final stitch publishes the rest
+  // The audio track as its running task writes it (locked after mu_ when both are held).
+  std::mutex audio_mu_;
+  std::string audio_seen_;
+  size_t audio_seen_at_publish_ = 0;
 };
 
 }  // namespace

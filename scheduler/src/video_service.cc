@@ -537,8 +537,25 @@ class Service final : public VideoService {
     t.tenant = it->second.value("tenant", "");
     t.policy = it->second.value("playback_policy", "signed");
     t.status = it->second.value("status", "");
-    if (t.status == "ready") t.dir = VideosDir() / id;
+    if (PlayableLocked(id, it->second)) t.dir = VideosDir() / id;
     return t;
+  }
+
+  // Whether a video's playlists can be played: ready, or processing with its head published
+  // (requires mu_).
+  bool PlayableLocked(const std::string& id, const json& rec) const {
+    const std::string status = rec.value("status", "");
+    if (status == "ready") return true;
+    if (status != "processing") return false;
+    auto a = active_.find(id);
+    if (a == active_.end()) return false;
+    {
+      std::lock_guard lock(a->second->mu);
+      if (a->second->have_progress && a->second->progress.segments_published > 0) return true;
+    }
+    // Published before a restart, and listed again as soon as the job resumes.
+    std::error_code ec;
+    return fs::exists(VideosDir() / id / "master.m3u8", ec);
   }
 
   Status Delete(const std::string& tenant, const std::string& id) override {
@@ -581,7 +598,7 @@ class Service final : public VideoService {
     auto it = records_.find(id);
     if (it == records_.end() || it->second.value("tenant", "") != tenant)
       return Status::Error("not_found", "no video " + id);
-    if (it->second["status"] != "ready")
+    if (!PlayableLocked(id, it->second))
       return Status::Error("not_ready", "video " + id + " is not ready yet");
     return VideosDir() / id;
   }
@@ -882,18 +899,21 @@ class Service final : public VideoService {
       o.preset = rec.value("preset", "veryfast");
     }
     o.chunk_seconds = opt_.chunk_seconds;
+    for (double h : opt_.head_seconds) o.head_seconds.push_back(std::min(h, opt_.chunk_seconds));
     o.worker = opt_.worker;
     o.slots = slots_;
     o.jobs = slots_->capacity();
     o.cancel = a->cancel;
     o.node_name = opt_.node_name;
     o.executor = executor_;
-    const fs::path staging = VideosDir() / ("." + id + ".partial");
+    // The renditions are published where they are served, segment by segment while the job
+    // runs; a job resumed after a restart keeps what it had published.
+    const fs::path out = VideosDir() / id;
     std::error_code ec;
-    fs::remove_all(staging, ec);
-    fs::create_directories(staging, ec);
+    fs::remove_all(VideosDir() / ("." + id + ".partial"), ec);  // left by older versions
+    fs::create_directories(out, ec);
     UploadSource source(a);
-    auto report = RunLocalJob(*store_, source, id, o, staging,
+    auto report = RunLocalJob(*store_, source, id, o, out,
                               [this, &a](const JobProgress& p) { OnProgress(*a, p); });
     if (shutting_down_ || a->cancel->load()) return;
     json done_chunks, done_audio;
@@ -907,7 +927,7 @@ class Service final : public VideoService {
     if (it == records_.end()) return;
     json& rec = it->second;
     if (!report.ok()) {
-      fs::remove_all(staging, ec);
+      fs::remove_all(out, ec);
       MarkFailed(rec, report.status().code(), report.status().message());
       bool ended;
       {
@@ -915,13 +935,6 @@ class Service final : public VideoService {
         ended = a->ended;
       }
       if (ended) DiscardUpload(id, *a);  // else when the upload ends (Commit)
-      return;
-    }
-    const fs::path out = VideosDir() / id;
-    fs::remove_all(out, ec);
-    fs::rename(staging, out, ec);
-    if (ec) {
-      MarkFailed(rec, "io_error", "cannot publish the renditions: " + ec.message());
       return;
     }
     json r = json::parse(*report, nullptr, false);
@@ -969,6 +982,7 @@ class Service final : public VideoService {
     const std::string status = rec["status"];
     json chunks = rec.value("chunks", json::array());
     json audio = rec.value("audio", json());
+    double playable_seconds = 0;
     json progress = {{"phase", status == "uploading" ? "upload" : "ingest"},
                      {"ingest_done", false},
                      {"tasks_known", 0},
@@ -988,8 +1002,13 @@ class Service final : public VideoService {
         if (status == "processing" && !p.rungs.empty()) j["ladder"] = p.rungs;
         if (p.duration_seconds > 0 && !j.contains("duration_seconds"))
           j["duration_seconds"] = p.duration_seconds;
+        playable_seconds = p.playable_seconds;
       }
     }
+    const bool playable = PlayableLocked(id, rec);
+    if (status == "ready") playable_seconds = rec.value("duration_seconds", 0.0);
+    j["playable"] = playable;
+    j["playable_seconds"] = playable ? playable_seconds : 0.0;
     if (status == "ready") {
       size_t n = rec.contains("chunks") ? rec["chunks"].size() : 0;
       progress = {{"phase", "done"}, {"ingest_done", true}, {"tasks_known", n},

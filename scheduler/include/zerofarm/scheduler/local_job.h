@@ -2,8 +2,11 @@
 //
 // RunLocalJob ingests the source (tasks start while ingest is still running), runs one
 // zerofarm-worker process per task (plus one for the audio track) on `jobs` parallel slots,
-// longest task first, retries a failed or hung task up to `max_retries` times (never a task
-// whose input is at fault), then stitches and verifies the renditions into `out_dir`.
+// the audio track and the first segments first (in timeline order), then the longest task
+// first, publishes the HLS renditions in `out_dir` segment by segment as they finish (EVENT
+// playlists; the video is playable long before it is complete), retries a failed or hung task
+// up to `max_retries` times (never a task whose input is at fault), then stitches and verifies
+// the renditions into `out_dir`.
 // State is persisted in the store under "jobs/<job_id>/": once ingest has finished, running
 // the same job again (after a crash or kill -9) redoes only the tasks that had not finished.
 // Thread safety: RunLocalJob blocks its caller and uses its own threads; the progress callback
@@ -17,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,17 +38,22 @@ namespace zerofarm::scheduler {
 class WorkerSlots {
  public:
   explicit WorkerSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
-  void Acquire() {
+  // Blocks until a slot is free and no waiter ranks before this one: a lower `rank` first
+  // (0 = the head of a video's timeline, so a new upload's first segments pass other videos'
+  // tails), then first come, first served.
+  void Acquire(int rank = 1) {
     std::unique_lock lock(mu_);
-    ++waiting_;
-    cv_.wait(lock, [&] { return in_use_ < capacity_; });
-    --waiting_;
+    const std::pair<int, uint64_t> me{rank, next_ticket_++};
+    waiters_.insert(me);
+    cv_.wait(lock, [&] { return in_use_ < capacity_ && *waiters_.begin() == me; });
+    waiters_.erase(waiters_.begin());
     ++in_use_;
+    cv_.notify_all();  // the next waiter may fit too
   }
   void Release() {
     std::lock_guard lock(mu_);
     --in_use_;
-    cv_.notify_one();
+    cv_.notify_all();
   }
   int capacity() const { return capacity_; }
   int in_use() const {
@@ -53,7 +62,7 @@ class WorkerSlots {
   }
   int waiting() const {
     std::lock_guard lock(mu_);
-    return waiting_;
+    return static_cast<int>(waiters_.size());
   }
 
  private:
@@ -61,13 +70,16 @@ class WorkerSlots {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   int in_use_ = 0;
-  int waiting_ = 0;
+  uint64_t next_ticket_ = 0;
+  std::set<std::pair<int, uint64_t>> waiters_;
 };
 
 struct JobOptions {
   std::vector<int> ladder{1080, 720, 480, 360};  // rung short sides
   std::string preset = "veryfast";
   double chunk_seconds = 4.0;
+  // The first segments' lengths (ingest.h IngestOptions::head_seconds); empty = all alike.
+  std::vector<double> head_seconds;
   int jobs = 0;         // parallel worker processes; 0 = the number of cores
   int max_retries = 3;  // further attempts after a failed or hung one
   // The worker program, loaded and validated once (worker_runtime.h). Required unless an
@@ -118,7 +130,11 @@ struct JobProgress {
   double media_seconds_done = 0;     // of video segments finished (for speed and ETA)
   double media_seconds_resumed = 0;  // of those, finished in an earlier run
   std::vector<std::string> rungs;    // the renditions planned for this source, once known
-  std::vector<TaskProgress> tasks;   // by index; the audio task (index -1) last
+  // Published while the job runs (stitcher.h Publisher): the video plays as soon as one
+  // segment is, and `playable_seconds` of it can be watched.
+  size_t segments_published = 0;
+  double playable_seconds = 0;
+  std::vector<TaskProgress> tasks;  // by index; the audio task (index -1) last
 };
 
 using ProgressFn = std::function<void(const JobProgress&)>;
