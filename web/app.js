@@ -224,12 +224,25 @@ function renderVideo(v) {
     ? 'No chunks: the video failed before any was cut.'
     : 'No chunks yet: the source is still being ingested.';
 
-  // Playback, downloads, thumbnail: once ready.
+  // Playback as soon as the video is playable (its head is published while the rest is still
+  // transcoding: the bar under the player shows how far it plays); downloads once ready.
   const ready = v.status === 'ready';
-  $('player-card').hidden = !ready;
-  $('thumb-card').hidden = !(ready && v.playback && v.playback.thumbnail);
-  $('share').hidden = !(ready && v.playback && v.playback.share);
-  if (ready) {
+  const playable = ready || (v.status === 'processing' && v.playable === true);
+  $('player-card').hidden = !playable;
+  $('thumb-card').hidden = !(playable && v.playback && v.playback.thumbnail);
+  $('share').hidden = !(playable && v.playback && v.playback.share);
+  const growing = playable && !ready;
+  $('playable').hidden = !growing;
+  if (growing) {
+    const total = v.duration_seconds || 0;
+    const have = Math.min(v.playable_seconds || 0, total || Infinity);
+    $('playable-fill').style.width = total ? `${((have / total) * 100).toFixed(1)}%` : '0%';
+    $('playable-text').textContent =
+      `plays to ${fmtDuration(have)}${total ? ` of ${fmtDuration(total)}` : ''}; the rest is transcoding`;
+    $('playable').dataset.seconds = String(have);
+  }
+  if (!ready) $('downloads').replaceChildren();
+  if (playable) {
     const token = getToken();
     // The playback URLs need no token (public, or signed for a while): the token stays out of
     // <img> and download links.

@@ -44,6 +44,9 @@ export class Player {
         { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } }),
       capLevelToPlayerSize: false,
       startLevel: -1,
+      // A video still being published has an EVENT playlist (no end yet): watch it from the
+      // start, not from the newest segment as for a live stream.
+      startPosition: 0,
     });
     this.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => this.fillLevels(data.levels));
