@@ -33,8 +33,8 @@ constexpr const char* kUsage =
     "\n"
     "Runs zerofarm's benchmarks against what you would use instead, side by side in one run\n"
     "(interleaved), and reports medians and ratios: a table per scenario on stdout, JSON in\n"
-    "DIR (default bench-results/<date>/). Scenarios: ladder, ttfs, quality, sandbox, store,\n"
-    "scale. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk, nginx, bwrap and\n"
+    "DIR (default bench-results/<date>/). Scenarios: ladder, ttfs, publish, quality, sandbox,\n"
+    "store, scale, cluster. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk, nginx, bwrap and\n"
     "gnuplot for some scenarios (scripts/setup.sh installs them). `zerofarm bench --help-all`\n"
     "prints every harness option; BENCHMARKS.md describes the method.\n";
 

@@ -24,6 +24,7 @@ SCENARIO_FIELDS = {
                "sides.ffmpeg.cpu_s_per_source_minute", "sides.ffmpeg.fps", "ratios", "source",
                "ladder"],
     "ttfs": ["ffmpeg after upload.median_first_segment_s", "zerofarm serve", "ratios"],
+    "publish": ["lengths", "ratios", "mux_median_s"],
     "quality": ["rungs", "ratios"],
     "sandbox": ["spawn.methods.fork_exec.p50_ms", "spawn.methods.fork_exec.p99_ms",
                 "spawn.methods.zerofarm", "spawn.methods.bwrap", "validator", "ratios"],
