@@ -227,7 +227,7 @@ function renderVideo(v) {
   // Playback as soon as the video is playable (its head is published while the rest is still
   // transcoding: the bar under the player shows how far it plays); downloads once ready.
   const ready = v.status === 'ready';
-  const playable = ready || (v.status === 'processing' && v.playable === true);
+  const playable = ready || (!failed && v.playable === true);
   $('player-card').hidden = !playable;
   $('thumb-card').hidden = !(playable && v.playback && v.playback.thumbnail);
   $('share').hidden = !(playable && v.playback && v.playback.share);

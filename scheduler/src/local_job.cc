@@ -198,6 +198,7 @@ class Job : public tc::IngestSink {
     slots_ = options.jobs > 0 ? options.jobs
                               : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     executor_ = options.executor;
+    in_process_ = !executor_;
     if (executor_) {
       slots_ = std::max(
           1, options.jobs > 0 ? std::min(options.jobs, executor_->slots()) : executor_->slots());
@@ -283,6 +284,23 @@ class Job : public tc::IngestSink {
     plan_.thumb_height = thumb.front().height;
     NoteSource();
     Notify();
+    // Workers in this process: the audio track is encoded while ingest still stores it (fed
+    // from ingest, OnAudio), so it never waits for the end of the upload.
+    if (in_process_ && info.audio) {
+      std::lock_guard feed(feed_mu_);
+      audio_fed_ = true;
+    }
+  }
+  void OnAudio(std::string_view record) override {
+    bool start = false;
+    {
+      std::lock_guard lock(feed_mu_);
+      feed_.append(record);
+      start = !audio_started_ && audio_fed_;
+      audio_started_ = audio_started_ || start;
+    }
+    feed_cv_.notify_all();
+    if (start) Enqueue(kAudioTask, 1e9);
   }
   void OnChunk(const tc::ChunkInfo&) override {}
   void OnTask(const tc::TaskPlan& task) override {
@@ -392,6 +410,12 @@ class Job : public tc::IngestSink {
     io.head_seconds = options_.head_seconds;
     io.prefix = prefix_;
     auto result = tc::Ingest(source, store_, io, this);
+    {
+      std::lock_guard lock(feed_mu_);
+      feed_ended_ = true;
+      feed_failed_ = !result.ok();
+    }
+    feed_cv_.notify_all();
     if (!result.ok()) return result.status();
     {
       std::lock_guard lock(mu_);
@@ -405,7 +429,13 @@ class Job : public tc::IngestSink {
     }
     // From here on a rerun resumes instead of ingesting again.
     ZF_RETURN_IF_ERROR(store_.PutMeta(tc::PlanRecordName(prefix_), plan_.ToJson().dump()));
-    if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
+    bool started;
+    {
+      std::lock_guard lock(feed_mu_);
+      started = audio_started_;
+      audio_started_ = true;
+    }
+    if (plan_.source.audio && !started) Enqueue(kAudioTask, 1e9);
     {
       std::lock_guard lock(mu_);
       ingest_done_ = true;
@@ -675,6 +705,37 @@ class Job : public tc::IngestSink {
       spec.outputs.push_back({tc::AudioObjectName(prefix_), 0});
       spec.inputs.push_back(tc::AudioSourceObjectName(prefix_));
       spec.placement = tc::AudioSourceObjectName(prefix_);
+      double duration = 0;
+      {
+        std::lock_guard lock(mu_);
+        duration = plan_.duration_seconds;
+      }
+      spec.timeout =
+          options_.task_timeout_base + std::chrono::seconds(static_cast<long>(duration * 2));
+      bool fed = false, fed_while_ingesting = false;
+      {
+        std::lock_guard lock(feed_mu_);
+        fed = audio_fed_;
+        fed_while_ingesting = audio_fed_ && !feed_ended_;
+      }
+      if (fed) {
+        // The track as ingest stores it, from its first byte on every attempt.
+        spec.read_input = [this, offset = size_t{0}]() mutable -> Result<std::string> {
+          std::unique_lock lock(feed_mu_);
+          for (;;) {
+            if (feed_failed_) return Status::Error("cancelled", "ingest stopped");
+            if (offset < feed_.size() || feed_ended_) break;
+            if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+            feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
+          }
+          const size_t n = std::min(feed_.size() - offset, size_t{1} << 20);
+          std::string piece = feed_.substr(offset, n);
+          offset += n;
+          return piece;
+        };
+        // Its input arrives as fast as the upload: no hang deadline before the upload ends.
+        if (fed_while_ingesting) spec.timeout = std::chrono::hours(6);
+      }
       {
         std::lock_guard lock(audio_mu_);
         audio_seen_.clear();  // an earlier attempt's bytes are not this one's
@@ -693,8 +754,6 @@ class Job : public tc::IngestSink {
         }
         if (publish) PublishFinished();
       };
-      spec.timeout = options_.task_timeout_base +
-                     std::chrono::seconds(static_cast<long>(plan_.duration_seconds * 2));
     } else {
       tc::VideoTask t;
       t.decode_from = plan.decode_from;
@@ -1009,6 +1068,15 @@ class Job : public tc::IngestSink {
   std::mutex audio_mu_;
   std::string audio_seen_;
   size_t audio_seen_at_publish_ = 0;
+  // The audio source as ingest stores it (workers in this process only): the audio task reads
+  // it while the upload still arrives.
+  bool in_process_ = false;
+  std::mutex feed_mu_;
+  std::condition_variable feed_cv_;
+  std::string feed_;
+  bool audio_fed_ = false;      // set on the ingest thread before the first OnAudio with packets
+  bool audio_started_ = false;  // the audio task was enqueued
+  bool feed_ended_ = false, feed_failed_ = false;
 };
 
 }  // namespace

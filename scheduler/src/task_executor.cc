@@ -144,6 +144,11 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   std::unique_ptr<storage::ObjectReader> reader;
   run.next_input = [&]() -> Result<std::string> {
     if (cancel.load()) return Cancelled();
+    if (spec.read_input) {
+      auto piece = spec.read_input();
+      if (piece.ok()) outcome.input_bytes += piece->size();
+      return piece;
+    }
     for (;;) {
       if (!reader) {
         if (input_index >= spec.inputs.size()) return std::string();

@@ -541,12 +541,13 @@ class Service final : public VideoService {
     return t;
   }
 
-  // Whether a video's playlists can be played: ready, or processing with its head published
+  // Whether a video's playlists can be played: ready, or still uploading or processing with
+  // its head published (a source read front to back publishes before its upload ends)
   // (requires mu_).
   bool PlayableLocked(const std::string& id, const json& rec) const {
     const std::string status = rec.value("status", "");
     if (status == "ready") return true;
-    if (status != "processing") return false;
+    if (status != "processing" && status != "uploading") return false;
     auto a = active_.find(id);
     if (a == active_.end()) return false;
     {

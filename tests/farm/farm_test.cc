@@ -11,8 +11,10 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "cluster_support.h"
@@ -263,6 +265,76 @@ TEST_CASE(
   CHECK(CheckHoldsItsSegments(ring, v, victim_id, [&](const storage::Request& head) {
           return farm.cluster.Call(victim_id, head).ok();
         }) > 0);
+}
+
+namespace {
+
+// The segment files a media playlist lists, in order.
+std::vector<std::string> ListedSegments(const std::string& playlist) {
+  std::vector<std::string> out;
+  std::istringstream in(playlist);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] != '#') out.push_back(line);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "a video plays through the proxy while its nodes still transcode it, and what was "
+    "published survives a kill -9 of the proxy byte for byte",
+    "[farm][progressive][fault][slow]") {
+  Farm farm("farm-progressive");
+  const fs::path clip = SteadyClip(30);
+  const std::string id = farm.Upload(clip);
+  json v;
+  auto playable = WaitFor(
+      [&] {
+        v = farm.Video(id);
+        if (v.value("playable", false) || v.value("status", "") != "processing") return true;
+        std::this_thread::sleep_for(100ms);  // each poll is a curl process
+        return false;
+      },
+      240s);
+  INFO(v.dump());
+  REQUIRE(playable.has_value());
+  REQUIRE(v["status"] == "processing");
+  REQUIRE(v["playable"] == true);
+  const std::string base = "/v1/videos/" + id + "/hls/";
+  auto fetch = [&](const std::string& path) {
+    auto r = Curl(Bearer(farm.proxy.token()), farm.proxy.url(path));
+    INFO(path << " -> " << r.status);
+    REQUIRE(r.status == 200);
+    return r.body;
+  };
+  const std::string playlist = fetch(base + "360p/index.m3u8");
+  CHECK_THAT(playlist, Catch::Contains("#EXT-X-PLAYLIST-TYPE:EVENT"));
+  CHECK_THAT(playlist, !Catch::Contains("#EXT-X-ENDLIST"));
+  std::map<std::string, std::string> published;
+  for (const char* rung : {"360p", "audio"})
+    for (const auto& seg : ListedSegments(fetch(base + rung + "/index.m3u8")))
+      published[std::string(rung) + "/" + seg] = fetch(base + rung + "/" + seg);
+  REQUIRE(!published.empty());
+
+  farm.proxy.Kill9();
+  REQUIRE(farm.proxy.Start().empty());
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [name, bytes] : published) {
+      const std::string rung = name.substr(0, name.find('/'));
+      const auto listed = ListedSegments(fetch(base + rung + "/index.m3u8"));
+      INFO(name << " round " << round);
+      CHECK(std::find(listed.begin(), listed.end(), name.substr(name.find('/') + 1)) !=
+            listed.end());
+      CHECK(fetch(base + name) == bytes);
+    }
+    if (round == 0) {
+      v = farm.WaitDone(id);
+      INFO(v.dump());
+      REQUIRE(v["status"] == "ready");
+    }
+  }
+  CHECK_THAT(fetch(base + "360p/index.m3u8"), Catch::Contains("#EXT-X-ENDLIST"));
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
 }
 
 TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts",

@@ -463,8 +463,12 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
     auto w = store.CreateObject(AudioSourceObjectName(options.prefix));
     if (!w.ok()) return w.status();
     audio_writer = std::move(*w);
-    ZF_RETURN_IF_ERROR(audio_writer->Append(EncodeHeader(*info.audio)));
   }
+  auto append_audio = [&](const std::string& record) {
+    if (sink) sink->OnAudio(record);
+    return audio_writer->Append(record);
+  };
+  if (audio_writer) ZF_RETURN_IF_ERROR(append_audio(EncodeHeader(*info.audio)));
 
   Planner planner(store, options, sink, &result);
   ZF_RETURN_IF_ERROR(planner.Begin(info.video));
@@ -536,7 +540,7 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
         first_audio_pts = ts;
       }
       if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
-      ZF_RETURN_IF_ERROR(audio_writer->Append(EncodePacket(PacketFromAv(*pkt, aord++))));
+      ZF_RETURN_IF_ERROR(append_audio(EncodePacket(PacketFromAv(*pkt, aord++))));
     }
     av_packet_unref(pkt.get());
   }

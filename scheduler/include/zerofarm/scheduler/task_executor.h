@@ -48,6 +48,10 @@ struct TaskSpec {
   // publishes the audio track while it is encoded). Called on the executor's thread; only
   // executors that run the worker in this process call it, and it is not sent to nodes.
   std::function<void(size_t output, std::string_view bytes)> watch_output;
+  // When set, the input channel's bytes come from here piece by piece (an empty piece ends
+  // them) instead of from `inputs`: a task fed while its input is still being stored. Same
+  // rules as watch_output.
+  std::function<Result<std::string>()> read_input;
 };
 
 struct TaskOutcome {

@@ -18,6 +18,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "zerofarm/base/status.h"
@@ -76,6 +77,9 @@ class IngestSink {
   virtual void OnSource(const SourceInfo& info) = 0;
   virtual void OnChunk(const ChunkInfo& chunk) = 0;
   virtual void OnTask(const TaskPlan& task) = 0;
+  // The audio source object's bytes as ingest stores them, record by record (the header
+  // first): an audio task can encode the track while the upload still arrives.
+  virtual void OnAudio(std::string_view /*record*/) {}
 };
 
 struct IngestOptions {
