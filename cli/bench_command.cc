@@ -34,9 +34,10 @@ constexpr const char* kUsage =
     "Runs zerofarm's benchmarks against what you would use instead, side by side in one run\n"
     "(interleaved), and reports medians and ratios: a table per scenario on stdout, JSON in\n"
     "DIR (default bench-results/<date>/). Scenarios: ladder, ttfs, publish, quality, sandbox,\n"
-    "store, scale, cluster. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk, nginx, bwrap and\n"
-    "gnuplot for some scenarios (scripts/setup.sh installs them). `zerofarm bench --help-all`\n"
-    "prints every harness option; BENCHMARKS.md describes the method.\n";
+    "store, scale, cluster. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk,\n"
+    "nginx, bwrap and gnuplot for some scenarios (scripts/setup.sh installs them).\n"
+    "`zerofarm bench --help-all` prints every harness option; BENCHMARKS.md describes the\n"
+    "method.\n";
 
 fs::path SelfDir() {
   std::error_code ec;

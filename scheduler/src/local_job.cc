@@ -165,7 +165,7 @@ struct Plan {
 
 // The head of a video's timeline: the audio track and these first segments go first, in
 // timeline order, so that the video becomes playable as soon as it can; the rest longest first.
-constexpr int kHeadTasks = 3;
+constexpr int kHeadTasks = 4;
 
 bool IsHead(int index) { return index < kHeadTasks; }
 constexpr int kHeadNice = 2;  // CPU weight 0.64 of the audio track's and ingest's

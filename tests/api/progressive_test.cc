@@ -1,8 +1,10 @@
 // Progressive publication: a video plays while the farm still transcodes it. Its media playlists
 // are EVENT playlists that only grow, a player (ffmpeg) reads them to the end, and what was
 // published survives kill -9 of the server byte for byte.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -71,6 +73,11 @@ std::vector<std::string> Listed(const std::string& playlist) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty() && line[0] != '#') out.push_back(line);
   return out;
+}
+
+std::string ReadWholeFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 std::string Fetch(const ServeProcess& s, const std::string& path) {
@@ -195,5 +202,75 @@ TEST_CASE("every segment published before a kill -9 is still listed, byte for by
       REQUIRE(json::parse(body)["status"] == "ready");
     }
   }
+  CHECK(s.Stop() == 0);
+}
+
+TEST_CASE("a source still uploading, slower than real time, is playable before its last byte",
+          "[integration][api][progressive][slow]") {
+  auto dir = ScratchDir::Create("api-progressive-trickle");
+  REQUIRE(dir.ok());
+  ServeProcess s(dir->path() / "data", {"--chunk-seconds", "2"});
+  std::string err = s.Start();
+  INFO(err);
+  REQUIRE(err.empty());
+  // MPEG-TS is read front to back: its head can be transcoded before the rest has arrived.
+  auto made = MakeCachedClip(
+      "trickle.ts", {"-f",       "lavfi",     "-i",   "testsrc2=size=640x360:rate=25",
+                     "-f",       "lavfi",     "-i",   "sine=frequency=440:sample_rate=48000",
+                     "-t",       "16",        "-c:v", "libx264",
+                     "-preset",  "ultrafast", "-g",   "25",
+                     "-pix_fmt", "yuv420p",   "-c:a", "aac"});
+  REQUIRE(made.ok());
+  const std::string bytes = ReadWholeFile(*made);
+  REQUIRE(bytes.size() > 64 * 1024);
+
+  // A raw chunked POST whose body takes twice the clip's length to arrive.
+  UploadStream up(s.port(),
+                  "POST /v1/videos?filename=trickle.ts HTTP/1.1\r\nHost: x\r\n"
+                  "Authorization: Bearer " +
+                      s.token() + "\r\nTransfer-Encoding: chunked\r\n\r\n");
+  REQUIRE(up.connected());
+  const size_t pieces = 64;
+  const auto pace = std::chrono::milliseconds(32000 / pieces);
+  std::atomic<bool> sent_all{false};
+  std::thread sender([&] {
+    for (size_t i = 0; i < pieces; ++i) {
+      const size_t from = bytes.size() * i / pieces, to = bytes.size() * (i + 1) / pieces;
+      if (!up.SendChunk(std::string_view(bytes).substr(from, to - from))) return;
+      std::this_thread::sleep_for(pace);
+    }
+    sent_all = true;
+    up.SendChunk("");  // the last chunk
+  });
+
+  // The video appears in the list as soon as its upload begins.
+  std::string id;
+  REQUIRE(WaitFor(
+      [&] {
+        auto list = ParseJson(Curl(Bearer(s.token()), s.url("/v1/videos?limit=1")));
+        if (!list["videos"].empty()) id = list["videos"][0]["id"];
+        return !id.empty();
+      },
+      30s));
+  json v;
+  auto playable = WaitFor(
+      [&] {
+        v = GetVideo(s, id);
+        if (v.value("playable", false) || v.value("status", "") == "failed") return true;
+        std::this_thread::sleep_for(100ms);
+        return false;
+      },
+      120s);
+  const bool before_last_byte = !sent_all.load();
+  sender.join();
+  INFO(v.dump() << s.log());
+  REQUIRE(playable.has_value());
+  REQUIRE(v["playable"] == true);
+  CHECK(before_last_byte);
+  CHECK(Curl(Bearer(s.token()), s.url("/v1/videos/" + id + "/hls/master.m3u8")).status == 200);
+  CHECK(up.Response().find(" 201 ") != std::string::npos);
+  const std::string body = WaitForStatus(s, s.token(), id, {"ready", "failed"}, 240s);
+  INFO(body);
+  CHECK(json::parse(body)["status"] == "ready");
   CHECK(s.Stop() == 0);
 }

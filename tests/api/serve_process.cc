@@ -104,6 +104,17 @@ int RawResult::status() const {
 
 namespace {
 
+// Sends all of `data`; false when the connection is gone.
+bool SendChunkBytes(int fd, std::string_view data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
 // A TCP connection to 127.0.0.1:port, or -1.
 int ConnectLoopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -165,6 +176,43 @@ HeldConnection::~HeldConnection() {
 }
 
 HeldConnection::HeldConnection(HeldConnection&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+UploadStream::UploadStream(int port, const std::string& head) : fd_(ConnectLoopback(port)) {
+  if (fd_ >= 0 && !SendChunkBytes(fd_, head)) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+UploadStream::~UploadStream() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool UploadStream::SendChunk(std::string_view data) {
+  if (fd_ < 0) return false;
+  char size[32];
+  std::snprintf(size, sizeof(size), "%zx\r\n", data.size());
+  return SendChunkBytes(fd_, size) && SendChunkBytes(fd_, data) && SendChunkBytes(fd_, "\r\n");
+}
+
+std::string UploadStream::Response() {
+  std::string out;
+  if (fd_ < 0) return out;
+  char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, 1000) < 0) break;
+    if (!(p.revents & (POLLIN | POLLHUP))) {
+      if (out.find("\r\n\r\n") != std::string::npos) break;  // a whole head, no more coming
+      continue;
+    }
+    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 RawResult RawTrickle(int port, const std::string& head, std::chrono::milliseconds interval,
                      std::chrono::milliseconds total) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon_process.h"
@@ -98,6 +99,24 @@ class HeldConnection {
   HeldConnection& operator=(const HeldConnection&) = delete;
   HeldConnection& operator=(HeldConnection&&) = delete;
   bool connected() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// A request whose body is sent in chunks (Transfer-Encoding: chunked) as the test goes: a
+// client uploading slowly. `head` ends with the blank line.
+class UploadStream {
+ public:
+  UploadStream(int port, const std::string& head);
+  ~UploadStream();
+  UploadStream(const UploadStream&) = delete;
+  UploadStream& operator=(const UploadStream&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  // Sends one chunk; an empty one ends the body. False once the connection is gone.
+  bool SendChunk(std::string_view data);
+  // Everything the server answered, read until it closes or 60 s pass.
+  std::string Response();
 
  private:
   int fd_ = -1;

@@ -36,9 +36,9 @@ struct VideoServiceOptions {
   std::shared_ptr<const WorkerRuntime> worker;  // required without `ring` (nodes run workers)
   int worker_slots = 0;                         // workers at once for all jobs; 0 = cores
   double chunk_seconds = 4.0;
-  // The first segments are shorter (1 s, 1 s, 2 s, each at most chunk_seconds): the head of a
-  // video is transcoded and published within a couple of seconds.
-  std::vector<double> head_seconds{1.0, 1.0, 2.0};
+  // The first segments are shorter (0.5 s, 0.5 s, 1 s, 2 s, each at most chunk_seconds): the
+  // head of a video is transcoded and published within a couple of seconds.
+  std::vector<double> head_seconds{0.5, 0.5, 1.0, 2.0};
   std::string node_name;  // "" = the host name
   // Cluster mode (zerofarm proxy): video bytes live on the ring's storage nodes and every task
   // runs on a node holding its chunk (cluster_executor.h); the service keeps only its records,
