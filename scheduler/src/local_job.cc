@@ -569,12 +569,6 @@ class Job : public tc::IngestSink {
     {
       std::lock_guard lock(mu_);
       if (!failure_.ok() || Cancelled() || publish_paused_ || plan_.rungs.empty()) return;
-      if (plan_.source.audio && !results_.count(kAudioTask)) {
-        std::lock_guard alock(audio_mu_);
-        if (audio_seen_.empty()) return;
-        audio_so_far = audio_seen_;
-        in.audio_so_far = &audio_so_far;
-      }
       in.prefix = prefix_;
       in.rungs = plan_.rungs;
       in.has_audio = plan_.source.audio.has_value();
@@ -587,6 +581,14 @@ class Job : public tc::IngestSink {
         ++in.segments;
       }
       if (in.segments < publisher_->published() + 2) return;
+      // The audio track still being encoded: as far as it has been written (copied only when
+      // a segment is waiting for it).
+      if (plan_.source.audio && !results_.count(kAudioTask)) {
+        std::lock_guard alock(audio_mu_);
+        if (audio_seen_.empty()) return;
+        audio_so_far = audio_seen_;
+        in.audio_so_far = &audio_so_far;
+      }
       in.checksums = OutputChecksums(nullptr);
     }
     Status s = publisher_->Advance(in, /*complete=*/false);

@@ -900,7 +900,11 @@ class Service final : public VideoService {
       o.preset = rec.value("preset", "veryfast");
     }
     o.chunk_seconds = opt_.chunk_seconds;
-    for (double h : opt_.head_seconds) o.head_seconds.push_back(std::min(h, opt_.chunk_seconds));
+    // Serve only: a head segment shorter than the source's keyframe interval decodes from the
+    // chunk before it, which in a farm may be on another node (tasks read only their own
+    // node's chunks), and the farm's time to playable is bounded by its audio track anyway.
+    if (!opt_.ring)
+      for (double h : opt_.head_seconds) o.head_seconds.push_back(std::min(h, opt_.chunk_seconds));
     o.worker = opt_.worker;
     o.slots = slots_;
     o.jobs = slots_->capacity();

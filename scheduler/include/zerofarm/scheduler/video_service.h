@@ -37,7 +37,9 @@ struct VideoServiceOptions {
   int worker_slots = 0;                         // workers at once for all jobs; 0 = cores
   double chunk_seconds = 4.0;
   // The first segments are shorter (0.5 s, 0.5 s, 1 s, 2 s, each at most chunk_seconds): the
-  // head of a video is transcoded and published within a couple of seconds.
+  // head of a video is transcoded and published within a couple of seconds. Without a ring
+  // only (a head shorter than a keyframe interval would read the chunk before it, which in a
+  // farm may be on another node).
   std::vector<double> head_seconds{0.5, 0.5, 1.0, 2.0};
   std::string node_name;  // "" = the host name
   // Cluster mode (zerofarm proxy): video bytes live on the ring's storage nodes and every task
