@@ -410,6 +410,9 @@ class Job : public tc::IngestSink {
     io.head_seconds = options_.head_seconds;
     io.prefix = prefix_;
     auto result = tc::Ingest(source, store_, io, this);
+    // The job's failure is the ingest's, set before the audio task (fed from ingest) can see
+    // its input stop and fail in turn.
+    if (!result.ok()) Fail(result.status());
     {
       std::lock_guard lock(feed_mu_);
       feed_ended_ = true;
