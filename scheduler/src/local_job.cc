@@ -717,25 +717,32 @@ class Job : public tc::IngestSink {
       }
       spec.timeout =
           options_.task_timeout_base + std::chrono::seconds(static_cast<long>(duration * 2));
+      // The first attempt reads the track as ingest stores it, and what it has read is
+      // dropped (the feed holds only what the encoder has not taken yet). A retry reads the
+      // stored track, once ingest has committed it.
       bool fed = false, fed_while_ingesting = false;
       {
-        std::lock_guard lock(feed_mu_);
-        fed = audio_fed_;
-        fed_while_ingesting = audio_fed_ && !feed_ended_;
+        std::unique_lock lock(feed_mu_);
+        fed = audio_fed_ && attempt == 1 && rerun_.count(index) == 0;
+        fed_while_ingesting = fed && !feed_ended_;
+        while (audio_fed_ && !fed && !feed_ended_) {
+          if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+          feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
+        }
+        if (feed_failed_) return Status::Error("not_run", "not run: ingest failed");
       }
       if (fed) {
-        // The track as ingest stores it, from its first byte on every attempt.
-        spec.read_input = [this, offset = size_t{0}]() mutable -> Result<std::string> {
+        spec.read_input = [this]() -> Result<std::string> {
           std::unique_lock lock(feed_mu_);
           for (;;) {
             if (feed_failed_) return Status::Error("cancelled", "ingest stopped");
-            if (offset < feed_.size() || feed_ended_) break;
+            if (!feed_.empty() || feed_ended_) break;
             if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
             feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
           }
-          const size_t n = std::min(feed_.size() - offset, size_t{1} << 20);
-          std::string piece = feed_.substr(offset, n);
-          offset += n;
+          const size_t n = std::min(feed_.size(), size_t{1} << 20);
+          std::string piece = feed_.substr(0, n);
+          feed_.erase(0, n);
           return piece;
         };
         // Its input arrives as fast as the upload: no hang deadline before the upload ends.

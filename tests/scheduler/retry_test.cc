@@ -25,14 +25,15 @@ using namespace zerofarm;
 
 namespace {
 
-// A wrapper around the real worker: on the video-task invocation numbers listed in `misbehave`
-// it runs `action` (a shell snippet) instead. Video invocations are counted in "count" (with
-// one slot they come one at a time); the audio track, which runs beside them, is left alone.
-fs::path WrapWorker(const fs::path& dir, const std::string& misbehave, const std::string& action) {
+// A wrapper around the real worker: on the invocation numbers listed in `misbehave` of tasks of
+// `kind` ("video" or "audio") it runs `action` (a shell snippet) instead. Those invocations are
+// counted in "count" (with one slot video tasks come one at a time); the others are left alone.
+fs::path WrapWorker(const fs::path& dir, const std::string& misbehave, const std::string& action,
+                    const std::string& kind = "video") {
   fs::path script = dir / "worker.sh";
   std::ofstream out(script);
   out << "#!/bin/sh\n"
-      << "if [ \"$1\" = video ]; then\n"
+      << "if [ \"$1\" = " << kind << " ]; then\n"
       << "n=$(cat '" << (dir / "count").string() << "' 2>/dev/null || echo 0)\n"
       << "n=$((n+1)); echo $n > '" << (dir / "count").string() << "'\n"
       << "case \" " << misbehave << " \" in *\" $n \"*) " << action << " ;; esac\n"
@@ -104,6 +105,24 @@ TEST_CASE("a worker killed by a signal is retried and the job completes", "[sche
   for (const auto& c : report["chunks"]) attempts += c["attempts"].get<int>();
   attempts += report["audio"]["attempts"].get<int>();
   CHECK(attempts == 4);
+  CHECK(fs::exists(dir / "out" / "master.m3u8"));
+}
+
+TEST_CASE("an audio worker killed mid-track is retried on the stored track and the job completes",
+          "[scheduler][slow]") {
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  // The first attempt reads the track while ingest stores it, and dies after 1 s of it.
+  auto worker = WrapWorker(dir, "1", "head -c 200000 > /dev/null; kill -9 $$", "audio");
+  auto run = Run(dir, clip, worker);
+  INFO(run.report.status().ToString());
+  REQUIRE(run.report.ok());
+  auto report = nlohmann::json::parse(*run.report);
+  CHECK(Invocations(dir) == 2);
+  CHECK(report["audio"]["attempts"] == 2);
+  CHECK(report["audio_seconds"].get<double>() == Approx(4.0).margin(0.05));
   CHECK(fs::exists(dir / "out" / "master.m3u8"));
 }
 
