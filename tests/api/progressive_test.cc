@@ -8,10 +8,10 @@
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "clip_factory.h"
+#include "hls_playlist.h"
 #include "run_command.h"
 #include "scratch_dir.h"
 #include "serve_process.h"
@@ -66,13 +66,12 @@ json WaitPlayable(const ServeProcess& s, const std::string& id) {
   return v;
 }
 
-// The segment files a media playlist lists, in order.
+// The segment files a media playlist lists, in order (tests/support's strict reader).
 std::vector<std::string> Listed(const std::string& playlist) {
-  std::vector<std::string> out;
-  std::istringstream in(playlist);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-  return out;
+  auto listed = ListedSegments(playlist);
+  INFO(playlist);
+  REQUIRE(listed.ok());
+  return *listed;
 }
 
 std::string ReadWholeFile(const fs::path& path) {

@@ -14,12 +14,12 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "cluster_support.h"
 #include "corpus.h"
 #include "cpu_hog.h"
+#include "hls_playlist.h"
 #include "run_command.h"
 #include "serve_process.h"
 #include "zerofarm/storage/cluster_store.h"
@@ -269,13 +269,12 @@ TEST_CASE(
 
 namespace {
 
-// The segment files a media playlist lists, in order.
-std::vector<std::string> ListedSegments(const std::string& playlist) {
-  std::vector<std::string> out;
-  std::istringstream in(playlist);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty() && line[0] != '#') out.push_back(line);
-  return out;
+// The segment files a media playlist lists, in order (tests/support's strict reader).
+std::vector<std::string> Listed(const std::string& playlist) {
+  auto listed = ListedSegments(playlist);
+  INFO(playlist);
+  REQUIRE(listed.ok());
+  return *listed;
 }
 
 }  // namespace
@@ -313,7 +312,7 @@ TEST_CASE(
   CHECK_THAT(playlist, !Catch::Contains("#EXT-X-ENDLIST"));
   std::map<std::string, std::string> published;
   for (const std::string& r : {rung, std::string("audio")})
-    for (const auto& seg : ListedSegments(fetch(base + r + "/index.m3u8")))
+    for (const auto& seg : Listed(fetch(base + r + "/index.m3u8")))
       published[r + "/" + seg] = fetch(base + r + "/" + seg);
   REQUIRE(!published.empty());
 
@@ -321,8 +320,7 @@ TEST_CASE(
   REQUIRE(farm.proxy.Start().empty());
   for (int round = 0; round < 2; ++round) {
     for (const auto& [name, bytes] : published) {
-      const auto listed =
-          ListedSegments(fetch(base + name.substr(0, name.find('/')) + "/index.m3u8"));
+      const auto listed = Listed(fetch(base + name.substr(0, name.find('/')) + "/index.m3u8"));
       INFO(name << " round " << round);
       CHECK(std::find(listed.begin(), listed.end(), name.substr(name.find('/') + 1)) !=
             listed.end());

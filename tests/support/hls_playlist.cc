@@ -118,6 +118,14 @@ Result<MasterPlaylist> ParseMasterPlaylist(std::string_view text) {
   return master;
 }
 
+Result<std::vector<std::string>> ListedSegments(std::string_view text) {
+  auto playlist = ParseMediaPlaylist(text);
+  if (!playlist.ok()) return playlist.status();
+  std::vector<std::string> uris;
+  for (const auto& segment : playlist->segments) uris.push_back(segment.uri);
+  return uris;
+}
+
 Result<MediaPlaylist> ParseMediaPlaylist(std::string_view text) {
   auto lines = Lines(text);
   ZF_RETURN_IF_ERROR(CheckHeader(lines));

@@ -40,6 +40,9 @@ struct MediaPlaylist {
 Result<MasterPlaylist> ParseMasterPlaylist(std::string_view text);
 Result<MediaPlaylist> ParseMediaPlaylist(std::string_view text);
 
+// The segment URIs of a media playlist, in order (an EVENT playlist without an end too).
+Result<std::vector<std::string>> ListedSegments(std::string_view text);
+
 Result<MasterPlaylist> ReadMasterPlaylist(const std::filesystem::path& path);
 Result<MediaPlaylist> ReadMediaPlaylist(const std::filesystem::path& path);
 
