@@ -14,6 +14,7 @@
 
 #include "http_util.h"
 #include "json_body.h"
+#include "zerofarm/base/process_memory.h"
 #include "zerofarm/transcode/ladder.h"
 
 namespace zerofarm::api {
@@ -1036,6 +1037,23 @@ Response Router::Metrics() {
     << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
 #endif
     << "\"} 1\n";
+  {
+    const ProcessMemory pm = ReadProcessMemory();
+    family("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
+    o << "process_resident_memory_bytes " << pm.resident_bytes << "\n";
+    family("process_open_fds", "gauge", "Open file descriptors of this process.");
+    o << "process_open_fds " << pm.open_fds << "\n";
+    family("zerofarm_heap_bytes", "gauge",
+           "The C allocator's heap: in use (allocated, not freed) and free (kept, not returned).");
+    o << "zerofarm_heap_bytes{state=\"in_use\"} " << pm.heap_in_use_bytes << "\n";
+    o << "zerofarm_heap_bytes{state=\"free\"} " << pm.heap_free_bytes << "\n";
+    const storage::StoreMemory sm = videos_.store().Memory();
+    family("zerofarm_store_memory_bytes", "gauge",
+           "Memory of the embedded store: RocksDB memtables, block caches, table readers.");
+    o << "zerofarm_store_memory_bytes{kind=\"memtables\"} " << sm.memtable_bytes << "\n";
+    o << "zerofarm_store_memory_bytes{kind=\"block_cache\"} " << sm.block_cache_bytes << "\n";
+    o << "zerofarm_store_memory_bytes{kind=\"table_readers\"} " << sm.table_reader_bytes << "\n";
+  }
   family("zerofarm_uploads_total", "counter", "Uploads started.");
   o << "zerofarm_uploads_total " << m.uploads_started << "\n";
   family("zerofarm_uploads_completed_total", "counter", "Uploads received whole.");

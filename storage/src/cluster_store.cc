@@ -308,6 +308,9 @@ class ClusterStoreImpl final : public ClusterStore {
     return listed->size();
   }
 
+  StoreMemory Memory() override {
+    return options_.meta != nullptr ? options_.meta->Memory() : StoreMemory{};
+  }
   Status PutMeta(std::string_view key, std::string_view value) override {
     if (!options_.meta) return NoMeta();
     return options_.meta->PutMeta(key, value);

@@ -391,4 +391,24 @@ Result<std::vector<std::pair<std::string, std::string>>> StoreImpl::ListMeta(
   return records;
 }
 
+StoreMemory StoreImpl::Memory() {
+  StoreMemory m;
+  rocksdb::DB* db = db_->db();
+  uint64_t v = 0;
+  if (db->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &v)) {
+    m.memtable_bytes = v;
+  }
+  if (db->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem, &v)) {
+    m.table_reader_bytes = v;
+  }
+  // Each family's table factory has a block cache of its own (no shared cache is configured).
+  for (rocksdb::ColumnFamilyHandle* family :
+       {db->DefaultColumnFamily(), db_->meta(), db_->chunks()}) {
+    if (db->GetIntProperty(family, rocksdb::DB::Properties::kBlockCacheUsage, &v)) {
+      m.block_cache_bytes += v;
+    }
+  }
+  return m;
+}
+
 }  // namespace zerofarm::storage

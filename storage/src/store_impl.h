@@ -43,6 +43,7 @@ class StoreImpl final : public Store {
   Status DeleteMeta(std::string_view key) override;
   Result<std::vector<std::pair<std::string, std::string>>> ListMeta(
       std::string_view prefix) override;
+  StoreMemory Memory() override;
 
   // --- Shared with ObjectWriterImpl and ObjectReaderImpl. ---
 

@@ -345,7 +345,7 @@ TEST_CASE("lists are paged newest first and videos keep their metadata",
   CHECK(not_object.status == 400);
 }
 
-TEST_CASE("/readyz answers apart from /healthz and the version shows in the CLI and /metrics",
+TEST_CASE("/readyz answers apart from /healthz; /metrics shows the version and the memory held",
           "[integration][api][slow]") {
   ServeProcess& s = Server();
   auto r = Curl({}, s.url("/readyz"));
@@ -360,4 +360,14 @@ TEST_CASE("/readyz answers apart from /healthz and the version shows in the CLI 
   const std::string v = version.out.substr(9, version.out.find('\n') - 9);
   CHECK(!v.empty());
   CHECK(metrics.body.find("zerofarm_build_info{version=\"" + v + "\"") != std::string::npos);
+  // What the process's memory is made of, for telling a leak from memory kept for reuse.
+  auto gauge = [&](const std::string& series) -> double {
+    const size_t at = metrics.body.find("\n" + series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(metrics.body.substr(at + series.size() + 2));
+  };
+  CHECK(gauge("process_resident_memory_bytes") > 1e6);
+  CHECK(gauge("process_open_fds") > 0);
+  CHECK(gauge("zerofarm_heap_bytes{state=\"in_use\"}") > 0);
+  CHECK(gauge("zerofarm_store_memory_bytes{kind=\"memtables\"}") >= 0);
 }

@@ -33,6 +33,14 @@ struct Options {
   bool blob_files = true;       // RocksDB integrated BlobDB for block values
 };
 
+// What a store holds in memory, for /metrics: RocksDB's write buffers (memtables, which hold block
+// values until a flush moves them to blob files), its block caches and its index/filter readers.
+struct StoreMemory {
+  uint64_t memtable_bytes = 0;
+  uint64_t block_cache_bytes = 0;
+  uint64_t table_reader_bytes = 0;
+};
+
 struct ObjectInfo {
   uint64_t size = 0;
   uint64_t blocks = 0;
@@ -94,6 +102,10 @@ class Store {
   // (key, value) pairs whose key starts with `prefix`, sorted by key.
   virtual Result<std::vector<std::pair<std::string, std::string>>> ListMeta(
       std::string_view prefix) = 0;
+
+  // Memory held by this store in this process (a store over the network reports its local
+  // metadata store). Cheap: reads RocksDB's counters.
+  virtual StoreMemory Memory() { return {}; }
 };
 
 }  // namespace zerofarm::storage
