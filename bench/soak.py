@@ -98,6 +98,29 @@ class Server:
         pid = self.proc.pid
         return len(os.listdir(f"/proc/{pid}/fd")), rss_kib(pid)
 
+    def memory(self):
+        """What /metrics says the resident memory is made of, in KiB: the C heap in use and kept
+        free, and the store's RocksDB memory (memtables + block caches + table readers)."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {self.token}"})
+            text = conn.getresponse().read().decode()
+            conn.close()
+        except (OSError, http.client.HTTPException):
+            return {}
+        out = {"heap_in_use_kib": 0, "heap_free_kib": 0, "store_kib": 0}
+        for line in text.splitlines():
+            m = re.match(r'(zerofarm_heap_bytes|zerofarm_store_memory_bytes)\{(\w+)="(\w+)"\} (\d+)',
+                         line)
+            if not m:
+                continue
+            kib = int(m.group(4)) // 1024
+            if m.group(1) == "zerofarm_store_memory_bytes":
+                out["store_kib"] += kib
+            else:
+                out["heap_in_use_kib" if m.group(3) == "in_use" else "heap_free_kib"] = kib
+        return out
+
     def stop(self):
         self.proc.terminate()
         try:
@@ -215,6 +238,14 @@ class Soak:
             if error:
                 self.errors[error] += 1
 
+    def gone_unless_deleted(self, op, vid, status):
+        """A 404 for a video another thread deleted after this one picked it is the right
+        answer; for any other it is an error."""
+        if status == 404:
+            with self.mu:
+                if not self.videos[vid]["deleted"]:
+                    self.errors[f"{op}: status 404"] += 1
+
     def note(self, vid, v):
         with self.mu:
             rec = self.videos[vid]
@@ -291,7 +322,8 @@ class Soak:
         vid = self.pick()
         if not vid:
             return
-        st, _, data = self.request("status", "GET", f"/v1/videos/{vid}", expect=(200,))
+        st, _, data = self.request("status", "GET", f"/v1/videos/{vid}", expect=(200, 404))
+        self.gone_unless_deleted("status", vid, st)
         if st == 200:
             self.note(vid, json.loads(data))
 
@@ -304,9 +336,10 @@ class Soak:
         if not rung:
             return
         a = self.rng.randrange(0, 4096)
-        self.request("range", "GET", f"/v1/videos/{vid}/mp4/{rung}.mp4",
-                     headers={"Range": f"bytes={a}-{a + self.rng.randrange(1, 65536)}"},
-                     expect=(206,))
+        st, _, _ = self.request("range", "GET", f"/v1/videos/{vid}/mp4/{rung}.mp4",
+                                headers={"Range": f"bytes={a}-{a + self.rng.randrange(1, 65536)}"},
+                                expect=(206, 404))
+        self.gone_unless_deleted("range", vid, st)
 
     def delete(self):
         vid = self.pick(ready_only=True)
@@ -421,11 +454,14 @@ def main():
                 served = sum(soak.requests.values())
                 errs = sum(soak.errors.values())
             samples.append({"t": round(time.time() - t0, 1), "fds": fds, "rss_kib": rss,
-                            "requests": served, "errors": errs})
+                            "requests": served, "errors": errs, **server.memory()})
             if farm:
                 samples[-1]["node_rss_kib"] = farm.node_rss_kib()
+            mem = samples[-1]
             print(f"t={samples[-1]['t']:7.1f}s fds={fds:4d} rss={rss / 1024:7.1f}MiB "
-                  f"requests={served} errors={errs}" +
+                  f"(heap {mem.get('heap_in_use_kib', 0) / 1024:.0f} in use + "
+                  f"{mem.get('heap_free_kib', 0) / 1024:.0f} free, store "
+                  f"{mem.get('store_kib', 0) / 1024:.0f}) requests={served} errors={errs}" +
                   (f" nodes={[round(r / 1024) for r in samples[-1]['node_rss_kib']]}MiB"
                    if farm else ""), flush=True)
             if time.time() >= next_refresh:
@@ -471,7 +507,7 @@ def main():
         fds, rss = server.sample()
         samples.append({"t": round(time.time() - t0, 1), "fds": fds, "rss_kib": rss,
                         "requests": sum(soak.requests.values()),
-                        "errors": sum(soak.errors.values())})
+                        "errors": sum(soak.errors.values()), **server.memory()})
         if farm:
             samples[-1]["node_rss_kib"] = farm.node_rss_kib()
             farm.stop()
