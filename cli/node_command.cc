@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/flags.h"
 #include "cli/key_flags.h"
+#include "zerofarm/base/process_memory.h"
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/node_server.h"
@@ -74,6 +75,7 @@ int NodeCommand(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  TuneAllocatorForServer();  // before any thread (process_memory.h)
   storage::NodeOptions options;
   options.data_dir = flags.Take("data").value_or("");
   options.bind = flags.Take("bind").value_or("");

@@ -20,6 +20,7 @@
 #include "cli/key_flags.h"
 #include "zerofarm/api/server.h"
 #include "zerofarm/api/tokens.h"
+#include "zerofarm/base/process_memory.h"
 #include "zerofarm/base/unique_fd.h"
 #include "zerofarm/sandbox/host_layers.h"
 #include "zerofarm/scheduler/video_service.h"
@@ -148,6 +149,8 @@ int RunFront(int argc, char** argv, bool proxy) {
     std::fputs(proxy ? kProxyUsage : kUsage, stdout);
     return 0;
   }
+  // Before any thread: freed buffers of several MiB go back to the kernel (process_memory.h).
+  TuneAllocatorForServer();
   const fs::path data = flags.Take("data").value_or(proxy ? "zerofarm-proxy" : "zerofarm-data");
   const std::string ring_path = proxy ? flags.Take("ring").value_or("") : "";
   std::optional<storage::FarmKey> vo_key;  // the proxy's farm key (--key)
