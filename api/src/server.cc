@@ -36,8 +36,14 @@ constexpr size_t kChunk = 128 * 1024;  // response bytes written per step
 // pool. Beast reads at most 64 KiB per read; handing each read over costs two thread switches,
 // which capped uploads near 20 MB/s. Allocated only while a body is being read.
 constexpr size_t kBodyChunk = 1024 * 1024;
-constexpr size_t kMaxDrain = 4 << 20;  // bytes read and dropped before closing after an error
-constexpr std::chrono::seconds kDrainTime{2};
+// After an answer that ends the connection mid-body (413, a refused upload), what the client still
+// sends is read and dropped until it stops, for at most kDrainTime in all (as nginx's lingering
+// close). Closing while bytes still arrive resets the connection, and a client busy sending (curl
+// after "100 Continue") then fails on its write and never reads the answer: a 4 MiB cap let a
+// 21 MiB upload over a 20 MiB limit end as "100" instead of 413 on a loaded machine. Time bounds
+// what a client can hold; the byte cap only bounds the CPU spent on a very fast one.
+constexpr size_t kMaxDrain = size_t{256} << 20;
+constexpr std::chrono::seconds kDrainTime{5};
 
 constexpr const char* kAllowHeaders =
     "Authorization, Content-Type, Upload-Offset, Upload-Length, Upload-Metadata, "

@@ -415,6 +415,17 @@ TEST_CASE("bad requests get clean errors and the server stays healthy",
     a.insert(a.end(), {"-H", "Transfer-Encoding: chunked"});
     CHECK(Curl(a, s.url("/v1/videos")).status == 413);
   }
+  SECTION("a client that sends its whole over-limit body before reading still gets the 413") {
+    // A client busy writing must not be reset before it reads the answer (lingering close):
+    // 30 MiB against a 20 MiB limit, refused on its declared length before a byte is read.
+    const size_t length = size_t{30} << 20;
+    std::string request = "POST /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          s.token() + "\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+    request.append(length, 'z');
+    RawResult r = RawRequest(s.port(), request, 20s);
+    CHECK(r.sent == request.size());
+    CHECK(r.status() == 413);
+  }
   SECTION("path traversal, raw or %-encoded, is refused and never reads outside") {
     for (const std::string& path : std::vector<std::string>{
              "/v1/videos/" + vid + "/hls/../../../../../etc/passwd",

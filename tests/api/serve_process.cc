@@ -144,6 +144,7 @@ RawResult RawRequest(int port, const std::string& bytes, std::chrono::millisecon
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }
+  out.sent = sent;
   if (close_after_send) {
     ::close(fd);
     return out;

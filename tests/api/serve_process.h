@@ -78,6 +78,7 @@ struct RawResult {
   bool connected = false;
   std::string response;  // everything read
   bool closed_by_server = false;
+  size_t sent = 0;     // bytes of the request the server took before any error
   int status() const;  // of the first status line, 0 if none
 };
 RawResult RawRequest(int port, const std::string& bytes, std::chrono::milliseconds wait,
