@@ -77,8 +77,15 @@ std::optional<std::string> TokenStore::Lookup(std::string_view token) {
   if (token.empty() || token.size() > 256) return std::nullopt;
   const std::string hash = Sha256Hex(token);
   std::lock_guard lock(mu_);
-  if (!ReloadIfChanged().ok()) return std::nullopt;
+  // A known token is answered from memory when the file was checked less than a second ago (a
+  // line removed by hand stops working within a second); an unknown one always checks the file,
+  // so a token just made by `zerofarm token create` works at once.
+  const auto now = std::chrono::steady_clock::now();
   auto it = tenants_.find(hash);
+  if (it != tenants_.end() && now - checked_ < std::chrono::seconds(1)) return it->second;
+  if (!ReloadIfChanged().ok()) return std::nullopt;
+  checked_ = now;
+  it = tenants_.find(hash);
   if (it == tenants_.end()) return std::nullopt;
   return it->second;
 }

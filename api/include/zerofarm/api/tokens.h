@@ -1,11 +1,13 @@
 // TokenStore: the bearer tokens of tenants. Tokens are stored hashed (SHA-256, hex) in one
 // append-only file (DATA/tokens.tsv: "sha256<TAB>tenant<TAB>created_at" lines, mode 0600), so
 // `zerofarm token create` can add a token while `zerofarm serve` runs: Lookup re-reads the
-// file when it changed. The token itself is printed once and never stored.
+// file when it changed (checked on every unknown token, and at most once a second for known
+// ones, so removing a line by hand revokes its token within a second). The token itself is printed once and never stored.
 // Thread safety: safe for concurrent use; several processes may append at once (O_APPEND,
 // one write per line, fsynced).
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -35,6 +37,7 @@ class TokenStore {
   std::mutex mu_;
   std::unordered_map<std::string, std::string> tenants_;  // sha256 hex -> tenant
   int64_t loaded_mtime_ = -1;
+  std::chrono::steady_clock::time_point checked_;  // last ReloadIfChanged
   uint64_t loaded_size_ = 0;
 };
 
