@@ -435,6 +435,16 @@ std::optional<std::string> Router::Tenant(const Request& req,
   return std::nullopt;
 }
 
+bool Router::IsPlaybackRead(const Request& req) {
+  if (req.method() != http::verb::get && req.method() != http::verb::head) return false;
+  std::string_view t = req.target();
+  t = t.substr(0, t.find('?'));
+  if (t.starts_with("/v1/play/")) return true;
+  if (!t.starts_with("/v1/videos/")) return false;
+  return t.find("/hls/") != std::string_view::npos || t.find("/mp4/") != std::string_view::npos ||
+         t.ends_with("/thumbnail.jpg");
+}
+
 Routed Router::Route(const Request& req) {
   try {
     return RouteUnguarded(req);

@@ -100,6 +100,10 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
   Routed Route(const Request& req);
+  // Whether `req` is a playback read (a GET or HEAD of a playlist, segment, MP4 or thumbnail):
+  // answered from memory and the file system without waiting on the store or a job, so the
+  // connection's own thread may route it (no hand-off to the handler pool).
+  static bool IsPlaybackRead(const Request& req);
 
   // Every (method, path template) the router answers, for the OpenAPI check and 405s.
   static const std::vector<std::pair<std::string, std::string>>& Routes();

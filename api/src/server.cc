@@ -45,6 +45,30 @@ constexpr size_t kBodyChunk = 1024 * 1024;
 constexpr size_t kMaxDrain = size_t{256} << 20;
 constexpr std::chrono::seconds kDrainTime{5};
 
+// A file answer up to this size (playlists, a thumbnail, the page) is read by the pool thread
+// that routed it, so the connection's strand writes it at once: one hand-off between threads
+// per request instead of two (players poll playlists every few seconds).
+constexpr uint64_t kInlineFileBytes = 64 * 1024;
+
+// Turns the file pieces of a small answer into literal bytes. A piece that cannot be read whole
+// stays a file piece, and the writer reports the error as it would have.
+void ReadSmallFiles(Response& r) {
+  if (r.head) return;
+  uint64_t total = 0;
+  for (const Piece& p : r.body) total += p.file.empty() ? 0 : p.length;
+  if (total == 0 || total > kInlineFileBytes) return;
+  for (Piece& p : r.body) {
+    if (p.file.empty()) continue;
+    UniqueFd fd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return;
+    std::string bytes(p.length, '\0');
+    const ssize_t got = ::pread(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(p.offset));
+    if (got < 0 || static_cast<uint64_t>(got) != bytes.size()) return;
+    p.literal = std::move(bytes);
+    p.file.clear();
+  }
+}
+
 constexpr const char* kAllowHeaders =
     "Authorization, Content-Type, Upload-Offset, Upload-Length, Upload-Metadata, "
     "Tus-Resumable, Range, If-None-Match, If-Range";
@@ -188,8 +212,16 @@ class Session : public std::enable_shared_from_this<Session> {
     expect_continue_ = beast::iequals(header_->get()[http::field::expect], "100-continue");
     auto req = std::make_shared<Request>(header_->get());
     auto self = shared_from_this();
+    if (header_->is_done() && Router::IsPlaybackRead(*req)) {
+      // Playback reads are routed here: players poll playlists every few seconds, and a
+      // hand-off to the pool and back cost more than the answer itself.
+      Routed routed = sh_.router.Route(*req);
+      if (!routed.sink) ReadSmallFiles(routed.response);
+      return OnRouted(routed);
+    }
     net::post(sh_.pool, [self, req] {
       auto routed = std::make_shared<Routed>(self->sh_.router.Route(*req));
+      if (!routed->sink) ReadSmallFiles(routed->response);
       net::post(self->stream_.get_executor(), [self, routed] { self->OnRouted(*routed); });
     });
   }
