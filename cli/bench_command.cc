@@ -34,7 +34,7 @@ constexpr const char* kUsage =
     "Runs zerofarm's benchmarks against what you would use instead, side by side in one run\n"
     "(interleaved), and reports medians and ratios: a table per scenario on stdout, JSON in\n"
     "DIR (default bench-results/<date>/). Scenarios: ladder, ttfs, publish, quality, sandbox,\n"
-    "store, scale, cluster. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk,\n"
+    "store, serve, scale, cluster. --quick is a two-minute smoke run. Needs python3, ffmpeg; wrk,\n"
     "nginx, bwrap and gnuplot for some scenarios (scripts/setup.sh installs them).\n"
     "`zerofarm bench --help-all` prints every harness option; BENCHMARKS.md describes the\n"
     "method.\n";

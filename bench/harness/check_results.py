@@ -29,6 +29,7 @@ SCENARIO_FIELDS = {
     "sandbox": ["spawn.methods.fork_exec.p50_ms", "spawn.methods.fork_exec.p99_ms",
                 "spawn.methods.zerofarm", "spawn.methods.bwrap", "validator", "ratios"],
     "store": ["ingest", "serving", "ratios"],
+    "serve": ["kinds", "connections", "ratios"],
     "scale": ["cores", "within_one_node", "limits", "node_processes", "ratios"],
 }
 # A side that cannot run says why: it carries numbers or a "not_available" string.

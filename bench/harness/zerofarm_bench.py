@@ -5,7 +5,7 @@ the same run (interleaved), reported as medians and ratios.
     zerofarm bench [--quick] [--scenario NAME]... [--out DIR] [--repeat N] [--plots]
     python3 bench/harness/zerofarm_bench.py --zerofarm build/bin/zerofarm [same options]
 
-Scenarios: ladder, ttfs, publish, quality, sandbox, store, scale, cluster (see BENCHMARKS.md). Each prints a
+Scenarios: ladder, ttfs, publish, quality, sandbox, store, serve, scale, cluster (see BENCHMARKS.md). Each prints a
 table on stdout and writes DIR/<scenario>.json; DIR/summary.json and DIR/tables.md gather them.
 A scenario whose command does not exist yet (serve, the cluster) is reported as "not
 available: <why>", never with made-up numbers. Python 3 standard library only.
@@ -24,10 +24,10 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from zfbench import cluster, common, ladder, plots, publish, quality, sandbox, scale, store, ttfs  # noqa: E402,E501
+from zfbench import cluster, common, ladder, plots, publish, quality, sandbox, scale, serving, store, ttfs  # noqa: E402,E501
 from zfbench.common import NotAvailable, log  # noqa: E402
 
-SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, scale, cluster]
+SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, serving, scale, cluster]
 BY_NAME = {m.NAME: m for m in SCENARIOS}
 
 # What every scenario's JSON carries (checked by bench/harness/check_results.py and CTest).
