@@ -2,9 +2,9 @@
 // append-only file (DATA/tokens.tsv: "sha256<TAB>tenant<TAB>created_at" lines, mode 0600), so
 // `zerofarm token create` can add a token while `zerofarm serve` runs: Lookup re-reads the
 // file when it changed (checked on every unknown token, and at most once a second for known
-// ones, so removing a line by hand revokes its token within a second). The token itself is printed once and never stored.
-// Thread safety: safe for concurrent use; several processes may append at once (O_APPEND,
-// one write per line, fsynced).
+// ones, so removing a line by hand revokes its token within a second). The token itself is printed
+// once and never stored. Thread safety: safe for concurrent use; several processes may append at
+// once (O_APPEND, one write per line, fsynced).
 #pragma once
 
 #include <chrono>
