@@ -1064,6 +1064,10 @@ Response Router::Metrics() {
     o << "zerofarm_store_memory_bytes{kind=\"block_cache\"} " << sm.block_cache_bytes << "\n";
     o << "zerofarm_store_memory_bytes{kind=\"table_readers\"} " << sm.table_reader_bytes << "\n";
   }
+  family("zerofarm_videos_in_memory", "gauge",
+         "Videos whose upload or job state is held in memory (uploading, processing, just "
+         "finished).");
+  o << "zerofarm_videos_in_memory " << m.videos_in_memory << "\n";
   family("zerofarm_uploads_total", "counter", "Uploads started.");
   o << "zerofarm_uploads_total " << m.uploads_started << "\n";
   family("zerofarm_uploads_completed_total", "counter", "Uploads received whole.");

@@ -136,6 +136,7 @@ struct Active {
   bool stop = false;  // deleted or shutting down: ReadAt returns at once
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   std::thread job;
+  bool job_done = false;  // the job thread has returned (guarded by mu)
   bool have_progress = false;
   JobProgress progress;  // guarded by mu
   std::set<int> timed;   // tasks already counted in the histogram
@@ -632,6 +633,7 @@ class Service final : public VideoService {
     {
       std::lock_guard lock(mu_);
       for (const auto& [id, rec] : records_) ++m.videos_by_status[rec.value("status", "")];
+      m.videos_in_memory = active_.size();
       for (const auto& [id, a] : active_) {
         std::lock_guard alock(a->mu);
         for (const auto& t : a->progress.tasks)
@@ -716,7 +718,7 @@ class Service final : public VideoService {
       a.last_sync = std::chrono::steady_clock::now();
       if (final) a.ended = true;
       if (final) ReturnEarlyJob(a);
-      start_job = final && !a.job.joinable() && !a.stop;  // its job had not started yet
+      start_job = final && !a.job.joinable() && !a.job_done && !a.stop;  // not started yet
     }
     a.cv.notify_all();
     std::lock_guard lock(mu_);
@@ -737,7 +739,7 @@ class Service final : public VideoService {
     if (final && rec["status"] == "failed") DiscardUpload(id, a);
     if (auto shared = start_job ? FindActiveLocked(id) : nullptr) {
       std::lock_guard alock(a.mu);
-      if (!a.job.joinable() && !a.stop) StartJob(id, shared);
+      if (!a.job.joinable() && !a.job_done && !a.stop) StartJob(id, shared);
     }
     return synced;
   }
@@ -769,8 +771,37 @@ class Service final : public VideoService {
         }
         (void)Delete(tenant, id);
       }
+      ReapFinishedJobs();
       lock.lock();
     }
+  }
+
+  // Lets go of the videos whose job has returned and whose upload has ended (or failed): their
+  // record holds everything they show from now on. Whoever takes an entry out of active_ joins
+  // its thread (here, Delete or the destructor), so a thread is joined once. Each kept one held
+  // its thread's stack (8 MiB of address space, about 30 KiB resident) and its progress: a
+  // one-hour soak grew serve's RSS 118 -> 206 MiB with 3,349 such stacks.
+  void ReapFinishedJobs() {
+    std::vector<std::shared_ptr<Active>> done;
+    {
+      std::lock_guard lock(mu_);
+      for (auto it = active_.begin(); it != active_.end();) {
+        bool finished;
+        {
+          std::lock_guard alock(it->second->mu);
+          const Active& a = *it->second;
+          finished = a.job_done && (a.ended || !a.failed_code.empty());
+        }
+        if (finished) {
+          done.push_back(std::move(it->second));
+          it = active_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& a : done)
+      if (a->job.joinable()) a->job.join();
   }
 
   std::shared_ptr<Active> FindActive(const std::string& id) {
@@ -847,6 +878,7 @@ class Service final : public VideoService {
       }
       std::lock_guard lock(a->mu);
       ReturnEarlyJob(*a);
+      a->job_done = true;
     });
   }
 

@@ -463,3 +463,43 @@ TEST_CASE("JSON from a client nesting past 16 levels is refused with 400 and the
   CHECK(patch(R"({"metadata": {"k": "v"}})").status == 200);
   CHECK(Curl({}, s.url("/healthz")).status == 200);
 }
+
+TEST_CASE(
+    "a finished video lets go of its job's thread and state and still answers from its record",
+    "[integration][api][reliability][slow]") {
+  auto dir = ScratchDir::Create("api-reap");
+  REQUIRE(dir.ok());
+  auto flags = kFlags;
+  flags.insert(flags.end(), {"--upload-expiry", "2s"});  // the sweep runs every 0.5 s
+  ServeProcess s(dir->path() / "data", flags);
+  REQUIRE(s.Start().empty());
+  auto gauge = [&] {
+    const std::string m = Curl({}, s.url("/metrics")).body;
+    const std::string name = "\nzerofarm_videos_in_memory ";
+    const size_t at = m.find(name);
+    return at == std::string::npos ? -1 : std::stoi(m.substr(at + name.size()));
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    auto a = Bearer(s.token());
+    a.insert(a.end(), {"--data-binary", "not a video, number " + std::to_string(i)});
+    auto r = Curl(a, s.url("/v1/videos"));
+    REQUIRE(r.status == 201);
+    ids.push_back(json::parse(r.body)["id"]);
+  }
+  for (const auto& id : ids) REQUIRE(!WaitForStatus(s, s.token(), id, {"failed"}, 60s).empty());
+  int held = gauge();
+  for (int i = 0; i < 100 && held != 0; ++i) {
+    std::this_thread::sleep_for(100ms);
+    held = gauge();
+  }
+  CHECK(held == 0);
+  // Nothing a user sees depends on the state let go of.
+  for (const auto& id : ids) {
+    auto r = Curl(Bearer(s.token()), s.url("/v1/videos/" + id));
+    REQUIRE(r.status == 200);
+    json v = json::parse(r.body);
+    CHECK(v["status"] == "failed");
+    CHECK(!v["error"]["code"].get<std::string>().empty());
+  }
+}

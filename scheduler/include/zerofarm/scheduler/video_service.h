@@ -124,7 +124,8 @@ struct ServiceMetrics {
   std::vector<uint64_t> transcode_bucket_counts;  // cumulative, same length
   uint64_t transcode_count = 0;
   double transcode_sum = 0;
-  int queue_depth = 0;  // tasks waiting for a worker slot
+  uint64_t videos_in_memory = 0;  // uploading, processing, or finished and not yet let go of
+  int queue_depth = 0;            // tasks waiting for a worker slot
   int workers_busy = 0;
   uint64_t sandbox_refusals = 0;
   // Cluster mode only.
