@@ -148,6 +148,7 @@ class Farm:
                        check=True, capture_output=True)
         self.nodes = [None] * nodes
         self.restarts = 0
+        self.restart_failures = []
         for i in range(nodes):
             self.start_node(i)
         self.proxy = Server(zerofarm, os.path.join(work, "proxy"), os.path.join(work, "proxy.log"),
@@ -438,8 +439,14 @@ def main():
             # One node at a time, in turn: killed with SIGKILL, down 3 s, started again.
             i = 0
             while not stop.wait(args.restart_every):
-                farm.restart_node(i % args.farm, 3)
-                print(f"t={time.time() - t0:7.1f}s restarted node {i % args.farm}", flush=True)
+                n = i % args.farm
+                try:
+                    farm.restart_node(n, 3)
+                    print(f"t={time.time() - t0:7.1f}s restarted node {n}", flush=True)
+                except (OSError, RuntimeError) as e:  # counted and reported; tried again
+                    farm.restart_failures.append(f"node {n}: {e}"[:300])
+                    print(f"t={time.time() - t0:7.1f}s node {n} did not restart: {e}", flush=True)
+                    continue
                 i += 1
 
         threads = [threading.Thread(target=worker) for _ in range(args.threads)]
@@ -516,6 +523,7 @@ def main():
         report = {
             "mode": f"farm of {args.farm} nodes" if farm else "serve",
             "node_restarts": farm.restarts if farm else 0,
+            "node_restart_failures": farm.restart_failures if farm else [],
             "duration_s": args.duration,
             "threads": args.threads,
             "requests_served": sum(soak.requests.values()),
