@@ -547,7 +547,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
 class ServerImpl final : public Server {
  public:
   ServerImpl(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)
-      : sh_(std::make_unique<Shared>(o, v, t)), ioc_(std::max(1, o.io_threads)) {}
+      : sh_(std::make_unique<Shared>(o, v, t)), io_threads_(IoThreads(o)), ioc_(io_threads_) {}
 
   ~ServerImpl() override {
     ioc_.stop();
@@ -563,14 +563,21 @@ class ServerImpl final : public Server {
     ZF_RETURN_IF_ERROR(listener_->Listen(tcp::endpoint(address, sh_->opt.port)));
     port_ = listener_->port();
     listener_->Accept();
-    for (int i = 0; i < std::max(1, sh_->opt.io_threads); ++i)
-      threads_.emplace_back([this] { ioc_.run(); });
+    for (int i = 0; i < io_threads_; ++i) threads_.emplace_back([this] { ioc_.run(); });
     return Status::Ok();
   }
   uint16_t port() const override { return port_; }
 
  private:
+  // Playback reads are answered on the socket threads (Session::OnHeader): one per CPU lets
+  // them use every core, as nginx's workers do.
+  static int IoThreads(const ServerOptions& o) {
+    if (o.io_threads > 0) return o.io_threads;
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+  }
+
   std::unique_ptr<Shared> sh_;  // outlives ioc_: sessions destroyed with ioc_ still use it
+  int io_threads_;
   net::io_context ioc_;
   std::shared_ptr<Listener> listener_;
   std::vector<std::thread> threads_;

@@ -32,7 +32,7 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};    // no byte for this long mid-body -> 408
   std::chrono::milliseconds request_timeout{6 * 3600 * 1000};  // whole body by then -> 408
   size_t max_connections = 256;                                // beyond: 503 and close
-  int io_threads = 1;
+  int io_threads = 0;  // threads running the sockets; 0: one per CPU, at most 4
   int handler_threads = 4;
 };
 
