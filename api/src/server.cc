@@ -45,9 +45,9 @@ constexpr size_t kBodyChunk = 1024 * 1024;
 constexpr size_t kMaxDrain = size_t{256} << 20;
 constexpr std::chrono::seconds kDrainTime{5};
 
-// A file answer up to this size (playlists, a thumbnail, the page) is read by the pool thread
-// that routed it, so the connection's strand writes it at once: one hand-off between threads
-// per request instead of two (players poll playlists every few seconds).
+// A file answer up to this size (playlists, a thumbnail, a Range window) is read by the thread
+// that routed it, so the connection's strand writes it at once instead of handing the read to
+// the pool and back (players poll playlists every few seconds).
 constexpr uint64_t kInlineFileBytes = 64 * 1024;
 
 // Turns the file pieces of a small answer into literal bytes. A piece that cannot be read whole
