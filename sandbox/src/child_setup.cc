@@ -81,29 +81,11 @@ size_t Length(const char* s) {
   return n;
 }
 
-}  // namespace
+// The steps of RunChild. Each makes only system calls and, on failure, reports the step with
+// errno on `report` (the report pipe's current number) and exits.
 
-const char* ChildStepName(int32_t step) {
-  return step >= 0 && step < kStepCount ? kStepNames[step] : "unknown step";
-}
-
-void RunChild(const ChildPlan& plan) {
-  // A runner that dies (kill -9 of its process) must not leave this child behind holding
-  // copies of its descriptors (a listening socket, say): die with it, and never wait for a go
-  // that cannot come. The death signal is set again after the credential changes below.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (plan.parent_go_write_fd >= 0) ::close(plan.parent_go_write_fd);
-  // Until the descriptors are placed, the report and go pipes have their parent numbers.
-  int report = -1, go = -1;
-  for (const FdMove& m : plan.fds) {
-    if (m.to == plan.report_fd) report = m.from;
-    if (m.to == plan.go_fd) go = m.from;
-  }
-
-  if (!ReadByte(go)) Fail(report, kStepWaitForParent);
-
-  // Signals stay blocked (the parent blocked them around clone) until just before exec;
-  // handlers the parent installed must not run here or survive into the program.
+// Handlers the parent installed must not run here or survive into the program.
+void ResetSignalHandlers(int report) {
   for (int sig = 1; sig < NSIG; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     struct sigaction sa = {};
@@ -112,55 +94,56 @@ void RunChild(const ChildPlan& plan) {
       Fail(report, kStepResetSignals);
     }
   }
-  if (::setsid() < 0) Fail(report, kStepSetsid);
+}
 
-  if (plan.new_mount_ns) {
-    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      Fail(report, kStepMountPrivate);
-    }
-    if (::mount("zerofarm", plan.empty_root_at, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                "size=4k,nr_inodes=2,mode=0555") != 0) {
-      Fail(report, kStepMountEmptyRoot);
-    }
-    if (::chdir(plan.empty_root_at) != 0) Fail(report, kStepEnterEmptyRoot);
-    // pivot_root(".", "."): the old root is stacked under the new one, then detached.
-    if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail(report, kStepPivotRoot);
-    if (::umount2(".", MNT_DETACH) != 0) Fail(report, kStepDetachOldRoot);
-    if (::chdir("/") != 0) Fail(report, kStepChdirRoot);
-    if (::mount(nullptr, "/", nullptr,
-                MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                nullptr) != 0) {
-      Fail(report, kStepRemountRootReadOnly);
-    }
+// In the new mount namespace: an empty, read-only tmpfs becomes the root; the old root is
+// detached.
+void EnterEmptyRoot(const ChildPlan& plan, int report) {
+  if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    Fail(report, kStepMountPrivate);
   }
-  if (plan.new_uts_ns && plan.hostname != nullptr) {
-    if (::sethostname(plan.hostname, Length(plan.hostname)) != 0) {
-      Fail(report, kStepSetHostname);
-    }
+  if (::mount("zerofarm", plan.empty_root_at, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,nr_inodes=2,mode=0555") != 0) {
+    Fail(report, kStepMountEmptyRoot);
   }
+  if (::chdir(plan.empty_root_at) != 0) Fail(report, kStepEnterEmptyRoot);
+  // pivot_root(".", "."): the old root is stacked under the new one, then detached.
+  if (::syscall(SYS_pivot_root, ".", ".") != 0) Fail(report, kStepPivotRoot);
+  if (::umount2(".", MNT_DETACH) != 0) Fail(report, kStepDetachOldRoot);
+  if (::chdir("/") != 0) Fail(report, kStepChdirRoot);
+  if (::mount(nullptr, "/", nullptr,
+              MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) != 0) {
+    Fail(report, kStepRemountRootReadOnly);
+  }
+}
+
+// Groups, then gid, then uid: the plan's ids in every slot.
+void SetIds(const ChildPlan& plan, int report) {
   // Raw calls: glibc's wrappers would signal the parent's other threads, copied but absent.
   if (plan.call_setgroups && ::syscall(SYS_setgroups, 0, nullptr) != 0)
     Fail(report, kStepSetgroups);
   if (::syscall(SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0) Fail(report, kStepSetgid);
   if (::syscall(SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0) Fail(report, kStepSetuid);
-  {
-    // Empty bounding, ambient, effective, permitted and inheritable sets.
-    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
-      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) {
-        Fail(report, kStepDropCapabilities);
-      }
-    }
-    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+}
+
+// Empty bounding, ambient, effective, permitted and inheritable sets.
+void DropCapabilities(int report) {
+  for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL && errno != EPERM) {
       Fail(report, kStepDropCapabilities);
     }
-    __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-    __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
-    if (::syscall(SYS_capset, &header, data) != 0) Fail(report, kStepDropCapabilities);
   }
-  // After the credential changes, which clear it.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail(report, kStepParentDeathSignal);
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    Fail(report, kStepDropCapabilities);
+  }
+  __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (::syscall(SYS_capset, &header, data) != 0) Fail(report, kStepDropCapabilities);
+}
 
-  // Descriptors: park every one above the targets, then place each at its number.
+// Parks every descriptor of the plan above the targets, places each at its number, and closes
+// every other one. Returns the report pipe's number from then on (plan.report_fd).
+int PlaceDescriptors(const ChildPlan& plan, int report) {
   int parked[256];
   const size_t count = plan.fds.size();
   if (count > sizeof parked / sizeof parked[0]) {
@@ -187,7 +170,10 @@ void RunChild(const ChildPlan& plan) {
     for (const FdMove& m : plan.fds) keep = keep || m.to == fd;
     if (!keep) ::close(fd);
   }
+  return report;
+}
 
+void SetLimits(const ChildPlan& plan, int report) {
   for (const ChildPlan::Limit& limit : plan.rlimits) {
     const rlimit rl = {limit.value, limit.value};
     if (::setrlimit(static_cast<__rlimit_resource>(limit.resource), &rl) != 0) {
@@ -197,19 +183,62 @@ void RunChild(const ChildPlan& plan) {
   if (plan.nice != 0 && ::setpriority(PRIO_PROCESS, 0, plan.nice) != 0) {
     Fail(report, kStepSetRlimits);
   }
+}
+
+// Needs plan.seccomp. With a listener, sends it to the parent and waits for the parent's ack.
+void InstallSeccomp(const ChildPlan& plan, int report) {
+  const unsigned flags = plan.seccomp_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
+  const long listener = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, plan.seccomp);
+  if (listener < 0) Fail(report, kStepSeccomp);
+  if (plan.seccomp_listener) {
+    // The parent copies the listener out with pidfd_getfd; it is close-on-exec here.
+    Send(report, ChildMessage::kListener, kStepSendListener, 0, static_cast<int32_t>(listener));
+    if (!ReadByte(plan.go_fd)) Fail(report, kStepWaitForListenerAck);
+  }
+}
+
+}  // namespace
+
+const char* ChildStepName(int32_t step) {
+  return step >= 0 && step < kStepCount ? kStepNames[step] : "unknown step";
+}
+
+void RunChild(const ChildPlan& plan) {
+  // A runner that dies (kill -9 of its process) must not leave this child behind holding
+  // copies of its descriptors (a listening socket, say): die with it, and never wait for a go
+  // that cannot come. The death signal is set again after the credential changes below.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (plan.parent_go_write_fd >= 0) ::close(plan.parent_go_write_fd);
+  // Until the descriptors are placed, the report and go pipes have their parent numbers.
+  int report = -1, go = -1;
+  for (const FdMove& m : plan.fds) {
+    if (m.to == plan.report_fd) report = m.from;
+    if (m.to == plan.go_fd) go = m.from;
+  }
+
+  if (!ReadByte(go)) Fail(report, kStepWaitForParent);
+
+  // Signals stay blocked (the parent blocked them around clone) until just before exec.
+  ResetSignalHandlers(report);
+  if (::setsid() < 0) Fail(report, kStepSetsid);
+
+  if (plan.new_mount_ns) EnterEmptyRoot(plan, report);
+  if (plan.new_uts_ns && plan.hostname != nullptr) {
+    if (::sethostname(plan.hostname, Length(plan.hostname)) != 0) {
+      Fail(report, kStepSetHostname);
+    }
+  }
+  SetIds(plan, report);
+  DropCapabilities(report);
+  // After the credential changes, which clear it.
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) Fail(report, kStepParentDeathSignal);
+
+  report = PlaceDescriptors(plan, report);
+  SetLimits(plan, report);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Fail(report, kStepNoNewPrivs);
 
   // From here on every call must pass the filter: write, read, rt_sigprocmask, execveat.
-  if (plan.seccomp != nullptr) {
-    const unsigned flags = plan.seccomp_listener ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0;
-    const long listener = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, plan.seccomp);
-    if (listener < 0) Fail(report, kStepSeccomp);
-    if (plan.seccomp_listener) {
-      // The parent copies the listener out with pidfd_getfd; it is close-on-exec here.
-      Send(report, ChildMessage::kListener, kStepSendListener, 0, static_cast<int32_t>(listener));
-      if (!ReadByte(plan.go_fd)) Fail(report, kStepWaitForListenerAck);
-    }
-  }
+  if (plan.seccomp != nullptr) InstallSeccomp(plan, report);
   sigset_t none;
   sigemptyset(&none);
   if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) Fail(report, kStepUnblockSignals);
