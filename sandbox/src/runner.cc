@@ -519,6 +519,271 @@ std::string Manifest(const std::vector<Channel>& channels) {
   return out;
 }
 
+// --- RunSandboxed's steps, in the order it takes them. ---
+
+// A program that closes an input early must not kill the runner with SIGPIPE.
+void IgnoreSigpipeIfDefault() {
+  struct sigaction old_pipe;
+  if (::sigaction(SIGPIPE, nullptr, &old_pipe) == 0 && old_pipe.sa_handler == SIG_DFL) {
+    ::signal(SIGPIPE, SIG_IGN);
+  }
+}
+
+// The report's fields known before the run: the host's layers and the program's verdict.
+RunReport StartReport(const SandboxSpec& spec, const HostLayers& host) {
+  RunReport report;
+  report.layers_active = host.Active();
+  report.layers_missing = host.Missing();
+  report.verdict = spec.verdict->accepted() ? "accepted" : "rejected";
+  report.program_sha256 = spec.verdict->sha256;
+  report.syscall_sites = spec.verdict->counts.syscall_sites;
+  report.data_region_bytes = spec.verdict->counts.data_region_bytes;
+  return report;
+}
+
+// One relay per channel, in the spec's order; each relay points into `spec`.
+Status OpenRelays(const SandboxSpec& spec, Run* run) {
+  run->relays.resize(spec.channels.size());
+  for (size_t i = 0; i < spec.channels.size(); ++i) {
+    ZF_RETURN_IF_ERROR(OpenRelay(spec.channels[i], &run->relays[i]));
+  }
+  return Status::Ok();
+}
+
+// Memory: a cgroup where the host has one (left in *cgroup), the address space otherwise.
+// Sets *via to the mechanism used.
+Status LimitMemory(const HostLayers& host, uint64_t memory_bytes,
+                   std::optional<MemoryCgroup>* cgroup, std::string* via) {
+  if (host.cgroup_v2_memory || host.cgroup_v1_memory) {
+    Result<MemoryCgroup> cg = MemoryCgroup::Create(host, memory_bytes);
+    if (!cg.ok()) return cg.status();
+    *via = cg->v2() ? "cgroup_v2" : "cgroup_v1";
+    cgroup->emplace(std::move(*cg));
+  } else {
+    *via = "rlimit_as";
+  }
+  return Status::Ok();
+}
+
+// Everything the child reads after clone: its plan and what the plan points into. Neither
+// copied nor moved, so the pointers stay good; the child's ends of the runner's pipes are
+// owned here until the clone has its copies.
+struct ChildLaunch {
+  ChildLaunch() = default;
+  ChildLaunch(const ChildLaunch&) = delete;
+  ChildLaunch& operator=(const ChildLaunch&) = delete;
+
+  ChildPlan plan;
+  UniqueFd report_write;  // the child's end of the report pipe
+  UniqueFd go_read;       // the child's end of the go pipe
+  sock_fprog fprog{};
+  std::vector<std::string> env_strings;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  bool root = false;  // the runner runs as root (decides the ids outside the namespace)
+};
+
+// The child's descriptor plan: channels at their numbers, then the runner's own three (the
+// program, the report pipe, the go pipe). Leaves the parent's pipe ends in `run`.
+Status PlanDescriptors(const SandboxSpec& spec, Run* run, ChildLaunch* launch) {
+  int max_target = 2;
+  for (const Channel& c : spec.channels) max_target = std::max(max_target, c.target_fd);
+  ChildPlan& plan = launch->plan;
+  const int exec_fd = max_target + 1;
+  plan.exec_fd = exec_fd;
+  plan.report_fd = exec_fd + 1;
+  plan.go_fd = exec_fd + 2;
+  plan.first_free_fd = exec_fd + 3;
+  Result<Pipe> report_pipe = MakePipe();
+  if (!report_pipe.ok()) return report_pipe.status();
+  Result<Pipe> go_pipe = MakePipe();
+  if (!go_pipe.ok()) return go_pipe.status();
+  run->report = std::move(report_pipe->read);
+  run->go = std::move(go_pipe->write);
+  launch->report_write = std::move(report_pipe->write);
+  launch->go_read = std::move(go_pipe->read);
+  for (const Relay& r : run->relays) plan.fds.push_back({r.child.get(), r.spec->target_fd, false});
+  plan.fds.push_back({spec.program->fd(), exec_fd, true});
+  plan.fds.push_back({launch->report_write.get(), plan.report_fd, true});
+  plan.fds.push_back({launch->go_read.get(), plan.go_fd, true});
+  plan.parent_go_write_fd = run->go.get();
+  return Status::Ok();
+}
+
+// Resource limits and priority; the address space is limited only without a memory cgroup.
+void PlanLimits(const SandboxLimits& lim, bool memory_cgroup, ChildPlan* plan) {
+  // The listener takes one more descriptor before the exec.
+  const rlim_t nofile = std::max<rlim_t>(lim.max_open_files, plan->first_free_fd + 1);
+  plan->rlimits = {{RLIMIT_NOFILE, nofile},
+                   {RLIMIT_NPROC, lim.max_threads},
+                   {RLIMIT_CPU, lim.cpu_seconds == 0 ? RLIM_INFINITY : lim.cpu_seconds},
+                   {RLIMIT_FSIZE, lim.max_file_bytes},
+                   {RLIMIT_CORE, 0}};
+  if (!memory_cgroup) plan->rlimits.push_back({RLIMIT_AS, lim.memory_bytes});
+  plan->nice = std::clamp(lim.nice, 0, 19);
+}
+
+// The seccomp filter for the planned exec descriptor, where the host has seccomp.
+Status PlanSeccomp(const HostLayers& host, ChildLaunch* launch) {
+  if (!host.seccomp) return Status::Ok();
+  Result<const SyscallFilter*> f = CachedFilter(launch->plan.exec_fd, host.seccomp_notify);
+  if (!f.ok()) return f.status();
+  const SyscallFilter* filter = *f;
+  launch->fprog.len = static_cast<unsigned short>(filter->program.size());
+  launch->fprog.filter = const_cast<sock_filter*>(filter->program.data());
+  launch->plan.seccomp = &launch->fprog;
+  launch->plan.seccomp_listener = filter->notify_kills;
+  return Status::Ok();
+}
+
+// Namespaces, hostname and the ids the program runs as.
+void PlanIdentity(const SandboxSpec& spec, const HostLayers& host, ChildLaunch* launch) {
+  ChildPlan& plan = launch->plan;
+  plan.new_user_ns = host.user_ns;
+  plan.new_mount_ns = host.mount_ns;
+  plan.new_uts_ns = host.uts_ns;
+  plan.hostname = spec.options.hostname.c_str();
+  const bool root = ::geteuid() == 0;
+  launch->root = root;
+  plan.call_setgroups = !host.user_ns || root;
+  plan.uid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::geteuid());
+  plan.gid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::getegid());
+}
+
+// argv from the spec; the environment is the channel manifest alone.
+void PlanExec(const SandboxSpec& spec, ChildLaunch* launch) {
+  launch->env_strings = {spec.options.manifest_variable + "=" + Manifest(spec.channels)};
+  for (const std::string& a : spec.argv) launch->argv.push_back(const_cast<char*>(a.c_str()));
+  launch->argv.push_back(nullptr);
+  for (std::string& e : launch->env_strings) launch->envp.push_back(e.data());
+  launch->envp.push_back(nullptr);
+  launch->plan.argv = launch->argv.data();
+  launch->plan.envp = launch->envp.data();
+}
+
+// Clones the child into the host's namespaces (it runs RunChild and never returns here), hands
+// it to run->process, and closes the parent's copies of the child's descriptors.
+Status CloneChild(const HostLayers& host, Run* run, ChildLaunch* launch) {
+  unsigned long flags = CLONE_PIDFD | SIGCHLD;
+  if (host.user_ns) flags |= CLONE_NEWUSER;
+  if (host.mount_ns) flags |= CLONE_NEWNS;
+  if (host.pid_ns) flags |= CLONE_NEWPID;
+  if (host.net_ns) flags |= CLONE_NEWNET;
+  if (host.ipc_ns) flags |= CLONE_NEWIPC;
+  if (host.uts_ns) flags |= CLONE_NEWUTS;
+  {
+    BlockSignals blocked;
+    int pidfd = -1;
+    const long pid = ::syscall(SYS_clone, flags, nullptr, &pidfd, nullptr, nullptr);
+    if (pid < 0) return ErrnoError("clone (sandbox namespaces)", errno);
+    if (pid == 0) RunChild(launch->plan);
+    run->process.Set(static_cast<pid_t>(pid), UniqueFd(pidfd));
+  }
+  // The child holds its own copies now.
+  for (Relay& r : run->relays) r.child.Close();
+  launch->report_write.Close();
+  launch->go_read.Close();
+  return Status::Ok();
+}
+
+// What the child waits for before its first step: its id maps, its cgroup, then "go".
+Status ReleaseChild(const HostLayers& host, bool root, const MemoryCgroup* cgroup, Run* run) {
+  const pid_t pid = run->process.pid();
+  if (host.user_ns) {
+    const std::string outside_uid = std::to_string(root ? kOutsideIdWhenRoot : ::geteuid());
+    const std::string outside_gid = std::to_string(root ? kOutsideIdWhenRoot : ::getegid());
+    if (!root) ZF_RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
+    ZF_RETURN_IF_ERROR(
+        WriteProcFile(pid, "uid_map", std::to_string(kInsideId) + " " + outside_uid + " 1"));
+    ZF_RETURN_IF_ERROR(
+        WriteProcFile(pid, "gid_map", std::to_string(kInsideId) + " " + outside_gid + " 1"));
+  }
+  if (cgroup != nullptr) ZF_RETURN_IF_ERROR(cgroup->AddProcess(pid));
+  const char go = 1;
+  if (::write(run->go.get(), &go, 1) != 1) return ErrnoError("write go pipe", errno);
+  return Status::Ok();
+}
+
+// Waits for the sandbox's init and marks it reaped; its status and usage go to the out-params.
+Status Reap(Run* run, int* status, rusage* usage) {
+  const pid_t pid = run->process.pid();
+  pid_t waited;
+  do {
+    waited = ::wait4(pid, status, __WALL, usage);
+  } while (waited < 0 && errno == EINTR);
+  if (waited < 0) return ErrnoError("wait4", errno);
+  run->process.Reaped();
+  return Status::Ok();
+}
+
+// A run whose child failed a setup step, or never reached its exec, is an error.
+Status CheckStarted(const Run& run) {
+  if (run.failed) {
+    return Status::Error("sandbox_setup", std::string("step '") + ChildStepName(run.failure.step) +
+                                              "' failed: " + std::strerror(run.failure.err));
+  }
+  if (!run.exec_seen) {
+    return Status::Error("sandbox_setup", "the sandbox ended before its program started");
+  }
+  return Status::Ok();
+}
+
+// Times, CPU, peak memory (the cgroup's when it has one) and the channels' statistics, which
+// are moved out of `run`.
+void RecordUsage(Run* run, Clock::time_point end, const rusage& usage,
+                 const std::optional<MemoryCgroup>& cgroup, RunReport* report) {
+  report->wall_ms = Ms(end - run->start);
+  report->spawn_ms = Ms(run->exec_at - run->start);
+  report->user_cpu_ms = TimevalMs(usage.ru_utime);
+  report->system_cpu_ms = TimevalMs(usage.ru_stime);
+  report->peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
+  report->peak_memory_source = "rusage";
+  if (cgroup && cgroup->PeakBytes() > 0) {
+    report->peak_memory_bytes = cgroup->PeakBytes();
+    report->peak_memory_source = "cgroup";
+  }
+  for (Relay& r : run->relays) report->channels.push_back(std::move(r.stats));
+}
+
+// How the program ended, and the rule that ended it: the runner's own stop, else the limit a
+// signal points to.
+void RecordEnd(int status, const Run& run, const SandboxLimits& lim,
+               const std::optional<MemoryCgroup>& cgroup, RunReport* report) {
+  if (WIFEXITED(status)) {
+    report->status = "exited";
+    report->exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    report->status = "signaled";
+    report->signal = WTERMSIG(status);
+    report->signal_name = std::string("SIG") + SignalName(report->signal);
+  }
+  report->stopped_by = run.stop_rule;
+  report->detail = run.stop_detail;
+  report->seccomp_syscall = run.seccomp_syscall;
+  if (report->stopped_by != StopRule::kNone || report->status != "signaled") return;
+  const double cpu_ms = report->user_cpu_ms + report->system_cpu_ms;
+  if (report->signal == SIGSYS) {
+    report->stopped_by = StopRule::kSeccomp;
+    report->detail =
+        "seccomp: killed (the kernel does not name the syscall without "
+        "user notification)";
+  } else if (report->signal == SIGKILL && cgroup && cgroup->OomKills() > 0) {
+    report->stopped_by = StopRule::kMemory;
+    report->detail = "memory: over " + std::to_string(lim.memory_bytes) + " bytes (" +
+                     report->memory_limit_via + ")";
+  } else if ((report->signal == SIGKILL || report->signal == SIGXCPU) && lim.cpu_seconds > 0 &&
+             cpu_ms >= static_cast<double>(lim.cpu_seconds) * 1000.0 * kCpuKillShare) {
+    report->stopped_by = StopRule::kCpu;
+    report->detail = "cpu: over " + std::to_string(lim.cpu_seconds) + " s";
+  } else if (report->signal == SIGXFSZ) {
+    report->stopped_by = StopRule::kFsize;
+    report->detail = "fsize: a file over " + std::to_string(lim.max_file_bytes) + " bytes";
+  } else {
+    report->stopped_by = StopRule::kSignal;
+    report->detail = "killed by " + report->signal_name;
+  }
+}
+
 }  // namespace
 
 ChannelEnd ChannelEnd::Descriptor(int fd) {
@@ -562,201 +827,31 @@ Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   Run run;
   run.start = Clock::now();
   ZF_RETURN_IF_ERROR(CheckSpec(spec, host));
-  // A program that closes an input early must not kill the runner with SIGPIPE.
-  struct sigaction old_pipe;
-  if (::sigaction(SIGPIPE, nullptr, &old_pipe) == 0 && old_pipe.sa_handler == SIG_DFL) {
-    ::signal(SIGPIPE, SIG_IGN);
-  }
-
-  RunReport report;
-  report.layers_active = host.Active();
-  report.layers_missing = host.Missing();
-  report.verdict = spec.verdict->accepted() ? "accepted" : "rejected";
-  report.program_sha256 = spec.verdict->sha256;
-  report.syscall_sites = spec.verdict->counts.syscall_sites;
-  report.data_region_bytes = spec.verdict->counts.data_region_bytes;
-
-  // Channels.
-  run.relays.resize(spec.channels.size());
-  int max_target = 2;
-  for (size_t i = 0; i < spec.channels.size(); ++i) {
-    ZF_RETURN_IF_ERROR(OpenRelay(spec.channels[i], &run.relays[i]));
-    max_target = std::max(max_target, spec.channels[i].target_fd);
-  }
-
-  // Memory: a cgroup where the host has one, the address space otherwise.
+  IgnoreSigpipeIfDefault();
+  RunReport report = StartReport(spec, host);
+  ZF_RETURN_IF_ERROR(OpenRelays(spec, &run));
   std::optional<MemoryCgroup> cgroup;
-  if (host.cgroup_v2_memory || host.cgroup_v1_memory) {
-    Result<MemoryCgroup> cg = MemoryCgroup::Create(host, spec.limits.memory_bytes);
-    if (!cg.ok()) return cg.status();
-    report.memory_limit_via = cg->v2() ? "cgroup_v2" : "cgroup_v1";
-    cgroup.emplace(std::move(*cg));
-  } else {
-    report.memory_limit_via = "rlimit_as";
-  }
+  ZF_RETURN_IF_ERROR(
+      LimitMemory(host, spec.limits.memory_bytes, &cgroup, &report.memory_limit_via));
 
-  // The child's descriptor plan: channels at their numbers, then the runner's own three.
-  ChildPlan plan;
-  const int exec_fd = max_target + 1;
-  plan.exec_fd = exec_fd;
-  plan.report_fd = exec_fd + 1;
-  plan.go_fd = exec_fd + 2;
-  plan.first_free_fd = exec_fd + 3;
-  Result<Pipe> report_pipe = MakePipe();
-  if (!report_pipe.ok()) return report_pipe.status();
-  Result<Pipe> go_pipe = MakePipe();
-  if (!go_pipe.ok()) return go_pipe.status();
-  run.report = std::move(report_pipe->read);
-  run.go = std::move(go_pipe->write);
-  for (const Relay& r : run.relays) plan.fds.push_back({r.child.get(), r.spec->target_fd, false});
-  plan.fds.push_back({spec.program->fd(), exec_fd, true});
-  plan.fds.push_back({report_pipe->write.get(), plan.report_fd, true});
-  plan.fds.push_back({go_pipe->read.get(), plan.go_fd, true});
-  plan.parent_go_write_fd = run.go.get();
-
-  const SandboxLimits& lim = spec.limits;
-  // The listener takes one more descriptor before the exec.
-  const rlim_t nofile = std::max<rlim_t>(lim.max_open_files, plan.first_free_fd + 1);
-  plan.rlimits = {{RLIMIT_NOFILE, nofile},
-                  {RLIMIT_NPROC, lim.max_threads},
-                  {RLIMIT_CPU, lim.cpu_seconds == 0 ? RLIM_INFINITY : lim.cpu_seconds},
-                  {RLIMIT_FSIZE, lim.max_file_bytes},
-                  {RLIMIT_CORE, 0}};
-  if (!cgroup) plan.rlimits.push_back({RLIMIT_AS, lim.memory_bytes});
-  plan.nice = std::clamp(lim.nice, 0, 19);
-
-  const SyscallFilter* filter = nullptr;
-  sock_fprog fprog{};
-  if (host.seccomp) {
-    Result<const SyscallFilter*> f = CachedFilter(exec_fd, host.seccomp_notify);
-    if (!f.ok()) return f.status();
-    filter = *f;
-    fprog.len = static_cast<unsigned short>(filter->program.size());
-    fprog.filter = const_cast<sock_filter*>(filter->program.data());
-    plan.seccomp = &fprog;
-    plan.seccomp_listener = filter->notify_kills;
-  }
-
-  plan.new_user_ns = host.user_ns;
-  plan.new_mount_ns = host.mount_ns;
-  plan.new_uts_ns = host.uts_ns;
-  plan.hostname = spec.options.hostname.c_str();
-  const bool root = ::geteuid() == 0;
-  plan.call_setgroups = !host.user_ns || root;
-  plan.uid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::geteuid());
-  plan.gid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::getegid());
-
-  std::vector<std::string> env_strings = {spec.options.manifest_variable + "=" +
-                                          Manifest(spec.channels)};
-  std::vector<char*> argv, envp;
-  for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (std::string& e : env_strings) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  plan.argv = argv.data();
-  plan.envp = envp.data();
-
-  unsigned long flags = CLONE_PIDFD | SIGCHLD;
-  if (host.user_ns) flags |= CLONE_NEWUSER;
-  if (host.mount_ns) flags |= CLONE_NEWNS;
-  if (host.pid_ns) flags |= CLONE_NEWPID;
-  if (host.net_ns) flags |= CLONE_NEWNET;
-  if (host.ipc_ns) flags |= CLONE_NEWIPC;
-  if (host.uts_ns) flags |= CLONE_NEWUTS;
-
-  {
-    BlockSignals blocked;
-    int pidfd = -1;
-    const long pid = ::syscall(SYS_clone, flags, nullptr, &pidfd, nullptr, nullptr);
-    if (pid < 0) return ErrnoError("clone (sandbox namespaces)", errno);
-    if (pid == 0) RunChild(plan);
-    run.process.Set(static_cast<pid_t>(pid), UniqueFd(pidfd));
-  }
-  // The child holds its own copies now.
-  for (Relay& r : run.relays) r.child.Close();
-  report_pipe->write.Close();
-  go_pipe->read.Close();
-
-  const pid_t pid = run.process.pid();
-  if (host.user_ns) {
-    const std::string outside_uid = std::to_string(root ? kOutsideIdWhenRoot : ::geteuid());
-    const std::string outside_gid = std::to_string(root ? kOutsideIdWhenRoot : ::getegid());
-    if (!root) ZF_RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
-    ZF_RETURN_IF_ERROR(
-        WriteProcFile(pid, "uid_map", std::to_string(kInsideId) + " " + outside_uid + " 1"));
-    ZF_RETURN_IF_ERROR(
-        WriteProcFile(pid, "gid_map", std::to_string(kInsideId) + " " + outside_gid + " 1"));
-  }
-  if (cgroup) ZF_RETURN_IF_ERROR(cgroup->AddProcess(pid));
-  const char go = 1;
-  if (::write(run.go.get(), &go, 1) != 1) return ErrnoError("write go pipe", errno);
+  ChildLaunch launch;
+  ZF_RETURN_IF_ERROR(PlanDescriptors(spec, &run, &launch));
+  PlanLimits(spec.limits, cgroup.has_value(), &launch.plan);
+  ZF_RETURN_IF_ERROR(PlanSeccomp(host, &launch));
+  PlanIdentity(spec, host, &launch);
+  PlanExec(spec, &launch);
+  ZF_RETURN_IF_ERROR(CloneChild(host, &run, &launch));
+  ZF_RETURN_IF_ERROR(ReleaseChild(host, launch.root, cgroup ? &*cgroup : nullptr, &run));
 
   ZF_RETURN_IF_ERROR(Loop(spec, &run));
 
   int status = 0;
   rusage usage{};
-  pid_t waited;
-  do {
-    waited = ::wait4(pid, &status, __WALL, &usage);
-  } while (waited < 0 && errno == EINTR);
-  if (waited < 0) return ErrnoError("wait4", errno);
-  run.process.Reaped();
+  ZF_RETURN_IF_ERROR(Reap(&run, &status, &usage));
   const Clock::time_point end = Clock::now();
-
-  if (run.failed) {
-    return Status::Error("sandbox_setup", std::string("step '") + ChildStepName(run.failure.step) +
-                                              "' failed: " + std::strerror(run.failure.err));
-  }
-  if (!run.exec_seen) {
-    return Status::Error("sandbox_setup", "the sandbox ended before its program started");
-  }
-
-  report.wall_ms = Ms(end - run.start);
-  report.spawn_ms = Ms(run.exec_at - run.start);
-  report.user_cpu_ms = TimevalMs(usage.ru_utime);
-  report.system_cpu_ms = TimevalMs(usage.ru_stime);
-  report.peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
-  report.peak_memory_source = "rusage";
-  if (cgroup && cgroup->PeakBytes() > 0) {
-    report.peak_memory_bytes = cgroup->PeakBytes();
-    report.peak_memory_source = "cgroup";
-  }
-  for (Relay& r : run.relays) report.channels.push_back(std::move(r.stats));
-
-  if (WIFEXITED(status)) {
-    report.status = "exited";
-    report.exit_code = WEXITSTATUS(status);
-  } else if (WIFSIGNALED(status)) {
-    report.status = "signaled";
-    report.signal = WTERMSIG(status);
-    report.signal_name = std::string("SIG") + SignalName(report.signal);
-  }
-  report.stopped_by = run.stop_rule;
-  report.detail = run.stop_detail;
-  report.seccomp_syscall = run.seccomp_syscall;
-  if (report.stopped_by == StopRule::kNone && report.status == "signaled") {
-    const double cpu_ms = report.user_cpu_ms + report.system_cpu_ms;
-    if (report.signal == SIGSYS) {
-      report.stopped_by = StopRule::kSeccomp;
-      report.detail =
-          "seccomp: killed (the kernel does not name the syscall without "
-          "user notification)";
-    } else if (report.signal == SIGKILL && cgroup && cgroup->OomKills() > 0) {
-      report.stopped_by = StopRule::kMemory;
-      report.detail = "memory: over " + std::to_string(lim.memory_bytes) + " bytes (" +
-                      report.memory_limit_via + ")";
-    } else if ((report.signal == SIGKILL || report.signal == SIGXCPU) && lim.cpu_seconds > 0 &&
-               cpu_ms >= static_cast<double>(lim.cpu_seconds) * 1000.0 * kCpuKillShare) {
-      report.stopped_by = StopRule::kCpu;
-      report.detail = "cpu: over " + std::to_string(lim.cpu_seconds) + " s";
-    } else if (report.signal == SIGXFSZ) {
-      report.stopped_by = StopRule::kFsize;
-      report.detail = "fsize: a file over " + std::to_string(lim.max_file_bytes) + " bytes";
-    } else {
-      report.stopped_by = StopRule::kSignal;
-      report.detail = "killed by " + report.signal_name;
-    }
-  }
+  ZF_RETURN_IF_ERROR(CheckStarted(run));
+  RecordUsage(&run, end, usage, cgroup, &report);
+  RecordEnd(status, run, spec.limits, cgroup, &report);
   return report;
 }
 
