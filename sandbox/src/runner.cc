@@ -303,109 +303,134 @@ void OnNotification(Run* run) {
   run->Stop(StopRule::kSeccomp, "seccomp: killed at " + what);
 }
 
-// Moves bytes for one relay; `revents_sandbox` / `revents_outside` are its poll results.
-Status Pump(Run* run, Relay* r, short revents_sandbox, short revents_outside) {
+// Input, with an empty buffer: takes the next piece from the outside into r->buf, up to the
+// quota, and marks the source done at its end or at the quota.
+Status FillInput(Relay* r, short revents_outside) {
   const Channel& c = *r->spec;
-  char chunk[kRelayChunk];
-  if (c.direction == Direction::kIn) {
-    // Fill the buffer from the outside, up to the quota.
-    if (!r->pending() && !r->source_done) {
-      const uint64_t left = c.quota_bytes - r->stats.bytes;
-      if (left == 0) {
-        // Whether more was coming is known for memory; a descriptor or callback may have had
-        // more, so it counts as reached.
-        r->stats.quota_reached =
-            c.end.kind != ChannelEnd::Kind::kMemory || r->memory_off < c.end.bytes.size();
-        r->source_done = true;
-      } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
-        Result<std::string> piece = c.end.pull();
-        if (!piece.ok()) return piece.status().WithContext("channel " + c.name);
-        if (piece->empty()) {
-          r->source_done = true;
-        } else {
-          r->buf = std::move(*piece);
-          r->buf_off = 0;
-          if (r->buf.size() > left) {
-            r->buf.resize(static_cast<size_t>(left));
-            r->stats.quota_reached = true;
-            r->source_done = true;
-          }
-        }
-      } else if (c.end.kind == ChannelEnd::Kind::kMemory) {
-        const size_t take =
-            std::min<uint64_t>({left, kRelayChunk, c.end.bytes.size() - r->memory_off});
-        r->buf.assign(c.end.bytes, r->memory_off, take);
-        r->buf_off = 0;
-        r->memory_off += take;
-        if (take == 0) r->source_done = true;
-      } else if (revents_outside != 0) {
-        const ssize_t n =
-            ::read(r->outside, chunk, static_cast<size_t>(std::min<uint64_t>(left, sizeof chunk)));
-        if (n > 0) {
-          r->buf.assign(chunk, static_cast<size_t>(n));
-          r->buf_off = 0;
-        } else if (n == 0) {
-          r->source_done = true;
-        } else if (errno != EAGAIN && errno != EINTR) {
-          return ErrnoError("channel " + c.name + ": read input", errno);
-        }
-      }
-    }
-    if (r->pending() && (revents_sandbox & (POLLOUT | POLLERR)) != 0) {
-      const ssize_t n =
-          ::write(r->sandbox.get(), r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
-      if (n > 0) {
-        r->buf_off += static_cast<size_t>(n);
-        r->stats.bytes += static_cast<uint64_t>(n);
-      } else if (errno == EPIPE) {
-        r->sandbox.Close();  // the program closed its end
-      } else if (errno != EAGAIN && errno != EINTR) {
-        return ErrnoError("channel " + c.name + ": write to sandbox", errno);
-      }
-    }
-    if (r->sandbox.valid() && !r->pending() && r->source_done) r->sandbox.Close();
-    return Status::Ok();
-  }
-
-  // Output: flush what is buffered, then read more.
-  if (r->pending() && (revents_outside & (POLLOUT | POLLERR)) != 0) {
-    const ssize_t n = ::write(r->outside, r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
-    if (n > 0) {
-      r->buf_off += static_cast<size_t>(n);
-    } else if (errno != EAGAIN && errno != EINTR) {
-      return ErrnoError("channel " + c.name + ": write output", errno);
-    }
-  }
-  if (!r->pending() && (revents_sandbox & (POLLIN | POLLHUP | POLLERR)) != 0) {
-    const ssize_t n = ::read(r->sandbox.get(), chunk, sizeof chunk);
-    if (n > 0) {
-      uint64_t got = static_cast<uint64_t>(n);
-      if (r->stats.bytes + got > c.quota_bytes) {
-        got = c.quota_bytes - r->stats.bytes;
+  const uint64_t left = c.quota_bytes - r->stats.bytes;
+  if (left == 0) {
+    // Whether more was coming is known for memory; a descriptor or callback may have had
+    // more, so it counts as reached.
+    r->stats.quota_reached =
+        c.end.kind != ChannelEnd::Kind::kMemory || r->memory_off < c.end.bytes.size();
+    r->source_done = true;
+  } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
+    Result<std::string> piece = c.end.pull();
+    if (!piece.ok()) return piece.status().WithContext("channel " + c.name);
+    if (piece->empty()) {
+      r->source_done = true;
+    } else {
+      r->buf = std::move(*piece);
+      r->buf_off = 0;
+      if (r->buf.size() > left) {
+        r->buf.resize(static_cast<size_t>(left));
         r->stats.quota_reached = true;
-        run->Stop(StopRule::kQuota, "quota: channel " + c.name + " wrote more than " +
-                                        std::to_string(c.quota_bytes) + " bytes");
+        r->source_done = true;
       }
-      r->stats.bytes += got;
-      if (c.end.kind == ChannelEnd::Kind::kMemory) {
-        r->stats.captured.append(chunk, static_cast<size_t>(got));
-      } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
-        if (got > 0) {
-          const Status pushed = c.end.push(std::string_view(chunk, static_cast<size_t>(got)));
-          if (!pushed.ok()) return pushed.WithContext("channel " + c.name);
-        }
-      } else {
-        r->buf.assign(chunk, static_cast<size_t>(got));
-        r->buf_off = 0;
-      }
-      if (r->stats.quota_reached) r->sandbox.Close();
+    }
+  } else if (c.end.kind == ChannelEnd::Kind::kMemory) {
+    const size_t take = std::min<uint64_t>({left, kRelayChunk, c.end.bytes.size() - r->memory_off});
+    r->buf.assign(c.end.bytes, r->memory_off, take);
+    r->buf_off = 0;
+    r->memory_off += take;
+    if (take == 0) r->source_done = true;
+  } else if (revents_outside != 0) {
+    char chunk[kRelayChunk];
+    const ssize_t n =
+        ::read(r->outside, chunk, static_cast<size_t>(std::min<uint64_t>(left, sizeof chunk)));
+    if (n > 0) {
+      r->buf.assign(chunk, static_cast<size_t>(n));
+      r->buf_off = 0;
     } else if (n == 0) {
-      r->sandbox.Close();
+      r->source_done = true;
     } else if (errno != EAGAIN && errno != EINTR) {
-      return ErrnoError("channel " + c.name + ": read from sandbox", errno);
+      return ErrnoError("channel " + c.name + ": read input", errno);
     }
   }
   return Status::Ok();
+}
+
+// Input: writes buffered bytes into the sandbox's pipe when it is writable; a program that
+// closed its end closes the relay's.
+Status WriteInput(Relay* r, short revents_sandbox) {
+  if (!r->pending() || (revents_sandbox & (POLLOUT | POLLERR)) == 0) return Status::Ok();
+  const ssize_t n =
+      ::write(r->sandbox.get(), r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
+  if (n > 0) {
+    r->buf_off += static_cast<size_t>(n);
+    r->stats.bytes += static_cast<uint64_t>(n);
+  } else if (errno == EPIPE) {
+    r->sandbox.Close();  // the program closed its end
+  } else if (errno != EAGAIN && errno != EINTR) {
+    return ErrnoError("channel " + r->spec->name + ": write to sandbox", errno);
+  }
+  return Status::Ok();
+}
+
+// Output: writes buffered bytes to the outside descriptor when it is writable.
+Status FlushOutput(Relay* r, short revents_outside) {
+  if (!r->pending() || (revents_outside & (POLLOUT | POLLERR)) == 0) return Status::Ok();
+  const ssize_t n = ::write(r->outside, r->buf.data() + r->buf_off, r->buf.size() - r->buf_off);
+  if (n > 0) {
+    r->buf_off += static_cast<size_t>(n);
+  } else if (errno != EAGAIN && errno != EINTR) {
+    return ErrnoError("channel " + r->spec->name + ": write output", errno);
+  }
+  return Status::Ok();
+}
+
+// Output, with an empty buffer: reads what the program wrote, up to the quota (going over it
+// stops the run), and hands it to the channel's end: captured, pushed, or buffered for the
+// outside descriptor.
+Status ReadOutput(Run* run, Relay* r, short revents_sandbox) {
+  if (r->pending() || (revents_sandbox & (POLLIN | POLLHUP | POLLERR)) == 0) return Status::Ok();
+  const Channel& c = *r->spec;
+  char chunk[kRelayChunk];
+  const ssize_t n = ::read(r->sandbox.get(), chunk, sizeof chunk);
+  if (n == 0) {
+    r->sandbox.Close();
+    return Status::Ok();
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EINTR) {
+      return ErrnoError("channel " + c.name + ": read from sandbox", errno);
+    }
+    return Status::Ok();
+  }
+  uint64_t got = static_cast<uint64_t>(n);
+  if (r->stats.bytes + got > c.quota_bytes) {
+    got = c.quota_bytes - r->stats.bytes;
+    r->stats.quota_reached = true;
+    run->Stop(StopRule::kQuota, "quota: channel " + c.name + " wrote more than " +
+                                    std::to_string(c.quota_bytes) + " bytes");
+  }
+  r->stats.bytes += got;
+  if (c.end.kind == ChannelEnd::Kind::kMemory) {
+    r->stats.captured.append(chunk, static_cast<size_t>(got));
+  } else if (c.end.kind == ChannelEnd::Kind::kCallback) {
+    if (got > 0) {
+      const Status pushed = c.end.push(std::string_view(chunk, static_cast<size_t>(got)));
+      if (!pushed.ok()) return pushed.WithContext("channel " + c.name);
+    }
+  } else {
+    r->buf.assign(chunk, static_cast<size_t>(got));
+    r->buf_off = 0;
+  }
+  if (r->stats.quota_reached) r->sandbox.Close();
+  return Status::Ok();
+}
+
+// Moves bytes for one relay; `revents_sandbox` / `revents_outside` are its poll results.
+Status Pump(Run* run, Relay* r, short revents_sandbox, short revents_outside) {
+  if (r->spec->direction == Direction::kIn) {
+    if (!r->pending() && !r->source_done) ZF_RETURN_IF_ERROR(FillInput(r, revents_outside));
+    ZF_RETURN_IF_ERROR(WriteInput(r, revents_sandbox));
+    if (r->sandbox.valid() && !r->pending() && r->source_done) r->sandbox.Close();
+    return Status::Ok();
+  }
+  // Output: flush what is buffered, then read more.
+  ZF_RETURN_IF_ERROR(FlushOutput(r, revents_outside));
+  return ReadOutput(run, r, revents_sandbox);
 }
 
 bool RelaysDone(const std::vector<Relay>& relays) {
@@ -415,95 +440,132 @@ bool RelaysDone(const std::vector<Relay>& relays) {
   return true;
 }
 
+// Once the sandbox has exited: closes the inputs nobody will read any more, and says whether
+// the loop is over (every output drained and the report pipe closed, or the drain given up).
+bool DrainedAfterExit(Run* run, Clock::time_point deadline) {
+  for (Relay& r : run->relays) {
+    if (r.spec->direction == Direction::kIn) r.sandbox.Close();
+  }
+  if (RelaysDone(run->relays) && !run->report.valid()) return true;
+  // An outside descriptor that stops taking output is given until the deadline, and at least
+  // kDrainGrace after the end; the rest is dropped.
+  const Clock::time_point give_up = std::max(deadline, run->killed_at + kDrainGrace);
+  return Clock::now() >= give_up;
+}
+
+// While the sandbox runs: stops it when the caller cancels or the wall clock runs out.
+void ApplyStopRules(const SandboxSpec& spec, Clock::time_point deadline, Run* run) {
+  const Clock::time_point now = Clock::now();
+  if (run->stop_rule == StopRule::kNone && spec.cancel && spec.cancel->load()) {
+    run->Stop(StopRule::kCancelled, "cancelled: the caller gave up the run");
+  }
+  if (run->stop_rule == StopRule::kNone && now >= deadline) {
+    run->Stop(StopRule::kTimeout, "timeout: wall clock over " +
+                                      std::to_string(spec.limits.wall_timeout.count()) + " ms");
+  }
+}
+
+// One round's poll set: the descriptors each relay waits on, the report pipe, the seccomp
+// listener and the pidfd, with each one's index in fds (-1: not polled).
+struct PollSet {
+  std::vector<pollfd> fds;
+  std::vector<std::pair<int, int>> slots;  // per relay: {sandbox end, outside end}
+  int report_slot = -1;
+  int listener_slot = -1;
+  int pidfd_slot = -1;
+
+  int Add(int fd, short events) {
+    fds.push_back({fd, events, 0});
+    return static_cast<int>(fds.size() - 1);
+  }
+  short Revents(int slot) const {
+    return slot >= 0 ? fds[static_cast<size_t>(slot)].revents : static_cast<short>(0);
+  }
+};
+
+PollSet BuildPollSet(const Run& run) {
+  PollSet set;
+  set.slots.assign(run.relays.size(), {-1, -1});
+  for (size_t i = 0; i < run.relays.size(); ++i) {
+    const Relay& r = run.relays[i];
+    if (!r.sandbox.valid() && !r.pending()) continue;
+    if (r.spec->direction == Direction::kIn) {
+      if (!r.sandbox.valid()) continue;
+      if (r.pending()) {
+        set.slots[i].first = set.Add(r.sandbox.get(), POLLOUT);
+      } else if (!r.source_done) {
+        if (r.outside >= 0 && r.stats.bytes < r.spec->quota_bytes) {
+          set.slots[i].second = set.Add(r.outside, POLLIN);
+        }
+      }
+    } else if (r.pending()) {
+      set.slots[i].second = set.Add(r.outside, POLLOUT);
+    } else if (r.sandbox.valid()) {
+      set.slots[i].first = set.Add(r.sandbox.get(), POLLIN);
+    }
+  }
+  set.report_slot = run.report.valid() ? set.Add(run.report.get(), POLLIN) : -1;
+  set.listener_slot = run.listener.valid() ? set.Add(run.listener.get(), POLLIN) : -1;
+  set.pidfd_slot = !run.exited ? set.Add(run.process.pidfd(), POLLIN) : -1;
+  return set;
+}
+
+// The poll timeout: 0 when an input can be pumped without waiting, else until the deadline
+// (or the drain's end once stopped), at most a second so that cancellation is seen.
+int PollTimeoutMs(const Run& run, Clock::time_point deadline) {
+  bool ready_now = false;
+  for (const Relay& r : run.relays) {
+    // Memory and callback inputs, and reached quotas, need no waiting: pump at once.
+    if (r.spec->direction == Direction::kIn && r.sandbox.valid() && !r.pending() &&
+        !r.source_done && (r.outside < 0 || r.stats.bytes >= r.spec->quota_bytes)) {
+      ready_now = true;
+    }
+  }
+  const Clock::time_point wake =
+      run.stop_rule == StopRule::kNone && !run.exited ? deadline : run.killed_at + kDrainGrace;
+  int timeout_ms =
+      static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
+  if (ready_now) timeout_ms = 0;
+  return std::clamp(timeout_ms, 0, 1000);
+}
+
+// Acts on one round's poll results: child reports, seccomp notifications, every relay, and
+// the sandbox's exit.
+Status Dispatch(const PollSet& set, Run* run) {
+  if (set.Revents(set.report_slot) != 0) ZF_RETURN_IF_ERROR(OnReport(run));
+  if (set.listener_slot >= 0) {
+    const short ev = set.Revents(set.listener_slot);
+    if (ev & POLLIN) OnNotification(run);
+    if (ev & (POLLHUP | POLLERR | POLLNVAL)) run->listener.Close();
+  }
+  for (size_t i = 0; i < run->relays.size(); ++i) {
+    const short a = set.Revents(set.slots[i].first);
+    const short b = set.Revents(set.slots[i].second);
+    ZF_RETURN_IF_ERROR(Pump(run, &run->relays[i], a, b));
+  }
+  if (set.Revents(set.pidfd_slot) != 0) {
+    run->exited = true;
+    if (run->killed_at == Clock::time_point{}) run->killed_at = Clock::now();
+  }
+  return Status::Ok();
+}
+
 Status Loop(const SandboxSpec& spec, Run* run) {
   const Clock::time_point deadline = run->start + spec.limits.wall_timeout;
   for (;;) {
     if (run->exited) {
-      // Inputs nobody will read any more.
-      for (Relay& r : run->relays) {
-        if (r.spec->direction == Direction::kIn) r.sandbox.Close();
-      }
-      if (RelaysDone(run->relays) && !run->report.valid()) return Status::Ok();
+      if (DrainedAfterExit(run, deadline)) return Status::Ok();
+    } else {
+      ApplyStopRules(spec, deadline, run);
     }
-    const Clock::time_point now = Clock::now();
-    if (!run->exited && run->stop_rule == StopRule::kNone && spec.cancel && spec.cancel->load()) {
-      run->Stop(StopRule::kCancelled, "cancelled: the caller gave up the run");
-    }
-    if (!run->exited && run->stop_rule == StopRule::kNone && now >= deadline) {
-      run->Stop(StopRule::kTimeout, "timeout: wall clock over " +
-                                        std::to_string(spec.limits.wall_timeout.count()) + " ms");
-    }
-    // Once the sandbox is gone, an outside descriptor that stops taking output is given until
-    // the deadline, and at least kDrainGrace after the end; the rest is dropped.
-    const Clock::time_point give_up = std::max(deadline, run->killed_at + kDrainGrace);
-    if (run->exited && now >= give_up) return Status::Ok();
-
-    std::vector<pollfd> fds;
-    // Index of each relay's two entries in fds (-1: not polled).
-    std::vector<std::pair<int, int>> slots(run->relays.size(), {-1, -1});
-    auto add = [&fds](int fd, short events) {
-      fds.push_back({fd, events, 0});
-      return static_cast<int>(fds.size() - 1);
-    };
-    for (size_t i = 0; i < run->relays.size(); ++i) {
-      Relay& r = run->relays[i];
-      if (!r.sandbox.valid() && !r.pending()) continue;
-      if (r.spec->direction == Direction::kIn) {
-        if (!r.sandbox.valid()) continue;
-        if (r.pending()) {
-          slots[i].first = add(r.sandbox.get(), POLLOUT);
-        } else if (!r.source_done) {
-          if (r.outside >= 0 && r.stats.bytes < r.spec->quota_bytes) {
-            slots[i].second = add(r.outside, POLLIN);
-          }
-        }
-      } else if (r.pending()) {
-        slots[i].second = add(r.outside, POLLOUT);
-      } else if (r.sandbox.valid()) {
-        slots[i].first = add(r.sandbox.get(), POLLIN);
-      }
-    }
-    const int report_slot = run->report.valid() ? add(run->report.get(), POLLIN) : -1;
-    const int listener_slot = run->listener.valid() ? add(run->listener.get(), POLLIN) : -1;
-    const int pidfd_slot = !run->exited ? add(run->process.pidfd(), POLLIN) : -1;
-
-    bool ready_now = false;
-    for (size_t i = 0; i < run->relays.size(); ++i) {
-      const Relay& r = run->relays[i];
-      // Memory and callback inputs, and reached quotas, need no waiting: pump at once.
-      if (r.spec->direction == Direction::kIn && r.sandbox.valid() && !r.pending() &&
-          !r.source_done && (r.outside < 0 || r.stats.bytes >= r.spec->quota_bytes)) {
-        ready_now = true;
-      }
-    }
-    const Clock::time_point wake =
-        run->stop_rule == StopRule::kNone && !run->exited ? deadline : run->killed_at + kDrainGrace;
-    int timeout_ms =
-        static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count());
-    if (ready_now) timeout_ms = 0;
-    timeout_ms = std::clamp(timeout_ms, 0, 1000);
-    const int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    PollSet set = BuildPollSet(*run);
+    const int timeout_ms = PollTimeoutMs(*run, deadline);
+    const int n = ::poll(set.fds.data(), set.fds.size(), timeout_ms);
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("poll", errno);
     }
-    if (report_slot >= 0 && fds[static_cast<size_t>(report_slot)].revents != 0) {
-      ZF_RETURN_IF_ERROR(OnReport(run));
-    }
-    if (listener_slot >= 0) {
-      const short ev = fds[static_cast<size_t>(listener_slot)].revents;
-      if (ev & POLLIN) OnNotification(run);
-      if (ev & (POLLHUP | POLLERR | POLLNVAL)) run->listener.Close();
-    }
-    for (size_t i = 0; i < run->relays.size(); ++i) {
-      const short a = slots[i].first >= 0 ? fds[static_cast<size_t>(slots[i].first)].revents : 0;
-      const short b = slots[i].second >= 0 ? fds[static_cast<size_t>(slots[i].second)].revents : 0;
-      ZF_RETURN_IF_ERROR(Pump(run, &run->relays[i], a, b));
-    }
-    if (pidfd_slot >= 0 && fds[static_cast<size_t>(pidfd_slot)].revents != 0) {
-      run->exited = true;
-      if (run->killed_at == Clock::time_point{}) run->killed_at = Clock::now();
-    }
+    ZF_RETURN_IF_ERROR(Dispatch(set, run));
   }
 }
 
