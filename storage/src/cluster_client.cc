@@ -147,120 +147,27 @@ class ClusterClientImpl final : public ClusterClient {
       return Status::Error("too_large", "objects sent to nodes are at most 64 MiB");
     const uint32_t partition = ring_.PartitionOf(name);
     const auto& primaries = ring_.NodesOf(partition);
-    std::vector<uint32_t> spare = HandoffsOf(partition);
-    std::reverse(spare.begin(), spare.end());  // pop_back takes the preferred one
-
-    PutReport report;
-    report.quorum = static_cast<uint32_t>(ring_.replicas() / 2 + 1);
-    Request base;
-    base.op = Op::kPut;
-    base.name = std::string(name);
+    PutRound put;
+    put.bytes = bytes;
+    put.spare = HandoffsOf(partition);
+    std::reverse(put.spare.begin(), put.spare.end());  // pop_back takes the preferred one
+    put.report.quorum = static_cast<uint32_t>(ring_.replicas() / 2 + 1);
+    put.base.op = Op::kPut;
+    put.base.name = std::string(name);
     // The payload is not copied into each replica's request: every send takes the bytes from
     // the caller's buffer (SendFrames' payload argument).
-    base.checksum = Checksum(bytes);
-    base.ts = NowNs();
+    put.base.checksum = Checksum(bytes);
+    put.base.ts = NowNs();
 
-    struct Attempt {
-      uint32_t node;
-      std::string home;  // non-empty for a handoff copy
-    };
     std::lock_guard lock(mu_);
-    std::map<uint64_t, Attempt> pending;  // request id -> attempt
-    // Copies for the local node, written in process once the remote ones are on their way.
-    std::vector<std::pair<Request, Attempt>> local;
-    auto deadline = Clock::now() + options_.request_timeout;
-
-    auto launch = [&](uint32_t node, const std::string& home) {
-      Request r = base;
-      r.id = ++next_id_;
-      r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
-      r.handoff_for = home;
-      if (IsLocal(node)) {
-        r.payload = std::string(bytes);
-        local.emplace_back(std::move(r), Attempt{node, home});
-        return true;
-      }
-      auto frames = EncodeRequest(r);
-      frames.pop_back();  // the empty payload frame; the real one follows from `bytes`
-      if (!IsAlive(node) || !SendTo(node, frames, true, bytes)) {
-        report.failures.push_back(ring_.nodes()[node].endpoint + ": unavailable: down");
-        return false;
-      }
-      pending.emplace(r.id, Attempt{node, home});
-      return true;
-    };
-    auto hand_off = [&](const std::string& home) {
-      while (!spare.empty()) {
-        const uint32_t h = spare.back();
-        spare.pop_back();
-        if (launch(h, home)) return;
-      }
-    };
+    put.deadline = Clock::now() + options_.request_timeout;
     for (uint32_t p : primaries)
-      if (!launch(p, "")) hand_off(ring_.nodes()[p].endpoint);
-
-    auto settle = [&](const Attempt& a, const Reply& reply) {
-      const std::string& endpoint = ring_.nodes()[a.node].endpoint;
-      if (reply.ok()) {
-        ++report.acked;
-        report.stored_on.push_back(endpoint);
-        if (!a.home.empty()) report.handoffs.push_back(endpoint + " for " + a.home);
-      } else {
-        report.failures.push_back(endpoint + ": " + reply.code + ": " + reply.message);
-        hand_off(a.home.empty() ? endpoint : a.home);
-      }
-    };
-
-    bool extended = false;
-    while (report.acked < report.quorum) {
-      if (!local.empty()) {
-        auto [r, a] = std::move(local.back());
-        local.pop_back();
-        settle(a, LocalReply(a.node, r));
-        continue;
-      }
-      if (pending.empty()) break;
-      if (Clock::now() >= deadline) {
-        // Primaries that never answered: one more round on handoff nodes, once.
-        if (extended || spare.empty()) break;
-        extended = true;
-        std::vector<Attempt> late;
-        for (auto& [id, a] : pending) late.push_back(a);
-        pending.clear();
-        deadline = Clock::now() + options_.request_timeout;
-        for (const Attempt& a : late) {
-          report.failures.push_back(ring_.nodes()[a.node].endpoint + ": unavailable: no answer");
-          hand_off(a.home.empty() ? ring_.nodes()[a.node].endpoint : a.home);
-        }
-        continue;
-      }
-      std::vector<uint32_t> nodes;
-      std::vector<zmq::pollitem_t> items;
-      for (auto& [id, a] : pending) {
-        if (std::find(nodes.begin(), nodes.end(), a.node) != nodes.end()) continue;
-        nodes.push_back(a.node);
-        items.push_back({static_cast<void*>(*sockets_[a.node]), 0, ZMQ_POLLIN, 0});
-      }
-      zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(deadline)));
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (!(items[i].revents & ZMQ_POLLIN)) continue;
-        auto reply = ReceiveCounted(traffic_, *sockets_[nodes[i]]);
-        if (!reply) continue;
-        auto it = pending.find(reply->id);
-        if (it == pending.end()) continue;
-        const Attempt a = it->second;
-        pending.erase(it);
-        MarkReply(a.node, reply->load);
-        settle(a, *reply);
-      }
-    }
+      if (!LaunchCopy(put, p, "")) HandOff(put, ring_.nodes()[p].endpoint);
+    AwaitQuorum(put);
     // A copy for the local node queued by the last replies is still written (no network).
-    while (!local.empty()) {
-      auto [r, a] = std::move(local.back());
-      local.pop_back();
-      settle(a, LocalReply(a.node, r));
-    }
-    if (report.acked >= report.quorum) return report;
+    while (!put.local.empty()) SettleLocalCopy(put);
+    const PutReport& report = put.report;
+    if (report.acked >= report.quorum) return std::move(put.report);
     std::string why;
     for (const auto& f : report.failures) why += (why.empty() ? "" : "; ") + f;
     return Status::Error("no_quorum", "'" + std::string(name) +
@@ -463,6 +370,132 @@ class ClusterClientImpl final : public ClusterClient {
       }
     }
     return false;
+  }
+
+  // --- Put's steps. All of them run with mu_ held. ---
+
+  struct PutAttempt {
+    uint32_t node;
+    std::string home;  // non-empty for a handoff copy
+  };
+
+  // One Put's copies in flight. `bytes` is the caller's buffer: it must outlive the round.
+  struct PutRound {
+    std::string_view bytes;
+    Request base;                            // the request every copy is made from, payload aside
+    PutReport report;                        // what the Put returns
+    std::vector<uint32_t> spare;             // handoff nodes not tried yet, the preferred one last
+    std::map<uint64_t, PutAttempt> pending;  // request id -> attempt
+    // Copies for the local node, written in process once the remote ones are on their way.
+    std::vector<std::pair<Request, PutAttempt>> local;
+    Clock::time_point deadline;
+  };
+
+  // Sends one copy to `node` (queues it when the node is local); false, with a failure in the
+  // report, when the node is down or the send fails.
+  bool LaunchCopy(PutRound& put, uint32_t node, const std::string& home) {
+    Request r = put.base;
+    r.id = ++next_id_;
+    r.timeout_ms = static_cast<uint32_t>(options_.request_timeout.count());
+    r.handoff_for = home;
+    if (IsLocal(node)) {
+      r.payload = std::string(put.bytes);
+      put.local.emplace_back(std::move(r), PutAttempt{node, home});
+      return true;
+    }
+    auto frames = EncodeRequest(r);
+    frames.pop_back();  // the empty payload frame; the real one follows from `bytes`
+    if (!IsAlive(node) || !SendTo(node, frames, true, put.bytes)) {
+      put.report.failures.push_back(ring_.nodes()[node].endpoint + ": unavailable: down");
+      return false;
+    }
+    put.pending.emplace(r.id, PutAttempt{node, home});
+    return true;
+  }
+
+  // Launches a copy for `home` on the next spare node that takes it, if any is left.
+  void HandOff(PutRound& put, const std::string& home) {
+    while (!put.spare.empty()) {
+      const uint32_t h = put.spare.back();
+      put.spare.pop_back();
+      if (LaunchCopy(put, h, home)) return;
+    }
+  }
+
+  // Counts an answered copy, or records its failure and hands it off.
+  void Settle(PutRound& put, const PutAttempt& a, const Reply& reply) {
+    const std::string& endpoint = ring_.nodes()[a.node].endpoint;
+    if (reply.ok()) {
+      ++put.report.acked;
+      put.report.stored_on.push_back(endpoint);
+      if (!a.home.empty()) put.report.handoffs.push_back(endpoint + " for " + a.home);
+    } else {
+      put.report.failures.push_back(endpoint + ": " + reply.code + ": " + reply.message);
+      HandOff(put, a.home.empty() ? endpoint : a.home);
+    }
+  }
+
+  // Writes the last queued local copy in process and settles it.
+  void SettleLocalCopy(PutRound& put) {
+    auto [r, a] = std::move(put.local.back());
+    put.local.pop_back();
+    Settle(put, a, LocalReply(a.node, r));
+  }
+
+  // Settles copies until the quorum is reached or nothing more can answer. Copies that never
+  // answer get one more round on handoff nodes, once.
+  void AwaitQuorum(PutRound& put) {
+    bool extended = false;
+    while (put.report.acked < put.report.quorum) {
+      if (!put.local.empty()) {
+        SettleLocalCopy(put);
+        continue;
+      }
+      if (put.pending.empty()) break;
+      if (Clock::now() >= put.deadline) {
+        if (extended || put.spare.empty()) break;
+        extended = true;
+        HandOffUnanswered(put);
+        continue;
+      }
+      ReceivePutReplies(put);
+    }
+  }
+
+  // Gives up on every pending copy and hands each one off, with a fresh deadline.
+  void HandOffUnanswered(PutRound& put) {
+    std::vector<PutAttempt> late;
+    for (auto& [id, a] : put.pending) late.push_back(a);
+    put.pending.clear();
+    put.deadline = Clock::now() + options_.request_timeout;
+    for (const PutAttempt& a : late) {
+      put.report.failures.push_back(ring_.nodes()[a.node].endpoint + ": unavailable: no answer");
+      HandOff(put, a.home.empty() ? ring_.nodes()[a.node].endpoint : a.home);
+    }
+  }
+
+  // Waits until the deadline for replies from the nodes with pending copies, and settles the
+  // copies they answer.
+  void ReceivePutReplies(PutRound& put) {
+    std::vector<uint32_t> nodes;
+    std::vector<zmq::pollitem_t> items;
+    for (auto& [id, a] : put.pending) {
+      if (std::find(nodes.begin(), nodes.end(), a.node) != nodes.end()) continue;
+      nodes.push_back(a.node);
+      items.push_back({static_cast<void*>(*sockets_[a.node]), 0, ZMQ_POLLIN, 0});
+    }
+    zmq::poll(items.data(), items.size(), milliseconds(RemainingMs(put.deadline)));
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      auto reply = ReceiveCounted(traffic_, *sockets_[nodes[i]]);
+      if (!reply) continue;
+      auto it = put.pending.find(reply->id);
+      if (it == put.pending.end()) continue;
+      const PutAttempt a = it->second;
+      put.pending.erase(it);
+      MarkReply(a.node, reply->load);
+      Settle(put, a, *reply);
+    }
   }
 
   bool IsLocal(uint32_t node) const {
