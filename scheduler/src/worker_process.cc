@@ -137,83 +137,137 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   return exit;
 }
 
-Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& run) {
-  // Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs.
-  const size_t nchan = 3 + run.outputs;
-  std::vector<UniqueFd> parent_ends(nchan), child_ends(nchan);
+// --- RunUnsandboxed's steps. Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs. ---
+
+// Makes a pipe per channel: the parent's ends non-blocking, the worker's parked above
+// kHighFdBase (close-on-exec) until the spawn places them.
+Status OpenChannels(size_t nchan, std::vector<UniqueFd>* parent_ends,
+                    std::vector<UniqueFd>* child_ends) {
+  parent_ends->resize(nchan);
+  child_ends->resize(nchan);
   for (size_t i = 0; i < nchan; ++i) {
     auto p = MakePipe();
     if (!p.ok()) return p.status();
     UniqueFd child_end = i == 0 ? std::move(p->read) : std::move(p->write);
-    parent_ends[i] = i == 0 ? std::move(p->write) : std::move(p->read);
+    (*parent_ends)[i] = i == 0 ? std::move(p->write) : std::move(p->read);
     auto high = DupHigh(child_end.get());
     if (!high.ok()) return high.status();
-    child_ends[i] = std::move(*high);
-    ZF_RETURN_IF_ERROR(SetNonBlocking(parent_ends[i].get()));
+    (*child_ends)[i] = std::move(*high);
+    ZF_RETURN_IF_ERROR(SetNonBlocking((*parent_ends)[i].get()));
   }
-  ::signal(SIGPIPE, SIG_IGN);
+  return Status::Ok();
+}
 
+// Spawns `program` with the run's arguments and each child end at its channel's number, then
+// closes the child ends here. Sets *start to the time just before the spawn.
+Result<pid_t> Spawn(const std::string& program, const WorkerRun& run,
+                    std::vector<UniqueFd>* child_ends, double* start) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  for (size_t i = 0; i < nchan; ++i)
-    posix_spawn_file_actions_adddup2(&actions, child_ends[i].get(), static_cast<int>(i));
+  for (size_t i = 0; i < child_ends->size(); ++i)
+    posix_spawn_file_actions_adddup2(&actions, (*child_ends)[i].get(), static_cast<int>(i));
   std::vector<std::string> argv_s{program};
   argv_s.insert(argv_s.end(), run.args.begin(), run.args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
   argv.push_back(nullptr);
-  const double start = Now();
+  *start = Now();
   pid_t pid = -1;
   int err = posix_spawn(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  for (auto& c : child_ends) c.Close();
+  for (auto& c : *child_ends) c.Close();
   if (err != 0)
     return Status::Error("spawn_failed", "spawn " + program + ": " + std::strerror(err));
-  ChildGuard child(pid);
+  return pid;
+}
 
-  WorkerExit exit;
-  std::string pending_input;
-  size_t input_off = 0;
-  bool input_done = false;
-  std::vector<char> buf(kReadSize);
-  const double deadline = start + static_cast<double>(run.timeout.count()) / 1000.0;
+// The parent's side of the worker's channels while it runs.
+struct WorkerIo {
+  std::vector<UniqueFd> ends;  // by channel; closed once done
+  std::string pending_input;   // the input piece being written
+  size_t input_off = 0;        // how much of it was written
+  bool input_done = false;     // next_input said the input ended
+  std::vector<char> buf = std::vector<char>(kReadSize);
+};
 
+// The descriptors to poll this round, with the channel of each. Takes the next input piece
+// when the last one is written, and closes the input once it is all written.
+Status BuildPollSet(const WorkerRun& run, WorkerIo* io, std::vector<pollfd>* fds,
+                    std::vector<size_t>* chan) {
+  if (io->ends[0].valid()) {
+    if (io->input_off >= io->pending_input.size() && !io->input_done) {
+      auto piece = run.next_input();
+      if (!piece.ok()) return piece.status();
+      if (piece->empty()) {
+        io->input_done = true;
+      } else {
+        io->pending_input = std::move(*piece);
+        io->input_off = 0;
+      }
+    }
+    if (io->input_done && io->input_off >= io->pending_input.size()) {
+      io->ends[0].Close();
+    } else {
+      fds->push_back({io->ends[0].get(), POLLOUT, 0});
+      chan->push_back(0);
+    }
+  }
+  for (size_t i = 1; i < io->ends.size(); ++i) {
+    if (io->ends[i].valid()) {
+      fds->push_back({io->ends[i].get(), POLLIN, 0});
+      chan->push_back(i);
+    }
+  }
+  return Status::Ok();
+}
+
+// Moves bytes on a ready channel: input written to the worker; the report captured, stderr's
+// tail kept, outputs passed to run.on_output. A channel at its end is closed.
+Status ServiceChannel(const WorkerRun& run, size_t c, WorkerIo* io, WorkerExit* exit) {
+  if (c == 0) {
+    ssize_t w = ::write(io->ends[0].get(), io->pending_input.data() + io->input_off,
+                        io->pending_input.size() - io->input_off);
+    if (w > 0) {
+      io->input_off += static_cast<size_t>(w);
+    } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+      io->ends[0].Close();  // the worker stopped reading (EPIPE): its report says why
+    }
+    return Status::Ok();
+  }
+  ssize_t r = ::read(io->ends[c].get(), io->buf.data(), io->buf.size());
+  if (r > 0) {
+    std::string_view data(io->buf.data(), static_cast<size_t>(r));
+    if (c == 1) {
+      exit->report.append(data);
+    } else if (c == 2) {
+      exit->stderr_tail.append(data);
+      if (exit->stderr_tail.size() > 2 * kStderrTail)
+        exit->stderr_tail.erase(0, exit->stderr_tail.size() - kStderrTail);
+    } else {
+      ZF_RETURN_IF_ERROR(run.on_output(c - 3, data));
+    }
+  } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+    io->ends[c].Close();
+  }
+  return Status::Ok();
+}
+
+// Relays until every channel is closed, the run is cancelled (exit->stopped_by) or the
+// deadline passes (exit->timed_out).
+Status RelayChannels(const WorkerRun& run, double deadline, WorkerIo* io, WorkerExit* exit) {
   for (;;) {
     std::vector<pollfd> fds;
     std::vector<size_t> chan;
-    if (parent_ends[0].valid()) {
-      if (input_off >= pending_input.size() && !input_done) {
-        auto piece = run.next_input();
-        if (!piece.ok()) return piece.status();
-        if (piece->empty()) {
-          input_done = true;
-        } else {
-          pending_input = std::move(*piece);
-          input_off = 0;
-        }
-      }
-      if (input_done && input_off >= pending_input.size()) {
-        parent_ends[0].Close();
-      } else {
-        fds.push_back({parent_ends[0].get(), POLLOUT, 0});
-        chan.push_back(0);
-      }
-    }
-    for (size_t i = 1; i < nchan; ++i) {
-      if (parent_ends[i].valid()) {
-        fds.push_back({parent_ends[i].get(), POLLIN, 0});
-        chan.push_back(i);
-      }
-    }
-    if (fds.empty()) break;
+    ZF_RETURN_IF_ERROR(BuildPollSet(run, io, &fds, &chan));
+    if (fds.empty()) return Status::Ok();
     if (run.cancel && run.cancel->load()) {
-      exit.stopped_by = sandbox::StopRule::kCancelled;
-      break;
+      exit->stopped_by = sandbox::StopRule::kCancelled;
+      return Status::Ok();
     }
     double left = deadline - Now();
     if (left <= 0) {
-      exit.timed_out = true;
-      break;
+      exit->timed_out = true;
+      return Status::Ok();
     }
     int n = ::poll(fds.data(), fds.size(), static_cast<int>(std::min(left * 1000.0, 1000.0)) + 1);
     if (n < 0) {
@@ -222,54 +276,51 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
     }
     for (size_t k = 0; k < fds.size(); ++k) {
       if (!fds[k].revents) continue;
-      size_t c = chan[k];
-      if (c == 0) {
-        ssize_t w = ::write(parent_ends[0].get(), pending_input.data() + input_off,
-                            pending_input.size() - input_off);
-        if (w > 0) {
-          input_off += static_cast<size_t>(w);
-        } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-          parent_ends[0].Close();  // the worker stopped reading (EPIPE): its report says why
-        }
-        continue;
-      }
-      ssize_t r = ::read(parent_ends[c].get(), buf.data(), buf.size());
-      if (r > 0) {
-        std::string_view data(buf.data(), static_cast<size_t>(r));
-        if (c == 1) {
-          exit.report.append(data);
-        } else if (c == 2) {
-          exit.stderr_tail.append(data);
-          if (exit.stderr_tail.size() > 2 * kStderrTail)
-            exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
-        } else {
-          ZF_RETURN_IF_ERROR(run.on_output(c - 3, data));
-        }
-      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-        parent_ends[c].Close();
-      }
+      ZF_RETURN_IF_ERROR(ServiceChannel(run, chan[k], io, exit));
     }
   }
+}
 
+// Kills a stopped or late worker and waits for it, still holding it to the deadline and to
+// cancellation. Returns wait4's result (errno set when negative).
+pid_t AwaitExit(pid_t pid, const WorkerRun& run, double deadline, WorkerExit* exit, int* status,
+                rusage* usage) {
   // SIGKILL: a stopped worker would never act on SIGTERM.
-  if (exit.timed_out || exit.stopped_by != sandbox::StopRule::kNone) ::kill(pid, SIGKILL);
-  int status = 0;
-  rusage usage{};
+  if (exit->timed_out || exit->stopped_by != sandbox::StopRule::kNone) ::kill(pid, SIGKILL);
   pid_t w;
   // A worker that closed its channels but does not exit is still held to the deadline.
   for (;;) {
-    w = ::wait4(pid, &status, WNOHANG, &usage);
+    w = ::wait4(pid, status, WNOHANG, usage);
     if (w != 0 && !(w < 0 && errno == EINTR)) break;
-    if (!exit.timed_out && Now() > deadline) {
-      exit.timed_out = true;
+    if (!exit->timed_out && Now() > deadline) {
+      exit->timed_out = true;
       ::kill(pid, SIGKILL);
     }
-    if (exit.stopped_by == sandbox::StopRule::kNone && run.cancel && run.cancel->load()) {
-      exit.stopped_by = sandbox::StopRule::kCancelled;
+    if (exit->stopped_by == sandbox::StopRule::kNone && run.cancel && run.cancel->load()) {
+      exit->stopped_by = sandbox::StopRule::kCancelled;
       ::kill(pid, SIGKILL);
     }
     ::usleep(2000);
   }
+  return w;
+}
+
+Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& run) {
+  WorkerIo io;
+  std::vector<UniqueFd> child_ends;
+  ZF_RETURN_IF_ERROR(OpenChannels(3 + run.outputs, &io.ends, &child_ends));
+  ::signal(SIGPIPE, SIG_IGN);
+  double start = 0;
+  Result<pid_t> pid = Spawn(program, run, &child_ends, &start);
+  if (!pid.ok()) return pid.status();
+  ChildGuard child(*pid);
+
+  WorkerExit exit;
+  const double deadline = start + static_cast<double>(run.timeout.count()) / 1000.0;
+  ZF_RETURN_IF_ERROR(RelayChannels(run, deadline, &io, &exit));
+  int status = 0;
+  rusage usage{};
+  const pid_t w = AwaitExit(*pid, run, deadline, &exit, &status, &usage);
   child.Release();
   if (w < 0) return ErrnoError("wait4", errno);
   exit.wall_seconds = Now() - start;
