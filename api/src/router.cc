@@ -9,6 +9,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -225,6 +226,54 @@ std::string IsoTime(int64_t t) {
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+// Prometheus text exposition: each family is its "# HELP" and "# TYPE" lines, then its samples.
+class PromText {
+ public:
+  // Starts a family; its samples are written to the stream returned.
+  std::ostream& Family(const char* name, const char* type, const char* help) {
+    o_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+    return o_;
+  }
+  // A gauge or counter family of one sample without labels.
+  template <class V>
+  void Gauge(const char* name, const char* help, const V& value) {
+    One(name, "gauge", help, value);
+  }
+  template <class V>
+  void Counter(const char* name, const char* help, const V& value) {
+    One(name, "counter", help, value);
+  }
+  // A gauge or counter family of one sample per (label value, value) of `samples`, each
+  // labelled `label`="label value".
+  template <class Samples>
+  void Gauges(const char* name, const char* help, const char* label, const Samples& samples) {
+    Labelled(name, "gauge", help, label, samples);
+  }
+  void Gauges(const char* name, const char* help, const char* label,
+              std::initializer_list<std::pair<const char*, uint64_t>> samples) {
+    Labelled(name, "gauge", help, label, samples);
+  }
+  template <class Samples>
+  void Counters(const char* name, const char* help, const char* label, const Samples& samples) {
+    Labelled(name, "counter", help, label, samples);
+  }
+  std::string str() const { return o_.str(); }
+
+ private:
+  template <class V>
+  void One(const char* name, const char* type, const char* help, const V& value) {
+    Family(name, type, help) << name << " " << value << "\n";
+  }
+  template <class Samples>
+  void Labelled(const char* name, const char* type, const char* help, const char* label,
+                const Samples& samples) {
+    Family(name, type, help);
+    for (const auto& [key, value] : samples)
+      o_ << name << "{" << label << "=\"" << key << "\"} " << value << "\n";
+  }
+  std::ostringstream o_;
+};
 
 }  // namespace
 
@@ -1035,115 +1084,93 @@ Response Router::ServeStatic(const Request& req, const std::vector<std::string>&
 
 Response Router::Metrics() {
   const scheduler::ServiceMetrics m = videos_.Metrics();
-  std::ostringstream o;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  family("zerofarm_build_info", "gauge", "The version this server was built from (always 1).");
-  o << "zerofarm_build_info{version=\"" << ZEROFARM_VERSION << "\",compiler=\""
+  PromText p;
+  p.Family("zerofarm_build_info", "gauge", "The version this server was built from (always 1).")
+      << "zerofarm_build_info{version=\"" << ZEROFARM_VERSION << "\",compiler=\""
 #if defined(__clang__)
-    << "clang " << __clang_major__ << "." << __clang_minor__
+      << "clang " << __clang_major__ << "." << __clang_minor__
 #elif defined(__GNUC__)
-    << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
+      << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
 #endif
-    << "\"} 1\n";
+      << "\"} 1\n";
   {
     const ProcessMemory pm = ReadProcessMemory();
-    family("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
-    o << "process_resident_memory_bytes " << pm.resident_bytes << "\n";
-    family("process_open_fds", "gauge", "Open file descriptors of this process.");
-    o << "process_open_fds " << pm.open_fds << "\n";
-    family("zerofarm_heap_bytes", "gauge",
-           "The C allocator's heap: in use (allocated, not freed) and free (kept, not returned).");
-    o << "zerofarm_heap_bytes{state=\"in_use\"} " << pm.heap_in_use_bytes << "\n";
-    o << "zerofarm_heap_bytes{state=\"free\"} " << pm.heap_free_bytes << "\n";
+    p.Gauge("process_resident_memory_bytes", "Resident memory of this process.", pm.resident_bytes);
+    p.Gauge("process_open_fds", "Open file descriptors of this process.", pm.open_fds);
+    p.Gauges("zerofarm_heap_bytes",
+             "The C allocator's heap: in use (allocated, not freed) and free (kept, not returned).",
+             "state", {{"in_use", pm.heap_in_use_bytes}, {"free", pm.heap_free_bytes}});
     const storage::StoreMemory sm = videos_.store().Memory();
-    family("zerofarm_store_memory_bytes", "gauge",
-           "Memory of the embedded store: RocksDB memtables, block caches, table readers.");
-    o << "zerofarm_store_memory_bytes{kind=\"memtables\"} " << sm.memtable_bytes << "\n";
-    o << "zerofarm_store_memory_bytes{kind=\"block_cache\"} " << sm.block_cache_bytes << "\n";
-    o << "zerofarm_store_memory_bytes{kind=\"table_readers\"} " << sm.table_reader_bytes << "\n";
+    p.Gauges("zerofarm_store_memory_bytes",
+             "Memory of the embedded store: RocksDB memtables, block caches, table readers.",
+             "kind",
+             {{"memtables", sm.memtable_bytes},
+              {"block_cache", sm.block_cache_bytes},
+              {"table_readers", sm.table_reader_bytes}});
   }
-  family("zerofarm_videos_in_memory", "gauge",
-         "Videos whose upload or job state is held in memory (uploading, processing, just "
-         "finished).");
-  o << "zerofarm_videos_in_memory " << m.videos_in_memory << "\n";
-  family("zerofarm_uploads_total", "counter", "Uploads started.");
-  o << "zerofarm_uploads_total " << m.uploads_started << "\n";
-  family("zerofarm_uploads_completed_total", "counter", "Uploads received whole.");
-  o << "zerofarm_uploads_completed_total " << m.uploads_completed << "\n";
-  family("zerofarm_upload_bytes_total", "counter", "Upload bytes received.");
-  o << "zerofarm_upload_bytes_total " << m.upload_bytes << "\n";
-  family("zerofarm_http_bytes_in_total", "counter", "Request body bytes read.");
-  o << "zerofarm_http_bytes_in_total " << counters_.bytes_in.load() << "\n";
-  family("zerofarm_http_bytes_out_total", "counter", "Response body bytes sent.");
-  o << "zerofarm_http_bytes_out_total " << counters_.bytes_out.load() << "\n";
-  family("zerofarm_http_connections", "gauge", "Open connections.");
-  o << "zerofarm_http_connections " << counters_.connections.load() << "\n";
+  p.Gauge("zerofarm_videos_in_memory",
+          "Videos whose upload or job state is held in memory (uploading, processing, just "
+          "finished).",
+          m.videos_in_memory);
+  p.Counter("zerofarm_uploads_total", "Uploads started.", m.uploads_started);
+  p.Counter("zerofarm_uploads_completed_total", "Uploads received whole.", m.uploads_completed);
+  p.Counter("zerofarm_upload_bytes_total", "Upload bytes received.", m.upload_bytes);
+  p.Counter("zerofarm_http_bytes_in_total", "Request body bytes read.", counters_.bytes_in.load());
+  p.Counter("zerofarm_http_bytes_out_total", "Response body bytes sent.",
+            counters_.bytes_out.load());
+  p.Gauge("zerofarm_http_connections", "Open connections.", counters_.connections.load());
   {
     std::lock_guard lock(counters_.mu);
-    family("zerofarm_http_responses_total", "counter", "Responses by status code.");
-    for (const auto& [code, n] : counters_.responses)
-      o << "zerofarm_http_responses_total{code=\"" << code << "\"} " << n << "\n";
-    family("zerofarm_http_rejections_total", "counter", "Requests refused by a limit.");
-    for (const auto& [why, n] : counters_.rejections)
-      o << "zerofarm_http_rejections_total{reason=\"" << why << "\"} " << n << "\n";
+    p.Counters("zerofarm_http_responses_total", "Responses by status code.", "code",
+               counters_.responses);
+    p.Counters("zerofarm_http_rejections_total", "Requests refused by a limit.", "reason",
+               counters_.rejections);
   }
-  family("zerofarm_tasks", "gauge", "Transcode tasks by state.");
-  for (const auto& [state, n] : m.tasks_by_state)
-    o << "zerofarm_tasks{state=\"" << state << "\"} " << n << "\n";
-  family("zerofarm_videos", "gauge", "Videos by status.");
-  for (const auto& [status, n] : m.videos_by_status)
-    o << "zerofarm_videos{status=\"" << status << "\"} " << n << "\n";
-  family("zerofarm_video_failures_total", "counter", "Failed videos by reason.");
-  for (const auto& [why, n] : m.failures_by_reason)
-    o << "zerofarm_video_failures_total{reason=\"" << why << "\"} " << n << "\n";
-  family("zerofarm_transcode_seconds", "histogram", "Wall time of finished transcode tasks.");
+  p.Gauges("zerofarm_tasks", "Transcode tasks by state.", "state", m.tasks_by_state);
+  p.Gauges("zerofarm_videos", "Videos by status.", "status", m.videos_by_status);
+  p.Counters("zerofarm_video_failures_total", "Failed videos by reason.", "reason",
+             m.failures_by_reason);
+  std::ostream& o =
+      p.Family("zerofarm_transcode_seconds", "histogram", "Wall time of finished transcode tasks.");
   for (size_t i = 0; i < m.transcode_buckets.size(); ++i)
     o << "zerofarm_transcode_seconds_bucket{le=\"" << m.transcode_buckets[i] << "\"} "
       << (i < m.transcode_bucket_counts.size() ? m.transcode_bucket_counts[i] : 0) << "\n";
   o << "zerofarm_transcode_seconds_bucket{le=\"+Inf\"} " << m.transcode_count << "\n";
   o << "zerofarm_transcode_seconds_sum " << m.transcode_sum << "\n";
   o << "zerofarm_transcode_seconds_count " << m.transcode_count << "\n";
-  family("zerofarm_queue_depth", "gauge", "Tasks waiting for a worker slot.");
-  o << "zerofarm_queue_depth " << m.queue_depth << "\n";
-  family("zerofarm_workers_busy", "gauge", "Worker slots in use.");
-  o << "zerofarm_workers_busy " << m.workers_busy << "\n";
-  family("zerofarm_sandbox_refusals_total", "counter",
-         "Worker runs refused or killed by a sandbox rule.");
-  o << "zerofarm_sandbox_refusals_total " << m.sandbox_refusals << "\n";
+  p.Gauge("zerofarm_queue_depth", "Tasks waiting for a worker slot.", m.queue_depth);
+  p.Gauge("zerofarm_workers_busy", "Worker slots in use.", m.workers_busy);
+  p.Counter("zerofarm_sandbox_refusals_total", "Worker runs refused or killed by a sandbox rule.",
+            m.sandbox_refusals);
   if (!m.nodes.empty()) {
-    family("zerofarm_node_up", "gauge", "Storage nodes answering heartbeats (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_up{node=\"" << n.endpoint << "\"} " << (n.alive ? 1 : 0) << "\n";
-    family("zerofarm_node_tasks_running", "gauge", "Tasks running per storage node (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_tasks_running{node=\"" << n.endpoint << "\"} " << n.tasks_running << "\n";
-    family("zerofarm_node_disk_full", "gauge",
-           "Storage nodes below their free-space reserve, refusing writes (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_disk_full{node=\"" << n.endpoint << "\"} " << (n.disk_full ? 1 : 0)
-        << "\n";
-    family("zerofarm_cluster_bytes_sent_total", "counter", "Bytes sent to storage nodes.");
-    o << "zerofarm_cluster_bytes_sent_total " << m.cluster_bytes_sent << "\n";
-    family("zerofarm_cluster_bytes_received_total", "counter",
-           "Bytes received from storage nodes.");
-    o << "zerofarm_cluster_bytes_received_total " << m.cluster_bytes_received << "\n";
-    family("zerofarm_tasks_moved_total", "counter",
-           "Tasks moved off a dead or restarted storage node.");
-    o << "zerofarm_tasks_moved_total " << m.tasks_lost << "\n";
-    family("zerofarm_backup_copies_total", "counter", "Backup copies started for stragglers.");
-    o << "zerofarm_backup_copies_total " << m.backup_copies << "\n";
-    family("zerofarm_backup_wins_total", "counter", "Backup copies that finished first.");
-    o << "zerofarm_backup_wins_total " << m.backup_wins << "\n";
-    family("zerofarm_remote_placements_total", "counter",
-           "Tasks run on a node holding no replica of their chunk.");
-    o << "zerofarm_remote_placements_total " << m.remote_placements << "\n";
+    auto per_node = [&m](auto value) {
+      std::vector<std::pair<std::string, uint64_t>> samples;
+      for (const auto& n : m.nodes) samples.emplace_back(n.endpoint, value(n));
+      return samples;
+    };
+    p.Gauges("zerofarm_node_up", "Storage nodes answering heartbeats (proxy).", "node",
+             per_node([](const auto& n) { return n.alive ? 1 : 0; }));
+    p.Gauges("zerofarm_node_tasks_running", "Tasks running per storage node (proxy).", "node",
+             per_node([](const auto& n) { return n.tasks_running; }));
+    p.Gauges("zerofarm_node_disk_full",
+             "Storage nodes below their free-space reserve, refusing writes (proxy).", "node",
+             per_node([](const auto& n) { return n.disk_full ? 1 : 0; }));
+    p.Counter("zerofarm_cluster_bytes_sent_total", "Bytes sent to storage nodes.",
+              m.cluster_bytes_sent);
+    p.Counter("zerofarm_cluster_bytes_received_total", "Bytes received from storage nodes.",
+              m.cluster_bytes_received);
+    p.Counter("zerofarm_tasks_moved_total", "Tasks moved off a dead or restarted storage node.",
+              m.tasks_lost);
+    p.Counter("zerofarm_backup_copies_total", "Backup copies started for stragglers.",
+              m.backup_copies);
+    p.Counter("zerofarm_backup_wins_total", "Backup copies that finished first.", m.backup_wins);
+    p.Counter("zerofarm_remote_placements_total",
+              "Tasks run on a node holding no replica of their chunk.", m.remote_placements);
   }
   Response r;
   r.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.Header("Cache-Control", kNoCache);
-  r.body.push_back({o.str(), {}, 0, 0});
+  r.body.push_back({p.str(), {}, 0, 0});
   return r;
 }
 
