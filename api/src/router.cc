@@ -9,6 +9,7 @@
 #include <ctime>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -139,67 +140,22 @@ Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::
   return Status::Ok();
 }
 
-// Every route the server answers, once: its template (placeholders in braces; "{rung}.mp4"
-// matches a segment that ends in ".mp4") and its methods. TemplateOf and Routes() both read it.
-struct RouteSpec {
-  std::string_view tmpl;
-  std::vector<std::string_view> methods;
-  std::vector<std::string_view> segments;  // the template split on '/'
-};
-
-const std::vector<RouteSpec>& RouteTable() {
-  static const std::vector<RouteSpec> kTable = [] {
-    std::vector<RouteSpec> t = {
-        {"/", {"GET", "HEAD"}, {}},
-        {"/healthz", {"GET", "HEAD"}, {}},
-        {"/metrics", {"GET", "HEAD"}, {}},
-        {"/readyz", {"GET", "HEAD"}, {}},
-        {"/v1/videos", {"GET", "HEAD", "POST"}, {}},
-        {"/v1/videos/{id}", {"GET", "HEAD", "DELETE", "PATCH"}, {}},
-        {"/v1/videos/{id}/hls/master.m3u8", {"GET", "HEAD"}, {}},
-        {"/v1/videos/{id}/hls/{rung}/{file}", {"GET", "HEAD"}, {}},
-        {"/v1/videos/{id}/mp4/{rung}.mp4", {"GET", "HEAD"}, {}},
-        {"/v1/videos/{id}/thumbnail.jpg", {"GET", "HEAD"}, {}},
-        {"/v1/play/{playback_id}/hls/master.m3u8", {"GET", "HEAD"}, {}},
-        {"/v1/play/{playback_id}/hls/{rung}/{file}", {"GET", "HEAD"}, {}},
-        {"/v1/play/{playback_id}/mp4/{rung}.mp4", {"GET", "HEAD"}, {}},
-        {"/v1/play/{playback_id}/thumbnail.jpg", {"GET", "HEAD"}, {}},
-        {"/v1/signing-keys", {"GET", "POST"}, {}},
-        {"/v1/signing-keys/{key_id}", {"DELETE"}, {}},
-        {"/v1/uploads", {"OPTIONS", "POST"}, {}},
-        {"/v1/uploads/{upload_id}", {"HEAD", "PATCH", "DELETE"}, {}},
-        {"/v1/webhooks", {"GET", "POST"}, {}},
-        {"/v1/webhooks/{id}", {"DELETE"}, {}},
-        {"/v1/webhooks/{id}/deliveries", {"GET"}, {}},
-    };
-    for (RouteSpec& r : t) {
-      std::string_view rest = r.tmpl.substr(1);
-      while (!rest.empty()) {
-        const size_t slash = rest.find('/');
-        r.segments.push_back(rest.substr(0, slash));
-        rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
-      }
-    }
-    return t;
-  }();
-  return kTable;
-}
-
 bool SegmentMatches(std::string_view pattern, const std::string& segment) {
   if (pattern.empty() || pattern.front() != '{') return pattern == segment;
   const std::string_view suffix = pattern.substr(pattern.find('}') + 1);
   return segment.size() > suffix.size() && segment.ends_with(suffix);
 }
 
-// The route template a path has, "" when none; static web files are "static".
-std::string TemplateOf(const std::vector<std::string>& s) {
-  for (const RouteSpec& r : RouteTable()) {
-    if (r.segments.size() != s.size()) continue;
-    bool match = true;
-    for (size_t i = 0; i < s.size() && match; ++i) match = SegmentMatches(r.segments[i], s[i]);
-    if (match) return std::string(r.tmpl);
+// Whether the path `segs` has the shape of route template `tmpl`: its literal segments, and a
+// segment for each placeholder ("{rung}.mp4": one that ends in ".mp4").
+bool TemplateMatches(std::string_view tmpl, const std::vector<std::string>& segs) {
+  std::string_view rest = tmpl.substr(1);
+  for (const std::string& seg : segs) {
+    const std::string_view pattern = rest.substr(0, rest.find('/'));
+    if (rest.empty() || !SegmentMatches(pattern, seg)) return false;
+    rest.remove_prefix(std::min(rest.size(), pattern.size() + 1));
   }
-  return !s.empty() && s[0] != "v1" ? "static" : "";
+  return rest.empty();
 }
 
 // "http://host:port" from the request's Host (and X-Forwarded-Proto), "" without a usable one:
@@ -225,6 +181,60 @@ std::string IsoTime(int64_t t) {
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
+
+json SigningKeyJson(const SigningKey& k) {
+  json j = {{"id", k.id}, {"created_at", IsoTime(k.created)}};
+  if (!k.secret.empty()) j["secret"] = k.secret;
+  return j;
+}
+
+// Prometheus text exposition: each family is its "# HELP" and "# TYPE" lines, then its samples.
+class PromText {
+ public:
+  // Starts a family; its samples are written to the stream returned.
+  std::ostream& Family(const char* name, const char* type, const char* help) {
+    o_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+    return o_;
+  }
+  // A gauge or counter family of one sample without labels.
+  template <class V>
+  void Gauge(const char* name, const char* help, const V& value) {
+    One(name, "gauge", help, value);
+  }
+  template <class V>
+  void Counter(const char* name, const char* help, const V& value) {
+    One(name, "counter", help, value);
+  }
+  // A gauge or counter family of one sample per (label value, value) of `samples`, each
+  // labelled `label`="label value".
+  template <class Samples>
+  void Gauges(const char* name, const char* help, const char* label, const Samples& samples) {
+    Labelled(name, "gauge", help, label, samples);
+  }
+  void Gauges(const char* name, const char* help, const char* label,
+              std::initializer_list<std::pair<const char*, uint64_t>> samples) {
+    Labelled(name, "gauge", help, label, samples);
+  }
+  template <class Samples>
+  void Counters(const char* name, const char* help, const char* label, const Samples& samples) {
+    Labelled(name, "counter", help, label, samples);
+  }
+  std::string str() const { return o_.str(); }
+
+ private:
+  template <class V>
+  void One(const char* name, const char* type, const char* help, const V& value) {
+    Family(name, type, help) << name << " " << value << "\n";
+  }
+  template <class Samples>
+  void Labelled(const char* name, const char* type, const char* help, const char* label,
+                const Samples& samples) {
+    Family(name, type, help);
+    for (const auto& [key, value] : samples)
+      o_ << name << "{" << label << "=\"" << key << "\"} " << value << "\n";
+  }
+  std::ostringstream o_;
+};
 
 }  // namespace
 
@@ -272,16 +282,6 @@ void HttpCounters::CountResponse(unsigned status) {
 void HttpCounters::CountRejection(const std::string& reason) {
   std::lock_guard lock(mu);
   ++rejections[reason];
-}
-
-const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
-  static const std::vector<std::pair<std::string, std::string>> kRoutes = [] {
-    std::vector<std::pair<std::string, std::string>> routes;
-    for (const RouteSpec& r : RouteTable())
-      for (std::string_view m : r.methods) routes.emplace_back(m, r.tmpl);
-    return routes;
-  }();
-  return kRoutes;
 }
 
 // How long the answer to a finished one-shot upload waits for the source to be probed.
@@ -435,14 +435,129 @@ std::optional<std::string> Router::Tenant(const Request& req,
   return std::nullopt;
 }
 
+// A request on its route (Router::Table): the path's parameters bound (BindParams) and, on a
+// route behind a token, the caller's tenant.
+struct Router::Call {
+  const Request& req;
+  const std::vector<std::string>& segs;
+  const std::map<std::string, std::string>& query;
+  const std::string& tmpl;
+  std::optional<std::string> tenant;
+  std::string id;                    // {id}, {upload_id}, {playback_id} or {key_id}
+  fs::path file;                     // the media file of the path in the video's directory
+  std::optional<Response> bad_file;  // why `file` names no media file (BindParams)
+};
+
+// The rows of a template stay together: the first template a path matches is its route, and a
+// 405 or OPTIONS answer lists the template's methods in this order (Allow).
+const std::vector<Router::Endpoint>& Router::Table() {
+  using G = Gate;
+  static const std::vector<Endpoint> kTable = {
+      {"GET", "/", G::kOpen, &Router::GetIndex},
+      {"HEAD", "/", G::kOpen, &Router::GetIndex},
+      {"GET", "/healthz", G::kOpen, &Router::GetHealth},
+      {"HEAD", "/healthz", G::kOpen, &Router::GetHealth},
+      {"GET", "/metrics", G::kOpen, &Router::GetMetrics},
+      {"HEAD", "/metrics", G::kOpen, &Router::GetMetrics},
+      {"GET", "/readyz", G::kOpen, &Router::GetReady},
+      {"HEAD", "/readyz", G::kOpen, &Router::GetReady},
+      {"GET", "/v1/videos", G::kToken, &Router::ListVideos},
+      {"HEAD", "/v1/videos", G::kToken, &Router::ListVideos},
+      {"POST", "/v1/videos", G::kToken, &Router::CreateVideo},
+      {"GET", "/v1/videos/{id}", G::kToken, &Router::GetVideo},
+      {"HEAD", "/v1/videos/{id}", G::kToken, &Router::GetVideo},
+      {"DELETE", "/v1/videos/{id}", G::kToken, &Router::DeleteVideo},
+      {"PATCH", "/v1/videos/{id}", G::kToken, &Router::UpdateVideo},
+      {"GET", "/v1/videos/{id}/hls/master.m3u8", G::kMediaToken, &Router::GetVideoFile},
+      {"HEAD", "/v1/videos/{id}/hls/master.m3u8", G::kMediaToken, &Router::GetVideoFile},
+      {"GET", "/v1/videos/{id}/hls/{rung}/{file}", G::kMediaToken, &Router::GetVideoFile},
+      {"HEAD", "/v1/videos/{id}/hls/{rung}/{file}", G::kMediaToken, &Router::GetVideoFile},
+      {"GET", "/v1/videos/{id}/mp4/{rung}.mp4", G::kMediaToken, &Router::GetVideoFile},
+      {"HEAD", "/v1/videos/{id}/mp4/{rung}.mp4", G::kMediaToken, &Router::GetVideoFile},
+      {"GET", "/v1/videos/{id}/thumbnail.jpg", G::kMediaToken, &Router::GetVideoFile},
+      {"HEAD", "/v1/videos/{id}/thumbnail.jpg", G::kMediaToken, &Router::GetVideoFile},
+      {"GET", "/v1/play/{playback_id}/hls/master.m3u8", G::kPlaybackId, &Router::GetPlayFile},
+      {"HEAD", "/v1/play/{playback_id}/hls/master.m3u8", G::kPlaybackId, &Router::GetPlayFile},
+      {"GET", "/v1/play/{playback_id}/hls/{rung}/{file}", G::kPlaybackId, &Router::GetPlayFile},
+      {"HEAD", "/v1/play/{playback_id}/hls/{rung}/{file}", G::kPlaybackId, &Router::GetPlayFile},
+      {"GET", "/v1/play/{playback_id}/mp4/{rung}.mp4", G::kPlaybackId, &Router::GetPlayFile},
+      {"HEAD", "/v1/play/{playback_id}/mp4/{rung}.mp4", G::kPlaybackId, &Router::GetPlayFile},
+      {"GET", "/v1/play/{playback_id}/thumbnail.jpg", G::kPlaybackId, &Router::GetPlayFile},
+      {"HEAD", "/v1/play/{playback_id}/thumbnail.jpg", G::kPlaybackId, &Router::GetPlayFile},
+      {"GET", "/v1/signing-keys", G::kToken, &Router::ListSigningKeys},
+      {"POST", "/v1/signing-keys", G::kToken, &Router::CreateSigningKey},
+      {"DELETE", "/v1/signing-keys/{key_id}", G::kToken, &Router::RetireSigningKey},
+      {"OPTIONS", "/v1/uploads", G::kOpen, nullptr},  // tus discovery
+      {"POST", "/v1/uploads", G::kToken, &Router::CreateUpload},
+      {"HEAD", "/v1/uploads/{upload_id}", G::kToken, &Router::GetUploadOffset},
+      {"PATCH", "/v1/uploads/{upload_id}", G::kToken, &Router::PatchUpload},
+      {"DELETE", "/v1/uploads/{upload_id}", G::kToken, &Router::DeleteUpload},
+      {"GET", "/v1/webhooks", G::kToken, &Router::Webhook},
+      {"POST", "/v1/webhooks", G::kToken, &Router::Webhook},
+      {"DELETE", "/v1/webhooks/{id}", G::kToken, &Router::Webhook},
+      {"GET", "/v1/webhooks/{id}/deliveries", G::kToken, &Router::Webhook},
+  };
+  return kTable;
+}
+
+std::string_view Router::TemplateOf(const std::vector<std::string>& segs) {
+  for (const Endpoint& r : Table())
+    if (TemplateMatches(r.tmpl, segs)) return r.tmpl;
+  return !segs.empty() && segs[0] != "v1" ? "static" : "";
+}
+
+std::optional<Response> Router::BindParams(Call& c) {
+  std::optional<Response> bad_id;
+  std::string rung;
+  std::string_view rest = std::string_view(c.tmpl).substr(1);
+  for (const std::string& seg : c.segs) {
+    const std::string_view pattern = rest.substr(0, rest.find('/'));
+    rest.remove_prefix(std::min(rest.size(), pattern.size() + 1));
+    if (pattern == "{id}" || pattern == "{upload_id}" || pattern == "{playback_id}" ||
+        pattern == "{key_id}")
+      c.id = seg;
+    // (A webhook's {id} and a signing key's are checked where they are kept; a playback id is
+    // a video id or a signed grant of one, checked by its handler.)
+    if (pattern == "{id}" && c.tmpl.starts_with("/v1/videos/") && !scheduler::IsVideoId(seg))
+      bad_id = ErrorResponse(404, "not_found", "no video " + seg);
+    if (pattern == "{upload_id}" && !scheduler::IsUploadId(seg))
+      bad_id = ErrorResponse(404, "not_found", "no upload " + seg);
+    if (pattern == "thumbnail.jpg" || pattern == "master.m3u8") c.file = seg;
+    if (pattern == "{rung}") rung = seg;
+    if (pattern == "{file}") {
+      c.file = fs::path(rung) / seg;
+      if (!IsRung(rung) || !IsMediaFile(seg))
+        c.bad_file = ErrorResponse(404, "not_found", "no such file");
+    }
+    if (pattern == "{rung}.mp4") {
+      rung = seg.substr(0, seg.size() - 4);
+      c.file = rung + ".mp4";
+      if (!IsRung(rung) || rung == "audio")
+        c.bad_file = ErrorResponse(404, "not_found", "no rendition " + rung);
+    }
+  }
+  return bad_id;
+}
+
+const std::vector<std::pair<std::string, std::string>>& Router::Routes() {
+  static const std::vector<std::pair<std::string, std::string>> kRoutes = [] {
+    std::vector<std::pair<std::string, std::string>> routes;
+    for (const Endpoint& r : Table()) routes.emplace_back(r.method, r.tmpl);
+    return routes;
+  }();
+  return kRoutes;
+}
+
 bool Router::IsPlaybackRead(const Request& req) {
   if (req.method() != http::verb::get && req.method() != http::verb::head) return false;
-  std::string_view t = req.target();
-  t = t.substr(0, t.find('?'));
-  if (t.starts_with("/v1/play/")) return true;
-  if (!t.starts_with("/v1/videos/")) return false;
-  return t.find("/hls/") != std::string_view::npos || t.find("/mp4/") != std::string_view::npos ||
-         t.ends_with("/thumbnail.jpg");
+  std::vector<std::string> segs;
+  std::string query;
+  if (!SplitTarget(req.target(), segs, query)) return false;
+  const std::string_view tmpl = TemplateOf(segs);
+  for (const Endpoint& r : Table())
+    if (r.tmpl == tmpl && r.method == req.method_string())
+      return r.gate == Gate::kMediaToken || r.gate == Gate::kPlaybackId;
+  return false;
 }
 
 Routed Router::Route(const Request& req) {
@@ -466,7 +581,7 @@ Routed Router::RouteUnguarded(const Request& req) {
     if (!IsValidUtf8(key) || !IsValidUtf8(value))
       return {ErrorResponse(400, "invalid_argument", "the query string is not valid UTF-8"),
               nullptr};
-  const std::string tmpl = TemplateOf(segs);
+  const std::string tmpl(TemplateOf(segs));
   std::string method(req.method_string());
   const bool head = req.method() == http::verb::head;
   const bool tus = tmpl.starts_with("/v1/uploads");
@@ -481,8 +596,12 @@ Routed Router::RouteUnguarded(const Request& req) {
     return {ServeStatic(req, segs), nullptr};
   }
   std::string allow;
-  for (const auto& [m, t] : Routes())
-    if (t == tmpl) allow += (allow.empty() ? "" : ", ") + m;
+  const Endpoint* route = nullptr;
+  for (const Endpoint& r : Table()) {
+    if (r.tmpl != tmpl) continue;
+    allow += (allow.empty() ? "" : ", ") + std::string(r.method);
+    if (r.method == method) route = &r;
+  }
   allow += ", OPTIONS";
   if (req.method() == http::verb::options) {  // CORS preflight, tus discovery
     Response r;
@@ -498,32 +617,14 @@ Routed Router::RouteUnguarded(const Request& req) {
     }
     return {std::move(r), nullptr};
   }
-  bool allowed = false;
-  for (const auto& [m, t] : Routes()) allowed |= t == tmpl && m == method;
-  if (!allowed) {
+  if (!route) {
     Response r = ErrorResponse(405, "method_not_allowed", method + " is not allowed here");
     r.Header("Allow", allow);
     return {std::move(r), nullptr};
   }
 
-  Routed out;
-  if (tmpl == "/") {
-    out.response = ServeStatic(req, segs);
-  } else if (tmpl == "/healthz") {
-    // A proxy without a quorum of storage nodes cannot take writes (ClusterClient).
-    out.response =
-        videos_.Metrics().writes_possible
-            ? JsonResponse(200, R"({"status":"ok"})")
-            : ErrorResponse(503, "no_quorum", "too few storage nodes answer to store a write");
-  } else if (tmpl == "/metrics") {
-    out.response = Metrics();
-  } else if (tmpl == "/readyz") {
-    out.response = Ready();
-  } else if (tmpl.starts_with("/v1/play/")) {
-    out = RoutePlay(req, segs);
-  } else {
-    out = RouteV1(req, segs, query);
-  }
+  Call call{req, segs, query, tmpl, std::nullopt, {}, {}, std::nullopt};
+  Routed out = Dispatch(*route, call);
   if (tus) {
     out.response.Header("Tus-Resumable", "1.0.0");
   }
@@ -531,242 +632,270 @@ Routed Router::RouteUnguarded(const Request& req) {
   return out;
 }
 
-Routed Router::RouteV1(const Request& req, const std::vector<std::string>& s,
-                       const std::map<std::string, std::string>& query) {
-  const std::string tmpl = TemplateOf(s);
-  const bool playback = tmpl.find("/hls/") != std::string::npos ||
-                        tmpl.find("/mp4/") != std::string::npos || tmpl.ends_with(".jpg");
-  const bool read = req.method() == http::verb::get || req.method() == http::verb::head;
-  auto tenant = Tenant(req, query, playback && read);
-  if (!tenant) {
-    Response r = ErrorResponse(401, "unauthorized", "a valid bearer token is required");
-    r.Header("WWW-Authenticate", "Bearer realm=\"zerofarm\"");
+Routed Router::Dispatch(const Endpoint& route, Call& c) {
+  if (route.gate == Gate::kToken || route.gate == Gate::kMediaToken) {
+    c.tenant = Tenant(c.req, c.query, route.gate == Gate::kMediaToken);
+    if (!c.tenant) {
+      Response r = ErrorResponse(401, "unauthorized", "a valid bearer token is required");
+      r.Header("WWW-Authenticate", "Bearer realm=\"zerofarm\"");
+      return {std::move(r), nullptr};
+    }
+  }
+  if (c.tmpl.starts_with("/v1/uploads") && c.req.method() != http::verb::head &&
+      c.req["Tus-Resumable"] != "1.0.0") {
+    Response r = ErrorResponse(412, "tus_version", "Tus-Resumable: 1.0.0 is required");
+    r.Header("Tus-Version", "1.0.0");
     return {std::move(r), nullptr};
   }
-  const http::verb verb = req.method();
-  if (tmpl.starts_with("/v1/webhooks")) return RouteWebhooks(req, tmpl, s, query, *tenant);
+  if (std::optional<Response> bad_id = BindParams(c)) return {std::move(*bad_id), nullptr};
+  return (this->*route.handler)(c);
+}
 
-  if (tmpl == "/v1/videos" && verb == http::verb::post) {
-    scheduler::NewVideo v;
-    v.tenant = *tenant;
-    if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
-    uint64_t declared = 0;
-    const bool has_length = ParseU64(req[http::field::content_length], declared);
-    if (has_length && declared > opt_.max_upload_bytes) {
-      Response r = ErrorResponse(
-          413, "too_large",
-          "the upload is larger than " + std::to_string(opt_.max_upload_bytes) + " bytes");
-      r.close = true;
-      return {std::move(r), nullptr};
-    }
-    std::optional<MultipartReader> multipart;
-    std::string_view ct = req[http::field::content_type];
-    if (ct.substr(0, 10) == "multipart/") {
-      multipart = MultipartReader::ForContentType(ct);
-      if (!multipart)
-        return {ErrorResponse(400, "bad_multipart", "multipart/form-data needs a boundary"),
-                nullptr};
-    } else if (has_length) {
-      v.length = declared;
-    }
-    return {{},
-            std::make_unique<UploadSink>(*this, std::move(v), std::move(multipart),
-                                         opt_.max_upload_bytes, BaseUrl(req))};
-  }
-  if (tmpl == "/v1/videos") {
-    scheduler::ListOptions page;
-    if (auto it = query.find("limit"); it != query.end()) {
-      uint64_t limit = 0;
-      if (!ParseU64(it->second, limit) || limit < 1 || limit > 1000)
-        return {ErrorResponse(400, "invalid_argument", "limit is a number from 1 to 1000"),
-                nullptr};
-      page.limit = static_cast<size_t>(limit);
-    }
-    if (auto it = query.find("cursor"); it != query.end()) page.cursor = it->second;
-    auto list = videos_.List(*tenant, page);
-    if (!list.ok()) return {FromStatus(list.status()), nullptr};
-    return {JsonResponse(200, DecorateList(BaseUrl(req), *tenant, *list)), nullptr};
-  }
-  if (tmpl.starts_with("/v1/signing-keys")) return RouteSigningKeys(req, s, *tenant);
-  if (tmpl == "/v1/uploads") {  // tus creation
-    if (req["Tus-Resumable"] != "1.0.0") {
-      Response r = ErrorResponse(412, "tus_version", "Tus-Resumable: 1.0.0 is required");
-      r.Header("Tus-Version", "1.0.0");
-      return {std::move(r), nullptr};
-    }
-    uint64_t length = 0;
-    if (!ParseU64(req["Upload-Length"], length))
-      return {ErrorResponse(400, "bad_request", "Upload-Length is required (no deferred length)"),
-              nullptr};
-    if (length > opt_.max_upload_bytes)
-      return {ErrorResponse(413, "too_large",
-                            "Upload-Length is above " + std::to_string(opt_.max_upload_bytes)),
-              nullptr};
-    auto parsed_meta = ParseUploadMetadata(req["Upload-Metadata"]);
-    if (!parsed_meta.ok()) return {FromStatus(parsed_meta.status()), nullptr};
-    auto& meta = *parsed_meta;
-    scheduler::NewVideo v;
-    v.tenant = *tenant;
-    v.length = length;
-    v.resumable = true;
-    std::map<std::string, std::string> opts;
-    for (const char* k :
-         {"ladder", "preset", "filename", "playback_policy", "metadata", "passthrough"})
-      if (meta.count(k)) opts[k] = meta[k];
-    if (Status s2 = CheckOptions(opts, v); !s2.ok()) return {FromStatus(s2), nullptr};
-    if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
-    auto created = videos_.Create(v);
-    if (!created.ok()) return {FromStatus(created.status()), nullptr};
-    json video = json::parse(*created);
-    const std::string id = video["id"], uid = video["upload_id"];
-    if (length == 0) {
-      auto c = videos_.Commit(id, true);
-      if (!c.ok()) return {FromStatus(c.status()), nullptr};
-    }
-    Response r = JsonResponse(201, video.dump());
-    r.Header("Location", "/v1/uploads/" + uid);
-    r.Header("Zerofarm-Video-Id", id);
-    r.Header("Upload-Offset", "0");
-    if (auto st = videos_.FindUpload(uid); st.ok()) AddUploadExpires(r, st->expires);
+Routed Router::GetIndex(const Call& c) { return {ServeStatic(c.req, c.segs), nullptr}; }
+
+Routed Router::GetHealth(const Call&) {
+  // A proxy without a quorum of storage nodes cannot take writes (ClusterClient).
+  return {videos_.Metrics().writes_possible
+              ? JsonResponse(200, R"({"status":"ok"})")
+              : ErrorResponse(503, "no_quorum", "too few storage nodes answer to store a write"),
+          nullptr};
+}
+
+Routed Router::GetMetrics(const Call&) { return {Metrics(), nullptr}; }
+
+Routed Router::GetReady(const Call&) { return {Ready(), nullptr}; }
+
+Routed Router::CreateVideo(const Call& c) {
+  const Request& req = c.req;
+  const auto& query = c.query;
+  const auto& tenant = c.tenant;
+  scheduler::NewVideo v;
+  v.tenant = *tenant;
+  if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
+  uint64_t declared = 0;
+  const bool has_length = ParseU64(req[http::field::content_length], declared);
+  if (has_length && declared > opt_.max_upload_bytes) {
+    Response r = ErrorResponse(
+        413, "too_large",
+        "the upload is larger than " + std::to_string(opt_.max_upload_bytes) + " bytes");
+    r.close = true;
     return {std::move(r), nullptr};
   }
-  if (tmpl == "/v1/uploads/{upload_id}") {
-    if (verb != http::verb::head && req["Tus-Resumable"] != "1.0.0") {
-      Response r = ErrorResponse(412, "tus_version", "Tus-Resumable: 1.0.0 is required");
-      r.Header("Tus-Version", "1.0.0");
-      return {std::move(r), nullptr};
-    }
-    const std::string& uid = s[2];
-    auto st = scheduler::IsUploadId(uid) ? videos_.FindUpload(uid)
-                                         : Result<scheduler::VideoService::UploadState>(
-                                               Status::Error("not_found", "no upload " + uid));
-    if (!st.ok() || st->tenant != *tenant)
-      return {ErrorResponse(404, "not_found", "no upload " + uid), nullptr};
-    if (verb == http::verb::head) {
-      Response r;
-      r.Header("Upload-Offset", std::to_string(st->offset));
-      if (st->length) r.Header("Upload-Length", std::to_string(*st->length));
-      AddUploadExpires(r, st->expires);
-      r.Header("Cache-Control", "no-store");
-      return {std::move(r), nullptr};
-    }
-    if (verb == http::verb::delete_) {
-      Status d = videos_.Delete(*tenant, st->video_id);
-      if (!d.ok()) return {FromStatus(d), nullptr};
-      Response r;
-      r.status = 204;
-      return {std::move(r), nullptr};
-    }
-    // PATCH
-    if (req[http::field::content_type] != "application/offset+octet-stream")
-      return {ErrorResponse(415, "unsupported_media_type",
-                            "PATCH needs Content-Type: application/offset+octet-stream"),
-              nullptr};
-    uint64_t offset = 0;
-    if (!ParseU64(req["Upload-Offset"], offset))
-      return {ErrorResponse(400, "bad_request", "Upload-Offset is required"), nullptr};
-    if (offset != st->offset || st->ended) {
-      Response r = ErrorResponse(409, "offset_mismatch",
-                                 "the upload is at offset " + std::to_string(st->offset));
-      r.Header("Upload-Offset", std::to_string(st->offset));
-      return {std::move(r), nullptr};
-    }
-    uint64_t declared = 0;
-    if (ParseU64(req[http::field::content_length], declared) && st->length &&
-        declared > *st->length - offset) {
-      Response r = ErrorResponse(413, "too_large", "the PATCH passes Upload-Length");
-      r.close = true;
-      return {std::move(r), nullptr};
-    }
-    if (!LockUpload(uid))
-      return {ErrorResponse(409, "upload_busy", "another PATCH of this upload is in progress"),
-              nullptr};
-    return {{}, std::make_unique<PatchSink>(*this, *st, uid)};
+  std::optional<MultipartReader> multipart;
+  std::string_view ct = req[http::field::content_type];
+  if (ct.substr(0, 10) == "multipart/") {
+    multipart = MultipartReader::ForContentType(ct);
+    if (!multipart)
+      return {ErrorResponse(400, "bad_multipart", "multipart/form-data needs a boundary"), nullptr};
+  } else if (has_length) {
+    v.length = declared;
   }
+  return {{},
+          std::make_unique<UploadSink>(*this, std::move(v), std::move(multipart),
+                                       opt_.max_upload_bytes, BaseUrl(req))};
+}
 
-  // /v1/videos/{id}...
-  const std::string& id = s[2];
-  if (!scheduler::IsVideoId(id))
-    return {ErrorResponse(404, "not_found", "no video " + id), nullptr};
-  if (tmpl == "/v1/videos/{id}") {
-    if (verb == http::verb::delete_) {
-      Status d = videos_.Delete(*tenant, id);
-      if (!d.ok()) return {FromStatus(d), nullptr};
-      Response r;
-      r.status = 204;
-      return {std::move(r), nullptr};
-    }
-    if (verb == http::verb::patch) {
-      const std::string t = *tenant, base = BaseUrl(req);
-      auto handle = [this, t, id, base](const json& body) -> Response {
-        scheduler::VideoUpdate u;
-        for (const auto& [k, val] : body.items()) {
-          if (k == "playback_policy") {
-            if (val != "public" && val != "signed")
-              return ErrorResponse(400, "invalid_argument",
-                                   "playback_policy is \"public\" or \"signed\"");
-            u.playback_policy = val.get<std::string>();
-          } else if (k == "metadata") {
-            std::map<std::string, std::string> m;
-            if (Status st = CheckMetadata(val, m); !st.ok()) return FromStatus(st);
-            u.metadata = std::move(m);
-          } else if (k == "passthrough") {
-            if (!val.is_string() || val.get<std::string>().size() > kMaxPassthroughBytes)
-              return ErrorResponse(400, "invalid_argument",
-                                   "passthrough is a string of at most " +
-                                       std::to_string(kMaxPassthroughBytes) + " bytes");
-            u.passthrough = val.get<std::string>();
-          } else {
-            return ErrorResponse(400, "invalid_argument",
-                                 "\"" + k +
-                                     "\" cannot be changed (playback_policy, metadata, "
-                                     "passthrough can)");
-          }
-        }
-        auto updated = videos_.Update(t, id, u);
-        if (!updated.ok()) return FromStatus(updated.status());
-        return JsonResponse(200, Decorate(base, t, *updated, kDefaultPlaybackSeconds));
-      };
-      return {{}, std::make_unique<JsonBodySink>(opt_.max_small_body_bytes, handle)};
-    }
-    int64_t expires_in = kDefaultPlaybackSeconds;
-    if (auto it = query.find("expires_in"); it != query.end()) {
-      uint64_t e = 0;
-      if (!ParseU64(it->second, e) || e < 1 || e > static_cast<uint64_t>(kMaxPlaybackSeconds))
-        return {ErrorResponse(400, "invalid_argument",
-                              "expires_in is a number of seconds from 1 to " +
-                                  std::to_string(kMaxPlaybackSeconds)),
-                nullptr};
-      expires_in = static_cast<int64_t>(e);
-    }
-    auto v = videos_.Get(*tenant, id);
-    if (!v.ok()) return {FromStatus(v.status()), nullptr};
-    return {JsonResponse(200, Decorate(BaseUrl(req), *tenant, *v, expires_in)), nullptr};
+Routed Router::ListVideos(const Call& c) {
+  const Request& req = c.req;
+  const auto& query = c.query;
+  const auto& tenant = c.tenant;
+  scheduler::ListOptions page;
+  if (auto it = query.find("limit"); it != query.end()) {
+    uint64_t limit = 0;
+    if (!ParseU64(it->second, limit) || limit < 1 || limit > 1000)
+      return {ErrorResponse(400, "invalid_argument", "limit is a number from 1 to 1000"), nullptr};
+    page.limit = static_cast<size_t>(limit);
   }
-  auto dir = videos_.OutputDir(*tenant, id);
+  if (auto it = query.find("cursor"); it != query.end()) page.cursor = it->second;
+  auto list = videos_.List(*tenant, page);
+  if (!list.ok()) return {FromStatus(list.status()), nullptr};
+  return {JsonResponse(200, DecorateList(BaseUrl(req), *tenant, *list)), nullptr};
+}
+
+// tus creation.
+Routed Router::CreateUpload(const Call& call) {
+  const Request& req = call.req;
+  const auto& query = call.query;
+  const auto& tenant = call.tenant;
+  uint64_t length = 0;
+  if (!ParseU64(req["Upload-Length"], length))
+    return {ErrorResponse(400, "bad_request", "Upload-Length is required (no deferred length)"),
+            nullptr};
+  if (length > opt_.max_upload_bytes)
+    return {ErrorResponse(413, "too_large",
+                          "Upload-Length is above " + std::to_string(opt_.max_upload_bytes)),
+            nullptr};
+  auto parsed_meta = ParseUploadMetadata(req["Upload-Metadata"]);
+  if (!parsed_meta.ok()) return {FromStatus(parsed_meta.status()), nullptr};
+  auto& meta = *parsed_meta;
+  scheduler::NewVideo v;
+  v.tenant = *tenant;
+  v.length = length;
+  v.resumable = true;
+  std::map<std::string, std::string> opts;
+  for (const char* k :
+       {"ladder", "preset", "filename", "playback_policy", "metadata", "passthrough"})
+    if (meta.count(k)) opts[k] = meta[k];
+  if (Status s2 = CheckOptions(opts, v); !s2.ok()) return {FromStatus(s2), nullptr};
+  if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
+  auto created = videos_.Create(v);
+  if (!created.ok()) return {FromStatus(created.status()), nullptr};
+  json video = json::parse(*created);
+  const std::string id = video["id"], uid = video["upload_id"];
+  if (length == 0) {
+    auto c = videos_.Commit(id, true);
+    if (!c.ok()) return {FromStatus(c.status()), nullptr};
+  }
+  Response r = JsonResponse(201, video.dump());
+  r.Header("Location", "/v1/uploads/" + uid);
+  r.Header("Zerofarm-Video-Id", id);
+  r.Header("Upload-Offset", "0");
+  if (auto st = videos_.FindUpload(uid); st.ok()) AddUploadExpires(r, st->expires);
+  return {std::move(r), nullptr};
+}
+
+Result<scheduler::VideoService::UploadState> Router::FindOwnUpload(const Call& c) {
+  auto st = videos_.FindUpload(c.id);
+  if (!st.ok() || st->tenant != *c.tenant) return Status::Error("not_found", "no upload " + c.id);
+  return st;
+}
+
+Routed Router::GetUploadOffset(const Call& c) {
+  auto st = FindOwnUpload(c);
+  if (!st.ok()) return {FromStatus(st.status()), nullptr};
+  Response r;
+  r.Header("Upload-Offset", std::to_string(st->offset));
+  if (st->length) r.Header("Upload-Length", std::to_string(*st->length));
+  AddUploadExpires(r, st->expires);
+  r.Header("Cache-Control", "no-store");
+  return {std::move(r), nullptr};
+}
+
+Routed Router::DeleteUpload(const Call& c) {
+  const auto& tenant = c.tenant;
+  auto st = FindOwnUpload(c);
+  if (!st.ok()) return {FromStatus(st.status()), nullptr};
+  Status d = videos_.Delete(*tenant, st->video_id);
+  if (!d.ok()) return {FromStatus(d), nullptr};
+  Response r;
+  r.status = 204;
+  return {std::move(r), nullptr};
+}
+
+Routed Router::PatchUpload(const Call& c) {
+  const Request& req = c.req;
+  const std::string& uid = c.id;
+  auto st = FindOwnUpload(c);
+  if (!st.ok()) return {FromStatus(st.status()), nullptr};
+  if (req[http::field::content_type] != "application/offset+octet-stream")
+    return {ErrorResponse(415, "unsupported_media_type",
+                          "PATCH needs Content-Type: application/offset+octet-stream"),
+            nullptr};
+  uint64_t offset = 0;
+  if (!ParseU64(req["Upload-Offset"], offset))
+    return {ErrorResponse(400, "bad_request", "Upload-Offset is required"), nullptr};
+  if (offset != st->offset || st->ended) {
+    Response r = ErrorResponse(409, "offset_mismatch",
+                               "the upload is at offset " + std::to_string(st->offset));
+    r.Header("Upload-Offset", std::to_string(st->offset));
+    return {std::move(r), nullptr};
+  }
+  uint64_t declared = 0;
+  if (ParseU64(req[http::field::content_length], declared) && st->length &&
+      declared > *st->length - offset) {
+    Response r = ErrorResponse(413, "too_large", "the PATCH passes Upload-Length");
+    r.close = true;
+    return {std::move(r), nullptr};
+  }
+  if (!LockUpload(uid))
+    return {ErrorResponse(409, "upload_busy", "another PATCH of this upload is in progress"),
+            nullptr};
+  return {{}, std::make_unique<PatchSink>(*this, *st, uid)};
+}
+
+Routed Router::DeleteVideo(const Call& c) {
+  const auto& tenant = c.tenant;
+  const std::string& id = c.id;
+  Status d = videos_.Delete(*tenant, id);
+  if (!d.ok()) return {FromStatus(d), nullptr};
+  Response r;
+  r.status = 204;
+  return {std::move(r), nullptr};
+}
+
+Routed Router::UpdateVideo(const Call& c) {
+  const Request& req = c.req;
+  const auto& tenant = c.tenant;
+  const std::string& id = c.id;
+  const std::string t = *tenant, base = BaseUrl(req);
+  auto handle = [this, t, id, base](const json& body) -> Response {
+    scheduler::VideoUpdate u;
+    for (const auto& [k, val] : body.items()) {
+      if (k == "playback_policy") {
+        if (val != "public" && val != "signed")
+          return ErrorResponse(400, "invalid_argument",
+                               "playback_policy is \"public\" or \"signed\"");
+        u.playback_policy = val.get<std::string>();
+      } else if (k == "metadata") {
+        std::map<std::string, std::string> m;
+        if (Status st = CheckMetadata(val, m); !st.ok()) return FromStatus(st);
+        u.metadata = std::move(m);
+      } else if (k == "passthrough") {
+        if (!val.is_string() || val.get<std::string>().size() > kMaxPassthroughBytes)
+          return ErrorResponse(400, "invalid_argument",
+                               "passthrough is a string of at most " +
+                                   std::to_string(kMaxPassthroughBytes) + " bytes");
+        u.passthrough = val.get<std::string>();
+      } else {
+        return ErrorResponse(400, "invalid_argument",
+                             "\"" + k +
+                                 "\" cannot be changed (playback_policy, metadata, "
+                                 "passthrough can)");
+      }
+    }
+    auto updated = videos_.Update(t, id, u);
+    if (!updated.ok()) return FromStatus(updated.status());
+    return JsonResponse(200, Decorate(base, t, *updated, kDefaultPlaybackSeconds));
+  };
+  return {{}, std::make_unique<JsonBodySink>(opt_.max_small_body_bytes, handle)};
+}
+
+Routed Router::GetVideo(const Call& c) {
+  const Request& req = c.req;
+  const auto& query = c.query;
+  const auto& tenant = c.tenant;
+  const std::string& id = c.id;
+  int64_t expires_in = kDefaultPlaybackSeconds;
+  if (auto it = query.find("expires_in"); it != query.end()) {
+    uint64_t e = 0;
+    if (!ParseU64(it->second, e) || e < 1 || e > static_cast<uint64_t>(kMaxPlaybackSeconds))
+      return {ErrorResponse(400, "invalid_argument",
+                            "expires_in is a number of seconds from 1 to " +
+                                std::to_string(kMaxPlaybackSeconds)),
+              nullptr};
+    expires_in = static_cast<int64_t>(e);
+  }
+  auto v = videos_.Get(*tenant, id);
+  if (!v.ok()) return {FromStatus(v.status()), nullptr};
+  return {JsonResponse(200, Decorate(BaseUrl(req), *tenant, *v, expires_in)), nullptr};
+}
+
+// /v1/videos/{id}/...: a file of the caller's own video; playlists carry ?access_token= on.
+Routed Router::GetVideoFile(const Call& c) {
+  auto dir = videos_.OutputDir(*c.tenant, c.id);
   if (!dir.ok()) return {FromStatus(dir.status()), nullptr};
-  if (tmpl == "/v1/videos/{id}/thumbnail.jpg")
-    return {ServeFile(req, *dir / "thumbnail.jpg", kPrivateMedia), nullptr};
-  if (tmpl == "/v1/videos/{id}/hls/master.m3u8")
-    return {ServePlaylist(req, *dir / "master.m3u8", query), nullptr};
-  if (tmpl == "/v1/videos/{id}/mp4/{rung}.mp4") {
-    const std::string rung = s[4].substr(0, s[4].size() - 4);
-    if (!IsRung(rung) || rung == "audio")
-      return {ErrorResponse(404, "not_found", "no rendition " + rung), nullptr};
-    return {ServeFile(req, *dir / (rung + ".mp4"), kPrivateMedia), nullptr};
-  }
-  // hls/{rung}/{file}
-  if (!IsRung(s[4]) || !IsMediaFile(s[5]))
-    return {ErrorResponse(404, "not_found", "no such file"), nullptr};
-  const bool playlist = s[5].ends_with(".m3u8");
-  if (playlist) return {ServePlaylist(req, *dir / s[4] / s[5], query), nullptr};
-  return {ServeFile(req, *dir / s[4] / s[5], kPrivateMedia), nullptr};
+  if (c.bad_file) return {*c.bad_file, nullptr};
+  if (c.file.string().ends_with(".m3u8"))
+    return {ServePlaylist(c.req, *dir / c.file, c.query), nullptr};
+  return {ServeFile(c.req, *dir / c.file, kPrivateMedia), nullptr};
 }
 
 // /v1/play/{playback_id}/...: no API token. The playback id is the video id of a public video,
 // or a signed grant (playback.h) whose scope covers the file.
-Routed Router::RoutePlay(const Request& req, const std::vector<std::string>& s) {
-  const std::string& pid = s[2];
+Routed Router::GetPlayFile(const Call& c) {
+  const Request& req = c.req;
+  const auto& s = c.segs;
+  const std::string& pid = c.id;
   std::string video_id = pid;
   std::optional<PlaybackGrant> grant;
   if (pid.find('.') != std::string::npos) {
@@ -802,45 +931,40 @@ Routed Router::RoutePlay(const Request& req, const std::vector<std::string>& s) 
     playlist = kPrivatePlaylist;
   }
   const std::filesystem::path& dir = target->dir;
-  if (part == "thumbnail.jpg") return {ServeFile(req, dir / "thumbnail.jpg", media), nullptr};
-  if (part == "mp4") {
-    const std::string rung = s[4].substr(0, s[4].size() - 4);
-    if (!IsRung(rung) || rung == "audio")
-      return {ErrorResponse(404, "not_found", "no rendition " + rung), nullptr};
-    return {ServeFile(req, dir / (rung + ".mp4"), media), nullptr};
-  }
-  if (s.size() == 5) return {ServeFile(req, dir / "master.m3u8", playlist), nullptr};
-  if (!IsRung(s[4]) || !IsMediaFile(s[5]))
-    return {ErrorResponse(404, "not_found", "no such file"), nullptr};
-  return {ServeFile(req, dir / s[4] / s[5], s[5].ends_with(".m3u8") ? playlist : media), nullptr};
+  if (c.bad_file) return {*c.bad_file, nullptr};
+  return {ServeFile(req, dir / c.file, c.file.string().ends_with(".m3u8") ? playlist : media),
+          nullptr};
 }
 
-Routed Router::RouteSigningKeys(const Request& req, const std::vector<std::string>& s,
-                                const std::string& tenant) {
-  auto key_json = [](const SigningKey& k) {
-    json j = {{"id", k.id}, {"created_at", IsoTime(k.created)}};
-    if (!k.secret.empty()) j["secret"] = k.secret;
-    return j;
-  };
-  if (s.size() == 3) {  // DELETE /v1/signing-keys/{key_id}
-    Status st = signer_.RetireKey(tenant, s[2]);
-    if (!st.ok()) return {FromStatus(st), nullptr};
-    Response r;
-    r.status = 204;
-    return {std::move(r), nullptr};
-  }
-  if (req.method() == http::verb::post) {
-    auto k = signer_.CreateKey(tenant);
-    if (!k.ok()) return {FromStatus(k.status()), nullptr};
-    Response r = JsonResponse(201, key_json(*k).dump());
-    r.Header("Location", "/v1/signing-keys/" + k->id);
-    return {std::move(r), nullptr};
-  }
+Routed Router::ListSigningKeys(const Call& c) {
+  const std::string& tenant = *c.tenant;
   auto keys = signer_.ListKeys(tenant);
   if (!keys.ok()) return {FromStatus(keys.status()), nullptr};
   json out = {{"signing_keys", json::array()}};
-  for (const auto& k : *keys) out["signing_keys"].push_back(key_json(k));
+  for (const auto& k : *keys) out["signing_keys"].push_back(SigningKeyJson(k));
   return {JsonResponse(200, out.dump()), nullptr};
+}
+
+Routed Router::CreateSigningKey(const Call& c) {
+  const std::string& tenant = *c.tenant;
+  auto k = signer_.CreateKey(tenant);
+  if (!k.ok()) return {FromStatus(k.status()), nullptr};
+  Response r = JsonResponse(201, SigningKeyJson(*k).dump());
+  r.Header("Location", "/v1/signing-keys/" + k->id);
+  return {std::move(r), nullptr};
+}
+
+Routed Router::RetireSigningKey(const Call& c) {
+  const std::string& tenant = *c.tenant;
+  Status st = signer_.RetireKey(tenant, c.id);
+  if (!st.ok()) return {FromStatus(st), nullptr};
+  Response r;
+  r.status = 204;
+  return {std::move(r), nullptr};
+}
+
+Routed Router::Webhook(const Call& c) {
+  return RouteWebhooks(c.req, c.tmpl, c.segs, c.query, *c.tenant);
 }
 
 std::string Router::Decorate(const std::string& base, const std::string& tenant,
@@ -1035,115 +1159,93 @@ Response Router::ServeStatic(const Request& req, const std::vector<std::string>&
 
 Response Router::Metrics() {
   const scheduler::ServiceMetrics m = videos_.Metrics();
-  std::ostringstream o;
-  auto family = [&](const char* name, const char* type, const char* help) {
-    o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
-  };
-  family("zerofarm_build_info", "gauge", "The version this server was built from (always 1).");
-  o << "zerofarm_build_info{version=\"" << ZEROFARM_VERSION << "\",compiler=\""
+  PromText p;
+  p.Family("zerofarm_build_info", "gauge", "The version this server was built from (always 1).")
+      << "zerofarm_build_info{version=\"" << ZEROFARM_VERSION << "\",compiler=\""
 #if defined(__clang__)
-    << "clang " << __clang_major__ << "." << __clang_minor__
+      << "clang " << __clang_major__ << "." << __clang_minor__
 #elif defined(__GNUC__)
-    << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
+      << "gcc " << __GNUC__ << "." << __GNUC_MINOR__
 #endif
-    << "\"} 1\n";
+      << "\"} 1\n";
   {
     const ProcessMemory pm = ReadProcessMemory();
-    family("process_resident_memory_bytes", "gauge", "Resident memory of this process.");
-    o << "process_resident_memory_bytes " << pm.resident_bytes << "\n";
-    family("process_open_fds", "gauge", "Open file descriptors of this process.");
-    o << "process_open_fds " << pm.open_fds << "\n";
-    family("zerofarm_heap_bytes", "gauge",
-           "The C allocator's heap: in use (allocated, not freed) and free (kept, not returned).");
-    o << "zerofarm_heap_bytes{state=\"in_use\"} " << pm.heap_in_use_bytes << "\n";
-    o << "zerofarm_heap_bytes{state=\"free\"} " << pm.heap_free_bytes << "\n";
+    p.Gauge("process_resident_memory_bytes", "Resident memory of this process.", pm.resident_bytes);
+    p.Gauge("process_open_fds", "Open file descriptors of this process.", pm.open_fds);
+    p.Gauges("zerofarm_heap_bytes",
+             "The C allocator's heap: in use (allocated, not freed) and free (kept, not returned).",
+             "state", {{"in_use", pm.heap_in_use_bytes}, {"free", pm.heap_free_bytes}});
     const storage::StoreMemory sm = videos_.store().Memory();
-    family("zerofarm_store_memory_bytes", "gauge",
-           "Memory of the embedded store: RocksDB memtables, block caches, table readers.");
-    o << "zerofarm_store_memory_bytes{kind=\"memtables\"} " << sm.memtable_bytes << "\n";
-    o << "zerofarm_store_memory_bytes{kind=\"block_cache\"} " << sm.block_cache_bytes << "\n";
-    o << "zerofarm_store_memory_bytes{kind=\"table_readers\"} " << sm.table_reader_bytes << "\n";
+    p.Gauges("zerofarm_store_memory_bytes",
+             "Memory of the embedded store: RocksDB memtables, block caches, table readers.",
+             "kind",
+             {{"memtables", sm.memtable_bytes},
+              {"block_cache", sm.block_cache_bytes},
+              {"table_readers", sm.table_reader_bytes}});
   }
-  family("zerofarm_videos_in_memory", "gauge",
-         "Videos whose upload or job state is held in memory (uploading, processing, just "
-         "finished).");
-  o << "zerofarm_videos_in_memory " << m.videos_in_memory << "\n";
-  family("zerofarm_uploads_total", "counter", "Uploads started.");
-  o << "zerofarm_uploads_total " << m.uploads_started << "\n";
-  family("zerofarm_uploads_completed_total", "counter", "Uploads received whole.");
-  o << "zerofarm_uploads_completed_total " << m.uploads_completed << "\n";
-  family("zerofarm_upload_bytes_total", "counter", "Upload bytes received.");
-  o << "zerofarm_upload_bytes_total " << m.upload_bytes << "\n";
-  family("zerofarm_http_bytes_in_total", "counter", "Request body bytes read.");
-  o << "zerofarm_http_bytes_in_total " << counters_.bytes_in.load() << "\n";
-  family("zerofarm_http_bytes_out_total", "counter", "Response body bytes sent.");
-  o << "zerofarm_http_bytes_out_total " << counters_.bytes_out.load() << "\n";
-  family("zerofarm_http_connections", "gauge", "Open connections.");
-  o << "zerofarm_http_connections " << counters_.connections.load() << "\n";
+  p.Gauge("zerofarm_videos_in_memory",
+          "Videos whose upload or job state is held in memory (uploading, processing, just "
+          "finished).",
+          m.videos_in_memory);
+  p.Counter("zerofarm_uploads_total", "Uploads started.", m.uploads_started);
+  p.Counter("zerofarm_uploads_completed_total", "Uploads received whole.", m.uploads_completed);
+  p.Counter("zerofarm_upload_bytes_total", "Upload bytes received.", m.upload_bytes);
+  p.Counter("zerofarm_http_bytes_in_total", "Request body bytes read.", counters_.bytes_in.load());
+  p.Counter("zerofarm_http_bytes_out_total", "Response body bytes sent.",
+            counters_.bytes_out.load());
+  p.Gauge("zerofarm_http_connections", "Open connections.", counters_.connections.load());
   {
     std::lock_guard lock(counters_.mu);
-    family("zerofarm_http_responses_total", "counter", "Responses by status code.");
-    for (const auto& [code, n] : counters_.responses)
-      o << "zerofarm_http_responses_total{code=\"" << code << "\"} " << n << "\n";
-    family("zerofarm_http_rejections_total", "counter", "Requests refused by a limit.");
-    for (const auto& [why, n] : counters_.rejections)
-      o << "zerofarm_http_rejections_total{reason=\"" << why << "\"} " << n << "\n";
+    p.Counters("zerofarm_http_responses_total", "Responses by status code.", "code",
+               counters_.responses);
+    p.Counters("zerofarm_http_rejections_total", "Requests refused by a limit.", "reason",
+               counters_.rejections);
   }
-  family("zerofarm_tasks", "gauge", "Transcode tasks by state.");
-  for (const auto& [state, n] : m.tasks_by_state)
-    o << "zerofarm_tasks{state=\"" << state << "\"} " << n << "\n";
-  family("zerofarm_videos", "gauge", "Videos by status.");
-  for (const auto& [status, n] : m.videos_by_status)
-    o << "zerofarm_videos{status=\"" << status << "\"} " << n << "\n";
-  family("zerofarm_video_failures_total", "counter", "Failed videos by reason.");
-  for (const auto& [why, n] : m.failures_by_reason)
-    o << "zerofarm_video_failures_total{reason=\"" << why << "\"} " << n << "\n";
-  family("zerofarm_transcode_seconds", "histogram", "Wall time of finished transcode tasks.");
+  p.Gauges("zerofarm_tasks", "Transcode tasks by state.", "state", m.tasks_by_state);
+  p.Gauges("zerofarm_videos", "Videos by status.", "status", m.videos_by_status);
+  p.Counters("zerofarm_video_failures_total", "Failed videos by reason.", "reason",
+             m.failures_by_reason);
+  std::ostream& o =
+      p.Family("zerofarm_transcode_seconds", "histogram", "Wall time of finished transcode tasks.");
   for (size_t i = 0; i < m.transcode_buckets.size(); ++i)
     o << "zerofarm_transcode_seconds_bucket{le=\"" << m.transcode_buckets[i] << "\"} "
       << (i < m.transcode_bucket_counts.size() ? m.transcode_bucket_counts[i] : 0) << "\n";
   o << "zerofarm_transcode_seconds_bucket{le=\"+Inf\"} " << m.transcode_count << "\n";
   o << "zerofarm_transcode_seconds_sum " << m.transcode_sum << "\n";
   o << "zerofarm_transcode_seconds_count " << m.transcode_count << "\n";
-  family("zerofarm_queue_depth", "gauge", "Tasks waiting for a worker slot.");
-  o << "zerofarm_queue_depth " << m.queue_depth << "\n";
-  family("zerofarm_workers_busy", "gauge", "Worker slots in use.");
-  o << "zerofarm_workers_busy " << m.workers_busy << "\n";
-  family("zerofarm_sandbox_refusals_total", "counter",
-         "Worker runs refused or killed by a sandbox rule.");
-  o << "zerofarm_sandbox_refusals_total " << m.sandbox_refusals << "\n";
+  p.Gauge("zerofarm_queue_depth", "Tasks waiting for a worker slot.", m.queue_depth);
+  p.Gauge("zerofarm_workers_busy", "Worker slots in use.", m.workers_busy);
+  p.Counter("zerofarm_sandbox_refusals_total", "Worker runs refused or killed by a sandbox rule.",
+            m.sandbox_refusals);
   if (!m.nodes.empty()) {
-    family("zerofarm_node_up", "gauge", "Storage nodes answering heartbeats (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_up{node=\"" << n.endpoint << "\"} " << (n.alive ? 1 : 0) << "\n";
-    family("zerofarm_node_tasks_running", "gauge", "Tasks running per storage node (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_tasks_running{node=\"" << n.endpoint << "\"} " << n.tasks_running << "\n";
-    family("zerofarm_node_disk_full", "gauge",
-           "Storage nodes below their free-space reserve, refusing writes (proxy).");
-    for (const auto& n : m.nodes)
-      o << "zerofarm_node_disk_full{node=\"" << n.endpoint << "\"} " << (n.disk_full ? 1 : 0)
-        << "\n";
-    family("zerofarm_cluster_bytes_sent_total", "counter", "Bytes sent to storage nodes.");
-    o << "zerofarm_cluster_bytes_sent_total " << m.cluster_bytes_sent << "\n";
-    family("zerofarm_cluster_bytes_received_total", "counter",
-           "Bytes received from storage nodes.");
-    o << "zerofarm_cluster_bytes_received_total " << m.cluster_bytes_received << "\n";
-    family("zerofarm_tasks_moved_total", "counter",
-           "Tasks moved off a dead or restarted storage node.");
-    o << "zerofarm_tasks_moved_total " << m.tasks_lost << "\n";
-    family("zerofarm_backup_copies_total", "counter", "Backup copies started for stragglers.");
-    o << "zerofarm_backup_copies_total " << m.backup_copies << "\n";
-    family("zerofarm_backup_wins_total", "counter", "Backup copies that finished first.");
-    o << "zerofarm_backup_wins_total " << m.backup_wins << "\n";
-    family("zerofarm_remote_placements_total", "counter",
-           "Tasks run on a node holding no replica of their chunk.");
-    o << "zerofarm_remote_placements_total " << m.remote_placements << "\n";
+    auto per_node = [&m](auto value) {
+      std::vector<std::pair<std::string, uint64_t>> samples;
+      for (const auto& n : m.nodes) samples.emplace_back(n.endpoint, value(n));
+      return samples;
+    };
+    p.Gauges("zerofarm_node_up", "Storage nodes answering heartbeats (proxy).", "node",
+             per_node([](const auto& n) { return n.alive ? 1 : 0; }));
+    p.Gauges("zerofarm_node_tasks_running", "Tasks running per storage node (proxy).", "node",
+             per_node([](const auto& n) { return n.tasks_running; }));
+    p.Gauges("zerofarm_node_disk_full",
+             "Storage nodes below their free-space reserve, refusing writes (proxy).", "node",
+             per_node([](const auto& n) { return n.disk_full ? 1 : 0; }));
+    p.Counter("zerofarm_cluster_bytes_sent_total", "Bytes sent to storage nodes.",
+              m.cluster_bytes_sent);
+    p.Counter("zerofarm_cluster_bytes_received_total", "Bytes received from storage nodes.",
+              m.cluster_bytes_received);
+    p.Counter("zerofarm_tasks_moved_total", "Tasks moved off a dead or restarted storage node.",
+              m.tasks_lost);
+    p.Counter("zerofarm_backup_copies_total", "Backup copies started for stragglers.",
+              m.backup_copies);
+    p.Counter("zerofarm_backup_wins_total", "Backup copies that finished first.", m.backup_wins);
+    p.Counter("zerofarm_remote_placements_total",
+              "Tasks run on a node holding no replica of their chunk.", m.remote_placements);
   }
   Response r;
   r.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.Header("Cache-Control", kNoCache);
-  r.body.push_back({o.str(), {}, 0, 0});
+  r.body.push_back({p.str(), {}, 0, 0});
   return r;
 }
 

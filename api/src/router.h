@@ -11,9 +11,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -102,25 +104,74 @@ class Router {
   Routed Route(const Request& req);
   // Whether `req` is a playback read (a GET or HEAD of a playlist, segment, MP4 or thumbnail):
   // answered from memory and the file system without waiting on the store or a job, so the
-  // connection's own thread may route it (no hand-off to the handler pool).
+  // connection's own thread may route it (no hand-off to the handler pool). These are the
+  // GET and HEAD routes of the table behind a media token or a playback id.
   static bool IsPlaybackRead(const Request& req);
 
-  // Every (method, path template) the router answers, for the OpenAPI check and 405s.
+  // Every (method, path template) the router answers, in the order of its table (for the
+  // OpenAPI check).
   static const std::vector<std::pair<std::string, std::string>>& Routes();
 
  private:
   friend class UploadSink;
   friend class PatchSink;
+
+  // The route table (router.cc): every (method, path template) once, with what the caller must
+  // show and the member function that answers it. Matching, the 405/Allow answers, Routes()
+  // and IsPlaybackRead all read it.
+  enum class Gate {
+    kOpen,        // no token: the web UI, health and metrics
+    kToken,       // the API token, as Authorization: Bearer
+    kMediaToken,  // the API token, also as ?access_token= (a player that cannot set headers)
+    kPlaybackId,  // no token: the playback id of the path grants the read
+  };
+  struct Call;
+  using Handler = Routed (Router::*)(const Call&);
+  struct Endpoint {
+    std::string_view method;
+    std::string_view tmpl;  // placeholders in braces; "{rung}.mp4" is a segment ending in .mp4
+    Gate gate;
+    Handler handler;  // null for OPTIONS, answered for every route before any handler
+  };
+  static const std::vector<Endpoint>& Table();
+  // The template of the first route of the table whose shape `segs` has, "" when none; a path
+  // outside /v1 with no route is a static web file, "static".
+  static std::string_view TemplateOf(const std::vector<std::string>& segs);
+  // Binds the parameters of the path to `call` and checks them with their validators: returns
+  // the answer to an invalid {id} or {upload_id}. Invalid media names ({rung}, {file}) are
+  // kept in call.bad_file, for the handler to answer once the video itself is found.
+  static std::optional<Response> BindParams(Call& call);
+
   Routed RouteUnguarded(const Request& req);
-  Routed RouteV1(const Request& req, const std::vector<std::string>& segs,
-                 const std::map<std::string, std::string>& query);
+  // The checks every route has before its handler, in this order: the caller's token (by the
+  // route's gate), the tus version of the tus routes, the path's ids (BindParams).
+  Routed Dispatch(const Endpoint& route, Call& call);
+  // The handlers of the table.
+  Routed GetIndex(const Call& c);
+  Routed GetHealth(const Call& c);
+  Routed GetMetrics(const Call& c);
+  Routed GetReady(const Call& c);
+  Routed ListVideos(const Call& c);
+  Routed CreateVideo(const Call& c);
+  Routed GetVideo(const Call& c);
+  Routed DeleteVideo(const Call& c);
+  Routed UpdateVideo(const Call& c);
+  Routed GetVideoFile(const Call& c);
+  Routed GetPlayFile(const Call& c);
+  Routed ListSigningKeys(const Call& c);
+  Routed CreateSigningKey(const Call& c);
+  Routed RetireSigningKey(const Call& c);
+  Routed CreateUpload(const Call& c);
+  Routed GetUploadOffset(const Call& c);
+  Routed PatchUpload(const Call& c);
+  Routed DeleteUpload(const Call& c);
+  Routed Webhook(const Call& c);
+  // The tus upload {upload_id} when it is the caller's, else "not_found".
+  Result<scheduler::VideoService::UploadState> FindOwnUpload(const Call& c);
   // /v1/webhooks... (webhook_routes.cc).
   Routed RouteWebhooks(const Request& req, const std::string& tmpl,
                        const std::vector<std::string>& segs,
                        const std::map<std::string, std::string>& query, const std::string& tenant);
-  Routed RoutePlay(const Request& req, const std::vector<std::string>& segs);
-  Routed RouteSigningKeys(const Request& req, const std::vector<std::string>& segs,
-                          const std::string& tenant);
   // The video object as the API answers it: the service's record plus its `playback` URLs
   // (signed for `expires_in` seconds when the policy is signed) under `base` ("" or
   // "http://host:port", see BaseUrl).
