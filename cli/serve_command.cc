@@ -195,7 +195,7 @@ int RunFront(int argc, char** argv, bool proxy) {
   so.port = static_cast<uint16_t>(*port);
   const auto slots = ParseInteger(workers, 0, 1024);
   if (!slots) return usage("--workers takes a whole number 0-1024 (0: one per core)");
-  vo.worker_slots = static_cast<int>(*slots);
+  vo.task_slots = static_cast<int>(*slots);
   const auto chunk_s = ParseDecimal(chunk, 0.5, 60);
   if (!chunk_s) return usage("--chunk-seconds must be a number within 0.5-60");
   vo.chunk_seconds = *chunk_s;

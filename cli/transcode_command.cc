@@ -11,13 +11,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
 #include "cli/commands.h"
 #include "cli/flags.h"
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
 #include "zerofarm/transcode/ingest.h"
@@ -381,7 +380,7 @@ int TranscodeCommand(int argc, char** argv) {
   if (jobs) {
     auto n = ParseInteger(*jobs, 1, 256);
     if (!n) return bad_flag("--jobs", *jobs, "a whole number from 1 to 256");
-    options.jobs = static_cast<int>(*n);
+    options.task_slots = static_cast<int>(*n);
   }
   auto timeout = ParseDuration(task_timeout);
   constexpr auto kMaxTaskTimeout = std::chrono::hours(24 * 7);
@@ -461,18 +460,15 @@ int TranscodeCommand(int argc, char** argv) {
   if (!staging.ok()) return Fail(out, staging.status(), 3);
 
   ProgressLine progress;
-  auto report =
-      scheduler::RunLocalJob(**store, source, *job_id, options, staging->path(),
-                             [&progress](const scheduler::JobProgress& p) { progress.Update(p); });
+  auto report = scheduler::RunTranscodeJob(
+      **store, source, *job_id, options, staging->path(),
+      [&progress](const scheduler::JobProgress& p) { progress.Update(p); });
   progress.Finish();
   if (!report.ok())
     return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
-  try {  // what the renditions leave out of the source, in the user's words
-    const nlohmann::json parsed = nlohmann::json::parse(*report);
-    for (const auto& w : parsed.at("source").value("warnings", nlohmann::json::array()))
-      std::fprintf(stderr, "zerofarm: warning: %s\n", w.get<std::string>().c_str());
-  } catch (const std::exception&) {
-  }
+  // What the renditions leave out of the source, in the user's words.
+  for (const auto& w : report->source.source.warnings)
+    std::fprintf(stderr, "zerofarm: warning: %s\n", w.c_str());
   Status published = OpenUp(staging->path(), umask_bits);
   if (published.ok()) published = Publish(staging->path(), out_path, force);
   if (!published.ok()) return Fail(out, published, 3);

@@ -16,6 +16,7 @@
 #include "http_util.h"
 #include "json_body.h"
 #include "zerofarm/base/process_memory.h"
+#include "zerofarm/scheduler/video_json.h"
 #include "zerofarm/transcode/ladder.h"
 
 namespace zerofarm::api {
@@ -357,7 +358,7 @@ class UploadSink final : public BodySink {
     if (!id_.empty()) return Status::Ok();
     auto created = r_.videos_.Create(v_);
     if (!created.ok()) return created.status();
-    id_ = json::parse(*created).at("id").get<std::string>();
+    id_ = created->record.id;
     return Status::Ok();
   }
 
@@ -740,13 +741,12 @@ Routed Router::CreateUpload(const Call& call) {
   if (Status s2 = CheckOptions(query, v); !s2.ok()) return {FromStatus(s2), nullptr};
   auto created = videos_.Create(v);
   if (!created.ok()) return {FromStatus(created.status()), nullptr};
-  json video = json::parse(*created);
-  const std::string id = video["id"], uid = video["upload_id"];
+  const std::string id = created->record.id, uid = created->record.upload_id;
   if (length == 0) {
     auto c = videos_.Commit(id, true);
     if (!c.ok()) return {FromStatus(c.status()), nullptr};
   }
-  Response r = JsonResponse(201, video.dump());
+  Response r = JsonResponse(201, scheduler::VideoJson(*created, /*with_chunks=*/true).dump());
   r.Header("Location", "/v1/uploads/" + uid);
   r.Header("Zerofarm-Video-Id", id);
   r.Header("Upload-Offset", "0");
@@ -967,16 +967,18 @@ Routed Router::Webhook(const Call& c) {
   return RouteWebhooks(c.req, c.tmpl, c.segs, c.query, *c.tenant);
 }
 
-std::string Router::Decorate(const std::string& base, const std::string& tenant,
-                             const std::string& video, int64_t expires_in) {
-  json v = json::parse(video, nullptr, false);
-  // Playback URLs as soon as the video plays: its HLS head is published long before it is
-  // ready (its MP4s come when it is).
-  if (v.is_discarded() || !v.is_object() ||
-      (v.value("status", "") != "ready" && !v.value("playable", false)))
-    return video;
-  const std::string id = v.value("id", "");
-  const std::string policy = v.value("playback_policy", "signed");
+namespace {
+
+// The video object (with the farm view of its tasks when `with_chunks`) and its `playback` URLs,
+// as soon as the video plays: its HLS head is published long before it is ready (its MP4s come
+// when it is).
+json WithPlayback(PlaybackSigner& signer, const std::string& base, const std::string& tenant,
+                  const scheduler::Video& video, int64_t expires_in, bool with_chunks) {
+  json v = scheduler::VideoJson(video, with_chunks);
+  const scheduler::VideoRecord& rec = video.record;
+  if (rec.status != scheduler::VideoStatus::kReady && !video.playable) return v;
+  const std::string& id = rec.id;
+  const std::string& policy = rec.playback_policy;
   json p = {{"policy", policy}};
   std::string pid = id;
   if (policy != "public") {
@@ -984,10 +986,10 @@ std::string Router::Decorate(const std::string& base, const std::string& tenant,
     // same URLs for a while and a player is not reloaded for nothing.
     const int64_t grain = expires_in >= 600 ? 60 : 1;
     const int64_t expires = (NowSeconds() + expires_in + grain - 1) / grain * grain;
-    auto signed_id = signer_.Sign(tenant, id, "all", expires);
+    auto signed_id = signer.Sign(tenant, id, "all", expires);
     if (!signed_id.ok()) {
       v["playback"] = nullptr;
-      return v.dump();
+      return v;
     }
     pid = *signed_id;
     p["expires_at"] = IsoTime(expires);
@@ -997,25 +999,33 @@ std::string Router::Decorate(const std::string& base, const std::string& tenant,
   p["hls"] = root + "/hls/master.m3u8";
   p["thumbnail"] = root + "/thumbnail.jpg";
   p["mp4"] = json::object();
-  for (const auto& r : v.value("renditions", json::array()))
-    if (r.contains("name"))
-      p["mp4"][r["name"].get<std::string>()] =
-          root + "/mp4/" + r["name"].get<std::string>() + ".mp4";
+  if (rec.ready)
+    for (const auto& r : rec.ready->renditions) p["mp4"][r.name] = root + "/mp4/" + r.name + ".mp4";
   p["share"] = base + "/embed.html?v=" + pid;
   p["embed"] = "<iframe src=\"" + base + "/embed.html?v=" + pid +
                "\" width=\"640\" height=\"360\" allow=\"autoplay; fullscreen\" "
                "allowfullscreen style=\"border:0\"></iframe>";
   v["playback"] = p;
-  return v.dump();
+  return v;
+}
+
+}  // namespace
+
+std::string Router::Decorate(const std::string& base, const std::string& tenant,
+                             const scheduler::Video& video, int64_t expires_in) {
+  return WithPlayback(signer_, base, tenant, video, expires_in, /*with_chunks=*/true).dump();
 }
 
 std::string Router::DecorateList(const std::string& base, const std::string& tenant,
-                                 const std::string& list) {
-  json l = json::parse(list, nullptr, false);
-  if (l.is_discarded() || !l.contains("videos")) return list;
-  for (auto& v : l["videos"])
-    v = json::parse(Decorate(base, tenant, v.dump(), kDefaultPlaybackSeconds));
-  return l.dump();
+                                 const scheduler::VideoPage& page) {
+  json videos = json::array();
+  for (const auto& v : page.videos)  // without the farm view of each video's tasks
+    videos.push_back(
+        WithPlayback(signer_, base, tenant, v, kDefaultPlaybackSeconds, /*with_chunks=*/false));
+  return json{{"videos", videos},
+              {"next_cursor", page.next_cursor ? json(*page.next_cursor) : json(nullptr)},
+              {"total", page.total}}
+      .dump();
 }
 
 Response Router::Ready() {

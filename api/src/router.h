@@ -175,10 +175,10 @@ class Router {
   // The video object as the API answers it: the service's record plus its `playback` URLs
   // (signed for `expires_in` seconds when the policy is signed) under `base` ("" or
   // "http://host:port", see BaseUrl).
-  std::string Decorate(const std::string& base, const std::string& tenant, const std::string& video,
-                       int64_t expires_in);
+  std::string Decorate(const std::string& base, const std::string& tenant,
+                       const scheduler::Video& video, int64_t expires_in);
   std::string DecorateList(const std::string& base, const std::string& tenant,
-                           const std::string& list);
+                           const scheduler::VideoPage& page);
   Response ServeFile(const Request& req, const std::filesystem::path& path,
                      const std::string& cache_control);
   Response Ready();

@@ -16,6 +16,7 @@
 
 #include "playback.h"
 #include "zerofarm/base/hex.h"
+#include "zerofarm/scheduler/video_json.h"
 
 namespace zerofarm::api {
 namespace {
@@ -250,7 +251,7 @@ class WebhooksImpl final : public Webhooks {
 
   void OnEvent(const scheduler::VideoEvent& event) override {
     std::lock_guard lock(mu_);
-    json video = json::parse(event.video_json, nullptr, false);
+    const json video = scheduler::VideoJson(event.video, /*with_chunks=*/false);
     for (const auto& [id, e] : endpoints_) {
       if (e.value("tenant", "") != event.tenant) continue;
       const auto wanted = e.value("events", std::vector<std::string>{});

@@ -51,9 +51,11 @@ std::optional<int64_t> ParseIsoTime(const std::string& s) {
 }
 
 // An unfinished resumable upload: it counts against the caps and expires.
-bool IsOpenTus(const json& rec) {
-  return rec.value("kind", "") == "tus" && rec.value("status", "") == "uploading";
+bool IsOpenTus(const VideoRecord& rec) {
+  return rec.resumable && rec.status == VideoStatus::kUploading;
 }
+
+std::string RecordName(const std::string& id) { return "videos/" + id; }
 
 // Uploads receiving bytes at once (each holds its file open for writing, and its ingest may
 // hold a reader beside it). A file is open only while bytes flow; past the limit a new writer
@@ -190,59 +192,37 @@ class UploadSource final : public transcode::ByteSource {
   BudgetFd fd_;  // used by the job's thread only
 };
 
-// One task of the farm view; "error" only when its last attempt failed.
-json TaskJson(const TaskProgress& t) {
-  json j = {{"state", storage::TaskStateName(t.state)},
-            {"node", t.node},
-            {"attempts", t.attempts},
-            {"start_seconds", t.start_seconds},
-            {"media_seconds", t.media_seconds},
-            {"queued_at", t.queued_at},
-            {"started_at", t.started_at},
-            {"wall_seconds", t.wall_seconds},
-            {"cpu_seconds", t.cpu_seconds}};
-  if (!t.error.empty()) j["error"] = t.error;
-  return j;
-}
-
-// The video's segments, by index; the audio track is not a chunk (see AudioJson).
-json ChunksJson(const JobProgress& p) {
-  json chunks = json::array();
-  for (const auto& t : p.tasks) {
-    if (t.index < 0) continue;
-    json j = TaskJson(t);
-    j["index"] = t.index;
-    chunks.push_back(std::move(j));
-  }
-  return chunks;
-}
-
-// The audio track's task, or null when the source has none (or it is not known yet).
-json AudioJson(const JobProgress& p) {
-  for (const auto& t : p.tasks)
-    if (t.index < 0) return TaskJson(t);
-  return nullptr;
-}
-
 // Progress that counts what it says: video segments done of known, the audio track apart.
 // The fraction counts finished work units (each segment, and the audio track as one) and
 // stays below 1 until the video is ready; while ingest still finds segments, below 0.9.
-json ProgressJson(const JobProgress& p) {
-  size_t running = 0;
+VideoProgress ProgressOf(const JobProgress& p) {
+  VideoProgress v;
   for (const auto& t : p.tasks)
-    if (t.index >= 0 && t.state == storage::TaskState::kRunning) ++running;
+    if (t.index >= 0 && t.state == storage::TaskState::kRunning) ++v.tasks_running;
   const double units = static_cast<double>(p.tasks_known) + (p.has_audio ? 1.0 : 0.0);
   const double done = static_cast<double>(p.tasks_done) + (p.audio_done ? 1.0 : 0.0);
   double f = units > 0 ? std::min(1.0, done / units) : 0.0;
-  f = p.ingest_done ? std::min(f, 0.99) : f * 0.9;
-  json j = {{"phase", p.phase.empty() ? "ingest" : p.phase},
-            {"ingest_done", p.ingest_done},
-            {"tasks_known", p.tasks_known},
-            {"tasks_done", p.tasks_done},
-            {"tasks_running", running},
-            {"fraction", f}};
-  if (p.source_known) j["audio"] = !p.has_audio ? "none" : p.audio_done ? "done" : "pending";
-  return j;
+  v.fraction = p.ingest_done ? std::min(f, 0.99) : f * 0.9;
+  v.phase = p.phase.empty() ? "ingest" : p.phase;
+  v.ingest_done = p.ingest_done;
+  v.tasks_known = p.tasks_known;
+  v.tasks_done = p.tasks_done;
+  if (p.source_known) v.audio = !p.has_audio ? "none" : p.audio_done ? "done" : "pending";
+  return v;
+}
+
+// The farm view of a job's segments, by index, and of its audio track (none when the source
+// has none or it is not known yet).
+std::vector<TaskProgress> SegmentTasks(const JobProgress& p) {
+  std::vector<TaskProgress> out;
+  for (const auto& t : p.tasks)
+    if (t.index >= 0) out.push_back(t);
+  return out;
+}
+std::optional<TaskProgress> AudioTask(const JobProgress& p) {
+  for (const auto& t : p.tasks)
+    if (t.index < 0) return t;
+  return std::nullopt;
 }
 
 class Service final : public VideoService {
@@ -254,10 +234,10 @@ class Service final : public VideoService {
         cluster_(std::move(cluster)),
         executor_(std::move(executor)),
         store_(cluster_ ? static_cast<storage::Store*>(cluster_.get()) : local_.get()) {
-    int n = opt_.worker_slots > 0 ? opt_.worker_slots
-                                  : static_cast<int>(std::thread::hardware_concurrency());
+    int n = opt_.task_slots > 0 ? opt_.task_slots
+                                : static_cast<int>(std::thread::hardware_concurrency());
     if (executor_) n = executor_->slots();
-    slots_ = std::make_shared<WorkerSlots>(n);
+    slots_ = std::make_shared<TaskSlots>(n);
     size_t fds = opt_.max_upload_descriptors;
     if (fds == 0) {
       rlimit rl{};
@@ -303,16 +283,16 @@ class Service final : public VideoService {
     if (!listed.ok()) return listed.status();
     std::lock_guard lock(mu_);
     for (const auto& [key, value] : *listed) {
-      json rec = json::parse(value, nullptr, false);
-      if (rec.is_discarded() || !rec.contains("id")) continue;
-      const std::string id = rec["id"];
-      records_[id] = rec;
-      if (rec.value("upload_id", "") != "") uploads_[rec["upload_id"]] = id;
+      auto parsed = VideoRecordFromJson(value);
+      if (!parsed.ok()) continue;
+      const std::string id = parsed->id;
+      const VideoRecord& rec = records_[id] = std::move(*parsed);
+      if (!rec.upload_id.empty()) uploads_[rec.upload_id] = id;
       fs::remove_all(VideosDir() / ("." + id + ".partial"), ec);
-      const std::string status = rec["status"];
-      if (status == "ready" || status == "failed") continue;
-      const bool resumable = rec.value("kind", "") == "tus";
-      if (status == "uploading" && !resumable) {
+      const VideoStatus status = rec.status;
+      if (status == VideoStatus::kReady || status == VideoStatus::kFailed) continue;
+      const bool resumable = rec.resumable;
+      if (status == VideoStatus::kUploading && !resumable) {
         MarkFailed(records_[id], "upload_incomplete",
                    "the server stopped before the upload finished; upload the file again");
         fs::remove(UploadsDir() / id, ec);
@@ -320,7 +300,7 @@ class Service final : public VideoService {
       }
       auto a = NewActive(id, resumable);
       // Bytes past the recorded offset were never acknowledged: the file is cut back to it.
-      const uint64_t received = rec.value("bytes_received", uint64_t{0});
+      const uint64_t received = rec.bytes_received;
       if (::truncate(a->path.c_str(), static_cast<off_t>(received)) != 0 &&
           !(errno == ENOENT && received == 0)) {
         MarkFailed(records_[id], "upload_lost",
@@ -328,8 +308,8 @@ class Service final : public VideoService {
         continue;
       }
       a->written = a->synced = received;
-      if (rec["size"].is_number()) a->declared = rec["size"].get<uint64_t>();
-      a->ended = status == "processing";
+      a->declared = rec.size;
+      a->ended = status == VideoStatus::kProcessing;
       active_[id] = a;
       // An unfinished upload waits for its next bytes with no thread and no descriptor.
       if (a->ended || !resumable) StartJob(id, a);
@@ -340,26 +320,24 @@ class Service final : public VideoService {
 
   storage::Store& store() override { return *store_; }
 
-  Result<std::string> Create(const NewVideo& v) override {
-    const std::string id = "v_" + RandomHex(8);
-    json rec = {{"id", id},
-                {"tenant", v.tenant},
-                {"status", "uploading"},
-                {"filename", v.filename},
-                {"created_at", NowIso()},
-                {"created_ns", std::chrono::system_clock::now().time_since_epoch().count()},
-                {"bytes_received", 0},
-                {"size", v.length ? json(*v.length) : json(nullptr)},
-                {"ladder", json::array()},
-                {"preset", v.preset},
-                {"kind", v.resumable ? "tus" : "raw"},
-                {"playback_policy", v.playback_policy},
-                {"metadata", v.metadata},
-                {"passthrough", v.passthrough}};
-    for (int r : v.ladder) rec["ladder"].push_back(std::to_string(r) + "p");
+  Result<Video> Create(const NewVideo& v) override {
+    VideoRecord rec;
+    rec.id = "v_" + RandomHex(8);
+    const std::string& id = rec.id;
+    rec.tenant = v.tenant;
+    rec.filename = v.filename;
+    rec.created_at = NowIso();
+    rec.created_ns = std::chrono::system_clock::now().time_since_epoch().count();
+    rec.size = v.length;
+    for (int r : v.ladder) rec.ladder.push_back(std::to_string(r) + "p");
+    rec.preset = v.preset;
+    rec.resumable = v.resumable;
+    rec.playback_policy = v.playback_policy;
+    rec.metadata = v.metadata;
+    rec.passthrough = v.passthrough;
     if (v.resumable) {
-      rec["upload_id"] = "u_" + RandomHex(12);
-      rec["upload_expires_at"] = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
+      rec.upload_id = "u_" + RandomHex(12);
+      rec.upload_expires_at = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
     } else if (budget_->full()) {
       return Status::Error("unavailable",
                            "the server has as many uploads receiving bytes as it allows; retry "
@@ -372,12 +350,12 @@ class Service final : public VideoService {
     if (v.resumable) ZF_RETURN_IF_ERROR(CheckUploadCaps(v.tenant));
     ZF_RETURN_IF_ERROR(Save(rec));
     records_[id] = rec;
-    if (v.resumable) uploads_[rec["upload_id"]] = id;
+    if (v.resumable) uploads_[rec.upload_id] = id;
     active_[id] = a;
     ++uploads_started_;
     SaveStats();
     if (!v.resumable) StartJob(id, a);  // a resumable upload's job starts with its first bytes
-    return PublicJson(rec, a.get(), true).dump();
+    return ViewLocked(rec, a.get());
   }
 
   Status Append(const std::string& id, std::span<const std::byte> bytes) override {
@@ -451,7 +429,7 @@ class Service final : public VideoService {
       {
         std::lock_guard lock(mu_);
         auto it = records_.find(id);
-        if (it == records_.end() || it->second["status"] != "processing") return;
+        if (it == records_.end() || it->second.status != VideoStatus::kProcessing) return;
         auto at = active_.find(id);
         if (at == active_.end()) return;
         a = at->second;
@@ -470,16 +448,15 @@ class Service final : public VideoService {
     listener_ = std::move(listener);
   }
 
-  Result<std::string> Get(const std::string& tenant, const std::string& id) override {
+  Result<Video> Get(const std::string& tenant, const std::string& id) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+    if (it == records_.end() || it->second.tenant != tenant)
       return Status::Error("not_found", "no video " + id);
-    auto a = active_.find(id);
-    return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
+    return ViewLocked(it->second, FindActiveLocked(id).get());
   }
 
-  Result<std::string> List(const std::string& tenant, const ListOptions& page) override {
+  Result<VideoPage> List(const std::string& tenant, const ListOptions& page) override {
     // The order is (created_ns, id) descending; a cursor names the last video of a page.
     using Key = std::pair<int64_t, std::string>;
     std::optional<Key> after;
@@ -493,41 +470,38 @@ class Service final : public VideoService {
       after = Key{std::stoll(ns), id};
     }
     std::lock_guard lock(mu_);
-    std::vector<std::pair<Key, const json*>> mine;
+    std::vector<std::pair<Key, const VideoRecord*>> mine;
     for (const auto& [id, rec] : records_)
-      if (rec.value("tenant", "") == tenant)
-        mine.push_back({{rec.value("created_ns", int64_t{0}), id}, &rec});
+      if (rec.tenant == tenant) mine.push_back({{rec.created_ns, id}, &rec});
     std::sort(mine.begin(), mine.end(),
               [](const auto& a, const auto& b) { return a.first > b.first; });
-    json out = {{"videos", json::array()}, {"next_cursor", nullptr}, {"total", mine.size()}};
+    VideoPage out;
+    out.total = mine.size();
     const size_t limit = std::clamp<size_t>(page.limit, 1, 1000);
     size_t i = 0;
     if (after)
       while (i < mine.size() && !(mine[i].first < *after)) ++i;
-    for (; i < mine.size() && out["videos"].size() < limit; ++i) {
-      auto a = active_.find(mine[i].first.second);
-      out["videos"].push_back(
-          PublicJson(*mine[i].second, a == active_.end() ? nullptr : a->second.get(), false));
-    }
+    for (; i < mine.size() && out.videos.size() < limit; ++i)
+      out.videos.push_back(
+          ViewLocked(*mine[i].second, FindActiveLocked(mine[i].first.second).get()));
     if (i < mine.size() && i > 0)
-      out["next_cursor"] = std::to_string(mine[i - 1].first.first) + "_" + mine[i - 1].first.second;
-    return out.dump();
+      out.next_cursor = std::to_string(mine[i - 1].first.first) + "_" + mine[i - 1].first.second;
+    return out;
   }
 
-  Result<std::string> Update(const std::string& tenant, const std::string& id,
-                             const VideoUpdate& update) override {
+  Result<Video> Update(const std::string& tenant, const std::string& id,
+                       const VideoUpdate& update) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+    if (it == records_.end() || it->second.tenant != tenant)
       return Status::Error("not_found", "no video " + id);
-    json rec = it->second;
-    if (update.playback_policy) rec["playback_policy"] = *update.playback_policy;
-    if (update.metadata) rec["metadata"] = *update.metadata;
-    if (update.passthrough) rec["passthrough"] = *update.passthrough;
+    VideoRecord rec = it->second;
+    if (update.playback_policy) rec.playback_policy = *update.playback_policy;
+    if (update.metadata) rec.metadata = *update.metadata;
+    if (update.passthrough) rec.passthrough = *update.passthrough;
     ZF_RETURN_IF_ERROR(Save(rec));
     it->second = std::move(rec);
-    auto a = active_.find(id);
-    return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
+    return ViewLocked(it->second, FindActiveLocked(id).get());
   }
 
   Result<PlaybackTarget> Playback(const std::string& id) override {
@@ -535,9 +509,9 @@ class Service final : public VideoService {
     auto it = records_.find(id);
     if (it == records_.end()) return Status::Error("not_found", "no video " + id);
     PlaybackTarget t;
-    t.tenant = it->second.value("tenant", "");
-    t.policy = it->second.value("playback_policy", "signed");
-    t.status = it->second.value("status", "");
+    t.tenant = it->second.tenant;
+    t.policy = it->second.playback_policy;
+    t.status = std::string(VideoStatusName(it->second.status));
     if (PlayableLocked(id, it->second)) t.dir = VideosDir() / id;
     return t;
   }
@@ -545,10 +519,10 @@ class Service final : public VideoService {
   // Whether a video's playlists can be played: ready, or still uploading or processing with
   // its head published (a source read front to back publishes before its upload ends)
   // (requires mu_).
-  bool PlayableLocked(const std::string& id, const json& rec) const {
-    const std::string status = rec.value("status", "");
-    if (status == "ready") return true;
-    if (status != "processing" && status != "uploading") return false;
+  bool PlayableLocked(const std::string& id, const VideoRecord& rec) const {
+    if (rec.status == VideoStatus::kReady) return true;
+    if (rec.status != VideoStatus::kProcessing && rec.status != VideoStatus::kUploading)
+      return false;
     auto a = active_.find(id);
     if (a == active_.end()) return false;
     {
@@ -565,9 +539,9 @@ class Service final : public VideoService {
     {
       std::lock_guard lock(mu_);
       auto it = records_.find(id);
-      if (it == records_.end() || it->second.value("tenant", "") != tenant)
+      if (it == records_.end() || it->second.tenant != tenant)
         return Status::Error("not_found", "no video " + id);
-      if (it->second.value("upload_id", "") != "") uploads_.erase(it->second["upload_id"]);
+      if (!it->second.upload_id.empty()) uploads_.erase(it->second.upload_id);
       Emit("video.deleted", it->second);
       records_.erase(it);
       auto at = active_.find(id);
@@ -576,7 +550,7 @@ class Service final : public VideoService {
         active_.erase(at);
       }
       // The record goes first: a crash during the rest leaves orphans, never a half video.
-      ZF_RETURN_IF_ERROR(store_->DeleteMeta("videos/" + id));
+      ZF_RETURN_IF_ERROR(store_->DeleteMeta(RecordName(id)));
     }
     if (a) {
       Stop(*a);
@@ -598,7 +572,7 @@ class Service final : public VideoService {
   Result<fs::path> OutputDir(const std::string& tenant, const std::string& id) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end() || it->second.value("tenant", "") != tenant)
+    if (it == records_.end() || it->second.tenant != tenant)
       return Status::Error("not_found", "no video " + id);
     if (!PlayableLocked(id, it->second))
       return Status::Error("not_ready", "video " + id + " is not ready yet");
@@ -609,15 +583,15 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto u = uploads_.find(upload_id);
     if (u == uploads_.end()) return Status::Error("not_found", "no upload " + upload_id);
-    const json& rec = records_.at(u->second);
+    const VideoRecord& rec = records_.at(u->second);
     UploadState s;
     s.video_id = u->second;
-    s.tenant = rec.value("tenant", "");
-    s.offset = rec.value("bytes_received", uint64_t{0});
-    if (rec["size"].is_number()) s.length = rec["size"].get<uint64_t>();
-    s.ended = rec["status"] != "uploading";
+    s.tenant = rec.tenant;
+    s.offset = rec.bytes_received;
+    s.length = rec.size;
+    s.ended = rec.status != VideoStatus::kUploading;
     if (IsOpenTus(rec)) {
-      s.expires = ParseIsoTime(rec.value("upload_expires_at", ""));
+      s.expires = ParseIsoTime(rec.upload_expires_at.value_or(""));
       if (s.expires && *s.expires <= std::time(nullptr))
         return Status::Error("not_found", "the upload " + upload_id + " expired");
     }
@@ -632,7 +606,8 @@ class Service final : public VideoService {
     m.tasks_by_state = {{"queued", 0}, {"running", 0}, {"done", 0}, {"failed", 0}};
     {
       std::lock_guard lock(mu_);
-      for (const auto& [id, rec] : records_) ++m.videos_by_status[rec.value("status", "")];
+      for (const auto& [id, rec] : records_)
+        ++m.videos_by_status[std::string(VideoStatusName(rec.status))];
       m.videos_in_memory = active_.size();
       for (const auto& [id, a] : active_) {
         std::lock_guard alock(a->mu);
@@ -683,7 +658,7 @@ class Service final : public VideoService {
     for (const auto& [id, rec] : records_) {
       if (!IsOpenTus(rec)) continue;
       ++all;
-      if (rec.value("tenant", "") == tenant) ++mine;
+      if (rec.tenant == tenant) ++mine;
     }
     if (mine >= opt_.max_open_uploads_per_tenant)
       return Status::Error("too_many_uploads",
@@ -724,19 +699,19 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
-    json& rec = it->second;
-    rec["bytes_received"] = synced;
+    VideoRecord& rec = it->second;
+    rec.bytes_received = synced;
     if (final) {
-      rec["size"] = synced;
-      rec.erase("upload_expires_at");
+      rec.size = synced;
+      rec.upload_expires_at.reset();
       ++uploads_completed_;
-      if (rec["status"] == "uploading") rec["status"] = "processing";
+      if (rec.status == VideoStatus::kUploading) rec.status = VideoStatus::kProcessing;
     } else if (IsOpenTus(rec)) {
-      rec["upload_expires_at"] = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
+      rec.upload_expires_at = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
     }
     ZF_RETURN_IF_ERROR(Save(rec));
     if (final) SaveStats();
-    if (final && rec["status"] == "failed") DiscardUpload(id, a);
+    if (final && rec.status == VideoStatus::kFailed) DiscardUpload(id, a);
     if (auto shared = start_job ? FindActiveLocked(id) : nullptr) {
       std::lock_guard alock(a.mu);
       if (!a.job.joinable() && !a.job_done && !a.stop) StartJob(id, shared);
@@ -759,8 +734,8 @@ class Service final : public VideoService {
         const int64_t now = std::time(nullptr);
         for (const auto& [id, rec] : records_) {
           if (!IsOpenTus(rec)) continue;
-          auto at = ParseIsoTime(rec.value("upload_expires_at", ""));
-          if (at && *at <= now) expired.emplace_back(rec.value("tenant", ""), id);
+          auto at = ParseIsoTime(rec.upload_expires_at.value_or(""));
+          if (at && *at <= now) expired.emplace_back(rec.tenant, id);
         }
       }
       for (const auto& [tenant, id] : expired) {
@@ -817,8 +792,8 @@ class Service final : public VideoService {
   std::optional<uint64_t> DeclaredLength(const std::string& id) {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end() || !it->second["size"].is_number()) return std::nullopt;
-    return it->second["size"].get<uint64_t>();
+    if (it == records_.end()) return std::nullopt;
+    return it->second.size;
   }
 
   // The upload file of a video that failed: nothing will read it again.
@@ -841,29 +816,27 @@ class Service final : public VideoService {
   }
 
   // Requires mu_.
-  Status Save(const json& rec) {
-    return store_->PutMeta("videos/" + rec["id"].get<std::string>(), rec.dump());
-  }
+  Status Save(const VideoRecord& rec) { return store_->PutMeta(RecordName(rec.id), ToJson(rec)); }
 
   // Requires mu_.
-  void MarkFailed(json& rec, const std::string& code, const std::string& message) {
-    if (rec["status"] == "failed" || rec["status"] == "ready") return;
-    rec["status"] = "failed";
-    rec["error"] = {{"code", code}, {"message", message}};
+  void MarkFailed(VideoRecord& rec, const std::string& code, const std::string& message) {
+    if (rec.status == VideoStatus::kFailed || rec.status == VideoStatus::kReady) return;
+    rec.status = VideoStatus::kFailed;
+    rec.error = VideoError{code, message};
     ++failures_[code];
     (void)Save(rec);
     Emit("video.failed", rec);
   }
 
   // Tells the listener of a change of `rec` (caller holds mu_).
-  void Emit(const char* type, const json& rec) {
+  void Emit(const char* type, const VideoRecord& rec) {
     std::lock_guard lock(listener_mu_);
     if (!listener_) return;
     VideoEvent e;
     e.type = type;
-    e.tenant = rec.value("tenant", "");
-    e.video_id = rec.value("id", "");
-    e.video_json = PublicJson(rec, nullptr, false).dump();
+    e.tenant = rec.tenant;
+    e.video_id = rec.id;
+    e.video = ViewLocked(rec, nullptr);
     listener_(e);
   }
 
@@ -926,10 +899,10 @@ class Service final : public VideoService {
       std::lock_guard lock(mu_);
       auto found = records_.find(id);
       if (found == records_.end()) return;  // deleted before the job began
-      const json& rec = found->second;
+      const VideoRecord& rec = found->second;
       o.ladder.clear();
-      for (const auto& r : rec["ladder"]) o.ladder.push_back(std::stoi(r.get<std::string>()));
-      o.preset = rec.value("preset", "veryfast");
+      for (const auto& r : rec.ladder) o.ladder.push_back(std::stoi(r));
+      o.preset = rec.preset;
     }
     o.chunk_seconds = opt_.chunk_seconds;
     // Serve only: a head segment shorter than the source's keyframe interval decodes from the
@@ -939,7 +912,7 @@ class Service final : public VideoService {
       for (double h : opt_.head_seconds) o.head_seconds.push_back(std::min(h, opt_.chunk_seconds));
     o.worker = opt_.worker;
     o.slots = slots_;
-    o.jobs = slots_->capacity();
+    o.task_slots = slots_->capacity();
     o.cancel = a->cancel;
     o.node_name = opt_.node_name;
     o.executor = executor_;
@@ -950,19 +923,20 @@ class Service final : public VideoService {
     fs::remove_all(VideosDir() / ("." + id + ".partial"), ec);  // left by older versions
     fs::create_directories(out, ec);
     UploadSource source(a);
-    auto report = RunLocalJob(*store_, source, id, o, out,
-                              [this, &a](const JobProgress& p) { OnProgress(*a, p); });
+    auto report = RunTranscodeJob(*store_, source, id, o, out,
+                                  [this, &a](const JobProgress& p) { OnProgress(*a, p); });
     if (shutting_down_ || a->cancel->load()) return;
-    json done_chunks, done_audio;
+    std::vector<TaskProgress> done_chunks;
+    std::optional<TaskProgress> done_audio;
     {
       std::lock_guard lock(a->mu);
-      done_chunks = ChunksJson(a->progress);
-      done_audio = AudioJson(a->progress);
+      done_chunks = SegmentTasks(a->progress);
+      done_audio = AudioTask(a->progress);
     }
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end()) return;
-    json& rec = it->second;
+    VideoRecord& rec = it->second;
     if (!report.ok()) {
       fs::remove_all(out, ec);
       MarkFailed(rec, report.status().code(), report.status().message());
@@ -974,34 +948,28 @@ class Service final : public VideoService {
       if (ended) DiscardUpload(id, *a);  // else when the upload ends (Commit)
       return;
     }
-    json r = json::parse(*report, nullptr, false);
-    if (!r.is_discarded()) {
-      const json& src = r["source"];
-      rec["duration_seconds"] = src.value("duration_seconds", 0.0);
-      if (r.contains("network")) rec["network"] = r["network"];
-      rec["width"] = src.value("display_width", 0);
-      rec["height"] = src.value("display_height", 0);
-      rec["fps"] = src.value("fps", 0.0);
-      rec["warnings"] = src.value("warnings", json::array());
-      json rends = json::array();
-      for (const auto& x : r["renditions"]) {
-        const std::string name = x.value("name", "");
-        rends.push_back({{"name", name},
-                         {"width", x.value("width", 0)},
-                         {"height", x.value("height", 0)},
-                         {"bandwidth", x.value("peak_bps", 0)},
-                         {"playlist", "/v1/videos/" + id + "/hls/" + name + "/index.m3u8"},
-                         {"mp4", "/v1/videos/" + id + "/mp4/" + name + ".mp4"}});
-      }
-      rec["renditions"] = rends;
-      // The ladder that was made: rungs above the source's short side were skipped.
-      json made = json::array();
-      for (const auto& x : rends) made.push_back(x["name"]);
-      rec["ladder"] = made;
+    ReadyFacts f;
+    const transcode::SourceInfo& src = report->source.source;
+    f.duration_seconds = report->source.duration_seconds;
+    f.task_input_bytes = report->task_input_bytes;
+    f.task_input_bytes_remote = report->task_input_bytes_remote;
+    f.task_output_bytes_sent = report->task_output_bytes_sent;
+    f.width = src.display_width;
+    f.height = src.display_height;
+    f.fps = src.fps;
+    f.warnings = src.warnings;
+    // The ladder that was made: rungs above the source's short side were skipped.
+    rec.ladder.clear();
+    for (const auto& x : report->renditions) {
+      f.renditions.push_back({x.name, x.width, x.height, x.peak_bps,
+                              "/v1/videos/" + id + "/hls/" + x.name + "/index.m3u8",
+                              "/v1/videos/" + id + "/mp4/" + x.name + ".mp4"});
+      rec.ladder.push_back(x.name);
     }
-    rec["chunks"] = done_chunks;
-    rec["audio"] = done_audio;
-    rec["status"] = "ready";
+    f.chunks = std::move(done_chunks);
+    f.audio = std::move(done_audio);
+    rec.ready = std::move(f);
+    rec.status = VideoStatus::kReady;
     (void)Save(rec);
     Emit("video.ready", rec);
     {
@@ -1011,59 +979,41 @@ class Service final : public VideoService {
     fs::remove(UploadsDir() / id, ec);
   }
 
-  // Requires mu_. The video object of the contract.
-  json PublicJson(const json& rec, Active* a, bool with_chunks) const {
-    json j = rec;
-    for (const char* k : {"tenant", "kind", "created_ns", "chunks"}) j.erase(k);
-    const std::string id = rec["id"];
-    const std::string status = rec["status"];
-    json chunks = rec.value("chunks", json::array());
-    json audio = rec.value("audio", json());
+  // Requires mu_. The video as it stands: its record, and its job's progress while it runs.
+  Video ViewLocked(const VideoRecord& rec, Active* a) const {
+    Video v;
+    v.record = rec;
+    const VideoStatus status = rec.status;
+    v.progress.phase = status == VideoStatus::kUploading ? "upload" : "ingest";
+    if (rec.ready) {
+      v.duration_seconds = rec.ready->duration_seconds;
+      v.chunks = rec.ready->chunks;
+      v.audio = rec.ready->audio;
+    }
     double playable_seconds = 0;
-    json progress = {{"phase", status == "uploading" ? "upload" : "ingest"},
-                     {"ingest_done", false},
-                     {"tasks_known", 0},
-                     {"tasks_done", 0},
-                     {"tasks_running", 0},
-                     {"fraction", 0.0}};
     if (a) {
       std::lock_guard lock(a->mu);
       if (a->have_progress) {
         const JobProgress& p = a->progress;
-        progress = ProgressJson(p);
-        if (status != "ready") {
-          chunks = ChunksJson(p);
-          audio = AudioJson(p);
+        v.progress = ProgressOf(p);
+        if (status != VideoStatus::kReady) {
+          v.chunks = SegmentTasks(p);
+          v.audio = AudioTask(p);
         }
         // The ladder as it will be made: rungs above the source are skipped.
-        if (status == "processing" && !p.rungs.empty()) j["ladder"] = p.rungs;
-        if (p.duration_seconds > 0 && !j.contains("duration_seconds"))
-          j["duration_seconds"] = p.duration_seconds;
+        if (status == VideoStatus::kProcessing && !p.rungs.empty()) v.record.ladder = p.rungs;
+        if (p.duration_seconds > 0 && !v.duration_seconds) v.duration_seconds = p.duration_seconds;
         playable_seconds = p.playable_seconds;
       }
     }
-    const bool playable = PlayableLocked(id, rec);
-    if (status == "ready") playable_seconds = rec.value("duration_seconds", 0.0);
-    j["playable"] = playable;
-    j["playable_seconds"] = playable ? playable_seconds : 0.0;
-    if (status == "ready") {
-      size_t n = rec.contains("chunks") ? rec["chunks"].size() : 0;
-      progress = {{"phase", "done"}, {"ingest_done", true}, {"tasks_known", n},
-                  {"tasks_done", n}, {"tasks_running", 0},  {"fraction", 1.0}};
-      if (rec.contains("audio")) progress["audio"] = rec["audio"].is_null() ? "none" : "done";
+    v.playable = PlayableLocked(rec.id, rec);
+    if (rec.ready) playable_seconds = rec.ready->duration_seconds;
+    v.playable_seconds = v.playable ? playable_seconds : 0.0;
+    if (rec.ready) {
+      const size_t n = rec.ready->chunks.size();
+      v.progress = VideoProgress{"done", true, n, n, 0, 1.0, rec.ready->audio ? "done" : "none"};
     }
-    j["progress"] = progress;
-    if (!j.contains("warnings")) j["warnings"] = json::array();
-    if (!j.contains("playback_policy")) j["playback_policy"] = "signed";
-    if (!j.contains("metadata")) j["metadata"] = json::object();
-    if (!j.contains("passthrough")) j["passthrough"] = "";
-    if (with_chunks) {
-      j["chunks"] = chunks;
-      if (!audio.is_null()) j["audio"] = audio;
-    } else {
-      j.erase("audio");
-    }
-    return j;
+    return v;
   }
 
   std::mutex listener_mu_;  // after mu_ when both are held
@@ -1073,10 +1023,10 @@ class Service final : public VideoService {
   std::unique_ptr<storage::ClusterStore> cluster_;  // cluster mode: objects on the nodes
   std::shared_ptr<ClusterExecutor> executor_;       // cluster mode: tasks on the nodes
   storage::Store* store_;                           // what jobs use
-  std::shared_ptr<WorkerSlots> slots_;
+  std::shared_ptr<TaskSlots> slots_;
   std::atomic<bool> shutting_down_{false};
   std::mutex mu_;
-  std::map<std::string, json> records_;
+  std::map<std::string, VideoRecord> records_;
   std::map<std::string, std::string> uploads_;  // upload id -> video id
   std::map<std::string, std::shared_ptr<Active>> active_;
   std::map<std::string, uint64_t> failures_;

@@ -72,14 +72,16 @@ struct Part {
   uint64_t checksum = 0;
 };
 
-struct Manifest {
+// What is stored under a large object's name: its parts, which live under other names (not to
+// be confused with storage/manifest.h, a local store's record of one object's blocks).
+struct LargeObjectManifest {
   uint64_t gen = 0;  // names the parts
   uint64_t size = 0;
   std::vector<Part> parts;
   std::vector<uint64_t> offsets;  // offsets[i]: where part i starts; offsets.back() == size
 };
 
-std::string EncodeManifest(const Manifest& m) {
+std::string EncodeManifest(const LargeObjectManifest& m) {
   nlohmann::json parts = nlohmann::json::array();
   for (const Part& p : m.parts)
     parts.push_back({{"size", p.size}, {"checksum", ChecksumHex(p.checksum)}});
@@ -88,7 +90,7 @@ std::string EncodeManifest(const Manifest& m) {
       .dump();
 }
 
-Result<Manifest> DecodeManifest(std::string_view name, std::string_view bytes) {
+Result<LargeObjectManifest> DecodeManifest(std::string_view name, std::string_view bytes) {
   auto bad = [&](const std::string& why) {
     return Status::Error("corrupt", "object " + Quoted(name) + ": " + why);
   };
@@ -99,7 +101,7 @@ Result<Manifest> DecodeManifest(std::string_view name, std::string_view bytes) {
       !has(json, "size") || !json["size"].is_number_unsigned() || !has(json, "parts") ||
       !json["parts"].is_array())
     return bad("not a large-object manifest");
-  Manifest m;
+  LargeObjectManifest m;
   if (!has(json, "gen") || !json["gen"].is_string() || json["gen"].get<std::string>().size() != 16)
     return bad("the manifest names no part generation");
   {
@@ -132,7 +134,7 @@ class ClusterStoreImpl;
 // Streams parts out through the store; holds one part in memory.
 class ClusterReader final : public ObjectReader {
  public:
-  ClusterReader(ClusterStoreImpl* store, std::string name, Manifest manifest)
+  ClusterReader(ClusterStoreImpl* store, std::string name, LargeObjectManifest manifest)
       : store_(store), name_(std::move(name)), manifest_(std::move(manifest)) {}
 
   Result<size_t> Read(std::span<std::byte> out) override;
@@ -149,7 +151,7 @@ class ClusterReader final : public ObjectReader {
  private:
   ClusterStoreImpl* const store_;
   const std::string name_;
-  const Manifest manifest_;
+  const LargeObjectManifest manifest_;
   uint64_t position_ = 0;
   size_t loaded_ = std::numeric_limits<size_t>::max();  // index of the part in `bytes_`
   std::string bytes_;
@@ -182,7 +184,7 @@ class ClusterWriter final : public ObjectWriter {
   const std::string name_;
   const size_t part_bytes_;
   std::string buffer_;
-  Manifest manifest_;
+  LargeObjectManifest manifest_;
   uint64_t size_ = 0;
   size_t attempted_ = 0;  // parts whose write was attempted (to clean up when abandoned)
   bool committed_ = false;
@@ -362,7 +364,7 @@ class ClusterStoreImpl final : public ClusterStore {
     return put.ok() ? Status::Ok() : put.status();
   }
 
-  Status PutManifest(std::string_view name, const Manifest& manifest) {
+  Status PutManifest(std::string_view name, const LargeObjectManifest& manifest) {
     Lease c(this);
     auto put = c->Put(name, EncodeManifest(manifest));
     return put.ok() ? Status::Ok() : put.status();
@@ -392,7 +394,7 @@ class ClusterStoreImpl final : public ClusterStore {
   // The liveness view of the first client (the one with heartbeats).
   bool Alive(uint32_t node) const { return clients_.front()->IsAlive(node); }
 
-  Result<Manifest> ReadManifest(std::string_view name) {
+  Result<LargeObjectManifest> ReadManifest(std::string_view name) {
     ZF_RETURN_IF_ERROR(CheckName(name));
     auto bytes = Fetch(std::string(name), std::nullopt);
     if (!bytes.ok()) return bytes.status();

@@ -11,8 +11,8 @@
 #include "corpus.h"
 #include "sandboxed_worker.h"
 #include "test_pattern.h"
-#include "zerofarm/scheduler/local_job.h"
 #include "zerofarm/scheduler/task_executor.h"
+#include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/storage/content_hash.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
@@ -96,18 +96,18 @@ TEST_CASE("a task output holding other bytes than its task reported is never pub
   scheduler::JobOptions opt;
   opt.ladder = {180};
   opt.chunk_seconds = 2;
-  opt.jobs = 1;
+  opt.task_slots = 1;
   opt.executor = swapping;
   auto source = transcode::FileSource::Open(clip->string());
   REQUIRE(source.ok());
-  auto report = scheduler::RunLocalJob(**store, **source, "job", opt, dir / "out", nullptr);
+  auto report = scheduler::RunTranscodeJob(**store, **source, "job", opt, dir / "out", nullptr);
   INFO(report.status().ToString());
   REQUIRE(report.ok());
   REQUIRE(swapping->swapped());
 
   // The swapped part was refused and its task ran a second time; what was published is that
   // run's output, as its checksum in the report says, not segment 0's bytes.
-  auto j = nlohmann::json::parse(*report);
+  auto j = nlohmann::json::parse(scheduler::ToJson(*report));
   CHECK(j["outputs_rejected"] == 1);
   const std::string victim = transcode::SegmentObjectName("jobs/job/", "180p", 1);
   const std::string donor = transcode::SegmentObjectName("jobs/job/", "180p", 0);

@@ -7,7 +7,7 @@
 #include "corpus.h"
 #include "sandboxed_worker.h"
 #include "test_pattern.h"
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
 
@@ -26,7 +26,7 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
   scheduler::JobOptions opt;
   opt.ladder = {1080, 180};  // 1080p is above the source: only 180p is made
   opt.chunk_seconds = 2;
-  opt.jobs = 2;
+  opt.task_slots = 2;
   opt.worker = worker;
 
   storage::Options so;
@@ -37,8 +37,9 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
   REQUIRE(source.ok());
 
   std::vector<scheduler::JobProgress> seen;
-  auto report = scheduler::RunLocalJob(**store, **source, "job", opt, scratch->path() / "out",
-                                       [&](const scheduler::JobProgress& p) { seen.push_back(p); });
+  auto report =
+      scheduler::RunTranscodeJob(**store, **source, "job", opt, scratch->path() / "out",
+                                 [&](const scheduler::JobProgress& p) { seen.push_back(p); });
   INFO(report.status().ToString());
   REQUIRE(report.ok());
   REQUIRE_FALSE(seen.empty());

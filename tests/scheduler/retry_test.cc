@@ -16,7 +16,7 @@
 #include "corpus.h"
 #include "run_command.h"
 #include "test_pattern.h"
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
 
@@ -58,7 +58,7 @@ fs::path MakeClip(const fs::path& dir) {
 }
 
 struct JobRun {
-  Result<std::string> report = Status::Error("internal", "not run");
+  Result<scheduler::JobReport> report = Status::Error("internal", "not run");
 };
 
 JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
@@ -73,7 +73,7 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
   scheduler::JobOptions opt;
   opt.ladder = {180};
   opt.chunk_seconds = 2;
-  opt.jobs = 1;
+  opt.task_slots = 1;
   scheduler::WorkerRuntimeOptions wo;
   wo.path = worker.string();
   wo.isolation = scheduler::Isolation::kUnsandboxed;
@@ -84,7 +84,7 @@ JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
   opt.task_timeout_per_second = 0;
   opt.max_retries = max_retries;
   JobRun run;
-  run.report = scheduler::RunLocalJob(**store, **source, "job", opt, dir / "out", progress);
+  run.report = scheduler::RunTranscodeJob(**store, **source, "job", opt, dir / "out", progress);
   return run;
 }
 
@@ -98,7 +98,7 @@ TEST_CASE("a worker killed by a signal is retried and the job completes", "[sche
   auto worker = WrapWorker(dir, "1", "kill -9 $$");
   auto run = Run(dir, clip, worker);
   REQUIRE(run.report.ok());
-  auto report = nlohmann::json::parse(*run.report);
+  auto report = nlohmann::json::parse(scheduler::ToJson(*run.report));
   // Two segments, plus the one retried attempt.
   CHECK(Invocations(dir) == 3);
   int attempts = 0;
@@ -119,7 +119,7 @@ TEST_CASE("an audio worker killed mid-track is retried on the stored track and t
   auto run = Run(dir, clip, worker);
   INFO(run.report.status().ToString());
   REQUIRE(run.report.ok());
-  auto report = nlohmann::json::parse(*run.report);
+  auto report = nlohmann::json::parse(scheduler::ToJson(*run.report));
   CHECK(Invocations(dir) == 2);
   CHECK(report["audio"]["attempts"] == 2);
   CHECK(report["audio_seconds"].get<double>() == Approx(4.0).margin(0.05));

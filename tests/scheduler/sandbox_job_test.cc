@@ -7,7 +7,7 @@
 #include "corpus.h"
 #include "sandboxed_worker.h"
 #include "test_pattern.h"
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/transcode/file_source.h"
 
@@ -24,23 +24,23 @@ fs::path MakeClip(const fs::path& dir, int seconds, const std::string& size = "3
 
 using test::SandboxedWorker;
 
-Result<std::string> RunJob(const fs::path& dir, const fs::path& clip,
-                           const scheduler::JobOptions& options,
-                           const scheduler::ProgressFn& progress = nullptr) {
+Result<scheduler::JobReport> RunJob(const fs::path& dir, const fs::path& clip,
+                                    const scheduler::JobOptions& options,
+                                    const scheduler::ProgressFn& progress = nullptr) {
   storage::Options so;
   so.dir = dir / "store";
   auto store = storage::Store::Open(so);
   REQUIRE(store.ok());
   auto source = transcode::FileSource::Open(clip.string());
   REQUIRE(source.ok());
-  return scheduler::RunLocalJob(**store, **source, "job", options, dir / "out", progress);
+  return scheduler::RunTranscodeJob(**store, **source, "job", options, dir / "out", progress);
 }
 
 scheduler::JobOptions SmallJob() {
   scheduler::JobOptions opt;
   opt.ladder = {180};
   opt.chunk_seconds = 2;
-  opt.jobs = 1;
+  opt.task_slots = 1;
   opt.max_retries = 2;
   return opt;
 }
@@ -58,7 +58,7 @@ TEST_CASE("every task of a job runs in the sandbox and the report says so", "[sc
                        [&](const scheduler::JobProgress& p) { last_tasks = p.tasks; });
   INFO(report.status().ToString());
   REQUIRE(report.ok());
-  auto r = nlohmann::json::parse(*report);
+  auto r = nlohmann::json::parse(scheduler::ToJson(*report));
   CHECK(r["worker"]["isolation"] == "sandbox");
   CHECK(r["worker"]["sha256"].get<std::string>().size() == 64);
   REQUIRE(r["chunks"].size() == 2);

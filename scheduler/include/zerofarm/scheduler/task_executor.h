@@ -1,4 +1,4 @@
-// Task execution: where and how one worker task runs. The job engine (local_job.h) plans tasks
+// Task execution: where and how one worker task runs. The job engine (transcode_job.h) plans tasks
 // and judges their outcomes; a TaskExecutor runs them:
 //   - MakeLocalExecutor: on this machine, reading and writing a Store (zerofarm transcode and
 //     serve: the embedded store);

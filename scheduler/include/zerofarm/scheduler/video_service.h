@@ -1,7 +1,7 @@
 // VideoService: the job manager behind `zerofarm serve`. It owns the videos of every tenant:
-// their records (JSON meta "videos/<id>" in the store), their uploads (a file
+// their records (video_record.h; meta "videos/<id>" in the store), their uploads (a file
 // DATA/uploads/<id> growing while bytes arrive), one job thread per unfinished video running
-// RunLocalJob over an UploadSource that reads the upload as it grows (so the first chunks are
+// RunTranscodeJob over an UploadSource that reads the upload as it grows (so the first chunks are
 // transcoding before the upload ends), and the published renditions under DATA/videos/<id>/.
 // Restart: Open() resumes every unfinished video (processing -> the job reruns and skips
 // finished tasks; a resumable upload -> waits for more bytes at its last synced offset, with no
@@ -24,7 +24,8 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
+#include "zerofarm/scheduler/video_record.h"
 #include "zerofarm/storage/farm_key.h"
 #include "zerofarm/storage/ring.h"
 #include "zerofarm/storage/store.h"
@@ -34,7 +35,7 @@ namespace zerofarm::scheduler {
 struct VideoServiceOptions {
   std::filesystem::path data_dir;               // store in data_dir/store, uploads/, videos/
   std::shared_ptr<const WorkerRuntime> worker;  // required without `ring` (nodes run workers)
-  int worker_slots = 0;                         // workers at once for all jobs; 0 = cores
+  int task_slots = 0;  // tasks (worker processes) at once for all jobs; 0 = cores
   double chunk_seconds = 4.0;
   // The first segments are shorter (0.5 s, 0.5 s, 1 s, 2 s, each at most chunk_seconds): the
   // head of a video is transcoded and published within a couple of seconds. Without a ring
@@ -106,7 +107,7 @@ struct VideoEvent {
   std::string type;  // "video.ready", "video.failed", "video.deleted"
   std::string tenant;
   std::string video_id;
-  std::string video_json;  // the video object at the change (as Get gives it, without chunks)
+  Video video;  // the video at the change (as Get gives it; events leave out its chunks)
 };
 // Called on the thread that made the change, possibly with the service's lock held: it must
 // return quickly (queue the event) and must not call back into the service.
@@ -155,8 +156,8 @@ class VideoService {
   virtual storage::Store& store() = 0;
 
   // Creates a video in state "uploading" and starts its job (a resumable one: at its first
-  // bytes). Returns the video object. Errors: "too_many_uploads", "unavailable" (see options).
-  virtual Result<std::string> Create(const NewVideo& video) = 0;
+  // bytes). Returns the video. Errors: "too_many_uploads", "unavailable" (see options).
+  virtual Result<Video> Create(const NewVideo& video) = 0;
   // Appends upload bytes (one writer at a time per video). Error "conflict" when the bytes
   // would pass the declared length, "not_found" when the video is gone, "unavailable" when
   // the server holds as many upload files open as it may (retry later).
@@ -173,14 +174,14 @@ class VideoService {
   // media. Returns at once for a video with no running job.
   virtual void AwaitProbe(const std::string& id, std::chrono::milliseconds limit) = 0;
 
-  // The video object (JSON, as api/openapi.yaml describes it); "not_found" for another tenant's id.
-  virtual Result<std::string> Get(const std::string& tenant, const std::string& id) = 0;
-  // {"videos": [...], "next_cursor": C|null, "total": N} newest first, without "chunks".
-  // Error "invalid_argument" for a cursor this service did not make.
-  virtual Result<std::string> List(const std::string& tenant, const ListOptions& page) = 0;
-  // Applies `update` and returns the video object; "not_found" for another tenant's id.
-  virtual Result<std::string> Update(const std::string& tenant, const std::string& id,
-                                     const VideoUpdate& update) = 0;
+  // The video (video_json.h encodes it for the API); "not_found" for another tenant's id.
+  virtual Result<Video> Get(const std::string& tenant, const std::string& id) = 0;
+  // A page of the tenant's videos, newest first. Error "invalid_argument" for a cursor this
+  // service did not make.
+  virtual Result<VideoPage> List(const std::string& tenant, const ListOptions& page) = 0;
+  // Applies `update` and returns the video; "not_found" for another tenant's id.
+  virtual Result<Video> Update(const std::string& tenant, const std::string& id,
+                               const VideoUpdate& update) = 0;
   // The tenant, policy and folder of any video (playback without a token); "not_found".
   virtual Result<PlaybackTarget> Playback(const std::string& id) = 0;
   // Cancels its job and removes every byte of it (store objects and meta, files).

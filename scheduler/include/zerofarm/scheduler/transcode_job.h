@@ -1,7 +1,8 @@
-// The local job engine: one machine runs a whole transcode job with an embedded store.
+// The transcode job engine: runs one video's whole job, on this machine over its store, or
+// on a farm's storage nodes through a TaskExecutor (cluster_executor.h).
 //
-// RunLocalJob ingests the source (tasks start while ingest is still running), runs one
-// zerofarm-worker process per task (plus one for the audio track) on `jobs` parallel slots,
+// RunTranscodeJob ingests the source (tasks start while ingest is still running), runs one
+// zerofarm-worker process per task (plus one for the audio track) on `task_slots` parallel slots,
 // the audio track and the first segments first (in timeline order), then the longest task
 // first, publishes the HLS renditions in `out_dir` segment by segment as they finish (EVENT
 // playlists; the video is playable long before it is complete), retries a failed or hung task
@@ -9,7 +10,7 @@
 // the renditions into `out_dir`.
 // State is persisted in the store under "jobs/<job_id>/": once ingest has finished, running
 // the same job again (after a crash or kill -9) redoes only the tasks that had not finished.
-// Thread safety: RunLocalJob blocks its caller and uses its own threads; the progress callback
+// Thread safety: RunTranscodeJob blocks its caller and uses its own threads; the progress callback
 // is called from those threads, one call at a time.
 #pragma once
 
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/job_report.h"
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/store.h"
@@ -33,11 +35,11 @@
 
 namespace zerofarm::scheduler {
 
-// Worker slots shared by every job of a process (zerofarm serve runs many jobs at once and
+// Task slots shared by every job of a process (zerofarm serve runs many jobs at once and
 // never more than `capacity` workers in all). Thread-safe.
-class WorkerSlots {
+class TaskSlots {
  public:
-  explicit WorkerSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  explicit TaskSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
   // Blocks until a slot is free and no waiter ranks before this one: a lower `rank` first
   // (0 = the head of a video's timeline, so a new upload's first segments pass other videos'
   // tails), then first come, first served.
@@ -80,20 +82,20 @@ struct JobOptions {
   double chunk_seconds = 4.0;
   // The first segments' lengths (ingest.h IngestOptions::head_seconds); empty = all alike.
   std::vector<double> head_seconds;
-  int jobs = 0;         // parallel worker processes; 0 = the number of cores
+  int task_slots = 0;   // tasks (worker processes) at once; 0 = the number of cores
   int max_retries = 3;  // further attempts after a failed or hung one
   // The worker program, loaded and validated once (worker_runtime.h). Required unless an
   // executor runs the tasks elsewhere.
   std::shared_ptr<const WorkerRuntime> worker;
-  // Shared slots across jobs; null = this job's own `jobs` slots.
-  std::shared_ptr<WorkerSlots> slots;
-  // Set to true (from any thread) to stop the job: running workers are killed and RunLocalJob
+  // Shared slots across jobs; null = this job's own `task_slots` slots.
+  std::shared_ptr<TaskSlots> slots;
+  // Set to true (from any thread) to stop the job: running workers are killed and RunTranscodeJob
   // returns "cancelled". May be null.
   std::shared_ptr<std::atomic<bool>> cancel;
   // Name of the node that runs the workers (reports, the farm view); "" = the host name.
   std::string node_name;
-  // Where tasks run; null = on this machine over `store` (worker, jobs and slots above). With
-  // an executor, parallelism is min(jobs, executor->slots()) (jobs 0 = the executor's slots).
+  // Where tasks run; null = on this machine over `store` (worker, task_slots and slots above).
+  // With an executor, parallelism is min(task_slots, executor->slots()) (0 = the executor's).
   std::shared_ptr<TaskExecutor> executor;
   // A task is declared hung after base + per_second * (seconds of video it owns).
   std::chrono::seconds task_timeout_base{300};
@@ -139,11 +141,12 @@ struct JobProgress {
 
 using ProgressFn = std::function<void(const JobProgress&)>;
 
-// Returns the JSON report (also written to out_dir/report.json). Error codes are ingest's
-// (see ingest.h) plus "undecodable", "unsupported_codec", "worker_failed", "verify_failed",
-// "cancelled", "sandbox_refused", "io_error", "internal"; the message is one line for the user.
-Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
-                                const std::string& job_id, const JobOptions& options,
-                                const std::filesystem::path& out_dir, const ProgressFn& progress);
+// Returns the job's report (also written to out_dir/report.json, job_report.h). Error codes are
+// ingest's (see ingest.h) plus "undecodable", "unsupported_codec", "worker_failed",
+// "verify_failed", "cancelled", "sandbox_refused", "io_error", "internal"; the message is one line
+// for the user.
+Result<JobReport> RunTranscodeJob(storage::Store& store, transcode::ByteSource& source,
+                                  const std::string& job_id, const JobOptions& options,
+                                  const std::filesystem::path& out_dir, const ProgressFn& progress);
 
 }  // namespace zerofarm::scheduler

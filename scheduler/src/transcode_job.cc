@@ -1,6 +1,5 @@
-#include "zerofarm/scheduler/local_job.h"
+#include "zerofarm/scheduler/transcode_job.h"
 
-#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,11 +7,11 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "zerofarm/base/hex.h"
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/storage/content_hash.h"
 #include "zerofarm/transcode/ladder.h"
@@ -23,11 +22,10 @@
 namespace zerofarm::scheduler {
 namespace {
 
-using nlohmann::json;
 namespace tc = transcode;
 namespace fs = std::filesystem;
 
-constexpr int kAudioTask = -1;
+constexpr int kAudioTask = kAudioTaskIndex;
 constexpr uint64_t kMaxThumbnailBytes = 16 << 20;
 constexpr double kThumbnailSeconds = 1.0;
 constexpr int kThumbnailShortSide = 360;
@@ -45,123 +43,13 @@ std::string UserPhrase(const std::string& code) {
   return "transcode failed";
 }
 
-std::string NewIngestId() {
-  uint64_t r = 0;
-  while (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r)) {
-  }
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(r));
-  return buf;
-}
-
 std::string Hostname() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
   return buf;
 }
 
-json TaskPlanJson(const tc::TaskPlan& t) {
-  json j = {{"index", t.index},
-            {"decode_from", t.decode_from},
-            {"decode_to", t.decode_to},
-            {"first_chunk", t.first_chunk},
-            {"last_chunk", t.last_chunk},
-            {"owned_packets", t.owned_packets},
-            {"preroll_packets", t.preroll_packets},
-            {"seconds", t.seconds}};
-  if (t.start_pts) j["start_pts"] = *t.start_pts;
-  if (t.end_pts) j["end_pts"] = *t.end_pts;
-  return j;
-}
-
-tc::TaskPlan TaskPlanFromJson(const json& j) {
-  tc::TaskPlan t;
-  t.index = j.at("index").get<uint32_t>();
-  t.decode_from = j.at("decode_from").get<uint64_t>();
-  t.decode_to = j.at("decode_to").get<uint64_t>();
-  t.first_chunk = j.at("first_chunk").get<uint32_t>();
-  t.last_chunk = j.at("last_chunk").get<uint32_t>();
-  t.owned_packets = j.at("owned_packets").get<uint64_t>();
-  t.preroll_packets = j.at("preroll_packets").get<uint64_t>();
-  t.seconds = j.at("seconds").get<double>();
-  if (j.contains("start_pts")) t.start_pts = j["start_pts"].get<int64_t>();
-  if (j.contains("end_pts")) t.end_pts = j["end_pts"].get<int64_t>();
-  return t;
-}
-
-json RungJson(const tc::RungSettings& r) { return json::parse(tc::ToJson(r)); }
-
-tc::RungSettings RungFromJson(const json& j) {
-  auto r = tc::RungSettingsFromJson(j.dump());
-  if (!r.ok()) throw std::runtime_error(r.status().message());
-  return *r;
-}
-
-// What a job needs to know about its source to run and resume its tasks.
-struct Plan {
-  tc::SourceInfo source;
-  std::vector<tc::RungSettings> rungs;
-  int thumb_width = 0, thumb_height = 0;
-  std::vector<tc::TaskPlan> tasks;
-  size_t chunks = 0;
-  uint64_t source_bytes = 0, video_packets = 0;
-  double duration_seconds = 0;
-  // Names this ingest's task runs: a resumed job re-attaches to runs still going on a node,
-  // a job ingested again (its objects replaced) never reuses a result of the earlier ingest.
-  std::string ingest_id;
-
-  json ToJson() const {
-    json t = json::array();
-    for (const auto& x : tasks) t.push_back(TaskPlanJson(x));
-    json r = json::array();
-    for (const auto& x : rungs) r.push_back(RungJson(x));
-    return {{"container", source.container},
-            {"video_codec", source.video_codec},
-            {"audio_codec", source.audio_codec},
-            {"has_audio", source.audio.has_value()},
-            {"display_width", source.display_width},
-            {"display_height", source.display_height},
-            {"fps", source.fps},
-            {"origin_pts", source.origin_pts},
-            {"origin_seconds", source.origin_seconds},
-            {"time_base", {source.video.time_base_num, source.video.time_base_den}},
-            {"rungs", r},
-            {"thumbnail", {thumb_width, thumb_height}},
-            {"tasks", t},
-            {"chunks", chunks},
-            {"source_bytes", source_bytes},
-            {"video_packets", video_packets},
-            {"duration_seconds", duration_seconds},
-            {"ingest_id", ingest_id},
-            {"warnings", source.warnings}};
-  }
-
-  static Plan FromJson(const json& j) {
-    Plan p;
-    p.source.container = j.at("container");
-    p.source.video_codec = j.at("video_codec");
-    p.source.audio_codec = j.at("audio_codec");
-    if (j.at("has_audio").get<bool>()) p.source.audio = tc::StreamHeader{};
-    p.source.display_width = j.at("display_width");
-    p.source.display_height = j.at("display_height");
-    p.source.fps = j.at("fps");
-    p.source.origin_pts = j.at("origin_pts");
-    p.source.origin_seconds = j.at("origin_seconds");
-    p.source.video.time_base_num = j.at("time_base")[0];
-    p.source.video.time_base_den = j.at("time_base")[1];
-    for (const auto& r : j.at("rungs")) p.rungs.push_back(RungFromJson(r));
-    p.thumb_width = j.at("thumbnail")[0];
-    p.thumb_height = j.at("thumbnail")[1];
-    for (const auto& t : j.at("tasks")) p.tasks.push_back(TaskPlanFromJson(t));
-    p.chunks = j.at("chunks");
-    p.source_bytes = j.at("source_bytes");
-    p.video_packets = j.at("video_packets");
-    p.duration_seconds = j.at("duration_seconds");
-    if (j.contains("warnings")) p.source.warnings = j["warnings"].get<std::vector<std::string>>();
-    p.ingest_id = j.value("ingest_id", "");
-    return p;
-  }
-};
+using Plan = JobPlan;
 
 // The head of a video's timeline: the audio track and these first segments go first, in
 // timeline order, so that the video becomes playable as soon as it can; the rest longest first.
@@ -195,20 +83,21 @@ class Job : public tc::IngestSink {
         node_(options.node_name.empty() ? Hostname() : options.node_name),
         t0_(std::chrono::steady_clock::now()),
         cancel_(options.cancel ? options.cancel : std::make_shared<std::atomic<bool>>(false)) {
-    slots_ = options.jobs > 0 ? options.jobs
-                              : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+    slots_ = options.task_slots > 0
+                 ? options.task_slots
+                 : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     executor_ = options.executor;
     in_process_ = !executor_;
     if (executor_) {
-      slots_ = std::max(
-          1, options.jobs > 0 ? std::min(options.jobs, executor_->slots()) : executor_->slots());
+      slots_ = std::max(1, options.task_slots > 0 ? std::min(options.task_slots, executor_->slots())
+                                                  : executor_->slots());
     } else {
       // One more than the pool: the audio track runs beside the video tasks.
       executor_ = MakeLocalExecutor(store_, options.worker, node_, slots_ + 1);
     }
   }
 
-  Result<std::string> Run(transcode::ByteSource& source, const fs::path& out_dir) {
+  Result<JobReport> Run(transcode::ByteSource& source, const fs::path& out_dir) {
     const auto t0 = t0_;
     auto stored = store_.GetMeta(tc::PlanRecordName(prefix_));
     if (!stored.ok()) return stored.status();
@@ -217,16 +106,18 @@ class Job : public tc::IngestSink {
     Status ingest_status;
     if (stored->has_value()) {
       // Resume: the source was fully ingested by an earlier run.
-      try {
+      auto plan = JobPlanFromJson(**stored);
+      if (!plan.ok()) {
+        StopPool();
+        return plan.status();
+      }
+      {
         std::lock_guard lock(mu_);
-        plan_ = Plan::FromJson(json::parse(**stored));
+        plan_ = std::move(*plan);
         progress_state_.phase = "transcode";
         progress_state_.tasks_known = plan_.tasks.size();
         progress_state_.duration_seconds = plan_.duration_seconds;
         NoteSource();
-      } catch (const std::exception& e) {
-        StopPool();
-        return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
       }
       for (const auto& t : plan_.tasks) Enqueue(static_cast<int>(t.index), Cost(t));
       if (plan_.source.audio) Enqueue(kAudioTask, 1e9);
@@ -262,12 +153,11 @@ class Job : public tc::IngestSink {
     ZF_RETURN_IF_ERROR(Verify(*stitched));
     Report("done");
     const auto t_end = std::chrono::steady_clock::now();
-    std::string report =
-        BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
-                    std::chrono::duration<double>(t_end - t0).count());
+    JobReport report = BuildReport(*stitched, std::chrono::duration<double>(t_ingest - t0).count(),
+                                   std::chrono::duration<double>(t_end - t0).count());
+    const std::string text = ToJson(report);
     std::FILE* f = std::fopen((out_dir / "report.json").c_str(), "wb");
-    if (!f || std::fwrite(report.data(), 1, report.size(), f) != report.size() ||
-        std::fclose(f) != 0)
+    if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
       return Status::Error("io_error", "cannot write " + (out_dir / "report.json").string());
     return report;
   }
@@ -403,7 +293,7 @@ class Job : public tc::IngestSink {
     Report("ingest");
     {
       std::lock_guard lock(mu_);
-      plan_.ingest_id = NewIngestId();
+      plan_.ingest_id = RandomHex(8);
     }
     tc::IngestOptions io;
     io.chunk_seconds = options_.chunk_seconds;
@@ -431,7 +321,7 @@ class Job : public tc::IngestSink {
       plan_.tasks = result->tasks;
     }
     // From here on a rerun resumes instead of ingesting again.
-    ZF_RETURN_IF_ERROR(store_.PutMeta(tc::PlanRecordName(prefix_), plan_.ToJson().dump()));
+    ZF_RETURN_IF_ERROR(store_.PutMeta(tc::PlanRecordName(prefix_), ToJson(plan_)));
     bool started;
     {
       std::lock_guard lock(feed_mu_);
@@ -455,22 +345,18 @@ class Job : public tc::IngestSink {
     auto done = store_.GetMeta(TaskKey(prefix_, index));
     std::lock_guard lock(mu_);
     if (done.ok() && done->has_value()) {
-      try {
-        json stored = json::parse(**done);
-        // A result without output checksums cannot bind its outputs: run the task again.
-        if (!stored.contains("outputs")) throw std::runtime_error("no output checksums");
-        results_[index] = std::move(stored);
+      // An unreadable result, or one without output checksums (its outputs cannot be
+      // bound): the task runs again.
+      if (auto stored = TaskResultFromJson(**done); stored.ok()) {
+        const TaskResult& r = results_[index] = std::move(*stored);
         CountDone(index, /*resumed=*/true);
         TaskProgress& tp = Track(index);
-        const json& r = results_[index];
         tp.state = storage::TaskState::kDone;
-        tp.node = r.value("node", "");
-        tp.attempts = r.value("attempts", 0);
-        tp.wall_seconds = r.value("wall_seconds", 0.0);
-        tp.cpu_seconds = r.value("cpu_seconds", 0.0);
+        tp.node = r.node;
+        tp.attempts = r.attempts;
+        tp.wall_seconds = r.wall_seconds;
+        tp.cpu_seconds = r.cpu_seconds;
         return;
-      } catch (const std::exception&) {
-        // unreadable: run it again
       }
     }
     Track(index);
@@ -580,7 +466,7 @@ class Job : public tc::IngestSink {
       while (in.segments < plan_.tasks.size()) {
         auto r = results_.find(static_cast<int>(in.segments));
         if (r == results_.end()) break;
-        in.segment_frames.push_back(r->second.value("frames", uint64_t{0}));
+        in.segment_frames.push_back(r->second.frames);
         ++in.segments;
       }
       if (in.segments < publisher_->published() + 2) return;
@@ -615,11 +501,9 @@ class Job : public tc::IngestSink {
   std::map<std::string, uint64_t> OutputChecksums(std::map<std::string, int>* owner) const {
     std::map<std::string, uint64_t> sums;
     for (const auto& [index, r] : results_)
-      for (const auto& o : r.value("outputs", json::array())) {
-        auto h = storage::ParseContentHashHex(o.value("xxh64", ""));
-        if (!h) continue;
-        sums[o.at("object").get<std::string>()] = *h;
-        if (owner) (*owner)[o.at("object").get<std::string>()] = index;
+      for (const auto& o : r.outputs) {
+        sums[o.object] = o.xxh64;
+        if (owner) (*owner)[o.object] = index;
       }
     return sums;
   }
@@ -862,50 +746,46 @@ class Job : public tc::IngestSink {
         return Status::Error("worker_failed", what + ": no thumbnail");
     }
 
-    json result = {{"task", index == kAudioTask ? json("audio") : json(index)},
-                   {"node", exit->node},
-                   {"attempts", attempt},
-                   {"frames", report->frames_output},
-                   {"frames_decoded", report->frames_decoded},
-                   {"decode_errors", report->decode_errors},
-                   {"wall_seconds", exit->wall_seconds},
-                   {"cpu_seconds", exit->cpu_seconds},
-                   {"peak_rss_kib", exit->peak_rss_kib},
-                   {"threads", threads},
-                   {"isolation", exit->sandboxed ? "sandbox" : "unsandboxed"},
-                   {"input_bytes", exit->input_bytes},
-                   {"input_bytes_remote", exit->input_bytes_remote},
-                   {"output_bytes_sent", exit->output_bytes_sent}};
-    if (exit->backup) result["backup_copy"] = true;
+    TaskResult result;
+    result.index = index;
+    result.node = exit->node;
+    result.attempts = attempt;
+    result.frames = report->frames_output;
+    result.frames_decoded = report->frames_decoded;
+    result.decode_errors = report->decode_errors;
+    result.wall_seconds = exit->wall_seconds;
+    result.cpu_seconds = exit->cpu_seconds;
+    result.peak_rss_kib = exit->peak_rss_kib;
+    result.threads = threads;
+    result.sandboxed = exit->sandboxed;
+    result.input_bytes = exit->input_bytes;
+    result.input_bytes_remote = exit->input_bytes_remote;
+    result.output_bytes_sent = exit->output_bytes_sent;
+    result.backup_copy = exit->backup;
     // What each output holds, as the copy that ran reported it: the stitcher uses an object
     // only if it still holds exactly these bytes.
     if (exit->output_xxh64.size() != spec.outputs.size())
       return Status::Error("worker_failed", what + ": " + exit->node +
                                                 " reported no checksum of the task's outputs");
-    json outputs = json::array();
     for (size_t i = 0; i < spec.outputs.size(); ++i)
-      outputs.push_back({{"object", spec.outputs[i].object},
-                         {"bytes", exit->output_bytes[i]},
-                         {"xxh64", storage::ContentHashHex(exit->output_xxh64[i])}});
-    result["outputs"] = outputs;
-    if (exit->sandboxed)
-      result["sandbox"] = {{"spawn_ms", exit->spawn_ms},
-                           {"layers_missing", exit->layers_missing},
-                           {"memory_limit_via", exit->memory_limit_via}};
+      result.outputs.push_back(
+          {spec.outputs[i].object, exit->output_bytes[i], exit->output_xxh64[i]});
+    if (exit->sandboxed) {
+      result.spawn_ms = exit->spawn_ms;
+      result.layers_missing = exit->layers_missing;
+      result.memory_limit_via = exit->memory_limit_via;
+    }
     if (index != kAudioTask) {
-      json rr = json::array();
-      for (const auto& r : report->rungs)
-        rr.push_back({{"name", r.name}, {"frames", r.frames}, {"bytes", r.bytes}});
-      result["rungs"] = rr;
-      result["start_seconds"] = plan.start_pts
-                                    ? static_cast<double>(*plan.start_pts - source.origin_pts) *
-                                          source.video.time_base_num / source.video.time_base_den
-                                    : 0.0;
-      result["seconds"] = plan.seconds;
-      result["preroll_packets"] = plan.preroll_packets;
+      for (const auto& r : report->rungs) result.rungs.push_back({r.name, r.frames, r.bytes});
+      result.start_seconds = plan.start_pts
+                                 ? static_cast<double>(*plan.start_pts - source.origin_pts) *
+                                       source.video.time_base_num / source.video.time_base_den
+                                 : 0.0;
+      result.seconds = plan.seconds;
+      result.preroll_packets = plan.preroll_packets;
     }
     // The task counts as done only once its outputs are durable.
-    ZF_RETURN_IF_ERROR(store_.PutMeta(TaskKey(prefix_, index), result.dump()));
+    ZF_RETURN_IF_ERROR(store_.PutMeta(TaskKey(prefix_, index), ToJson(result)));
     std::lock_guard lock(mu_);
     results_[index] = result;
     TaskProgress& tp = Track(index);
@@ -925,8 +805,7 @@ class Job : public tc::IngestSink {
       std::map<std::string, int> owner;
       in.segment_frames.clear();
       for (const auto& t : plan_.tasks)
-        in.segment_frames.push_back(
-            results_.at(static_cast<int>(t.index)).value("frames", uint64_t{0}));
+        in.segment_frames.push_back(results_.at(static_cast<int>(t.index)).frames);
       in.checksums = OutputChecksums(&owner);
       auto stitched = tc::Stitch(store_, in, out_dir, &*publisher_);
       if (stitched.ok() || stitched.status().code() != "output_mismatch" || round >= kMaxReruns)
@@ -957,8 +836,7 @@ class Job : public tc::IngestSink {
 
   Status Verify(const tc::StitchResult& s) {
     uint64_t expected = 0;
-    for (const auto& t : plan_.tasks)
-      expected += results_.at(static_cast<int>(t.index))["frames"].get<uint64_t>();
+    for (const auto& t : plan_.tasks) expected += results_.at(static_cast<int>(t.index)).frames;
     for (const auto& r : s.renditions) {
       if (r.frames != expected)
         return Status::Error("verify_failed", "rendition " + r.name + " has " +
@@ -971,79 +849,43 @@ class Job : public tc::IngestSink {
     return Status::Ok();
   }
 
-  // How the workers ran: this process's runtime, or what the nodes' task results say.
-  json WorkerJson() const {
-    if (options_.worker)
-      return {{"isolation",
-               options_.worker->isolation() == Isolation::kSandbox ? "sandbox" : "unsandboxed"},
-              {"sha256", options_.worker->program_sha256()}};
-    std::string isolation = "sandbox";
-    for (const auto& [index, r] : results_)
-      if (r.value("isolation", "") != "sandbox") isolation = "unsandboxed";
-    return {{"isolation", isolation}, {"runs_on", "storage nodes"}};
-  }
-
-  std::string BuildReport(const tc::StitchResult& s, double ingest_seconds, double total_seconds) {
-    json chunks = json::array();
-    double cpu = 0;
-    for (const auto& t : plan_.tasks) {
-      json r = results_.at(static_cast<int>(t.index));
-      cpu += r.value("cpu_seconds", 0.0);
-      chunks.push_back(r);
+  JobReport BuildReport(const tc::StitchResult& s, double ingest_seconds, double total_seconds) {
+    JobReport report;
+    report.source = plan_;
+    report.source.tasks.clear();
+    for (const auto& t : plan_.tasks)
+      report.chunks.push_back(results_.at(static_cast<int>(t.index)));
+    if (auto a = results_.find(kAudioTask); a != results_.end()) report.audio = a->second;
+    // How the workers ran: this process's runtime, or what the nodes' task results say.
+    if (options_.worker) {
+      report.sandboxed = options_.worker->isolation() == Isolation::kSandbox;
+      report.worker_sha256 = options_.worker->program_sha256();
+    } else {
+      report.sandboxed = std::all_of(results_.begin(), results_.end(),
+                                     [](const auto& r) { return r.second.sandboxed; });
     }
-    json audio;
-    if (results_.count(kAudioTask)) {
-      audio = results_.at(kAudioTask);
-      cpu += audio.value("cpu_seconds", 0.0);
-    }
+    for (const auto& c : report.chunks) report.worker_cpu_seconds += c.cpu_seconds;
+    if (report.audio) report.worker_cpu_seconds += report.audio->cpu_seconds;
     // What the tasks moved between machines (zero on one machine).
-    uint64_t input_bytes = 0, input_remote = 0, output_sent = 0;
     for (const auto& [index, r] : results_) {
-      input_bytes += r.value("input_bytes", uint64_t{0});
-      input_remote += r.value("input_bytes_remote", uint64_t{0});
-      output_sent += r.value("output_bytes_sent", uint64_t{0});
+      report.task_input_bytes += r.input_bytes;
+      report.task_input_bytes_remote += r.input_bytes_remote;
+      report.task_output_bytes_sent += r.output_bytes_sent;
     }
-    json renditions = json::array();
     for (const auto& r : s.renditions) {
       const auto& rung = *std::find_if(plan_.rungs.begin(), plan_.rungs.end(),
                                        [&](const tc::RungSettings& x) { return x.name == r.name; });
-      renditions.push_back({{"name", r.name},
-                            {"width", r.width},
-                            {"height", r.height},
-                            {"frames", r.frames},
-                            {"bytes", r.bytes},
-                            {"duration_seconds", r.duration_seconds},
-                            {"peak_bps", r.peak_bps},
-                            {"average_bps", r.average_bps},
-                            {"codecs", r.codecs},
-                            {"level", rung.level},
-                            {"maxrate_kbps", rung.maxrate_kbps},
-                            {"segments", r.segment_frames.size()},
-                            {"playlist", r.name + "/index.m3u8"},
-                            {"mp4", r.name + ".mp4"}});
+      report.renditions.push_back({r.name, r.width, r.height, r.frames, r.bytes, r.duration_seconds,
+                                   r.peak_bps, r.average_bps, r.codecs, rung.level,
+                                   rung.maxrate_kbps, r.segment_frames.size()});
     }
-    json report = {{"status", "ready"},
-                   {"source", plan_.ToJson()},
-                   {"renditions", renditions},
-                   {"chunks", chunks},
-                   {"audio", audio},
-                   {"audio_seconds", s.audio_seconds},
-                   // Every task finished by an earlier run: segments and the audio track.
-                   {"tasks_resumed", progress_state_.tasks_resumed + (audio_resumed_ ? 1 : 0)},
-                   // Task outputs that held other bytes than their task reported: never
-                   // published, their tasks ran again.
-                   {"outputs_rejected", outputs_rejected_},
-                   {"worker", WorkerJson()},
-                   {"network",
-                    {{"task_input_bytes", input_bytes},
-                     {"task_input_bytes_remote", input_remote},
-                     {"task_output_bytes_sent", output_sent}}},
-                   {"timing",
-                    {{"ingest_seconds", ingest_seconds},
-                     {"total_seconds", total_seconds},
-                     {"worker_cpu_seconds", cpu}}}};
-    report["source"].erase("tasks");
-    return report.dump(2);
+    report.audio_seconds = s.audio_seconds;
+    // Every task finished by an earlier run: segments and the audio track.
+    report.tasks_resumed = progress_state_.tasks_resumed + (audio_resumed_ ? 1 : 0);
+    report.outputs_rejected = outputs_rejected_;
+    report.ingest_seconds = ingest_seconds;
+    report.total_seconds = total_seconds;
+    return report;
   }
 
   storage::Store& store_;
@@ -1063,7 +905,7 @@ class Job : public tc::IngestSink {
   std::vector<QueuedTask> queue_;
   int outstanding_ = 0;
   int running_ = 0;
-  std::map<int, json> results_;
+  std::map<int, TaskResult> results_;
   std::set<int> rerun_;       // tasks whose earlier outputs were rejected: never reuse a run
   int outputs_rejected_ = 0;  // task outputs that held other bytes than reported
   Status failure_;
@@ -1093,9 +935,9 @@ class Job : public tc::IngestSink {
 
 }  // namespace
 
-Result<std::string> RunLocalJob(storage::Store& store, transcode::ByteSource& source,
-                                const std::string& job_id, const JobOptions& options,
-                                const fs::path& out_dir, const ProgressFn& progress) {
+Result<JobReport> RunTranscodeJob(storage::Store& store, transcode::ByteSource& source,
+                                  const std::string& job_id, const JobOptions& options,
+                                  const fs::path& out_dir, const ProgressFn& progress) {
   if (!options.worker && !options.executor)
     return Status::Error("invalid_argument", "no worker program configured");
   Job job(store, job_id, options, progress);
