@@ -32,21 +32,22 @@ json Upload(const ServeProcess& s, const std::string& token, const std::string& 
   return ParseJson(r);
 }
 
-// One ready video per policy, made once.
-const json& ReadyVideo(const std::string& policy) {
-  static std::map<std::string, json> made;
-  if (!made.count(policy)) {
-    ServeProcess& s = Server();
-    json v = Upload(s, s.token(), "playback_policy=" + policy);
-    made[policy] = WaitReady(s, s.token(), v["id"]);
-  }
-  return made[policy];
-}
-
 json GetVideo(const ServeProcess& s, const std::string& id, const std::string& query = "") {
   auto r = Curl(Bearer(s.token()), s.url("/v1/videos/" + id + query));
   REQUIRE(r.status == 200);
   return ParseJson(r);
+}
+
+// One ready video per policy, made once, as the API shows it now: its playback URLs are signed
+// afresh, since a test that ran before may have retired the key that signed earlier ones.
+json ReadyVideo(const std::string& policy) {
+  static std::map<std::string, std::string> made;  // policy -> video id
+  ServeProcess& s = Server();
+  if (!made.count(policy)) {
+    json v = Upload(s, s.token(), "playback_policy=" + policy);
+    made[policy] = WaitReady(s, s.token(), v["id"])["id"];
+  }
+  return GetVideo(s, made[policy]);
 }
 
 // The path of an absolute playback URL of this server.
@@ -90,7 +91,7 @@ std::vector<std::string> Split(const std::string& s, char sep) {
 TEST_CASE("a public video plays with no token from absolute URLs that shared caches may keep",
           "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
-  const json& v = ReadyVideo("public");
+  const json v = ReadyVideo("public");
   const std::string id = v["id"];
   const std::string rung = v["renditions"][0]["name"];
   CHECK(v["playback_policy"] == "public");
@@ -122,7 +123,7 @@ TEST_CASE("a public video plays with no token from absolute URLs that shared cac
 TEST_CASE("a signed playback URL plays with no token until it expires, then answers 403",
           "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
-  const json& v = ReadyVideo("signed");
+  const json v = ReadyVideo("signed");
   const std::string id = v["id"];
   const std::string rung = v["renditions"][0]["name"];
   CHECK(v["playback_policy"] == "signed");
@@ -193,7 +194,7 @@ TEST_CASE("a signed playback URL plays with no token until it expires, then answ
 TEST_CASE("forged, tampered or foreign playback signatures answer 403",
           "[integration][api][playback][slow]") {
   ServeProcess& s = Server();
-  const json& v = ReadyVideo("signed");
+  const json v = ReadyVideo("signed");
   const std::string id = v["id"];
   const std::string rung = v["renditions"][0]["name"];
   const std::string pid = v["playback"]["id"];
