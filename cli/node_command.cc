@@ -67,139 +67,164 @@ bool ParseCount(const std::string& text, uint32_t* out) {
   }
 }
 
-}  // namespace
+// The flags of zerofarm node that are checked after they are all taken, as given.
+struct NodeFlags {
+  std::string ring_path;
+  std::optional<std::string> workers, max_queue, interval, audit_rate, peer_timeout, task_slots;
+  std::string worker_memory;
+  std::optional<std::string> disk_reserve, key_path;
+  bool insecure = false;
+};
 
-int NodeCommand(int argc, char** argv) {
-  Flags flags(argc, argv, {"insecure"});
-  if (flags.Has("help") || flags.Has("h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  TuneAllocatorForServer();  // before any thread (process_memory.h)
+// What a checked command line asks for.
+struct NodeSetup {
   storage::NodeOptions options;
-  options.data_dir = flags.Take("data").value_or("");
-  options.bind = flags.Take("bind").value_or("");
-  options.advertise = flags.Take("advertise").value_or("");
-  const std::string ring_path = flags.Take("ring").value_or("");
-  const auto workers = flags.Take("workers");
-  const auto max_queue = flags.Take("max-queue");
-  const auto interval = flags.Take("replicate-interval");
-  const auto audit_rate = flags.Take("audit-rate");
-  const auto peer_timeout = flags.Take("peer-timeout");
-  const auto task_slots = flags.Take("task-slots");
-  const std::string worker_memory = flags.Take("worker-memory").value_or("3G");
-  const auto disk_reserve = flags.Take("disk-reserve");
-  const auto key_path = flags.Take("key");
-  const bool insecure = flags.Has("insecure");
-  if (insecure) (void)flags.Take("insecure");
+  std::string ring_path;
+  uint64_t worker_memory = 0;
+};
+
+NodeFlags TakeNodeFlags(Flags& flags, storage::NodeOptions* options) {
+  NodeFlags f;
+  options->data_dir = flags.Take("data").value_or("");
+  options->bind = flags.Take("bind").value_or("");
+  options->advertise = flags.Take("advertise").value_or("");
+  f.ring_path = flags.Take("ring").value_or("");
+  f.workers = flags.Take("workers");
+  f.max_queue = flags.Take("max-queue");
+  f.interval = flags.Take("replicate-interval");
+  f.audit_rate = flags.Take("audit-rate");
+  f.peer_timeout = flags.Take("peer-timeout");
+  f.task_slots = flags.Take("task-slots");
+  f.worker_memory = flags.Take("worker-memory").value_or("3G");
+  f.disk_reserve = flags.Take("disk-reserve");
+  f.key_path = flags.Take("key");
+  f.insecure = flags.Has("insecure");
+  if (f.insecure) (void)flags.Take("insecure");
+  return f;
+}
+
+// Checks the server's own limits (workers, queue, replication, audit, disk, peers); a usage
+// error's text, or nullopt.
+std::optional<std::string> ParseServerLimits(const NodeFlags& f, storage::NodeOptions* options) {
+  if (f.workers && (!ParseCount(*f.workers, &options->workers) || options->workers == 0))
+    return "--workers takes a number >= 1";
+  if (f.max_queue && !ParseCount(*f.max_queue, &options->max_queue))
+    return "--max-queue takes a number";
+  if (f.interval) {
+    if (*f.interval == "0") {
+      options->replicate_interval = std::chrono::milliseconds(0);
+    } else if (auto d = ParseDuration(*f.interval)) {
+      options->replicate_interval = *d;
+    } else {
+      return "--replicate-interval takes a duration such as 30s";
+    }
+  }
+  if (f.audit_rate) {
+    auto bytes = ParseByteSize(*f.audit_rate);
+    if (!bytes) return "--audit-rate takes a byte count such as 8M";
+    options->audit_bytes_per_second = *bytes;
+  }
+  if (f.disk_reserve) {
+    auto bytes = ParseByteSize(*f.disk_reserve);
+    if (!bytes) return "--disk-reserve takes a byte count such as 256M";
+    options->disk_reserve_bytes = *bytes;
+  }
+  if (f.peer_timeout) {
+    auto d = ParseDuration(*f.peer_timeout);
+    if (!d || d->count() <= 0) return "--peer-timeout takes a duration such as 5s";
+    options->peer_timeout = *d;
+  }
+  return std::nullopt;
+}
+
+// Every default and every flag error of zerofarm node. Returns the exit status to stop with
+// (2: usage; the farm key's own), or nullopt to run.
+std::optional<int> ParseNodeFlags(Flags& flags, NodeSetup* setup) {
+  storage::NodeOptions& options = setup->options;
+  const NodeFlags f = TakeNodeFlags(flags, &options);
   if (!flags.error().empty()) return Usage(flags.error());
   if (!flags.Unknown().empty()) return Usage("unknown option " + flags.Unknown().front());
   if (!flags.Positional().empty()) return Usage("unexpected argument " + flags.Positional()[0]);
-  if (options.data_dir.empty() || options.bind.empty() || ring_path.empty())
+  if (options.data_dir.empty() || options.bind.empty() || f.ring_path.empty())
     return Usage("--data, --bind and --ring are required");
-  if (workers && (!ParseCount(*workers, &options.workers) || options.workers == 0))
-    return Usage("--workers takes a number >= 1");
-  if (max_queue && !ParseCount(*max_queue, &options.max_queue))
-    return Usage("--max-queue takes a number");
-  if (interval) {
-    if (*interval == "0") {
-      options.replicate_interval = std::chrono::milliseconds(0);
-    } else if (auto d = ParseDuration(*interval)) {
-      options.replicate_interval = *d;
-    } else {
-      return Usage("--replicate-interval takes a duration such as 30s");
-    }
-  }
-  if (audit_rate) {
-    auto bytes = ParseByteSize(*audit_rate);
-    if (!bytes) return Usage("--audit-rate takes a byte count such as 8M");
-    options.audit_bytes_per_second = *bytes;
-  }
-  if (disk_reserve) {
-    auto bytes = ParseByteSize(*disk_reserve);
-    if (!bytes) return Usage("--disk-reserve takes a byte count such as 256M");
-    options.disk_reserve_bytes = *bytes;
-  }
-  if (peer_timeout) {
-    auto d = ParseDuration(*peer_timeout);
-    if (!d || d->count() <= 0) return Usage("--peer-timeout takes a duration such as 5s");
-    options.peer_timeout = *d;
-  }
-
+  if (auto why = ParseServerLimits(f, &options)) return Usage(*why);
   options.task_slots = std::max(1u, std::thread::hardware_concurrency());
-  if (task_slots && !ParseCount(*task_slots, &options.task_slots))
+  if (f.task_slots && !ParseCount(*f.task_slots, &options.task_slots))
     return Usage("--task-slots takes a number");
-  const auto memory = ParseByteSize(worker_memory);
+  const auto memory = ParseByteSize(f.worker_memory);
   if (!memory) return Usage("--worker-memory takes a byte count such as 3G");
-  if (auto stop = LoadFarmKeyFlags("node", key_path, insecure, &options.key)) return *stop;
+  setup->worker_memory = *memory;
+  setup->ring_path = f.ring_path;
+  return LoadFarmKeyFlags("node", f.key_path, f.insecure, &options.key);
+}
 
-  auto ring = storage::Ring::Load(ring_path);
-  if (!ring.ok()) {
-    std::fprintf(stderr, "zerofarm node: error: cannot load the ring %s: %s\n", ring_path.c_str(),
-                 ring.status().ToString().c_str());
-    return 1;
-  }
-  // Signals go to a waiting thread only (blocked here before any thread starts).
+// Blocks SIGTERM and SIGINT before any thread starts: they go to a waiting thread only.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
 
-  if (options.task_slots > 0) {
-    // The worker is read, sealed and validated once; every task runs exactly those bytes in
-    // the sandbox. A node meant to run tasks without a usable worker refuses to start (a farm
-    // node silently running nothing would be worse); --task-slots 0 makes a store-only node.
-    const std::string self = options.advertise.empty() ? options.bind : options.advertise;
-    std::optional<uint32_t> self_id;
-    for (const auto& n : ring->nodes())
-      if (n.endpoint == self) self_id = n.id;
-    scheduler::WorkerRuntimeOptions wo;
-    wo.path = scheduler::DefaultWorkerPath();
-    wo.isolation = scheduler::Isolation::kSandbox;
-    wo.memory_bytes = *memory;
-    wo.verdict_cache_dir = std::filesystem::path(options.data_dir) / "verdicts";
-    std::error_code ec;
-    std::filesystem::create_directories(options.data_dir, ec);
-    auto worker = scheduler::WorkerRuntime::Load(wo);
-    if (!worker.ok()) {
-      std::fprintf(stderr,
-                   "zerofarm node: error: %s: %s (--task-slots 0 runs a node that only stores)\n",
-                   wo.path.c_str(), worker.status().message().c_str());
-      return 1;
-    }
-    if (self_id) {
-      options.task_handler = scheduler::MakeNodeTaskHandler(*worker, *ring, *self_id);
-      std::printf(
-          "zerofarm node: %u task slots; workers run validated and sandboxed (sha256 "
-          "%.16s...)\n",
-          options.task_slots, (*worker)->program_sha256().c_str());
-    }
-  }
-
-  auto server = storage::NodeServer::Create(options, *ring);
-  if (!server.ok()) {
-    std::fprintf(stderr, "zerofarm node: error: %s\n", server.status().message().c_str());
+// The worker is read, sealed and validated once; every task runs exactly those bytes in the
+// sandbox. A node meant to run tasks without a usable worker refuses to start (a farm node
+// silently running nothing would be worse); --task-slots 0 makes a store-only node. Sets the
+// task handler when this node is in the ring; an exit status on failure.
+std::optional<int> AttachTaskHandler(NodeSetup* setup, const storage::Ring& ring) {
+  storage::NodeOptions& options = setup->options;
+  const std::string self = options.advertise.empty() ? options.bind : options.advertise;
+  std::optional<uint32_t> self_id;
+  for (const auto& n : ring.nodes())
+    if (n.endpoint == self) self_id = n.id;
+  scheduler::WorkerRuntimeOptions wo;
+  wo.path = scheduler::DefaultWorkerPath();
+  wo.isolation = scheduler::Isolation::kSandbox;
+  wo.memory_bytes = setup->worker_memory;
+  wo.verdict_cache_dir = std::filesystem::path(options.data_dir) / "verdicts";
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  auto worker = scheduler::WorkerRuntime::Load(wo);
+  if (!worker.ok()) {
+    std::fprintf(stderr,
+                 "zerofarm node: error: %s: %s (--task-slots 0 runs a node that only stores)\n",
+                 wo.path.c_str(), worker.status().message().c_str());
     return 1;
   }
-  const uint32_t id = (*server)->node_id();
-  const auto& me = ring->nodes()[id];
+  if (self_id) {
+    options.task_handler = scheduler::MakeNodeTaskHandler(*worker, ring, *self_id);
+    std::printf(
+        "zerofarm node: %u task slots; workers run validated and sandboxed (sha256 "
+        "%.16s...)\n",
+        options.task_slots, (*worker)->program_sha256().c_str());
+  }
+  return std::nullopt;
+}
+
+// The start-up lines on stdout: which partitions the node holds and where it listens.
+void PrintStarted(const storage::NodeServer& server, const storage::Ring& ring) {
+  const uint32_t id = server.node_id();
+  const auto& me = ring.nodes()[id];
   uint32_t replicas = 0;
-  for (uint32_t p = 0; p < ring->partitions(); ++p)
-    for (uint32_t n : ring->NodesOf(p)) replicas += n == id;
+  for (uint32_t p = 0; p < ring.partitions(); ++p)
+    for (uint32_t n : ring.NodesOf(p)) replicas += n == id;
   std::printf("zerofarm node: node %u (%s, zone %s) holds %u of %u partition replicas\n", id,
               me.endpoint.c_str(), me.zone.c_str(), replicas,
-              ring->partitions() * static_cast<uint32_t>(ring->replicas()));
-  std::printf("zerofarm node: listening on %s\n", (*server)->endpoint().c_str());
+              ring.partitions() * static_cast<uint32_t>(ring.replicas()));
+  std::printf("zerofarm node: listening on %s\n", server.endpoint().c_str());
   std::fflush(stdout);
+}
 
-  storage::NodeServer* raw = server->get();
+// Runs the server until SIGTERM or SIGINT (or a socket error); the exit status.
+int RunUntilStopped(storage::NodeServer& server, const sigset_t& stop_signals) {
+  storage::NodeServer* raw = &server;
   std::thread waiter([raw, stop_signals] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     if (sig != 0) raw->Stop();
   });
-  Status status = (*server)->Run();
+  Status status = server.Run();
   // Run() also returns on a socket error: wake the signal waiter so it can be joined.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
@@ -209,6 +234,37 @@ int NodeCommand(int argc, char** argv) {
   }
   std::printf("zerofarm node: stopped\n");
   return 0;
+}
+
+}  // namespace
+
+int NodeCommand(int argc, char** argv) {
+  Flags flags(argc, argv, {"insecure"});
+  if (flags.Has("help") || flags.Has("h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  TuneAllocatorForServer();  // before any thread (process_memory.h)
+  NodeSetup setup;
+  if (auto stop = ParseNodeFlags(flags, &setup)) return *stop;
+
+  auto ring = storage::Ring::Load(setup.ring_path);
+  if (!ring.ok()) {
+    std::fprintf(stderr, "zerofarm node: error: cannot load the ring %s: %s\n",
+                 setup.ring_path.c_str(), ring.status().ToString().c_str());
+    return 1;
+  }
+  const sigset_t stop_signals = BlockStopSignals();
+  if (setup.options.task_slots > 0)
+    if (auto stop = AttachTaskHandler(&setup, *ring)) return *stop;
+
+  auto server = storage::NodeServer::Create(setup.options, *ring);
+  if (!server.ok()) {
+    std::fprintf(stderr, "zerofarm node: error: %s\n", server.status().message().c_str());
+    return 1;
+  }
+  PrintStarted(**server, *ring);
+  return RunUntilStopped(**server, stop_signals);
 }
 
 }  // namespace zerofarm::cli

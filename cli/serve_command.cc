@@ -141,178 +141,203 @@ fs::path DefaultWebDir() {
   return (self.parent_path() / ".." / "share" / "zerofarm" / "web").lexically_normal();
 }
 
-int RunFront(int argc, char** argv, bool proxy) {
-  const auto usage = [proxy](const std::string& why) { return PrintUsage(proxy, why); };
-  const char* name = proxy ? "proxy" : "serve";
-  Flags flags(argc, argv, {"unsandboxed", "insecure"});
-  if (flags.Has("help") || flags.Has("h")) {
-    std::fputs(proxy ? kProxyUsage : kUsage, stdout);
-    return 0;
-  }
-  // Before any thread: freed buffers of several MiB go back to the kernel (process_memory.h).
-  TuneAllocatorForServer();
-  const fs::path data = flags.Take("data").value_or(proxy ? "zerofarm-proxy" : "zerofarm-data");
-  const std::string ring_path = proxy ? flags.Take("ring").value_or("") : "";
-  std::optional<storage::FarmKey> vo_key;  // the proxy's farm key (--key)
-  const std::string backup_after = proxy ? flags.Take("backup-after").value_or("15s") : "15s";
-  const std::string listen = flags.Take("listen").value_or("127.0.0.1:8080");
-  const std::string web = flags.Take("web").value_or("");
-  const std::string workers = proxy ? "0" : flags.Take("workers").value_or("0");
-  const std::string chunk = flags.Take("chunk-seconds").value_or("4");
-  const std::string worker_memory = proxy ? "3G" : flags.Take("worker-memory").value_or("3G");
-  const std::string max_upload = flags.Take("max-upload").value_or("64G");
-  const std::string max_header = flags.Take("max-header").value_or("16K");
-  const std::string header_timeout = flags.Take("header-timeout").value_or("10s");
-  const std::string idle_timeout = flags.Take("idle-timeout").value_or("60s");
-  const std::string request_timeout = flags.Take("request-timeout").value_or("6h");
-  const std::string max_connections = flags.Take("max-connections").value_or("256");
-  const std::string open_uploads = flags.Take("max-open-uploads").value_or("100");
-  const std::string open_uploads_total = flags.Take("max-open-uploads-total").value_or("10000");
-  const std::string upload_expiry = flags.Take("upload-expiry").value_or("24h");
-  const std::string upload_files = flags.Take("max-upload-files").value_or("0");
-  const auto key_path = proxy ? flags.Take("key") : std::nullopt;
-  const bool insecure = proxy && flags.Has("insecure");
-  if (insecure) (void)flags.Take("insecure");
-  const bool unsandboxed = !proxy && flags.Has("unsandboxed");
-  if (unsandboxed) (void)flags.Take("unsandboxed");
-  if (!flags.error().empty()) return usage(flags.error());
-  if (!flags.Unknown().empty()) return usage("unknown option " + flags.Unknown().front());
-  if (!flags.Positional().empty()) return usage("unexpected argument " + flags.Positional()[0]);
-  if (proxy && ring_path.empty()) return usage("--ring is required");
-  if (proxy)
-    if (auto stop = LoadFarmKeyFlags("proxy", key_path, insecure, &vo_key)) return *stop;
+// The flags of serve and proxy as given, defaults filled in, none checked yet.
+struct FrontFlags {
+  fs::path data;
+  std::string ring_path, backup_after, listen, web, workers, chunk, worker_memory;
+  std::string max_upload, max_header, header_timeout, idle_timeout, request_timeout;
+  std::string max_connections, open_uploads, open_uploads_total, upload_expiry, upload_files;
+  std::optional<std::string> key_path;
+  bool insecure = false;
+  bool unsandboxed = false;
+};
 
-  api::ServerOptions so;
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return usage("--listen needs HOST:PORT");
-  so.address = listen.substr(0, colon);
+// What a checked command line asks for.
+struct FrontOptions {
+  fs::path data;
+  std::string ring_path;  // proxy only
+  bool unsandboxed = false;
+  uint64_t worker_memory = 0;
+  api::ServerOptions server;
+  scheduler::VideoServiceOptions service;
+};
+
+FrontFlags TakeFrontFlags(Flags& flags, bool proxy) {
+  FrontFlags f;
+  f.data = flags.Take("data").value_or(proxy ? "zerofarm-proxy" : "zerofarm-data");
+  f.ring_path = proxy ? flags.Take("ring").value_or("") : "";
+  f.backup_after = proxy ? flags.Take("backup-after").value_or("15s") : "15s";
+  f.listen = flags.Take("listen").value_or("127.0.0.1:8080");
+  f.web = flags.Take("web").value_or("");
+  f.workers = proxy ? "0" : flags.Take("workers").value_or("0");
+  f.chunk = flags.Take("chunk-seconds").value_or("4");
+  f.worker_memory = proxy ? "3G" : flags.Take("worker-memory").value_or("3G");
+  f.max_upload = flags.Take("max-upload").value_or("64G");
+  f.max_header = flags.Take("max-header").value_or("16K");
+  f.header_timeout = flags.Take("header-timeout").value_or("10s");
+  f.idle_timeout = flags.Take("idle-timeout").value_or("60s");
+  f.request_timeout = flags.Take("request-timeout").value_or("6h");
+  f.max_connections = flags.Take("max-connections").value_or("256");
+  f.open_uploads = flags.Take("max-open-uploads").value_or("100");
+  f.open_uploads_total = flags.Take("max-open-uploads-total").value_or("10000");
+  f.upload_expiry = flags.Take("upload-expiry").value_or("24h");
+  f.upload_files = flags.Take("max-upload-files").value_or("0");
+  f.key_path = proxy ? flags.Take("key") : std::nullopt;
+  f.insecure = proxy && flags.Has("insecure");
+  if (f.insecure) (void)flags.Take("insecure");
+  f.unsandboxed = !proxy && flags.Has("unsandboxed");
+  if (f.unsandboxed) (void)flags.Take("unsandboxed");
+  return f;
+}
+
+// Checks the listen address and the counts; a usage error's text, or nullopt.
+// Strict numbers: "8080x", " 4" or "1e9" slots are a usage error, never a silent prefix.
+std::optional<std::string> ParseAddressAndCounts(const FrontFlags& f, FrontOptions* o) {
+  api::ServerOptions& so = o->server;
+  scheduler::VideoServiceOptions& vo = o->service;
+  const size_t colon = f.listen.rfind(':');
+  if (colon == std::string::npos) return "--listen needs HOST:PORT";
+  so.address = f.listen.substr(0, colon);
   if (so.address.size() > 2 && so.address.front() == '[')
     so.address = so.address.substr(1, so.address.size() - 2);
-  scheduler::VideoServiceOptions vo;
-  // Strict numbers: "8080x", " 4" or "1e9" slots are a usage error, never a silent prefix.
-  const auto port = ParseInteger(listen.substr(colon + 1), 0, 65535);
-  if (!port) return usage("--listen port must be a whole number 0-65535");
+  const auto port = ParseInteger(f.listen.substr(colon + 1), 0, 65535);
+  if (!port) return "--listen port must be a whole number 0-65535";
   so.port = static_cast<uint16_t>(*port);
-  const auto slots = ParseInteger(workers, 0, 1024);
-  if (!slots) return usage("--workers takes a whole number 0-1024 (0: one per core)");
+  const auto slots = ParseInteger(f.workers, 0, 1024);
+  if (!slots) return "--workers takes a whole number 0-1024 (0: one per core)";
   vo.task_slots = static_cast<int>(*slots);
-  const auto chunk_s = ParseDecimal(chunk, 0.5, 60);
-  if (!chunk_s) return usage("--chunk-seconds must be a number within 0.5-60");
+  const auto chunk_s = ParseDecimal(f.chunk, 0.5, 60);
+  if (!chunk_s) return "--chunk-seconds must be a number within 0.5-60";
   vo.chunk_seconds = *chunk_s;
-  const auto connections = ParseInteger(max_connections, 1, 1'000'000);
-  if (!connections) return usage("--max-connections takes a whole number 1-1000000");
+  const auto connections = ParseInteger(f.max_connections, 1, 1'000'000);
+  if (!connections) return "--max-connections takes a whole number 1-1000000";
   so.max_connections = static_cast<size_t>(*connections);
-  const auto per_tenant = ParseInteger(open_uploads, 0, 1'000'000'000);
-  const auto total = ParseInteger(open_uploads_total, 0, 1'000'000'000);
-  const auto files = ParseInteger(upload_files, 0, 1'000'000'000);
+  const auto per_tenant = ParseInteger(f.open_uploads, 0, 1'000'000'000);
+  const auto total = ParseInteger(f.open_uploads_total, 0, 1'000'000'000);
+  const auto files = ParseInteger(f.upload_files, 0, 1'000'000'000);
   if (!per_tenant || !total || !files)
-    return usage(
-        "--max-open-uploads, --max-open-uploads-total and --max-upload-files take "
-        "a whole number");
+    return "--max-open-uploads, --max-open-uploads-total and --max-upload-files take "
+           "a whole number";
   vo.max_open_uploads_per_tenant = static_cast<size_t>(*per_tenant);
   vo.max_open_uploads = static_cast<size_t>(*total);
   vo.max_upload_descriptors = static_cast<size_t>(*files);
-  auto upload = ParseByteSize(max_upload);
-  auto header = ParseByteSize(max_header);
-  auto memory = ParseByteSize(worker_memory);
-  auto ht = ParseDuration(header_timeout);
-  auto it = ParseDuration(idle_timeout);
-  auto rt = ParseDuration(request_timeout);
+  return std::nullopt;
+}
+
+// Checks the sizes and durations; a usage error's text, or nullopt.
+std::optional<std::string> ParseSizesAndDurations(const FrontFlags& f, FrontOptions* o) {
+  api::ServerOptions& so = o->server;
+  scheduler::VideoServiceOptions& vo = o->service;
+  auto upload = ParseByteSize(f.max_upload);
+  auto header = ParseByteSize(f.max_header);
+  auto memory = ParseByteSize(f.worker_memory);
+  auto ht = ParseDuration(f.header_timeout);
+  auto it = ParseDuration(f.idle_timeout);
+  auto rt = ParseDuration(f.request_timeout);
   if (!upload || !header || *header < 1024 || *header > (64u << 20) || !memory || !ht || !it ||
       !rt || ht->count() <= 0 || it->count() <= 0 || rt->count() <= 0)
-    return usage("a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)");
-  auto expiry = ParseDuration(upload_expiry);
+    return "a limit is malformed (sizes like 16K or 20G, durations like 10s or 500ms)";
+  auto expiry = ParseDuration(f.upload_expiry);
   if (!expiry || expiry->count() < 1000)
-    return usage("--upload-expiry takes a duration of at least 1s, such as 24h");
+    return "--upload-expiry takes a duration of at least 1s, such as 24h";
   vo.upload_expiry = std::chrono::duration_cast<std::chrono::seconds>(*expiry);
-  auto backup = ParseDuration(backup_after);
-  if (!backup || backup->count() <= 0) return usage("--backup-after takes a duration such as 15s");
+  auto backup = ParseDuration(f.backup_after);
+  if (!backup || backup->count() <= 0) return "--backup-after takes a duration such as 15s";
   vo.backup_after = *backup;
+  o->worker_memory = *memory;
   so.max_upload_bytes = *upload;
   so.max_header_bytes = static_cast<uint32_t>(*header);
   so.header_timeout = *ht;
   so.idle_timeout = *it;
   so.request_timeout = *rt;
-  so.web_dir = web.empty() ? DefaultWebDir() : fs::path(web);
+  return std::nullopt;
+}
 
-  // A port in use fails here, before the data folder or anything in it is created.
-  if (Status free = CheckListenAddress(so.address, so.port); !free.ok()) {
-    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, free.message().c_str());
-    return 3;
-  }
+// Every default and every flag error of serve and proxy. Returns the exit status to stop with
+// (2: usage; the farm key's own), or nullopt to run.
+std::optional<int> ParseFrontFlags(Flags& flags, bool proxy, FrontOptions* o) {
+  const auto usage = [proxy](const std::string& why) { return PrintUsage(proxy, why); };
+  const FrontFlags f = TakeFrontFlags(flags, proxy);
+  if (!flags.error().empty()) return usage(flags.error());
+  if (!flags.Unknown().empty()) return usage("unknown option " + flags.Unknown().front());
+  if (!flags.Positional().empty()) return usage("unexpected argument " + flags.Positional()[0]);
+  if (proxy && f.ring_path.empty()) return usage("--ring is required");
+  if (proxy)
+    if (auto stop = LoadFarmKeyFlags("proxy", f.key_path, f.insecure, &o->service.farm_key))
+      return *stop;
+  if (auto why = ParseAddressAndCounts(f, o)) return usage(*why);
+  if (auto why = ParseSizesAndDurations(f, o)) return usage(*why);
+  o->server.web_dir = f.web.empty() ? DefaultWebDir() : fs::path(f.web);
+  o->data = f.data;
+  o->ring_path = f.ring_path;
+  o->unsandboxed = f.unsandboxed;
+  return std::nullopt;
+}
 
-  // Signals are taken by sigwait below; every thread started from here inherits the mask.
+// Blocks SIGINT and SIGTERM (taken by sigwait in RunFront; every thread started later inherits
+// the mask) and ignores SIGPIPE.
+sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return stop_signals;
+}
 
-  if (proxy) {
-    // The proxy runs no worker: the nodes do, validated and sandboxed, and every task result
-    // says how it ran.
-    auto ring = storage::Ring::Load(ring_path);
-    if (!ring.ok()) {
-      std::fprintf(stderr, "zerofarm proxy: error: cannot load the ring %s: %s\n",
-                   ring_path.c_str(), ring.status().message().c_str());
-      return 3;
-    }
-    vo.ring = *ring;
-    vo.farm_key = vo_key;
-    std::fprintf(stderr, "zerofarm proxy: ring of %zu nodes, %d replicas, %u partitions\n",
-                 ring->nodes().size(), ring->replicas(), ring->partitions());
-  } else {
-    scheduler::WorkerRuntimeOptions wo;
-    wo.path = scheduler::DefaultWorkerPath();
-    wo.isolation =
-        unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
-    wo.memory_bytes = *memory;
-    wo.verdict_cache_dir = data / "verdicts";
-    auto worker = scheduler::WorkerRuntime::Load(wo);
-    if (!worker.ok()) {
-      std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, wo.path.c_str(),
-                   worker.status().message().c_str());
-      return 3;
-    }
-    if ((*worker)->isolation() == scheduler::Isolation::kSandbox) {
-      // What the sandbox can enforce on this host, said once at start (a missing layer has
-      // already been warned about, and every task report names it too).
-      std::string layers;
-      for (const std::string& l : sandbox::ProbeHostLayers().Active()) layers += " " + l;
-      std::fprintf(
-          stderr,
-          "zerofarm: workers run validated and sandboxed (%s, sha256 %.16s...; layers:%s)\n",
-          wo.path.c_str(), (*worker)->program_sha256().c_str(), layers.c_str());
-    }
-    vo.worker = *worker;
-  }
-  vo.data_dir = data;
-  auto service = scheduler::VideoService::Open(vo);
-  if (!service.ok()) {
-    std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, data.c_str(),
-                 service.status().message().c_str());
+// The proxy runs no worker: the nodes do, validated and sandboxed, and every task result says
+// how it ran. Loads the ring into the service options; an exit status on failure.
+std::optional<int> LoadRing(FrontOptions* o) {
+  auto ring = storage::Ring::Load(o->ring_path);
+  if (!ring.ok()) {
+    std::fprintf(stderr, "zerofarm proxy: error: cannot load the ring %s: %s\n",
+                 o->ring_path.c_str(), ring.status().message().c_str());
     return 3;
   }
+  o->service.ring = *ring;
+  std::fprintf(stderr, "zerofarm proxy: ring of %zu nodes, %d replicas, %u partitions\n",
+               ring->nodes().size(), ring->replicas(), ring->partitions());
+  return std::nullopt;
+}
 
-  api::TokenStore tokens(data / "tokens.tsv");
+// Loads and validates the worker serve runs its tasks with; an exit status on failure.
+std::optional<int> LoadWorker(const char* name, FrontOptions* o) {
+  scheduler::WorkerRuntimeOptions wo;
+  wo.path = scheduler::DefaultWorkerPath();
+  wo.isolation =
+      o->unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
+  wo.memory_bytes = o->worker_memory;
+  wo.verdict_cache_dir = o->data / "verdicts";
+  auto worker = scheduler::WorkerRuntime::Load(wo);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, wo.path.c_str(),
+                 worker.status().message().c_str());
+    return 3;
+  }
+  if ((*worker)->isolation() == scheduler::Isolation::kSandbox) {
+    // What the sandbox can enforce on this host, said once at start (a missing layer has
+    // already been warned about, and every task report names it too).
+    std::string layers;
+    for (const std::string& l : sandbox::ProbeHostLayers().Active()) layers += " " + l;
+    std::fprintf(stderr,
+                 "zerofarm: workers run validated and sandboxed (%s, sha256 %.16s...; layers:%s)\n",
+                 wo.path.c_str(), (*worker)->program_sha256().c_str(), layers.c_str());
+  }
+  o->service.worker = *worker;
+  return std::nullopt;
+}
+
+// The bearer token made for tenant "default" when the token file holds none yet; empty when
+// there are tokens already.
+Result<std::string> FirstToken(api::TokenStore& tokens) {
   auto count = tokens.Count();
-  std::string first_token;
-  if (count.ok() && *count == 0) {
-    auto token = tokens.Create("default");
-    if (!token.ok()) {
-      std::fprintf(stderr, "zerofarm %s: error: %s\n", name, token.status().message().c_str());
-      return 3;
-    }
-    first_token = *token;
-  }
+  if (!count.ok() || *count != 0) return std::string();
+  return tokens.Create("default");
+}
 
-  auto server = api::Server::Start(so, **service, tokens);
-  if (!server.ok()) {
-    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, server.status().message().c_str());
-    return 3;
-  }
-  const std::string url = BaseUrl(so.address, (*server)->port());
+// The start-up lines on stdout; the last one is what scripts wait for.
+void PrintStarted(const std::string& url, const std::string& first_token, const fs::path& data) {
   if (!first_token.empty()) {
     std::printf(
         "zerofarm: first start: bearer token for tenant \"default\" (shown once, keep it):\n"
@@ -328,6 +353,29 @@ int RunFront(int argc, char** argv, bool proxy) {
   // Last: scripts wait for this line, and by then the token lines above are out.
   std::printf("zerofarm: listening on %s (data %s)\n", url.c_str(), data.c_str());
   std::fflush(stdout);
+}
+
+// Runs the service and the HTTP server until SIGINT or SIGTERM; the exit status.
+int Serve(const char* name, FrontOptions& o, const sigset_t& stop_signals) {
+  o.service.data_dir = o.data;
+  auto service = scheduler::VideoService::Open(o.service);
+  if (!service.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s: %s\n", name, o.data.c_str(),
+                 service.status().message().c_str());
+    return 3;
+  }
+  api::TokenStore tokens(o.data / "tokens.tsv");
+  auto first_token = FirstToken(tokens);
+  if (!first_token.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, first_token.status().message().c_str());
+    return 3;
+  }
+  auto server = api::Server::Start(o.server, **service, tokens);
+  if (!server.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, server.status().message().c_str());
+    return 3;
+  }
+  PrintStarted(BaseUrl(o.server.address, (*server)->port()), *first_token, o.data);
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
@@ -335,6 +383,28 @@ int RunFront(int argc, char** argv, bool proxy) {
   server->reset();   // no new requests
   service->reset();  // jobs stop; their state stays for the next start
   return 0;
+}
+
+int RunFront(int argc, char** argv, bool proxy) {
+  const char* name = proxy ? "proxy" : "serve";
+  Flags flags(argc, argv, {"unsandboxed", "insecure"});
+  if (flags.Has("help") || flags.Has("h")) {
+    std::fputs(proxy ? kProxyUsage : kUsage, stdout);
+    return 0;
+  }
+  // Before any thread: freed buffers of several MiB go back to the kernel (process_memory.h).
+  TuneAllocatorForServer();
+  FrontOptions o;
+  if (auto stop = ParseFrontFlags(flags, proxy, &o)) return *stop;
+
+  // A port in use fails here, before the data folder or anything in it is created.
+  if (Status free = CheckListenAddress(o.server.address, o.server.port); !free.ok()) {
+    std::fprintf(stderr, "zerofarm %s: error: %s\n", name, free.message().c_str());
+    return 3;
+  }
+  const sigset_t stop_signals = BlockStopSignals();
+  if (auto stop = proxy ? LoadRing(&o) : LoadWorker(name, &o)) return *stop;
+  return Serve(name, o, stop_signals);
 }
 
 }  // namespace

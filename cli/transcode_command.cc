@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -328,30 +329,72 @@ bool IsInputFault(const std::string& code) {
          code == "corrupt_container" || code == "undecodable" || code == "bad_stream";
 }
 
-}  // namespace
+// What a checked command line asks for.
+struct TranscodeOptions {
+  std::string input;
+  std::string out;                         // as given (error messages name it so)
+  fs::path out_path;                       // absolute and normal, without a trailing separator
+  std::string ladder_spec, preset, chunk;  // as given: they make the job id
+  std::string data;                        // --data, empty for a temporary store
+  std::string worker_memory;               // checked by LoadWorker, after the paths
+  bool unsandboxed = false;
+  bool force = false;
+  scheduler::JobOptions job;
+};
 
-int TranscodeCommand(int argc, char** argv) {
-  Flags flags(argc, argv, {"unsandboxed", "force"});
-  if (flags.Has("help") || flags.Has("h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
+int BadFlag(const std::string& flag, const std::string& value, const std::string& want) {
+  return Fail(
+      "", Status::Error("invalid_argument", flag + " must be " + want + ", not '" + value + "'"),
+      2);
+}
+
+// Checks the values of the flags that set the job's options (errors: 2).
+std::optional<int> ParseJobOptions(const std::optional<std::string>& jobs,
+                                   const std::string& task_timeout, TranscodeOptions* o) {
+  scheduler::JobOptions& options = o->job;
+  auto ladder = transcode::ParseLadder(o->ladder_spec);
+  if (!ladder.ok()) return Fail("", ladder.status(), 2);
+  options.ladder = *ladder;
+  if (!transcode::IsX264Preset(o->preset))
+    return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + o->preset + "'"),
+                2);
+  options.preset = o->preset;
+  auto chunk_seconds = ParseDecimal(o->chunk, 0.5, 60);
+  if (!chunk_seconds)
+    return BadFlag("--chunk-seconds", o->chunk, "a number of seconds from 0.5 to 60");
+  options.chunk_seconds = *chunk_seconds;
+  if (jobs) {
+    auto n = ParseInteger(*jobs, 1, 256);
+    if (!n) return BadFlag("--jobs", *jobs, "a whole number from 1 to 256");
+    options.task_slots = static_cast<int>(*n);
   }
-  const mode_t umask_bits = ::umask(0);  // read it (no threads run yet) and put it back
-  ::umask(umask_bits);
-  std::string out = flags.Take("output", "o").value_or("");
-  std::string ladder_spec = flags.Take("ladder").value_or("1080p,720p,480p,360p");
-  std::string preset = flags.Take("preset").value_or("veryfast");
-  std::string chunk = flags.Take("chunk-seconds").value_or("4");
-  std::optional<std::string> jobs = flags.Take("jobs");
-  std::string data = flags.Take("data").value_or("");
-  std::string task_timeout = flags.Take("task-timeout").value_or("300");
-  std::string worker_memory = flags.Take("worker-memory").value_or("3G");
-  const bool unsandboxed = flags.Has("unsandboxed");
-  if (unsandboxed) (void)flags.Take("unsandboxed");
-  const bool force = flags.Has("force");
-  if (force) (void)flags.Take("force");
+  auto timeout = ParseDuration(task_timeout);
+  constexpr auto kMaxTaskTimeout = std::chrono::hours(24 * 7);
+  if (!timeout || *timeout < std::chrono::seconds(1) || *timeout > kMaxTaskTimeout)
+    return BadFlag("--task-timeout", task_timeout,
+                   "a duration from 1 s to 7 days (\"300\" seconds, or \"5m\")");
+  options.task_timeout_base = std::chrono::duration_cast<std::chrono::seconds>(*timeout);
+  return std::nullopt;
+}
+
+// Every default and every flag error of zerofarm transcode but --worker-memory's (LoadWorker).
+// Returns the exit status to stop with (2), or nullopt to run.
+std::optional<int> ParseTranscodeFlags(Flags& flags, TranscodeOptions* o) {
+  o->out = flags.Take("output", "o").value_or("");
+  o->ladder_spec = flags.Take("ladder").value_or("1080p,720p,480p,360p");
+  o->preset = flags.Take("preset").value_or("veryfast");
+  o->chunk = flags.Take("chunk-seconds").value_or("4");
+  const std::optional<std::string> jobs = flags.Take("jobs");
+  o->data = flags.Take("data").value_or("");
+  const std::string task_timeout = flags.Take("task-timeout").value_or("300");
+  o->worker_memory = flags.Take("worker-memory").value_or("3G");
+  o->unsandboxed = flags.Has("unsandboxed");
+  if (o->unsandboxed) (void)flags.Take("unsandboxed");
+  o->force = flags.Has("force");
+  if (o->force) (void)flags.Take("force");
   auto positional = flags.Positional();
-  if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 || out.empty()) {
+  if (!flags.error().empty() || !flags.Unknown().empty() || positional.size() != 1 ||
+      o->out.empty()) {
     std::string why = !flags.error().empty()     ? flags.error()
                       : !flags.Unknown().empty() ? "unknown option " + flags.Unknown().front()
                       : positional.size() != 1   ? "exactly one INPUT is needed"
@@ -359,61 +402,44 @@ int TranscodeCommand(int argc, char** argv) {
     std::fprintf(stderr, "zerofarm transcode: %s\n%s", why.c_str(), kUsage);
     return 2;
   }
-  const std::string input = positional.front();
+  o->input = positional.front();
+  if (auto stop = ParseJobOptions(jobs, task_timeout, o)) return *stop;
+  o->out_path = fs::absolute(fs::path(o->out)).lexically_normal();
+  if (o->out_path.has_filename() == false) o->out_path = o->out_path.parent_path();
+  return std::nullopt;
+}
 
-  scheduler::JobOptions options;
-  auto ladder = transcode::ParseLadder(ladder_spec);
-  if (!ladder.ok()) return Fail("", ladder.status(), 2);
-  options.ladder = *ladder;
-  if (!transcode::IsX264Preset(preset))
-    return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + preset + "'"), 2);
-  options.preset = preset;
-  auto bad_flag = [](const std::string& flag, const std::string& value, const std::string& want) {
-    return Fail(
-        "", Status::Error("invalid_argument", flag + " must be " + want + ", not '" + value + "'"),
-        2);
-  };
-  auto chunk_seconds = ParseDecimal(chunk, 0.5, 60);
-  if (!chunk_seconds)
-    return bad_flag("--chunk-seconds", chunk, "a number of seconds from 0.5 to 60");
-  options.chunk_seconds = *chunk_seconds;
-  if (jobs) {
-    auto n = ParseInteger(*jobs, 1, 256);
-    if (!n) return bad_flag("--jobs", *jobs, "a whole number from 1 to 256");
-    options.task_slots = static_cast<int>(*n);
-  }
-  auto timeout = ParseDuration(task_timeout);
-  constexpr auto kMaxTaskTimeout = std::chrono::hours(24 * 7);
-  if (!timeout || *timeout < std::chrono::seconds(1) || *timeout > kMaxTaskTimeout)
-    return bad_flag("--task-timeout", task_timeout,
-                    "a duration from 1 s to 7 days (\"300\" seconds, or \"5m\")");
-  options.task_timeout_base = std::chrono::duration_cast<std::chrono::seconds>(*timeout);
-
-  // The output folder is checked before any work: a folder with the user's files in it is not
-  // replaced without --force, and a root, home or working folder never.
-  fs::path out_path = fs::absolute(fs::path(out)).lexically_normal();
-  if (out_path.has_filename() == false) out_path = out_path.parent_path();
-  if (auto state = CheckOutputFolder(out_path, force); !state.ok())
-    return Fail(out, state.status(), 2);
-  // The input is read several times (hashed, probed, chunked): only a regular file will do,
-  // and a FIFO or device could block the open forever.
+// The output folder is checked before any work: a folder with the user's files in it is not
+// replaced without --force, and a root, home or working folder never. The input is read
+// several times (hashed, probed, chunked): only a regular file will do, and a FIFO or device
+// could block the open forever. An exit status when either is refused.
+std::optional<int> CheckPaths(const TranscodeOptions& o) {
+  if (auto state = CheckOutputFolder(o.out_path, o.force); !state.ok())
+    return Fail(o.out, state.status(), 2);
   struct stat input_stat {};
-  if (::stat(input.c_str(), &input_stat) == 0 && !S_ISREG(input_stat.st_mode)) {
+  if (::stat(o.input.c_str(), &input_stat) == 0 && !S_ISREG(input_stat.st_mode)) {
     const char* what = S_ISDIR(input_stat.st_mode)    ? "a folder"
                        : S_ISFIFO(input_stat.st_mode) ? "a FIFO (named pipe)"
                        : S_ISSOCK(input_stat.st_mode) ? "a socket"
                                                       : "a device";
-    return Fail(input,
+    return Fail(o.input,
                 Status::Error("invalid_argument",
                               std::string("not a regular file but ") + what +
                                   ": zerofarm transcode reads its input more than once; save "
                                   "it to a file first"),
                 1);
   }
+  return std::nullopt;
+}
+
+// Checks --worker-memory, then loads and validates the worker into the job's options (an
+// unusable verdict cache is given up rather than the job). An exit status on failure.
+std::optional<int> LoadWorker(TranscodeOptions* o) {
   scheduler::WorkerRuntimeOptions wo;
   wo.path = scheduler::DefaultWorkerPath();
-  wo.isolation = unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
-  auto memory = ParseByteSize(worker_memory);
+  wo.isolation =
+      o->unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
+  auto memory = ParseByteSize(o->worker_memory);
   if (!memory || *memory < (uint64_t{64} << 20))
     return Fail("", Status::Error("invalid_argument", "--worker-memory must be at least 64M"), 2);
   wo.memory_bytes = *memory;
@@ -426,63 +452,101 @@ int TranscodeCommand(int argc, char** argv) {
     worker = scheduler::WorkerRuntime::Load(wo);
   }
   if (!worker.ok()) return Fail(wo.path, worker.status(), 3);
-  options.worker = *worker;
+  o->job.worker = *worker;
+  return std::nullopt;
+}
 
-  auto opened = transcode::FileSource::Open(input);
-  if (!opened.ok()) return Fail(input, opened.status(), 1);
-  transcode::FileSource& source = **opened;
-  const uint64_t size = source.Size().value_or(0);
-  if (size == 0)
-    return Fail(input, Status::Error("empty_input", "not a media file: the file is empty"), 1);
-
-  // The store: --data DIR, or a temporary one.
-  TempDir temp_store;
+// Opens the store: --data DIR, or a temporary one made into *temp (which must outlive the
+// store). An exit status on failure.
+std::optional<int> OpenStore(const std::string& data, TempDir* temp,
+                             std::unique_ptr<storage::Store>* store) {
   fs::path store_dir = data;
   if (data.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     auto t = MakeTempDir(tmp && *tmp ? tmp : "/tmp", "zerofarm-store-");
     if (!t.ok()) return Fail("", t.status(), 3);
-    temp_store = std::move(*t);
-    store_dir = temp_store.path();
+    *temp = std::move(*t);
+    store_dir = temp->path();
   }
   storage::Options so;
   so.dir = store_dir;
-  auto store = storage::Store::Open(so);
-  if (!store.ok()) return Fail(store_dir.string(), store.status(), 3);
+  auto opened = storage::Store::Open(so);
+  if (!opened.ok()) return Fail(store_dir.string(), opened.status(), 3);
+  *store = std::move(*opened);
+  return std::nullopt;
+}
 
-  auto job_id = JobId(source, size, ladder_spec + "|" + preset + "|" + chunk);
-  if (!job_id.ok()) return Fail(input, job_id.status(), 1);
-
-  std::error_code ec;
-  fs::create_directories(out_path.parent_path(), ec);
-  auto staging =
-      MakeTempDir(out_path.parent_path(), "." + out_path.filename().string() + ".partial-");
-  if (!staging.ok()) return Fail(out, staging.status(), 3);
-
-  ProgressLine progress;
-  auto report = scheduler::RunTranscodeJob(
-      **store, source, *job_id, options, staging->path(),
-      [&progress](const scheduler::JobProgress& p) { progress.Update(p); });
-  progress.Finish();
-  if (!report.ok())
-    return Fail(input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
-  // What the renditions leave out of the source, in the user's words.
-  for (const auto& w : report->source.source.warnings)
+// What the renditions leave out of the source, in the user's words (from the job's report).
+void PrintSourceWarnings(const scheduler::JobReport& report) {
+  for (const auto& w : report.source.source.warnings)
     std::fprintf(stderr, "zerofarm: warning: %s\n", w.c_str());
-  Status published = OpenUp(staging->path(), umask_bits);
-  if (published.ok()) published = Publish(staging->path(), out_path, force);
-  if (!published.ok()) return Fail(out, published, 3);
-  // One summary line, on a terminal or not. With --data the store keeps the job for reruns;
-  // the published files are what users keep.
+}
+
+// One summary line, on a terminal or not. With --data the store keeps the job for reruns; the
+// published files are what users keep.
+void PrintSummary(const TranscodeOptions& o, const ProgressLine& progress,
+                  const std::string& job_id) {
   const double wall = progress.ElapsedSeconds();
   const double media = progress.DurationSeconds();
   const double made = progress.MediaSecondsThisRun();
   char speed[64] = "";
   if (wall > 0 && made > 0) std::snprintf(speed, sizeof(speed), ", %.2fx realtime", made / wall);
   std::fprintf(stderr, "zerofarm: %s -> %s: %.1f s of video in %.1f s%s, %.1f MB (job %s)\n",
-               input.c_str(), out_path.c_str(), media, wall, speed,
-               static_cast<double>(TreeBytes(out_path)) / 1e6, job_id->c_str());
+               o.input.c_str(), o.out_path.c_str(), media, wall, speed,
+               static_cast<double>(TreeBytes(o.out_path)) / 1e6, job_id.c_str());
+}
+
+// Runs the job into a staging folder beside OUTDIR and publishes it there; the exit status.
+int RunAndPublish(const TranscodeOptions& o, mode_t umask_bits, storage::Store& store,
+                  transcode::FileSource& source, const std::string& job_id) {
+  std::error_code ec;
+  fs::create_directories(o.out_path.parent_path(), ec);
+  auto staging =
+      MakeTempDir(o.out_path.parent_path(), "." + o.out_path.filename().string() + ".partial-");
+  if (!staging.ok()) return Fail(o.out, staging.status(), 3);
+
+  ProgressLine progress;
+  auto report = scheduler::RunTranscodeJob(
+      store, source, job_id, o.job, staging->path(),
+      [&progress](const scheduler::JobProgress& p) { progress.Update(p); });
+  progress.Finish();
+  if (!report.ok())
+    return Fail(o.input, report.status(), IsInputFault(report.status().code()) ? 1 : 3);
+  PrintSourceWarnings(*report);
+  Status published = OpenUp(staging->path(), umask_bits);
+  if (published.ok()) published = Publish(staging->path(), o.out_path, o.force);
+  if (!published.ok()) return Fail(o.out, published, 3);
+  PrintSummary(o, progress, job_id);
   return 0;
+}
+
+}  // namespace
+
+int TranscodeCommand(int argc, char** argv) {
+  Flags flags(argc, argv, {"unsandboxed", "force"});
+  if (flags.Has("help") || flags.Has("h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  const mode_t umask_bits = ::umask(0);  // read it (no threads run yet) and put it back
+  ::umask(umask_bits);
+  TranscodeOptions o;
+  if (auto stop = ParseTranscodeFlags(flags, &o)) return *stop;
+  if (auto stop = CheckPaths(o)) return *stop;
+  if (auto stop = LoadWorker(&o)) return *stop;
+
+  auto opened = transcode::FileSource::Open(o.input);
+  if (!opened.ok()) return Fail(o.input, opened.status(), 1);
+  transcode::FileSource& source = **opened;
+  const uint64_t size = source.Size().value_or(0);
+  if (size == 0)
+    return Fail(o.input, Status::Error("empty_input", "not a media file: the file is empty"), 1);
+  TempDir temp_store;  // declared first: removed after the store is closed
+  std::unique_ptr<storage::Store> store;
+  if (auto stop = OpenStore(o.data, &temp_store, &store)) return *stop;
+  auto job_id = JobId(source, size, o.ladder_spec + "|" + o.preset + "|" + o.chunk);
+  if (!job_id.ok()) return Fail(o.input, job_id.status(), 1);
+  return RunAndPublish(o, umask_bits, *store, source, *job_id);
 }
 
 }  // namespace zerofarm::cli

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 
 #include "av_log_capture.h"
 #include "zerofarm/transcode/codecs.h"
@@ -190,34 +191,51 @@ class Planner {
     int since_last_owned = 0;
   };
 
-  Status MaybeCut(uint64_t ord, int64_t pts, bool key) {
+  // Where a cut goes: the next task's first presentation time and first packet to decode.
+  struct Cut {
+    int64_t boundary;
+    uint64_t decode_from;
+  };
+
+  // The cut decided at this packet, if any (see the class comment).
+  std::optional<Cut> FindCut(uint64_t ord, int64_t pts, bool key) const {
     const int64_t length = CutLength();
     const int64_t target = boundary_ + length;
     const int64_t window_end = target + length / 2;
-    std::optional<std::pair<int64_t, uint64_t>> cut;  // (boundary, decode_from)
-    if (key && pts >= target && pts <= window_end) {
-      cut = {pts, ord};
-    } else if (pts > window_end) {
-      // Pre-roll from the latest keyframe not after the target, if there is one.
-      std::optional<uint64_t> from;
-      for (const Key& k : keys_)
-        if (k.pts <= target) from = k.ordinal;
-      if (from) cut = {target, *from};
-    }
+    if (key && pts >= target && pts <= window_end) return Cut{pts, ord};
+    if (pts <= window_end) return std::nullopt;
+    // Pre-roll from the latest keyframe not after the target, if there is one.
+    std::optional<uint64_t> from;
+    for (const Key& k : keys_)
+      if (k.pts <= target) from = k.ordinal;
+    if (!from) return std::nullopt;
+    return Cut{target, *from};
+  }
+
+  Status MaybeCut(uint64_t ord, int64_t pts, bool key) {
+    const std::optional<Cut> cut = FindCut(ord, pts, key);
     if (!cut) return Status::Ok();
     ZF_RETURN_IF_ERROR(CommitChunk());
     ZF_RETURN_IF_ERROR(OpenChunk(ord));
+    StartTask(*cut);
+    boundary_ = cut->boundary;
+    ++cuts_;
+    return Status::Ok();
+  }
+
+  // Ends the last pending task at the cut and starts the next one. A cut between keyframes is
+  // decided only after packets past it have arrived: those were taken by the previous task and
+  // now move to the new one.
+  void StartTask(const Cut& cut) {
     Pending& prev = pending_.back();
-    prev.plan.end_pts = cut->first;
+    prev.plan.end_pts = cut.boundary;
     Pending next;
-    next.plan.start_pts = cut->first;
-    next.plan.decode_from = cut->second;
-    next.plan.decode_to = cut->second;
-    // A cut between keyframes is decided only after packets past it have arrived: those were
-    // taken by the previous task and now move to the new one.
+    next.plan.start_pts = cut.boundary;
+    next.plan.decode_from = cut.decode_from;
+    next.plan.decode_to = cut.decode_from;
     std::vector<Owned> keep;
     for (const Owned& o : prev.owned) {
-      if (o.pts < cut->first) {
+      if (o.pts < cut.boundary) {
         keep.push_back(o);
       } else {
         next.owned.push_back(o);
@@ -230,9 +248,6 @@ class Planner {
       prev.plan.decode_to = std::max(prev.plan.decode_to, o.ordinal);
     prev.since_last_owned = static_cast<int>(next.owned.size());
     pending_.push_back(std::move(next));
-    boundary_ = cut->first;
-    ++cuts_;
-    return Status::Ok();
   }
 
   // The target length of the chunk being cut: a head length, then the chunk length.
@@ -341,210 +356,268 @@ Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
   return Status::Error("not_media", "not a media file: " + detail);
 }
 
-}  // namespace
-
-Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const IngestOptions& options,
-                            IngestSink* sink) {
-  IngestResult result;
+// Refuses chunk and head lengths out of range.
+Status CheckIngestOptions(const IngestOptions& options) {
   if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
     return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
   for (double h : options.head_seconds)
     if (!(h >= 0.5 && h <= options.chunk_seconds))
       return Status::Error("invalid_argument",
                            "head segment seconds must be within 0.5 and the chunk seconds");
-  auto size = source.Size();
-  if (size && *size == 0)
-    return Status::Error("empty_input", "not a media file: the file is empty");
+  return Status::Ok();
+}
 
-  auto source_writer = store.CreateObject(SourceObjectName(options.prefix));
-  if (!source_writer.ok()) return source_writer.status();
-  TeeReader tee(source, **source_writer);
-  AvLogCapture log;
-
+// The demuxer over a TeeReader. Members in this order: the format context is closed before
+// the AVIOContext it reads through.
+struct Demuxer {
   AVIOContextPtr avio;
+  InputFormatPtr fmt;
+};
+
+// Opens the container read through `tee` and probes its streams; an input that is no media is
+// refused with the reason the demuxer logged.
+Status OpenDemuxer(TeeReader& tee, const AvLogCapture& log, std::optional<uint64_t> size,
+                   Demuxer* d) {
   {
     auto* buf = static_cast<unsigned char*>(av_malloc(kAvioBufferSize));
     if (!buf) return Status::Error("internal", "out of memory");
-    avio.reset(
+    d->avio.reset(
         avio_alloc_context(buf, kAvioBufferSize, 0, &tee, &ReadPacket, nullptr, &SeekPacket));
-    if (!avio) {
+    if (!d->avio) {
       av_free(buf);
       return Status::Error("internal", "out of memory");
     }
   }
-  InputFormatPtr fmt;
   {
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) return Status::Error("internal", "out of memory");
-    raw->pb = avio.get();
+    raw->pb = d->avio.get();
     raw->flags |= AVFMT_FLAG_CUSTOM_IO;
     int err = avformat_open_input(&raw, nullptr, nullptr, nullptr);  // frees raw on failure
     if (err < 0) {
       if (!tee.error().ok()) return tee.error();
       return OpenError(err, log.last_error(), size.value_or(1));
     }
-    fmt.reset(raw);
+    d->fmt.reset(raw);
   }
-  if (int err = avformat_find_stream_info(fmt.get(), nullptr); err < 0) {
+  if (int err = avformat_find_stream_info(d->fmt.get(), nullptr); err < 0) {
     if (!tee.error().ok()) return tee.error();
     return Status::Error(
         "corrupt_container",
         "corrupt container: " + (log.last_error().empty() ? AvErrorString(err) : log.last_error()));
   }
-  result.source.container = fmt->iformat->name;
+  return Status::Ok();
+}
 
-  int video_index = -1, audio_index = -1;
-  std::string found;
-  for (unsigned i = 0; i < fmt->nb_streams; ++i) {
-    AVStream* st = fmt->streams[i];
+// The streams ingest reads; audio_index is -1 without a usable audio track.
+struct StreamChoice {
+  int video_index = -1;
+  int audio_index = -1;
+};
+
+// The first video stream that is not a cover picture and the first audio stream; `found`
+// lists every stream ("video h264, audio aac").
+StreamChoice FindStreams(const AVFormatContext& fmt, std::string* found) {
+  StreamChoice c;
+  for (unsigned i = 0; i < fmt.nb_streams; ++i) {
+    AVStream* st = fmt.streams[i];
     const AVCodecParameters* par = st->codecpar;
     const char* name = avcodec_get_name(par->codec_id);
     if (par->codec_type == AVMEDIA_TYPE_VIDEO && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC)) {
-      if (video_index < 0) video_index = static_cast<int>(i);
-    } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && audio_index < 0) {
-      audio_index = static_cast<int>(i);
+      if (c.video_index < 0) c.video_index = static_cast<int>(i);
+    } else if (par->codec_type == AVMEDIA_TYPE_AUDIO && c.audio_index < 0) {
+      c.audio_index = static_cast<int>(i);
     }
-    if (!found.empty()) found += ", ";
-    found += std::string(av_get_media_type_string(par->codec_type)
-                             ? av_get_media_type_string(par->codec_type)
-                             : "data") +
-             " " + name;
+    if (!found->empty()) *found += ", ";
+    *found += std::string(av_get_media_type_string(par->codec_type)
+                              ? av_get_media_type_string(par->codec_type)
+                              : "data") +
+              " " + name;
   }
-  if (video_index < 0)
+  return c;
+}
+
+// Picks the streams to ingest and refuses a source without a usable video stream; an audio
+// track of an unsupported codec is dropped with a warning in `source`. Every other stream is
+// discarded by the demuxer.
+Result<StreamChoice> SelectStreams(AVFormatContext& fmt, SourceInfo* source) {
+  std::string found;
+  StreamChoice c = FindStreams(fmt, &found);
+  if (c.video_index < 0)
     return Status::Error("no_video_stream", "no video stream (the file has " +
                                                 (found.empty() ? "no streams" : found) + ")");
-  AVStream* vst = fmt->streams[video_index];
+  AVStream* vst = fmt.streams[c.video_index];
   const AVCodecParameters* vpar = vst->codecpar;
-  result.source.video_codec = avcodec_get_name(vpar->codec_id);
+  source->video_codec = avcodec_get_name(vpar->codec_id);
   if (IsEncrypted(*vst))
     return Status::Error("encrypted", "encrypted: the video stream is protected by encryption (" +
-                                          result.source.video_codec + ")");
+                                          source->video_codec + ")");
   if (!IsSupportedVideoCodec(vpar->codec_id))
-    return Status::Error("unsupported_codec",
-                         "unsupported codec: video " + result.source.video_codec);
+    return Status::Error("unsupported_codec", "unsupported codec: video " + source->video_codec);
   if (vpar->width <= 0 || vpar->height <= 0 || vpar->width > kMaxDimension ||
       vpar->height > kMaxDimension)
     return Status::Error("unsupported_codec", "unsupported codec parameters: frame size " +
                                                   std::to_string(vpar->width) + "x" +
                                                   std::to_string(vpar->height));
-  if (audio_index >= 0 && !IsSupportedAudioCodec(fmt->streams[audio_index]->codecpar->codec_id)) {
-    result.source.warnings.push_back(
-        std::string("the audio track's codec (") +
-        avcodec_get_name(fmt->streams[audio_index]->codecpar->codec_id) +
-        ") is not supported: the renditions have no audio");
-    audio_index = -1;
+  if (c.audio_index >= 0 &&
+      !IsSupportedAudioCodec(fmt.streams[c.audio_index]->codecpar->codec_id)) {
+    source->warnings.push_back(std::string("the audio track's codec (") +
+                               avcodec_get_name(fmt.streams[c.audio_index]->codecpar->codec_id) +
+                               ") is not supported: the renditions have no audio");
+    c.audio_index = -1;
   }
-  for (unsigned i = 0; i < fmt->nb_streams; ++i)
-    if (static_cast<int>(i) != video_index && static_cast<int>(i) != audio_index)
-      fmt->streams[i]->discard = AVDISCARD_ALL;
+  for (unsigned i = 0; i < fmt.nb_streams; ++i)
+    if (static_cast<int>(i) != c.video_index && static_cast<int>(i) != c.audio_index)
+      fmt.streams[i]->discard = AVDISCARD_ALL;
+  return c;
+}
 
-  SourceInfo& info = result.source;
-  info.video = HeaderFromStream(*vst);
-  if (audio_index >= 0) {
-    info.audio = HeaderFromStream(*fmt->streams[audio_index]);
-    info.audio_codec = avcodec_get_name(fmt->streams[audio_index]->codecpar->codec_id);
+// Fills the headers, display size and frame rate of `info` from the chosen streams.
+void DescribeStreams(const AVStream& vst, const AVStream* ast, SourceInfo* info) {
+  const AVCodecParameters* vpar = vst.codecpar;
+  info->video = HeaderFromStream(vst);
+  if (ast) {
+    info->audio = HeaderFromStream(*ast);
+    info->audio_codec = avcodec_get_name(ast->codecpar->codec_id);
   }
-  {
-    double sar = info.video.sar_num > 0 && info.video.sar_den > 0
-                     ? static_cast<double>(info.video.sar_num) / info.video.sar_den
-                     : 1.0;
-    int w = static_cast<int>(std::lround(vpar->width * sar));
-    int h = vpar->height;
-    if (std::lround(info.video.rotation_degrees) % 180 == 90) std::swap(w, h);
-    info.display_width = w;
-    info.display_height = h;
-    AVRational fr = vst->avg_frame_rate.num > 0 ? vst->avg_frame_rate : vst->r_frame_rate;
-    info.fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 30.0;
-    if (info.fps > 240 || info.fps < 1) info.fps = 30.0;
+  double sar = info->video.sar_num > 0 && info->video.sar_den > 0
+                   ? static_cast<double>(info->video.sar_num) / info->video.sar_den
+                   : 1.0;
+  int w = static_cast<int>(std::lround(vpar->width * sar));
+  int h = vpar->height;
+  if (std::lround(info->video.rotation_degrees) % 180 == 90) std::swap(w, h);
+  info->display_width = w;
+  info->display_height = h;
+  AVRational fr = vst.avg_frame_rate.num > 0 ? vst.avg_frame_rate : vst.r_frame_rate;
+  info->fps = fr.num > 0 && fr.den > 0 ? av_q2d(fr) : 30.0;
+  if (info->fps > 240 || info->fps < 1) info->fps = 30.0;
+}
+
+// Takes the demuxed packets of the chosen streams: video goes to the planner, audio to the
+// audio source object (and the sink). The origin (output time 0) is the earliest of the first
+// video packets' pts and the first audio packet's; video packets are held until it is fixed.
+class PacketRouter {
+ public:
+  PacketRouter(const AVFormatContext& fmt, StreamChoice streams, SourceInfo* info, Planner* planner,
+               storage::ObjectWriter* audio_writer, IngestSink* sink)
+      : fmt_(fmt),
+        streams_(streams),
+        vst_(*fmt.streams[streams.video_index]),
+        info_(info),
+        planner_(planner),
+        audio_writer_(audio_writer),
+        sink_(sink) {}
+
+  // Routes one packet (of any stream; the others are ignored). May change pkt's timestamps.
+  Status Add(AVPacket* pkt) {
+    if (pkt->stream_index == streams_.video_index) return AddVideo(pkt);
+    if (pkt->stream_index == streams_.audio_index) return AddAudio(pkt);
+    return Status::Ok();
   }
 
-  std::unique_ptr<storage::ObjectWriter> audio_writer;
-  if (info.audio) {
-    auto w = store.CreateObject(AudioSourceObjectName(options.prefix));
-    if (!w.ok()) return w.status();
-    audio_writer = std::move(*w);
+  Status AppendAudio(const std::string& record) {
+    if (sink_) sink_->OnAudio(record);
+    return audio_writer_->Append(record);
   }
-  auto append_audio = [&](const std::string& record) {
-    if (sink) sink->OnAudio(record);
-    return audio_writer->Append(record);
-  };
-  if (audio_writer) ZF_RETURN_IF_ERROR(append_audio(EncodeHeader(*info.audio)));
 
-  Planner planner(store, options, sink, &result);
-  ZF_RETURN_IF_ERROR(planner.Begin(info.video));
-
-  PacketPtr pkt = MakePacket();
-  uint64_t vord = 0, aord = 0;
-  int64_t first_audio_pts = INT64_MIN;
-  int64_t last_video_end = INT64_MIN;
-  bool origin_fixed = false;
-  std::vector<Packet> held;  // video packets before the origin is fixed
-  int read_error = 0;
-
-  // The origin (output time 0) is the earliest of the first video packets' pts and the first
-  // audio packet's; packets are held until it is fixed.
-  auto fix_origin = [&]() -> Status {
+  // Fixes the origin (once) and feeds the held video packets to the planner.
+  Status FixOrigin() {
     int64_t origin = INT64_MAX;
-    for (const Packet& h : held) origin = std::min(origin, h.pts);
+    for (const Packet& h : held_) origin = std::min(origin, h.pts);
     if (origin == INT64_MAX) origin = 0;
-    if (first_audio_pts != INT64_MIN) {
-      AVRational atb = fmt->streams[audio_index]->time_base;
-      origin = std::min(origin, av_rescale_q_rnd(first_audio_pts, atb, vst->time_base,
+    if (first_audio_pts_ != INT64_MIN) {
+      AVRational atb = fmt_.streams[streams_.audio_index]->time_base;
+      origin = std::min(origin, av_rescale_q_rnd(first_audio_pts_, atb, vst_.time_base,
                                                  static_cast<AVRounding>(AV_ROUND_DOWN)));
     }
-    info.origin_pts = origin;
-    info.origin_seconds = static_cast<double>(origin) * av_q2d(vst->time_base);
-    origin_fixed = true;
-    if (sink) sink->OnSource(info);
-    planner.Start(origin);
-    for (const Packet& h : held)
-      ZF_RETURN_IF_ERROR(planner.Add(h, h.pts, (h.flags & AV_PKT_FLAG_KEY) != 0));
-    held.clear();
+    info_->origin_pts = origin;
+    info_->origin_seconds = static_cast<double>(origin) * av_q2d(vst_.time_base);
+    origin_fixed_ = true;
+    if (sink_) sink_->OnSource(*info_);
+    planner_->Start(origin);
+    for (const Packet& h : held_)
+      ZF_RETURN_IF_ERROR(planner_->Add(h, h.pts, (h.flags & AV_PKT_FLAG_KEY) != 0));
+    held_.clear();
     return Status::Ok();
-  };
-  // Packets are fed to the planner once the origin is fixed: after the first few packets.
-  const size_t kOriginLookahead = 48;
+  }
 
+  bool origin_fixed() const { return origin_fixed_; }
+  uint64_t video_packets() const { return vord_; }
+  uint64_t audio_packets() const { return aord_; }
+  // The end of the latest video packet, in the video stream's time base; INT64_MIN before any.
+  int64_t last_video_end() const { return last_video_end_; }
+
+ private:
+  // Packets are fed to the planner once the origin is fixed: after the first few packets.
+  static constexpr size_t kOriginLookahead = 48;
+
+  Status AddVideo(AVPacket* pkt) {
+    if (av_packet_get_side_data(pkt, AV_PKT_DATA_ENCRYPTION_INFO, nullptr))
+      return Status::Error("encrypted", "encrypted: the video packets are encrypted");
+    int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+    if (ts == AV_NOPTS_VALUE) ts = last_video_end_ == INT64_MIN ? 0 : last_video_end_;
+    pkt->pts = ts;
+    last_video_end_ = std::max(last_video_end_, ts + std::max<int64_t>(pkt->duration, 1));
+    Packet p = PacketFromAv(*pkt, vord_++);
+    if (origin_fixed_) return planner_->Add(p, p.pts, (p.flags & AV_PKT_FLAG_KEY) != 0);
+    held_.push_back(std::move(p));
+    if (held_.size() >= kOriginLookahead) return FixOrigin();
+    return Status::Ok();
+  }
+
+  Status AddAudio(AVPacket* pkt) {
+    if (first_audio_pts_ == INT64_MIN && !(pkt->flags & AV_PKT_FLAG_DISCARD))
+      first_audio_pts_ = FirstPlayedPts(*pkt);
+    if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
+    return AppendAudio(EncodePacket(PacketFromAv(*pkt, aord_++)));
+  }
+
+  // The first sample that plays: priming the container trims does not count.
+  int64_t FirstPlayedPts(const AVPacket& pkt) const {
+    const AVStream& ast = *fmt_.streams[streams_.audio_index];
+    int64_t ts = pkt.pts != AV_NOPTS_VALUE ? pkt.pts : pkt.dts;
+    size_t skip_size = 0;
+    const uint8_t* skip = av_packet_get_side_data(&pkt, AV_PKT_DATA_SKIP_SAMPLES, &skip_size);
+    int rate = ast.codecpar->sample_rate;
+    if (ts != AV_NOPTS_VALUE && skip && skip_size >= 4 && rate > 0)
+      ts += av_rescale_q(AV_RL32(skip), AVRational{1, rate}, ast.time_base);
+    return ts;
+  }
+
+  const AVFormatContext& fmt_;
+  const StreamChoice streams_;
+  const AVStream& vst_;
+  SourceInfo* info_;
+  Planner* planner_;
+  storage::ObjectWriter* audio_writer_;  // null without audio
+  IngestSink* sink_;
+  uint64_t vord_ = 0, aord_ = 0;
+  int64_t first_audio_pts_ = INT64_MIN;
+  int64_t last_video_end_ = INT64_MIN;
+  bool origin_fixed_ = false;
+  std::vector<Packet> held_;  // video packets before the origin is fixed
+};
+
+// Reads every packet into `router`; a read error that ends the input early goes to
+// *read_error (the demuxer's end of file is not one).
+Status ReadPackets(AVFormatContext& fmt, PacketRouter& router, int* read_error) {
+  PacketPtr pkt = MakePacket();
   for (;;) {
-    int err = av_read_frame(fmt.get(), pkt.get());
+    int err = av_read_frame(&fmt, pkt.get());
     if (err == AVERROR_EOF) break;
     if (err < 0) {
-      read_error = err;
+      *read_error = err;
       break;
     }
-    if (pkt->stream_index == video_index) {
-      if (av_packet_get_side_data(pkt.get(), AV_PKT_DATA_ENCRYPTION_INFO, nullptr))
-        return Status::Error("encrypted", "encrypted: the video packets are encrypted");
-      int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-      if (ts == AV_NOPTS_VALUE) ts = last_video_end == INT64_MIN ? 0 : last_video_end;
-      pkt->pts = ts;
-      last_video_end = std::max(last_video_end, ts + std::max<int64_t>(pkt->duration, 1));
-      Packet p = PacketFromAv(*pkt, vord++);
-      if (origin_fixed) {
-        ZF_RETURN_IF_ERROR(planner.Add(p, p.pts, (p.flags & AV_PKT_FLAG_KEY) != 0));
-      } else {
-        held.push_back(std::move(p));
-        if (held.size() >= kOriginLookahead) ZF_RETURN_IF_ERROR(fix_origin());
-      }
-    } else if (pkt->stream_index == audio_index) {
-      if (first_audio_pts == INT64_MIN && !(pkt->flags & AV_PKT_FLAG_DISCARD)) {
-        // The first sample that plays: priming the container trims does not count.
-        int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-        size_t skip_size = 0;
-        const uint8_t* skip =
-            av_packet_get_side_data(pkt.get(), AV_PKT_DATA_SKIP_SAMPLES, &skip_size);
-        int rate = fmt->streams[audio_index]->codecpar->sample_rate;
-        if (ts != AV_NOPTS_VALUE && skip && skip_size >= 4 && rate > 0)
-          ts += av_rescale_q(AV_RL32(skip), AVRational{1, rate},
-                             fmt->streams[audio_index]->time_base);
-        first_audio_pts = ts;
-      }
-      if (pkt->pts == AV_NOPTS_VALUE) pkt->pts = pkt->dts;
-      ZF_RETURN_IF_ERROR(append_audio(EncodePacket(PacketFromAv(*pkt, aord++))));
-    }
+    ZF_RETURN_IF_ERROR(router.Add(pkt.get()));
     av_packet_unref(pkt.get());
   }
-  if (!tee.error().ok()) return tee.error();
+  return Status::Ok();
+}
+
+// Refuses a source whose video was cut short or could not be read to its end.
+Status CheckReadToEnd(const AVFormatContext& fmt, const AVStream& vst, uint64_t vord,
+                      int read_error, const AvLogCapture& log) {
   if (vord == 0) {
     if (read_error < 0)
       return Status::Error("truncated", "truncated: no video packet could be read (" +
@@ -552,27 +625,68 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
     return Status::Error("undecodable", "undecodable: the video stream holds no packets");
   }
   // A stream whose index promises more samples than could be read was cut short.
-  if (vst->nb_frames > 0 && static_cast<int64_t>(vord) < vst->nb_frames &&
-      std::strstr(fmt->iformat->name, "mp4") != nullptr)
+  if (vst.nb_frames > 0 && static_cast<int64_t>(vord) < vst.nb_frames &&
+      std::strstr(fmt.iformat->name, "mp4") != nullptr)
     return Status::Error("truncated", "truncated: the file ends after " + std::to_string(vord) +
-                                          " of " + std::to_string(vst->nb_frames) +
-                                          " video frames");
+                                          " of " + std::to_string(vst.nb_frames) + " video frames");
   if (read_error < 0 && read_error != AVERROR(EAGAIN))
     return Status::Error(
         "truncated", "truncated or corrupt after " + std::to_string(vord) + " video packets: " +
                          (log.last_error().empty() ? AvErrorString(read_error) : log.last_error()));
-  if (!origin_fixed) ZF_RETURN_IF_ERROR(fix_origin());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const IngestOptions& options,
+                            IngestSink* sink) {
+  IngestResult result;
+  ZF_RETURN_IF_ERROR(CheckIngestOptions(options));
+  auto size = source.Size();
+  if (size && *size == 0)
+    return Status::Error("empty_input", "not a media file: the file is empty");
+  auto source_writer = store.CreateObject(SourceObjectName(options.prefix));
+  if (!source_writer.ok()) return source_writer.status();
+  TeeReader tee(source, **source_writer);
+  AvLogCapture log;
+  Demuxer demuxer;
+  ZF_RETURN_IF_ERROR(OpenDemuxer(tee, log, size, &demuxer));
+  AVFormatContext& fmt = *demuxer.fmt;
+  result.source.container = fmt.iformat->name;
+  auto streams = SelectStreams(fmt, &result.source);
+  if (!streams.ok()) return streams.status();
+  const AVStream& vst = *fmt.streams[streams->video_index];
+  SourceInfo& info = result.source;
+  DescribeStreams(vst, streams->audio_index >= 0 ? fmt.streams[streams->audio_index] : nullptr,
+                  &info);
+
+  std::unique_ptr<storage::ObjectWriter> audio_writer;
+  if (info.audio) {
+    auto w = store.CreateObject(AudioSourceObjectName(options.prefix));
+    if (!w.ok()) return w.status();
+    audio_writer = std::move(*w);
+  }
+  Planner planner(store, options, sink, &result);
+  PacketRouter router(fmt, *streams, &info, &planner, audio_writer.get(), sink);
+  if (audio_writer) ZF_RETURN_IF_ERROR(router.AppendAudio(EncodeHeader(*info.audio)));
+  ZF_RETURN_IF_ERROR(planner.Begin(info.video));
+
+  int read_error = 0;
+  ZF_RETURN_IF_ERROR(ReadPackets(fmt, router, &read_error));
+  if (!tee.error().ok()) return tee.error();
+  ZF_RETURN_IF_ERROR(CheckReadToEnd(fmt, vst, router.video_packets(), read_error, log));
+  if (!router.origin_fixed()) ZF_RETURN_IF_ERROR(router.FixOrigin());
   ZF_RETURN_IF_ERROR(planner.Finish());
   if (audio_writer) ZF_RETURN_IF_ERROR(audio_writer->Commit());
   ZF_RETURN_IF_ERROR(tee.Finish());
   result.source_bytes = (*source_writer)->size();
   ZF_RETURN_IF_ERROR((*source_writer)->Commit());
-  result.video_packets = vord;
-  result.audio_packets = aord;
+  result.video_packets = router.video_packets();
+  result.audio_packets = router.audio_packets();
   result.video_duration_seconds =
-      last_video_end == INT64_MIN
+      router.last_video_end() == INT64_MIN
           ? 0
-          : static_cast<double>(last_video_end - info.origin_pts) * av_q2d(vst->time_base);
+          : static_cast<double>(router.last_video_end() - info.origin_pts) * av_q2d(vst.time_base);
   return result;
 }
 

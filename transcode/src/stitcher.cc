@@ -76,6 +76,23 @@ Result<Track> LoadStream(storage::Store& store, const StitchInput& input, const 
   return t;
 }
 
+// The track a running task has written so far: a record cut short is where the task has got
+// to. nullopt while not even the header is there.
+std::optional<Track> PartialTrack(const std::string& so_far) {
+  size_t cursor = 0;
+  PacketStreamReader r = ReaderOverString(so_far, &cursor);
+  auto h = r.ReadHeader();
+  if (!h.ok()) return std::nullopt;
+  Track t;
+  t.header = *h;
+  for (;;) {
+    auto p = r.Next();
+    if (!p.ok() || !p->has_value()) break;
+    t.packets.push_back(std::move(**p));
+  }
+  return t;
+}
+
 // Where a file is written before it is renamed into place: a reader sees it whole or not at all.
 fs::path AsidePath(const fs::path& path) {
   return path.parent_path() / ("." + path.filename().string() + ".tmp");
@@ -224,6 +241,36 @@ size_t ListedSegments(const fs::path& playlist) {
   return n;
 }
 
+// The progressive MP4 of a rung: every segment again, interleaved with the whole audio track.
+Status WriteProgressiveMp4(storage::Store& store, const StitchInput& input,
+                           const RungSettings& rung, const Track* audio, const fs::path& out_dir) {
+  FileMuxer mux;
+  std::optional<StreamHeader> header;
+  size_t ai = 0;
+  DtsRepair mp4_dts;
+  for (size_t i = 0; i < input.segments; ++i) {
+    auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
+    if (!loaded.ok()) return loaded.status();
+    if (!header) {
+      header = loaded->header;
+      std::vector<const StreamHeader*> streams{&*header};
+      if (audio) streams.push_back(&audio->header);
+      ZF_RETURN_IF_ERROR(mux.Open(out_dir / (rung.name + ".mp4"), "mp4", streams, "+faststart"));
+    }
+    for (Packet& p : loaded->packets) {
+      ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
+      // Interleave audio up to this video packet's time.
+      while (audio && ai < audio->packets.size() &&
+             Ticks2Sec(audio->packets[ai].pts, kAudioSampleRate) <= Ticks2Sec(p.dts, kOutputTb))
+        ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
+      ZF_RETURN_IF_ERROR(mux.Write(0, p));
+    }
+  }
+  while (audio && ai < audio->packets.size())
+    ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
+  return mux.Close();
+}
+
 }  // namespace
 
 struct Publisher::State {
@@ -262,6 +309,19 @@ struct Publisher::State {
     return &loaded.emplace(i, std::move(tracks)).first->second;
   }
 
+  // The first frame time of segment i + 1 (read ahead), or nullopt when i is the last segment.
+  Result<std::optional<double>> NextFirst(const StitchInput& in, size_t i) {
+    if (i + 1 >= in.segments) return std::optional<double>();
+    auto next = Load(in, i + 1);
+    if (!next.ok()) return next.status();
+    const auto& np = (**next).front().packets;
+    if (np.empty())
+      return Status::Error("verify_failed", "segment " + std::to_string(i + 1) + " is empty");
+    int64_t first = INT64_MAX;
+    for (const Packet& p : np) first = std::min(first, p.pts);
+    return std::optional<double>(Ticks2Sec(first, kOutputTb));
+  }
+
   Status Start(const StitchInput& in) {
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -282,11 +342,10 @@ struct Publisher::State {
     return Status::Ok();
   }
 
-  // Checks segment i of every rung and writes its files; `next_first` is the next segment's
-  // first frame time, if there is a next segment.
-  Status PublishSegment(const StitchInput& in, size_t i, std::vector<Track>& tracks,
-                        std::optional<double> next_first) {
-    const double frame_sec = 1.0 / (in.fps > 0 ? in.fps : 30.0);
+  // Checks that segment i holds, in every rung, the frames its task made, starting with an IDR
+  // frame at one instant for all rungs and after the previous segment's end; that instant.
+  Result<double> CheckSegment(const StitchInput& in, size_t i,
+                              const std::vector<Track>& tracks) const {
     const std::string seg = "segment " + std::to_string(i);
     double first_sec = 0;
     for (size_t r = 0; r < tracks.size(); ++r) {
@@ -312,38 +371,53 @@ struct Publisher::State {
       if (f <= last_sec[r])
         return Status::Error("verify_failed", what + " starts before the previous segment ends");
     }
-    for (size_t r = 0; r < tracks.size(); ++r) {
-      RenditionStats& st = stats[r];
-      int64_t last = INT64_MIN;
-      uint64_t bytes = 0;
-      for (Packet& p : tracks[r].packets) {
-        last = std::max(last, p.pts);
-        bytes += p.data.size();
-        ZF_RETURN_IF_ERROR(dts[r].Apply(&p));
-      }
-      last_sec[r] = Ticks2Sec(last, kOutputTb);
-      const double end = next_first ? *next_first : last_sec[r] + frame_sec;
-      const double dur = std::max(end - first_sec, frame_sec);
-      if (r == 0) durations.push_back(dur);
-      st.frames += tracks[r].packets.size();
-      st.segment_frames.push_back(tracks[r].packets.size());
-      st.keyframe_seconds.push_back(first_sec);
-      st.bytes += bytes;
-      st.duration_seconds += dur;
-      st.peak_bps =
-          std::max(st.peak_bps, static_cast<int64_t>(static_cast<double>(bytes) * 8 / dur));
-      st.average_bps = static_cast<int64_t>(static_cast<double>(st.bytes) * 8 /
-                                            std::max(st.duration_seconds, 1e-3));
-      if (i == 0) st.codecs = AvcCodecString(tracks[r].packets.front().data);
-      const fs::path file = out / in.rungs[r].name / SegmentFileName(i);
-      if (i < kept && fs::exists(file)) continue;  // listed before: never written again
-      FileMuxer mux;
-      ZF_RETURN_IF_ERROR(mux.Open(file, "mpegts", {&tracks[r].header}, nullptr));
-      for (const Packet& p : tracks[r].packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
-      ZF_RETURN_IF_ERROR(mux.Close());
+    return first_sec;
+  }
+
+  // Counts segment i of rung r (starting at first_sec) in the rung's stats and writes its file,
+  // unless an earlier Publisher listed it.
+  Status PublishRung(const StitchInput& in, size_t i, size_t r, Track& track, double first_sec,
+                     std::optional<double> next_first) {
+    const double frame_sec = 1.0 / (in.fps > 0 ? in.fps : 30.0);
+    RenditionStats& st = stats[r];
+    int64_t last = INT64_MIN;
+    uint64_t bytes = 0;
+    for (Packet& p : track.packets) {
+      last = std::max(last, p.pts);
+      bytes += p.data.size();
+      ZF_RETURN_IF_ERROR(dts[r].Apply(&p));
     }
+    last_sec[r] = Ticks2Sec(last, kOutputTb);
+    const double end = next_first ? *next_first : last_sec[r] + frame_sec;
+    const double dur = std::max(end - first_sec, frame_sec);
+    if (r == 0) durations.push_back(dur);
+    st.frames += track.packets.size();
+    st.segment_frames.push_back(track.packets.size());
+    st.keyframe_seconds.push_back(first_sec);
+    st.bytes += bytes;
+    st.duration_seconds += dur;
+    st.peak_bps = std::max(st.peak_bps, static_cast<int64_t>(static_cast<double>(bytes) * 8 / dur));
+    st.average_bps = static_cast<int64_t>(static_cast<double>(st.bytes) * 8 /
+                                          std::max(st.duration_seconds, 1e-3));
+    if (i == 0) st.codecs = AvcCodecString(track.packets.front().data);
+    const fs::path file = out / in.rungs[r].name / SegmentFileName(i);
+    if (i < kept && fs::exists(file)) return Status::Ok();  // listed before: never written again
+    FileMuxer mux;
+    ZF_RETURN_IF_ERROR(mux.Open(file, "mpegts", {&track.header}, nullptr));
+    for (const Packet& p : track.packets) ZF_RETURN_IF_ERROR(mux.Write(0, p));
+    return mux.Close();
+  }
+
+  // Checks segment i of every rung and writes its files; `next_first` is the next segment's
+  // first frame time, if there is a next segment.
+  Status PublishSegment(const StitchInput& in, size_t i, std::vector<Track>& tracks,
+                        std::optional<double> next_first) {
+    auto first_sec = CheckSegment(in, i, tracks);
+    if (!first_sec.ok()) return first_sec.status();
+    for (size_t r = 0; r < tracks.size(); ++r)
+      ZF_RETURN_IF_ERROR(PublishRung(in, i, r, tracks[r], *first_sec, next_first));
     playable += durations.back();
-    if (audio) ZF_RETURN_IF_ERROR(PublishAudio(i, first_sec, next_first));
+    if (audio) ZF_RETURN_IF_ERROR(PublishAudio(i, *first_sec, next_first));
     return Status::Ok();
   }
 
@@ -385,19 +459,10 @@ struct Publisher::State {
   Status UpdateAudio(const StitchInput& in) {
     if (in.audio_so_far) {
       if (audio && !audio_partial) return Status::Ok();
-      size_t cursor = 0;
-      PacketStreamReader r = ReaderOverString(*in.audio_so_far, &cursor);
-      auto h = r.ReadHeader();
-      if (!h.ok()) return Status::Ok();  // not even the header yet
-      Track t;
-      t.header = *h;
-      for (;;) {  // a record cut short is where the writing task has got to
-        auto p = r.Next();
-        if (!p.ok() || !p->has_value()) break;
-        t.packets.push_back(std::move(**p));
-      }
-      if (audio && t.packets.size() < audio_next) return Status::Ok();
-      audio = std::move(t);
+      std::optional<Track> t = PartialTrack(*in.audio_so_far);
+      if (!t) return Status::Ok();  // not even the header yet
+      if (audio && t->packets.size() < audio_next) return Status::Ok();
+      audio = std::move(*t);
       audio_partial = true;
       return Status::Ok();
     }
@@ -476,17 +541,9 @@ Status Publisher::Advance(const StitchInput& in, bool complete) {
     const size_t i = s.published;
     auto tracks = s.Load(in, i);
     if (!tracks.ok()) return tracks.status();
-    std::optional<double> next_first;
-    if (i + 1 < in.segments) {
-      auto next = s.Load(in, i + 1);
-      if (!next.ok()) return next.status();
-      const auto& np = (**next).front().packets;
-      if (np.empty())
-        return Status::Error("verify_failed", "segment " + std::to_string(i + 1) + " is empty");
-      int64_t first = INT64_MAX;
-      for (const Packet& p : np) first = std::min(first, p.pts);
-      next_first = Ticks2Sec(first, kOutputTb);
-    }
+    auto next = s.NextFirst(in, i);
+    if (!next.ok()) return next.status();
+    const std::optional<double> next_first = *next;
     // The audio still being encoded must reach past this segment's end.
     if (s.audio_partial && (!next_first || s.audio->packets.empty() ||
                             Ticks2Sec(s.audio->packets.back().pts, kAudioSampleRate) < *next_first))
@@ -520,34 +577,8 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
     if (!a.ok()) return a.status();
     audio = std::move(*a);
   }
-  // The progressive MP4 of each rung: every segment again plus the whole audio track.
-  for (const RungSettings& rung : input.rungs) {
-    FileMuxer mux;
-    std::optional<StreamHeader> header;
-    size_t ai = 0;
-    DtsRepair mp4_dts;
-    for (size_t i = 0; i < input.segments; ++i) {
-      auto loaded = LoadStream(store, input, SegmentObjectName(input.prefix, rung.name, i));
-      if (!loaded.ok()) return loaded.status();
-      if (!header) {
-        header = loaded->header;
-        std::vector<const StreamHeader*> streams{&*header};
-        if (audio) streams.push_back(&audio->header);
-        ZF_RETURN_IF_ERROR(mux.Open(out_dir / (rung.name + ".mp4"), "mp4", streams, "+faststart"));
-      }
-      for (Packet& p : loaded->packets) {
-        ZF_RETURN_IF_ERROR(mp4_dts.Apply(&p));
-        // Interleave audio up to this video packet's time.
-        while (audio && ai < audio->packets.size() &&
-               Ticks2Sec(audio->packets[ai].pts, kAudioSampleRate) <= Ticks2Sec(p.dts, kOutputTb))
-          ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
-        ZF_RETURN_IF_ERROR(mux.Write(0, p));
-      }
-    }
-    while (audio && ai < audio->packets.size())
-      ZF_RETURN_IF_ERROR(mux.Write(1, audio->packets[ai++]));
-    ZF_RETURN_IF_ERROR(mux.Close());
-  }
+  for (const RungSettings& rung : input.rungs)
+    ZF_RETURN_IF_ERROR(WriteProgressiveMp4(store, input, rung, audio ? &*audio : nullptr, out_dir));
   StitchResult result;
   result.renditions = publisher->renditions();
   result.audio_packets = publisher->audio_packets();
