@@ -50,6 +50,15 @@ std::optional<std::string> Flags::Take(const std::string& long_name,
   return value;
 }
 
+std::optional<Flags::Named> Flags::TakeRenamed(const std::string& name,
+                                               std::initializer_list<const char*> aliases) {
+  std::optional<Named> found;
+  if (auto v = Take(name)) found = Named{"--" + name, *v};
+  for (const char* alias : aliases)
+    if (auto v = Take(alias); v && !found) found = Named{std::string("--") + alias, *v};
+  return found;
+}
+
 std::vector<std::string> Flags::TakeAll(const std::string& long_name) {
   std::vector<std::string> out;
   auto range = values_.equal_range(long_name);

@@ -23,6 +23,15 @@ class Flags {
   // Removes and returns the value of --long (or -short); every occurrence is consumed, the
   // last one wins.
   std::optional<std::string> Take(const std::string& long_name, const std::string& short_name = "");
+  // A flag that was renamed: removes every value of --name and of its older names `aliases`
+  // (kept for the scripts that use them), and returns the value given as --name, else as the
+  // first alias given, with the flag as it was written ("--jobs") for messages.
+  struct Named {
+    std::string flag;
+    std::string value;
+  };
+  std::optional<Named> TakeRenamed(const std::string& name,
+                                   std::initializer_list<const char*> aliases);
   // Every value of a repeatable flag, in order.
   std::vector<std::string> TakeAll(const std::string& long_name);
   const std::vector<std::string>& Positional() const { return positional_; }

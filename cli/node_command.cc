@@ -32,8 +32,9 @@ constexpr const char* kUsage =
     "  --ring RING              the ring file (zerofarm ring build); the node's endpoint must\n"
     "                           be one of its nodes\n"
     "  --advertise ENDPOINT     this node's endpoint in the ring when it differs from --bind\n"
-    "  --workers N              worker threads (default 4)\n"
-    "  --max-queue N            requests waiting beyond the workers; more are answered\n"
+    "  --request-threads N      threads answering requests (default 4; --workers N is the\n"
+    "                           same flag)\n"
+    "  --max-queue N            requests waiting beyond those threads; more are answered\n"
     "                           \"busy\" at once (default 64)\n"
     "  --replicate-interval D   pause between replication passes, e.g. 30s; 0 = only on\n"
     "                           request (default 30s)\n"
@@ -70,7 +71,8 @@ bool ParseCount(const std::string& text, uint32_t* out) {
 // The flags of zerofarm node that are checked after they are all taken, as given.
 struct NodeFlags {
   std::string ring_path;
-  std::optional<std::string> workers, max_queue, interval, audit_rate, peer_timeout, task_slots;
+  std::optional<Flags::Named> request_threads;
+  std::optional<std::string> max_queue, interval, audit_rate, peer_timeout, task_slots;
   std::string worker_memory;
   std::optional<std::string> disk_reserve, key_path;
   bool insecure = false;
@@ -89,7 +91,7 @@ NodeFlags TakeNodeFlags(Flags& flags, storage::NodeOptions* options) {
   options->bind = flags.Take("bind").value_or("");
   options->advertise = flags.Take("advertise").value_or("");
   f.ring_path = flags.Take("ring").value_or("");
-  f.workers = flags.Take("workers");
+  f.request_threads = flags.TakeRenamed("request-threads", {"workers"});
   f.max_queue = flags.Take("max-queue");
   f.interval = flags.Take("replicate-interval");
   f.audit_rate = flags.Take("audit-rate");
@@ -103,11 +105,12 @@ NodeFlags TakeNodeFlags(Flags& flags, storage::NodeOptions* options) {
   return f;
 }
 
-// Checks the server's own limits (workers, queue, replication, audit, disk, peers); a usage
+// Checks the server's own limits (request threads, queue, replication, audit, disk, peers); a usage
 // error's text, or nullopt.
 std::optional<std::string> ParseServerLimits(const NodeFlags& f, storage::NodeOptions* options) {
-  if (f.workers && (!ParseCount(*f.workers, &options->workers) || options->workers == 0))
-    return "--workers takes a number >= 1";
+  if (f.request_threads && (!ParseCount(f.request_threads->value, &options->request_threads) ||
+                            options->request_threads == 0))
+    return f.request_threads->flag + " takes a number >= 1";
   if (f.max_queue && !ParseCount(*f.max_queue, &options->max_queue))
     return "--max-queue takes a number";
   if (f.interval) {

@@ -86,7 +86,8 @@ constexpr const char* kUsage =
     "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080, loopback only;\n"
     "                          port 0 picks a free port, printed at start)\n"
     "  --web DIR               the web UI's files (default <exe>/../share/zerofarm/web)\n"
-    "  --workers N             worker processes at once, all videos together (default: cores)\n"
+    "  --task-slots N          tasks (worker processes) at once, all videos together\n"
+    "                          (default: cores; --workers N is the same flag)\n"
     "  --chunk-seconds S       segment length target (default 4)\n"
     "  --worker-memory SIZE    each sandboxed worker's memory limit (default 3G)\n"
     "limits (each answered with its HTTP status):\n"
@@ -144,7 +145,8 @@ fs::path DefaultWebDir() {
 // The flags of serve and proxy as given, defaults filled in, none checked yet.
 struct FrontFlags {
   fs::path data;
-  std::string ring_path, backup_after, listen, web, workers, chunk, worker_memory;
+  std::string ring_path, backup_after, listen, web, chunk, worker_memory;
+  Flags::Named task_slots{"--task-slots", "0"};
   std::string max_upload, max_header, header_timeout, idle_timeout, request_timeout;
   std::string max_connections, open_uploads, open_uploads_total, upload_expiry, upload_files;
   std::optional<std::string> key_path;
@@ -169,7 +171,8 @@ FrontFlags TakeFrontFlags(Flags& flags, bool proxy) {
   f.backup_after = proxy ? flags.Take("backup-after").value_or("15s") : "15s";
   f.listen = flags.Take("listen").value_or("127.0.0.1:8080");
   f.web = flags.Take("web").value_or("");
-  f.workers = proxy ? "0" : flags.Take("workers").value_or("0");
+  if (!proxy)
+    if (auto slots = flags.TakeRenamed("task-slots", {"workers"})) f.task_slots = *slots;
   f.chunk = flags.Take("chunk-seconds").value_or("4");
   f.worker_memory = proxy ? "3G" : flags.Take("worker-memory").value_or("3G");
   f.max_upload = flags.Take("max-upload").value_or("64G");
@@ -203,8 +206,8 @@ std::optional<std::string> ParseAddressAndCounts(const FrontFlags& f, FrontOptio
   const auto port = ParseInteger(f.listen.substr(colon + 1), 0, 65535);
   if (!port) return "--listen port must be a whole number 0-65535";
   so.port = static_cast<uint16_t>(*port);
-  const auto slots = ParseInteger(f.workers, 0, 1024);
-  if (!slots) return "--workers takes a whole number 0-1024 (0: one per core)";
+  const auto slots = ParseInteger(f.task_slots.value, 0, 1024);
+  if (!slots) return f.task_slots.flag + " takes a whole number 0-1024 (0: one per core)";
   vo.task_slots = static_cast<int>(*slots);
   const auto chunk_s = ParseDecimal(f.chunk, 0.5, 60);
   if (!chunk_s) return "--chunk-seconds must be a number within 0.5-60";

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
     "usage: zerofarm transcode INPUT -o OUTDIR [--ladder 1080p,720p,480p,360p]\n"
-    "                          [--preset veryfast] [--chunk-seconds 4] [--jobs N]\n"
+    "                          [--preset veryfast] [--chunk-seconds 4] [--task-slots N]\n"
     "                          [--data DIR] [--task-timeout SECONDS] [--worker-memory SIZE]\n"
     "                          [--force]\n"
     "\n"
@@ -45,7 +45,8 @@ constexpr const char* kUsage =
     "  --ladder LIST         rungs by short side; rungs above the source are skipped\n"
     "  --preset NAME         x264 preset (ultrafast ... veryslow), default veryfast\n"
     "  --chunk-seconds S     segment length target, 0.5-60, default 4\n"
-    "  --jobs N              parallel worker processes, default the number of cores\n"
+    "  --task-slots N        tasks (worker processes) at once, default the number of cores\n"
+    "                        (--jobs N is the same flag)\n"
     "  --data DIR            keep the job's store in DIR: rerunning the same command after a\n"
     "                        crash resumes without redoing finished segments\n"
     "                        (default: a temporary store, removed at the end)\n"
@@ -349,7 +350,7 @@ int BadFlag(const std::string& flag, const std::string& value, const std::string
 }
 
 // Checks the values of the flags that set the job's options (errors: 2).
-std::optional<int> ParseJobOptions(const std::optional<std::string>& jobs,
+std::optional<int> ParseJobOptions(const std::optional<Flags::Named>& slots,
                                    const std::string& task_timeout, TranscodeOptions* o) {
   scheduler::JobOptions& options = o->job;
   auto ladder = transcode::ParseLadder(o->ladder_spec);
@@ -363,9 +364,9 @@ std::optional<int> ParseJobOptions(const std::optional<std::string>& jobs,
   if (!chunk_seconds)
     return BadFlag("--chunk-seconds", o->chunk, "a number of seconds from 0.5 to 60");
   options.chunk_seconds = *chunk_seconds;
-  if (jobs) {
-    auto n = ParseInteger(*jobs, 1, 256);
-    if (!n) return BadFlag("--jobs", *jobs, "a whole number from 1 to 256");
+  if (slots) {
+    auto n = ParseInteger(slots->value, 1, 256);
+    if (!n) return BadFlag(slots->flag, slots->value, "a whole number from 1 to 256");
     options.task_slots = static_cast<int>(*n);
   }
   auto timeout = ParseDuration(task_timeout);
@@ -384,7 +385,7 @@ std::optional<int> ParseTranscodeFlags(Flags& flags, TranscodeOptions* o) {
   o->ladder_spec = flags.Take("ladder").value_or("1080p,720p,480p,360p");
   o->preset = flags.Take("preset").value_or("veryfast");
   o->chunk = flags.Take("chunk-seconds").value_or("4");
-  const std::optional<std::string> jobs = flags.Take("jobs");
+  const std::optional<Flags::Named> slots = flags.TakeRenamed("task-slots", {"jobs"});
   o->data = flags.Take("data").value_or("");
   const std::string task_timeout = flags.Take("task-timeout").value_or("300");
   o->worker_memory = flags.Take("worker-memory").value_or("3G");
@@ -403,7 +404,7 @@ std::optional<int> ParseTranscodeFlags(Flags& flags, TranscodeOptions* o) {
     return 2;
   }
   o->input = positional.front();
-  if (auto stop = ParseJobOptions(jobs, task_timeout, o)) return *stop;
+  if (auto stop = ParseJobOptions(slots, task_timeout, o)) return *stop;
   o->out_path = fs::absolute(fs::path(o->out)).lexically_normal();
   if (o->out_path.has_filename() == false) o->out_path = o->out_path.parent_path();
   return std::nullopt;

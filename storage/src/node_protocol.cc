@@ -231,10 +231,10 @@ std::vector<std::string> EncodeReply(const Reply& r) {
   }
   if (r.list_hash != 0) h["list_hash"] = ChecksumHex(r.list_hash);
   if (r.load)
-    h["load"] = {{"queued", r.load->queued},         {"max_queue", r.load->max_queue},
-                 {"workers", r.load->workers},       {"active", r.load->active},
-                 {"task_slots", r.load->task_slots}, {"tasks_running", r.load->tasks_running},
-                 {"disk_full", r.load->disk_full},   {"disk_free", r.load->disk_free}};
+    h["load"] = {{"queued", r.load->queued},           {"max_queue", r.load->max_queue},
+                 {"workers", r.load->request_threads}, {"active", r.load->active},
+                 {"task_slots", r.load->task_slots},   {"tasks_running", r.load->tasks_running},
+                 {"disk_full", r.load->disk_full},     {"disk_free", r.load->disk_free}};
   if (!r.stats.empty()) h["stats"] = r.stats;
   if (r.task_state) h["task_state"] = TaskStateName(*r.task_state);
   if (!r.task_result.empty()) h["task_result"] = r.task_result;
@@ -336,7 +336,7 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
       NodeLoad load;
       load.queued = UnsignedField<uint32_t>(*it, "queued", 0);
       load.max_queue = UnsignedField<uint32_t>(*it, "max_queue", 0);
-      load.workers = UnsignedField<uint32_t>(*it, "workers", 0);
+      load.request_threads = UnsignedField<uint32_t>(*it, "workers", 0);
       load.active = UnsignedField<uint32_t>(*it, "active", 0);
       load.task_slots = UnsignedField<uint32_t>(*it, "task_slots", 0);
       load.tasks_running = UnsignedField<uint32_t>(*it, "tasks_running", 0);

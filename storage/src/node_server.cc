@@ -1,5 +1,5 @@
-// The storage-node daemon (node_server.h): I/O thread, bounded queue, workers, task threads, and
-// the threads that run the replicator (replicator.h) and the auditor (auditor.h).
+// The storage-node daemon (node_server.h): I/O thread, bounded queue, request threads, task
+// threads, and the threads that run the replicator (replicator.h) and the auditor (auditor.h).
 #include "zerofarm/storage/node_server.h"
 
 #include <sys/statvfs.h>
@@ -61,7 +61,7 @@ std::string ErrorJson(const Status& status) {
       -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-struct Job {
+struct QueuedRequest {
   std::vector<zmq::message_t> envelope;
   Request request;
   Clock::time_point deadline;
@@ -135,7 +135,8 @@ class NodeServerImpl final : public NodeServer {
   Status Run() override {
     if (options_.key) threads_.emplace_back([this] { ZapLoop(); });
     if (options_.disk_reserve_bytes > 0) threads_.emplace_back([this] { DiskLoop(); });
-    for (uint32_t i = 0; i < options_.workers; ++i) threads_.emplace_back([this] { Worker(); });
+    for (uint32_t i = 0; i < options_.request_threads; ++i)
+      threads_.emplace_back([this] { ServeRequests(); });
     if (options_.replicate_interval.count() > 0)
       threads_.emplace_back([this] { ReplicatorLoop(); });
     if (options_.audit_bytes_per_second > 0) threads_.emplace_back([this] { AuditorLoop(); });
@@ -166,7 +167,7 @@ class NodeServerImpl final : public NodeServer {
   NodeLoad LoadLocked() const {
     return NodeLoad{static_cast<uint32_t>(queue_.size()),
                     options_.max_queue,
-                    options_.workers,
+                    options_.request_threads,
                     active_,
                     TaskSlots(),
                     tasks_running_.load(),
@@ -314,8 +315,8 @@ class NodeServerImpl final : public NodeServer {
         SendToRouter(envelope, reply);
         continue;
       }
-      queue_.push_back(Job{std::move(envelope), std::move(*request),
-                           arrived + milliseconds(request->timeout_ms)});
+      queue_.push_back(QueuedRequest{std::move(envelope), std::move(*request),
+                                     arrived + milliseconds(request->timeout_ms)});
       lock.unlock();
       cv_.notify_one();
     }
@@ -380,35 +381,36 @@ class NodeServerImpl final : public NodeServer {
     }
   }
 
-  void Worker() {
+  // A request thread: answers queued requests until the node stops.
+  void ServeRequests() {
     zmq::socket_t push(context_, zmq::socket_type::push);
     push.set(zmq::sockopt::linger, 0);
     push.connect(replies_inproc_);
     while (true) {
-      Job job;
+      QueuedRequest queued;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
         if (stopping_) return;  // queued requests are dropped; their clients time out
-        job = std::move(queue_.front());
+        queued = std::move(queue_.front());
         queue_.pop_front();
         ++active_;
       }
       Reply reply;
-      reply.id = job.request.id;
+      reply.id = queued.request.id;
       reply.node = self_;
-      if (Clock::now() > job.deadline) {
+      if (Clock::now() > queued.deadline) {
         reply.code = "deadline_exceeded";
         reply.message = "the request waited past its deadline in the queue";
       } else {
-        Handle(job.request, reply);
+        Handle(queued.request, reply);
       }
       {
         std::lock_guard lock(mu_);
         --active_;
       }
       std::vector<zmq::message_t> parts;
-      for (auto& e : job.envelope) parts.emplace_back(std::move(e));
+      for (auto& e : queued.envelope) parts.emplace_back(std::move(e));
       for (const auto& f : EncodeReply(reply)) parts.emplace_back(f.data(), f.size());
       try {
         (void)zmq::send_multipart(push, parts);
@@ -725,13 +727,13 @@ class NodeServerImpl final : public NodeServer {
   zmq::context_t context_;
   zmq::socket_t router_;   // the I/O thread's
   zmq::socket_t zap_;      // the ZAP handler's (bound only with a farm key)
-  zmq::socket_t replies_;  // workers' replies, forwarded by the I/O thread
+  zmq::socket_t replies_;  // request threads' replies, forwarded by the I/O thread
   std::string replies_inproc_;
 
   std::mutex mu_;                          // queue_, active_, stopping_
-  std::condition_variable cv_;             // workers wait here for requests
+  std::condition_variable cv_;             // request threads wait here for requests
   std::condition_variable background_cv_;  // the replicator and auditor wait here
-  std::deque<Job> queue_;
+  std::deque<QueuedRequest> queue_;
   uint32_t active_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
@@ -761,7 +763,8 @@ class NodeServerImpl final : public NodeServer {
 
 Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& options,
                                                        const Ring& ring) {
-  if (options.workers == 0) return Status::Error("invalid_argument", "workers must be >= 1");
+  if (options.request_threads == 0)
+    return Status::Error("invalid_argument", "request_threads must be >= 1");
   const std::string self = options.advertise.empty() ? options.bind : options.advertise;
   std::optional<uint32_t> id;
   std::string known;

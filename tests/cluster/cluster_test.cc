@@ -285,7 +285,7 @@ TEST_CASE(
       pinged = true;
       CHECK(reply.ok());
       REQUIRE(reply.load);
-      CHECK(reply.load->workers == 1);
+      CHECK(reply.load->request_threads == 1);
       CHECK(reply.load->queued <= 2);
       continue;
     }

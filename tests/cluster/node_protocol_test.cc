@@ -212,7 +212,7 @@ TEST_CASE("task replies survive encoding and decoding with state, result and tas
   REQUIRE(back->load);
   CHECK(back->load->task_slots == 2);
   CHECK(back->load->tasks_running == 1);
-  CHECK(back->load->workers == 4);
+  CHECK(back->load->request_threads == 4);
 
   Reply failed;
   failed.task_state = storage::TaskState::kFailed;

@@ -41,7 +41,7 @@ class InProcessNode {
     storage::NodeOptions options;
     options.data_dir = (scratch_.path() / "node").string();
     options.bind = endpoint_;
-    options.workers = 2;
+    options.request_threads = 2;
     options.replicate_interval = 0ms;
     options.audit_bytes_per_second = 0;
     options.peer_timeout = 5s;

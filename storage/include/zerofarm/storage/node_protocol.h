@@ -81,14 +81,14 @@ struct ObjectEntry {
 };
 
 struct NodeLoad {
-  uint32_t queued = 0;         // requests waiting for a worker
-  uint32_t max_queue = 0;      // the bound; past it the node answers "busy"
-  uint32_t workers = 0;        // worker threads (slots)
-  uint32_t active = 0;         // workers busy now
-  uint32_t task_slots = 0;     // tasks the node runs at once (0: it runs none)
-  uint32_t tasks_running = 0;  // tasks running now
-  bool disk_full = false;      // the volume is below the node's free-space reserve: no writes
-  uint64_t disk_free = 0;      // free bytes on the node's volume (0: not measured)
+  uint32_t queued = 0;           // requests waiting for a request thread
+  uint32_t max_queue = 0;        // the bound; past it the node answers "busy"
+  uint32_t request_threads = 0;  // threads answering requests ("workers" on the wire)
+  uint32_t active = 0;           // of those, busy now
+  uint32_t task_slots = 0;       // tasks the node runs at once (0: it runs none)
+  uint32_t tasks_running = 0;    // tasks running now
+  bool disk_full = false;        // the volume is below the node's free-space reserve: no writes
+  uint64_t disk_free = 0;        // free bytes on the node's volume (0: not measured)
 };
 
 // Reply codes: "ok", "busy", "deadline_exceeded", "bad_message", "unsupported_version",

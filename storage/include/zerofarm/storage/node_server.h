@@ -2,7 +2,7 @@
 // node's endpoint takes requests in the node protocol (node_protocol.h); PINGs, the task ops
 // (RUN_TASK, TASK_STATUS, CANCEL_TASK: tasks run on their own threads) and malformed messages
 // are answered at once by the I/O thread, everything else waits in a bounded queue for a small
-// pool of workers. A request arriving while the queue is full is answered "busy" at
+// pool of request threads. A request arriving while the queue is full is answered "busy" at
 // once (the node never stalls its callers); one whose deadline passed while queued is answered
 // "deadline_exceeded" without running. Objects live in the node's own Store under Options::dir.
 // Background: a replicator pushes what its peers lack (per partition, comparing listing hashes
@@ -36,11 +36,11 @@ using TaskHandler = std::function<Result<std::string>(std::string_view spec, Sto
                                                       const std::atomic<bool>& cancel)>;
 
 struct NodeOptions {
-  std::string data_dir;     // the node's Store
-  std::string bind;         // ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7001
-  std::string advertise;    // the node's endpoint in the ring (defaults to bind)
-  uint32_t workers = 4;     // worker threads
-  uint32_t max_queue = 64;  // queued requests beyond the busy workers; then "busy"
+  std::string data_dir;          // the node's Store
+  std::string bind;              // ZeroMQ endpoint to bind, e.g. tcp://0.0.0.0:7001
+  std::string advertise;         // the node's endpoint in the ring (defaults to bind)
+  uint32_t request_threads = 4;  // threads answering requests
+  uint32_t max_queue = 64;       // queued requests beyond the busy threads; then "busy"
   // Background passes; 0 disables the periodic pass (the REPLICATE/AUDIT ops still run one).
   std::chrono::milliseconds replicate_interval{30000};
   uint64_t audit_bytes_per_second = 8 << 20;     // the auditor's read budget; 0 = auditor off
