@@ -103,14 +103,15 @@ class BudgetFd {
 Result<BudgetFd> OpenCounted(const std::shared_ptr<FdBudget>& budget, const fs::path& path,
                              int flags, bool writer) {
   if (writer && budget->full())
-    return Status::Error("unavailable",
+    return Status::Error(ErrorCode::kUnavailable,
                          "the server has as many uploads receiving bytes as it allows; retry "
                          "shortly");
   UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     const int err = errno;
     if (err == EMFILE || err == ENFILE)
-      return Status::Error("unavailable", "the server is out of file descriptors; retry shortly");
+      return Status::Error(ErrorCode::kUnavailable,
+                           "the server is out of file descriptors; retry shortly");
     return ErrnoError("open " + path.string(), err);
   }
   if (!writer) return BudgetFd(std::move(fd), nullptr);
@@ -132,8 +133,8 @@ struct Active {
   uint64_t synced = 0;               // bytes fsynced and recorded
   bool ended = false;                // the upload is complete
   std::optional<uint64_t> declared;  // the length announced before the bytes (tus, Content-Length)
-  std::string failed_code;
-  bool stop = false;  // deleted or shutting down: ReadAt returns at once
+  std::optional<ErrorCode> failed_code;  // set when a one-shot upload will never finish
+  bool stop = false;                     // deleted or shutting down: ReadAt returns at once
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   std::thread job;
   bool job_done = false;  // the job thread has returned (guarded by mu)
@@ -148,16 +149,14 @@ class UploadSource final : public transcode::ByteSource {
   explicit UploadSource(std::shared_ptr<Active> a) : a_(std::move(a)) {}
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
     std::unique_lock lock(a_->mu);
-    auto ready = [&] {
-      return a_->stop || !a_->failed_code.empty() || a_->written > offset || a_->ended;
-    };
+    auto ready = [&] { return a_->stop || a_->failed_code || a_->written > offset || a_->ended; };
     if (!ready()) {
       fd_.Close();  // no descriptor is held while the upload waits for its bytes
       a_->cv.wait(lock, ready);
     }
-    if (a_->stop) return Status::Error("cancelled", "the job was stopped");
-    if (!a_->failed_code.empty())
-      return Status::Error(a_->failed_code, "the upload ended before the whole file arrived");
+    if (a_->stop) return Status::Error(ErrorCode::kCancelled, "the job was stopped");
+    if (a_->failed_code)
+      return Status::Error(*a_->failed_code, "the upload ended before the whole file arrived");
     if (offset >= a_->written || out.empty()) return size_t{0};
     const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a_->written - offset));
     lock.unlock();
@@ -290,7 +289,7 @@ class Service final : public VideoService {
     std::error_code ec;
     fs::create_directories(UploadsDir(), ec);
     fs::create_directories(VideosDir(), ec);
-    if (ec) return Status::Error("io_error", "cannot create " + VideosDir().string());
+    if (ec) return Status::Error(ErrorCode::kIoError, "cannot create " + VideosDir().string());
     if (auto stats = store_->GetMeta(kStatsKey); stats.ok() && stats->has_value()) {
       json j = json::parse(**stats, nullptr, false);
       if (j.is_object()) {
@@ -313,7 +312,7 @@ class Service final : public VideoService {
       if (status == "ready" || status == "failed") continue;
       const bool resumable = rec.value("kind", "") == "tus";
       if (status == "uploading" && !resumable) {
-        MarkFailed(records_[id], "upload_incomplete",
+        MarkFailed(records_[id], ErrorCode::kUploadIncomplete,
                    "the server stopped before the upload finished; upload the file again");
         fs::remove(UploadsDir() / id, ec);
         continue;
@@ -323,7 +322,7 @@ class Service final : public VideoService {
       const uint64_t received = rec.value("bytes_received", uint64_t{0});
       if (::truncate(a->path.c_str(), static_cast<off_t>(received)) != 0 &&
           !(errno == ENOENT && received == 0)) {
-        MarkFailed(records_[id], "upload_lost",
+        MarkFailed(records_[id], ErrorCode::kUploadLost,
                    ErrnoError("truncate " + a->path.string(), errno).message());
         continue;
       }
@@ -361,7 +360,7 @@ class Service final : public VideoService {
       rec["upload_id"] = "u_" + RandomHex(12);
       rec["upload_expires_at"] = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
     } else if (budget_->full()) {
-      return Status::Error("unavailable",
+      return Status::Error(ErrorCode::kUnavailable,
                            "the server has as many uploads receiving bytes as it allows; retry "
                            "shortly");
     }
@@ -382,12 +381,12 @@ class Service final : public VideoService {
 
   Status Append(const std::string& id, std::span<const std::byte> bytes) override {
     auto a = FindActive(id);
-    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    if (!a) return Status::Error(ErrorCode::kNotFound, "no upload in progress for " + id);
     uint64_t at;
     int fd;
     {
       std::lock_guard lock(a->mu);
-      if (a->ended || a->stop) return Status::Error("conflict", "the upload has ended");
+      if (a->ended || a->stop) return Status::Error(ErrorCode::kConflict, "the upload has ended");
       if (!a->write_fd.valid()) {
         auto opened = OpenCounted(budget_, a->path, O_WRONLY | O_CREAT, /*writer=*/true);
         if (!opened.ok()) return opened.status();
@@ -398,7 +397,7 @@ class Service final : public VideoService {
     }
     std::optional<uint64_t> length = DeclaredLength(id);
     if (length && at + bytes.size() > *length)
-      return Status::Error("conflict", "more bytes than the declared Upload-Length");
+      return Status::Error(ErrorCode::kConflict, "more bytes than the declared Upload-Length");
     size_t done = 0;
     while (done < bytes.size()) {
       ssize_t w =
@@ -426,12 +425,11 @@ class Service final : public VideoService {
 
   Result<uint64_t> Commit(const std::string& id, bool final) override {
     auto a = FindActive(id);
-    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    if (!a) return Status::Error(ErrorCode::kNotFound, "no upload in progress for " + id);
     return SyncAndRecord(id, *a, final, /*close=*/true);
   }
 
-  void AbortUpload(const std::string& id, const std::string& code,
-                   const std::string& message) override {
+  void AbortUpload(const std::string& id, ErrorCode code, const std::string& message) override {
     auto a = FindActive(id);
     if (a) {
       std::lock_guard lock(a->mu);
@@ -474,7 +472,7 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.value("tenant", "") != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     auto a = active_.find(id);
     return PublicJson(it->second, a == active_.end() ? nullptr : a->second.get(), true).dump();
   }
@@ -489,7 +487,7 @@ class Service final : public VideoService {
       const std::string id = sep == std::string::npos ? "" : page.cursor.substr(sep + 1);
       if (ns.empty() || ns.size() > 19 || !IsVideoId(id) ||
           !std::all_of(ns.begin(), ns.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return Status::Error("invalid_argument", "the cursor is not one this server made");
+        return Status::Error(ErrorCode::kInvalidArgument, "the cursor is not one this server made");
       after = Key{std::stoll(ns), id};
     }
     std::lock_guard lock(mu_);
@@ -519,7 +517,7 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.value("tenant", "") != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     json rec = it->second;
     if (update.playback_policy) rec["playback_policy"] = *update.playback_policy;
     if (update.metadata) rec["metadata"] = *update.metadata;
@@ -533,7 +531,7 @@ class Service final : public VideoService {
   Result<PlaybackTarget> Playback(const std::string& id) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end()) return Status::Error("not_found", "no video " + id);
+    if (it == records_.end()) return Status::Error(ErrorCode::kNotFound, "no video " + id);
     PlaybackTarget t;
     t.tenant = it->second.value("tenant", "");
     t.policy = it->second.value("playback_policy", "signed");
@@ -566,7 +564,7 @@ class Service final : public VideoService {
       std::lock_guard lock(mu_);
       auto it = records_.find(id);
       if (it == records_.end() || it->second.value("tenant", "") != tenant)
-        return Status::Error("not_found", "no video " + id);
+        return Status::Error(ErrorCode::kNotFound, "no video " + id);
       if (it->second.value("upload_id", "") != "") uploads_.erase(it->second["upload_id"]);
       Emit("video.deleted", it->second);
       records_.erase(it);
@@ -599,16 +597,16 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.value("tenant", "") != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     if (!PlayableLocked(id, it->second))
-      return Status::Error("not_ready", "video " + id + " is not ready yet");
+      return Status::Error(ErrorCode::kNotReady, "video " + id + " is not ready yet");
     return VideosDir() / id;
   }
 
   Result<UploadState> FindUpload(const std::string& upload_id) override {
     std::lock_guard lock(mu_);
     auto u = uploads_.find(upload_id);
-    if (u == uploads_.end()) return Status::Error("not_found", "no upload " + upload_id);
+    if (u == uploads_.end()) return Status::Error(ErrorCode::kNotFound, "no upload " + upload_id);
     const json& rec = records_.at(u->second);
     UploadState s;
     s.video_id = u->second;
@@ -619,7 +617,7 @@ class Service final : public VideoService {
     if (IsOpenTus(rec)) {
       s.expires = ParseIsoTime(rec.value("upload_expires_at", ""));
       if (s.expires && *s.expires <= std::time(nullptr))
-        return Status::Error("not_found", "the upload " + upload_id + " expired");
+        return Status::Error(ErrorCode::kNotFound, "the upload " + upload_id + " expired");
     }
     return s;
   }
@@ -686,11 +684,11 @@ class Service final : public VideoService {
       if (rec.value("tenant", "") == tenant) ++mine;
     }
     if (mine >= opt_.max_open_uploads_per_tenant)
-      return Status::Error("too_many_uploads",
+      return Status::Error(ErrorCode::kTooManyUploads,
                            "this tenant has " + std::to_string(mine) +
                                " unfinished uploads, the most allowed: finish or delete one");
     if (all >= opt_.max_open_uploads)
-      return Status::Error("unavailable",
+      return Status::Error(ErrorCode::kUnavailable,
                            "the server has as many unfinished uploads as it "
                            "allows; retry later");
     return Status::Ok();
@@ -723,7 +721,7 @@ class Service final : public VideoService {
     a.cv.notify_all();
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
+    if (it == records_.end()) return Status::Error(ErrorCode::kNotFound, "the video was deleted");
     json& rec = it->second;
     rec["bytes_received"] = synced;
     if (final) {
@@ -790,7 +788,7 @@ class Service final : public VideoService {
         {
           std::lock_guard alock(it->second->mu);
           const Active& a = *it->second;
-          finished = a.job_done && (a.ended || !a.failed_code.empty());
+          finished = a.job_done && (a.ended || a.failed_code);
         }
         if (finished) {
           done.push_back(std::move(it->second));
@@ -846,11 +844,12 @@ class Service final : public VideoService {
   }
 
   // Requires mu_.
-  void MarkFailed(json& rec, const std::string& code, const std::string& message) {
+  void MarkFailed(json& rec, ErrorCode code, const std::string& message) {
     if (rec["status"] == "failed" || rec["status"] == "ready") return;
     rec["status"] = "failed";
-    rec["error"] = {{"code", code}, {"message", message}};
-    ++failures_[code];
+    const std::string name(ErrorCodeName(code));
+    rec["error"] = {{"code", name}, {"message", message}};
+    ++failures_[name];
     (void)Save(rec);
     Emit("video.failed", rec);
   }
@@ -874,7 +873,7 @@ class Service final : public VideoService {
       } catch (const std::exception& e) {  // a broken record must not take the server down
         std::lock_guard lock(mu_);
         if (auto it = records_.find(id); it != records_.end())
-          MarkFailed(it->second, "internal", std::string("internal error: ") + e.what());
+          MarkFailed(it->second, ErrorCode::kInternal, std::string("internal error: ") + e.what());
       }
       std::lock_guard lock(a->mu);
       ReturnEarlyJob(*a);
@@ -1099,10 +1098,10 @@ bool IsUploadId(std::string_view s) { return IsHexId(s, "u_", 24); }
 
 Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptions& options) {
   if (!options.worker && !options.ring)
-    return Status::Error("invalid_argument", "no worker runtime");
+    return Status::Error(ErrorCode::kInvalidArgument, "no worker runtime");
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
-  if (ec) return Status::Error("io_error", "cannot create " + options.data_dir.string());
+  if (ec) return Status::Error(ErrorCode::kIoError, "cannot create " + options.data_dir.string());
   storage::Options so;
   so.dir = options.data_dir / "store";
   auto store = storage::Store::Open(so);

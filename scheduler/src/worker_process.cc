@@ -168,7 +168,7 @@ Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& r
   posix_spawn_file_actions_destroy(&actions);
   for (auto& c : child_ends) c.Close();
   if (err != 0)
-    return Status::Error("spawn_failed", "spawn " + program + ": " + std::strerror(err));
+    return Status::Error(ErrorCode::kSpawnFailed, "spawn " + program + ": " + std::strerror(err));
   ChildGuard child(pid);
 
   WorkerExit exit;

@@ -1,4 +1,4 @@
-// ErrorCode: one wire name per code, both ways.
+// ErrorCode: one wire name per code, both ways, and the Status that carries it.
 #include "zerofarm/base/error_code.h"
 
 #include <catch2/catch.hpp>
@@ -7,9 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "zerofarm/base/status.h"
+
 using zerofarm::ErrorCode;
 using zerofarm::ErrorCodeFromName;
 using zerofarm::ErrorCodeName;
+using zerofarm::Status;
 
 namespace {
 
@@ -54,4 +57,15 @@ TEST_CASE("an error code prints as its wire name", "[error_code]") {
   std::ostringstream out;
   out << ErrorCode::kCorruptRing;
   CHECK(out.str() == "corrupt_ring");
+}
+
+TEST_CASE("a status names its code on the wire and in ToString, and none when ok", "[error_code]") {
+  const Status error = Status::Error(ErrorCode::kNotFound, "no video v1");
+  CHECK(!error.ok());
+  CHECK(error.code() == ErrorCode::kNotFound);
+  CHECK(error.code_name() == "not_found");
+  CHECK(error.ToString() == "not_found: no video v1");
+  CHECK(error.WithContext("GET").ToString() == "not_found: GET: no video v1");
+  CHECK(Status::Ok().code_name().empty());
+  CHECK(Status::Ok().ToString() == "ok");
 }
