@@ -184,6 +184,12 @@ TEST_CASE("integers out of their field's range are refused, never truncated",
   CHECK(reply(R"({"code":"ok","object":["a","0000000000000001",1e3,5]})").status().code() ==
         ErrorCode::kBadMessage);
   CHECK(reply(R"({"code":"ok","stats":{"x":-1}})").status().code() == ErrorCode::kBadMessage);
+  // Reply codes: only "ok" and the ErrorCode names; any other text is a malformed reply.
+  CHECK(reply(R"({"code":"ok"})")->ok());
+  CHECK(reply(R"({"code":"busy"})")->code == ErrorCode::kBusy);
+  CHECK(reply(R"({"code":"busy"})")->code_name() == "busy");
+  CHECK(reply(R"({"code":"no_such_code"})").status().code() == ErrorCode::kBadMessage);
+  CHECK(reply(R"({"code":"BUSY"})").status().code() == ErrorCode::kBadMessage);
 }
 
 TEST_CASE("a delete by prefix covers one job or one object's parts, never more",

@@ -156,6 +156,27 @@ std::string RandomBytes(size_t n, uint32_t seed) {
   return out;
 }
 
+TEST_CASE("a worker report carries its error code by name, and an unknown name is malformed",
+          "[worker]") {
+  WorkerReport failed;
+  failed.ok = false;
+  failed.error_code = ErrorCode::kUnsupportedCodec;
+  failed.error_message = "no decoder";
+  const std::string json = ToJson(failed);
+  CHECK(json.find(R"("code":"unsupported_codec")") != std::string::npos);
+  auto back = WorkerReportFromJson(json);
+  REQUIRE(back.ok());
+  CHECK(back->error_code == ErrorCode::kUnsupportedCodec);
+  CHECK(back->error_message == "no decoder");
+  // No code reads as internal, as it always has.
+  auto bare = WorkerReportFromJson(R"({"ok":false,"error":{"message":"x"}})");
+  REQUIRE(bare.ok());
+  CHECK(bare->error_code == ErrorCode::kInternal);
+  CHECK(WorkerReportFromJson(R"({"ok":false,"error":{"code":"nope","message":"x"}})")
+            .status()
+            .code() == ErrorCode::kInvalidArgument);
+}
+
 TEST_CASE("the worker encodes every frame into every rung, each opening with its only keyframe",
           "[worker]") {
   const DemuxedStream source = MustDemux(TestClip(), 'v');
