@@ -115,7 +115,7 @@ Result<double> ForkExecRun(const std::vector<std::string>& args,
   if (::waitpid(pid, &status, 0) < 0) return ErrnoError("waitpid", errno);
   const double ms = Ms(Clock::now() - t0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Status::Error("child_failed",
+    return Status::Error(ErrorCode::kChildFailed,
                          args[0] + " did not exit 0 (status " + std::to_string(status) + ")");
   return ms;
 }
@@ -143,7 +143,7 @@ Result<std::string> CompileNoop(const fs::path& dir, const std::string& cc) {
   const fs::path out = dir / "noop";
   std::ofstream(src) << "int main(void) { return 0; }\n";
   const std::string cmd = cc + " -static -O2 -o '" + out.string() + "' '" + src.string() + "'";
-  if (std::system(cmd.c_str()) != 0) return Status::Error("compile_failed", cmd);
+  if (std::system(cmd.c_str()) != 0) return Status::Error(ErrorCode::kCompileFailed, cmd);
   return out.string();
 }
 
@@ -188,7 +188,7 @@ json SpawnBench(const Config& config, const std::string& noop) {
     const double ms = Ms(Clock::now() - t0);
     if (!report.ok()) return report.status();
     if (report->status != "exited" || report->exit_code != 0)
-      return Status::Error("child_failed", "sandboxed no-op: " + RunReportToJson(*report));
+      return Status::Error(ErrorCode::kChildFailed, "sandboxed no-op: " + RunReportToJson(*report));
     *spawn_ms = report->spawn_ms;
     return ms;
   };

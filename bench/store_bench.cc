@@ -222,7 +222,7 @@ Result<Sample> RunCell(Kind kind, size_t value_size, size_t count, const fs::pat
   std::error_code ec;
   fs::remove_all(dir, ec);
   if (!fs::create_directories(dir, ec)) {
-    return Status::Error("io_error", "create " + dir.string() + ": " + ec.message());
+    return Status::Error(ErrorCode::kIoError, "create " + dir.string() + ": " + ec.message());
   }
   std::string value(value_size, '\0');
   std::mt19937_64 rng(value_size);
@@ -253,7 +253,7 @@ Result<Sample> RunCell(Kind kind, size_t value_size, size_t count, const fs::pat
     sum += *s;
   }
   sample.read_mbps = bytes / Seconds(Clock::now() - start) / 1e6;
-  if (sum == 0) return Status::Error("io_error", "read back only zero bytes");
+  if (sum == 0) return Status::Error(ErrorCode::kIoError, "read back only zero bytes");
 
   // Churn.
   disk_before = ProcessWriteBytes();

@@ -32,7 +32,7 @@ Result<storage::RingNode> ParseNode(const std::string& spec) {
   size_t at = spec.find(',');
   node.endpoint = spec.substr(0, at);
   if (node.endpoint.rfind("tcp://", 0) != 0 && node.endpoint.rfind("ipc://", 0) != 0)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "node '" + spec + "' is not a ZeroMQ endpoint (tcp://HOST:PORT)");
   while (at != std::string::npos) {
     const size_t next = spec.find(',', at + 1);
@@ -44,9 +44,9 @@ Result<storage::RingNode> ParseNode(const std::string& spec) {
       char* end = nullptr;
       node.weight = std::strtod(kv.c_str() + 7, &end);
       if (*end || kv.size() == 7)
-        return Status::Error("invalid_argument", "bad weight in '" + spec + "'");
+        return Status::Error(ErrorCode::kInvalidArgument, "bad weight in '" + spec + "'");
     } else {
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "unknown node option '" + kv + "' in '" + spec + "' (zone=Z, weight=W)");
     }
   }

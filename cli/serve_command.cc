@@ -45,7 +45,7 @@ Status CheckListenAddress(const std::string& host, uint16_t port) {
   if (int rc =
           ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
       rc != 0)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "cannot listen on " + host + ": " + ::gai_strerror(rc));
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, &::freeaddrinfo);
   UniqueFd fd(::socket(found->ai_family, found->ai_socktype | SOCK_CLOEXEC, found->ai_protocol));
@@ -56,11 +56,11 @@ Status CheckListenAddress(const std::string& host, uint16_t port) {
     const int err = errno;
     const std::string where = host + ":" + service;
     if (err == EADDRINUSE)
-      return Status::Error("address_in_use",
+      return Status::Error(ErrorCode::kAddressInUse,
                            where +
                                " is already in use (another zerofarm serve?); stop it or "
                                "choose another address with --listen");
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "cannot listen on " + where + ": " + std::strerror(err));
   }
   return Status::Ok();

@@ -41,7 +41,7 @@ int TokenCommand(int argc, char** argv) {
   auto token = tokens.Create(*tenant);
   if (!token.ok()) {
     std::fprintf(stderr, "zerofarm token: error: %s\n", token.status().message().c_str());
-    return token.status().code() == "invalid_argument" ? 2 : 3;
+    return token.status().code() == ErrorCode::kInvalidArgument ? 2 : 3;
   }
   std::printf("%s\n", token->c_str());
   return 0;

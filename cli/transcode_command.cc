@@ -61,14 +61,15 @@ constexpr const char* kUsage =
 // The job id: a hash of the input's bytes and of every option that changes the output.
 Result<std::string> JobId(transcode::ByteSource& in, uint64_t size, const std::string& options) {
   XXH3_state_t* st = XXH3_createState();
-  if (!st) return Status::Error("internal", "out of memory");
+  if (!st) return Status::Error(ErrorCode::kInternal, "out of memory");
   XXH3_128bits_reset(st);
   std::string buf(1 << 20, '\0');
   for (uint64_t off = 0; off < size;) {
     auto n = in.ReadAt(off, std::as_writable_bytes(std::span(buf.data(), buf.size())));
     if (!n.ok() || *n == 0) {
       XXH3_freeState(st);
-      return n.ok() ? Status::Error("io_error", "the input shrank while being read") : n.status();
+      return n.ok() ? Status::Error(ErrorCode::kIoError, "the input shrank while being read")
+                    : n.status();
     }
     XXH3_128bits_update(st, buf.data(), *n);
     off += *n;
@@ -175,29 +176,29 @@ uint64_t TreeBytes(const fs::path& dir) {
 Status CheckNotPrecious(const fs::path& out) {
   std::error_code ec;
   const fs::path real = fs::weakly_canonical(out, ec);
-  if (ec) return Status::Error("invalid_argument", "cannot resolve " + out.string());
+  if (ec) return Status::Error(ErrorCode::kInvalidArgument, "cannot resolve " + out.string());
   auto contains = [](const fs::path& outer, const fs::path& inner) {
     auto [o, i] = std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end());
     return o == outer.end();
   };
   if (real == real.root_path())
-    return Status::Error("invalid_argument", "refusing to write into the root folder /");
+    return Status::Error(ErrorCode::kInvalidArgument, "refusing to write into the root folder /");
   struct stat here {
   }, parent{};
   if (::stat(real.c_str(), &here) == 0 && ::stat(real.parent_path().c_str(), &parent) == 0 &&
       here.st_dev != parent.st_dev)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "refusing to write into " + real.string() + ": it is a mount point");
   if (const char* home = std::getenv("HOME"); home && *home) {
     const fs::path h = fs::weakly_canonical(home, ec);
     if (!ec && contains(real, h))
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "refusing to write into " + real.string() +
                                ": it is (or holds) the home folder; give a folder of its own");
   }
   const fs::path cwd = fs::current_path(ec);
   if (!ec && contains(real, fs::weakly_canonical(cwd, ec)))
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "refusing to write into " + real.string() +
                              ": it is (or holds) the current folder; give a folder of its own");
   return Status::Ok();
@@ -214,17 +215,17 @@ Result<OutState> CheckOutputFolder(const fs::path& out, bool force) {
   const fs::file_status st = fs::symlink_status(out, ec);
   if (ec || st.type() == fs::file_type::not_found) return OutState::kAbsent;
   if (st.type() == fs::file_type::symlink)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          out.string() + " is a symbolic link; give the folder it points to");
   if (st.type() != fs::file_type::directory)
-    return Status::Error("invalid_argument", out.string() + " exists and is not a folder");
+    return Status::Error(ErrorCode::kInvalidArgument, out.string() + " exists and is not a folder");
   fs::directory_iterator it(out, ec);
   if (ec)
-    return Status::Error("io_error",
+    return Status::Error(ErrorCode::kIoError,
                          "cannot read the folder " + out.string() + ": " + ec.message());
   if (it == fs::directory_iterator()) return OutState::kEmptyFolder;
   if (!force)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          out.string() +
                              " is not empty (nothing in it was touched); give --force to replace "
                              "it, or an empty or new folder");
@@ -243,7 +244,8 @@ Status OpenUp(const fs::path& dir, mode_t umask_bits) {
     if (it->is_directory(ec) && !it->is_symlink(ec) && ::chmod(it->path().c_str(), mode) != 0)
       return ErrnoError("chmod " + it->path().string(), errno);
   }
-  if (ec) return Status::Error("io_error", "cannot walk " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError, "cannot walk " + dir.string() + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -324,10 +326,12 @@ int Fail(const std::string& input, const Status& s, int code) {
   return code;
 }
 
-bool IsInputFault(const std::string& code) {
-  return code == "empty_input" || code == "not_media" || code == "truncated" ||
-         code == "no_video_stream" || code == "unsupported_codec" || code == "encrypted" ||
-         code == "corrupt_container" || code == "undecodable" || code == "bad_stream";
+bool IsInputFault(ErrorCode code) {
+  return code == ErrorCode::kEmptyInput || code == ErrorCode::kNotMedia ||
+         code == ErrorCode::kTruncated || code == ErrorCode::kNoVideoStream ||
+         code == ErrorCode::kUnsupportedCodec || code == ErrorCode::kEncrypted ||
+         code == ErrorCode::kCorruptContainer || code == ErrorCode::kUndecodable ||
+         code == ErrorCode::kBadStream;
 }
 
 // What a checked command line asks for.
@@ -344,9 +348,10 @@ struct TranscodeOptions {
 };
 
 int BadFlag(const std::string& flag, const std::string& value, const std::string& want) {
-  return Fail(
-      "", Status::Error("invalid_argument", flag + " must be " + want + ", not '" + value + "'"),
-      2);
+  return Fail("",
+              Status::Error(ErrorCode::kInvalidArgument,
+                            flag + " must be " + want + ", not '" + value + "'"),
+              2);
 }
 
 // Checks the values of the flags that set the job's options (errors: 2).
@@ -357,8 +362,9 @@ std::optional<int> ParseJobOptions(const std::optional<Flags::Named>& slots,
   if (!ladder.ok()) return Fail("", ladder.status(), 2);
   options.ladder = *ladder;
   if (!transcode::IsX264Preset(o->preset))
-    return Fail("", Status::Error("invalid_argument", "unknown x264 preset '" + o->preset + "'"),
-                2);
+    return Fail(
+        "", Status::Error(ErrorCode::kInvalidArgument, "unknown x264 preset '" + o->preset + "'"),
+        2);
   options.preset = o->preset;
   auto chunk_seconds = ParseDecimal(o->chunk, 0.5, 60);
   if (!chunk_seconds)
@@ -424,7 +430,7 @@ std::optional<int> CheckPaths(const TranscodeOptions& o) {
                        : S_ISSOCK(input_stat.st_mode) ? "a socket"
                                                       : "a device";
     return Fail(o.input,
-                Status::Error("invalid_argument",
+                Status::Error(ErrorCode::kInvalidArgument,
                               std::string("not a regular file but ") + what +
                                   ": zerofarm transcode reads its input more than once; save "
                                   "it to a file first"),
@@ -442,13 +448,14 @@ std::optional<int> LoadWorker(TranscodeOptions* o) {
       o->unsandboxed ? scheduler::Isolation::kUnsandboxed : scheduler::Isolation::kSandbox;
   auto memory = ParseByteSize(o->worker_memory);
   if (!memory || *memory < (uint64_t{64} << 20))
-    return Fail("", Status::Error("invalid_argument", "--worker-memory must be at least 64M"), 2);
+    return Fail(
+        "", Status::Error(ErrorCode::kInvalidArgument, "--worker-memory must be at least 64M"), 2);
   wo.memory_bytes = *memory;
   if (const char* home = std::getenv("HOME"); home && *home)
     wo.verdict_cache_dir = fs::path(home) / ".cache" / "zerofarm" / "verdicts";
   auto worker = scheduler::WorkerRuntime::Load(wo);
   if (!worker.ok() && !wo.verdict_cache_dir.empty() &&
-      worker.status().code() != "worker_rejected") {
+      worker.status().code() != ErrorCode::kWorkerRejected) {
     wo.verdict_cache_dir.clear();  // an unusable cache directory must not stop the job
     worker = scheduler::WorkerRuntime::Load(wo);
   }
@@ -541,7 +548,8 @@ int TranscodeCommand(int argc, char** argv) {
   transcode::FileSource& source = **opened;
   const uint64_t size = source.Size().value_or(0);
   if (size == 0)
-    return Fail(o.input, Status::Error("empty_input", "not a media file: the file is empty"), 1);
+    return Fail(o.input,
+                Status::Error(ErrorCode::kEmptyInput, "not a media file: the file is empty"), 1);
   TempDir temp_store;  // declared first: removed after the store is closed
   std::unique_ptr<storage::Store> store;
   if (auto stop = OpenStore(o.data, &temp_store, &store)) return *stop;

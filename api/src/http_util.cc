@@ -76,9 +76,10 @@ Status CheckFraming(unsigned version, const std::vector<std::string_view>& trans
                     size_t content_lengths) {
   if (transfer_encodings.empty()) return Status::Ok();
   if (version < 11)
-    return Status::Error("bad_framing", "Transfer-Encoding is not allowed in an HTTP/1.0 request");
+    return Status::Error(ErrorCode::kBadFraming,
+                         "Transfer-Encoding is not allowed in an HTTP/1.0 request");
   if (content_lengths > 0)
-    return Status::Error("bad_framing",
+    return Status::Error(ErrorCode::kBadFraming,
                          "a request may not carry both Transfer-Encoding and Content-Length");
   // Every coding of every field, in order; empty list elements are allowed and skipped.
   std::vector<std::string> codings;
@@ -92,20 +93,20 @@ Status CheckFraming(unsigned version, const std::vector<std::string_view>& trans
     }
   }
   if (codings.empty())
-    return Status::Error("bad_framing", "Transfer-Encoding names no transfer coding");
+    return Status::Error(ErrorCode::kBadFraming, "Transfer-Encoding names no transfer coding");
   if (codings.back() != "chunked")
-    return Status::Error("bad_framing",
+    return Status::Error(ErrorCode::kBadFraming,
                          "the final transfer coding must be chunked (the body length cannot "
                          "be determined otherwise)");
   if (std::count(codings.begin(), codings.end(), "chunked") > 1)
-    return Status::Error("bad_framing", "chunked may be applied only once");
+    return Status::Error(ErrorCode::kBadFraming, "chunked may be applied only once");
   if (codings.size() > 1) {
     std::string first = codings.front();
     if (first.size() > 40) first = first.substr(0, 40) + "...";
     std::string printable;
     for (char c : first) printable += (c >= 0x20 && c < 0x7f) ? c : '?';
-    return Status::Error("not_implemented", "the transfer coding '" + printable +
-                                                "' is not implemented; only chunked is");
+    return Status::Error(ErrorCode::kNotImplemented, "the transfer coding '" + printable +
+                                                         "' is not implemented; only chunked is");
   }
   return Status::Ok();
 }
@@ -197,20 +198,22 @@ Result<std::map<std::string, std::string>> ParseUploadMetadata(std::string_view 
     const std::string_view key = pair.substr(0, space);
     if (key.empty() || !std::all_of(key.begin(), key.end(),
                                     [](char c) { return c > 0x20 && c < 0x7f && c != ','; }))
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "Upload-Metadata: a key is empty or not printable ASCII");
     std::string value;
     if (space != std::string_view::npos) {
       auto decoded = Base64Decode(Trim(pair.substr(space + 1)));
       if (!decoded)
-        return Status::Error("invalid_argument", "Upload-Metadata: the value of '" +
-                                                     std::string(key) + "' is not valid base64");
+        return Status::Error(
+            ErrorCode::kInvalidArgument,
+            "Upload-Metadata: the value of '" + std::string(key) + "' is not valid base64");
       value = std::move(*decoded);
     }
     if (!out.emplace(std::string(key), std::move(value)).second)
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "Upload-Metadata: the key '" + std::string(key) + "' is repeated");
-    if (out.size() > 64) return Status::Error("invalid_argument", "Upload-Metadata: too many keys");
+    if (out.size() > 64)
+      return Status::Error(ErrorCode::kInvalidArgument, "Upload-Metadata: too many keys");
     if (comma == std::string_view::npos) break;
     header.remove_prefix(comma + 1);
   }
@@ -395,7 +398,7 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
         // The limits hold however the body was cut into reads.
         size_t eol = buf_.find("\r\n");
         if (eol == std::string::npos ? buf_.size() > 257 : eol > 256)
-          return Status::Error("bad_multipart", "bad multipart boundary line");
+          return Status::Error(ErrorCode::kBadMultipart, "bad multipart boundary line");
         if (eol == std::string::npos) return Status::Ok();
         buf_.erase(0, eol + 2);
         state_ = State::kHeaders;
@@ -405,7 +408,7 @@ Status MultipartReader::Feed(std::span<const std::byte> data, const Sink& sink) 
         size_t end = buf_.find("\r\n\r\n");
         if (buf_.compare(0, 2, "\r\n") == 0) end = 0;  // a part without headers
         if (end == std::string::npos ? buf_.size() > 16387 : end > 16384)
-          return Status::Error("bad_multipart", "multipart part headers too large");
+          return Status::Error(ErrorCode::kBadMultipart, "multipart part headers too large");
         if (end == std::string::npos) return Status::Ok();
         std::string_view headers(buf_.data(), end);
         taking_ = false;

@@ -19,7 +19,7 @@ Status JsonBodySink::Consume(std::span<const std::byte> bytes) {
 Response JsonBodySink::Finish() {
   json j = body_.empty() ? json::object() : ParseBoundedJson(body_);
   if (j.is_discarded() || !j.is_object())
-    return ErrorResponse(400, "bad_request",
+    return ErrorResponse(400, ErrorCode::kBadRequest,
                          "the body is not a JSON object (of at most " +
                              std::to_string(kMaxRequestJsonDepth) + " levels)");
   return handle_(j);

@@ -111,7 +111,7 @@ Status PlaybackSigner::RetireKey(const std::string& tenant, const std::string& k
   ZF_RETURN_IF_ERROR(LoadLocked());
   auto it = keys_.find(key_id);
   if (it == keys_.end() || it->second.tenant != tenant)
-    return Status::Error("not_found", "no signing key " + key_id);
+    return Status::Error(ErrorCode::kNotFound, "no signing key " + key_id);
   ZF_RETURN_IF_ERROR(store_.DeleteMeta(kKeyPrefix + key_id));
   keys_.erase(it);
   return Status::Ok();
@@ -120,7 +120,7 @@ Status PlaybackSigner::RetireKey(const std::string& tenant, const std::string& k
 Result<std::string> PlaybackSigner::Sign(const std::string& tenant, const std::string& video_id,
                                          const std::string& scope, int64_t expires) {
   if (!IsPlaybackScope(scope))
-    return Status::Error("invalid_argument", "unknown playback scope '" + scope + "'");
+    return Status::Error(ErrorCode::kInvalidArgument, "unknown playback scope '" + scope + "'");
   const SigningKey* newest = nullptr;
   {
     std::lock_guard lock(mu_);
@@ -139,7 +139,8 @@ Result<std::string> PlaybackSigner::Sign(const std::string& tenant, const std::s
 }
 
 Result<PlaybackGrant> PlaybackSigner::Verify(std::string_view playback_id, int64_t now) {
-  const Status forbidden = Status::Error("forbidden", "the playback signature is not valid");
+  const Status forbidden =
+      Status::Error(ErrorCode::kForbidden, "the playback signature is not valid");
   const auto parts = SplitDots(playback_id);
   if (parts.size() != 5) return forbidden;
   PlaybackGrant g;
@@ -164,7 +165,7 @@ Result<PlaybackGrant> PlaybackSigner::Verify(std::string_view playback_id, int64
   const std::string want =
       HmacSha256Hex(secret, SigningString(g.video_id, g.scope, g.expires, g.key_id));
   if (!ConstantTimeEquals(want, parts[4])) return forbidden;
-  if (now >= g.expires) return Status::Error("expired", "the playback link has expired");
+  if (now >= g.expires) return Status::Error(ErrorCode::kExpired, "the playback link has expired");
   return g;
 }
 

@@ -94,15 +94,16 @@ std::string SafeFilename(std::string name) {
 // Free-form metadata: a JSON object of strings, bounded in keys and bytes.
 Status CheckMetadata(const json& m, std::map<std::string, std::string>& out) {
   if (!m.is_object())
-    return Status::Error("invalid_argument", "metadata is a JSON object of strings");
+    return Status::Error(ErrorCode::kInvalidArgument, "metadata is a JSON object of strings");
   if (m.size() > kMaxMetadataKeys || m.dump().size() > kMaxMetadataBytes)
-    return Status::Error("invalid_argument", "metadata holds more than " +
-                                                 std::to_string(kMaxMetadataKeys) + " keys or " +
-                                                 std::to_string(kMaxMetadataBytes) + " bytes");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "metadata holds more than " + std::to_string(kMaxMetadataKeys) +
+                             " keys or " + std::to_string(kMaxMetadataBytes) + " bytes");
   out.clear();
   for (const auto& [k, val] : m.items()) {
     if (!val.is_string())
-      return Status::Error("invalid_argument", "metadata value of \"" + k + "\" is not a string");
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "metadata value of \"" + k + "\" is not a string");
     out[k] = val.get<std::string>();
   }
   return Status::Ok();
@@ -111,27 +112,29 @@ Status CheckMetadata(const json& m, std::map<std::string, std::string>& out) {
 Status CheckOptions(const std::map<std::string, std::string>& query, scheduler::NewVideo& v) {
   for (const char* key : {"ladder", "preset", "filename"})
     if (auto it = query.find(key); it != query.end() && !IsValidUtf8(it->second))
-      return Status::Error("invalid_argument", std::string(key) + " is not valid UTF-8");
+      return Status::Error(ErrorCode::kInvalidArgument, std::string(key) + " is not valid UTF-8");
   if (auto it = query.find("ladder"); it != query.end() && !it->second.empty()) {
     auto ladder = transcode::ParseLadder(it->second);
-    if (!ladder.ok()) return Status::Error("invalid_argument", ladder.status().message());
+    if (!ladder.ok()) return Status::Error(ErrorCode::kInvalidArgument, ladder.status().message());
     v.ladder = *ladder;
   }
   if (auto it = query.find("preset"); it != query.end() && !it->second.empty()) {
     if (!transcode::IsX264Preset(it->second))
-      return Status::Error("invalid_argument", "unknown x264 preset '" + it->second + "'");
+      return Status::Error(ErrorCode::kInvalidArgument, "unknown x264 preset '" + it->second + "'");
     v.preset = it->second;
   }
   if (auto it = query.find("filename"); it != query.end()) v.filename = SafeFilename(it->second);
   if (auto it = query.find("playback_policy"); it != query.end()) {
     if (it->second != "public" && it->second != "signed")
-      return Status::Error("invalid_argument", "playback_policy is \"public\" or \"signed\"");
+      return Status::Error(ErrorCode::kInvalidArgument,
+                           "playback_policy is \"public\" or \"signed\"");
     v.playback_policy = it->second;
   }
   if (auto it = query.find("passthrough"); it != query.end()) {
     if (it->second.size() > kMaxPassthroughBytes)
-      return Status::Error("invalid_argument", "passthrough is longer than " +
-                                                   std::to_string(kMaxPassthroughBytes) + " bytes");
+      return Status::Error(
+          ErrorCode::kInvalidArgument,
+          "passthrough is longer than " + std::to_string(kMaxPassthroughBytes) + " bytes");
     v.passthrough = it->second;
   }
   if (auto it = query.find("metadata"); it != query.end()) {
@@ -254,15 +257,17 @@ Response JsonResponse(unsigned status, const std::string& body, const char* cach
   return r;
 }
 
-unsigned StatusForCode(const std::string& code) {
-  if (code == "not_found" || code == "not_ready") return 404;
-  if (code == "forbidden" || code == "expired") return 403;
-  if (code == "conflict" || code == "too_many") return 409;
-  if (code == "invalid_argument" || code == "bad_multipart" || code == "bad_request") return 400;
-  if (code == "body_limit") return 413;
-  if (code == "timeout") return 408;
-  if (code == "too_many_uploads") return 429;
-  if (code == "unavailable") return 503;
+unsigned StatusForCode(ErrorCode code) {
+  if (code == ErrorCode::kNotFound || code == ErrorCode::kNotReady) return 404;
+  if (code == ErrorCode::kForbidden || code == ErrorCode::kExpired) return 403;
+  if (code == ErrorCode::kConflict || code == ErrorCode::kTooMany) return 409;
+  if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kBadMultipart ||
+      code == ErrorCode::kBadRequest)
+    return 400;
+  if (code == ErrorCode::kBodyLimit) return 413;
+  if (code == ErrorCode::kTimeout) return 408;
+  if (code == ErrorCode::kTooManyUploads) return 429;
+  if (code == ErrorCode::kUnavailable) return 503;
   return 500;
 }
 
@@ -272,8 +277,8 @@ Response FromStatus(const Status& s) {
   return r;
 }
 
-Response ErrorResponse(unsigned status, const std::string& code, const std::string& message) {
-  return JsonResponse(status, ErrorJson(code, message));
+Response ErrorResponse(unsigned status, ErrorCode code, const std::string& message) {
+  return JsonResponse(status, ErrorJson(ErrorCodeName(code), message));
 }
 
 void HttpCounters::CountResponse(unsigned status) {
@@ -317,8 +322,9 @@ class UploadSink final : public BodySink {
   Response Finish() override {
     if (multipart_ && !multipart_->file_done()) {
       if (!id_.empty())
-        r_.videos_.AbortUpload(id_, "bad_request", "the multipart body ended inside the file");
-      return ErrorResponse(400, "bad_multipart",
+        r_.videos_.AbortUpload(id_, ErrorCode::kBadRequest,
+                               "the multipart body ended inside the file");
+      return ErrorResponse(400, ErrorCode::kBadMultipart,
                            "the multipart/form-data body has no complete \"file\" part");
     }
     if (multipart_)
@@ -338,10 +344,11 @@ class UploadSink final : public BodySink {
 
   Response Fail(const Status& why) override {
     if (!id_.empty()) {
-      if (why.code() == "body_limit")
-        r_.videos_.AbortUpload(id_, "too_large", "the upload passed the server's size limit");
+      if (why.code() == ErrorCode::kBodyLimit)
+        r_.videos_.AbortUpload(id_, ErrorCode::kTooLarge,
+                               "the upload passed the server's size limit");
       else
-        r_.videos_.AbortUpload(id_, "upload_incomplete",
+        r_.videos_.AbortUpload(id_, ErrorCode::kUploadIncomplete,
                                "the upload stopped before its end (" + why.message() + ")");
     }
     Response resp = FromStatus(why);
@@ -352,7 +359,7 @@ class UploadSink final : public BodySink {
  private:
   static Status CheckPartFilename(std::string_view filename) {
     if (IsValidUtf8(filename)) return Status::Ok();
-    return Status::Error("invalid_argument", "the multipart filename is not valid UTF-8");
+    return Status::Error(ErrorCode::kInvalidArgument, "the multipart filename is not valid UTF-8");
   }
   Status EnsureCreated() {
     if (!id_.empty()) return Status::Ok();
@@ -520,21 +527,21 @@ std::optional<Response> Router::BindParams(Call& c) {
     // (A webhook's {id} and a signing key's are checked where they are kept; a playback id is
     // a video id or a signed grant of one, checked by its handler.)
     if (pattern == "{id}" && c.tmpl.starts_with("/v1/videos/") && !scheduler::IsVideoId(seg))
-      bad_id = ErrorResponse(404, "not_found", "no video " + seg);
+      bad_id = ErrorResponse(404, ErrorCode::kNotFound, "no video " + seg);
     if (pattern == "{upload_id}" && !scheduler::IsUploadId(seg))
-      bad_id = ErrorResponse(404, "not_found", "no upload " + seg);
+      bad_id = ErrorResponse(404, ErrorCode::kNotFound, "no upload " + seg);
     if (pattern == "thumbnail.jpg" || pattern == "master.m3u8") c.file = seg;
     if (pattern == "{rung}") rung = seg;
     if (pattern == "{file}") {
       c.file = fs::path(rung) / seg;
       if (!IsRung(rung) || !IsMediaFile(seg))
-        c.bad_file = ErrorResponse(404, "not_found", "no such file");
+        c.bad_file = ErrorResponse(404, ErrorCode::kNotFound, "no such file");
     }
     if (pattern == "{rung}.mp4") {
       rung = seg.substr(0, seg.size() - 4);
       c.file = rung + ".mp4";
       if (!IsRung(rung) || rung == "audio")
-        c.bad_file = ErrorResponse(404, "not_found", "no rendition " + rung);
+        c.bad_file = ErrorResponse(404, ErrorCode::kNotFound, "no rendition " + rung);
     }
   }
   return bad_id;
@@ -565,7 +572,8 @@ Routed Router::Route(const Request& req) {
   try {
     return RouteUnguarded(req);
   } catch (const std::exception& e) {
-    return {ErrorResponse(500, "internal", std::string("internal error: ") + e.what()), nullptr};
+    return {ErrorResponse(500, ErrorCode::kInternal, std::string("internal error: ") + e.what()),
+            nullptr};
   }
 }
 
@@ -573,24 +581,27 @@ Routed Router::RouteUnguarded(const Request& req) {
   std::vector<std::string> segs;
   std::string raw_query;
   if (!SplitTarget(req.target(), segs, raw_query))
-    return {ErrorResponse(400, "bad_path", "the request path is not acceptable"), nullptr};
+    return {ErrorResponse(400, ErrorCode::kBadPath, "the request path is not acceptable"), nullptr};
   for (const auto& seg : segs)
     if (!IsValidUtf8(seg))
-      return {ErrorResponse(400, "bad_path", "the request path is not valid UTF-8"), nullptr};
+      return {ErrorResponse(400, ErrorCode::kBadPath, "the request path is not valid UTF-8"),
+              nullptr};
   const auto query = ParseQuery(raw_query);
   for (const auto& [key, value] : query)
     if (!IsValidUtf8(key) || !IsValidUtf8(value))
-      return {ErrorResponse(400, "invalid_argument", "the query string is not valid UTF-8"),
-              nullptr};
+      return {
+          ErrorResponse(400, ErrorCode::kInvalidArgument, "the query string is not valid UTF-8"),
+          nullptr};
   const std::string tmpl(TemplateOf(segs));
   std::string method(req.method_string());
   const bool head = req.method() == http::verb::head;
   const bool tus = tmpl.starts_with("/v1/uploads");
 
-  if (tmpl.empty()) return {ErrorResponse(404, "route_not_found", "no such route"), nullptr};
+  if (tmpl.empty())
+    return {ErrorResponse(404, ErrorCode::kRouteNotFound, "no such route"), nullptr};
   if (tmpl == "static") {
     if (req.method() != http::verb::get && !head) {
-      Response r = ErrorResponse(405, "method_not_allowed", "only GET and HEAD here");
+      Response r = ErrorResponse(405, ErrorCode::kMethodNotAllowed, "only GET and HEAD here");
       r.Header("Allow", "GET, HEAD, OPTIONS");
       return {std::move(r), nullptr};
     }
@@ -619,7 +630,7 @@ Routed Router::RouteUnguarded(const Request& req) {
     return {std::move(r), nullptr};
   }
   if (!route) {
-    Response r = ErrorResponse(405, "method_not_allowed", method + " is not allowed here");
+    Response r = ErrorResponse(405, ErrorCode::kMethodNotAllowed, method + " is not allowed here");
     r.Header("Allow", allow);
     return {std::move(r), nullptr};
   }
@@ -637,14 +648,14 @@ Routed Router::Dispatch(const Endpoint& route, Call& c) {
   if (route.gate == Gate::kToken || route.gate == Gate::kMediaToken) {
     c.tenant = Tenant(c.req, c.query, route.gate == Gate::kMediaToken);
     if (!c.tenant) {
-      Response r = ErrorResponse(401, "unauthorized", "a valid bearer token is required");
+      Response r = ErrorResponse(401, ErrorCode::kUnauthorized, "a valid bearer token is required");
       r.Header("WWW-Authenticate", "Bearer realm=\"zerofarm\"");
       return {std::move(r), nullptr};
     }
   }
   if (c.tmpl.starts_with("/v1/uploads") && c.req.method() != http::verb::head &&
       c.req["Tus-Resumable"] != "1.0.0") {
-    Response r = ErrorResponse(412, "tus_version", "Tus-Resumable: 1.0.0 is required");
+    Response r = ErrorResponse(412, ErrorCode::kTusVersion, "Tus-Resumable: 1.0.0 is required");
     r.Header("Tus-Version", "1.0.0");
     return {std::move(r), nullptr};
   }
@@ -658,7 +669,8 @@ Routed Router::GetHealth(const Call&) {
   // A proxy without a quorum of storage nodes cannot take writes (ClusterClient).
   return {videos_.Metrics().writes_possible
               ? JsonResponse(200, R"({"status":"ok"})")
-              : ErrorResponse(503, "no_quorum", "too few storage nodes answer to store a write"),
+              : ErrorResponse(503, ErrorCode::kNoQuorum,
+                              "too few storage nodes answer to store a write"),
           nullptr};
 }
 
@@ -677,7 +689,7 @@ Routed Router::CreateVideo(const Call& c) {
   const bool has_length = ParseU64(req[http::field::content_length], declared);
   if (has_length && declared > opt_.max_upload_bytes) {
     Response r = ErrorResponse(
-        413, "too_large",
+        413, ErrorCode::kTooLarge,
         "the upload is larger than " + std::to_string(opt_.max_upload_bytes) + " bytes");
     r.close = true;
     return {std::move(r), nullptr};
@@ -687,7 +699,8 @@ Routed Router::CreateVideo(const Call& c) {
   if (ct.substr(0, 10) == "multipart/") {
     multipart = MultipartReader::ForContentType(ct);
     if (!multipart)
-      return {ErrorResponse(400, "bad_multipart", "multipart/form-data needs a boundary"), nullptr};
+      return {ErrorResponse(400, ErrorCode::kBadMultipart, "multipart/form-data needs a boundary"),
+              nullptr};
   } else if (has_length) {
     v.length = declared;
   }
@@ -704,7 +717,8 @@ Routed Router::ListVideos(const Call& c) {
   if (auto it = query.find("limit"); it != query.end()) {
     uint64_t limit = 0;
     if (!ParseU64(it->second, limit) || limit < 1 || limit > 1000)
-      return {ErrorResponse(400, "invalid_argument", "limit is a number from 1 to 1000"), nullptr};
+      return {ErrorResponse(400, ErrorCode::kInvalidArgument, "limit is a number from 1 to 1000"),
+              nullptr};
     page.limit = static_cast<size_t>(limit);
   }
   if (auto it = query.find("cursor"); it != query.end()) page.cursor = it->second;
@@ -720,10 +734,11 @@ Routed Router::CreateUpload(const Call& call) {
   const auto& tenant = call.tenant;
   uint64_t length = 0;
   if (!ParseU64(req["Upload-Length"], length))
-    return {ErrorResponse(400, "bad_request", "Upload-Length is required (no deferred length)"),
+    return {ErrorResponse(400, ErrorCode::kBadRequest,
+                          "Upload-Length is required (no deferred length)"),
             nullptr};
   if (length > opt_.max_upload_bytes)
-    return {ErrorResponse(413, "too_large",
+    return {ErrorResponse(413, ErrorCode::kTooLarge,
                           "Upload-Length is above " + std::to_string(opt_.max_upload_bytes)),
             nullptr};
   auto parsed_meta = ParseUploadMetadata(req["Upload-Metadata"]);
@@ -756,7 +771,8 @@ Routed Router::CreateUpload(const Call& call) {
 
 Result<scheduler::VideoService::UploadState> Router::FindOwnUpload(const Call& c) {
   auto st = videos_.FindUpload(c.id);
-  if (!st.ok() || st->tenant != *c.tenant) return Status::Error("not_found", "no upload " + c.id);
+  if (!st.ok() || st->tenant != *c.tenant)
+    return Status::Error(ErrorCode::kNotFound, "no upload " + c.id);
   return st;
 }
 
@@ -788,14 +804,14 @@ Routed Router::PatchUpload(const Call& c) {
   auto st = FindOwnUpload(c);
   if (!st.ok()) return {FromStatus(st.status()), nullptr};
   if (req[http::field::content_type] != "application/offset+octet-stream")
-    return {ErrorResponse(415, "unsupported_media_type",
+    return {ErrorResponse(415, ErrorCode::kUnsupportedMediaType,
                           "PATCH needs Content-Type: application/offset+octet-stream"),
             nullptr};
   uint64_t offset = 0;
   if (!ParseU64(req["Upload-Offset"], offset))
-    return {ErrorResponse(400, "bad_request", "Upload-Offset is required"), nullptr};
+    return {ErrorResponse(400, ErrorCode::kBadRequest, "Upload-Offset is required"), nullptr};
   if (offset != st->offset || st->ended) {
-    Response r = ErrorResponse(409, "offset_mismatch",
+    Response r = ErrorResponse(409, ErrorCode::kOffsetMismatch,
                                "the upload is at offset " + std::to_string(st->offset));
     r.Header("Upload-Offset", std::to_string(st->offset));
     return {std::move(r), nullptr};
@@ -803,13 +819,14 @@ Routed Router::PatchUpload(const Call& c) {
   uint64_t declared = 0;
   if (ParseU64(req[http::field::content_length], declared) && st->length &&
       declared > *st->length - offset) {
-    Response r = ErrorResponse(413, "too_large", "the PATCH passes Upload-Length");
+    Response r = ErrorResponse(413, ErrorCode::kTooLarge, "the PATCH passes Upload-Length");
     r.close = true;
     return {std::move(r), nullptr};
   }
   if (!LockUpload(uid))
-    return {ErrorResponse(409, "upload_busy", "another PATCH of this upload is in progress"),
-            nullptr};
+    return {
+        ErrorResponse(409, ErrorCode::kUploadBusy, "another PATCH of this upload is in progress"),
+        nullptr};
   return {{}, std::make_unique<PatchSink>(*this, *st, uid)};
 }
 
@@ -833,7 +850,7 @@ Routed Router::UpdateVideo(const Call& c) {
     for (const auto& [k, val] : body.items()) {
       if (k == "playback_policy") {
         if (val != "public" && val != "signed")
-          return ErrorResponse(400, "invalid_argument",
+          return ErrorResponse(400, ErrorCode::kInvalidArgument,
                                "playback_policy is \"public\" or \"signed\"");
         u.playback_policy = val.get<std::string>();
       } else if (k == "metadata") {
@@ -842,12 +859,12 @@ Routed Router::UpdateVideo(const Call& c) {
         u.metadata = std::move(m);
       } else if (k == "passthrough") {
         if (!val.is_string() || val.get<std::string>().size() > kMaxPassthroughBytes)
-          return ErrorResponse(400, "invalid_argument",
+          return ErrorResponse(400, ErrorCode::kInvalidArgument,
                                "passthrough is a string of at most " +
                                    std::to_string(kMaxPassthroughBytes) + " bytes");
         u.passthrough = val.get<std::string>();
       } else {
-        return ErrorResponse(400, "invalid_argument",
+        return ErrorResponse(400, ErrorCode::kInvalidArgument,
                              "\"" + k +
                                  "\" cannot be changed (playback_policy, metadata, "
                                  "passthrough can)");
@@ -869,7 +886,7 @@ Routed Router::GetVideo(const Call& c) {
   if (auto it = query.find("expires_in"); it != query.end()) {
     uint64_t e = 0;
     if (!ParseU64(it->second, e) || e < 1 || e > static_cast<uint64_t>(kMaxPlaybackSeconds))
-      return {ErrorResponse(400, "invalid_argument",
+      return {ErrorResponse(400, ErrorCode::kInvalidArgument,
                             "expires_in is a number of seconds from 1 to " +
                                 std::to_string(kMaxPlaybackSeconds)),
               nullptr};
@@ -905,22 +922,25 @@ Routed Router::GetPlayFile(const Call& c) {
     video_id = grant->video_id;
   }
   if (!scheduler::IsVideoId(video_id))
-    return {ErrorResponse(404, "not_found", "no video " + video_id), nullptr};
+    return {ErrorResponse(404, ErrorCode::kNotFound, "no video " + video_id), nullptr};
   auto target = videos_.Playback(video_id);
   if (!target.ok()) return {FromStatus(target.status()), nullptr};
   if (grant && grant->tenant != target->tenant)
-    return {ErrorResponse(403, "forbidden", "the playback signature is not valid"), nullptr};
+    return {ErrorResponse(403, ErrorCode::kForbidden, "the playback signature is not valid"),
+            nullptr};
   if (!grant && target->policy != "public")
-    return {ErrorResponse(403, "forbidden",
+    return {ErrorResponse(403, ErrorCode::kForbidden,
                           "this video's playback is signed: use the signed URL of its "
                           "\"playback\" object"),
             nullptr};
   const std::string& part = s[3];
   if (grant && grant->scope != "all" &&
       grant->scope != (part == "thumbnail.jpg" ? std::string("thumbnail") : part))
-    return {ErrorResponse(403, "forbidden", "the playback id does not cover this file"), nullptr};
+    return {ErrorResponse(403, ErrorCode::kForbidden, "the playback id does not cover this file"),
+            nullptr};
   if (target->dir.empty())
-    return {ErrorResponse(404, "not_ready", "video " + video_id + " is not ready yet"), nullptr};
+    return {ErrorResponse(404, ErrorCode::kNotReady, "video " + video_id + " is not ready yet"),
+            nullptr};
   // Signed media may be cached by the browser no longer than its grant lasts.
   // A video still being published has EVENT playlists that grow: never cached.
   std::string media = kImmutable,
@@ -1051,7 +1071,7 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
                            const std::string& cache_control) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-    return ErrorResponse(404, "not_found", "no such file");
+    return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const std::string etag = "\"" + Hex(size) + "-" +
                            Hex(static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
@@ -1074,7 +1094,8 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
   if (!range.empty() && (if_range.empty() || if_range == etag))
     parsed = ParseRange(range, size, ranges);
   if (parsed == RangeParse::kUnsatisfiable) {
-    Response e = ErrorResponse(416, "range_not_satisfiable", "the range is outside the file");
+    Response e =
+        ErrorResponse(416, ErrorCode::kRangeNotSatisfiable, "the range is outside the file");
     e.Header("Content-Range", "bytes */" + std::to_string(size));
     return e;
   }
@@ -1115,7 +1136,7 @@ Response Router::ServePlaylist(const Request& req, const fs::path& path,
   // ffmpeg given only a URL): every URI in the playlist carries the token on, so the relative
   // requests that follow are authorized too.
   std::ifstream in(path, std::ios::binary);
-  if (!in) return ErrorResponse(404, "not_found", "no such file");
+  if (!in) return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
   std::string out, line;
   const std::string suffix = "access_token=" + token->second;
   auto with_token = [&](const std::string& uri) {
@@ -1143,7 +1164,7 @@ Response Router::ServePlaylist(const Request& req, const fs::path& path,
 Response Router::ServeStatic(const Request& req, const std::vector<std::string>& segs) {
   fs::path rel;
   for (const auto& s : segs) {
-    if (!IsStaticName(s)) return ErrorResponse(404, "not_found", "no such file");
+    if (!IsStaticName(s)) return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
     rel /= s;
   }
   if (segs.empty()) rel = "index.html";
@@ -1164,7 +1185,7 @@ Response Router::ServeStatic(const Request& req, const std::vector<std::string>&
          0});
     return r;
   }
-  return ErrorResponse(404, "not_found", "no such file");
+  return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
 }
 
 Response Router::Metrics() {

@@ -49,14 +49,14 @@ struct Response {
 };
 
 // The JSON error body of the API: {"error": {"code": ..., "message": ...}}.
-Response ErrorResponse(unsigned status, const std::string& code, const std::string& message);
+Response ErrorResponse(unsigned status, ErrorCode code, const std::string& message);
 // A JSON document `body` (one line) with `status`; "no-store" for bodies that hold a secret.
 Response JsonResponse(unsigned status, const std::string& body,
                       const char* cache_control = "no-cache");
 // The HTTP status of an error code: not_found/not_ready 404, forbidden/expired 403,
 // conflict/too_many 409, invalid_argument/bad_multipart/bad_request 400, body_limit 413,
 // timeout 408, too_many_uploads 429, unavailable 503, anything else 500.
-unsigned StatusForCode(const std::string& code);
+unsigned StatusForCode(ErrorCode code);
 // The error response of `s` (StatusForCode), with Retry-After on 503.
 Response FromStatus(const Status& s);
 

@@ -94,7 +94,8 @@ class DiscardSink final : public BodySink {
   Status Consume(std::span<const std::byte>) override { return Status::Ok(); }
   Response Finish() override { return std::move(answer_); }
   Response Fail(const Status& why) override {
-    Response r = ErrorResponse(why.code() == "body_limit" ? 413 : 400, why.code(), why.message());
+    Response r =
+        ErrorResponse(why.code() == ErrorCode::kBodyLimit ? 413 : 400, why.code(), why.message());
     r.close = true;
     return r;
   }
@@ -110,21 +111,21 @@ Status Guarded(F f) {
   try {
     return f();
   } catch (const std::exception& e) {
-    return Status::Error("internal", std::string("internal error: ") + e.what());
+    return Status::Error(ErrorCode::kInternal, std::string("internal error: ") + e.what());
   }
 }
 Response FailGuarded(BodySink& sink, const Status& why) {
   try {
     return sink.Fail(why);
   } catch (const std::exception& e) {
-    return ErrorResponse(500, "internal", std::string("internal error: ") + e.what());
+    return ErrorResponse(500, ErrorCode::kInternal, std::string("internal error: ") + e.what());
   }
 }
 Response FinishGuarded(BodySink& sink) {
   try {
     return sink.Finish();
   } catch (const std::exception& e) {
-    return ErrorResponse(500, "internal", std::string("internal error: ") + e.what());
+    return ErrorResponse(500, ErrorCode::kInternal, std::string("internal error: ") + e.what());
   }
 }
 
@@ -142,7 +143,7 @@ class Session : public std::enable_shared_from_this<Session> {
     net::dispatch(stream_.get_executor(), [self = shared_from_this(), reject] {
       if (!reject) return self->ReadHeader();
       self->sh_.counters.CountRejection("connections");
-      Response r = ErrorResponse(503, "too_many_connections",
+      Response r = ErrorResponse(503, ErrorCode::kTooManyConnections,
                                  "the server is at its connection limit; retry shortly");
       r.Header("Retry-After", "1");
       r.close = true;
@@ -187,24 +188,24 @@ class Session : public std::enable_shared_from_this<Session> {
     if (timed_out) {
       if (!header_->got_some() && buffer_.size() == 0) return Close();  // idle keep-alive
       sh_.counters.CountRejection("header_timeout");
-      return SendError(408, "request_timeout", "the request head did not arrive in time");
+      return SendError(408, ErrorCode::kRequestTimeout, "the request head did not arrive in time");
     }
     if (ec == http::error::header_limit) {
       sh_.counters.CountRejection("header_too_large");
       return SendError(
-          431, "header_too_large",
+          431, ErrorCode::kHeaderTooLarge,
           "the request head is larger than " + std::to_string(sh_.opt.max_header_bytes) + " bytes");
     }
     if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
       sh_.counters.CountRejection("malformed");
-      return SendError(400, "bad_request", "malformed request: " + ec.message());
+      return SendError(400, ErrorCode::kBadRequest, "malformed request: " + ec.message());
     }
     if (ec) return Close();
     // A body whose length is ambiguous is never read: the connection closes after the answer,
     // so no byte of it can be taken for another request (request smuggling).
     if (Status framing = CheckFraming(header_->get().version(), header_->get()); !framing.ok()) {
       sh_.counters.CountRejection("bad_framing");
-      return SendError(framing.code() == "not_implemented" ? 501 : 400, framing.code(),
+      return SendError(framing.code() == ErrorCode::kNotImplemented ? 501 : 400, framing.code(),
                        framing.message());
     }
     keep_alive_ = header_->get().keep_alive();
@@ -248,12 +249,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!expect_continue_) return ReadBody();
     static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     stream_.expires_after(sh_.opt.idle_timeout);
-    net::async_write(stream_, net::buffer(kContinue),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec)
-                         return self->FailBody(Status::Error("connection_lost", ec.message()));
-                       self->ReadBody();
-                     });
+    net::async_write(
+        stream_, net::buffer(kContinue), [self = shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->FailBody(Status::Error(ErrorCode::kConnectionLost, ec.message()));
+          self->ReadBody();
+        });
   }
 
   void ReadBody() {
@@ -282,21 +282,22 @@ class Session : public std::enable_shared_from_this<Session> {
       Status why;
       if (ec == http::error::body_limit) {
         sh_.counters.CountRejection("body_too_large");
-        why = Status::Error("body_limit", "the body passes the limit of this request");
+        why = Status::Error(ErrorCode::kBodyLimit, "the body passes the limit of this request");
       } else if (timed_out) {
         sh_.counters.CountRejection(deadline_bound_ ? "request_timeout" : "body_timeout");
-        why = Status::Error("timeout", deadline_bound_
-                                           ? "the request took longer than the server allows"
-                                           : "no body bytes arrived for too long");
+        why = Status::Error(ErrorCode::kTimeout,
+                            deadline_bound_ ? "the request took longer than the server allows"
+                                            : "no body bytes arrived for too long");
       } else if (ec == http::error::partial_message || ec == http::error::end_of_stream ||
                  ec.category() != http::make_error_code(http::error::bad_target).category()) {
-        why = Status::Error("connection_lost", "the connection closed mid-body: " + ec.message());
+        why = Status::Error(ErrorCode::kConnectionLost,
+                            "the connection closed mid-body: " + ec.message());
       } else {
-        why = Status::Error("bad_request", "malformed body: " + ec.message());
+        why = Status::Error(ErrorCode::kBadRequest, "malformed body: " + ec.message());
       }
       // Bytes that arrived with the error are kept (tus resumes after them).
       filled_ = 0;
-      return FailBody(why, why.code() == "body_limit" ? 0 : got);
+      return FailBody(why, why.code() == ErrorCode::kBodyLimit ? 0 : got);
     }
     const bool done = body_->is_done();
     // Keep reading on the strand until the chunk is full or the body ends.
@@ -337,7 +338,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void FailBody(const Status& why, size_t got = 0) {
     auto self = shared_from_this();
-    const bool answer = why.code() != "connection_lost";
+    const bool answer = why.code() != ErrorCode::kConnectionLost;
     net::post(sh_.pool, [self, why, answer, got] {
       if (got)
         (void)Guarded([&] {
@@ -353,7 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
-  void SendError(unsigned status, const std::string& code, const std::string& message) {
+  void SendError(unsigned status, ErrorCode code, const std::string& message) {
     Response r = ErrorResponse(status, code, message);
     r.close = true;
     Send(std::move(r));
@@ -519,8 +520,9 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
     if (ec)
-      return Status::Error("io_error", "cannot listen on " + endpoint.address().to_string() + ":" +
-                                           std::to_string(endpoint.port()) + ": " + ec.message());
+      return Status::Error(ErrorCode::kIoError,
+                           "cannot listen on " + endpoint.address().to_string() + ":" +
+                               std::to_string(endpoint.port()) + ": " + ec.message());
     return Status::Ok();
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
@@ -558,7 +560,8 @@ class ServerImpl final : public Server {
   Status Start() {
     beast::error_code ec;
     auto address = net::ip::make_address(sh_->opt.address, ec);
-    if (ec) return Status::Error("invalid_argument", "bad listen address " + sh_->opt.address);
+    if (ec)
+      return Status::Error(ErrorCode::kInvalidArgument, "bad listen address " + sh_->opt.address);
     listener_ = std::make_shared<Listener>(ioc_, *sh_);
     ZF_RETURN_IF_ERROR(listener_->Listen(tcp::endpoint(address, sh_->opt.port)));
     port_ = listener_->port();

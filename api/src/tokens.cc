@@ -26,7 +26,7 @@ bool IsTenantName(std::string_view name) {
 
 Result<std::string> TokenStore::Create(const std::string& tenant) {
   if (!IsTenantName(tenant))
-    return Status::Error("invalid_argument", "a tenant name is 1-64 of [A-Za-z0-9._-]");
+    return Status::Error(ErrorCode::kInvalidArgument, "a tenant name is 1-64 of [A-Za-z0-9._-]");
   const std::string token = "zf_" + RandomHex(32);
   char when[32];
   std::time_t t = std::time(nullptr);
@@ -57,7 +57,7 @@ Status TokenStore::ReloadIfChanged() {
   if (mtime == loaded_mtime_ && static_cast<uint64_t>(st.st_size) == loaded_size_)
     return Status::Ok();
   std::ifstream in(file_);
-  if (!in) return Status::Error("io_error", "cannot read " + file_.string());
+  if (!in) return Status::Error(ErrorCode::kIoError, "cannot read " + file_.string());
   std::unordered_map<std::string, std::string> fresh;
   std::string line;
   while (std::getline(in, line)) {

@@ -51,26 +51,27 @@ Routed Router::RouteWebhooks(const Request& req, const std::string& tmpl,
                              const std::map<std::string, std::string>& query,
                              const std::string& tenant) {
   if (!webhooks_)
-    return {ErrorResponse(503, "unavailable", "webhooks are off on this server (see its log)"),
+    return {ErrorResponse(503, ErrorCode::kUnavailable,
+                          "webhooks are off on this server (see its log)"),
             nullptr};
   Webhooks& w = *webhooks_;
   const http::verb verb = req.method();
   for (const std::string& seg : s)
     if (!json::accept("\"" + seg + "\"") || seg.find('"') != std::string::npos)
-      return {ErrorResponse(400, "bad_request", "the path is not valid UTF-8"), nullptr};
+      return {ErrorResponse(400, ErrorCode::kBadRequest, "the path is not valid UTF-8"), nullptr};
   if (tmpl == "/v1/webhooks" && verb == http::verb::post) {
     return {
         {},
         std::make_unique<JsonBodySink>(kMaxJsonBody, [&w, tenant](const json& body) -> Response {
           if (!body.contains("url") || !body["url"].is_string())
-            return ErrorResponse(400, "bad_request", "\"url\" (a string) is required");
+            return ErrorResponse(400, ErrorCode::kBadRequest, "\"url\" (a string) is required");
           std::vector<std::string> events;
           if (body.contains("events")) {
             if (!body["events"].is_array())
-              return ErrorResponse(400, "bad_request", "\"events\" must be a list");
+              return ErrorResponse(400, ErrorCode::kBadRequest, "\"events\" must be a list");
             for (const auto& e : body["events"]) {
               if (!e.is_string())
-                return ErrorResponse(400, "bad_request", "\"events\" lists strings");
+                return ErrorResponse(400, ErrorCode::kBadRequest, "\"events\" lists strings");
               events.push_back(e);
             }
           }
@@ -94,7 +95,7 @@ Routed Router::RouteWebhooks(const Request& req, const std::string& tmpl,
     const std::string& v = it->second;
     if (v.empty() || v.size() > 3 || v.find_first_not_of("0123456789") != std::string::npos ||
         std::stoul(v) == 0 || std::stoul(v) > 200)
-      return {ErrorResponse(400, "bad_request", "limit must be 1-200"), nullptr};
+      return {ErrorResponse(400, ErrorCode::kBadRequest, "limit must be 1-200"), nullptr};
     limit = std::stoul(v);
   }
   auto log = w.Deliveries(tenant, s[2], limit);

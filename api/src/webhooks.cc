@@ -55,29 +55,32 @@ struct Url {
 // http://host[:port][/path]: what the delivery client speaks. Other schemes are refused with
 // the reason; the host is looked up when a delivery is sent.
 Result<Url> ParseUrl(const std::string& url) {
-  if (url.size() > kMaxUrlBytes) return Status::Error("invalid_argument", "the URL is too long");
+  if (url.size() > kMaxUrlBytes)
+    return Status::Error(ErrorCode::kInvalidArgument, "the URL is too long");
   for (char c : url)
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f)
-      return Status::Error("invalid_argument", "the URL holds spaces or non-ASCII bytes");
+      return Status::Error(ErrorCode::kInvalidArgument, "the URL holds spaces or non-ASCII bytes");
   if (url.rfind("https://", 0) == 0)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "https:// endpoints are not supported yet; use http:// (behind a "
                          "TLS-terminating proxy of yours if the receiver is remote)");
   if (url.rfind("http://", 0) != 0)
-    return Status::Error("invalid_argument", "the URL must start with http://");
+    return Status::Error(ErrorCode::kInvalidArgument, "the URL must start with http://");
   Url u;
   std::string rest = url.substr(7);
   const size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) u.target = rest.substr(slash);
   if (authority.find('@') != std::string::npos)
-    return Status::Error("invalid_argument", "the URL must not carry credentials");
+    return Status::Error(ErrorCode::kInvalidArgument, "the URL must not carry credentials");
   if (!authority.empty() && authority.front() == '[') {  // [v6]:port
     const size_t close = authority.find(']');
-    if (close == std::string::npos) return Status::Error("invalid_argument", "bad IPv6 host");
+    if (close == std::string::npos)
+      return Status::Error(ErrorCode::kInvalidArgument, "bad IPv6 host");
     u.host = authority.substr(1, close - 1);
     if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') return Status::Error("invalid_argument", "bad host");
+      if (authority[close + 1] != ':')
+        return Status::Error(ErrorCode::kInvalidArgument, "bad host");
       u.port = authority.substr(close + 2);
     }
   } else {
@@ -85,11 +88,11 @@ Result<Url> ParseUrl(const std::string& url) {
     u.host = authority.substr(0, colon);
     if (colon != std::string::npos) u.port = authority.substr(colon + 1);
   }
-  if (u.host.empty()) return Status::Error("invalid_argument", "the URL names no host");
+  if (u.host.empty()) return Status::Error(ErrorCode::kInvalidArgument, "the URL names no host");
   if (u.port.empty() || u.port.size() > 5 ||
       !std::all_of(u.port.begin(), u.port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoi(u.port) == 0 || std::stoi(u.port) > 65535)
-    return Status::Error("invalid_argument", "the URL's port must be 1-65535");
+    return Status::Error(ErrorCode::kInvalidArgument, "the URL's port must be 1-65535");
   return u;
 }
 
@@ -101,7 +104,9 @@ Result<unsigned> Post(const Url& url, const std::string& body,
   net::ip::tcp::resolver resolver(ioc);
   beast::error_code ec;
   auto endpoints = resolver.resolve(url.host, url.port, ec);
-  if (ec) return Status::Error("unreachable", "cannot resolve " + url.host + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kUnreachable,
+                         "cannot resolve " + url.host + ": " + ec.message());
   beast::tcp_stream stream(ioc);
   http::request<http::string_body> req{http::verb::post, url.target, 11};
   req.set(http::field::host, url.port == "80" ? url.host : url.host + ":" + url.port);
@@ -135,9 +140,10 @@ Result<unsigned> Post(const Url& url, const std::string& body,
   ioc.run();
   if (result == beast::error::timeout || result == net::error::timed_out)
     return Status::Error(
-        "timeout", "no answer within " + std::to_string(timeout.count()) + " ms (" + step + ")");
+        ErrorCode::kTimeout,
+        "no answer within " + std::to_string(timeout.count()) + " ms (" + step + ")");
   if (result && !parser.is_header_done())
-    return Status::Error("unreachable", step + ": " + result.message());
+    return Status::Error(ErrorCode::kUnreachable, step + ": " + result.message());
   return parser.get().result_int();
 }
 
@@ -180,7 +186,7 @@ class WebhooksImpl final : public Webhooks {
     for (const auto& e : events)
       if (std::find(WebhookEventTypes().begin(), WebhookEventTypes().end(), e) ==
           WebhookEventTypes().end())
-        return Status::Error("invalid_argument", "unknown event type '" + e + "'");
+        return Status::Error(ErrorCode::kInvalidArgument, "unknown event type '" + e + "'");
     const std::string id = RandomHex(8);
     const std::string secret = RandomHex(24);
     json e = {{"id", "wh_" + id},
@@ -193,9 +199,9 @@ class WebhooksImpl final : public Webhooks {
     size_t mine = 0;
     for (const auto& [k, v] : endpoints_) mine += v.value("tenant", "") == tenant;
     if (mine >= opt_.max_endpoints_per_tenant)
-      return Status::Error("too_many", "a tenant has at most " +
-                                           std::to_string(opt_.max_endpoints_per_tenant) +
-                                           " webhook endpoints");
+      return Status::Error(ErrorCode::kTooMany, "a tenant has at most " +
+                                                    std::to_string(opt_.max_endpoints_per_tenant) +
+                                                    " webhook endpoints");
     ZF_RETURN_IF_ERROR(store_.PutMeta(kEndpointPrefix + e["id"].get<std::string>(), e.dump()));
     endpoints_[e["id"]] = e;
     json shown = Public(e);
@@ -215,7 +221,7 @@ class WebhooksImpl final : public Webhooks {
     std::lock_guard lock(mu_);
     auto it = endpoints_.find(id);
     if (it == endpoints_.end() || it->second.value("tenant", "") != tenant)
-      return Status::Error("not_found", "no webhook " + id);
+      return Status::Error(ErrorCode::kNotFound, "no webhook " + id);
     ZF_RETURN_IF_ERROR(store_.DeleteMeta(kEndpointPrefix + id));
     endpoints_.erase(it);
     const std::string prefix = std::string(kDeliveryPrefix) + id + "/";
@@ -232,7 +238,7 @@ class WebhooksImpl final : public Webhooks {
       std::lock_guard lock(mu_);
       auto it = endpoints_.find(id);
       if (it == endpoints_.end() || it->second.value("tenant", "") != tenant)
-        return Status::Error("not_found", "no webhook " + id);
+        return Status::Error(ErrorCode::kNotFound, "no webhook " + id);
     }
     auto log = store_.ListMeta(std::string(kDeliveryPrefix) + id + "/");
     if (!log.ok()) return log.status();

@@ -6,7 +6,7 @@ namespace zerofarm {
 
 std::string Status::ToString() const {
   if (ok()) return "ok";
-  return code_ + ": " + message_;
+  return std::string(ErrorCodeName(code_)) + ": " + message_;
 }
 
 Status Status::WithContext(const std::string& context) const {
@@ -15,7 +15,7 @@ Status Status::WithContext(const std::string& context) const {
 }
 
 Status ErrnoError(const std::string& what, int err) {
-  return Status::Error("io_error", what + ": " + std::strerror(err));
+  return Status::Error(ErrorCode::kIoError, what + ": " + std::strerror(err));
 }
 
 }  // namespace zerofarm

@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::span<const std::byte> bytes = std::as_bytes(std::span(data, size));
   zerofarm::Result<ElfImage> image = zerofarm::sandbox::ParseElf(bytes);
   if (!image.ok()) {
-    if (image.status().code() != "malformed_elf") std::abort();
+    if (image.status().code() != zerofarm::ErrorCode::kMalformedElf) std::abort();
     return 0;
   }
   // Every name is a view into the input: touch each byte so ASan checks the bounds.

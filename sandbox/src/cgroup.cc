@@ -57,7 +57,7 @@ uint64_t KeyValue(const std::string& text, std::string_view key) {
 
 Result<MemoryCgroup> MemoryCgroup::Create(const HostLayers& host, uint64_t limit_bytes) {
   if (!host.cgroup_v2_memory && !host.cgroup_v1_memory) {
-    return Status::Error("cgroup", "no writable memory cgroup on this host");
+    return Status::Error(ErrorCode::kCgroup, "no writable memory cgroup on this host");
   }
   static std::atomic<uint64_t> counter{0};
   const std::string dir = host.cgroup_parent + "/zerofarm-sandbox-" + std::to_string(::getpid()) +

@@ -15,7 +15,9 @@ namespace {
 // later address computation (page rounding, end = start + size) far from overflow.
 constexpr uint64_t kUserAddressLimit = uint64_t{1} << 47;
 
-Status Malformed(const std::string& message) { return Status::Error("malformed_elf", message); }
+Status Malformed(const std::string& message) {
+  return Status::Error(ErrorCode::kMalformedElf, message);
+}
 
 std::string Hex(uint64_t v) {
   char buf[32];

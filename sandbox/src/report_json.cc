@@ -188,11 +188,11 @@ std::string ReportToJson(const ValidationReport& r) {
 
 Result<ValidationReport> ReportFromJson(std::string_view text) {
   const json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Error("bad_report", "not JSON");
+  if (j.is_discarded() || !j.is_object()) return Status::Error(ErrorCode::kBadReport, "not JSON");
   try {
     return FromJsonOrThrow(j);
   } catch (const json::exception& e) {
-    return Status::Error("bad_report", e.what());
+    return Status::Error(ErrorCode::kBadReport, e.what());
   }
 }
 

@@ -162,41 +162,45 @@ const char* SignalName(int sig) {
 }
 
 Status CheckSpec(const SandboxSpec& spec, const HostLayers& host) {
-  if (spec.program == nullptr) return Status::Error("bad_spec", "no program");
-  if (spec.argv.empty()) return Status::Error("bad_spec", "argv is empty (argv[0] is needed)");
+  if (spec.program == nullptr) return Status::Error(ErrorCode::kBadSpec, "no program");
+  if (spec.argv.empty())
+    return Status::Error(ErrorCode::kBadSpec, "argv is empty (argv[0] is needed)");
   if (spec.verdict == nullptr) {
-    return Status::Error("not_validated", "the program has no validation verdict");
+    return Status::Error(ErrorCode::kNotValidated, "the program has no validation verdict");
   }
   if (spec.verdict->counts.program_bytes != spec.program->bytes().size()) {
-    return Status::Error("not_validated", "the verdict is for a program of another size");
+    return Status::Error(ErrorCode::kNotValidated, "the verdict is for a program of another size");
   }
   if (!spec.verdict->accepted() && !spec.options.allow_rejected_program) {
-    return Status::Error("rejected", "the validator rejected the program");
+    return Status::Error(ErrorCode::kRejected, "the validator rejected the program");
   }
-  if (spec.channels.size() > kMaxChannels) return Status::Error("bad_spec", "too many channels");
+  if (spec.channels.size() > kMaxChannels)
+    return Status::Error(ErrorCode::kBadSpec, "too many channels");
   std::vector<int> targets;
   for (const Channel& c : spec.channels) {
-    if (!ValidName(c.name)) return Status::Error("bad_spec", "bad channel name '" + c.name + "'");
+    if (!ValidName(c.name))
+      return Status::Error(ErrorCode::kBadSpec, "bad channel name '" + c.name + "'");
     if (c.target_fd < 0 || c.target_fd > 1000) {
-      return Status::Error("bad_spec", "channel " + c.name + ": bad descriptor number");
+      return Status::Error(ErrorCode::kBadSpec, "channel " + c.name + ": bad descriptor number");
     }
     if (std::find(targets.begin(), targets.end(), c.target_fd) != targets.end()) {
-      return Status::Error("bad_spec", "two channels on descriptor " + std::to_string(c.target_fd));
+      return Status::Error(ErrorCode::kBadSpec,
+                           "two channels on descriptor " + std::to_string(c.target_fd));
     }
     targets.push_back(c.target_fd);
     if (c.end.kind == ChannelEnd::Kind::kDescriptor && c.end.fd < 0) {
-      return Status::Error("bad_spec", "channel " + c.name + ": no descriptor");
+      return Status::Error(ErrorCode::kBadSpec, "channel " + c.name + ": no descriptor");
     }
     if (c.end.kind == ChannelEnd::Kind::kCallback &&
         (c.direction == Direction::kIn ? !c.end.pull : !c.end.push)) {
-      return Status::Error("bad_spec", "channel " + c.name + ": no callback");
+      return Status::Error(ErrorCode::kBadSpec, "channel " + c.name + ": no callback");
     }
   }
   const std::vector<std::string> missing = host.Missing();
   for (const std::string& layer : spec.options.required_layers) {
     if (std::find(missing.begin(), missing.end(), layer) != missing.end()) {
-      return Status::Error("layer_missing", "required isolation layer '" + layer +
-                                                "' is not available on this host");
+      return Status::Error(ErrorCode::kLayerMissing, "required isolation layer '" + layer +
+                                                         "' is not available on this host");
     }
   }
   return Status::Ok();
@@ -276,7 +280,8 @@ Status OnReport(Run* run) {
     }
     return Status::Ok();
   }
-  if (static_cast<size_t>(n) != sizeof m) return Status::Error("sandbox_setup", "short message");
+  if (static_cast<size_t>(n) != sizeof m)
+    return Status::Error(ErrorCode::kSandboxSetup, "short message");
   if (m.kind == ChildMessage::kFailed) {
     run->failed = true;
     run->failure = m;
@@ -781,11 +786,12 @@ Status Reap(Run* run, int* status, rusage* usage) {
 // A run whose child failed a setup step, or never reached its exec, is an error.
 Status CheckStarted(const Run& run) {
   if (run.failed) {
-    return Status::Error("sandbox_setup", std::string("step '") + ChildStepName(run.failure.step) +
-                                              "' failed: " + std::strerror(run.failure.err));
+    return Status::Error(ErrorCode::kSandboxSetup,
+                         std::string("step '") + ChildStepName(run.failure.step) +
+                             "' failed: " + std::strerror(run.failure.err));
   }
   if (!run.exec_seen) {
-    return Status::Error("sandbox_setup", "the sandbox ended before its program started");
+    return Status::Error(ErrorCode::kSandboxSetup, "the sandbox ended before its program started");
   }
   return Status::Ok();
 }

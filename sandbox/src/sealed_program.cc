@@ -37,12 +37,12 @@ Result<SealedProgram> SealedProgram::Seal(UniqueFd memfd, uint64_t size) {
   const int seals = ::fcntl(memfd.get(), F_GET_SEALS);
   if (seals < 0) return ErrnoError("F_GET_SEALS", errno);
   if ((static_cast<unsigned>(seals) & kSeals) != kSeals) {
-    return Status::Error("not_sealed", "the program memfd did not take every seal");
+    return Status::Error(ErrorCode::kNotSealed, "the program memfd did not take every seal");
   }
   struct stat st;
   if (::fstat(memfd.get(), &st) != 0) return ErrnoError("fstat memfd", errno);
   if (static_cast<uint64_t>(st.st_size) != size) {
-    return Status::Error("io_error", "the program memfd has an unexpected size");
+    return Status::Error(ErrorCode::kIoError, "the program memfd has an unexpected size");
   }
   if (size == 0) return SealedProgram(std::move(memfd), nullptr, 0);
   // Read-only and shared: sealed against writes, so the mapping can never change.
@@ -89,9 +89,10 @@ Result<SealedProgram> LoadProgram(const std::string& path, uint64_t max_bytes) {
   if (!in.valid()) return ErrnoError("open " + path, errno);
   struct stat st;
   if (::fstat(in.get(), &st) != 0) return ErrnoError("fstat " + path, errno);
-  if (!S_ISREG(st.st_mode)) return Status::Error("not_a_file", path + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Status::Error(ErrorCode::kNotAFile, path + " is not a regular file");
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    return Status::Error("too_large",
+    return Status::Error(ErrorCode::kTooLarge,
                          path + " is larger than " + std::to_string(max_bytes) + " bytes");
   }
   Result<UniqueFd> memfd = CreateMemfd("zerofarm-program");
@@ -105,8 +106,8 @@ Result<SealedProgram> LoadProgram(const std::string& path, uint64_t max_bytes) {
     if (*n == 0) break;
     total += *n;
     if (total > max_bytes) {
-      return Status::Error("too_large", path + " grew past " + std::to_string(max_bytes) +
-                                            " bytes while being read");
+      return Status::Error(ErrorCode::kTooLarge, path + " grew past " + std::to_string(max_bytes) +
+                                                     " bytes while being read");
     }
     ZF_RETURN_IF_ERROR(WriteAll(memfd->get(), std::span(buffer).first(*n)));
   }

@@ -237,7 +237,7 @@ Status SeccompError(const std::string& what, int rc) { return ErrnoError(what, -
 
 Result<SyscallFilter> BuildSyscallFilter(int exec_fd, bool notify_kills) {
   Ctx ctx(seccomp_init(SCMP_ACT_ERRNO(kDefaultErrno)));
-  if (!ctx) return Status::Error("seccomp", "seccomp_init failed");
+  if (!ctx) return Status::Error(ErrorCode::kSeccomp, "seccomp_init failed");
   const uint32_t kill = notify_kills ? SCMP_ACT_NOTIFY : SCMP_ACT_KILL_PROCESS;
   // Foreign ABIs: the filter holds x86-64 only, so i386 (`int 0x80`) and x32 numbers hit the
   // bad-architecture action.
@@ -250,7 +250,7 @@ Result<SyscallFilter> BuildSyscallFilter(int exec_fd, bool notify_kills) {
   for (const Rule& rule : kPolicy) {
     const int nr = seccomp_syscall_resolve_name(rule.syscall);
     if (nr == __NR_SCMP_ERROR) {
-      return Status::Error("seccomp",
+      return Status::Error(ErrorCode::kSeccomp,
                            std::string("unknown syscall in the policy: ") + rule.syscall);
     }
     uint32_t action = SCMP_ACT_ALLOW;
@@ -281,7 +281,7 @@ Result<SyscallFilter> BuildSyscallFilter(int exec_fd, bool notify_kills) {
   const size_t want = filter.program.size() * sizeof(sock_filter);
   const ssize_t got = ::pread(memfd.get(), filter.program.data(), want, 0);
   if (got < 0 || static_cast<size_t>(got) != want) return ErrnoError("pread seccomp", errno);
-  if (filter.program.empty()) return Status::Error("seccomp", "empty filter");
+  if (filter.program.empty()) return Status::Error(ErrorCode::kSeccomp, "empty filter");
   return filter;
 }
 

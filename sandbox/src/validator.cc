@@ -565,7 +565,7 @@ Result<ValidationReport> Validate(std::span<const std::byte> program,
                                   const ValidatorOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   std::string sha256 = Sha256Hex(program);
-  if (sha256.empty()) return Status::Error("internal", "SHA-256 failed");
+  if (sha256.empty()) return Status::Error(ErrorCode::kInternal, "SHA-256 failed");
   Result<ValidationReport> report = ValidateWithDigest(program, options, std::move(sha256));
   if (report.ok()) report->timing.total_ms = MillisecondsSince(start);
   return report;
@@ -582,7 +582,7 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
 
   Result<ElfImage> parsed = ParseElf(program, options.elf_limits);
   if (!parsed.ok()) {
-    reasons.Add(parsed.status().code(), parsed.status().message());
+    reasons.Add(std::string(parsed.status().code_name()), parsed.status().message());
     report.timing.validate_ms = MillisecondsSince(start);
     report.timing.total_ms = report.timing.validate_ms;
     return report;

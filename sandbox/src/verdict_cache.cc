@@ -37,10 +37,10 @@ Status CheckDirectory(const std::filesystem::path& dir) {
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0) return ErrnoError("stat " + dir.string(), errno);
   if (!S_ISDIR(st.st_mode)) {
-    return Status::Error("cache_dir_unsafe", dir.string() + " is not a directory");
+    return Status::Error(ErrorCode::kCacheDirUnsafe, dir.string() + " is not a directory");
   }
   if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    return Status::Error("cache_dir_unsafe",
+    return Status::Error(ErrorCode::kCacheDirUnsafe,
                          dir.string() + " must be owned by this user and writable by no one else");
   }
   return Status::Ok();
@@ -52,7 +52,7 @@ Result<std::string> ReadSmallFile(const std::filesystem::path& path) {
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return ErrnoError("fstat " + path.string(), errno);
   if (!S_ISREG(st.st_mode) || st.st_size > kMaxCacheFileBytes) {
-    return Status::Error("bad_report", path.string() + " is not a cached report");
+    return Status::Error(ErrorCode::kBadReport, path.string() + " is not a cached report");
   }
   std::string text(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
@@ -92,7 +92,7 @@ class VerdictCacheImpl final : public VerdictCache {
                                     const ValidatorOptions& options) override {
     const auto start = std::chrono::steady_clock::now();
     std::string sha256 = Sha256Hex(program);
-    if (sha256.empty()) return Status::Error("internal", "SHA-256 failed");
+    if (sha256.empty()) return Status::Error(ErrorCode::kInternal, "SHA-256 failed");
     const std::string key = Key(sha256, options);
 
     if (std::optional<ValidationReport> hit = LookUpMemory(key)) {
@@ -245,12 +245,12 @@ Result<std::unique_ptr<VerdictCache>> VerdictCache::Open(const CacheOptions& opt
     if (!std::filesystem::exists(options.directory, ec)) {
       std::filesystem::create_directories(options.directory, ec);
       if (ec) {
-        return Status::Error("io_error",
+        return Status::Error(ErrorCode::kIoError,
                              "create " + options.directory.string() + ": " + ec.message());
       }
       std::filesystem::permissions(options.directory, std::filesystem::perms::owner_all, ec);
       if (ec) {
-        return Status::Error("io_error",
+        return Status::Error(ErrorCode::kIoError,
                              "chmod " + options.directory.string() + ": " + ec.message());
       }
     }

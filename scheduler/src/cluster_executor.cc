@@ -57,7 +57,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     for (;;) {
       if (cancel.load()) {
         CancelAll(copies);
-        return Status::Error("cancelled", "the job was cancelled");
+        return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
       }
       if (copies.empty()) {
         // A task moved off a dead node goes before the queue of tasks not yet started.
@@ -177,7 +177,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       }
     } mark(this, &holders, urgent);
     for (;;) {
-      if (cancel.load()) return Status::Error("cancelled", "the job was cancelled");
+      if (cancel.load()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
       const auto health = client_->Health();
       std::optional<uint32_t> node;
       bool remote = false;
@@ -194,9 +194,11 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         if (node) ++inflight_[*node];
       }
       if (!node) {
-        if (backup) return Status::Error("unavailable", "no free holder for a backup copy");
+        if (backup)
+          return Status::Error(ErrorCode::kUnavailable, "no free holder for a backup copy");
         if (Clock::now() > give_up)
-          return Status::Error("unavailable", "no storage node could take the task for 10 min");
+          return Status::Error(ErrorCode::kUnavailable,
+                               "no storage node could take the task for 10 min");
         std::this_thread::sleep_for(kWaitForSlot);
         continue;
       }
@@ -214,7 +216,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         return Copy{*node, r.task_id, Clock::now(), backup};
       }
       Finished(*node);
-      if (backup) return Status::Error("unavailable", "the backup copy was refused");
+      if (backup) return Status::Error(ErrorCode::kUnavailable, "the backup copy was refused");
       // Busy (its slots filled by another proxy or job), unreachable or unable: try again,
       // preferring others for a moment.
       std::this_thread::sleep_for(kWaitForSlot);
@@ -237,7 +239,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     r.task_id = copy.task_id;
     auto reply = client_->Call(copy.node, r, kCallTimeout);
     if (!reply.ok()) return result;  // unanswered: the heartbeat decides
-    if (reply->code == "not_found") {
+    if (reply->code == ErrorCode::kNotFound) {
       result.state = PollState::kLost;  // the node restarted
       return result;
     }
@@ -255,9 +257,11 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     }
     result.state = PollState::kFailed;
     json j = json::parse(reply->task_result, nullptr, false);
-    std::string code = "worker_failed", message = "the task failed on " + Endpoint(copy.node);
+    // A code this build does not know (a node of another version) counts as worker_failed.
+    ErrorCode code = ErrorCode::kWorkerFailed;
+    std::string message = "the task failed on " + Endpoint(copy.node);
     if (j.is_object() && j.contains("error")) {
-      code = j["error"].value("code", code);
+      code = ErrorCodeFromName(j["error"].value("code", "")).value_or(code);
       message = j["error"].value("message", message);
     }
     result.error = Status::Error(code, message);

@@ -146,7 +146,8 @@ Result<JobPlan> JobPlanFromJson(std::string_view text) {
     p.ingest_id = j.value("ingest_id", "");
     return p;
   } catch (const std::exception& e) {
-    return Status::Error("internal", std::string("stored job plan unreadable: ") + e.what());
+    return Status::Error(ErrorCode::kInternal,
+                         std::string("stored job plan unreadable: ") + e.what());
   }
 }
 
@@ -156,7 +157,7 @@ Result<TaskResult> TaskResultFromJson(std::string_view text) {
   try {
     const json j = json::parse(text);
     if (!j.contains("outputs"))
-      return Status::Error("internal", "a task result without output checksums");
+      return Status::Error(ErrorCode::kInternal, "a task result without output checksums");
     TaskResult r;
     const json& task = j.at("task");
     r.index = task.is_string() ? kAudioTaskIndex : task.get<int>();
@@ -176,7 +177,9 @@ Result<TaskResult> TaskResultFromJson(std::string_view text) {
     r.backup_copy = j.value("backup_copy", false);
     for (const auto& o : j.at("outputs")) {
       auto h = storage::ParseContentHashHex(o.value("xxh64", ""));
-      if (!h) return Status::Error("internal", "a task result with a malformed output checksum");
+      if (!h)
+        return Status::Error(ErrorCode::kInternal,
+                             "a task result with a malformed output checksum");
       r.outputs.push_back({o.at("object").get<std::string>(), o.value("bytes", uint64_t{0}), *h});
     }
     if (j.contains("sandbox")) {
@@ -193,7 +196,8 @@ Result<TaskResult> TaskResultFromJson(std::string_view text) {
     r.preroll_packets = j.value("preroll_packets", uint64_t{0});
     return r;
   } catch (const std::exception& e) {
-    return Status::Error("internal", std::string("a task result unreadable: ") + e.what());
+    return Status::Error(ErrorCode::kInternal,
+                         std::string("a task result unreadable: ") + e.what());
   }
 }
 

@@ -16,7 +16,7 @@ namespace {
 using nlohmann::json;
 constexpr size_t kInputPiece = 1 << 20;
 
-Status Cancelled() { return Status::Error("cancelled", "the job was cancelled"); }
+Status Cancelled() { return Status::Error(ErrorCode::kCancelled, "the job was cancelled"); }
 
 }  // namespace
 
@@ -49,7 +49,7 @@ Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
     s.nice = std::clamp(j.value("nice", 0), 0, 19);
     return s;
   } catch (const std::exception& e) {
-    return Status::Error("invalid_argument", std::string("bad task spec: ") + e.what());
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("bad task spec: ") + e.what());
   }
 }
 
@@ -93,7 +93,8 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
     o.cpu_seconds = j.at("cpu_seconds");
     o.peak_rss_kib = j.value("peak_rss_kib", 0L);
     const auto rule = sandbox::ParseStopRule(j.value("stopped_by", ""));
-    if (!rule) return Status::Error("bad_outcome", "a task outcome names an unknown stop rule");
+    if (!rule)
+      return Status::Error(ErrorCode::kBadOutcome, "a task outcome names an unknown stop rule");
     o.stopped_by = *rule;
     o.stopped_detail = j.value("stopped_detail", "");
     o.spawn_ms = j.value("spawn_ms", 0.0);
@@ -104,7 +105,8 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
     o.output_bytes = j.value("output_bytes", std::vector<uint64_t>{});
     for (const auto& h : j.value("output_xxh64", json::array())) {
       auto v = storage::ParseContentHashHex(h.get<std::string>());
-      if (!v) return Status::Error("invalid_argument", "bad task outcome: bad output checksum");
+      if (!v)
+        return Status::Error(ErrorCode::kInvalidArgument, "bad task outcome: bad output checksum");
       o.output_xxh64.push_back(*v);
     }
     o.input_bytes = j.value("input_bytes", uint64_t{0});
@@ -113,7 +115,7 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
     o.backup = j.value("backup", false);
     return o;
   } catch (const std::exception& e) {
-    return Status::Error("invalid_argument", std::string("bad task outcome: ") + e.what());
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("bad task outcome: ") + e.what());
   }
 }
 
@@ -173,13 +175,14 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   };
   run.on_output = [&](size_t channel, std::string_view data) -> Status {
     if (cancel.load()) return Cancelled();
-    if (channel >= writers.size()) return Status::Error("worker_failed", "unknown output channel");
+    if (channel >= writers.size())
+      return Status::Error(ErrorCode::kWorkerFailed, "unknown output channel");
     outcome.output_bytes[channel] += data.size();
     const uint64_t limit = spec.outputs[channel].max_bytes;
     if (limit > 0 && outcome.output_bytes[channel] > limit)
-      return Status::Error("worker_failed", "output " + spec.outputs[channel].object +
-                                                " is larger than " + std::to_string(limit) +
-                                                " bytes");
+      return Status::Error(ErrorCode::kWorkerFailed, "output " + spec.outputs[channel].object +
+                                                         " is larger than " +
+                                                         std::to_string(limit) + " bytes");
     hashes[channel].Update(data);
     ZF_RETURN_IF_ERROR(writers[channel]->Append(data));
     if (spec.watch_output) spec.watch_output(channel, data);

@@ -36,10 +36,10 @@ std::string TaskKey(const std::string& prefix, int index) {
 }
 
 // The words a user reads first for a worker's error code.
-std::string UserPhrase(const std::string& code) {
-  if (code == "undecodable") return "undecodable";
-  if (code == "unsupported_codec") return "unsupported codec";
-  if (code == "bad_stream") return "corrupt chunk";
+std::string UserPhrase(ErrorCode code) {
+  if (code == ErrorCode::kUndecodable) return "undecodable";
+  if (code == ErrorCode::kUnsupportedCodec) return "unsupported codec";
+  if (code == ErrorCode::kBadStream) return "corrupt chunk";
   return "transcode failed";
 }
 
@@ -137,7 +137,7 @@ class Job : public tc::IngestSink {
     StopPool();
     if (!failure_.ok() || Cancelled()) MarkNotRun();
     if (!failure_.ok()) return failure_;
-    if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+    if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
 
     Report("stitch");
     tc::StitchInput in;
@@ -158,7 +158,8 @@ class Job : public tc::IngestSink {
     const std::string text = ToJson(report);
     std::FILE* f = std::fopen((out_dir / "report.json").c_str(), "wb");
     if (!f || std::fwrite(text.data(), 1, text.size(), f) != text.size() || std::fclose(f) != 0)
-      return Status::Error("io_error", "cannot write " + (out_dir / "report.json").string());
+      return Status::Error(ErrorCode::kIoError,
+                           "cannot write " + (out_dir / "report.json").string());
     return report;
   }
 
@@ -427,7 +428,7 @@ class Job : public tc::IngestSink {
       if (s.ok()) {
         CountDone(index, /*resumed=*/false);
         tp.state = storage::TaskState::kDone;
-      } else if (s.code() == "not_run" || s.code() == "cancelled") {
+      } else if (s.code() == ErrorCode::kNotRun || s.code() == ErrorCode::kCancelled) {
         tp.state = storage::TaskState::kCancelled;
       } else {
         tp.state = storage::TaskState::kFailed;
@@ -483,7 +484,7 @@ class Job : public tc::IngestSink {
     Status s = publisher_->Advance(in, /*complete=*/false);
     std::lock_guard lock(mu_);
     if (!s.ok()) {
-      if (s.code() == "output_mismatch") {
+      if (s.code() == ErrorCode::kOutputMismatch) {
         publish_paused_ = true;
       } else if (failure_.ok()) {
         failure_ = s.WithContext("publish");
@@ -534,8 +535,8 @@ class Job : public tc::IngestSink {
       {
         std::lock_guard lock(mu_);
         // The job already failed: this task is not run (and does not count as done).
-        if (!failure_.ok()) return Status::Error("not_run", "not run: the job failed");
-        if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+        if (!failure_.ok()) return Status::Error(ErrorCode::kNotRun, "not run: the job failed");
+        if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
         TaskProgress& tp = Track(index);
         tp.state = storage::TaskState::kRunning;
         tp.attempts = attempt;
@@ -546,7 +547,7 @@ class Job : public tc::IngestSink {
       bool permanent = false;
       last = RunOnce(index, threads, attempt, &permanent);
       if (last.ok() || permanent) return last;
-      if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+      if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
       std::lock_guard lock(mu_);
       Track(index).error = last.message();
     }
@@ -567,7 +568,7 @@ class Job : public tc::IngestSink {
         auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(), [&](const tc::TaskPlan& t) {
           return t.index == static_cast<uint32_t>(index);
         });
-        if (it == plan_.tasks.end()) return Status::Error("internal", "unknown task");
+        if (it == plan_.tasks.end()) return Status::Error(ErrorCode::kInternal, "unknown task");
         plan = *it;
       }
       rungs = plan_.rungs;
@@ -610,18 +611,18 @@ class Job : public tc::IngestSink {
         fed = audio_fed_ && attempt == 1 && rerun_.count(index) == 0;
         fed_while_ingesting = fed && !feed_ended_;
         while (audio_fed_ && !fed && !feed_ended_) {
-          if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+          if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
           feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
         }
-        if (feed_failed_) return Status::Error("not_run", "not run: ingest failed");
+        if (feed_failed_) return Status::Error(ErrorCode::kNotRun, "not run: ingest failed");
       }
       if (fed) {
         spec.read_input = [this]() -> Result<std::string> {
           std::unique_lock lock(feed_mu_);
           for (;;) {
-            if (feed_failed_) return Status::Error("cancelled", "ingest stopped");
+            if (feed_failed_) return Status::Error(ErrorCode::kCancelled, "ingest stopped");
             if (!feed_.empty() || feed_ended_) break;
-            if (Cancelled()) return Status::Error("cancelled", "the job was cancelled");
+            if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
             feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
           }
           const size_t n = std::min(feed_.size(), size_t{1} << 20);
@@ -694,7 +695,7 @@ class Job : public tc::IngestSink {
     });
     if (!exit.ok()) {
       // No worker, or the job was cancelled: a retry is futile.
-      *permanent = exit.status().code() == "spawn_failed" || Cancelled();
+      *permanent = exit.status().code() == ErrorCode::kSpawnFailed || Cancelled();
       return exit.status();
     }
     const std::string what =
@@ -704,7 +705,7 @@ class Job : public tc::IngestSink {
       if (options_.worker) options_.worker->CountRefusal();
       *permanent = true;
       return Status::Error(
-          "sandbox_refused",
+          ErrorCode::kSandboxRefused,
           what + ": the sandbox stopped the worker (" +
               (exit->stopped_detail.empty() ? std::string(sandbox::StopRuleName(exit->stopped_by))
                                             : exit->stopped_detail) +
@@ -712,19 +713,21 @@ class Job : public tc::IngestSink {
     }
     auto report = tc::WorkerReportFromJson(exit->report);
     if (exit->stopped_by == sandbox::StopRule::kCpu)
-      return Status::Error("worker_failed", what + ": the worker used up its CPU time limit");
+      return Status::Error(ErrorCode::kWorkerFailed,
+                           what + ": the worker used up its CPU time limit");
     if (exit->timed_out)
-      return Status::Error("worker_failed", what + ": the worker hung and was killed after " +
-                                                std::to_string(spec.timeout.count() / 1000) + " s");
+      return Status::Error(ErrorCode::kWorkerFailed,
+                           what + ": the worker hung and was killed after " +
+                               std::to_string(spec.timeout.count() / 1000) + " s");
     if (exit->signal != 0)
-      return Status::Error("worker_failed",
+      return Status::Error(ErrorCode::kWorkerFailed,
                            what + ": the worker died of signal " + std::to_string(exit->signal));
     if (!report.ok())
-      return Status::Error("worker_failed", what + ": no report from the worker (exit " +
-                                                std::to_string(exit->exit_code) + ")");
+      return Status::Error(ErrorCode::kWorkerFailed, what + ": no report from the worker (exit " +
+                                                         std::to_string(exit->exit_code) + ")");
     if (!report->ok || exit->exit_code != 0) {
       *permanent = exit->exit_code == 1;
-      std::string code = report->error_code.empty() ? "worker_failed" : report->error_code;
+      const ErrorCode code = report->error_code.value_or(ErrorCode::kWorkerFailed);
       return Status::Error(code, UserPhrase(code) + ": " +
                                      (report->error_message.empty() ? what + ": worker failed"
                                                                     : report->error_message));
@@ -732,18 +735,19 @@ class Job : public tc::IngestSink {
     if (index != kAudioTask) {
       if (report->frames_output == 0) {
         *permanent = true;
-        return Status::Error("undecodable", "undecodable: no frame of " + what + " decodes");
+        return Status::Error(ErrorCode::kUndecodable,
+                             "undecodable: no frame of " + what + " decodes");
       }
       if (report->rungs.size() != rungs.size())
-        return Status::Error("worker_failed", what + ": the report names the wrong rungs");
+        return Status::Error(ErrorCode::kWorkerFailed, what + ": the report names the wrong rungs");
       for (const auto& r : report->rungs)
         if (r.frames != report->frames_output)
-          return Status::Error("worker_failed", what + ": rung " + r.name + " has " +
-                                                    std::to_string(r.frames) + " frames, not " +
-                                                    std::to_string(report->frames_output));
+          return Status::Error(ErrorCode::kWorkerFailed,
+                               what + ": rung " + r.name + " has " + std::to_string(r.frames) +
+                                   " frames, not " + std::to_string(report->frames_output));
       if (plan.index == 0 &&
           (exit->output_bytes.size() != spec.outputs.size() || exit->output_bytes.back() == 0))
-        return Status::Error("worker_failed", what + ": no thumbnail");
+        return Status::Error(ErrorCode::kWorkerFailed, what + ": no thumbnail");
     }
 
     TaskResult result;
@@ -765,8 +769,9 @@ class Job : public tc::IngestSink {
     // What each output holds, as the copy that ran reported it: the stitcher uses an object
     // only if it still holds exactly these bytes.
     if (exit->output_xxh64.size() != spec.outputs.size())
-      return Status::Error("worker_failed", what + ": " + exit->node +
-                                                " reported no checksum of the task's outputs");
+      return Status::Error(
+          ErrorCode::kWorkerFailed,
+          what + ": " + exit->node + " reported no checksum of the task's outputs");
     for (size_t i = 0; i < spec.outputs.size(); ++i)
       result.outputs.push_back(
           {spec.outputs[i].object, exit->output_bytes[i], exit->output_xxh64[i]});
@@ -808,7 +813,8 @@ class Job : public tc::IngestSink {
         in.segment_frames.push_back(results_.at(static_cast<int>(t.index)).frames);
       in.checksums = OutputChecksums(&owner);
       auto stitched = tc::Stitch(store_, in, out_dir, &*publisher_);
-      if (stitched.ok() || stitched.status().code() != "output_mismatch" || round >= kMaxReruns)
+      if (stitched.ok() || stitched.status().code() != ErrorCode::kOutputMismatch ||
+          round >= kMaxReruns)
         return stitched;
       std::optional<int> index;
       for (const auto& [object, task] : owner)
@@ -839,11 +845,11 @@ class Job : public tc::IngestSink {
     for (const auto& t : plan_.tasks) expected += results_.at(static_cast<int>(t.index)).frames;
     for (const auto& r : s.renditions) {
       if (r.frames != expected)
-        return Status::Error("verify_failed", "rendition " + r.name + " has " +
-                                                  std::to_string(r.frames) + " frames, expected " +
-                                                  std::to_string(expected));
+        return Status::Error(ErrorCode::kVerifyFailed,
+                             "rendition " + r.name + " has " + std::to_string(r.frames) +
+                                 " frames, expected " + std::to_string(expected));
       if (r.keyframe_seconds != s.renditions.front().keyframe_seconds)
-        return Status::Error("verify_failed",
+        return Status::Error(ErrorCode::kVerifyFailed,
                              "rendition " + r.name + " has keyframes at other times");
     }
     return Status::Ok();
@@ -939,7 +945,7 @@ Result<JobReport> RunTranscodeJob(storage::Store& store, transcode::ByteSource& 
                                   const std::string& job_id, const JobOptions& options,
                                   const fs::path& out_dir, const ProgressFn& progress) {
   if (!options.worker && !options.executor)
-    return Status::Error("invalid_argument", "no worker program configured");
+    return Status::Error(ErrorCode::kInvalidArgument, "no worker program configured");
   Job job(store, job_id, options, progress);
   return job.Run(source, out_dir);
 }

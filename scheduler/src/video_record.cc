@@ -100,7 +100,7 @@ json CommonJson(const VideoRecord& r) {
             {"passthrough", r.passthrough}};
   if (!r.upload_id.empty()) j["upload_id"] = r.upload_id;
   if (r.upload_expires_at) j["upload_expires_at"] = *r.upload_expires_at;
-  if (r.error) j["error"] = {{"code", r.error->code}, {"message", r.error->message}};
+  if (r.error) j["error"] = {{"code", ErrorCodeName(r.error->code)}, {"message", r.error->message}};
   if (r.ready) {
     const ReadyFacts& f = *r.ready;
     j["duration_seconds"] = f.duration_seconds;
@@ -154,7 +154,8 @@ Result<VideoRecord> VideoRecordFromJson(std::string_view text) {
     r.id = j.at("id").get<std::string>();
     r.tenant = j.value("tenant", "");
     auto status = ParseVideoStatus(j.at("status").get<std::string>());
-    if (!status) return Status::Error("internal", "video " + r.id + ": an unknown status");
+    if (!status)
+      return Status::Error(ErrorCode::kInternal, "video " + r.id + ": an unknown status");
     r.status = *status;
     r.filename = j.value("filename", "");
     r.created_at = j.value("created_at", "");
@@ -171,7 +172,10 @@ Result<VideoRecord> VideoRecordFromJson(std::string_view text) {
     if (j.contains("upload_expires_at"))
       r.upload_expires_at = j["upload_expires_at"].get<std::string>();
     if (j.contains("error"))
-      r.error = VideoError{j["error"].value("code", ""), j["error"].value("message", "")};
+      // A code this version does not know (a newer one wrote it) reads as "internal".
+      r.error =
+          VideoError{ErrorCodeFromName(j["error"].value("code", "")).value_or(ErrorCode::kInternal),
+                     j["error"].value("message", "")};
     if (r.status == VideoStatus::kReady) {
       ReadyFacts f;
       f.duration_seconds = j.value("duration_seconds", 0.0);
@@ -197,7 +201,8 @@ Result<VideoRecord> VideoRecordFromJson(std::string_view text) {
     }
     return r;
   } catch (const std::exception& e) {
-    return Status::Error("internal", std::string("a video record unreadable: ") + e.what());
+    return Status::Error(ErrorCode::kInternal,
+                         std::string("a video record unreadable: ") + e.what());
   }
 }
 

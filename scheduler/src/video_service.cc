@@ -105,14 +105,15 @@ class BudgetFd {
 Result<BudgetFd> OpenCounted(const std::shared_ptr<FdBudget>& budget, const fs::path& path,
                              int flags, bool writer) {
   if (writer && budget->full())
-    return Status::Error("unavailable",
+    return Status::Error(ErrorCode::kUnavailable,
                          "the server has as many uploads receiving bytes as it allows; retry "
                          "shortly");
   UniqueFd fd(::open(path.c_str(), flags | O_CLOEXEC, 0600));
   if (!fd.valid()) {
     const int err = errno;
     if (err == EMFILE || err == ENFILE)
-      return Status::Error("unavailable", "the server is out of file descriptors; retry shortly");
+      return Status::Error(ErrorCode::kUnavailable,
+                           "the server is out of file descriptors; retry shortly");
     return ErrnoError("open " + path.string(), err);
   }
   if (!writer) return BudgetFd(std::move(fd), nullptr);
@@ -134,8 +135,8 @@ struct Active {
   uint64_t synced = 0;               // bytes fsynced and recorded
   bool ended = false;                // the upload is complete
   std::optional<uint64_t> declared;  // the length announced before the bytes (tus, Content-Length)
-  std::string failed_code;
-  bool stop = false;  // deleted or shutting down: ReadAt returns at once
+  std::optional<ErrorCode> failed_code;  // the upload ended early (AbortUpload)
+  bool stop = false;                     // deleted or shutting down: ReadAt returns at once
   std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
   std::thread job;
   bool job_done = false;  // the job thread has returned (guarded by mu)
@@ -150,16 +151,14 @@ class UploadSource final : public transcode::ByteSource {
   explicit UploadSource(std::shared_ptr<Active> a) : a_(std::move(a)) {}
   Result<size_t> ReadAt(uint64_t offset, std::span<std::byte> out) override {
     std::unique_lock lock(a_->mu);
-    auto ready = [&] {
-      return a_->stop || !a_->failed_code.empty() || a_->written > offset || a_->ended;
-    };
+    auto ready = [&] { return a_->stop || a_->failed_code || a_->written > offset || a_->ended; };
     if (!ready()) {
       fd_.Close();  // no descriptor is held while the upload waits for its bytes
       a_->cv.wait(lock, ready);
     }
-    if (a_->stop) return Status::Error("cancelled", "the job was stopped");
-    if (!a_->failed_code.empty())
-      return Status::Error(a_->failed_code, "the upload ended before the whole file arrived");
+    if (a_->stop) return Status::Error(ErrorCode::kCancelled, "the job was stopped");
+    if (a_->failed_code)
+      return Status::Error(*a_->failed_code, "the upload ended before the whole file arrived");
     if (offset >= a_->written || out.empty()) return size_t{0};
     const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), a_->written - offset));
     lock.unlock();
@@ -270,7 +269,7 @@ class Service final : public VideoService {
     std::error_code ec;
     fs::create_directories(UploadsDir(), ec);
     fs::create_directories(VideosDir(), ec);
-    if (ec) return Status::Error("io_error", "cannot create " + VideosDir().string());
+    if (ec) return Status::Error(ErrorCode::kIoError, "cannot create " + VideosDir().string());
     if (auto stats = store_->GetMeta(kStatsKey); stats.ok() && stats->has_value()) {
       json j = json::parse(**stats, nullptr, false);
       if (j.is_object()) {
@@ -293,7 +292,7 @@ class Service final : public VideoService {
       if (status == VideoStatus::kReady || status == VideoStatus::kFailed) continue;
       const bool resumable = rec.resumable;
       if (status == VideoStatus::kUploading && !resumable) {
-        MarkFailed(records_[id], "upload_incomplete",
+        MarkFailed(records_[id], ErrorCode::kUploadIncomplete,
                    "the server stopped before the upload finished; upload the file again");
         fs::remove(UploadsDir() / id, ec);
         continue;
@@ -303,7 +302,7 @@ class Service final : public VideoService {
       const uint64_t received = rec.bytes_received;
       if (::truncate(a->path.c_str(), static_cast<off_t>(received)) != 0 &&
           !(errno == ENOENT && received == 0)) {
-        MarkFailed(records_[id], "upload_lost",
+        MarkFailed(records_[id], ErrorCode::kUploadLost,
                    ErrnoError("truncate " + a->path.string(), errno).message());
         continue;
       }
@@ -339,7 +338,7 @@ class Service final : public VideoService {
       rec.upload_id = "u_" + RandomHex(12);
       rec.upload_expires_at = IsoTime(std::time(nullptr) + opt_.upload_expiry.count());
     } else if (budget_->full()) {
-      return Status::Error("unavailable",
+      return Status::Error(ErrorCode::kUnavailable,
                            "the server has as many uploads receiving bytes as it allows; retry "
                            "shortly");
     }
@@ -360,12 +359,12 @@ class Service final : public VideoService {
 
   Status Append(const std::string& id, std::span<const std::byte> bytes) override {
     auto a = FindActive(id);
-    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    if (!a) return Status::Error(ErrorCode::kNotFound, "no upload in progress for " + id);
     uint64_t at;
     int fd;
     {
       std::lock_guard lock(a->mu);
-      if (a->ended || a->stop) return Status::Error("conflict", "the upload has ended");
+      if (a->ended || a->stop) return Status::Error(ErrorCode::kConflict, "the upload has ended");
       if (!a->write_fd.valid()) {
         auto opened = OpenCounted(budget_, a->path, O_WRONLY | O_CREAT, /*writer=*/true);
         if (!opened.ok()) return opened.status();
@@ -376,7 +375,7 @@ class Service final : public VideoService {
     }
     std::optional<uint64_t> length = DeclaredLength(id);
     if (length && at + bytes.size() > *length)
-      return Status::Error("conflict", "more bytes than the declared Upload-Length");
+      return Status::Error(ErrorCode::kConflict, "more bytes than the declared Upload-Length");
     size_t done = 0;
     while (done < bytes.size()) {
       ssize_t w =
@@ -404,12 +403,11 @@ class Service final : public VideoService {
 
   Result<uint64_t> Commit(const std::string& id, bool final) override {
     auto a = FindActive(id);
-    if (!a) return Status::Error("not_found", "no upload in progress for " + id);
+    if (!a) return Status::Error(ErrorCode::kNotFound, "no upload in progress for " + id);
     return SyncAndRecord(id, *a, final, /*close=*/true);
   }
 
-  void AbortUpload(const std::string& id, const std::string& code,
-                   const std::string& message) override {
+  void AbortUpload(const std::string& id, ErrorCode code, const std::string& message) override {
     auto a = FindActive(id);
     if (a) {
       std::lock_guard lock(a->mu);
@@ -452,7 +450,7 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.tenant != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     return ViewLocked(it->second, FindActiveLocked(id).get());
   }
 
@@ -466,7 +464,7 @@ class Service final : public VideoService {
       const std::string id = sep == std::string::npos ? "" : page.cursor.substr(sep + 1);
       if (ns.empty() || ns.size() > 19 || !IsVideoId(id) ||
           !std::all_of(ns.begin(), ns.end(), [](char c) { return c >= '0' && c <= '9'; }))
-        return Status::Error("invalid_argument", "the cursor is not one this server made");
+        return Status::Error(ErrorCode::kInvalidArgument, "the cursor is not one this server made");
       after = Key{std::stoll(ns), id};
     }
     std::lock_guard lock(mu_);
@@ -494,7 +492,7 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.tenant != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     VideoRecord rec = it->second;
     if (update.playback_policy) rec.playback_policy = *update.playback_policy;
     if (update.metadata) rec.metadata = *update.metadata;
@@ -507,7 +505,7 @@ class Service final : public VideoService {
   Result<PlaybackTarget> Playback(const std::string& id) override {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end()) return Status::Error("not_found", "no video " + id);
+    if (it == records_.end()) return Status::Error(ErrorCode::kNotFound, "no video " + id);
     PlaybackTarget t;
     t.tenant = it->second.tenant;
     t.policy = it->second.playback_policy;
@@ -540,7 +538,7 @@ class Service final : public VideoService {
       std::lock_guard lock(mu_);
       auto it = records_.find(id);
       if (it == records_.end() || it->second.tenant != tenant)
-        return Status::Error("not_found", "no video " + id);
+        return Status::Error(ErrorCode::kNotFound, "no video " + id);
       if (!it->second.upload_id.empty()) uploads_.erase(it->second.upload_id);
       Emit("video.deleted", it->second);
       records_.erase(it);
@@ -573,16 +571,16 @@ class Service final : public VideoService {
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.tenant != tenant)
-      return Status::Error("not_found", "no video " + id);
+      return Status::Error(ErrorCode::kNotFound, "no video " + id);
     if (!PlayableLocked(id, it->second))
-      return Status::Error("not_ready", "video " + id + " is not ready yet");
+      return Status::Error(ErrorCode::kNotReady, "video " + id + " is not ready yet");
     return VideosDir() / id;
   }
 
   Result<UploadState> FindUpload(const std::string& upload_id) override {
     std::lock_guard lock(mu_);
     auto u = uploads_.find(upload_id);
-    if (u == uploads_.end()) return Status::Error("not_found", "no upload " + upload_id);
+    if (u == uploads_.end()) return Status::Error(ErrorCode::kNotFound, "no upload " + upload_id);
     const VideoRecord& rec = records_.at(u->second);
     UploadState s;
     s.video_id = u->second;
@@ -593,7 +591,7 @@ class Service final : public VideoService {
     if (IsOpenTus(rec)) {
       s.expires = ParseIsoTime(rec.upload_expires_at.value_or(""));
       if (s.expires && *s.expires <= std::time(nullptr))
-        return Status::Error("not_found", "the upload " + upload_id + " expired");
+        return Status::Error(ErrorCode::kNotFound, "the upload " + upload_id + " expired");
     }
     return s;
   }
@@ -661,11 +659,11 @@ class Service final : public VideoService {
       if (rec.tenant == tenant) ++mine;
     }
     if (mine >= opt_.max_open_uploads_per_tenant)
-      return Status::Error("too_many_uploads",
+      return Status::Error(ErrorCode::kTooManyUploads,
                            "this tenant has " + std::to_string(mine) +
                                " unfinished uploads, the most allowed: finish or delete one");
     if (all >= opt_.max_open_uploads)
-      return Status::Error("unavailable",
+      return Status::Error(ErrorCode::kUnavailable,
                            "the server has as many unfinished uploads as it "
                            "allows; retry later");
     return Status::Ok();
@@ -698,7 +696,7 @@ class Service final : public VideoService {
     a.cv.notify_all();
     std::lock_guard lock(mu_);
     auto it = records_.find(id);
-    if (it == records_.end()) return Status::Error("not_found", "the video was deleted");
+    if (it == records_.end()) return Status::Error(ErrorCode::kNotFound, "the video was deleted");
     VideoRecord& rec = it->second;
     rec.bytes_received = synced;
     if (final) {
@@ -765,7 +763,7 @@ class Service final : public VideoService {
         {
           std::lock_guard alock(it->second->mu);
           const Active& a = *it->second;
-          finished = a.job_done && (a.ended || !a.failed_code.empty());
+          finished = a.job_done && (a.ended || a.failed_code);
         }
         if (finished) {
           done.push_back(std::move(it->second));
@@ -819,11 +817,11 @@ class Service final : public VideoService {
   Status Save(const VideoRecord& rec) { return store_->PutMeta(RecordName(rec.id), ToJson(rec)); }
 
   // Requires mu_.
-  void MarkFailed(VideoRecord& rec, const std::string& code, const std::string& message) {
+  void MarkFailed(VideoRecord& rec, ErrorCode code, const std::string& message) {
     if (rec.status == VideoStatus::kFailed || rec.status == VideoStatus::kReady) return;
     rec.status = VideoStatus::kFailed;
     rec.error = VideoError{code, message};
-    ++failures_[code];
+    ++failures_[std::string(ErrorCodeName(code))];
     (void)Save(rec);
     Emit("video.failed", rec);
   }
@@ -847,7 +845,7 @@ class Service final : public VideoService {
       } catch (const std::exception& e) {  // a broken record must not take the server down
         std::lock_guard lock(mu_);
         if (auto it = records_.find(id); it != records_.end())
-          MarkFailed(it->second, "internal", std::string("internal error: ") + e.what());
+          MarkFailed(it->second, ErrorCode::kInternal, std::string("internal error: ") + e.what());
       }
       std::lock_guard lock(a->mu);
       ReturnEarlyJob(*a);
@@ -1049,10 +1047,10 @@ bool IsUploadId(std::string_view s) { return IsHexId(s, "u_", 24); }
 
 Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptions& options) {
   if (!options.worker && !options.ring)
-    return Status::Error("invalid_argument", "no worker runtime");
+    return Status::Error(ErrorCode::kInvalidArgument, "no worker runtime");
   std::error_code ec;
   fs::create_directories(options.data_dir, ec);
-  if (ec) return Status::Error("io_error", "cannot create " + options.data_dir.string());
+  if (ec) return Status::Error(ErrorCode::kIoError, "cannot create " + options.data_dir.string());
   storage::Options so;
   so.dir = options.data_dir / "store";
   auto store = storage::Store::Open(so);

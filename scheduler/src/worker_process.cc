@@ -177,7 +177,7 @@ Result<pid_t> Spawn(const std::string& program, const WorkerRun& run,
   posix_spawn_file_actions_destroy(&actions);
   for (auto& c : *child_ends) c.Close();
   if (err != 0)
-    return Status::Error("spawn_failed", "spawn " + program + ": " + std::strerror(err));
+    return Status::Error(ErrorCode::kSpawnFailed, "spawn " + program + ": " + std::strerror(err));
   return pid;
 }
 

@@ -18,7 +18,8 @@ WorkerRuntime::~WorkerRuntime() = default;
 
 Result<std::shared_ptr<const WorkerRuntime>> WorkerRuntime::Load(
     const WorkerRuntimeOptions& options) {
-  if (options.path.empty()) return Status::Error("invalid_argument", "no worker program given");
+  if (options.path.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "no worker program given");
   std::shared_ptr<WorkerRuntime> rt(new WorkerRuntime(options));
   if (options.isolation == Isolation::kUnsandboxed) {
     std::fprintf(stderr,
@@ -40,7 +41,7 @@ Result<std::shared_ptr<const WorkerRuntime>> WorkerRuntime::Load(
     std::string why = verdict->reasons.empty()
                           ? std::string("no reason given")
                           : verdict->reasons.front().code + ": " + verdict->reasons.front().message;
-    return Status::Error("worker_rejected",
+    return Status::Error(ErrorCode::kWorkerRejected,
                          "the validator rejected the worker " + options.path + " (" + why +
                              "); build the static worker (ZEROFARM_STATIC_WORKER=ON)");
   }

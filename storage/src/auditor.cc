@@ -32,7 +32,7 @@ bool Auditor::Repair(const std::string& name, uint64_t expected) {
       node_.log("repair of '" + name + "' takes a newer copy from " + from);
     auto stored =
         node_.objects.Put(name, reply->payload, reply->object->checksum, reply->object->ts, "");
-    if (stored.ok() || stored.status().code() == "superseded") {
+    if (stored.ok() || stored.status().code() == ErrorCode::kSuperseded) {
       (void)node_.objects.ClearQuarantine(name);
       node_.log("repaired '" + name + "' from " + from);
       return true;
@@ -56,9 +56,9 @@ AuditStats Auditor::Pass(uint64_t bytes_per_second) {
     Status s = node_.objects.Verify(e, &read);
     ++stats.scanned;
     stats.bytes += read;
-    if (s.code() == "not_found") {
+    if (s.code() == ErrorCode::kNotFound) {
       ++stats.deleted_while_read;
-    } else if (s.code() == "corrupt") {
+    } else if (s.code() == ErrorCode::kCorrupt) {
       ++stats.corrupt;
       node_.log("auditor quarantined '" + e.name + "': " + s.message());
     }

@@ -100,7 +100,7 @@ class ClusterClientImpl final : public ClusterClient {
   }
 
   Result<Reply> Call(uint32_t node, Request request, milliseconds timeout) override {
-    if (node >= sockets_.size()) return Status::Error("invalid_argument", "no such node");
+    if (node >= sockets_.size()) return Status::Error(ErrorCode::kInvalidArgument, "no such node");
     if (timeout.count() <= 0) timeout = options_.request_timeout;
     if (IsLocal(node)) {
       {
@@ -121,16 +121,16 @@ class ClusterClientImpl final : public ClusterClient {
     const auto frames = EncodeRequest(request);
     while (!SendTo(node, frames)) {
       if (Clock::now() >= send_until)
-        return Status::Error("unavailable", endpoint + " is not connected");
+        return Status::Error(ErrorCode::kUnavailable, endpoint + " is not connected");
     }
     while (true) {
       const int left = RemainingMs(deadline);
       zmq::pollitem_t item{static_cast<void*>(*sockets_[node]), 0, ZMQ_POLLIN, 0};
       if (zmq::poll(&item, 1, milliseconds(left)) <= 0) {
         if (Clock::now() >= deadline)
-          return Status::Error("unavailable", endpoint + " did not answer " +
-                                                  std::string(OpName(request.op)) + " within " +
-                                                  std::to_string(timeout.count()) + " ms");
+          return Status::Error(ErrorCode::kUnavailable,
+                               endpoint + " did not answer " + std::string(OpName(request.op)) +
+                                   " within " + std::to_string(timeout.count()) + " ms");
         continue;
       }
       auto reply = ReceiveCounted(traffic_, *sockets_[node]);
@@ -144,7 +144,7 @@ class ClusterClientImpl final : public ClusterClient {
   Result<PutReport> Put(std::string_view name, std::string_view bytes) override {
     ZF_RETURN_IF_ERROR(CheckObjectName(name));
     if (bytes.size() > kMaxPayloadBytes)
-      return Status::Error("too_large", "objects sent to nodes are at most 64 MiB");
+      return Status::Error(ErrorCode::kTooLarge, "objects sent to nodes are at most 64 MiB");
     const uint32_t partition = ring_.PartitionOf(name);
     const auto& primaries = ring_.NodesOf(partition);
     PutRound put;
@@ -170,10 +170,10 @@ class ClusterClientImpl final : public ClusterClient {
     if (report.acked >= report.quorum) return std::move(put.report);
     std::string why;
     for (const auto& f : report.failures) why += (why.empty() ? "" : "; ") + f;
-    return Status::Error("no_quorum", "'" + std::string(name) +
-                                          "': " + std::to_string(report.acked) + " of " +
-                                          std::to_string(report.quorum) +
-                                          " needed copies acknowledged (" + why + ")");
+    return Status::Error(ErrorCode::kNoQuorum, "'" + std::string(name) +
+                                                   "': " + std::to_string(report.acked) + " of " +
+                                                   std::to_string(report.quorum) +
+                                                   " needed copies acknowledged (" + why + ")");
   }
 
   Result<std::string> Get(std::string_view name) override {
@@ -203,17 +203,17 @@ class ClusterClientImpl final : public ClusterClient {
       if (!reply.ok()) {
         problem = reply.status().ToString();
       } else if (!reply->ok()) {
-        problem = reply->code + ": " + reply->message;
+        problem = reply->ToStatus().ToString();
       } else if (!reply->object || Checksum(reply->payload) != reply->object->checksum) {
         problem = "corrupt: the bytes received do not match their checksum";
       } else {
         return std::move(reply->payload);
       }
-      if (reply.ok() && reply->code == "not_found") ++not_found;
+      if (reply.ok() && reply->code == ErrorCode::kNotFound) ++not_found;
       why += (why.empty() ? "" : "; ") + ring_.nodes()[node].endpoint + ": " + problem;
     }
     const size_t quorum = static_cast<size_t>(ring_.replicas() / 2 + 1);
-    return Status::Error(not_found >= quorum ? "not_found" : "unavailable",
+    return Status::Error(not_found >= quorum ? ErrorCode::kNotFound : ErrorCode::kUnavailable,
                          "no good copy of '" + std::string(name) + "' (" + why + ")");
   }
 
@@ -247,7 +247,8 @@ class ClusterClientImpl final : public ClusterClient {
         ++acked;
         removed += reply.stats.count("removed") ? reply.stats.at("removed") : 0;
       } else {
-        failures.push_back(ring_.nodes()[*options_.local_node].endpoint + ": " + reply.code);
+        failures.push_back(ring_.nodes()[*options_.local_node].endpoint + ": " +
+                           std::string(reply.code_name()));
       }
     }
     const auto deadline = Clock::now() + options_.request_timeout;
@@ -269,15 +270,17 @@ class ClusterClientImpl final : public ClusterClient {
           ++acked;
           removed += reply->stats.count("removed") ? reply->stats.at("removed") : 0;
         } else {
-          failures.push_back(ring_.nodes()[nodes[i]].endpoint + ": " + reply->code);
+          failures.push_back(ring_.nodes()[nodes[i]].endpoint + ": " +
+                             std::string(reply->code_name()));
         }
       }
     }
     if (acked >= sockets_.size() / 2 + 1) return removed;
     std::string why;
     for (const auto& f : failures) why += (why.empty() ? "" : "; ") + f;
-    return Status::Error("no_quorum", "delete of '" + std::string(name_or_prefix) + "' reached " +
-                                          std::to_string(acked) + " nodes (" + why + ")");
+    return Status::Error(ErrorCode::kNoQuorum, "delete of '" + std::string(name_or_prefix) +
+                                                   "' reached " + std::to_string(acked) +
+                                                   " nodes (" + why + ")");
   }
 
   std::vector<uint32_t> HandoffsOf(uint32_t partition) const override {
@@ -430,7 +433,7 @@ class ClusterClientImpl final : public ClusterClient {
       put.report.stored_on.push_back(endpoint);
       if (!a.home.empty()) put.report.handoffs.push_back(endpoint + " for " + a.home);
     } else {
-      put.report.failures.push_back(endpoint + ": " + reply.code + ": " + reply.message);
+      put.report.failures.push_back(endpoint + ": " + reply.ToStatus().ToString());
       HandOff(put, a.home.empty() ? endpoint : a.home);
     }
   }
@@ -611,15 +614,17 @@ class ClusterClientImpl final : public ClusterClient {
 
 Result<std::unique_ptr<ClusterClient>> ClusterClient::Create(const Ring& ring,
                                                              const ClusterOptions& options) {
-  if (ring.nodes().empty()) return Status::Error("invalid_argument", "the ring has no nodes");
+  if (ring.nodes().empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "the ring has no nodes");
   if (options.local_node && *options.local_node >= ring.nodes().size())
-    return Status::Error("invalid_argument", "local_node is not a node of the ring");
+    return Status::Error(ErrorCode::kInvalidArgument, "local_node is not a node of the ring");
   if (options.local_node && !options.local_handler)
-    return Status::Error("invalid_argument", "local_node needs a local_handler");
+    return Status::Error(ErrorCode::kInvalidArgument, "local_node needs a local_handler");
   try {
     return std::unique_ptr<ClusterClient>(new ClusterClientImpl(ring, options));
   } catch (const zmq::error_t& e) {
-    return Status::Error("io_error", std::string("cannot set up ZeroMQ sockets: ") + e.what());
+    return Status::Error(ErrorCode::kIoError,
+                         std::string("cannot set up ZeroMQ sockets: ") + e.what());
   }
 }
 

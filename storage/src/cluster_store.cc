@@ -92,7 +92,7 @@ std::string EncodeManifest(const LargeObjectManifest& m) {
 
 Result<LargeObjectManifest> DecodeManifest(std::string_view name, std::string_view bytes) {
   auto bad = [&](const std::string& why) {
-    return Status::Error("corrupt", "object " + Quoted(name) + ": " + why);
+    return Status::Error(ErrorCode::kCorrupt, "object " + Quoted(name) + ": " + why);
   };
   const auto json =
       nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
@@ -140,7 +140,7 @@ class ClusterReader final : public ObjectReader {
   Result<size_t> Read(std::span<std::byte> out) override;
   Status Seek(uint64_t offset) override {
     if (offset > manifest_.size)
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "seek to " + std::to_string(offset) + " past the end of object " +
                                Quoted(name_) + " (" + std::to_string(manifest_.size) + " bytes)");
     position_ = offset;
@@ -283,7 +283,7 @@ class ClusterStoreImpl final : public ClusterStore {
         if (!reply.ok()) unreachable.insert(n);
         if (!reply.ok() || !reply->ok()) {
           why += (why.empty() ? "" : "; ") + ring_.nodes()[n].endpoint + ": " +
-                 (reply.ok() ? reply->code : reply.status().ToString());
+                 (reply.ok() ? std::string(reply->code_name()) : reply.status().ToString());
           continue;
         }
         const auto& holders = ring_.NodesOf(p);
@@ -292,8 +292,9 @@ class ClusterStoreImpl final : public ClusterStore {
           if (e.name.starts_with(prefix) && !IsPartName(e.name)) names.insert(e.name);
       }
       if (!answered)
-        return Status::Error("unavailable", "no replica of partition " + std::to_string(p) +
-                                                " answered LIST (" + why + ")");
+        return Status::Error(
+            ErrorCode::kUnavailable,
+            "no replica of partition " + std::to_string(p) + " answered LIST (" + why + ")");
     }
     return std::vector<std::string>(names.begin(), names.end());
   }
@@ -383,12 +384,12 @@ class ClusterStoreImpl final : public ClusterStore {
 
  private:
   static Status CheckName(std::string_view name) {
-    if (name.empty()) return Status::Error("invalid_argument", "object name is empty");
+    if (name.empty()) return Status::Error(ErrorCode::kInvalidArgument, "object name is empty");
     // Room for the longest part suffix, so that every part of the object has a valid name.
     return CheckObjectName(std::string(name) + std::string(kPartSuffix, '0'));
   }
   static Status NoMeta() {
-    return Status::Error("unsupported", "this cluster store keeps no metadata records");
+    return Status::Error(ErrorCode::kUnsupported, "this cluster store keeps no metadata records");
   }
 
   // The liveness view of the first client (the one with heartbeats).
@@ -433,8 +434,8 @@ class ClusterStoreImpl final : public ClusterStore {
       if (!reply.ok()) {
         problem = reply.status().ToString();
       } else if (!reply->ok()) {
-        problem = reply->code + ": " + reply->message;
-        if (reply->code == "not_found") ++not_found;
+        problem = reply->ToStatus().ToString();
+        if (reply->code == ErrorCode::kNotFound) ++not_found;
       } else if (!reply->object || Checksum(reply->payload) != reply->object->checksum) {
         problem = "corrupt: the bytes received do not match their checksum";
       } else if (expected && reply->object->checksum != *expected) {
@@ -447,9 +448,9 @@ class ClusterStoreImpl final : public ClusterStore {
       why += (why.empty() ? "" : "; ") + endpoint + ": " + problem;
     }
     const size_t quorum = static_cast<size_t>(ring_.replicas() / 2 + 1);
-    const char* code = mismatched > 0        ? "corrupt"
-                       : not_found >= quorum ? "not_found"
-                                             : "unavailable";
+    const ErrorCode code = mismatched > 0        ? ErrorCode::kCorrupt
+                           : not_found >= quorum ? ErrorCode::kNotFound
+                                                 : ErrorCode::kUnavailable;
     return Status::Error(code, "no good copy of " + Quoted(name) + " (" + why + ")");
   }
 
@@ -473,10 +474,10 @@ Result<size_t> ClusterReader::Read(std::span<std::byte> out) {
     auto bytes = store_->ReadPart(name_, manifest_.gen, index, manifest_.parts[index].checksum);
     if (!bytes.ok()) return bytes.status();
     if (bytes->size() != manifest_.parts[index].size)
-      return Status::Error("corrupt", "part " + std::to_string(index) + " of " + Quoted(name_) +
-                                          " has " + std::to_string(bytes->size()) +
-                                          " bytes, the manifest says " +
-                                          std::to_string(manifest_.parts[index].size));
+      return Status::Error(ErrorCode::kCorrupt,
+                           "part " + std::to_string(index) + " of " + Quoted(name_) + " has " +
+                               std::to_string(bytes->size()) + " bytes, the manifest says " +
+                               std::to_string(manifest_.parts[index].size));
     bytes_ = std::move(*bytes);
     loaded_ = index;
   }
@@ -503,7 +504,8 @@ Status ClusterWriter::FlushPart() {
 Status ClusterWriter::Append(std::span<const std::byte> data) {
   if (!error_.ok()) return error_;
   if (committed_)
-    return Status::Error("invalid_argument", "object " + Quoted(name_) + " is already committed");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "object " + Quoted(name_) + " is already committed");
   const char* bytes = reinterpret_cast<const char*>(data.data());
   size_t left = data.size();
   while (left > 0) {
@@ -523,7 +525,8 @@ Status ClusterWriter::Append(std::span<const std::byte> data) {
 Status ClusterWriter::Commit() {
   if (!error_.ok()) return error_;
   if (committed_)
-    return Status::Error("invalid_argument", "object " + Quoted(name_) + " is already committed");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "object " + Quoted(name_) + " is already committed");
   if (!buffer_.empty()) {
     Status s = FlushPart();
     if (!s.ok()) return Fail(s);
@@ -540,8 +543,10 @@ Status ClusterWriter::Commit() {
 Result<std::unique_ptr<ClusterStore>> ClusterStore::Create(const Ring& ring,
                                                            const ClusterStoreOptions& options) {
   if (options.part_bytes == 0 || options.part_bytes > kMaxPayloadBytes)
-    return Status::Error("invalid_argument", "part_bytes must be within 1 byte and 64 MiB");
-  if (options.clients < 1) return Status::Error("invalid_argument", "clients must be >= 1");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "part_bytes must be within 1 byte and 64 MiB");
+  if (options.clients < 1)
+    return Status::Error(ErrorCode::kInvalidArgument, "clients must be >= 1");
   std::vector<std::unique_ptr<ClusterClient>> clients;
   for (int i = 0; i < options.clients; ++i) {
     ClusterOptions o = options.cluster;

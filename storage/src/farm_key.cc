@@ -34,7 +34,7 @@ Result<FarmKey> FarmKey::Generate() {
   char pub[41] = {};
   char sec[41] = {};
   if (zmq_curve_keypair(pub, sec) != 0)
-    return Status::Error("unsupported",
+    return Status::Error(ErrorCode::kUnsupported,
                          std::string("libzmq cannot make CURVE keys: ") + zmq_strerror(errno));
   FarmKey key;
   key.keys_.push_back({pub, sec});
@@ -54,7 +54,7 @@ Result<FarmKey> FarmKey::Parse(std::string_view text) {
     // A comment is a whole line ('#' is also a Z85 digit, so never cut a key line at one).
     if (!(words >> word) || word[0] == '#') continue;
     auto bad = [&](const std::string& why) {
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "farm key line " + std::to_string(number) + ": " + why);
     };
     if (word == "zerofarm-farm-key") {
@@ -77,8 +77,10 @@ Result<FarmKey> FarmKey::Parse(std::string_view text) {
     for (const auto& k : key.keys_) seen |= k.public_key == pair.public_key;
     if (!seen) key.keys_.push_back(std::move(pair));
   }
-  if (!header) return Status::Error("invalid_argument", "not a farm key file (no header line)");
-  if (key.keys_.empty()) return Status::Error("invalid_argument", "the farm key file has no key");
+  if (!header)
+    return Status::Error(ErrorCode::kInvalidArgument, "not a farm key file (no header line)");
+  if (key.keys_.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "the farm key file has no key");
   return key;
 }
 
@@ -86,7 +88,7 @@ Result<FarmKey> FarmKey::Load(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return ErrnoError("stat " + path, errno);
   if (st.st_mode & 077)
-    return Status::Error("insecure_key_file",
+    return Status::Error(ErrorCode::kInsecureKeyFile,
                          path + " may be read by others than its owner (chmod 600 " + path + ")");
   std::ifstream in(path, std::ios::binary);
   if (!in) return ErrnoError("open " + path, errno);
@@ -135,7 +137,8 @@ Status FarmKey::Save(const std::string& path) const {
     const int err = errno;
     ::unlink(tmp.c_str());
     if (err == EEXIST)
-      return Status::Error("already_exists", path + " exists (a farm key is never overwritten)");
+      return Status::Error(ErrorCode::kAlreadyExists,
+                           path + " exists (a farm key is never overwritten)");
     return ErrnoError("link " + path, err);
   }
   ::unlink(tmp.c_str());

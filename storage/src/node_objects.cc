@@ -55,7 +55,8 @@ Result<std::optional<ObjectEntry>> NodeObjects::ReadIndex(const std::string& nam
   if (!value.ok()) return value.status();
   if (!value->has_value()) return std::optional<ObjectEntry>();
   auto entry = ParseIndex(name, **value);
-  if (!entry) return Status::Error("corrupt", "unreadable index record of '" + name + "'");
+  if (!entry)
+    return Status::Error(ErrorCode::kCorrupt, "unreadable index record of '" + name + "'");
   return entry;
 }
 
@@ -80,19 +81,20 @@ Result<ObjectEntry> NodeObjects::Put(const std::string& name, std::string_view b
                                      const std::string& handoff_for) {
   if (Checksum(bytes) != checksum)
     return Status::Error(
-        "checksum_mismatch",
+        ErrorCode::kChecksumMismatch,
         "the bytes of '" + name + "' do not match their checksum " + ChecksumHex(checksum));
   std::lock_guard lock(Stripe(name));
   auto tomb = TombstoneFor(name);
   if (!tomb.ok()) return tomb.status();
-  if (ts <= *tomb) return Status::Error("deleted", "'" + name + "' was deleted after this write");
+  if (ts <= *tomb)
+    return Status::Error(ErrorCode::kDeleted, "'" + name + "' was deleted after this write");
   auto current = ReadIndex(name);
   if (!current.ok()) return current.status();
   // Last writer wins; equal timestamps (two writers in the same nanosecond) are ordered by
   // checksum so every replica settles on the same copy.
   if (current->has_value() &&
       ((*current)->ts > ts || ((*current)->ts == ts && (*current)->checksum > checksum)))
-    return Status::Error("superseded", "a newer copy of '" + name + "' is stored");
+    return Status::Error(ErrorCode::kSuperseded, "a newer copy of '" + name + "' is stored");
   if (current->has_value() && (*current)->ts == ts && (*current)->checksum == checksum)
     return **current;  // the same write again (a retry or a replicator push): nothing to do
   ObjectEntry entry{name, checksum, bytes.size(), ts};
@@ -107,11 +109,12 @@ Result<ObjectEntry> NodeObjects::Put(const std::string& name, std::string_view b
 Result<std::pair<ObjectEntry, std::string>> NodeObjects::Get(const std::string& name) {
   auto entry = ReadIndex(name);
   if (!entry.ok()) return entry.status();
-  if (!entry->has_value()) return Status::Error("not_found", "no object '" + name + "'");
+  if (!entry->has_value()) return Status::Error(ErrorCode::kNotFound, "no object '" + name + "'");
   auto bytes = store_->GetObject(name);
   std::string reason;
   if (!bytes.ok()) {
-    if (bytes.status().code() != "corrupt" && bytes.status().code() != "not_found")
+    if (bytes.status().code() != ErrorCode::kCorrupt &&
+        bytes.status().code() != ErrorCode::kNotFound)
       return bytes.status();
     reason = bytes.status().message();
   } else if (Checksum(*bytes) != (*entry)->checksum) {
@@ -121,7 +124,7 @@ Result<std::pair<ObjectEntry, std::string>> NodeObjects::Get(const std::string& 
     return std::make_pair(**entry, std::move(*bytes));
   }
   ZF_RETURN_IF_ERROR(Quarantine(**entry, reason));  // "not_found": deleted while it was read
-  return Status::Error("corrupt",
+  return Status::Error(ErrorCode::kCorrupt,
                        "'" + name + "' failed verification and was quarantined: " + reason);
 }
 
@@ -130,7 +133,8 @@ Status NodeObjects::Verify(const ObjectEntry& entry, uint64_t* bytes_read) {
   auto bytes = store_->GetObject(entry.name);
   std::string reason;
   if (!bytes.ok()) {
-    if (bytes.status().code() != "corrupt" && bytes.status().code() != "not_found")
+    if (bytes.status().code() != ErrorCode::kCorrupt &&
+        bytes.status().code() != ErrorCode::kNotFound)
       return bytes.status();
     reason = bytes.status().message();
   } else {
@@ -140,13 +144,13 @@ Status NodeObjects::Verify(const ObjectEntry& entry, uint64_t* bytes_read) {
              ChecksumHex(entry.checksum);
   }
   ZF_RETURN_IF_ERROR(Quarantine(entry, reason));  // "not_found": deleted while it was read
-  return Status::Error("corrupt", reason);
+  return Status::Error(ErrorCode::kCorrupt, reason);
 }
 
 Result<ObjectEntry> NodeObjects::Head(const std::string& name) {
   auto entry = ReadIndex(name);
   if (!entry.ok()) return entry.status();
-  if (!entry->has_value()) return Status::Error("not_found", "no object '" + name + "'");
+  if (!entry->has_value()) return Status::Error(ErrorCode::kNotFound, "no object '" + name + "'");
   return **entry;
 }
 
@@ -233,7 +237,8 @@ Status NodeObjects::QuarantineLocked(const ObjectEntry& entry, const std::string
   if (!current.ok()) return current.status();
   // Deleted (or handed home) since it was read: nothing is wrong with it, and no copy is owed.
   if (!current->has_value())
-    return Status::Error("not_found", "'" + entry.name + "' was removed while it was read");
+    return Status::Error(ErrorCode::kNotFound,
+                         "'" + entry.name + "' was removed while it was read");
   if (((*current)->ts != entry.ts || (*current)->checksum != entry.checksum)) return Status::Ok();
   // Record first, then take it out of the served set: a crash in between leaves it quarantined
   // and served, and the next audit finds it again.

@@ -122,30 +122,33 @@ ObjectEntry EntryFrom(const json& j) {
 Result<json> ParseHeader(std::string_view text) {
   std::optional<json> parsed = ParseJsonWithin(text, kMaxJsonDepth);
   if (!parsed)
-    return Status::Error(
-        "bad_message", "the header nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return Status::Error(ErrorCode::kBadMessage, "the header nests deeper than " +
+                                                     std::to_string(kMaxJsonDepth) + " levels");
   json header = std::move(*parsed);
-  if (!header.is_object()) return Status::Error("bad_message", "the header is not a JSON object");
+  if (!header.is_object())
+    return Status::Error(ErrorCode::kBadMessage, "the header is not a JSON object");
   return header;
 }
 
 // Checks the magic and the frame count; returns the parsed header.
 Result<json> OpenFrames(const std::vector<std::string_view>& frames, size_t max_header) {
   if (frames.empty() || frames[0].size() != 3 || frames[0].substr(0, 2) != "ZF")
-    return Status::Error("bad_message", "frame 0 is not the ZF protocol magic");
+    return Status::Error(ErrorCode::kBadMessage, "frame 0 is not the ZF protocol magic");
   if (frames[0] != kProtocolMagic)
-    return Status::Error("unsupported_version", "protocol version '" +
-                                                    std::string(frames[0].substr(2)) +
-                                                    "' is not supported (this node speaks 1)");
+    return Status::Error(ErrorCode::kUnsupportedVersion,
+                         "protocol version '" + std::string(frames[0].substr(2)) +
+                             "' is not supported (this node speaks 1)");
   if (frames.size() < 2 || frames.size() > 3)
-    return Status::Error("bad_message", "expected 2 or 3 frames (magic, header[, payload]), got " +
-                                            std::to_string(frames.size()));
+    return Status::Error(
+        ErrorCode::kBadMessage,
+        "expected 2 or 3 frames (magic, header[, payload]), got " + std::to_string(frames.size()));
   if (frames[1].size() > max_header)
-    return Status::Error("too_large", "header frame of " + std::to_string(frames[1].size()) +
-                                          " bytes exceeds the limit");
+    return Status::Error(
+        ErrorCode::kTooLarge,
+        "header frame of " + std::to_string(frames[1].size()) + " bytes exceeds the limit");
   if (frames.size() == 3 && frames[2].size() > kMaxPayloadBytes)
-    return Status::Error("too_large", "payload of " + std::to_string(frames[2].size()) +
-                                          " bytes exceeds the 64 MiB limit");
+    return Status::Error(ErrorCode::kTooLarge, "payload of " + std::to_string(frames[2].size()) +
+                                                   " bytes exceeds the 64 MiB limit");
   return ParseHeader(frames[1]);
 }
 
@@ -157,12 +160,12 @@ std::optional<Op> ParseOp(std::string_view name) { return ValueIn<Op>(kOps, name
 
 Status CheckObjectName(std::string_view name) {
   if (name.empty() || name.size() > kMaxNameBytes)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "an object name is 1 to 1024 bytes, got " + std::to_string(name.size()));
   try {
     (void)json(std::string(name)).dump();  // throws on invalid UTF-8
   } catch (const json::exception&) {
-    return Status::Error("invalid_argument", "an object name must be valid UTF-8");
+    return Status::Error(ErrorCode::kInvalidArgument, "an object name must be valid UTF-8");
   }
   return Status::Ok();
 }
@@ -180,13 +183,13 @@ Status CheckDeletePrefix(std::string_view prefix) {
     });
     if (plain && id != "." && id != ".." && id.size() <= 128) return Status::Ok();
   }
-  return Status::Error("invalid_argument",
+  return Status::Error(ErrorCode::kInvalidArgument,
                        "a delete by prefix covers one job (\"jobs/<id>/\") or one object's parts "
                        "(\"<name>#\"), not '" +
                            std::string(prefix) + "'");
 }
 
-Status Reply::ToStatus() const { return ok() ? Status::Ok() : Status::Error(code, message); }
+Status Reply::ToStatus() const { return ok() ? Status::Ok() : Status::Error(*code, message); }
 
 uint64_t Checksum(std::string_view bytes) { return XXH64(bytes.data(), bytes.size(), 0); }
 
@@ -220,7 +223,7 @@ std::vector<std::string> EncodeRequest(const Request& r) {
 }
 
 std::vector<std::string> EncodeReply(const Reply& r) {
-  json h = {{"id", r.id}, {"code", r.code}};
+  json h = {{"id", r.id}, {"code", r.code_name()}};
   if (!r.message.empty()) h["message"] = r.message;
   if (!r.node.empty()) h["node"] = r.node;
   if (r.object) h["object"] = EntryJson(*r.object);
@@ -253,15 +256,17 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     Request r;
     const auto op_it = h.find("op");
     if (op_it == h.end() || !op_it->is_string())
-      return Status::Error("bad_message", "the header has no \"op\"");
+      return Status::Error(ErrorCode::kBadMessage, "the header has no \"op\"");
     auto op = ParseOp(op_it->get<std::string>());
-    if (!op) return Status::Error("unknown_op", "unknown op '" + op_it->get<std::string>() + "'");
+    if (!op)
+      return Status::Error(ErrorCode::kUnknownOp, "unknown op '" + op_it->get<std::string>() + "'");
     r.op = *op;
     r.id = UnsignedField<uint64_t>(h, "id", 0);
     r.timeout_ms = UnsignedField<uint32_t>(h, "timeout_ms", 5000);
     if (r.timeout_ms > kMaxTimeoutMs)
-      return Status::Error("bad_message", "\"timeout_ms\" is " + std::to_string(r.timeout_ms) +
-                                              ", above the limit " + std::to_string(kMaxTimeoutMs));
+      return Status::Error(ErrorCode::kBadMessage,
+                           "\"timeout_ms\" is " + std::to_string(r.timeout_ms) +
+                               ", above the limit " + std::to_string(kMaxTimeoutMs));
     r.name = StringField(h, "name");
     r.prefix = StringField(h, "prefix");
     r.partition = UnsignedField<uint32_t>(h, "partition", 0);
@@ -274,39 +279,43 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     r.rerun = BoolField(h, "rerun");
     if (h.contains("ring")) {
       auto ring = ParseHex(StringField(h, "ring"));
-      if (!ring) return Status::Error("bad_message", "\"ring\" is a 16-digit hex hash");
+      if (!ring) return Status::Error(ErrorCode::kBadMessage, "\"ring\" is a 16-digit hex hash");
       r.ring_hash = *ring;
     }
     if (r.handoff_for.size() > kMaxNameBytes)
-      return Status::Error("bad_message", "a handoff_for endpoint is at most 1024 bytes");
+      return Status::Error(ErrorCode::kBadMessage, "a handoff_for endpoint is at most 1024 bytes");
     if (r.task.size() > kMaxTaskSpecBytes)
-      return Status::Error(
-          "too_large", "a task spec is at most " + std::to_string(kMaxTaskSpecBytes) + " bytes");
+      return Status::Error(ErrorCode::kTooLarge, "a task spec is at most " +
+                                                     std::to_string(kMaxTaskSpecBytes) + " bytes");
     if (r.op == Op::kPut) {
       auto sum = ParseHex(h.value("checksum", std::string()));
-      if (!sum) return Status::Error("bad_message", "PUT needs \"checksum\": 16 hex digits");
+      if (!sum)
+        return Status::Error(ErrorCode::kBadMessage, "PUT needs \"checksum\": 16 hex digits");
       r.checksum = *sum;
-      if (frames.size() != 3) return Status::Error("bad_message", "PUT needs a payload frame");
+      if (frames.size() != 3)
+        return Status::Error(ErrorCode::kBadMessage, "PUT needs a payload frame");
       r.payload.assign(frames[2]);
     }
     if (r.name.size() > kMaxNameBytes || r.prefix.size() > kMaxNameBytes)
-      return Status::Error("bad_message", "names and prefixes are at most 1024 bytes");
+      return Status::Error(ErrorCode::kBadMessage, "names and prefixes are at most 1024 bytes");
     const bool needs_name = r.op == Op::kPut || r.op == Op::kGet || r.op == Op::kHead;
     if (needs_name && r.name.empty())
-      return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"name\"");
+      return Status::Error(ErrorCode::kBadMessage, std::string(OpName(r.op)) + " needs a \"name\"");
     if (r.op == Op::kDelete && r.name.empty() && r.prefix.empty())
-      return Status::Error("bad_message", "DELETE needs a \"name\" or a \"prefix\"");
+      return Status::Error(ErrorCode::kBadMessage, "DELETE needs a \"name\" or a \"prefix\"");
     if (IsTaskOp(r.op) && r.task_id.empty())
-      return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"task_id\"");
+      return Status::Error(ErrorCode::kBadMessage,
+                           std::string(OpName(r.op)) + " needs a \"task_id\"");
     if (r.task_id.size() > kMaxNameBytes)
-      return Status::Error("bad_message", "a task_id is at most 1024 bytes");
+      return Status::Error(ErrorCode::kBadMessage, "a task_id is at most 1024 bytes");
     if (r.op == Op::kRunTask && r.task.empty())
-      return Status::Error("bad_message", "RUN_TASK needs a \"task\" (a string)");
+      return Status::Error(ErrorCode::kBadMessage, "RUN_TASK needs a \"task\" (a string)");
     if ((r.op == Op::kPut || r.op == Op::kDelete) && r.ts <= 0)
-      return Status::Error("bad_message", std::string(OpName(r.op)) + " needs a \"ts\" > 0");
+      return Status::Error(ErrorCode::kBadMessage,
+                           std::string(OpName(r.op)) + " needs a \"ts\" > 0");
     return r;
   } catch (const std::exception& e) {
-    return Status::Error("bad_message", std::string("malformed header: ") + e.what());
+    return Status::Error(ErrorCode::kBadMessage, std::string("malformed header: ") + e.what());
   }
 }
 
@@ -317,22 +326,29 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
   try {
     Reply r;
     r.id = UnsignedField<uint64_t>(h, "id", 0);
-    r.code = StringField(h, "code");
-    if (r.code.empty()) return Status::Error("bad_message", "the reply has no \"code\"");
+    const std::string code = StringField(h, "code");
+    if (code.empty()) return Status::Error(ErrorCode::kBadMessage, "the reply has no \"code\"");
+    if (code != "ok") {
+      r.code = ErrorCodeFromName(code);
+      if (!r.code)
+        return Status::Error(ErrorCode::kBadMessage, "unknown reply code '" + code + "'");
+    }
     r.message = StringField(h, "message");
     r.node = StringField(h, "node");
     if (auto it = h.find("object"); it != h.end()) r.object = EntryFrom(*it);
     if (auto it = h.find("entries"); it != h.end()) {
-      if (!it->is_array()) return Status::Error("bad_message", "\"entries\" must be an array");
+      if (!it->is_array())
+        return Status::Error(ErrorCode::kBadMessage, "\"entries\" must be an array");
       for (const auto& e : *it) r.entries.push_back(EntryFrom(e));
     }
     if (auto it = h.find("list_hash"); it != h.end()) {
       auto sum = ParseHex(StringField(h, "list_hash"));
-      if (!sum) return Status::Error("bad_message", "bad list_hash");
+      if (!sum) return Status::Error(ErrorCode::kBadMessage, "bad list_hash");
       r.list_hash = *sum;
     }
     if (auto it = h.find("load"); it != h.end()) {
-      if (!it->is_object()) return Status::Error("bad_message", "\"load\" must be an object");
+      if (!it->is_object())
+        return Status::Error(ErrorCode::kBadMessage, "\"load\" must be an object");
       NodeLoad load;
       load.queued = UnsignedField<uint32_t>(*it, "queued", 0);
       load.max_queue = UnsignedField<uint32_t>(*it, "max_queue", 0);
@@ -345,24 +361,26 @@ Result<Reply> DecodeReply(const std::vector<std::string_view>& frames) {
       r.load = load;
     }
     if (auto it = h.find("stats"); it != h.end()) {
-      if (!it->is_object()) return Status::Error("bad_message", "\"stats\" must be an object");
+      if (!it->is_object())
+        return Status::Error(ErrorCode::kBadMessage, "\"stats\" must be an object");
       for (const auto& [key, value] : it->items())
         r.stats[key] = Unsigned(value, "stats", std::numeric_limits<uint64_t>::max());
     }
     if (h.contains("task_state")) {
       r.task_state = ParseTaskState(StringField(h, "task_state"));
-      if (!r.task_state) return Status::Error("bad_message", "\"task_state\" is not a task state");
+      if (!r.task_state)
+        return Status::Error(ErrorCode::kBadMessage, "\"task_state\" is not a task state");
     }
     r.task_result = StringField(h, "task_result");
     if (h.contains("ring")) {
       auto ring = ParseHex(StringField(h, "ring"));
-      if (!ring) return Status::Error("bad_message", "\"ring\" is a 16-digit hex hash");
+      if (!ring) return Status::Error(ErrorCode::kBadMessage, "\"ring\" is a 16-digit hex hash");
       r.ring_hash = *ring;
     }
     if (frames.size() == 3) r.payload.assign(frames[2]);
     return r;
   } catch (const std::exception& e) {
-    return Status::Error("bad_message", std::string("malformed reply: ") + e.what());
+    return Status::Error(ErrorCode::kBadMessage, std::string("malformed reply: ") + e.what());
   }
 }
 

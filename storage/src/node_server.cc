@@ -57,8 +57,8 @@ struct TaskRun {
 
 // The result JSON of a failed task.
 std::string ErrorJson(const Status& status) {
-  return nlohmann::json{{"error", {{"code", status.code()}, {"message", status.message()}}}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json{{"error", {{"code", status.code_name()}, {"message", status.message()}}}}
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 struct QueuedRequest {
@@ -103,7 +103,7 @@ class NodeServerImpl final : public NodeServer {
       replies_inproc_ = "inproc://zerofarm-node-replies";
       replies_.bind(replies_inproc_);
     } catch (const zmq::error_t& e) {
-      return Status::Error("io_error", "cannot bind " + options_.bind + ": " + e.what());
+      return Status::Error(ErrorCode::kIoError, "cannot bind " + options_.bind + ": " + e.what());
     }
     ClusterOptions peer;
     peer.request_timeout = options_.peer_timeout;
@@ -144,7 +144,7 @@ class NodeServerImpl final : public NodeServer {
     try {
       IoLoop();
     } catch (const zmq::error_t& e) {
-      result = Status::Error("io_error", std::string("node socket: ") + e.what());
+      result = Status::Error(ErrorCode::kIoError, std::string("node socket: ") + e.what());
     }
     Stop();
     for (auto& t : threads_) t.join();
@@ -212,10 +212,11 @@ class NodeServerImpl final : public NodeServer {
     UpdateDisk();
     const uint64_t free = disk_free_.load();
     if (!disk_full_ && free >= options_.disk_reserve_bytes + 2 * bytes) return Status::Ok();
-    return Status::Error("disk_full", "the node's volume has " + std::to_string(free >> 20) +
-                                          " MiB free, at or below its reserve of " +
-                                          std::to_string(options_.disk_reserve_bytes >> 20) +
-                                          " MiB: no writes until space returns");
+    return Status::Error(ErrorCode::kDiskFull,
+                         "the node's volume has " + std::to_string(free >> 20) +
+                             " MiB free, at or below its reserve of " +
+                             std::to_string(options_.disk_reserve_bytes >> 20) +
+                             " MiB: no writes until space returns");
   }
 
   void DiskLoop() {
@@ -310,7 +311,7 @@ class NodeServerImpl final : public NodeServer {
       if (queue_.size() >= options_.max_queue) {
         reply.load = LoadLocked();
         lock.unlock();
-        reply.code = "busy";
+        reply.code = ErrorCode::kBusy;
         reply.message = "the request queue is full (" + std::to_string(options_.max_queue) + ")";
         SendToRouter(envelope, reply);
         continue;
@@ -400,7 +401,7 @@ class NodeServerImpl final : public NodeServer {
       reply.id = queued.request.id;
       reply.node = self_;
       if (Clock::now() > queued.deadline) {
-        reply.code = "deadline_exceeded";
+        reply.code = ErrorCode::kDeadlineExceeded;
         reply.message = "the request waited past its deadline in the queue";
       } else {
         Handle(queued.request, reply);
@@ -430,7 +431,7 @@ class NodeServerImpl final : public NodeServer {
     const int64_t ahead_s = (r.ts - now) / 1000000000;
     Log(std::string("refused a ") + OpName(r.op) + " of '" + (r.name.empty() ? r.prefix : r.name) +
         "' stamped " + std::to_string(ahead_s) + " s ahead of this node's clock");
-    return Status::Error("clock_skew",
+    return Status::Error(ErrorCode::kClockSkew,
                          std::string(OpName(r.op)) + " stamped " + std::to_string(ahead_s) +
                              " s ahead of this node's clock (allowance " +
                              std::to_string(options_.max_clock_skew.count() / 1000) + " s)");
@@ -458,7 +459,7 @@ class NodeServerImpl final : public NodeServer {
       case Op::kGet: {
         auto got = objects_.Get(r.name);
         if (!got.ok()) {
-          if (got.status().code() == "corrupt") Log(got.status().message());
+          if (got.status().code() == ErrorCode::kCorrupt) Log(got.status().message());
           return SetError(reply, got.status());
         }
         reply.object = std::move(got->first);
@@ -485,8 +486,8 @@ class NodeServerImpl final : public NodeServer {
       }
       case Op::kList: {
         if (r.partition >= ring_.partitions())
-          return SetError(
-              reply, Status::Error("bad_message", "no partition " + std::to_string(r.partition)));
+          return SetError(reply, Status::Error(ErrorCode::kBadMessage,
+                                               "no partition " + std::to_string(r.partition)));
         auto entries = objects_.List(r.partition);
         if (!entries.ok()) return SetError(reply, entries.status());
         reply.list_hash = NodeObjects::ListHash(*entries);
@@ -505,7 +506,7 @@ class NodeServerImpl final : public NodeServer {
         HandleTask(r, reply);
         return;
     }
-    reply.code = "unknown_op";
+    reply.code = ErrorCode::kUnknownOp;
   }
 
   // --- Tasks. ---
@@ -524,7 +525,7 @@ class NodeServerImpl final : public NodeServer {
   // thread, a worker or a task (through its ClusterStore's local handler).
   void HandleTask(const Request& r, Reply& reply) {
     if (TaskSlots() == 0) {
-      reply.code = "unsupported";
+      reply.code = ErrorCode::kUnsupported;
       reply.message = "this node runs no tasks (no task slots)";
       return;
     }
@@ -537,7 +538,7 @@ class NodeServerImpl final : public NodeServer {
       auto it = tasks_.find(r.task_id);
       if (r.op != Op::kRunTask) {
         if (it == tasks_.end()) {
-          reply.code = "not_found";
+          reply.code = ErrorCode::kNotFound;
           reply.message = "no task '" + r.task_id + "' on this node";
         } else {
           TaskRun& run = *it->second;
@@ -551,11 +552,11 @@ class NodeServerImpl final : public NodeServer {
                                         (it->second->state == TaskState::kDone && !r.rerun))) {
         Describe(*it->second, reply);  // attach to it
       } else if (tasks_closed_) {
-        reply.code = "busy";
+        reply.code = ErrorCode::kBusy;
         reply.message = "the node is stopping";
       } else if (tasks_running_.load() >= options_.task_slots) {
         busy = true;
-        reply.code = "busy";
+        reply.code = ErrorCode::kBusy;
         reply.message =
             "all " + std::to_string(options_.task_slots) + " task slots of the node are busy";
       } else {
@@ -574,7 +575,7 @@ class NodeServerImpl final : public NodeServer {
       slot.thread = std::thread([this, run, id, spec] { TaskMain(run, id, spec); });
     } catch (const std::system_error& e) {
       task_threads_.pop_back();
-      reply.code = "io_error";
+      reply.code = ErrorCode::kIoError;
       reply.message = std::string("cannot start a task thread: ") + e.what();
       return;
     }
@@ -586,7 +587,7 @@ class NodeServerImpl final : public NodeServer {
 
   void TaskMain(const std::shared_ptr<TaskRun>& run, const std::string& id,
                 const std::string& spec) {
-    Result<std::string> result = Status::Error("internal", "the task did not run");
+    Result<std::string> result = Status::Error(ErrorCode::kInternal, "the task did not run");
     auto objects = TaskObjects();
     if (!objects.ok()) {
       result = objects.status().WithContext("open the task's view of the cluster");
@@ -594,10 +595,11 @@ class NodeServerImpl final : public NodeServer {
       try {
         result = options_.task_handler(spec, **objects, run->cancel);
       } catch (const std::exception& e) {
-        result =
-            Status::Error("task_exception", std::string("the task handler threw: ") + e.what());
+        result = Status::Error(ErrorCode::kTaskException,
+                               std::string("the task handler threw: ") + e.what());
       } catch (...) {
-        result = Status::Error("task_exception", "the task handler threw a non-standard exception");
+        result = Status::Error(ErrorCode::kTaskException,
+                               "the task handler threw a non-standard exception");
       }
     }
     if (!result.ok()) Log("task '" + id + "' failed: " + result.status().ToString());
@@ -764,7 +766,7 @@ class NodeServerImpl final : public NodeServer {
 Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& options,
                                                        const Ring& ring) {
   if (options.request_threads == 0)
-    return Status::Error("invalid_argument", "request_threads must be >= 1");
+    return Status::Error(ErrorCode::kInvalidArgument, "request_threads must be >= 1");
   const std::string self = options.advertise.empty() ? options.bind : options.advertise;
   std::optional<uint32_t> id;
   std::string known;
@@ -773,7 +775,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& option
     known += (known.empty() ? "" : ", ") + node.endpoint;
   }
   if (!id)
-    return Status::Error("invalid_argument",
+    return Status::Error(ErrorCode::kInvalidArgument,
                          "endpoint " + self + " is not a node of the ring (the ring has: " + known +
                              "); use --advertise ENDPOINT when " + "binding another address");
   Options store_options;

@@ -36,9 +36,9 @@ Result<size_t> ObjectReaderImpl::Read(std::span<std::byte> out) {
 
 Status ObjectReaderImpl::Seek(uint64_t offset) {
   if (offset > manifest_.size) {
-    return Status::Error("invalid_argument", "seek to " + std::to_string(offset) +
-                                                 " past the end of object '" + name_ + "' (" +
-                                                 std::to_string(manifest_.size) + " bytes)");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "seek to " + std::to_string(offset) + " past the end of object '" + name_ +
+                             "' (" + std::to_string(manifest_.size) + " bytes)");
   }
   position_ = offset;
   return Status::Ok();

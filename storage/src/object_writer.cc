@@ -19,7 +19,8 @@ ObjectWriterImpl::~ObjectWriterImpl() {
 Status ObjectWriterImpl::CheckWritable() const {
   if (!error_.ok()) return error_;
   if (committed_) {
-    return Status::Error("invalid_argument", "object '" + name_ + "' is already committed");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "object '" + name_ + "' is already committed");
   }
   return Status::Ok();
 }

@@ -24,7 +24,7 @@ inline Result<std::string> ReadRangeFrom(ObjectReader& reader, std::string_view 
     if (*n == 0) {
       std::string message = "object '";
       message.append(name).append("': short read");
-      return Status::Error("io_error", message);
+      return Status::Error(ErrorCode::kIoError, message);
     }
     dest = dest.subspan(*n);
   }

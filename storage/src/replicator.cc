@@ -27,8 +27,9 @@ std::map<std::string, uint64_t> ReplicationStats::ToMap() const {
 bool Replicator::Push(const ObjectEntry& e, uint32_t peer, ReplicationStats& stats, bool* deleted) {
   auto got = node_.objects.Get(e.name);
   if (!got.ok()) {
-    if (got.status().code() == "not_found") return true;  // deleted meanwhile: nothing owed
-    ++(got.status().code() == "corrupt" ? stats.quarantined : stats.errors);
+    if (got.status().code() == ErrorCode::kNotFound)
+      return true;  // deleted meanwhile: nothing owed
+    ++(got.status().code() == ErrorCode::kCorrupt ? stats.quarantined : stats.errors);
     return false;
   }
   Request put;
@@ -42,11 +43,11 @@ bool Replicator::Push(const ObjectEntry& e, uint32_t peer, ReplicationStats& sta
     ++stats.errors;
     return false;
   }
-  if (reply->code == "deleted") {
+  if (reply->code == ErrorCode::kDeleted) {
     *deleted = true;
     return true;
   }
-  if (reply->ok() || reply->code == "superseded") {
+  if (reply->ok() || reply->code == ErrorCode::kSuperseded) {
     if (reply->ok()) ++stats.pushed;
     return true;
   }

@@ -32,8 +32,8 @@ namespace {
 
 constexpr uint32_t kUnassigned = std::numeric_limits<uint32_t>::max();
 
-Status Invalid(const std::string& why) { return Status::Error("invalid_argument", why); }
-Status Corrupt(const std::string& why) { return Status::Error("corrupt_ring", why); }
+Status Invalid(const std::string& why) { return Status::Error(ErrorCode::kInvalidArgument, why); }
+Status Corrupt(const std::string& why) { return Status::Error(ErrorCode::kCorruptRing, why); }
 
 // Partitions in a scattered but fixed order (multiplication by an odd constant is a bijection
 // modulo a power of two), so that moves and fills spread over the whole name space.
@@ -378,7 +378,7 @@ Result<Ring> Ring::Parse(std::string_view text) {
 
 Result<Ring> Ring::Load(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("io_error", "cannot open ring " + path);
+  if (!in) return Status::Error(ErrorCode::kIoError, "cannot open ring " + path);
   std::ostringstream text;
   text << in.rdbuf();
   auto ring = Parse(text.str());

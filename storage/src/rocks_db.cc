@@ -73,7 +73,7 @@ Result<std::unique_ptr<RocksDb>> RocksDb::Open(const Options& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.dir, ec);
   if (ec) {
-    return Status::Error("io_error",
+    return Status::Error(ErrorCode::kIoError,
                          "create directory " + options.dir.string() + ": " + ec.message());
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
@@ -107,12 +107,12 @@ RocksDb::~RocksDb() {
 Status FromRocks(const rocksdb::Status& status, const std::string& context) {
   if (status.ok()) return Status::Ok();
   std::string message = context + ": " + status.ToString();
-  if (status.IsNotFound()) return Status::Error("not_found", message);
-  if (status.IsCorruption()) return Status::Error("corrupt", message);
+  if (status.IsNotFound()) return Status::Error(ErrorCode::kNotFound, message);
+  if (status.IsCorruption()) return Status::Error(ErrorCode::kCorrupt, message);
   if (status.IsInvalidArgument() || status.IsNotSupported()) {
-    return Status::Error("invalid_argument", message);
+    return Status::Error(ErrorCode::kInvalidArgument, message);
   }
-  return Status::Error("io_error", message);
+  return Status::Error(ErrorCode::kIoError, message);
 }
 
 }  // namespace zerofarm::storage

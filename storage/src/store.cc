@@ -11,10 +11,12 @@ namespace {
 constexpr size_t kMaxBlockSize = 256 << 20;  // RocksDB values should stay far below 4 GiB
 
 Status CheckOptions(const Options& options) {
-  if (options.dir.empty()) return Status::Error("invalid_argument", "store directory is empty");
+  if (options.dir.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, "store directory is empty");
   if (options.block_size == 0 || options.block_size > kMaxBlockSize) {
-    return Status::Error("invalid_argument", "block size " + std::to_string(options.block_size) +
-                                                 " is outside 1.." + std::to_string(kMaxBlockSize));
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "block size " + std::to_string(options.block_size) + " is outside 1.." +
+                             std::to_string(kMaxBlockSize));
   }
   return Status::Ok();
 }

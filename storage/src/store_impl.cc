@@ -24,11 +24,12 @@ constexpr uint64_t kIdLease = 1024;              // ids persisted per counter wr
 std::string_view View(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
 
 Status CheckName(std::string_view name, const char* what) {
-  if (name.empty()) return Status::Error("invalid_argument", std::string(what) + " is empty");
+  if (name.empty())
+    return Status::Error(ErrorCode::kInvalidArgument, std::string(what) + " is empty");
   if (name.size() > kMaxNameBytes) {
-    return Status::Error("invalid_argument", std::string(what) + " is " +
-                                                 std::to_string(name.size()) + " bytes, limit " +
-                                                 std::to_string(kMaxNameBytes));
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         std::string(what) + " is " + std::to_string(name.size()) +
+                             " bytes, limit " + std::to_string(kMaxNameBytes));
   }
   return Status::Ok();
 }
@@ -77,19 +78,19 @@ Result<std::unique_ptr<StoreImpl>> StoreImpl::Create(std::unique_ptr<RocksDb> db
 
 Status StoreImpl::RemovePendingObjects() {
   rocksdb::WriteBatch batch;
-  Status s =
-      ScanPrefix(db_->db(), db_->meta(), std::string(keys::kPendingPrefix),
-                 [&](std::string_view key, std::string_view) {
-                   if (key.size() != keys::kPendingPrefix.size() + 8) {
-                     return Status::Error("corrupt", "malformed pending marker key of " +
-                                                         std::to_string(key.size()) + " bytes");
-                   }
-                   uint64_t id = keys::ReadBigEndian64(key.substr(keys::kPendingPrefix.size()));
-                   batch.DeleteRange(db_->chunks(), keys::Block(id, 0), keys::Block(id + 1, 0))
-                       .PermitUncheckedError();  // only a batch size limit could fail; none is set
-                   batch.Delete(db_->meta(), std::string(key)).PermitUncheckedError();
-                   return Status::Ok();
-                 });
+  Status s = ScanPrefix(
+      db_->db(), db_->meta(), std::string(keys::kPendingPrefix),
+      [&](std::string_view key, std::string_view) {
+        if (key.size() != keys::kPendingPrefix.size() + 8) {
+          return Status::Error(ErrorCode::kCorrupt, "malformed pending marker key of " +
+                                                        std::to_string(key.size()) + " bytes");
+        }
+        uint64_t id = keys::ReadBigEndian64(key.substr(keys::kPendingPrefix.size()));
+        batch.DeleteRange(db_->chunks(), keys::Block(id, 0), keys::Block(id + 1, 0))
+            .PermitUncheckedError();  // only a batch size limit could fail; none is set
+        batch.Delete(db_->meta(), std::string(key)).PermitUncheckedError();
+        return Status::Ok();
+      });
   ZF_RETURN_IF_ERROR(s);
   if (batch.Count() == 0) return Status::Ok();
   return Write(&batch, "remove uncommitted objects");
@@ -101,7 +102,7 @@ Status StoreImpl::LoadIdCounter() {
       db_->db()->Get(rocksdb::ReadOptions(), db_->meta(), std::string(keys::kNextObjectId), &value);
   if (s.IsNotFound()) return Status::Ok();
   ZF_RETURN_IF_ERROR(FromRocks(s, "read object id counter"));
-  if (value.size() != 8) return Status::Error("corrupt", "malformed object id counter");
+  if (value.size() != 8) return Status::Error(ErrorCode::kCorrupt, "malformed object id counter");
   std::lock_guard lock(id_mu_);
   next_id_ = id_limit_ = keys::ReadBigEndian64(value);
   return Status::Ok();
@@ -113,7 +114,7 @@ Result<uint64_t> StoreImpl::AllocateId() {
     // Ids are never reused: the counter is persisted before any id of the new lease is handed
     // out, and an id's blocks are keyed by it. id + 1 must stay representable (see DeleteRange).
     if (id_limit_ > std::numeric_limits<uint64_t>::max() - kIdLease - 1) {
-      return Status::Error("io_error", "object ids exhausted");
+      return Status::Error(ErrorCode::kIoError, "object ids exhausted");
     }
     uint64_t limit = id_limit_ + kIdLease;
     std::string value;
@@ -170,7 +171,8 @@ Result<std::optional<Manifest>> StoreImpl::ReadManifest(std::string_view name,
   if (s.IsNotFound()) return std::optional<Manifest>();
   ZF_RETURN_IF_ERROR(FromRocks(s, "read manifest of object " + Quoted(name)));
   std::optional<Manifest> manifest = DecodeManifest(value);
-  if (!manifest) return Status::Error("corrupt", "object " + Quoted(name) + ": malformed manifest");
+  if (!manifest)
+    return Status::Error(ErrorCode::kCorrupt, "object " + Quoted(name) + ": malformed manifest");
   return manifest;
 }
 
@@ -203,7 +205,7 @@ Status StoreImpl::CommitObject(std::string_view name, const Manifest& manifest,
   Result<std::optional<Manifest>> old = ReadManifest(name, nullptr);
   // A damaged manifest is replaced all the same, so that writing the object again repairs it
   // (the blocks it pointed to cannot be found and stay behind).
-  if (!old.ok() && old.status().code() != "corrupt") return old.status();
+  if (!old.ok() && old.status().code() != ErrorCode::kCorrupt) return old.status();
   if (old.ok() && old->has_value() && (*old)->id != manifest.id) DeleteBlocks(&batch, **old);
   return Write(&batch, "commit object " + Quoted(name));
 }
@@ -232,17 +234,19 @@ Status StoreImpl::ReadBlock(std::string_view name, const Manifest& manifest, uin
   read.fill_cache = false;  // blocks are megabytes; caching them would evict the index blocks
   out->Reset();
   rocksdb::Status s = db_->db()->Get(read, db_->chunks(), keys::Block(manifest.id, index), out);
-  if (s.IsNotFound()) return Status::Error("corrupt", where + ": block is missing");
+  if (s.IsNotFound()) return Status::Error(ErrorCode::kCorrupt, where + ": block is missing");
   ZF_RETURN_IF_ERROR(FromRocks(s, "read " + where));
   uint64_t expected = manifest.BlockLength(index) + kChecksumSize;
   if (out->size() != expected) {
-    return Status::Error("corrupt", where + ": " + std::to_string(out->size()) +
-                                        " stored bytes, expected " + std::to_string(expected));
+    return Status::Error(ErrorCode::kCorrupt, where + ": " + std::to_string(out->size()) +
+                                                  " stored bytes, expected " +
+                                                  std::to_string(expected));
   }
   BlockCheck check = VerifyBlock(View(*out));
   if (!check.ok) {
-    return Status::Error("corrupt", where + ": checksum mismatch (stored " + Hex(check.stored) +
-                                        ", computed " + Hex(check.computed) + ")");
+    return Status::Error(ErrorCode::kCorrupt, where + ": checksum mismatch (stored " +
+                                                  Hex(check.stored) + ", computed " +
+                                                  Hex(check.computed) + ")");
   }
   out->remove_suffix(kChecksumSize);
   return Status::Ok();
@@ -264,7 +268,7 @@ Result<std::unique_ptr<ObjectReader>> StoreImpl::OpenObject(std::string_view nam
   Result<std::optional<Manifest>> manifest = ReadManifest(name, snapshot->snapshot());
   if (!manifest.ok()) return manifest.status();
   if (!manifest->has_value()) {
-    return Status::Error("not_found", "object " + Quoted(name) + " not found");
+    return Status::Error(ErrorCode::kNotFound, "object " + Quoted(name) + " not found");
   }
   return std::unique_ptr<ObjectReader>(
       new ObjectReaderImpl(this, std::string(name), **manifest, std::move(snapshot)));
@@ -275,7 +279,7 @@ Result<ObjectInfo> StoreImpl::Stat(std::string_view name) {
   Result<std::optional<Manifest>> manifest = ReadManifest(name, nullptr);
   if (!manifest.ok()) return manifest.status();
   if (!manifest->has_value()) {
-    return Status::Error("not_found", "object " + Quoted(name) + " not found");
+    return Status::Error(ErrorCode::kNotFound, "object " + Quoted(name) + " not found");
   }
   return ObjectInfo{(*manifest)->size, (*manifest)->blocks};
 }
@@ -303,7 +307,7 @@ Status StoreImpl::DeleteObjectLocked(std::string_view name, const rocksdb::Write
   *existed = false;
   Result<std::optional<Manifest>> manifest = ReadManifest(name, nullptr);
   // A damaged manifest is deleted all the same (as in CommitObject).
-  if (!manifest.ok() && manifest.status().code() != "corrupt") return manifest.status();
+  if (!manifest.ok() && manifest.status().code() != ErrorCode::kCorrupt) return manifest.status();
   if (manifest.ok() && !manifest->has_value()) return Status::Ok();
   rocksdb::WriteBatch batch;
   batch.Delete(db_->meta(), keys::Object(name)).PermitUncheckedError();
@@ -355,9 +359,9 @@ Result<size_t> StoreImpl::DeleteObjects(std::string_view prefix) {
 Status StoreImpl::PutMeta(std::string_view key, std::string_view value) {
   ZF_RETURN_IF_ERROR(CheckName(key, "metadata key"));
   if (value.size() > kMaxMetaValueBytes) {
-    return Status::Error("invalid_argument", "metadata record " + Quoted(key) + " is " +
-                                                 std::to_string(value.size()) + " bytes, limit " +
-                                                 std::to_string(kMaxMetaValueBytes));
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "metadata record " + Quoted(key) + " is " + std::to_string(value.size()) +
+                             " bytes, limit " + std::to_string(kMaxMetaValueBytes));
   }
   return FromRocks(db_->db()->Put(write_options_, db_->meta(), keys::Meta(key),
                                   rocksdb::Slice(value.data(), value.size())),

@@ -94,7 +94,8 @@ TEST_CASE(
       REQUIRE((*writer)->Append(std::string_view(bytes).substr(at, 300 << 10)).ok());
     }
     CHECK((*writer)->size() == bytes.size());
-    CHECK(store->Stat(name).status().code() == "not_found");  // nothing visible before Commit
+    CHECK(store->Stat(name).status().code() ==
+          ErrorCode::kNotFound);  // nothing visible before Commit
     auto committed = (*writer)->Commit();
     INFO(committed.ToString());
     REQUIRE(committed.ok());
@@ -133,9 +134,9 @@ TEST_CASE(
     if (holder) {
       CHECK(Listed(cluster, n, partition) == expected);
     } else {
-      CHECK(cluster.Call(n, Named(Op::kHead, name)).code == "not_found");
-      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, 0))).code == "not_found");
-      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, 20))).code == "not_found");
+      CHECK(cluster.Call(n, Named(Op::kHead, name)).code == ErrorCode::kNotFound);
+      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, 0))).code == ErrorCode::kNotFound);
+      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, 20))).code == ErrorCode::kNotFound);
     }
   }
   // The manifest is small JSON naming each part's size and checksum.
@@ -162,7 +163,7 @@ TEST_CASE(
   CHECK(buffer == bytes.substr(5 * kMiB - 7, 3 * kMiB));
   REQUIRE((*reader)->Seek(bytes.size()).ok());
   CHECK((*reader)->Read(std::as_writable_bytes(std::span(buffer))).value() == 0);
-  CHECK((*reader)->Seek(bytes.size() + 1).code() == "invalid_argument");
+  CHECK((*reader)->Seek(bytes.size() + 1).code() == ErrorCode::kInvalidArgument);
 
   auto listed = store->ListObjects("jobs/7/");
   REQUIRE(listed.ok());
@@ -191,7 +192,7 @@ TEST_CASE("a range read across part boundaries returns the exact bytes and fetch
     REQUIRE(got.ok());
     CHECK(*got == bytes.substr(offset, length));
   }
-  CHECK(store->ReadRange(name, bytes.size() + 1, 1).status().code() == "invalid_argument");
+  CHECK(store->ReadRange(name, bytes.size() + 1, 1).status().code() == ErrorCode::kInvalidArgument);
 
   // 20 bytes over a boundary cost the manifest and two parts, not the 6 MiB object.
   const auto before = store->traffic();
@@ -250,12 +251,13 @@ TEST_CASE(
   put2.name = Part(name, gen, 2);
   for (uint32_t n : holders) REQUIRE(cluster.Call(n, put2).ok());
   auto bad = store->GetObject(name);
-  CHECK(bad.status().code() == "corrupt");
+  CHECK(bad.status().code() == ErrorCode::kCorrupt);
   auto reader = store->OpenObject(name);
   REQUIRE(reader.ok());
   REQUIRE((*reader)->Seek(2 * kMiB).ok());
   std::string buffer(16, '\0');
-  CHECK((*reader)->Read(std::as_writable_bytes(std::span(buffer))).status().code() == "corrupt");
+  CHECK((*reader)->Read(std::as_writable_bytes(std::span(buffer))).status().code() ==
+        ErrorCode::kCorrupt);
   CHECK(store->ReadRange(name, 0, 100).value() == bytes.substr(0, 100));  // part 0 is fine
 }
 
@@ -265,12 +267,12 @@ TEST_CASE(
     "[cluster][cluster_store][slow]") {
   TestCluster cluster("store-delete", 3, 2);
   auto store = MakeStore(cluster, kMiB);
-  CHECK(store->Stat("jobs/1/none").status().code() == "not_found");
-  CHECK(store->GetObject("jobs/1/none").status().code() == "not_found");
-  CHECK(store->OpenObject("jobs/1/none").status().code() == "not_found");
-  CHECK(store->ReadRange("jobs/1/none", 0, 10).status().code() == "not_found");
+  CHECK(store->Stat("jobs/1/none").status().code() == ErrorCode::kNotFound);
+  CHECK(store->GetObject("jobs/1/none").status().code() == ErrorCode::kNotFound);
+  CHECK(store->OpenObject("jobs/1/none").status().code() == ErrorCode::kNotFound);
+  CHECK(store->ReadRange("jobs/1/none", 0, 10).status().code() == ErrorCode::kNotFound);
   CHECK(store->DeleteObject("jobs/1/none").ok());  // removing a missing object is no error
-  CHECK(store->GetObject("").status().code() == "invalid_argument");
+  CHECK(store->GetObject("").status().code() == ErrorCode::kInvalidArgument);
 
   const std::string name = "jobs/1/chunks/00000";
   const std::string kept = "jobs/1/chunks/00001";
@@ -284,12 +286,12 @@ TEST_CASE(
 
   const std::string gen = GenOf(cluster, name);
   REQUIRE(store->DeleteObject(name).ok());
-  CHECK(store->Stat(name).status().code() == "not_found");
+  CHECK(store->Stat(name).status().code() == ErrorCode::kNotFound);
   for (uint32_t n = 0; n < cluster.size(); ++n) {
     INFO("node " << n);
-    CHECK(cluster.Call(n, Named(Op::kHead, name)).code == "not_found");
+    CHECK(cluster.Call(n, Named(Op::kHead, name)).code == ErrorCode::kNotFound);
     for (int i = 0; i < 3; ++i)
-      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, i))).code == "not_found");
+      CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, i))).code == ErrorCode::kNotFound);
   }
   CHECK(store->GetObject(kept).value() == Bytes(10, 4));
   CHECK(store->ListObjects("jobs/1/").value() == std::vector<std::string>{kept, "jobs/1/empty"});
@@ -300,7 +302,7 @@ TEST_CASE(
   REQUIRE(removed.ok());
   CHECK(*removed == 2);
   CHECK(store->ListObjects("jobs/").value().empty());
-  CHECK(store->GetObject(kept).status().code() == "not_found");
+  CHECK(store->GetObject(kept).status().code() == ErrorCode::kNotFound);
 
   // An abandoned writer removes the parts it wrote.
   {
@@ -312,10 +314,10 @@ TEST_CASE(
   for (uint32_t n = 0; n < cluster.size(); ++n)
     for (const auto& listed : Listed(cluster, n, abandoned_partition))
       CHECK(listed.rfind("jobs/2/abandoned", 0) != 0);
-  CHECK(store->Stat("jobs/2/abandoned").status().code() == "not_found");
+  CHECK(store->Stat("jobs/2/abandoned").status().code() == ErrorCode::kNotFound);
 
   // Metadata records need a meta store.
-  CHECK(store->PutMeta("k", "v").code() == "unsupported");
+  CHECK(store->PutMeta("k", "v").code() == ErrorCode::kUnsupported);
 }
 
 // A tiny in-memory node for the local-handler tests: GET/HEAD/PUT/DELETE/LIST/PING.
@@ -341,7 +343,7 @@ class MapNode {
       case Op::kHead: {
         auto it = objects_.find(r.name);
         if (it == objects_.end()) {
-          reply.code = "not_found";
+          reply.code = ErrorCode::kNotFound;
           break;
         }
         reply.object = it->second.first;
@@ -367,7 +369,7 @@ class MapNode {
           if (ring_.PartitionOf(name) == r.partition) reply.entries.push_back(object.first);
         break;
       default:
-        reply.code = "unknown_op";
+        reply.code = ErrorCode::kUnknownOp;
     }
     return reply;
   }
@@ -413,9 +415,9 @@ TEST_CASE(
   auto head = c.Call(0, Named(Op::kHead, "jobs/3/chunks/00000"));
   REQUIRE(head.ok());
   CHECK(head->object->size == bytes.size());
-  CHECK(c.Get("jobs/3/missing").status().code() == "not_found");
+  CHECK(c.Get("jobs/3/missing").status().code() == ErrorCode::kNotFound);
   CHECK(c.Delete("jobs/3/", /*prefix=*/true).value() == 1);
-  CHECK(c.Get("jobs/3/chunks/00000").status().code() == "not_found");
+  CHECK(c.Get("jobs/3/chunks/00000").status().code() == ErrorCode::kNotFound);
 
   // Heartbeats go through the handler too, and the node stays alive past dead_after: six
   // more heartbeats (50 ms apart at the least) span more than its 200 ms.
@@ -444,7 +446,7 @@ TEST_CASE(
   CHECK((*store)->ListObjects("jobs/4/").value() ==
         std::vector<std::string>{"jobs/4/chunks/00000"});
   REQUIRE((*store)->DeleteObject("jobs/4/chunks/00000").ok());
-  CHECK((*store)->GetObject("jobs/4/chunks/00000").status().code() == "not_found");
+  CHECK((*store)->GetObject("jobs/4/chunks/00000").status().code() == ErrorCode::kNotFound);
   CHECK((*store)->traffic().bytes_sent == 0);
 }
 

@@ -121,7 +121,7 @@ storage::Reply TestCluster::Call(uint32_t node, storage::Request request,
   if (!caller_) caller_ = Client(/*heartbeats=*/false);
   // A node that was just restarted may take a moment to accept the reconnection.
   auto reply = caller_->Call(node, request, timeout);
-  for (int i = 0; i < 20 && !reply.ok() && reply.status().code() == "unavailable"; ++i)
+  for (int i = 0; i < 20 && !reply.ok() && reply.status().code() == ErrorCode::kUnavailable; ++i)
     reply = caller_->Call(node, request, timeout);
   INFO(reply.status().ToString());
   REQUIRE(reply.ok());

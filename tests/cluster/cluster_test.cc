@@ -76,7 +76,7 @@ TEST_CASE("objects put to the cluster read back byte for byte from every replica
       CHECK(reply.object->checksum == storage::Checksum(bytes));
     }
   }
-  CHECK(client->Get("jobs/1/missing").status().code() == "not_found");
+  CHECK(client->Get("jobs/1/missing").status().code() == ErrorCode::kNotFound);
 }
 
 TEST_CASE("a killed node is reported down within a few seconds and up after it restarts",
@@ -128,7 +128,7 @@ TEST_CASE(
 
   // The home node returns; the handoff node's replicator moves the copy home.
   REQUIRE(cluster.node(0).Start().empty());
-  CHECK(cluster.Call(0, Head(name)).code == "not_found");
+  CHECK(cluster.Call(0, Head(name)).code == ErrorCode::kNotFound);
   Reply pass = cluster.Call(handoff, OpOnly(Op::kReplicate));
   REQUIRE(pass.ok());
   CHECK(pass.stats["pushed"] >= 1);
@@ -137,7 +137,7 @@ TEST_CASE(
   Reply home = cluster.Call(0, Head(name));
   REQUIRE(home.ok());
   CHECK(home.object->checksum == storage::Checksum(bytes));
-  CHECK(cluster.Call(handoff, Head(name)).code == "not_found");
+  CHECK(cluster.Call(handoff, Head(name)).code == ErrorCode::kNotFound);
   REQUIRE(WaitFor([&] { return client->IsAlive(0); }, 10s));
   CHECK(client->Get(name).value() == bytes);
 }
@@ -182,7 +182,7 @@ TEST_CASE("a replica missed while its node was down is pushed to it by the repli
     CHECK(put->handoffs.empty());  // three replicas on three nodes: nowhere else to go
   }
   REQUIRE(cluster.node(2).Start().empty());
-  for (const auto& n : names) CHECK(cluster.Call(2, Head(n)).code == "not_found");
+  for (const auto& n : names) CHECK(cluster.Call(2, Head(n)).code == ErrorCode::kNotFound);
   Reply pass = cluster.Call(0, OpOnly(Op::kReplicate));
   REQUIRE(pass.ok());
   CHECK(pass.stats["pushed"] == names.size());
@@ -218,7 +218,7 @@ TEST_CASE("a corrupted replica is served from another replica and repaired by th
   INFO(got.status().ToString());
   REQUIRE(got.ok());
   CHECK(*got == first_bytes);
-  CHECK(cluster.Call(1, Head(first)).code == "not_found");  // quarantined on read
+  CHECK(cluster.Call(1, Head(first)).code == ErrorCode::kNotFound);  // quarantined on read
 
   Reply audit = cluster.Call(1, OpOnly(Op::kAudit));
   REQUIRE(audit.ok());
@@ -289,8 +289,8 @@ TEST_CASE(
       CHECK(reply.load->queued <= 2);
       continue;
     }
-    ++codes[reply.code];
-    if (reply.code == "busy") {
+    ++codes[std::string(reply.code_name())];
+    if (reply.code == ErrorCode::kBusy) {
       REQUIRE(reply.load);
       CHECK(reply.load->max_queue == 2);
     }
@@ -307,11 +307,11 @@ TEST_CASE(
   std::map<uint64_t, std::string> by_id;
   for (int i = 0; i < 2; ++i) {
     Reply reply = receive();
-    by_id[reply.id] = reply.code;
+    by_id[reply.id] = reply.code_name();
   }
   CHECK(by_id[100] == "ok");
   CHECK(by_id[101] == "deadline_exceeded");
-  CHECK(cluster.Call(0, Head("burst/101")).code == "not_found");
+  CHECK(cluster.Call(0, Head("burst/101")).code == ErrorCode::kNotFound);
   CHECK(cluster.Call(0, OpOnly(Op::kPing)).ok());
 }
 
@@ -325,7 +325,7 @@ TEST_CASE("malformed messages get an error reply and the node keeps serving", "[
     std::vector<std::string_view> views(reply_frames->begin(), reply_frames->end());
     auto reply = storage::DecodeReply(views);
     REQUIRE(reply.ok());
-    return std::make_pair(reply->code, reply->id);
+    return std::make_pair(std::string(reply->code_name()), reply->id);
   };
   CHECK(code_of(Frames({"", "hello"})).first == "bad_message");
   CHECK(code_of(Frames({"", "ZF9", "{}"})).first == "unsupported_version");
@@ -351,7 +351,7 @@ TEST_CASE("malformed messages get an error reply and the node keeps serving", "[
     CHECK_FALSE(big.Receive(1s));
   }
   CHECK(cluster.Call(0, OpOnly(Op::kPing)).ok());
-  CHECK(cluster.Call(0, Head("big")).code == "not_found");
+  CHECK(cluster.Call(0, Head("big")).code == ErrorCode::kNotFound);
 }
 
 TEST_CASE(
@@ -373,7 +373,7 @@ TEST_CASE(
   INFO(removed.status().ToString());
   REQUIRE(removed.ok());
   CHECK(*removed == 8);  // four objects on the two live nodes
-  for (const auto& n : names) CHECK(client->Get(n).status().code() == "not_found");
+  for (const auto& n : names) CHECK(client->Get(n).status().code() == ErrorCode::kNotFound);
 
   REQUIRE(cluster.node(2).Start().empty());
   for (const auto& n : names) CHECK(cluster.Call(2, Head(n)).ok());  // it missed the delete
@@ -383,7 +383,7 @@ TEST_CASE(
   CHECK(pass.stats["dropped_deleted"] == names.size());
   for (const auto& n : names) {
     for (uint32_t node = 0; node < 3; ++node)
-      CHECK(cluster.Call(node, Head(n)).code == "not_found");
+      CHECK(cluster.Call(node, Head(n)).code == ErrorCode::kNotFound);
   }
   CHECK(client->Get("jobs/6/keep").value() == "kept");
 }
@@ -403,7 +403,7 @@ TEST_CASE("the periodic replicator moves a handoff copy home without being asked
   auto home = WaitFor(
       [&] {
         return cluster.Call(0, Head(name)).ok() &&
-               cluster.Call(handoff, Head(name)).code == "not_found";
+               cluster.Call(handoff, Head(name)).code == ErrorCode::kNotFound;
       },
       20s);
   REQUIRE(home);

@@ -110,7 +110,7 @@ class InProcessNode {
                               },
                               20s)
                               .has_value();
-    INFO("task " << task_id << ": " << last.code << " "
+    INFO("task " << task_id << ": " << last.code_name() << " "
                  << (last.task_state ? storage::TaskStateName(*last.task_state) : "none"));
     REQUIRE(finished);
     return last;
@@ -178,13 +178,13 @@ TEST_CASE("RUN_TASK of a running task_id attaches instead of starting a second r
           "[cluster][tasks]") {
   Gate gate;
   std::atomic<int> runs{0};
-  InProcessNode node("task-attach", 2,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
-                       ++runs;
-                       if (!gate.Pass(cancel))
-                         return Result<std::string>(Status::Error("cancelled", "cancelled"));
-                       return Result<std::string>(R"({"ok":true})");
-                     });
+  InProcessNode node(
+      "task-attach", 2, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        ++runs;
+        if (!gate.Pass(cancel))
+          return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
+        return Result<std::string>(R"({"ok":true})");
+      });
   REQUIRE(node.Run("t", "{}").task_state == TaskState::kRunning);
   REQUIRE(WaitFor([&] { return gate.entered == 1; }, 10s));
   Reply again = node.Run("t", "{}");
@@ -228,20 +228,20 @@ TEST_CASE("a finished successful task is returned again without rerun and runs a
 
 TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
   Gate gate;
-  InProcessNode node("task-busy", 2,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
-                       if (!gate.Pass(cancel))
-                         return Result<std::string>(Status::Error("cancelled", "cancelled"));
-                       return Result<std::string>("{}");
-                     });
+  InProcessNode node(
+      "task-busy", 2, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        if (!gate.Pass(cancel))
+          return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
+        return Result<std::string>("{}");
+      });
   REQUIRE(node.Run("a", "{}").task_state == TaskState::kRunning);
   REQUIRE(node.Run("b", "{}").task_state == TaskState::kRunning);
   Reply busy = node.Run("c", "{}");
-  CHECK(busy.code == "busy");
+  CHECK(busy.code == ErrorCode::kBusy);
   REQUIRE(busy.load);
   CHECK(busy.load->task_slots == 2);
   CHECK(busy.load->tasks_running == 2);
-  CHECK(node.Ask(Op::kTaskStatus, "c").code == "not_found");     // nothing was started
+  CHECK(node.Ask(Op::kTaskStatus, "c").code == ErrorCode::kNotFound);  // nothing was started
   CHECK(node.Run("a", "{}").task_state == TaskState::kRunning);  // attaching needs no free slot
 
   gate.open = true;
@@ -255,12 +255,12 @@ TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
 
 TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {
   std::atomic<bool> saw_cancel{false};
-  InProcessNode node("task-cancel", 1,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
-                       while (!cancel) std::this_thread::sleep_for(5ms);
-                       saw_cancel = true;
-                       return Result<std::string>(Status::Error("cancelled", "stopped early"));
-                     });
+  InProcessNode node(
+      "task-cancel", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        while (!cancel) std::this_thread::sleep_for(5ms);
+        saw_cancel = true;
+        return Result<std::string>(Status::Error(ErrorCode::kCancelled, "stopped early"));
+      });
   REQUIRE(node.Run("t", "{}").task_state == TaskState::kRunning);
   std::this_thread::sleep_for(50ms);
   CHECK(node.Ask(Op::kTaskStatus, "t").task_state == TaskState::kRunning);
@@ -274,18 +274,18 @@ TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {
   CHECK(Parse(finished.task_result)["error"]["code"] == "cancelled");
   CHECK(node.Ask(Op::kCancelTask, "t").task_state ==
         TaskState::kFailed);  // cancelling again: no-op
-  CHECK(node.Ask(Op::kCancelTask, "nobody").code == "not_found");
+  CHECK(node.Ask(Op::kCancelTask, "nobody").code == ErrorCode::kNotFound);
 }
 
 TEST_CASE("a throwing or failing handler gives state failed with the error JSON",
           "[cluster][tasks]") {
   std::atomic<int> runs{0};
-  InProcessNode node("task-failed", 2,
-                     [&](std::string_view spec, storage::Store&, const std::atomic<bool>&) {
-                       ++runs;
-                       if (spec == "throw") throw std::runtime_error("handler blew up");
-                       return Result<std::string>(Status::Error("bad_input", "no such rung"));
-                     });
+  InProcessNode node(
+      "task-failed", 2, [&](std::string_view spec, storage::Store&, const std::atomic<bool>&) {
+        ++runs;
+        if (spec == "throw") throw std::runtime_error("handler blew up");
+        return Result<std::string>(Status::Error(ErrorCode::kBadInput, "no such rung"));
+      });
   REQUIRE(node.Run("fails", "fail").ok());
   REQUIRE(node.Run("throws", "throw").ok());
   Reply failed = node.AwaitFinished("fails");
@@ -314,7 +314,7 @@ TEST_CASE("TASK_STATUS of an unknown id is not_found", "[cluster][tasks]") {
                        return Result<std::string>("{}");
                      });
   Reply reply = node.Ask(Op::kTaskStatus, "never-started");
-  CHECK(reply.code == "not_found");
+  CHECK(reply.code == ErrorCode::kNotFound);
   CHECK_FALSE(reply.task_state.has_value());
 }
 
@@ -327,17 +327,17 @@ TEST_CASE("finished tasks are forgotten after task_retention", "[cluster][tasks]
       /*retention=*/300ms);
   REQUIRE(node.Run("t", "{}").ok());
   CHECK(node.AwaitFinished("t").task_state == TaskState::kDone);
-  CHECK(WaitFor([&] { return node.Ask(Op::kTaskStatus, "t").code == "not_found"; }, 10s));
+  CHECK(WaitFor([&] { return node.Ask(Op::kTaskStatus, "t").code == ErrorCode::kNotFound; }, 10s));
 }
 
 TEST_CASE("PING load reports task slots and running tasks", "[cluster][tasks]") {
   Gate gate;
-  InProcessNode node("task-load", 3,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
-                       if (!gate.Pass(cancel))
-                         return Result<std::string>(Status::Error("cancelled", "cancelled"));
-                       return Result<std::string>("{}");
-                     });
+  InProcessNode node(
+      "task-load", 3, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        if (!gate.Pass(cancel))
+          return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
+        return Result<std::string>("{}");
+      });
   auto idle = node.Load();
   CHECK(idle.task_slots == 3);
   CHECK(idle.tasks_running == 0);
@@ -357,25 +357,25 @@ TEST_CASE("a node without task slots or handler answers RUN_TASK unsupported", "
                          [](std::string_view, storage::Store&, const std::atomic<bool>&) {
                            return Result<std::string>("{}");
                          });
-  CHECK(no_slots.Run("t", "{}").code == "unsupported");
-  CHECK(no_slots.Ask(Op::kTaskStatus, "t").code == "unsupported");
+  CHECK(no_slots.Run("t", "{}").code == ErrorCode::kUnsupported);
+  CHECK(no_slots.Ask(Op::kTaskStatus, "t").code == ErrorCode::kUnsupported);
   CHECK(no_slots.Load().task_slots == 0);
   InProcessNode no_handler("task-no-handler", 2, nullptr);
-  CHECK(no_handler.Run("t", "{}").code == "unsupported");
+  CHECK(no_handler.Run("t", "{}").code == ErrorCode::kUnsupported);
   CHECK(no_handler.Load().task_slots == 0);
 }
 
 TEST_CASE("stopping the node cancels its running tasks and waits for them", "[cluster][tasks]") {
   std::atomic<bool> started{false};
   std::atomic<bool> returned{false};
-  InProcessNode node("task-stop", 1,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
-                       started = true;
-                       while (!cancel) std::this_thread::sleep_for(5ms);
-                       std::this_thread::sleep_for(100ms);  // Stop() must wait for this
-                       returned = true;
-                       return Result<std::string>(Status::Error("cancelled", "node stopping"));
-                     });
+  InProcessNode node(
+      "task-stop", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        started = true;
+        while (!cancel) std::this_thread::sleep_for(5ms);
+        std::this_thread::sleep_for(100ms);  // Stop() must wait for this
+        returned = true;
+        return Result<std::string>(Status::Error(ErrorCode::kCancelled, "node stopping"));
+      });
   REQUIRE(node.Run("t", "{}").ok());
   REQUIRE(WaitFor([&] { return started.load(); }, 10s));
   CHECK(node.Stop().ok());

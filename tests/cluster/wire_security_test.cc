@@ -126,7 +126,7 @@ TEST_CASE("a node answers nothing to a socket without the farm key, nor to anoth
                     head.name = "jobs/1/source";
                     return head;
                   }())
-            .code == "not_found");
+            .code == ErrorCode::kNotFound);
 }
 
 TEST_CASE("a node or proxy without --key refuses to start unless --insecure, which it reports",
@@ -155,7 +155,7 @@ TEST_CASE("a node or proxy without --key refuses to start unless --insecure, whi
   CHECK((st.st_mode & 0777) == 0600);
   CHECK(RunCommand({ZF_ZEROFARM_BIN, "key", "create", "-o", key.string()}, 30s).exit_code == 1);
   REQUIRE(::chmod(key.c_str(), 0644) == 0);
-  CHECK(storage::FarmKey::Load(key.string()).status().code() == "insecure_key_file");
+  CHECK(storage::FarmKey::Load(key.string()).status().code() == ErrorCode::kInsecureKeyFile);
 }
 
 TEST_CASE(
@@ -171,21 +171,21 @@ TEST_CASE(
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   Reply reply = Exchange(
       dealer, {"", "ZF1", R"({"op":"RUN_TASK","id":1,"task_id":"x","task":)" + deep + "}"});
-  CHECK(reply.code == "bad_message");
+  CHECK(reply.code == ErrorCode::kBadMessage);
   // Truncation targets: partition 2^32 + 5 and a budget past 2^32 ms.
   CHECK(Exchange(dealer, {"", "ZF1", R"({"op":"LIST","id":2,"partition":4294967301})"}).code ==
-        "bad_message");
+        ErrorCode::kBadMessage);
   CHECK(Exchange(dealer, {"", "ZF1", R"({"op":"PING","id":3,"timeout_ms":4294967297})"}).code ==
-        "bad_message");
+        ErrorCode::kBadMessage);
 
   // A tombstone at 2^63 - 1 over every job, and one far ahead over a single object.
   CHECK(Exchange(dealer,
                  {"", "ZF1", R"({"op":"DELETE","id":4,"prefix":"jobs/","ts":9223372036854775807})"})
-            .code == "clock_skew");
+            .code == ErrorCode::kClockSkew);
   CHECK(Exchange(dealer, {"", "ZF1",
                           R"({"op":"DELETE","id":5,"prefix":"jobs/","ts":)" +
                               std::to_string(NowNs()) + "}"})
-            .code == "invalid_argument");
+            .code == ErrorCode::kInvalidArgument);
   Request late;
   late.op = Op::kDelete;
   late.id = 6;
@@ -193,7 +193,7 @@ TEST_CASE(
   late.ts = NowNs() + int64_t{24} * 3600 * 1000000000;  // one day ahead
   auto frames = storage::EncodeRequest(late);
   frames.insert(frames.begin(), "");
-  CHECK(Exchange(dealer, frames).code == "clock_skew");
+  CHECK(Exchange(dealer, frames).code == ErrorCode::kClockSkew);
   Request put;
   put.op = Op::kPut;
   put.id = 7;
@@ -203,7 +203,7 @@ TEST_CASE(
   put.ts = NowNs() + int64_t{24} * 3600 * 1000000000;
   frames = storage::EncodeRequest(put);
   frames.insert(frames.begin(), "");
-  CHECK(Exchange(dealer, frames).code == "clock_skew");
+  CHECK(Exchange(dealer, frames).code == ErrorCode::kClockSkew);
   CHECK_THAT(cluster.node(0).log(), Catch::Contains("ahead of this node's clock") &&
                                         Catch::Contains("refused a DELETE by prefix"));
 
@@ -214,7 +214,7 @@ TEST_CASE(
   CHECK(client->Get("jobs/a2/source").value() == "after");
   // A job's own prefix may still be deleted.
   CHECK(client->Delete("jobs/a2/", /*prefix=*/true).value() == 1);
-  CHECK(client->Delete("jobs/", /*prefix=*/true).status().code() == "invalid_argument");
+  CHECK(client->Delete("jobs/", /*prefix=*/true).status().code() == ErrorCode::kInvalidArgument);
 }
 
 TEST_CASE("the farm key rotates without downtime: old+new, then new+old, then new alone",
@@ -275,8 +275,8 @@ TEST_CASE("the farm key rotates without downtime: old+new, then new+old, then ne
   auto revoked = ClientWith(cluster.ring(), old_key);
   Request ping;
   ping.op = Op::kPing;
-  CHECK(revoked->Call(0, ping, 1500ms).status().code() == "unavailable");
-  CHECK(revoked->Put("jobs/r0/source", "x").status().code() == "no_quorum");
+  CHECK(revoked->Call(0, ping, 1500ms).status().code() == ErrorCode::kUnavailable);
+  CHECK(revoked->Put("jobs/r0/source", "x").status().code() == ErrorCode::kNoQuorum);
 }
 
 TEST_CASE("a node whose ring lists the same nodes in another order says so and moves no data",

@@ -727,7 +727,7 @@ TEST_CASE(
                std::chrono::system_clock::now().time_since_epoch())
                .count();
   storage::Reply refused = farm.cluster.Call(2, put);
-  CHECK(refused.code == "disk_full");
+  CHECK(refused.code == ErrorCode::kDiskFull);
   CHECK_THAT(refused.message, Catch::Contains("reserve"));
   const json ready = farm.Video(before);
   CHECK(CheckHoldsItsSegments(farm.cluster.ring(), ready, 2, [&](const storage::Request& head) {
@@ -806,7 +806,7 @@ TEST_CASE(
     std::vector<std::string_view> views(got->begin(), got->end());
     auto reply = storage::DecodeReply(views);
     REQUIRE(reply.ok());
-    return reply->code;
+    return std::string(reply->code_name());
   };
   const std::string deep = std::string(100000, '[') + std::string(100000, ']');
   CHECK(code_of(R"({"op":"RUN_TASK","id":7,"task_id":"x","task":)" + deep + "}") == "bad_message");

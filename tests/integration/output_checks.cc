@@ -402,7 +402,7 @@ Result<SourceFacts> DescribeSource(const std::string& path, std::optional<int64_
   auto info = ProbeStreams(path);
   if (!info.ok()) return info.status();
   const StreamInfo* v = info->First("video");
-  if (v == nullptr) return Status::Error("no_video_stream", path + ": no video stream");
+  if (v == nullptr) return Status::Error(ErrorCode::kNoVideoStream, path + ": no video stream");
   facts.display_width = v->DisplayWidth();
   facts.display_height = v->DisplayHeight();
   if (frames) {

@@ -60,7 +60,7 @@ std::vector<std::byte> WithSection(std::vector<std::byte> elf, size_t index, F e
 void RequireMalformed(const std::vector<std::byte>& elf, const std::string& message_part) {
   Result<ElfImage> image = ParseElf(elf);
   REQUIRE_FALSE(image.ok());
-  CHECK(image.status().code() == "malformed_elf");
+  CHECK(image.status().code() == ErrorCode::kMalformedElf);
   CHECK_THAT(image.status().message(), Contains(message_part));
 }
 

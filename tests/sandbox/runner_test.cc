@@ -626,10 +626,10 @@ TEST_CASE("a program the validator rejected is refused before it runs", "[sandbo
   b.verdict.verdict = Verdict::kRejected;
   Result<RunReport> r = RunSandboxed(StdSpec(b));
   REQUIRE_FALSE(r.ok());
-  CHECK(r.status().code() == "rejected");
+  CHECK(r.status().code() == ErrorCode::kRejected);
   SandboxSpec spec = StdSpec(b);
   spec.verdict = nullptr;
-  CHECK(RunSandboxed(spec).status().code() == "not_validated");
+  CHECK(RunSandboxed(spec).status().code() == ErrorCode::kNotValidated);
 }
 
 }  // namespace

@@ -70,25 +70,25 @@ TEST_CASE("loading refuses missing files, directories and oversized files", "[sa
   SECTION("missing") {
     Result<SealedProgram> sealed = LoadProgram((dir.path() / "absent").string());
     REQUIRE_FALSE(sealed.ok());
-    CHECK(sealed.status().code() == "io_error");
+    CHECK(sealed.status().code() == ErrorCode::kIoError);
   }
   SECTION("a directory") {
     Result<SealedProgram> sealed = LoadProgram(dir.path().string());
     REQUIRE_FALSE(sealed.ok());
-    CHECK(sealed.status().code() == "not_a_file");
+    CHECK(sealed.status().code() == ErrorCode::kNotAFile);
   }
   SECTION("a FIFO, without waiting for a writer") {
     const auto fifo = dir.path() / "fifo";
     REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
     Result<SealedProgram> sealed = LoadProgram(fifo.string());
     REQUIRE_FALSE(sealed.ok());
-    CHECK(sealed.status().code() == "not_a_file");
+    CHECK(sealed.status().code() == ErrorCode::kNotAFile);
   }
   SECTION("over the size limit") {
     WriteFile(dir.path() / "big", std::vector<std::byte>(1000));
     Result<SealedProgram> sealed = LoadProgram((dir.path() / "big").string(), 999);
     REQUIRE_FALSE(sealed.ok());
-    CHECK(sealed.status().code() == "too_large");
+    CHECK(sealed.status().code() == ErrorCode::kTooLarge);
   }
   SECTION("an empty file loads as empty bytes") {
     WriteFile(dir.path() / "empty", {});

@@ -163,7 +163,7 @@ TEST_CASE("a cache directory others can write is refused", "[sandbox]") {
   std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
   Result<std::unique_ptr<VerdictCache>> cache = VerdictCache::Open({dir.path(), 16});
   REQUIRE_FALSE(cache.ok());
-  CHECK(cache.status().code() == "cache_dir_unsafe");
+  CHECK(cache.status().code() == ErrorCode::kCacheDirUnsafe);
 }
 
 TEST_CASE("the memory cache stays within its entry limit", "[sandbox]") {

@@ -58,7 +58,7 @@ fs::path MakeClip(const fs::path& dir) {
 }
 
 struct JobRun {
-  Result<scheduler::JobReport> report = Status::Error("internal", "not run");
+  Result<scheduler::JobReport> report = Status::Error(ErrorCode::kInternal, "not run");
 };
 
 JobRun Run(const fs::path& dir, const fs::path& input, const fs::path& worker,
@@ -146,7 +146,7 @@ TEST_CASE("a worker failing every attempt fails the job with the reason after fo
   auto worker = WrapWorker(dir, "1 2 3 4 5 6 7 8", "exit 3");
   auto run = Run(dir, clip, worker);
   REQUIRE_FALSE(run.report.ok());
-  CHECK(run.report.status().code() == "worker_failed");
+  CHECK(run.report.status().code() == ErrorCode::kWorkerFailed);
   CHECK_THAT(run.report.status().message(), Catch::Contains("after 4 attempts"));
   CHECK(Invocations(dir) == 4);
   CHECK_FALSE(fs::exists(dir / "out" / "master.m3u8"));
@@ -192,6 +192,6 @@ TEST_CASE("an input the worker cannot decode fails at once, without retries", "[
   auto worker = WrapWorker(dir, "", "true");
   auto run = Run(dir, clip, worker);
   REQUIRE_FALSE(run.report.ok());
-  CHECK(run.report.status().code() == "undecodable");
+  CHECK(run.report.status().code() == ErrorCode::kUndecodable);
   CHECK(Invocations(dir) == 1);
 }

@@ -94,7 +94,7 @@ TEST_CASE("a worker over the sandbox's memory limit fails the job as a sandbox r
                        [&](const scheduler::JobProgress& p) { last_tasks = p.tasks; });
   REQUIRE_FALSE(report.ok());
   INFO(report.status().ToString());
-  CHECK(report.status().code() == "sandbox_refused");
+  CHECK(report.status().code() == ErrorCode::kSandboxRefused);
   CHECK(report.status().message().find("memory") != std::string::npos);
   CHECK(opt.worker->sandbox_refusals() >= 1);
   // Not retried: the same input would meet the same limit.
@@ -116,7 +116,7 @@ TEST_CASE("cancelling a job stops it with the code cancelled", "[scheduler][slow
     }
   });
   REQUIRE_FALSE(report.ok());
-  CHECK(report.status().code() == "cancelled");
+  CHECK(report.status().code() == ErrorCode::kCancelled);
   CHECK(done_when_cancelled >= 1);
   CHECK_FALSE(fs::exists(scratch->path() / "out" / "master.m3u8"));
 }
@@ -126,6 +126,6 @@ TEST_CASE("a dynamically linked worker is refused before any task runs", "[sched
   wo.path = "/bin/sh";  // dynamic: the validator rejects it
   auto runtime = scheduler::WorkerRuntime::Load(wo);
   REQUIRE_FALSE(runtime.ok());
-  CHECK(runtime.status().code() == "worker_rejected");
+  CHECK(runtime.status().code() == ErrorCode::kWorkerRejected);
   CHECK(runtime.status().message().find("dynamic") != std::string::npos);
 }

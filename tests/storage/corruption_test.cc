@@ -56,13 +56,13 @@ TEST_CASE("damage to a stored block is reported as corrupt naming the object and
   std::unique_ptr<Store> store = OpenStore(options);
   Result<std::string> whole = store->GetObject("jobs/7/chunks/00001");
   REQUIRE_FALSE(whole.ok());
-  CHECK(whole.status().code() == "corrupt");
+  CHECK(whole.status().code() == ErrorCode::kCorrupt);
   CHECK_THAT(whole.status().message(),
              Catch::Contains("jobs/7/chunks/00001") && Catch::Contains("block 1"));
 
   // A range that crosses into the damaged block fails; ranges around it still read.
   CHECK(store->ReadRange("jobs/7/chunks/00001", kTestBlockSize - 5, 10).status().code() ==
-        "corrupt");
+        ErrorCode::kCorrupt);
   CHECK(store->ReadRange("jobs/7/chunks/00001", 0, kTestBlockSize).value() ==
         bytes.substr(0, kTestBlockSize));
   CHECK(store->ReadRange("jobs/7/chunks/00001", 2 * kTestBlockSize, 100).value() ==
@@ -77,7 +77,7 @@ TEST_CASE("damage to a stored block is reported as corrupt naming the object and
   CHECK(*first == kTestBlockSize);
   CHECK(buffer.substr(0, kTestBlockSize) == bytes.substr(0, kTestBlockSize));
   Result<size_t> second = (*reader)->Read(std::as_writable_bytes(std::span(buffer)));
-  CHECK(second.status().code() == "corrupt");
+  CHECK(second.status().code() == ErrorCode::kCorrupt);
 }
 
 TEST_CASE("an object with a damaged manifest is reported and can be deleted or rewritten",
@@ -93,15 +93,15 @@ TEST_CASE("an object with a damaged manifest is reported and can be deleted or r
     REQUIRE(raw.db()->Put(rocksdb::WriteOptions(), raw.family("meta"), "o/obj", "garbage").ok());
   }
   std::unique_ptr<Store> store = OpenStore(options);
-  CHECK(store->Stat("obj").status().code() == "corrupt");
-  CHECK(store->GetObject("obj").status().code() == "corrupt");
+  CHECK(store->Stat("obj").status().code() == ErrorCode::kCorrupt);
+  CHECK(store->GetObject("obj").status().code() == ErrorCode::kCorrupt);
   SECTION("rewritten") {
     REQUIRE(store->PutObject("obj", "repaired").ok());
     CHECK(store->GetObject("obj").value() == "repaired");
   }
   SECTION("deleted") {
     REQUIRE(store->DeleteObject("obj").ok());
-    CHECK(store->Stat("obj").status().code() == "not_found");
+    CHECK(store->Stat("obj").status().code() == ErrorCode::kNotFound);
   }
 }
 

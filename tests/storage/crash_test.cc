@@ -159,7 +159,7 @@ TEST_CASE("a crash before commit leaves committed objects intact and nothing els
     INFO(committed.status().ToString());
     REQUIRE(committed.ok());
     CHECK(*committed == kCommitted);
-    CHECK(store->Stat("uncommitted").status().code() == "not_found");
+    CHECK(store->Stat("uncommitted").status().code() == ErrorCode::kNotFound);
     CHECK(store->ListObjects("").value() == std::vector<std::string>{"committed"});
   }
 

@@ -112,7 +112,7 @@ TEST_CASE("a range starting past the end of an object is refused", "[storage]") 
   REQUIRE(store->PutObject("obj", "0123456789").ok());
   Result<std::string> range = store->ReadRange("obj", 11, 1);
   REQUIRE_FALSE(range.ok());
-  CHECK(range.status().code() == "invalid_argument");
+  CHECK(range.status().code() == ErrorCode::kInvalidArgument);
   Result<std::string> at_end = store->ReadRange("obj", 10, 5);
   REQUIRE(at_end.ok());
   CHECK(at_end->empty());
@@ -144,16 +144,16 @@ TEST_CASE("a reader seeks anywhere in an object and streams from there", "[stora
   CHECK(*n == 0);
 
   Status past_end = r.Seek(bytes.size() + 1);
-  CHECK(past_end.code() == "invalid_argument");
+  CHECK(past_end.code() == ErrorCode::kInvalidArgument);
 }
 
 TEST_CASE("a missing object is reported as not_found and deleting it is fine", "[storage]") {
   TempDir dir;
   std::unique_ptr<Store> store = OpenStore(TestOptions(dir));
-  CHECK(store->Stat("nope").status().code() == "not_found");
-  CHECK(store->GetObject("nope").status().code() == "not_found");
-  CHECK(store->OpenObject("nope").status().code() == "not_found");
-  CHECK(store->ReadRange("nope", 0, 1).status().code() == "not_found");
+  CHECK(store->Stat("nope").status().code() == ErrorCode::kNotFound);
+  CHECK(store->GetObject("nope").status().code() == ErrorCode::kNotFound);
+  CHECK(store->OpenObject("nope").status().code() == ErrorCode::kNotFound);
+  CHECK(store->ReadRange("nope", 0, 1).status().code() == ErrorCode::kNotFound);
   CHECK(store->DeleteObject("nope").ok());
 }
 
@@ -162,18 +162,18 @@ TEST_CASE("invalid names and options are refused with invalid_argument", "[stora
   Options options = TestOptions(dir);
   SECTION("a zero block size") {
     options.block_size = 0;
-    CHECK(Store::Open(options).status().code() == "invalid_argument");
+    CHECK(Store::Open(options).status().code() == ErrorCode::kInvalidArgument);
   }
   SECTION("an empty directory") {
     options.dir.clear();
-    CHECK(Store::Open(options).status().code() == "invalid_argument");
+    CHECK(Store::Open(options).status().code() == ErrorCode::kInvalidArgument);
   }
   SECTION("empty and oversized object names") {
     std::unique_ptr<Store> store = OpenStore(options);
-    CHECK(store->PutObject("", "x").code() == "invalid_argument");
-    CHECK(store->CreateObject("").status().code() == "invalid_argument");
-    CHECK(store->PutObject(std::string(5000, 'n'), "x").code() == "invalid_argument");
-    CHECK(store->PutMeta("", "x").code() == "invalid_argument");
+    CHECK(store->PutObject("", "x").code() == ErrorCode::kInvalidArgument);
+    CHECK(store->CreateObject("").status().code() == ErrorCode::kInvalidArgument);
+    CHECK(store->PutObject(std::string(5000, 'n'), "x").code() == ErrorCode::kInvalidArgument);
+    CHECK(store->PutMeta("", "x").code() == ErrorCode::kInvalidArgument);
   }
 }
 
@@ -184,8 +184,8 @@ TEST_CASE("a writer refuses to append or commit again after its commit", "[stora
   REQUIRE(writer.ok());
   REQUIRE((*writer)->Append("abc").ok());
   REQUIRE((*writer)->Commit().ok());
-  CHECK((*writer)->Append("more").code() == "invalid_argument");
-  CHECK((*writer)->Commit().code() == "invalid_argument");
+  CHECK((*writer)->Append("more").code() == ErrorCode::kInvalidArgument);
+  CHECK((*writer)->Commit().code() == ErrorCode::kInvalidArgument);
   writer->reset();  // destroying a committed writer must not abandon the object
   Result<std::string> read = store->GetObject("obj");
   REQUIRE(read.ok());

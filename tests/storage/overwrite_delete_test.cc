@@ -63,7 +63,7 @@ TEST_CASE("deleting an object removes every one of its blocks", "[storage]") {
     REQUIRE(store->PutObject("gone", TestBytes(4 * kTestBlockSize + 1, 1)).ok());
     REQUIRE(store->PutObject("kept", TestBytes(kTestBlockSize + 1, 2)).ok());
     REQUIRE(store->DeleteObject("gone").ok());
-    CHECK(store->Stat("gone").status().code() == "not_found");
+    CHECK(store->Stat("gone").status().code() == ErrorCode::kNotFound);
     CHECK(store->ListObjects("").value() == std::vector<std::string>{"kept"});
   }
   CHECK(BlockKeys(options).size() == 2);  // only "kept"'s
@@ -102,9 +102,9 @@ TEST_CASE("an abandoned writer leaves neither an object nor blocks behind", "[st
       Result<std::unique_ptr<ObjectWriter>> writer = store->CreateObject("abandoned");
       REQUIRE(writer.ok());
       REQUIRE((*writer)->Append(TestBytes(3 * kTestBlockSize + 1, 1)).ok());
-      CHECK(store->Stat("abandoned").status().code() == "not_found");
+      CHECK(store->Stat("abandoned").status().code() == ErrorCode::kNotFound);
     }
-    CHECK(store->Stat("abandoned").status().code() == "not_found");
+    CHECK(store->Stat("abandoned").status().code() == ErrorCode::kNotFound);
     CHECK(store->ListObjects("").value() == std::vector<std::string>{"kept"});
   }
   CHECK(BlockKeys(options).size() == 1);

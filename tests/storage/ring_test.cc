@@ -9,6 +9,7 @@
 #include "corpus.h"
 #include "zerofarm/storage/node_protocol.h"
 
+using zerofarm::ErrorCode;
 using zerofarm::storage::Ring;
 using zerofarm::storage::RingNode;
 using zerofarm::storage::RingOptions;
@@ -113,7 +114,7 @@ TEST_CASE("the ring file round-trips and a damaged one is refused with a reason"
     t.replace(at, from.size(), to);
     auto r = Ring::Parse(t);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == "corrupt_ring");
+    CHECK(r.status().code() == ErrorCode::kCorruptRing);
     return r.status().message();
   };
   CHECK(damaged("zerofarm-ring 1", "zerofarm-ring 9").find("version") != std::string::npos);
@@ -153,7 +154,7 @@ TEST_CASE("a saved ring file loads back identical", "[ring]") {
   auto loaded = Ring::Load(path);
   REQUIRE(loaded.ok());
   CHECK(loaded->ToText() == ring.ToText());
-  CHECK(Ring::Load((scratch->path() / "missing").string()).status().code() == "io_error");
+  CHECK(Ring::Load((scratch->path() / "missing").string()).status().code() == ErrorCode::kIoError);
 }
 
 TEST_CASE("a name is placed by its part before the first '#', and names without one hash whole",

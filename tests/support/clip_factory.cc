@@ -238,7 +238,7 @@ Status RunFfmpeg(Args args, const fs::path& prev, const fs::path& out) {
   argv.push_back(out.string());
   CommandResult r = RunCommand(argv, kGenerateTimeout);
   if (!r.succeeded()) {
-    return Status::Error("clip_generation_failed",
+    return Status::Error(ErrorCode::kClipGenerationFailed,
                          FormatCommand(argv) + ": " + r.DescribeEnd() + ": " + r.err);
   }
   return Status::Ok();
@@ -248,13 +248,13 @@ Status WriteBytes(const fs::path& path, const std::vector<char>& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
-  if (!out) return Status::Error("write_failed", "cannot write " + path.string());
+  if (!out) return Status::Error(ErrorCode::kWriteFailed, "cannot write " + path.string());
   return Status::Ok();
 }
 
 Result<std::vector<char>> ReadBytes(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("open_failed", "cannot open " + path.string());
+  if (!in) return Status::Error(ErrorCode::kOpenFailed, "cannot open " + path.string());
   return std::vector<char>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
@@ -276,13 +276,15 @@ Result<uint64_t> BoxOffset(const std::vector<char>& bytes, const std::string& ty
     if (size < 8) break;
     pos += size;
   }
-  return Status::Error("no_box", "no top-level '" + type + "' box");
+  return Status::Error(ErrorCode::kNoBox, "no top-level '" + type + "' box");
 }
 
 Status Rename(const fs::path& from, const fs::path& to) {
   std::error_code ec;
   fs::rename(from, to, ec);
-  if (ec) return Status::Error("io_error", "cannot rename " + from.string() + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError,
+                         "cannot rename " + from.string() + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -295,7 +297,7 @@ Status Finish(Post post, const fs::path& made, const fs::path& out) {
       if (!info.ok()) return info.status();
       const StreamInfo* v = info->First("video");
       if (v == nullptr || (v->rotation != 90 && v->rotation != -90 && v->rotation != 270)) {
-        return Status::Error("clip_generation_failed",
+        return Status::Error(ErrorCode::kClipGenerationFailed,
                              "the rotate=90 metadata did not become a display matrix");
       }
       return Rename(made, out);
@@ -319,21 +321,23 @@ Status Finish(Post post, const fs::path& made, const fs::path& out) {
       if (!bytes.ok()) return bytes.status();
       auto moov = BoxOffset(*bytes, "moov");
       auto mdat = BoxOffset(*bytes, "mdat");
-      if (!moov.ok() || !mdat.ok()) return Status::Error("clip_generation_failed", "no moov/mdat");
+      if (!moov.ok() || !mdat.ok())
+        return Status::Error(ErrorCode::kClipGenerationFailed, "no moov/mdat");
       uint64_t cut = 0;
       if (post == Post::kCutHalf) {
         if (*moov > *mdat)
-          return Status::Error("clip_generation_failed", "moov is not at the front");
+          return Status::Error(ErrorCode::kClipGenerationFailed, "moov is not at the front");
         cut = bytes->size() / 2;
       } else {
-        if (*moov < *mdat) return Status::Error("clip_generation_failed", "moov is not at the end");
+        if (*moov < *mdat)
+          return Status::Error(ErrorCode::kClipGenerationFailed, "moov is not at the end");
         cut = *moov;
       }
       bytes->resize(cut);
       return WriteBytes(out, *bytes);
     }
   }
-  return Status::Error("clip_generation_failed", "unknown post-processing step");
+  return Status::Error(ErrorCode::kClipGenerationFailed, "unknown post-processing step");
 }
 
 }  // namespace
@@ -362,7 +366,9 @@ Result<fs::path> MakeClip(Clip clip) {
   std::error_code ec;
   if (fs::is_regular_file(out, ec)) return out;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Error("io_error", "cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError,
+                         "cannot create " + dir.string() + ": " + ec.message());
 
   // Private names for this process; the finished clip is renamed into place atomically.
   const std::string unique = std::to_string(::getpid());
@@ -399,7 +405,9 @@ Result<fs::path> MakeCachedClip(const std::string& name, const std::vector<std::
   std::error_code ec;
   if (fs::is_regular_file(out, ec)) return out;
   fs::create_directories(dir, ec);
-  if (ec) return Status::Error("io_error", "cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError,
+                         "cannot create " + dir.string() + ": " + ec.message());
   const fs::path part = dir / (stem + ".part-" + std::to_string(::getpid()) + ext);
   Status status = RunFfmpeg(Concat({{"-nostdin", "-v", "error", "-y"}, args}), {}, part);
   if (status.ok()) status = Rename(part, out);

@@ -34,7 +34,8 @@ std::optional<std::filesystem::path> CorpusDir() {
 
 Result<std::vector<CorpusEntry>> ReadCorpusManifest(const std::filesystem::path& dir) {
   std::ifstream in(dir / "MANIFEST.tsv");
-  if (!in) return Status::Error("open_failed", "cannot open " + (dir / "MANIFEST.tsv").string());
+  if (!in)
+    return Status::Error(ErrorCode::kOpenFailed, "cannot open " + (dir / "MANIFEST.tsv").string());
   std::vector<CorpusEntry> entries;
   std::string line;
   int line_no = 0;
@@ -44,23 +45,25 @@ Result<std::vector<CorpusEntry>> ReadCorpusManifest(const std::filesystem::path&
     if (line.empty() || line_no == 1) continue;  // the header: file expect frames what
     auto fields = SplitTabs(line);
     if (fields.size() < 3) {
-      return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
-                                               ": expected at least 3 tab-separated fields");
+      return Status::Error(ErrorCode::kBadManifest,
+                           "MANIFEST.tsv line " + std::to_string(line_no) +
+                               ": expected at least 3 tab-separated fields");
     }
     CorpusEntry e;
     e.file = fields[0];
     if (fields[1] == "transcode") {
       e.transcode = true;
     } else if (fields[1] != "reject") {
-      return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
-                                               ": expect is neither transcode nor reject");
+      return Status::Error(ErrorCode::kBadManifest, "MANIFEST.tsv line " + std::to_string(line_no) +
+                                                        ": expect is neither transcode nor reject");
     }
     if (e.transcode) {
       char* end = nullptr;
       long long n = std::strtoll(fields[2].c_str(), &end, 10);
       if (fields[2].empty() || *end != '\0' || n <= 0) {
-        return Status::Error("bad_manifest", "MANIFEST.tsv line " + std::to_string(line_no) +
-                                                 ": a transcode entry needs a frame count");
+        return Status::Error(ErrorCode::kBadManifest,
+                             "MANIFEST.tsv line " + std::to_string(line_no) +
+                                 ": a transcode entry needs a frame count");
       }
       e.frames = n;
     }

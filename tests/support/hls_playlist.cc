@@ -34,14 +34,14 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
 
 Status CheckHeader(const std::vector<std::string_view>& lines) {
   if (lines.empty() || lines.front() != "#EXTM3U") {
-    return Status::Error("bad_playlist", "the playlist does not start with #EXTM3U");
+    return Status::Error(ErrorCode::kBadPlaylist, "the playlist does not start with #EXTM3U");
   }
   return Status::Ok();
 }
 
 Result<std::string> ReadWhole(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("open_failed", "cannot open " + path.string());
+  if (!in) return Status::Error(ErrorCode::kOpenFailed, "cannot open " + path.string());
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -55,7 +55,8 @@ Result<HlsAttributes> ParseHlsAttributes(std::string_view text) {
   while (i < text.size()) {
     auto eq = text.find('=', i);
     if (eq == std::string_view::npos) {
-      return Status::Error("bad_attributes", "attribute without '=' in: " + std::string(text));
+      return Status::Error(ErrorCode::kBadAttributes,
+                           "attribute without '=' in: " + std::string(text));
     }
     std::string name(Trim(text.substr(i, eq - i)));
     std::string value;
@@ -63,7 +64,7 @@ Result<HlsAttributes> ParseHlsAttributes(std::string_view text) {
     if (i < text.size() && text[i] == '"') {
       auto close = text.find('"', i + 1);
       if (close == std::string_view::npos) {
-        return Status::Error("bad_attributes",
+        return Status::Error(ErrorCode::kBadAttributes,
                              "unterminated quoted string in: " + std::string(text));
       }
       value = std::string(text.substr(i + 1, close - i - 1));
@@ -75,14 +76,15 @@ Result<HlsAttributes> ParseHlsAttributes(std::string_view text) {
       i = comma == std::string_view::npos ? text.size() : comma;
     }
     if (name.empty())
-      return Status::Error("bad_attributes", "empty attribute name in: " + std::string(text));
+      return Status::Error(ErrorCode::kBadAttributes,
+                           "empty attribute name in: " + std::string(text));
     if (!attrs.emplace(name, value).second) {
-      return Status::Error("bad_attributes",
+      return Status::Error(ErrorCode::kBadAttributes,
                            "attribute " + name + " given twice in: " + std::string(text));
     }
     if (i < text.size()) {
       if (text[i] != ',') {
-        return Status::Error("bad_attributes",
+        return Status::Error(ErrorCode::kBadAttributes,
                              "expected ',' after " + name + " in: " + std::string(text));
       }
       ++i;
@@ -103,7 +105,8 @@ Result<MasterPlaylist> ParseMasterPlaylist(std::string_view text) {
       auto attrs = ParseHlsAttributes(line.substr(kStreamInf.size()));
       if (!attrs.ok()) return attrs.status();
       if (i + 1 >= lines.size() || lines[i + 1].front() == '#') {
-        return Status::Error("bad_playlist", "#EXT-X-STREAM-INF without a URI line after it");
+        return Status::Error(ErrorCode::kBadPlaylist,
+                             "#EXT-X-STREAM-INF without a URI line after it");
       }
       master.variants.push_back({std::move(*attrs), std::string(lines[i + 1])});
       ++i;
@@ -112,7 +115,8 @@ Result<MasterPlaylist> ParseMasterPlaylist(std::string_view text) {
       if (!attrs.ok()) return attrs.status();
       master.media.push_back(std::move(*attrs));
     } else if (StartsWith(line, "#EXTINF")) {
-      return Status::Error("bad_playlist", "a master playlist with #EXTINF (a media playlist?)");
+      return Status::Error(ErrorCode::kBadPlaylist,
+                           "a master playlist with #EXTINF (a media playlist?)");
     }
   }
   return master;
@@ -144,25 +148,26 @@ Result<MediaPlaylist> ParseMediaPlaylist(std::string_view text) {
     } else if (line == "#EXT-X-ENDLIST") {
       playlist.ended = true;
     } else if (StartsWith(line, "#EXT-X-STREAM-INF")) {
-      return Status::Error("bad_playlist", "a media playlist with #EXT-X-STREAM-INF");
+      return Status::Error(ErrorCode::kBadPlaylist, "a media playlist with #EXT-X-STREAM-INF");
     } else if (StartsWith(line, kInf)) {
       std::string value(line.substr(kInf.size()));
       char* end = nullptr;
       double duration = std::strtod(value.c_str(), &end);
       if (end == value.c_str()) {
-        return Status::Error("bad_playlist", "unreadable duration in " + std::string(line));
+        return Status::Error(ErrorCode::kBadPlaylist,
+                             "unreadable duration in " + std::string(line));
       }
       // Skip tags between #EXTINF and its URI (e.g. #EXT-X-BYTERANGE, #EXT-X-DISCONTINUITY).
       size_t j = i + 1;
       while (j < lines.size() && lines[j].front() == '#') ++j;
       if (j >= lines.size()) {
-        return Status::Error("bad_playlist", "#EXTINF without a segment URI after it");
+        return Status::Error(ErrorCode::kBadPlaylist, "#EXTINF without a segment URI after it");
       }
       playlist.segments.push_back({duration, std::string(lines[j])});
       i = j;
     }
   }
-  if (!have_target) return Status::Error("bad_playlist", "no #EXT-X-TARGETDURATION");
+  if (!have_target) return Status::Error(ErrorCode::kBadPlaylist, "no #EXT-X-TARGETDURATION");
   return playlist;
 }
 

@@ -23,8 +23,8 @@ std::string EnvOr(const char* name, const char* fallback) {
 Status ToolError(const std::vector<std::string>& argv, const CommandResult& r) {
   std::string err = r.err;
   if (err.size() > 2000) err = err.substr(0, 2000) + "...";
-  return Status::Error("tool_failed", FormatCommand(argv) + ": " + r.DescribeEnd() +
-                                          (err.empty() ? "" : ": ") + err);
+  return Status::Error(ErrorCode::kToolFailed, FormatCommand(argv) + ": " + r.DescribeEnd() +
+                                                   (err.empty() ? "" : ": ") + err);
 }
 
 // Runs an ffprobe command and parses its JSON output.
@@ -33,7 +33,7 @@ Result<json> RunProbe(const std::vector<std::string>& argv, std::string* stderr_
   if (!r.succeeded()) return ToolError(argv, r);
   json doc = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) {
-    return Status::Error("bad_json", FormatCommand(argv) + ": output is not JSON");
+    return Status::Error(ErrorCode::kBadJson, FormatCommand(argv) + ": output is not JSON");
   }
   if (stderr_text != nullptr) *stderr_text = r.err;
   return doc;
@@ -175,7 +175,7 @@ Result<VideoFrames> ProbeVideoFrames(const std::string& path) {
   if (!doc.ok()) return doc.status();
   auto streams = doc->find("streams");
   if (streams == doc->end() || !streams->is_array() || streams->empty()) {
-    return Status::Error("no_video_stream", path + ": no video stream");
+    return Status::Error(ErrorCode::kNoVideoStream, path + ": no video stream");
   }
   if (auto frames = doc->find("frames"); frames != doc->end() && frames->is_array()) {
     result.frames.reserve(frames->size());
@@ -282,10 +282,10 @@ Result<int64_t> CountDecodedFrames(const std::string& path) {
   if (!doc.ok()) return doc.status();
   auto streams = doc->find("streams");
   if (streams == doc->end() || !streams->is_array() || streams->empty()) {
-    return Status::Error("no_video_stream", path + ": no video stream");
+    return Status::Error(ErrorCode::kNoVideoStream, path + ": no video stream");
   }
   auto n = NumberAt(streams->front(), "nb_read_frames");
-  if (!n) return Status::Error("no_count", path + ": ffprobe gave no nb_read_frames");
+  if (!n) return Status::Error(ErrorCode::kNoCount, path + ": ffprobe gave no nb_read_frames");
   return static_cast<int64_t>(std::llround(*n));
 }
 
@@ -310,7 +310,7 @@ Status DecodesCleanly(const std::string& path, const std::vector<std::string>& e
 
 Result<std::vector<std::string>> TopLevelBoxes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("open_failed", "cannot open " + path);
+  if (!in) return Status::Error(ErrorCode::kOpenFailed, "cannot open " + path);
   in.seekg(0, std::ios::end);
   const uint64_t file_size = static_cast<uint64_t>(in.tellg());
   std::vector<std::string> types;
@@ -330,8 +330,9 @@ Result<std::vector<std::string>> TopLevelBoxes(const std::string& path) {
       size = file_size - pos;
     }
     if (size < 8) {
-      return Status::Error("bad_box", path + ": box '" + type + "' at " + std::to_string(pos) +
-                                          " has size " + std::to_string(size));
+      return Status::Error(ErrorCode::kBadBox, path + ": box '" + type + "' at " +
+                                                   std::to_string(pos) + " has size " +
+                                                   std::to_string(size));
     }
     types.push_back(type);
     pos += size;
@@ -344,7 +345,7 @@ Result<bool> IsFaststart(const std::string& path) {
   if (!boxes.ok()) return boxes.status();
   auto moov = std::find(boxes->begin(), boxes->end(), "moov");
   auto mdat = std::find(boxes->begin(), boxes->end(), "mdat");
-  if (moov == boxes->end()) return Status::Error("no_moov", path + ": no moov box");
+  if (moov == boxes->end()) return Status::Error(ErrorCode::kNoMoov, path + ": no moov box");
   return mdat == boxes->end() || moov < mdat;
 }
 

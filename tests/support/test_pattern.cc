@@ -15,7 +15,8 @@ Result<std::filesystem::path> MakeTestPattern(const std::filesystem::path& dir, 
   const std::filesystem::path clip = dir / "clip.mp4";
   std::error_code ec;
   std::filesystem::copy_file(*cached, clip, std::filesystem::copy_options::overwrite_existing, ec);
-  if (ec) return Status::Error("io_error", "cannot copy the test pattern: " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError, "cannot copy the test pattern: " + ec.message());
   return clip;
 }
 

@@ -217,7 +217,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     FileSource src(std::string{});
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == "empty_input");
+    CHECK(r.status().code() == ErrorCode::kEmptyInput);
   }
   SECTION("random bytes") {
     std::mt19937 rng(7);
@@ -226,7 +226,8 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     FileSource src(bytes);
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
-    CHECK((r.status().code() == "not_media" || r.status().code() == "corrupt_container"));
+    CHECK((r.status().code() == ErrorCode::kNotMedia ||
+           r.status().code() == ErrorCode::kCorruptContainer));
   }
   SECTION("audio only") {
     auto made =
@@ -236,7 +237,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     FileSource src(a);
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == "no_video_stream");
+    CHECK(r.status().code() == ErrorCode::kNoVideoStream);
     CHECK_THAT(r.status().message(), Catch::Contains("no video stream"));
   }
   SECTION("an MP4 cut before its index") {
@@ -245,7 +246,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == "truncated");
+    CHECK(r.status().code() == ErrorCode::kTruncated);
   }
   SECTION("an MP4 with its index first, cut in the middle of its media") {
     auto clip = MakeClip("cutfs.mp4", 4, {"-g", "25", "-movflags", "+faststart"});
@@ -253,7 +254,7 @@ TEST_CASE("garbage, empty and audio-only inputs are refused with the reason",
     FileSource src(whole.bytes().substr(0, whole.bytes().size() / 2));
     auto r = Ingest(src, *store, opt, nullptr);
     REQUIRE_FALSE(r.ok());
-    CHECK(r.status().code() == "truncated");
+    CHECK(r.status().code() == ErrorCode::kTruncated);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 using namespace zerofarm::transcode;
+using zerofarm::ErrorCode;
 
 TEST_CASE("a 1080p landscape source gets the whole default ladder at 16:9", "[transcode][ladder]") {
   auto rungs = PlanLadder({1080, 720, 480, 360}, 1920, 1080, 30);
@@ -74,7 +75,7 @@ TEST_CASE("a ladder with more rungs than a worker has channels is refused when p
   for (int h = 100; h < 400; ++h) spec += std::to_string(h) + "p,";
   auto huge = ParseLadder(spec);
   REQUIRE_FALSE(huge.ok());
-  CHECK(huge.status().code() == "invalid_argument");
+  CHECK(huge.status().code() == ErrorCode::kInvalidArgument);
   CHECK(huge.status().message().find("300 rungs") != std::string::npos);
   std::string fits;
   for (size_t i = 0; i < kMaxRungs; ++i) fits += std::to_string(100 + i) + "p,";

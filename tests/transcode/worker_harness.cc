@@ -12,14 +12,14 @@ namespace zerofarm::transcode::worker_test {
 namespace {
 
 Status AvError(const std::string& what, int err) {
-  return Status::Error("av_error", what + ": " + AvErrorString(err));
+  return Status::Error(ErrorCode::kAvError, what + ": " + AvErrorString(err));
 }
 
 // Decodes packets with a libavcodec decoder into pictures (luma copied).
 Result<std::vector<DecodedPicture>> DecodeWith(AVCodecID id, const std::vector<Packet>& packets,
                                                AVRational time_base) {
   const AVCodec* codec = avcodec_find_decoder(id);
-  if (!codec) return Status::Error("av_error", "no decoder");
+  if (!codec) return Status::Error(ErrorCode::kAvError, "no decoder");
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
   ctx->pkt_timebase = time_base;
   ctx->thread_count = 1;
@@ -99,8 +99,8 @@ Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
   namespace sb = zerofarm::sandbox;
   // The worker runs as in the product: its sealed bytes, validated once, in the sandbox.
   struct Loaded {
-    Result<sb::SealedProgram> program = Status::Error("internal", "not loaded");
-    Result<sb::ValidationReport> verdict = Status::Error("internal", "not validated");
+    Result<sb::SealedProgram> program = Status::Error(ErrorCode::kInternal, "not loaded");
+    Result<sb::ValidationReport> verdict = Status::Error(ErrorCode::kInternal, "not validated");
   };
   static const Loaded* loaded = [] {
     auto* l = new Loaded;
@@ -127,7 +127,7 @@ Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
   auto report = sb::RunSandboxed(spec);
   if (!report.ok()) return report.status();
   if (report->stopped_by == sandbox::StopRule::kTimeout)
-    return Status::Error("timeout", "the worker did not finish in time");
+    return Status::Error(ErrorCode::kTimeout, "the worker did not finish in time");
   WorkerRun run;
   run.outputs.resize(static_cast<size_t>(output_count));
   for (auto& c : report->channels) {
@@ -169,7 +169,7 @@ Result<DecodedPicture> DecodeJpeg(const std::string& bytes) {
   packet.flags = kPacketKey;
   auto pictures = DecodeWith(AV_CODEC_ID_MJPEG, {packet}, AVRational{1, 25});
   if (!pictures.ok()) return pictures.status();
-  if (pictures->size() != 1) return Status::Error("av_error", "not exactly one picture");
+  if (pictures->size() != 1) return Status::Error(ErrorCode::kAvError, "not exactly one picture");
   return std::move((*pictures)[0]);
 }
 

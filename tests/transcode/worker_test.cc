@@ -156,6 +156,27 @@ std::string RandomBytes(size_t n, uint32_t seed) {
   return out;
 }
 
+TEST_CASE("a worker report carries its error code by name, and an unknown name is malformed",
+          "[worker]") {
+  WorkerReport failed;
+  failed.ok = false;
+  failed.error_code = ErrorCode::kUnsupportedCodec;
+  failed.error_message = "no decoder";
+  const std::string json = ToJson(failed);
+  CHECK(json.find(R"("code":"unsupported_codec")") != std::string::npos);
+  auto back = WorkerReportFromJson(json);
+  REQUIRE(back.ok());
+  CHECK(back->error_code == ErrorCode::kUnsupportedCodec);
+  CHECK(back->error_message == "no decoder");
+  // No code reads as internal, as it always has.
+  auto bare = WorkerReportFromJson(R"({"ok":false,"error":{"message":"x"}})");
+  REQUIRE(bare.ok());
+  CHECK(bare->error_code == ErrorCode::kInternal);
+  CHECK(WorkerReportFromJson(R"({"ok":false,"error":{"code":"nope","message":"x"}})")
+            .status()
+            .code() == ErrorCode::kInvalidArgument);
+}
+
 TEST_CASE("the worker encodes every frame into every rung, each opening with its only keyframe",
           "[worker]") {
   const DemuxedStream source = MustDemux(TestClip(), 'v');
@@ -289,7 +310,7 @@ TEST_CASE("a codec outside the allow-list is refused as unsupported_codec", "[wo
   Outcome o = Run("video", ToJson(TaskFor({Rung("180p", 320, 180)})), source.Serialize(), 1);
   CHECK(o.run.exit_code == 1);
   CHECK_FALSE(o.report.ok);
-  CHECK(o.report.error_code == "unsupported_codec");
+  CHECK(o.report.error_code == ErrorCode::kUnsupportedCodec);
   CHECK_THAT(o.report.error_message, Catch::Contains("bmp"));
 }
 
@@ -298,18 +319,18 @@ TEST_CASE("bytes that are not a packet stream are refused as bad_stream", "[work
   SECTION("random bytes") {
     Outcome o = Run("video", task, RandomBytes(64 << 10, 7), 1);
     CHECK(o.run.exit_code == 1);
-    CHECK(o.report.error_code == "bad_stream");
+    CHECK(o.report.error_code == ErrorCode::kBadStream);
   }
   SECTION("no bytes at all") {
     Outcome o = Run("video", task, "", 1);
     CHECK(o.run.exit_code == 1);
-    CHECK(o.report.error_code == "bad_stream");
+    CHECK(o.report.error_code == ErrorCode::kBadStream);
   }
   SECTION("a stream cut inside a packet") {
     const std::string whole = MustDemux(TestClip(), 'v').Serialize();
     Outcome o = Run("video", task, whole.substr(0, whole.size() / 2 + 3), 1);
     CHECK(o.run.exit_code == 1);
-    CHECK(o.report.error_code == "bad_stream");
+    CHECK(o.report.error_code == ErrorCode::kBadStream);
   }
 }
 
@@ -319,7 +340,7 @@ TEST_CASE("packets that do not decode make the task undecodable", "[worker]") {
     source.packets[i].data = RandomBytes(source.packets[i].data.size(), static_cast<uint32_t>(i));
   Outcome o = Run("video", ToJson(TaskFor({Rung("180p", 320, 180)})), source.Serialize(), 1);
   CHECK(o.run.exit_code == 1);
-  CHECK(o.report.error_code == "undecodable");
+  CHECK(o.report.error_code == ErrorCode::kUndecodable);
 }
 
 TEST_CASE("frames larger than 8192 pixels on a side are refused as unsupported", "[worker]") {
@@ -327,7 +348,7 @@ TEST_CASE("frames larger than 8192 pixels on a side are refused as unsupported",
   source.header.width = 8200;
   Outcome o = Run("video", ToJson(TaskFor({Rung("180p", 320, 180)})), source.Serialize(), 1);
   CHECK(o.run.exit_code == 1);
-  CHECK(o.report.error_code == "unsupported");
+  CHECK(o.report.error_code == ErrorCode::kUnsupported);
 }
 
 TEST_CASE("a task the worker cannot carry out is an internal error, not the input's fault",
@@ -336,7 +357,7 @@ TEST_CASE("a task the worker cannot carry out is an internal error, not the inpu
   task.preset = "warp9";
   Outcome o = Run("video", ToJson(task), MustDemux(TestClip(), 'v').Serialize(), 1);
   CHECK(o.run.exit_code == 2);
-  CHECK(o.report.error_code == "invalid_task");
+  CHECK(o.report.error_code == ErrorCode::kInvalidTask);
 }
 
 TEST_CASE("audio comes out as 48 kHz stereo AAC-LC as long as the input", "[worker]") {
@@ -379,7 +400,7 @@ TEST_CASE("audio in a codec outside the allow-list is refused as unsupported_cod
   task.output_fd = 3;
   Outcome o = Run("audio", ToJson(task), source.Serialize(), 1);
   CHECK(o.run.exit_code == 1);
-  CHECK(o.report.error_code == "unsupported_codec");
+  CHECK(o.report.error_code == ErrorCode::kUnsupportedCodec);
 }
 
 TEST_CASE("real corpus clips transcode frame-exactly and broken ones are refused",
@@ -413,7 +434,7 @@ TEST_CASE("real corpus clips transcode frame-exactly and broken ones are refused
   Outcome o = Run("video", ToJson(task), source.Serialize(), 1);
   if (!entry.transcode) {
     CHECK(o.run.exit_code == 1);
-    CHECK(o.report.error_code == "undecodable");
+    CHECK(o.report.error_code == ErrorCode::kUndecodable);
     return;
   }
   REQUIRE(o.run.exit_code == 0);

@@ -19,7 +19,7 @@ Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return Status::Error("invalid_argument", "not a regular file");
+    return Status::Error(ErrorCode::kInvalidArgument, "not a regular file");
   }
   return std::unique_ptr<FileSource>(new FileSource(fd, static_cast<uint64_t>(st.st_size)));
 }

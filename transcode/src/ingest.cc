@@ -90,7 +90,7 @@ class TeeReader {
       std::string gap(std::min<uint64_t>(kTeeStep, at - have), '\0');
       auto n = source_.ReadAt(have, std::as_writable_bytes(std::span(gap.data(), gap.size())));
       if (!n.ok()) return n.status();
-      if (*n == 0) return Status::Error("io_error", "source ended inside a seek gap");
+      if (*n == 0) return Status::Error(ErrorCode::kIoError, "source ended inside a seek gap");
       ZF_RETURN_IF_ERROR(sink_.Append(std::string_view(gap.data(), *n)));
       have += *n;
     }
@@ -344,25 +344,27 @@ bool IsEncrypted(const AVStream& st) {
 }
 
 Status OpenError(int err, const std::string& logged, uint64_t size_hint) {
-  if (size_hint == 0) return Status::Error("empty_input", "not a media file: the file is empty");
+  if (size_hint == 0)
+    return Status::Error(ErrorCode::kEmptyInput, "not a media file: the file is empty");
   std::string detail = logged.empty() ? AvErrorString(err) : logged;
   if (logged.find("moov atom not found") != std::string::npos)
-    return Status::Error("truncated",
+    return Status::Error(ErrorCode::kTruncated,
                          "truncated: the MP4 index (moov) is missing, the file was cut short");
   if (err == AVERROR_INVALIDDATA && logged.empty())
-    return Status::Error("not_media", "not a media file: no known container format recognised");
+    return Status::Error(ErrorCode::kNotMedia,
+                         "not a media file: no known container format recognised");
   if (err == AVERROR_INVALIDDATA)
-    return Status::Error("corrupt_container", "corrupt container: " + detail);
-  return Status::Error("not_media", "not a media file: " + detail);
+    return Status::Error(ErrorCode::kCorruptContainer, "corrupt container: " + detail);
+  return Status::Error(ErrorCode::kNotMedia, "not a media file: " + detail);
 }
 
 // Refuses chunk and head lengths out of range.
 Status CheckIngestOptions(const IngestOptions& options) {
   if (options.chunk_seconds < 0.5 || options.chunk_seconds > 60)
-    return Status::Error("invalid_argument", "chunk seconds must be within 0.5-60");
+    return Status::Error(ErrorCode::kInvalidArgument, "chunk seconds must be within 0.5-60");
   for (double h : options.head_seconds)
     if (!(h >= 0.5 && h <= options.chunk_seconds))
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "head segment seconds must be within 0.5 and the chunk seconds");
   return Status::Ok();
 }
@@ -380,17 +382,17 @@ Status OpenDemuxer(TeeReader& tee, const AvLogCapture& log, std::optional<uint64
                    Demuxer* d) {
   {
     auto* buf = static_cast<unsigned char*>(av_malloc(kAvioBufferSize));
-    if (!buf) return Status::Error("internal", "out of memory");
+    if (!buf) return Status::Error(ErrorCode::kInternal, "out of memory");
     d->avio.reset(
         avio_alloc_context(buf, kAvioBufferSize, 0, &tee, &ReadPacket, nullptr, &SeekPacket));
     if (!d->avio) {
       av_free(buf);
-      return Status::Error("internal", "out of memory");
+      return Status::Error(ErrorCode::kInternal, "out of memory");
     }
   }
   {
     AVFormatContext* raw = avformat_alloc_context();
-    if (!raw) return Status::Error("internal", "out of memory");
+    if (!raw) return Status::Error(ErrorCode::kInternal, "out of memory");
     raw->pb = d->avio.get();
     raw->flags |= AVFMT_FLAG_CUSTOM_IO;
     int err = avformat_open_input(&raw, nullptr, nullptr, nullptr);  // frees raw on failure
@@ -403,7 +405,7 @@ Status OpenDemuxer(TeeReader& tee, const AvLogCapture& log, std::optional<uint64
   if (int err = avformat_find_stream_info(d->fmt.get(), nullptr); err < 0) {
     if (!tee.error().ok()) return tee.error();
     return Status::Error(
-        "corrupt_container",
+        ErrorCode::kCorruptContainer,
         "corrupt container: " + (log.last_error().empty() ? AvErrorString(err) : log.last_error()));
   }
   return Status::Ok();
@@ -444,21 +446,24 @@ Result<StreamChoice> SelectStreams(AVFormatContext& fmt, SourceInfo* source) {
   std::string found;
   StreamChoice c = FindStreams(fmt, &found);
   if (c.video_index < 0)
-    return Status::Error("no_video_stream", "no video stream (the file has " +
-                                                (found.empty() ? "no streams" : found) + ")");
+    return Status::Error(
+        ErrorCode::kNoVideoStream,
+        "no video stream (the file has " + (found.empty() ? "no streams" : found) + ")");
   AVStream* vst = fmt.streams[c.video_index];
   const AVCodecParameters* vpar = vst->codecpar;
   source->video_codec = avcodec_get_name(vpar->codec_id);
   if (IsEncrypted(*vst))
-    return Status::Error("encrypted", "encrypted: the video stream is protected by encryption (" +
-                                          source->video_codec + ")");
+    return Status::Error(
+        ErrorCode::kEncrypted,
+        "encrypted: the video stream is protected by encryption (" + source->video_codec + ")");
   if (!IsSupportedVideoCodec(vpar->codec_id))
-    return Status::Error("unsupported_codec", "unsupported codec: video " + source->video_codec);
+    return Status::Error(ErrorCode::kUnsupportedCodec,
+                         "unsupported codec: video " + source->video_codec);
   if (vpar->width <= 0 || vpar->height <= 0 || vpar->width > kMaxDimension ||
       vpar->height > kMaxDimension)
-    return Status::Error("unsupported_codec", "unsupported codec parameters: frame size " +
-                                                  std::to_string(vpar->width) + "x" +
-                                                  std::to_string(vpar->height));
+    return Status::Error(ErrorCode::kUnsupportedCodec, "unsupported codec parameters: frame size " +
+                                                           std::to_string(vpar->width) + "x" +
+                                                           std::to_string(vpar->height));
   if (c.audio_index >= 0 &&
       !IsSupportedAudioCodec(fmt.streams[c.audio_index]->codecpar->codec_id)) {
     source->warnings.push_back(std::string("the audio track's codec (") +
@@ -553,7 +558,7 @@ class PacketRouter {
 
   Status AddVideo(AVPacket* pkt) {
     if (av_packet_get_side_data(pkt, AV_PKT_DATA_ENCRYPTION_INFO, nullptr))
-      return Status::Error("encrypted", "encrypted: the video packets are encrypted");
+      return Status::Error(ErrorCode::kEncrypted, "encrypted: the video packets are encrypted");
     int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
     if (ts == AV_NOPTS_VALUE) ts = last_video_end_ == INT64_MIN ? 0 : last_video_end_;
     pkt->pts = ts;
@@ -620,19 +625,21 @@ Status CheckReadToEnd(const AVFormatContext& fmt, const AVStream& vst, uint64_t 
                       int read_error, const AvLogCapture& log) {
   if (vord == 0) {
     if (read_error < 0)
-      return Status::Error("truncated", "truncated: no video packet could be read (" +
-                                            AvErrorString(read_error) + ")");
-    return Status::Error("undecodable", "undecodable: the video stream holds no packets");
+      return Status::Error(ErrorCode::kTruncated, "truncated: no video packet could be read (" +
+                                                      AvErrorString(read_error) + ")");
+    return Status::Error(ErrorCode::kUndecodable, "undecodable: the video stream holds no packets");
   }
   // A stream whose index promises more samples than could be read was cut short.
   if (vst.nb_frames > 0 && static_cast<int64_t>(vord) < vst.nb_frames &&
       std::strstr(fmt.iformat->name, "mp4") != nullptr)
-    return Status::Error("truncated", "truncated: the file ends after " + std::to_string(vord) +
-                                          " of " + std::to_string(vst.nb_frames) + " video frames");
+    return Status::Error(ErrorCode::kTruncated,
+                         "truncated: the file ends after " + std::to_string(vord) + " of " +
+                             std::to_string(vst.nb_frames) + " video frames");
   if (read_error < 0 && read_error != AVERROR(EAGAIN))
     return Status::Error(
-        "truncated", "truncated or corrupt after " + std::to_string(vord) + " video packets: " +
-                         (log.last_error().empty() ? AvErrorString(read_error) : log.last_error()));
+        ErrorCode::kTruncated,
+        "truncated or corrupt after " + std::to_string(vord) + " video packets: " +
+            (log.last_error().empty() ? AvErrorString(read_error) : log.last_error()));
   return Status::Ok();
 }
 
@@ -644,7 +651,7 @@ Result<IngestResult> Ingest(ByteSource& source, storage::Store& store, const Ing
   ZF_RETURN_IF_ERROR(CheckIngestOptions(options));
   auto size = source.Size();
   if (size && *size == 0)
-    return Status::Error("empty_input", "not a media file: the file is empty");
+    return Status::Error(ErrorCode::kEmptyInput, "not a media file: the file is empty");
   auto source_writer = store.CreateObject(SourceObjectName(options.prefix));
   if (!source_writer.ok()) return source_writer.status();
   TeeReader tee(source, **source_writer);

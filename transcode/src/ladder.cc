@@ -40,17 +40,17 @@ Result<std::vector<int>> ParseLadder(const std::string& spec) {
     char* end = nullptr;
     long v = std::strtol(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || v < 16 || v > 4320)
-      return Status::Error("invalid_argument",
+      return Status::Error(ErrorCode::kInvalidArgument,
                            "ladder rung '" + item + "' is not a height like 720p (16-4320)");
     out.push_back(static_cast<int>(v));
   }
-  if (out.empty()) return Status::Error("invalid_argument", "the ladder names no rung");
+  if (out.empty()) return Status::Error(ErrorCode::kInvalidArgument, "the ladder names no rung");
   std::sort(out.rbegin(), out.rend());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   if (out.size() > kMaxRungs)
-    return Status::Error("invalid_argument", "the ladder names " + std::to_string(out.size()) +
-                                                 " rungs; at most " + std::to_string(kMaxRungs) +
-                                                 " fit a worker's channels");
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "the ladder names " + std::to_string(out.size()) + " rungs; at most " +
+                             std::to_string(kMaxRungs) + " fit a worker's channels");
   return out;
 }
 

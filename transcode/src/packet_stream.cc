@@ -59,7 +59,7 @@ class Parser {
   std::string_view in_;
 };
 
-Status BadStream(const std::string& what) { return Status::Error("bad_stream", what); }
+Status BadStream(const std::string& what) { return Status::Error(ErrorCode::kBadStream, what); }
 
 }  // namespace
 

@@ -104,7 +104,7 @@ Status HeaderToParameters(const StreamHeader& h, AVCodecParameters* p) {
   if (!h.extradata.empty()) {
     p->extradata =
         static_cast<uint8_t*>(av_mallocz(h.extradata.size() + AV_INPUT_BUFFER_PADDING_SIZE));
-    if (!p->extradata) return Status::Error("internal", "out of memory for extradata");
+    if (!p->extradata) return Status::Error(ErrorCode::kInternal, "out of memory for extradata");
     std::memcpy(p->extradata, h.extradata.data(), h.extradata.size());
     p->extradata_size = static_cast<int>(h.extradata.size());
   }
@@ -131,7 +131,7 @@ Packet PacketFromAv(const AVPacket& pkt, uint64_t ordinal) {
 Status PacketToAv(const Packet& packet, AVPacket* pkt) {
   av_packet_unref(pkt);
   if (av_new_packet(pkt, static_cast<int>(packet.data.size())) < 0)
-    return Status::Error("internal", "out of memory for a packet");
+    return Status::Error(ErrorCode::kInternal, "out of memory for a packet");
   std::memcpy(pkt->data, packet.data.data(), packet.data.size());
   pkt->pts = packet.pts;
   pkt->dts = packet.dts;
@@ -139,7 +139,7 @@ Status PacketToAv(const Packet& packet, AVPacket* pkt) {
   pkt->flags = static_cast<int>(packet.flags);
   if (packet.skip_start || packet.skip_end) {
     uint8_t* skip = av_packet_new_side_data(pkt, AV_PKT_DATA_SKIP_SAMPLES, 10);
-    if (!skip) return Status::Error("internal", "out of memory for side data");
+    if (!skip) return Status::Error(ErrorCode::kInternal, "out of memory for side data");
     AV_WL32(skip, packet.skip_start);
     AV_WL32(skip + 4, packet.skip_end);
     skip[8] = skip[9] = 0;

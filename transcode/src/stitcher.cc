@@ -35,9 +35,9 @@ Status CheckBound(const StitchInput& input, const std::string& name, uint64_t ac
   if (input.checksums.empty()) return Status::Ok();
   auto it = input.checksums.find(name);
   if (it == input.checksums.end())
-    return Status::Error("output_mismatch", name + ": no task reported this output");
+    return Status::Error(ErrorCode::kOutputMismatch, name + ": no task reported this output");
   if (it->second != actual)
-    return Status::Error("output_mismatch",
+    return Status::Error(ErrorCode::kOutputMismatch,
                          name + ": holds other bytes than its task wrote (checksum " +
                              storage::ContentHashHex(actual) + ", the task reported " +
                              storage::ContentHashHex(it->second) + ")");
@@ -101,7 +101,9 @@ fs::path AsidePath(const fs::path& path) {
 Status RenameIntoPlace(const fs::path& aside, const fs::path& path) {
   std::error_code ec;
   fs::rename(aside, path, ec);
-  if (ec) return Status::Error("io_error", "cannot write " + path.string() + ": " + ec.message());
+  if (ec)
+    return Status::Error(ErrorCode::kIoError,
+                         "cannot write " + path.string() + ": " + ec.message());
   return Status::Ok();
 }
 
@@ -110,7 +112,7 @@ Status WriteFile(const fs::path& path, std::string_view bytes) {
   std::ofstream out(aside, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
-  if (!out) return Status::Error("io_error", "cannot write " + path.string());
+  if (!out) return Status::Error(ErrorCode::kIoError, "cannot write " + path.string());
   return RenameIntoPlace(aside, path);
 }
 
@@ -141,7 +143,8 @@ class FileMuxer {
     aside_ = AsidePath(path);
     AVFormatContext* raw = nullptr;
     int err = avformat_alloc_output_context2(&raw, nullptr, format, aside_.c_str());
-    if (err < 0 || !raw) return Status::Error("internal", "no muxer for " + std::string(format));
+    if (err < 0 || !raw)
+      return Status::Error(ErrorCode::kInternal, "no muxer for " + std::string(format));
     ctx_.reset(raw);
     ctx_->flags |= AVFMT_FLAG_BITEXACT;
     // Segment files keep their timestamps exactly as encoded: shifting each file separately
@@ -150,7 +153,7 @@ class FileMuxer {
     if (std::string_view(format) == "mpegts") ctx_->avoid_negative_ts = AVFMT_AVOID_NEG_TS_DISABLED;
     for (const StreamHeader* h : streams) {
       AVStream* st = avformat_new_stream(ctx_.get(), nullptr);
-      if (!st) return Status::Error("internal", "out of memory");
+      if (!st) return Status::Error(ErrorCode::kInternal, "out of memory");
       ZF_RETURN_IF_ERROR(HeaderToParameters(*h, st->codecpar));
       st->codecpar->codec_tag = 0;
       st->time_base = AVRational{h->time_base_num, h->time_base_den};
@@ -159,14 +162,15 @@ class FileMuxer {
       tbs_.push_back(st->time_base);
     }
     if ((err = avio_open(&ctx_->pb, aside_.c_str(), AVIO_FLAG_WRITE)) < 0)
-      return Status::Error("io_error",
+      return Status::Error(ErrorCode::kIoError,
                            "cannot create " + path.string() + ": " + AvErrorString(err));
     AVDictionary* opts = nullptr;
     if (movflags) av_dict_set(&opts, "movflags", movflags, 0);
     err = avformat_write_header(ctx_.get(), &opts);
     av_dict_free(&opts);
     if (err < 0)
-      return Status::Error("internal", "cannot start " + path.string() + ": " + AvErrorString(err));
+      return Status::Error(ErrorCode::kInternal,
+                           "cannot start " + path.string() + ": " + AvErrorString(err));
     for (unsigned i = 0; i < ctx_->nb_streams; ++i) out_tbs_.push_back(ctx_->streams[i]->time_base);
     return Status::Ok();
   }
@@ -178,7 +182,7 @@ class FileMuxer {
     av_packet_rescale_ts(pkt_.get(), tbs_[static_cast<size_t>(stream)],
                          out_tbs_[static_cast<size_t>(stream)]);
     int err = av_interleaved_write_frame(ctx_.get(), pkt_.get());
-    if (err < 0) return Status::Error("internal", "mux: " + AvErrorString(err));
+    if (err < 0) return Status::Error(ErrorCode::kInternal, "mux: " + AvErrorString(err));
     return Status::Ok();
   }
 
@@ -186,7 +190,8 @@ class FileMuxer {
     int err = av_write_trailer(ctx_.get());
     int cerr = avio_closep(&ctx_->pb);
     if (err < 0 || cerr < 0)
-      return Status::Error("io_error", "finishing output: " + AvErrorString(err < 0 ? err : cerr));
+      return Status::Error(ErrorCode::kIoError,
+                           "finishing output: " + AvErrorString(err < 0 ? err : cerr));
     return RenameIntoPlace(aside_, path_);
   }
 
@@ -203,7 +208,8 @@ class DtsRepair {
  public:
   Status Apply(Packet* p) {
     if (p->dts <= prev_) p->dts = prev_ + 1;
-    if (p->dts > p->pts) return Status::Error("internal", "segment timestamps out of order");
+    if (p->dts > p->pts)
+      return Status::Error(ErrorCode::kInternal, "segment timestamps out of order");
     prev_ = p->dts;
     return Status::Ok();
   }
@@ -316,7 +322,8 @@ struct Publisher::State {
     if (!next.ok()) return next.status();
     const auto& np = (**next).front().packets;
     if (np.empty())
-      return Status::Error("verify_failed", "segment " + std::to_string(i + 1) + " is empty");
+      return Status::Error(ErrorCode::kVerifyFailed,
+                           "segment " + std::to_string(i + 1) + " is empty");
     int64_t first = INT64_MAX;
     for (const Packet& p : np) first = std::min(first, p.pts);
     return std::optional<double>(Ticks2Sec(first, kOutputTb));
@@ -334,7 +341,7 @@ struct Publisher::State {
       stats.push_back(std::move(st));
     }
     if (in.has_audio) fs::create_directories(out / "audio", ec);
-    if (ec) return Status::Error("io_error", "cannot create " + out.string());
+    if (ec) return Status::Error(ErrorCode::kIoError, "cannot create " + out.string());
     dts.resize(in.rungs.size());
     last_sec.assign(in.rungs.size(), -1e300);
     kept = ListedSegments(out / in.rungs.front().name / "index.m3u8");
@@ -351,25 +358,26 @@ struct Publisher::State {
     for (size_t r = 0; r < tracks.size(); ++r) {
       const std::string what = in.rungs[r].name + " " + seg;
       const auto& packets = tracks[r].packets;
-      if (packets.empty()) return Status::Error("verify_failed", what + " is empty");
+      if (packets.empty()) return Status::Error(ErrorCode::kVerifyFailed, what + " is empty");
       if (!(packets.front().flags & kPacketKey))
-        return Status::Error("verify_failed", what + " does not start with an IDR frame");
+        return Status::Error(ErrorCode::kVerifyFailed, what + " does not start with an IDR frame");
       if (i < in.segment_frames.size() && packets.size() != in.segment_frames[i])
-        return Status::Error("verify_failed", what + " has " + std::to_string(packets.size()) +
-                                                  " frames, its task made " +
-                                                  std::to_string(in.segment_frames[i]));
+        return Status::Error(ErrorCode::kVerifyFailed,
+                             what + " has " + std::to_string(packets.size()) +
+                                 " frames, its task made " + std::to_string(in.segment_frames[i]));
       if (packets.size() != tracks.front().packets.size())
-        return Status::Error("verify_failed",
+        return Status::Error(ErrorCode::kVerifyFailed,
                              what + " has another frame count than " + in.rungs.front().name);
       int64_t first = INT64_MAX;
       for (const Packet& p : packets) first = std::min(first, p.pts);
       const double f = Ticks2Sec(first, kOutputTb);
       if (r == 0) first_sec = f;
       if (f != first_sec)
-        return Status::Error("verify_failed",
+        return Status::Error(ErrorCode::kVerifyFailed,
                              what + " starts at another instant than " + in.rungs.front().name);
       if (f <= last_sec[r])
-        return Status::Error("verify_failed", what + " starts before the previous segment ends");
+        return Status::Error(ErrorCode::kVerifyFailed,
+                             what + " starts before the previous segment ends");
     }
     return first_sec;
   }
@@ -476,7 +484,7 @@ struct Publisher::State {
       for (size_t k = 0; same && k < audio_next; ++k)
         same = was[k].pts == now[k].pts && was[k].data == now[k].data;
       if (!same)
-        return Status::Error("verify_failed",
+        return Status::Error(ErrorCode::kVerifyFailed,
                              "the finished audio track differs from the audio already published");
     }
     audio = std::move(*a);
@@ -530,7 +538,7 @@ double Publisher::audio_seconds() const { return s_->audio_seconds; }
 Status Publisher::Advance(const StitchInput& in, bool complete) {
   AvLogCapture log;
   State& s = *s_;
-  if (in.rungs.empty()) return Status::Error("internal", "nothing to publish");
+  if (in.rungs.empty()) return Status::Error(ErrorCode::kInternal, "nothing to publish");
   if (s.ended) return Status::Ok();
   if (!s.started) ZF_RETURN_IF_ERROR(s.Start(in));
   const size_t limit = complete ? in.segments : (in.segments > 0 ? in.segments - 1 : 0);
@@ -566,7 +574,7 @@ Result<StitchResult> Stitch(storage::Store& store, const StitchInput& input,
                             const fs::path& out_dir, Publisher* publisher) {
   AvLogCapture log;
   if (input.segments == 0 || input.rungs.empty())
-    return Status::Error("internal", "nothing to stitch");
+    return Status::Error(ErrorCode::kInternal, "nothing to stitch");
   std::optional<Publisher> own;
   if (!publisher) publisher = &own.emplace(store, out_dir);
   ZF_RETURN_IF_ERROR(publisher->Advance(input, /*complete=*/true));

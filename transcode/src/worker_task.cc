@@ -1,6 +1,7 @@
 #include "zerofarm/transcode/worker_task.h"
 
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 namespace zerofarm::transcode {
 namespace {
@@ -37,7 +38,7 @@ Result<T> Parse(const std::string& text, F&& fill) {
     json j = json::parse(text);
     return fill(j);
   } catch (const std::exception& e) {
-    return Status::Error("invalid_argument", std::string("bad worker JSON: ") + e.what());
+    return Status::Error(ErrorCode::kInvalidArgument, std::string("bad worker JSON: ") + e.what());
   }
 }
 
@@ -125,7 +126,10 @@ std::string ToJson(const WorkerReport& r) {
             {"cpu_seconds", r.cpu_seconds},
             {"wall_seconds", r.wall_seconds},
             {"rungs", rungs}};
-  if (!r.ok) j["error"] = {{"code", r.error_code}, {"message", r.error_message}};
+  if (!r.ok) {
+    const ErrorCode code = r.error_code.value_or(ErrorCode::kInternal);
+    j["error"] = {{"code", ErrorCodeName(code)}, {"message", r.error_message}};
+  }
   return j.dump();
 }
 
@@ -140,7 +144,10 @@ Result<WorkerReport> WorkerReportFromJson(const std::string& text) {
     r.cpu_seconds = j.value("cpu_seconds", 0.0);
     r.wall_seconds = j.value("wall_seconds", 0.0);
     if (j.contains("error")) {
-      r.error_code = j["error"].value("code", "internal");
+      // No code reads as internal; a name this build does not know makes the report malformed.
+      const std::string name = j["error"].value("code", "internal");
+      r.error_code = ErrorCodeFromName(name);
+      if (!r.error_code) throw std::invalid_argument("unknown error code '" + name + "'");
       r.error_message = j["error"].value("message", "");
     }
     if (j.contains("rungs")) {

@@ -25,7 +25,7 @@ constexpr int kMaxSampleRate = 768000;
 constexpr int kMaxChannels = 64;
 
 Status AvFailure(const std::string& what, int err) {
-  return Status::Error("internal", what + ": " + AvErrorString(err));
+  return Status::Error(ErrorCode::kInternal, what + ": " + AvErrorString(err));
 }
 
 AVChannelLayout Stereo() {
@@ -56,14 +56,15 @@ class Resampler {
   Status Push(const AVFrame& frame) {
     if (frame.sample_rate <= 0 || frame.sample_rate > kMaxSampleRate ||
         frame.ch_layout.nb_channels <= 0 || frame.ch_layout.nb_channels > kMaxChannels)
-      return Status::Error("unsupported", "decoded audio has an unsupported rate or layout");
+      return Status::Error(ErrorCode::kUnsupported,
+                           "decoded audio has an unsupported rate or layout");
     Key key;
     key.format = frame.format;
     key.rate = frame.sample_rate;
     if (frame.ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
       av_channel_layout_default(&key.layout.layout, frame.ch_layout.nb_channels);
     } else if (av_channel_layout_copy(&key.layout.layout, &frame.ch_layout) < 0) {
-      return Status::Error("internal", "out of memory for a channel layout");
+      return Status::Error(ErrorCode::kInternal, "out of memory for a channel layout");
     }
     if (!swr_ || !Same(key)) {
       ZF_RETURN_IF_ERROR(Flush());
@@ -106,7 +107,7 @@ class Resampler {
     rate_ = key.rate;
     av_channel_layout_uninit(&layout_.layout);
     if (av_channel_layout_copy(&layout_.layout, &key.layout.layout) < 0)
-      return Status::Error("internal", "out of memory for a channel layout");
+      return Status::Error(ErrorCode::kInternal, "out of memory for a channel layout");
     return Status::Ok();
   }
 
@@ -115,17 +116,17 @@ class Resampler {
     if (room < 0) return AvFailure("sizing resampler output", room);
     if (room == 0) return Status::Ok();
     FramePtr out = MakeFrame();
-    if (!out) return Status::Error("internal", "out of memory for audio");
+    if (!out) return Status::Error(ErrorCode::kInternal, "out of memory for audio");
     out->format = kOutputFormat;
     out->sample_rate = kAudioSampleRate;
     out->nb_samples = room;
     out->ch_layout = Stereo();
     if (av_frame_get_buffer(out.get(), 0) < 0)
-      return Status::Error("internal", "out of memory for audio");
+      return Status::Error(ErrorCode::kInternal, "out of memory for audio");
     const int got = swr_convert(swr_.get(), out->data, room, input, samples);
     if (got < 0) return AvFailure("resampling", got);
     if (got > 0 && av_audio_fifo_write(fifo_, reinterpret_cast<void**>(out->data), got) < got)
-      return Status::Error("internal", "out of memory for the audio FIFO");
+      return Status::Error(ErrorCode::kInternal, "out of memory for the audio FIFO");
     return Status::Ok();
   }
 
@@ -137,9 +138,9 @@ class Resampler {
 
 Result<CodecContextPtr> OpenAac(int bitrate_kbps) {
   const AVCodec* codec = avcodec_find_encoder_by_name("aac");
-  if (!codec) return Status::Error("internal", "this build has no aac encoder");
+  if (!codec) return Status::Error(ErrorCode::kInternal, "this build has no aac encoder");
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Status::Error("internal", "out of memory for an encoder");
+  if (!ctx) return Status::Error(ErrorCode::kInternal, "out of memory for an encoder");
   ctx->sample_fmt = kOutputFormat;
   ctx->sample_rate = kAudioSampleRate;
   ctx->ch_layout = Stereo();
@@ -156,11 +157,12 @@ class AudioJob {
   AudioJob(const AudioTask& task, WorkerReport* report) : task_(task), report_(report) {}
 
   Status Run() {
-    if (task_.output_fd <= 2) return Status::Error("invalid_task", "the output fd is invalid");
+    if (task_.output_fd <= 2)
+      return Status::Error(ErrorCode::kInvalidTask, "the output fd is invalid");
     if (task_.bitrate_kbps < 8 || task_.bitrate_kbps > 512)
-      return Status::Error("invalid_task", "bitrate_kbps must be 8-512");
+      return Status::Error(ErrorCode::kInvalidTask, "bitrate_kbps must be 8-512");
     if (!std::isfinite(task_.origin_seconds))
-      return Status::Error("invalid_task", "origin_seconds is not a number");
+      return Status::Error(ErrorCode::kInvalidTask, "origin_seconds is not a number");
     BufferedFdReader input(kInputFd);
     PacketStreamReader reader = ReaderOverFd(&input);
     auto header = reader.ReadHeader();
@@ -169,7 +171,7 @@ class AudioJob {
 
     PacketPtr packet = MakePacket();
     const Decoder::FrameSink on_frame = [this](AVFrame* frame) { return OnFrame(*frame); };
-    if (!held_) return Status::Error("internal", "out of memory for a frame");
+    if (!held_) return Status::Error(ErrorCode::kInternal, "out of memory for a frame");
     for (;;) {
       auto next = reader.Next();
       if (!next.ok()) return next.status();
@@ -203,10 +205,11 @@ class AudioJob {
  private:
   Status Start(const StreamHeader& header) {
     if (header.kind != MediaKind::kAudio)
-      return Status::Error("bad_stream", "the input is not an audio stream");
+      return Status::Error(ErrorCode::kBadStream, "the input is not an audio stream");
     if (header.sample_rate < 0 || header.sample_rate > kMaxSampleRate || header.channels < 0 ||
         header.channels > kMaxChannels)
-      return Status::Error("unsupported", "the audio's rate or channel count is out of range");
+      return Status::Error(ErrorCode::kUnsupported,
+                           "the audio's rate or channel count is out of range");
     auto decoder = Decoder::Open(header, 1, 0);
     if (!decoder.ok()) return decoder.status();
     decoder_ = std::move(*decoder);
@@ -224,7 +227,7 @@ class AudioJob {
         std::move(*ctx), [writer](const AVPacket& p) { return writer->WritePacket(p); });
 
     fifo_.reset(av_audio_fifo_alloc(kOutputFormat, 2, 4 * frame_size_));
-    if (!fifo_) return Status::Error("internal", "out of memory for the audio FIFO");
+    if (!fifo_) return Status::Error(ErrorCode::kInternal, "out of memory for the audio FIFO");
     resampler_ = std::make_unique<Resampler>(fifo_.get());
     return Status::Ok();
   }
@@ -272,16 +275,16 @@ class AudioJob {
       const int available = av_audio_fifo_size(fifo_.get());
       if (available == 0 || (!final && available < frame_size_)) return Status::Ok();
       FramePtr frame = MakeFrame();
-      if (!frame) return Status::Error("internal", "out of memory for audio");
+      if (!frame) return Status::Error(ErrorCode::kInternal, "out of memory for audio");
       frame->format = kOutputFormat;
       frame->sample_rate = kAudioSampleRate;
       frame->ch_layout = Stereo();
       frame->nb_samples = std::min(available, frame_size_);
       if (av_frame_get_buffer(frame.get(), 0) < 0)
-        return Status::Error("internal", "out of memory for audio");
+        return Status::Error(ErrorCode::kInternal, "out of memory for audio");
       if (av_audio_fifo_read(fifo_.get(), reinterpret_cast<void**>(frame->data),
                              frame->nb_samples) < frame->nb_samples)
-        return Status::Error("internal", "the audio FIFO ran short");
+        return Status::Error(ErrorCode::kInternal, "the audio FIFO ran short");
       frame->pts = next_pts_.value_or(0);
       next_pts_ = frame->pts + frame->nb_samples;
       report_->frames_output += static_cast<uint64_t>(frame->nb_samples);

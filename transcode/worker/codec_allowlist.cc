@@ -27,8 +27,9 @@ Result<const AVCodec*> FindAllowedDecoder(const StreamHeader& header) {
     }
   }
   if (!codec)
-    return Status::Error("unsupported_codec", std::string(video ? "video" : "audio") + " codec '" +
-                                                  CodecName(id) + "' is not supported");
+    return Status::Error(
+        ErrorCode::kUnsupportedCodec,
+        std::string(video ? "video" : "audio") + " codec '" + CodecName(id) + "' is not supported");
   return codec;
 }
 

@@ -11,7 +11,7 @@ namespace {
 constexpr int kMaxConsecutiveReceiveErrors = 64;
 
 Status AvFailure(const char* what, int err) {
-  return Status::Error("internal", std::string(what) + ": " + AvErrorString(err));
+  return Status::Error(ErrorCode::kInternal, std::string(what) + ": " + AvErrorString(err));
 }
 
 }  // namespace
@@ -22,7 +22,7 @@ Result<std::unique_ptr<Decoder>> Decoder::Open(const StreamHeader& header, int t
   if (!codec.ok()) return codec.status();
   CodecContextPtr ctx(avcodec_alloc_context3(*codec));
   CodecParametersPtr par(avcodec_parameters_alloc());
-  if (!ctx || !par) return Status::Error("internal", "out of memory for a decoder");
+  if (!ctx || !par) return Status::Error(ErrorCode::kInternal, "out of memory for a decoder");
   ZF_RETURN_IF_ERROR(HeaderToParameters(header, par.get()));
   int ret = avcodec_parameters_to_context(ctx.get(), par.get());
   if (ret < 0) return AvFailure("avcodec_parameters_to_context", ret);
@@ -32,14 +32,14 @@ Result<std::unique_ptr<Decoder>> Decoder::Open(const StreamHeader& header, int t
   ret = avcodec_open2(ctx.get(), *codec, nullptr);
   if (ret == AVERROR(ENOMEM)) return AvFailure("avcodec_open2", ret);
   if (ret < 0)
-    return Status::Error("undecodable",
+    return Status::Error(ErrorCode::kUndecodable,
                          std::string("the ") + (*codec)->name +
                              " decoder refuses the stream parameters: " + AvErrorString(ret));
   return std::unique_ptr<Decoder>(new Decoder(std::move(ctx)));
 }
 
 Result<Decoder::Sent> Decoder::Send(const AVPacket* packet) {
-  if (flushing_) return Status::Error("internal", "packet sent to a flushed decoder");
+  if (flushing_) return Status::Error(ErrorCode::kInternal, "packet sent to a flushed decoder");
   if (!packet) flushing_ = true;
   int ret = avcodec_send_packet(ctx_.get(), packet);
   if (ret >= 0) return Sent::kAccepted;
@@ -84,21 +84,23 @@ Status Decoder::Decode(const AVPacket* packet, const FrameSink& sink) {
     }
     if (*sent != Sent::kFull) return Status::Ok();
     // A decoder that refuses input must have output ready; anything else would spin forever.
-    if (!got_frame) return Status::Error("internal", "the decoder refuses input without output");
+    if (!got_frame)
+      return Status::Error(ErrorCode::kInternal, "the decoder refuses input without output");
   }
 }
 
 Status CheckDecodable(const Decoder& decoder, uint64_t fed, uint64_t frames_decoded,
                       const std::string& nothing_fed, const std::string& unit) {
-  if (fed == 0) return Status::Error("undecodable", nothing_fed);
+  if (fed == 0) return Status::Error(ErrorCode::kUndecodable, nothing_fed);
   const std::string last =
       decoder.last_error() ? " (last error: " + AvErrorString(decoder.last_error()) + ")" : "";
   if (frames_decoded == 0)
-    return Status::Error("undecodable",
+    return Status::Error(ErrorCode::kUndecodable,
                          "no " + unit + " decodes from " + std::to_string(fed) + " packets" + last);
   if (decoder.errors() * 2 > fed)
-    return Status::Error("undecodable", std::to_string(decoder.errors()) + " of " +
-                                            std::to_string(fed) + " packets fail to decode" + last);
+    return Status::Error(ErrorCode::kUndecodable, std::to_string(decoder.errors()) + " of " +
+                                                      std::to_string(fed) +
+                                                      " packets fail to decode" + last);
   return Status::Ok();
 }
 

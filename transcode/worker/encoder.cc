@@ -4,7 +4,7 @@ namespace zerofarm::transcode::worker {
 namespace {
 
 Status AvFailure(const char* what, int err) {
-  return Status::Error("internal", std::string(what) + ": " + AvErrorString(err));
+  return Status::Error(ErrorCode::kInternal, std::string(what) + ": " + AvErrorString(err));
 }
 
 }  // namespace
@@ -24,7 +24,7 @@ Result<Encoder::Drained> Encoder::Drain() {
 
 Status Encoder::Send(const AVFrame* frame) {
   if (state_ != State::kAccepting)
-    return Status::Error("internal", "frame sent to a flushed encoder");
+    return Status::Error(ErrorCode::kInternal, "frame sent to a flushed encoder");
   if (!frame) state_ = State::kFlushing;
   for (;;) {
     int ret = avcodec_send_frame(ctx_.get(), frame);
@@ -34,7 +34,7 @@ Status Encoder::Send(const AVFrame* frame) {
       auto drained = Drain();
       if (!drained.ok()) return drained.status();
       if (packets_out_ == before)
-        return Status::Error("internal", "the encoder refuses input without output");
+        return Status::Error(ErrorCode::kInternal, "the encoder refuses input without output");
       continue;
     }
     if (ret < 0) return AvFailure(frame ? "avcodec_send_frame" : "flushing the encoder", ret);
@@ -44,7 +44,8 @@ Status Encoder::Send(const AVFrame* frame) {
   if (!drained.ok()) return drained.status();
   if (state_ == State::kFlushing) {
     if (*drained != Drained::kEndOfStream)
-      return Status::Error("internal", "the encoder did not reach end of stream when flushed");
+      return Status::Error(ErrorCode::kInternal,
+                           "the encoder did not reach end of stream when flushed");
     state_ = State::kFinished;
   }
   return Status::Ok();

@@ -40,13 +40,15 @@ Status PacketStreamWriter::Write(const std::string& record) {
 }
 
 Status PacketStreamWriter::WriteHeader(const StreamHeader& header) {
-  if (header_written_) return Status::Error("internal", "packet stream header written twice");
+  if (header_written_)
+    return Status::Error(ErrorCode::kInternal, "packet stream header written twice");
   header_written_ = true;
   return Write(EncodeHeader(header));
 }
 
 Status PacketStreamWriter::WritePacket(const AVPacket& packet) {
-  if (!header_written_) return Status::Error("internal", "packet written before the header");
+  if (!header_written_)
+    return Status::Error(ErrorCode::kInternal, "packet written before the header");
   Packet p = PacketFromAv(packet, packets_);
   p.flags &= kPacketKey;  // only the keyframe bit is meaningful on encoder output
   ZF_RETURN_IF_ERROR(Write(EncodePacket(p)));

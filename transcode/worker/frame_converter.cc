@@ -123,15 +123,15 @@ int QuarterTurns(double degrees) {
 Status FrameConverter::EnsureFrame(FramePtr* frame, int width, int height) {
   if (*frame && (*frame)->width == width && (*frame)->height == height)
     return av_frame_make_writable(frame->get()) < 0
-               ? Status::Error("internal", "out of memory for a picture")
+               ? Status::Error(ErrorCode::kInternal, "out of memory for a picture")
                : Status::Ok();
   *frame = MakeFrame();
-  if (!*frame) return Status::Error("internal", "out of memory for a picture");
+  if (!*frame) return Status::Error(ErrorCode::kInternal, "out of memory for a picture");
   (*frame)->format = AV_PIX_FMT_YUV420P;
   (*frame)->width = width;
   (*frame)->height = height;
   if (av_frame_get_buffer(frame->get(), 0) < 0)
-    return Status::Error("internal", "out of memory for a picture");
+    return Status::Error(ErrorCode::kInternal, "out of memory for a picture");
   return Status::Ok();
 }
 
@@ -139,14 +139,15 @@ Status FrameConverter::Configure(const SourceKey& key) {
   const auto format = static_cast<AVPixelFormat>(key.format);
   if (!sws_isSupportedInput(format)) {
     const char* name = av_get_pix_fmt_name(format);
-    return Status::Error("unsupported", std::string("pixel format ") + (name ? name : "unknown") +
-                                            " cannot be converted");
+    return Status::Error(
+        ErrorCode::kUnsupported,
+        std::string("pixel format ") + (name ? name : "unknown") + " cannot be converted");
   }
   const bool turned = target_.rotation == 90 || target_.rotation == 270;
   const int scaled_w = turned ? target_.height : target_.width;
   const int scaled_h = turned ? target_.width : target_.height;
   SwsContextPtr sws(sws_alloc_context());
-  if (!sws) return Status::Error("internal", "out of memory for a scaler");
+  if (!sws) return Status::Error(ErrorCode::kInternal, "out of memory for a scaler");
   const bool options_ok =
       av_opt_set_int(sws.get(), "srcw", key.width, 0) >= 0 &&
       av_opt_set_int(sws.get(), "srch", key.height, 0) >= 0 &&
@@ -157,10 +158,11 @@ Status FrameConverter::Configure(const SourceKey& key) {
       av_opt_set_int(sws.get(), "sws_flags", SWS_BICUBIC, 0) >= 0 &&
       av_opt_set_int(sws.get(), "src_range", key.full_range, 0) >= 0 &&
       av_opt_set_int(sws.get(), "dst_range", target_.full_range ? 1 : 0, 0) >= 0;
-  if (!options_ok) return Status::Error("internal", "cannot configure the scaler");
+  if (!options_ok) return Status::Error(ErrorCode::kInternal, "cannot configure the scaler");
   if (sws_init_context(sws.get(), nullptr, nullptr) < 0)
-    return Status::Error("unsupported", "the scaler refuses a " + std::to_string(key.width) + "x" +
-                                            std::to_string(key.height) + " picture");
+    return Status::Error(ErrorCode::kUnsupported, "the scaler refuses a " +
+                                                      std::to_string(key.width) + "x" +
+                                                      std::to_string(key.height) + " picture");
   // Same table on both sides means "scale only"; RGB and gray sources use the output's.
   const int* dst_table = sws_getCoefficients(SwsMatrix(target_.matrix));
   const int* src_table = IsRgbLike(key.format) || IsGray(key.format)
@@ -168,7 +170,7 @@ Status FrameConverter::Configure(const SourceKey& key) {
                              : sws_getCoefficients(SwsMatrix(key.matrix));
   if (sws_setColorspaceDetails(sws.get(), src_table, key.full_range, dst_table,
                                target_.full_range ? 1 : 0, 0, 1 << 16, 1 << 16) < 0)
-    return Status::Error("internal", "cannot set the scaler's color matrices");
+    return Status::Error(ErrorCode::kInternal, "cannot set the scaler's color matrices");
   sws_ = std::move(sws);
   key_ = key;
   if (turned || target_.rotation == 180)
@@ -187,10 +189,10 @@ Result<AVFrame*> FrameConverter::Convert(const AVFrame& src) {
   ZF_RETURN_IF_ERROR(EnsureFrame(&output_, target_.width, target_.height));
   AVFrame* scaled = target_.rotation == 0 ? output_.get() : scaled_.get();
   if (scaled != output_.get() && av_frame_make_writable(scaled) < 0)
-    return Status::Error("internal", "out of memory for a picture");
+    return Status::Error(ErrorCode::kInternal, "out of memory for a picture");
   int rows =
       sws_scale(sws_.get(), src.data, src.linesize, 0, src.height, scaled->data, scaled->linesize);
-  if (rows <= 0) return Status::Error("internal", "the scaler produced no picture");
+  if (rows <= 0) return Status::Error(ErrorCode::kInternal, "the scaler produced no picture");
   if (scaled != output_.get()) RotateFrame420(*scaled, target_.rotation, output_.get());
 
   AVFrame* out = output_.get();

@@ -28,10 +28,9 @@ constexpr int kExitInternal = 2;    // worth a retry
 constexpr const char* kUsage = "usage: zerofarm-worker video|audio --task JSON";
 
 // Errors that the input is to blame for; everything else (the task, I/O, memory) is internal.
-bool IsInputFault(const std::string& code) {
-  static const std::set<std::string> kInputCodes = {"bad_stream", "undecodable",
-                                                    "unsupported_codec", "unsupported"};
-  return kInputCodes.count(code) > 0;
+bool IsInputFault(ErrorCode code) {
+  return code == ErrorCode::kBadStream || code == ErrorCode::kUndecodable ||
+         code == ErrorCode::kUnsupportedCodec || code == ErrorCode::kUnsupported;
 }
 
 double CpuSeconds() {
@@ -51,14 +50,14 @@ struct Outcome {
 Outcome Run(int argc, char** argv, WorkerReport* report) {
   Outcome outcome;
   if (argc != 4 || std::string_view(argv[2]) != "--task") {
-    outcome.status = Status::Error("invalid_task", kUsage);
+    outcome.status = Status::Error(ErrorCode::kInvalidTask, kUsage);
     return outcome;
   }
   const std::string_view mode = argv[1];
   if (mode == "video") {
     auto task = VideoTaskFromJson(argv[3]);
     if (!task.ok()) {
-      outcome.status = Status::Error("invalid_task", task.status().message());
+      outcome.status = Status::Error(ErrorCode::kInvalidTask, task.status().message());
       return outcome;
     }
     for (const RungOutput& o : task->outputs) outcome.output_fds.insert(o.fd);
@@ -67,13 +66,13 @@ Outcome Run(int argc, char** argv, WorkerReport* report) {
   } else if (mode == "audio") {
     auto task = AudioTaskFromJson(argv[3]);
     if (!task.ok()) {
-      outcome.status = Status::Error("invalid_task", task.status().message());
+      outcome.status = Status::Error(ErrorCode::kInvalidTask, task.status().message());
       return outcome;
     }
     outcome.output_fds.insert(task->output_fd);
     outcome.status = RunAudio(*task, report);
   } else {
-    outcome.status = Status::Error("invalid_task", kUsage);
+    outcome.status = Status::Error(ErrorCode::kInvalidTask, kUsage);
   }
   return outcome;
 }
@@ -93,9 +92,11 @@ int Main(int argc, char** argv) {
   const Status& status = outcome.status;
   report.ok = status.ok();
   if (!status.ok()) {
-    report.error_code = status.code() == "io_error" ? "internal" : status.code();
+    const ErrorCode code =
+        status.code() == ErrorCode::kIoError ? ErrorCode::kInternal : status.code();
+    report.error_code = code;
     report.error_message = status.message();
-    LogLine(report.error_code + ": " + report.error_message);
+    LogLine(std::string(ErrorCodeName(code)) + ": " + report.error_message);
   }
   report.cpu_seconds = CpuSeconds();
   report.wall_seconds =
@@ -105,7 +106,7 @@ int Main(int argc, char** argv) {
   if (!written.ok()) LogLine("cannot write the report: " + written.message());
 
   if (status.ok()) return written.ok() ? kExitOk : kExitInternal;
-  return IsInputFault(report.error_code) ? kExitInputFault : kExitInternal;
+  return IsInputFault(*report.error_code) ? kExitInputFault : kExitInternal;
 }
 
 }  // namespace

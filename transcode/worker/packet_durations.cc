@@ -10,7 +10,7 @@ Status PacketDurations::AddFrame(int64_t pts) {
 
 Status PacketDurations::Push(const AVPacket& packet) {
   PacketPtr copy(av_packet_clone(&packet));
-  if (!copy) return Status::Error("internal", "out of memory for a packet");
+  if (!copy) return Status::Error(ErrorCode::kInternal, "out of memory for a packet");
   pending_.push_back(std::move(copy));
   return Release();
 }

@@ -30,7 +30,7 @@ constexpr const char* kX264Params = "scenecut=0:open-gop=0";
 constexpr int kThumbnailQscale = 3;
 constexpr AVRational kFallbackFrameRate{30, 1};
 
-Status InvalidTask(const std::string& why) { return Status::Error("invalid_task", why); }
+Status InvalidTask(const std::string& why) { return Status::Error(ErrorCode::kInvalidTask, why); }
 
 Status ValidateTask(const VideoTask& task) {
   if (task.threads < 1 || task.threads > kMaxThreads)
@@ -62,7 +62,7 @@ Status ValidateTask(const VideoTask& task) {
 }
 
 Status AvFailure(const std::string& what, int err) {
-  return Status::Error("internal", what + ": " + AvErrorString(err));
+  return Status::Error(ErrorCode::kInternal, what + ": " + AvErrorString(err));
 }
 
 AVRational OutputFrameRate(const StreamHeader& header) {
@@ -78,9 +78,9 @@ AVRational OutputFrameRate(const StreamHeader& header) {
 Result<CodecContextPtr> OpenX264(const RungSettings& rung, const VideoTask& task,
                                  AVRational frame_rate, const OutputColor& color) {
   const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
-  if (!codec) return Status::Error("internal", "this build has no libx264 encoder");
+  if (!codec) return Status::Error(ErrorCode::kInternal, "this build has no libx264 encoder");
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Status::Error("internal", "out of memory for an encoder");
+  if (!ctx) return Status::Error(ErrorCode::kInternal, "out of memory for an encoder");
   ctx->width = rung.width;
   ctx->height = rung.height;
   ctx->pix_fmt = AV_PIX_FMT_YUV420P;
@@ -116,9 +116,9 @@ Result<CodecContextPtr> OpenX264(const RungSettings& rung, const VideoTask& task
 
 Result<CodecContextPtr> OpenJpeg(int width, int height) {
   const AVCodec* codec = avcodec_find_encoder_by_name("mjpeg");
-  if (!codec) return Status::Error("internal", "this build has no mjpeg encoder");
+  if (!codec) return Status::Error(ErrorCode::kInternal, "this build has no mjpeg encoder");
   CodecContextPtr ctx(avcodec_alloc_context3(codec));
-  if (!ctx) return Status::Error("internal", "out of memory for an encoder");
+  if (!ctx) return Status::Error(ErrorCode::kInternal, "out of memory for an encoder");
   ctx->width = width;
   ctx->height = height;
   ctx->pix_fmt = AV_PIX_FMT_YUV420P;
@@ -202,12 +202,12 @@ class VideoJob {
  private:
   Status Start(const StreamHeader& header) {
     if (header.kind != MediaKind::kVideo)
-      return Status::Error("bad_stream", "the input is not a video stream");
+      return Status::Error(ErrorCode::kBadStream, "the input is not a video stream");
     if (header.width > kMaxDimension || header.height > kMaxDimension)
-      return Status::Error("unsupported", "frames of " + std::to_string(header.width) + "x" +
-                                              std::to_string(header.height) +
-                                              " exceed the limit of " +
-                                              std::to_string(kMaxDimension));
+      return Status::Error(ErrorCode::kUnsupported, "frames of " + std::to_string(header.width) +
+                                                        "x" + std::to_string(header.height) +
+                                                        " exceed the limit of " +
+                                                        std::to_string(kMaxDimension));
     auto decoder = Decoder::Open(header, task_.threads, int64_t{kMaxDimension} * kMaxDimension);
     if (!decoder.ok()) return decoder.status();
     decoder_ = std::move(*decoder);
@@ -254,7 +254,7 @@ class VideoJob {
   Status OnFrame(AVFrame* frame) {
     ++report_->frames_decoded;
     if (frame->width > kMaxDimension || frame->height > kMaxDimension)
-      return Status::Error("unsupported", "a decoded frame exceeds the size limit");
+      return Status::Error(ErrorCode::kUnsupported, "a decoded frame exceeds the size limit");
     const int64_t ts =
         frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp : frame->pts;
     const FrameTimeline::Placement placement = timeline_->Place(ts);
@@ -278,10 +278,11 @@ class VideoJob {
       }
       // Until a frame reaches thumbnail_pts, the latest output frame stands in.
       if (!thumbnail_fallback_) thumbnail_fallback_ = MakeFrame();
-      if (!thumbnail_fallback_) return Status::Error("internal", "out of memory for a frame");
+      if (!thumbnail_fallback_)
+        return Status::Error(ErrorCode::kInternal, "out of memory for a frame");
       av_frame_unref(thumbnail_fallback_.get());
       if (av_frame_ref(thumbnail_fallback_.get(), frame) < 0)
-        return Status::Error("internal", "out of memory for the thumbnail frame");
+        return Status::Error(ErrorCode::kInternal, "out of memory for the thumbnail frame");
     }
     return Status::Ok();
   }

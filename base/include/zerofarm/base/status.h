@@ -1,13 +1,17 @@
 // Status and Result<T>: errors as values at every component boundary.
 // Both are plain values: copyable, movable, no shared state, safe to pass between threads.
-// A Status carries a short machine-readable code (e.g. "no_video_stream") and a one-line
-// human message; the code is stable and tested, the message is for people.
+// A Status carries a machine-readable ErrorCode (e.g. ErrorCode::kNoVideoStream, wire name
+// "no_video_stream") and a one-line human message; the code is stable and tested, the message
+// is for people.
 #pragma once
 
 #include <cassert>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
+
+#include "zerofarm/base/error_code.h"
 
 namespace zerofarm {
 
@@ -15,25 +19,29 @@ class [[nodiscard]] Status {
  public:
   Status() = default;  // OK
   static Status Ok() { return Status(); }
-  static Status Error(std::string code, std::string message) {
+  static Status Error(ErrorCode code, std::string message) {
     Status s;
-    s.code_ = std::move(code);
+    s.ok_ = false;
+    s.code_ = code;
     s.message_ = std::move(message);
     return s;
   }
 
-  bool ok() const { return code_.empty(); }
+  bool ok() const { return ok_; }
   explicit operator bool() const { return ok(); }
-  // Empty when ok().
-  const std::string& code() const { return code_; }
+  // The error's code; meaningless when ok() (check ok() first).
+  ErrorCode code() const { return code_; }
+  // The code's wire name (ErrorCodeName), or "" when ok().
+  std::string_view code_name() const { return ok_ ? std::string_view() : ErrorCodeName(code_); }
   const std::string& message() const { return message_; }
-  // "code: message", or "ok".
+  // "name: message" (the code's wire name), or "ok".
   std::string ToString() const;
   // Returns a copy whose message is prefixed with `context: `.
   Status WithContext(const std::string& context) const;
 
  private:
-  std::string code_;
+  bool ok_ = true;
+  ErrorCode code_ = ErrorCode::kInternal;
   std::string message_;
 };
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "zerofarm/base/error_code.h"
 #include "zerofarm/base/status.h"
 #include "zerofarm/scheduler/transcode_job.h"
 
@@ -25,7 +26,7 @@ std::optional<VideoStatus> ParseVideoStatus(std::string_view name);
 
 // Why a video failed: a stable code and one line for the user.
 struct VideoError {
-  std::string code;
+  ErrorCode code = ErrorCode::kInternal;
   std::string message;
 };
 

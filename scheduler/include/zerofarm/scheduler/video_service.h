@@ -166,8 +166,7 @@ class VideoService {
   // `final` ends the upload (a one-shot upload, or a resumable one that reached its length).
   virtual Result<uint64_t> Commit(const std::string& id, bool final) = 0;
   // A one-shot upload that will never finish: the video fails with `code`.
-  virtual void AbortUpload(const std::string& id, const std::string& code,
-                           const std::string& message) = 0;
+  virtual void AbortUpload(const std::string& id, ErrorCode code, const std::string& message) = 0;
 
   // Waits, at most `limit`, until the video's source has been probed or its job has failed, so
   // that the answer to a finished one-shot upload already says "failed" for a body that is not

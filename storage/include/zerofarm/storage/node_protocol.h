@@ -91,17 +91,17 @@ struct NodeLoad {
   uint64_t disk_free = 0;        // free bytes on the node's volume (0: not measured)
 };
 
-// Reply codes: "ok", "busy", "deadline_exceeded", "bad_message", "unsupported_version",
-// "unknown_op", "too_large", "not_found", "corrupt", "checksum_mismatch", "superseded" (a
-// newer copy is stored; nothing stored), "deleted" (a tombstone newer than this PUT covers the
-// name; nothing stored), "io_error", "unsupported" (RUN_TASK & co. on a node without task
-// slots), "clock_skew" (a PUT or DELETE whose ts lies further in the future than the node's
-// clock-skew allowance; nothing stored), "invalid_argument" (a DELETE prefix CheckDeletePrefix
-// refuses), "disk_full" (the node's volume is below its free-space reserve: it takes no writes
-// until space returns; reads go on).
+// Reply codes (ErrorCode wire names; "ok" on the wire when `code` is empty): "busy",
+// "deadline_exceeded", "bad_message", "unsupported_version", "unknown_op", "too_large",
+// "not_found", "corrupt", "checksum_mismatch", "superseded" (a newer copy is stored; nothing
+// stored), "deleted" (a tombstone newer than this PUT covers the name; nothing stored), "io_error",
+// "unsupported" (RUN_TASK & co. on a node without task slots), "clock_skew" (a PUT or DELETE whose
+// ts lies further in the future than the node's clock-skew allowance; nothing stored),
+// "invalid_argument" (a DELETE prefix CheckDeletePrefix refuses), "disk_full" (the node's volume is
+// below its free-space reserve: it takes no writes until space returns; reads go on).
 struct Reply {
   uint64_t id = 0;
-  std::string code = "ok";
+  std::optional<ErrorCode> code;  // empty: "ok"
   std::string message;
   std::optional<ObjectEntry> object;      // GET/HEAD/PUT
   std::vector<ObjectEntry> entries;       // LIST (empty with hash_only)
@@ -116,7 +116,9 @@ struct Reply {
   std::string task_result;
   uint64_t ring_hash = 0;  // PING: the answering node's Ring::ContentHash
 
-  bool ok() const { return code == "ok"; }
+  bool ok() const { return !code.has_value(); }
+  // The code as the wire says it: "ok", or the ErrorCode's name.
+  std::string_view code_name() const { return code ? ErrorCodeName(*code) : "ok"; }
   Status ToStatus() const;  // ok, or Error(code, message)
 };
 

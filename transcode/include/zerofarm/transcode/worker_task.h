@@ -67,7 +67,8 @@ struct RungReport {
 
 struct WorkerReport {
   bool ok = false;
-  std::string error_code;     // "undecodable", "unsupported_codec", "bad_stream", "internal"
+  // Set when the report holds an error: kUndecodable, kUnsupportedCodec, kBadStream, kInternal...
+  std::optional<ErrorCode> error_code;
   std::string error_message;  // one line
   uint64_t packets_in = 0;
   uint64_t frames_decoded = 0;
