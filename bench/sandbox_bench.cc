@@ -187,7 +187,7 @@ json SpawnBench(const Config& config, const std::string& noop) {
     Result<RunReport> report = RunSandboxed(spec);
     const double ms = Ms(Clock::now() - t0);
     if (!report.ok()) return report.status();
-    if (report->status != "exited" || report->exit_code != 0)
+    if (report->ended != sandbox::RunEnd::kExited || report->exit_code != 0)
       return Status::Error(ErrorCode::kChildFailed, "sandboxed no-op: " + RunReportToJson(*report));
     *spawn_ms = report->spawn_ms;
     return ms;

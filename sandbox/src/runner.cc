@@ -601,7 +601,7 @@ RunReport StartReport(const SandboxSpec& spec, const HostLayers& host) {
   RunReport report;
   report.layers_active = host.Active();
   report.layers_missing = host.Missing();
-  report.verdict = spec.verdict->accepted() ? "accepted" : "rejected";
+  report.verdict = spec.verdict->verdict;
   report.program_sha256 = spec.verdict->sha256;
   report.syscall_sites = spec.verdict->counts.syscall_sites;
   report.data_region_bytes = spec.verdict->counts.data_region_bytes;
@@ -620,14 +620,14 @@ Status OpenRelays(const SandboxSpec& spec, Run* run) {
 // Memory: a cgroup where the host has one (left in *cgroup), the address space otherwise.
 // Sets *via to the mechanism used.
 Status LimitMemory(const HostLayers& host, uint64_t memory_bytes,
-                   std::optional<MemoryCgroup>* cgroup, std::string* via) {
+                   std::optional<MemoryCgroup>* cgroup, MemoryLimitVia* via) {
   if (host.cgroup_v2_memory || host.cgroup_v1_memory) {
     Result<MemoryCgroup> cg = MemoryCgroup::Create(host, memory_bytes);
     if (!cg.ok()) return cg.status();
-    *via = cg->v2() ? "cgroup_v2" : "cgroup_v1";
+    *via = cg->v2() ? MemoryLimitVia::kCgroupV2 : MemoryLimitVia::kCgroupV1;
     cgroup->emplace(std::move(*cg));
   } else {
-    *via = "rlimit_as";
+    *via = MemoryLimitVia::kRlimitAs;
   }
   return Status::Ok();
 }
@@ -805,10 +805,10 @@ void RecordUsage(Run* run, Clock::time_point end, const rusage& usage,
   report->user_cpu_ms = TimevalMs(usage.ru_utime);
   report->system_cpu_ms = TimevalMs(usage.ru_stime);
   report->peak_memory_bytes = static_cast<uint64_t>(usage.ru_maxrss) * 1024;
-  report->peak_memory_source = "rusage";
+  report->peak_memory_source = MemorySource::kRusage;
   if (cgroup && cgroup->PeakBytes() > 0) {
     report->peak_memory_bytes = cgroup->PeakBytes();
-    report->peak_memory_source = "cgroup";
+    report->peak_memory_source = MemorySource::kCgroup;
   }
   for (Relay& r : run->relays) report->channels.push_back(std::move(r.stats));
 }
@@ -818,17 +818,17 @@ void RecordUsage(Run* run, Clock::time_point end, const rusage& usage,
 void RecordEnd(int status, const Run& run, const SandboxLimits& lim,
                const std::optional<MemoryCgroup>& cgroup, RunReport* report) {
   if (WIFEXITED(status)) {
-    report->status = "exited";
+    report->ended = RunEnd::kExited;
     report->exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {
-    report->status = "signaled";
+    report->ended = RunEnd::kSignaled;
     report->signal = WTERMSIG(status);
     report->signal_name = std::string("SIG") + SignalName(report->signal);
   }
   report->stopped_by = run.stop_rule;
   report->detail = run.stop_detail;
   report->seccomp_syscall = run.seccomp_syscall;
-  if (report->stopped_by != StopRule::kNone || report->status != "signaled") return;
+  if (report->stopped_by != StopRule::kNone || report->ended != RunEnd::kSignaled) return;
   const double cpu_ms = report->user_cpu_ms + report->system_cpu_ms;
   if (report->signal == SIGSYS) {
     report->stopped_by = StopRule::kSeccomp;
@@ -838,7 +838,7 @@ void RecordEnd(int status, const Run& run, const SandboxLimits& lim,
   } else if (report->signal == SIGKILL && cgroup && cgroup->OomKills() > 0) {
     report->stopped_by = StopRule::kMemory;
     report->detail = "memory: over " + std::to_string(lim.memory_bytes) + " bytes (" +
-                     report->memory_limit_via + ")";
+                     std::string(MemoryLimitViaName(report->memory_limit_via)) + ")";
   } else if ((report->signal == SIGKILL || report->signal == SIGXCPU) && lim.cpu_seconds > 0 &&
              cpu_ms >= static_cast<double>(lim.cpu_seconds) * 1000.0 * kCpuKillShare) {
     report->stopped_by = StopRule::kCpu;

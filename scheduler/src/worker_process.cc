@@ -123,8 +123,8 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
     if (c.target_fd == 1) exit.report = c.captured;
   if (exit.stderr_tail.size() > kStderrTail)
     exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
-  exit.exit_code = report->status == "exited" ? report->exit_code : -1;
-  exit.signal = report->status == "signaled" ? report->signal : 0;
+  exit.exit_code = report->ended == sandbox::RunEnd::kExited ? report->exit_code : -1;
+  exit.signal = report->ended == sandbox::RunEnd::kSignaled ? report->signal : 0;
   exit.timed_out = report->stopped_by == sandbox::StopRule::kTimeout;
   exit.stopped_by = report->stopped_by;
   exit.stopped_detail = report->detail;
@@ -133,7 +133,7 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   exit.peak_rss_kib = static_cast<long>(report->peak_memory_bytes / 1024);
   exit.spawn_ms = report->spawn_ms;
   exit.layers_missing = report->layers_missing;
-  exit.memory_limit_via = report->memory_limit_via;
+  exit.memory_limit_via = sandbox::MemoryLimitViaName(report->memory_limit_via);
   return exit;
 }
 

@@ -139,14 +139,14 @@ int main(void) {
   spec.channels.push_back({"frames", 3, Direction::kIn, ChannelEnd::Memory(input), 1 << 20});
   spec.channels.push_back({"encoded", 4, Direction::kOut, ChannelEnd::Memory(), 1 << 20});
   const RunReport r = MustRun(spec);
-  CHECK(r.status == "exited");
+  CHECK(r.ended == RunEnd::kExited);
   CHECK(r.exit_code == 0);
   CHECK(r.stopped_by == StopRule::kNone);
   CHECK(Stdout(r) == "in:0:stdin,out:1:stdout,out:2:stderr,in:3:frames,out:4:encoded\n");
   CHECK(r.channels[3].bytes == input.size());
   CHECK(r.channels[4].bytes == input.size());
   CHECK(r.channels[4].captured == input);
-  CHECK(r.verdict == "accepted");
+  CHECK(r.verdict == Verdict::kAccepted);
   CHECK(r.spawn_ms > 0);
   CHECK(r.peak_memory_bytes > 0);
   CHECK_THAT(RunReportToJson(r), Contains("\"encoded\"") && Contains("\"spawn_ms\""));
@@ -347,7 +347,7 @@ int main(void) {
   const RunReport r = MustRun(StdSpec(b));
   CHECK(Stdout(r) == "before\n");
   CHECK(r.stopped_by == StopRule::kSeccomp);
-  CHECK(r.status == "signaled");
+  CHECK(r.ended == RunEnd::kSignaled);
   if (ProbeHostLayers().seccomp_notify) {
     REQUIRE(r.seccomp_syscall.has_value());
     CHECK_THAT(*r.seccomp_syscall, Contains("ptrace") && Contains("x86_64"));
@@ -441,7 +441,7 @@ int main(void) {
   CHECK(b.verdict.counts.data_region_bytes > 0);
   const RunReport r = MustRun(StdSpec(b));
   CHECK(Stdout(r) == "before\n");
-  if (r.status == "signaled" && r.signal == SIGSEGV) {
+  if (r.ended == RunEnd::kSignaled && r.signal == SIGSEGV) {
     WARN("this kernel has no i386 emulation: int 0x80 faults before seccomp sees it");
     return;
   }
@@ -488,7 +488,7 @@ int main(void) {
   SandboxSpec spec = StdSpec(b);
   spec.limits.memory_bytes = 64 << 20;
   const RunReport r = MustRun(spec);
-  if (r.memory_limit_via == "rlimit_as") {
+  if (r.memory_limit_via == MemoryLimitVia::kRlimitAs) {
     WARN("no memory cgroup: RLIMIT_AS makes malloc fail instead");
     CHECK(r.exit_code == 3);
     CHECK_THAT(Stdout(r), Contains("malloc failed"));
@@ -496,7 +496,7 @@ int main(void) {
   }
   CHECK(r.stopped_by == StopRule::kMemory);
   CHECK(r.signal == SIGKILL);
-  CHECK(r.peak_memory_source == "cgroup");
+  CHECK(r.peak_memory_source == MemorySource::kCgroup);
   CHECK(r.peak_memory_bytes <= (64u << 20));
 }
 

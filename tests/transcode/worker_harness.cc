@@ -137,7 +137,7 @@ Result<WorkerRun> RunWorker(const std::string& mode, const std::string& task,
   }
   if (report->stopped_by != sandbox::StopRule::kNone)
     run.log += "\n[sandbox] stopped by " + report->detail;
-  run.exit_code = report->status == "exited" ? report->exit_code : -1;
+  run.exit_code = report->ended == sandbox::RunEnd::kExited ? report->exit_code : -1;
   return run;
 }
 

@@ -126,9 +126,20 @@ std::optional<StopRule> ParseStopRule(std::string_view name);
 // quota and fsize (not timeout, cpu or a stray signal, which a loaded machine can cause).
 bool StopRuleIsInputFault(StopRule rule);
 
+// How a program ended: it exited (RunReport::exit_code) or a signal ended it (::signal).
+enum class RunEnd { kExited, kSignaled };
+// Where RunReport::peak_memory_bytes was read: the run's memory cgroup, or getrusage(2).
+enum class MemorySource { kRusage, kCgroup };
+// What enforced the memory limit: a cgroup v2 or v1 memory controller, or RLIMIT_AS.
+enum class MemoryLimitVia { kCgroupV2, kCgroupV1, kRlimitAs };
+// The names in the JSON report: "exited", "signaled"; "rusage", "cgroup"; "cgroup_v2",
+// "cgroup_v1", "rlimit_as".
+std::string_view RunEndName(RunEnd end);
+std::string_view MemorySourceName(MemorySource source);
+std::string_view MemoryLimitViaName(MemoryLimitVia via);
+
 struct RunReport {
-  // How it ended: "exited" or "signaled".
-  std::string status;
+  RunEnd ended = RunEnd::kExited;
   int exit_code = -1;
   int signal = 0;
   std::string signal_name;
@@ -139,16 +150,16 @@ struct RunReport {
   double user_cpu_ms = 0;
   double system_cpu_ms = 0;
   uint64_t peak_memory_bytes = 0;
-  std::string peak_memory_source;  // "cgroup" or "rusage"
+  MemorySource peak_memory_source = MemorySource::kRusage;
   double spawn_ms = 0;             // RunSandboxed start to the program's execve
   std::vector<ChannelStats> channels;
-  std::string verdict;  // accepted | rejected | none
+  Verdict verdict = Verdict::kRejected;  // the validator's (a run needs an accepted program)
   std::string program_sha256;
   uint64_t syscall_sites = 0;
   uint64_t data_region_bytes = 0;
   std::vector<std::string> layers_active;
   std::vector<std::string> layers_missing;
-  std::string memory_limit_via;  // cgroup_v2 | cgroup_v1 | rlimit_as
+  MemoryLimitVia memory_limit_via = MemoryLimitVia::kRlimitAs;
 };
 
 Result<RunReport> RunSandboxed(const SandboxSpec& spec);
