@@ -11,8 +11,6 @@
 // is skipped rather than reported.
 #include "zerofarm/storage/cluster_store.h"
 
-#include <sys/random.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
@@ -23,9 +21,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "read_range.h"
+#include "zerofarm/base/hex.h"
 
 namespace zerofarm::storage {
 namespace {
@@ -44,11 +44,10 @@ std::string PartName(std::string_view name, uint64_t gen, size_t index) {
   return std::string(name) + suffix;
 }
 
+// A random, non-zero generation (base's RandomHex: it never hands out a guessable value).
 uint64_t NewGeneration() {
   uint64_t gen = 0;
-  while (gen == 0) {
-    if (::getrandom(&gen, sizeof gen, 0) != static_cast<ssize_t>(sizeof gen)) gen = 0;
-  }
+  while (gen == 0) gen = std::stoull(RandomHex(8), nullptr, 16);
   return gen;
 }
 
