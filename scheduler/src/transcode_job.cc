@@ -556,28 +556,21 @@ class Job : public tc::IngestSink {
   }
 
   // One attempt. `permanent` is set when the input is at fault and a retry cannot help.
-  Status RunOnce(int index, int threads, int attempt, bool* permanent) {
-    tc::TaskPlan plan;
+  // What one task needs of the job's plan, copied under mu_.
+  struct TaskInputs {
+    tc::TaskPlan plan;  // video tasks only
     std::vector<tc::RungSettings> rungs;
     tc::SourceInfo source;
-    int thumb_w, thumb_h;
+    int thumb_w = 0, thumb_h = 0;
     std::string ingest_id;
-    {
-      std::lock_guard lock(mu_);
-      if (index != kAudioTask) {
-        auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(), [&](const tc::TaskPlan& t) {
-          return t.index == static_cast<uint32_t>(index);
-        });
-        if (it == plan_.tasks.end()) return Status::Error(ErrorCode::kInternal, "unknown task");
-        plan = *it;
-      }
-      rungs = plan_.rungs;
-      source = plan_.source;
-      ingest_id = plan_.ingest_id;
-      thumb_w = plan_.thumb_width;
-      thumb_h = plan_.thumb_height;
-    }
+    double duration_seconds = 0;
+  };
 
+  // One attempt at a task: runs it where the executor places it, judges the outcome and, when
+  // it is good, records its result durably. `*permanent` tells the caller not to retry.
+  Status RunOnce(int index, int threads, int attempt, bool* permanent) {
+    auto in = SnapshotPlan(index);
+    if (!in.ok()) return in.status();
     TaskSpec spec;
     spec.job = prefix_;
     spec.threads = threads;
@@ -587,105 +580,10 @@ class Job : public tc::IngestSink {
     // by other videos' tails.
     spec.nice = index == kAudioTask ? 0 : IsHead(index) ? kHeadNice : kTailNice;
     if (index == kAudioTask) {
-      tc::AudioTask t;
-      t.origin_seconds = source.origin_seconds;
-      t.output_fd = 3;
-      spec.id = tc::AudioSourceObjectName(prefix_) + "@" + ingest_id;
-      spec.args = {"audio", "--task", tc::ToJson(t)};
-      spec.outputs.push_back({tc::AudioObjectName(prefix_), 0});
-      spec.inputs.push_back(tc::AudioSourceObjectName(prefix_));
-      spec.placement = tc::AudioSourceObjectName(prefix_);
-      double duration = 0;
-      {
-        std::lock_guard lock(mu_);
-        duration = plan_.duration_seconds;
-      }
-      spec.timeout =
-          options_.task_timeout_base + std::chrono::seconds(static_cast<long>(duration * 2));
-      // The first attempt reads the track as ingest stores it, and what it has read is
-      // dropped (the feed holds only what the encoder has not taken yet). A retry reads the
-      // stored track, once ingest has committed it.
-      bool fed = false, fed_while_ingesting = false;
-      {
-        std::unique_lock lock(feed_mu_);
-        fed = audio_fed_ && attempt == 1 && rerun_.count(index) == 0;
-        fed_while_ingesting = fed && !feed_ended_;
-        while (audio_fed_ && !fed && !feed_ended_) {
-          if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
-          feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
-        }
-        if (feed_failed_) return Status::Error(ErrorCode::kNotRun, "not run: ingest failed");
-      }
-      if (fed) {
-        spec.read_input = [this]() -> Result<std::string> {
-          std::unique_lock lock(feed_mu_);
-          for (;;) {
-            if (feed_failed_) return Status::Error(ErrorCode::kCancelled, "ingest stopped");
-            if (!feed_.empty() || feed_ended_) break;
-            if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
-            feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
-          }
-          const size_t n = std::min(feed_.size(), size_t{1} << 20);
-          std::string piece = feed_.substr(0, n);
-          feed_.erase(0, n);
-          return piece;
-        };
-        // Its input arrives as fast as the upload: no hang deadline before the upload ends.
-        if (fed_while_ingesting) spec.timeout = std::chrono::hours(6);
-      }
-      {
-        std::lock_guard lock(audio_mu_);
-        audio_seen_.clear();  // an earlier attempt's bytes are not this one's
-        audio_seen_at_publish_ = 0;
-      }
-      // The segments need their audio: publish as it is encoded, about every 2 s of it.
-      spec.watch_output = [this](size_t, std::string_view bytes) {
-        bool publish = false;
-        {
-          std::lock_guard lock(audio_mu_);
-          audio_seen_.append(bytes);
-          if (audio_seen_.size() >= audio_seen_at_publish_ + kAudioPublishBytes) {
-            audio_seen_at_publish_ = audio_seen_.size();
-            publish = true;
-          }
-        }
-        if (publish) PublishFinished();
-      };
+      ZF_RETURN_IF_ERROR(PrepareAudioTask(*in, attempt, &spec));
     } else {
-      tc::VideoTask t;
-      t.decode_from = plan.decode_from;
-      t.decode_to = plan.decode_to;
-      t.start_pts = plan.start_pts;
-      t.end_pts = plan.end_pts;
-      t.origin_pts = source.origin_pts;
-      t.preset = options_.preset;
-      t.threads = threads;
-      int fd = 3;
-      for (const auto& r : rungs) {
-        t.outputs.push_back({r, fd++});
-        spec.outputs.push_back({tc::SegmentObjectName(prefix_, r.name, plan.index), 0});
-      }
-      if (plan.index == 0) {
-        const auto& tb = source.video;
-        t.thumbnail_pts =
-            source.origin_pts + static_cast<int64_t>(kThumbnailSeconds * tb.time_base_den /
-                                                     std::max(1, tb.time_base_num));
-        t.thumbnail_fd = fd++;
-        t.thumbnail_width = thumb_w;
-        t.thumbnail_height = thumb_h;
-        spec.outputs.push_back({tc::ThumbnailObjectName(prefix_), kMaxThumbnailBytes});
-      }
-      spec.id = TaskKey(prefix_, index) + "@" + ingest_id;
-      spec.args = {"video", "--task", tc::ToJson(t)};
-      for (uint32_t c = plan.first_chunk; c <= plan.last_chunk; ++c)
-        spec.inputs.push_back(ChunkObject(c));
-      // Task i's outputs are named after chunk i (stitcher.h) and live with it: run it there.
-      spec.placement = ChunkObject(plan.index);
-      spec.timeout = options_.task_timeout_base +
-                     std::chrono::seconds(static_cast<long>(options_.task_timeout_per_second *
-                                                            std::max(1.0, plan.seconds)));
+      PrepareVideoTask(*in, threads, &spec);
     }
-
     auto exit = executor_->Run(spec, *cancel_, [&](const std::string& node) {
       std::lock_guard lock(mu_);
       TaskProgress& tp = Track(index);
@@ -698,106 +596,253 @@ class Job : public tc::IngestSink {
       *permanent = exit.status().code() == ErrorCode::kSpawnFailed || Cancelled();
       return exit.status();
     }
+    auto report = tc::WorkerReportFromJson(exit->report);
+    ZF_RETURN_IF_ERROR(JudgeOutcome(index, *in, spec, *exit, report, permanent));
+    auto result = MakeResult(index, *in, spec, *exit, *report, threads, attempt);
+    if (!result.ok()) return result.status();
+    return Record(index, std::move(*result));
+  }
+
+  Result<TaskInputs> SnapshotPlan(int index) {
+    std::lock_guard lock(mu_);
+    TaskInputs in;
+    if (index != kAudioTask) {
+      auto it = std::find_if(plan_.tasks.begin(), plan_.tasks.end(), [&](const tc::TaskPlan& t) {
+        return t.index == static_cast<uint32_t>(index);
+      });
+      if (it == plan_.tasks.end()) return Status::Error(ErrorCode::kInternal, "unknown task");
+      in.plan = *it;
+    }
+    in.rungs = plan_.rungs;
+    in.source = plan_.source;
+    in.ingest_id = plan_.ingest_id;
+    in.thumb_w = plan_.thumb_width;
+    in.thumb_h = plan_.thumb_height;
+    in.duration_seconds = plan_.duration_seconds;
+    return in;
+  }
+
+  // The audio track's task: fed from ingest on its first attempt (in this process), else from
+  // the stored track; published as it is encoded.
+  Status PrepareAudioTask(const TaskInputs& in, int attempt, TaskSpec* spec) {
+    const int index = kAudioTask;
+    tc::AudioTask t;
+    t.origin_seconds = in.source.origin_seconds;
+    t.output_fd = 3;
+    spec->id = tc::AudioSourceObjectName(prefix_) + "@" + in.ingest_id;
+    spec->args = {"audio", "--task", tc::ToJson(t)};
+    spec->outputs.push_back({tc::AudioObjectName(prefix_), 0});
+    spec->inputs.push_back(tc::AudioSourceObjectName(prefix_));
+    spec->placement = tc::AudioSourceObjectName(prefix_);
+    spec->timeout = options_.task_timeout_base +
+                    std::chrono::seconds(static_cast<long>(in.duration_seconds * 2));
+    // The first attempt reads the track as ingest stores it, and what it has read is
+    // dropped (the feed holds only what the encoder has not taken yet). A retry reads the
+    // stored track, once ingest has committed it.
+    bool fed = false, fed_while_ingesting = false;
+    {
+      std::unique_lock lock(feed_mu_);
+      fed = audio_fed_ && attempt == 1 && rerun_.count(index) == 0;
+      fed_while_ingesting = fed && !feed_ended_;
+      while (audio_fed_ && !fed && !feed_ended_) {
+        if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
+        feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
+      }
+      if (feed_failed_) return Status::Error(ErrorCode::kNotRun, "not run: ingest failed");
+    }
+    if (fed) {
+      spec->read_input = [this]() -> Result<std::string> {
+        std::unique_lock lock(feed_mu_);
+        for (;;) {
+          if (feed_failed_) return Status::Error(ErrorCode::kCancelled, "ingest stopped");
+          if (!feed_.empty() || feed_ended_) break;
+          if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
+          feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
+        }
+        const size_t n = std::min(feed_.size(), size_t{1} << 20);
+        std::string piece = feed_.substr(0, n);
+        feed_.erase(0, n);
+        return piece;
+      };
+      // Its input arrives as fast as the upload: no hang deadline before the upload ends.
+      if (fed_while_ingesting) spec->timeout = std::chrono::hours(6);
+    }
+    {
+      std::lock_guard lock(audio_mu_);
+      audio_seen_.clear();  // an earlier attempt's bytes are not this one's
+      audio_seen_at_publish_ = 0;
+    }
+    // The segments need their audio: publish as it is encoded, about every 2 s of it.
+    spec->watch_output = [this](size_t, std::string_view bytes) {
+      bool publish = false;
+      {
+        std::lock_guard lock(audio_mu_);
+        audio_seen_.append(bytes);
+        if (audio_seen_.size() >= audio_seen_at_publish_ + kAudioPublishBytes) {
+          audio_seen_at_publish_ = audio_seen_.size();
+          publish = true;
+        }
+      }
+      if (publish) PublishFinished();
+    };
+    return Status::Ok();
+  }
+
+  // A video segment's task: every rung (and the thumbnail for the first), run where its
+  // chunk lives.
+  void PrepareVideoTask(const TaskInputs& in, int threads, TaskSpec* spec) {
+    const int index = static_cast<int>(in.plan.index);
+    tc::VideoTask t;
+    t.decode_from = in.plan.decode_from;
+    t.decode_to = in.plan.decode_to;
+    t.start_pts = in.plan.start_pts;
+    t.end_pts = in.plan.end_pts;
+    t.origin_pts = in.source.origin_pts;
+    t.preset = options_.preset;
+    t.threads = threads;
+    int fd = 3;
+    for (const auto& r : in.rungs) {
+      t.outputs.push_back({r, fd++});
+      spec->outputs.push_back({tc::SegmentObjectName(prefix_, r.name, in.plan.index), 0});
+    }
+    if (in.plan.index == 0) {
+      const auto& tb = in.source.video;
+      t.thumbnail_pts =
+          in.source.origin_pts + static_cast<int64_t>(kThumbnailSeconds * tb.time_base_den /
+                                                      std::max(1, tb.time_base_num));
+      t.thumbnail_fd = fd++;
+      t.thumbnail_width = in.thumb_w;
+      t.thumbnail_height = in.thumb_h;
+      spec->outputs.push_back({tc::ThumbnailObjectName(prefix_), kMaxThumbnailBytes});
+    }
+    spec->id = TaskKey(prefix_, index) + "@" + in.ingest_id;
+    spec->args = {"video", "--task", tc::ToJson(t)};
+    for (uint32_t c = in.plan.first_chunk; c <= in.plan.last_chunk; ++c)
+      spec->inputs.push_back(ChunkObject(c));
+    // Task i's outputs are named after chunk i (stitcher.h) and live with it: run it there.
+    spec->placement = ChunkObject(in.plan.index);
+    spec->timeout = options_.task_timeout_base +
+                    std::chrono::seconds(static_cast<long>(options_.task_timeout_per_second *
+                                                           std::max(1.0, in.plan.seconds)));
+  }
+
+  // Whether the attempt's outcome is a good run: an error says why not, and `*permanent`
+  // whether a retry is futile (the input is at fault).
+  Status JudgeOutcome(int index, const TaskInputs& in, const TaskSpec& spec,
+                      const TaskOutcome& exit, const Result<tc::WorkerReport>& parsed,
+                      bool* permanent) {
     const std::string what =
         index == kAudioTask ? std::string("audio") : "segment " + std::to_string(index);
     // A sandbox rule stopped the worker: the same input would meet the same rule again.
-    if (sandbox::StopRuleIsInputFault(exit->stopped_by)) {
+    if (sandbox::StopRuleIsInputFault(exit.stopped_by)) {
       if (options_.worker) options_.worker->CountRefusal();
       *permanent = true;
       return Status::Error(
           ErrorCode::kSandboxRefused,
           what + ": the sandbox stopped the worker (" +
-              (exit->stopped_detail.empty() ? std::string(sandbox::StopRuleName(exit->stopped_by))
-                                            : exit->stopped_detail) +
+              (exit.stopped_detail.empty() ? std::string(sandbox::StopRuleName(exit.stopped_by))
+                                           : exit.stopped_detail) +
               ")");
     }
-    auto report = tc::WorkerReportFromJson(exit->report);
-    if (exit->stopped_by == sandbox::StopRule::kCpu)
+    if (exit.stopped_by == sandbox::StopRule::kCpu)
       return Status::Error(ErrorCode::kWorkerFailed,
                            what + ": the worker used up its CPU time limit");
-    if (exit->timed_out)
+    if (exit.timed_out)
       return Status::Error(ErrorCode::kWorkerFailed,
                            what + ": the worker hung and was killed after " +
                                std::to_string(spec.timeout.count() / 1000) + " s");
-    if (exit->signal != 0)
+    if (exit.signal != 0)
       return Status::Error(ErrorCode::kWorkerFailed,
-                           what + ": the worker died of signal " + std::to_string(exit->signal));
-    if (!report.ok())
+                           what + ": the worker died of signal " + std::to_string(exit.signal));
+    if (!parsed.ok())
       return Status::Error(ErrorCode::kWorkerFailed, what + ": no report from the worker (exit " +
-                                                         std::to_string(exit->exit_code) + ")");
-    if (!report->ok || exit->exit_code != 0) {
-      *permanent = exit->exit_code == 1;
-      const ErrorCode code = report->error_code.value_or(ErrorCode::kWorkerFailed);
+                                                         std::to_string(exit.exit_code) + ")");
+    const tc::WorkerReport& report = *parsed;
+    if (!report.ok || exit.exit_code != 0) {
+      *permanent = exit.exit_code == 1;
+      const ErrorCode code = report.error_code.value_or(ErrorCode::kWorkerFailed);
       return Status::Error(code, UserPhrase(code) + ": " +
-                                     (report->error_message.empty() ? what + ": worker failed"
-                                                                    : report->error_message));
+                                     (report.error_message.empty() ? what + ": worker failed"
+                                                                   : report.error_message));
     }
     if (index != kAudioTask) {
-      if (report->frames_output == 0) {
+      if (report.frames_output == 0) {
         *permanent = true;
         return Status::Error(ErrorCode::kUndecodable,
                              "undecodable: no frame of " + what + " decodes");
       }
-      if (report->rungs.size() != rungs.size())
+      if (report.rungs.size() != in.rungs.size())
         return Status::Error(ErrorCode::kWorkerFailed, what + ": the report names the wrong rungs");
-      for (const auto& r : report->rungs)
-        if (r.frames != report->frames_output)
+      for (const auto& r : report.rungs)
+        if (r.frames != report.frames_output)
           return Status::Error(ErrorCode::kWorkerFailed,
                                what + ": rung " + r.name + " has " + std::to_string(r.frames) +
-                                   " frames, not " + std::to_string(report->frames_output));
-      if (plan.index == 0 &&
-          (exit->output_bytes.size() != spec.outputs.size() || exit->output_bytes.back() == 0))
+                                   " frames, not " + std::to_string(report.frames_output));
+      if (in.plan.index == 0 &&
+          (exit.output_bytes.size() != spec.outputs.size() || exit.output_bytes.back() == 0))
         return Status::Error(ErrorCode::kWorkerFailed, what + ": no thumbnail");
     }
 
+    return Status::Ok();
+  }
+
+  // The result of a good run, with the checksum of each output as the copy that ran reported it.
+  Result<TaskResult> MakeResult(int index, const TaskInputs& in, const TaskSpec& spec,
+                                const TaskOutcome& exit, const tc::WorkerReport& report,
+                                int threads, int attempt) {
+    const std::string what =
+        index == kAudioTask ? std::string("audio") : "segment " + std::to_string(index);
     TaskResult result;
     result.index = index;
-    result.node = exit->node;
+    result.node = exit.node;
     result.attempts = attempt;
-    result.frames = report->frames_output;
-    result.frames_decoded = report->frames_decoded;
-    result.decode_errors = report->decode_errors;
-    result.wall_seconds = exit->wall_seconds;
-    result.cpu_seconds = exit->cpu_seconds;
-    result.peak_rss_kib = exit->peak_rss_kib;
+    result.frames = report.frames_output;
+    result.frames_decoded = report.frames_decoded;
+    result.decode_errors = report.decode_errors;
+    result.wall_seconds = exit.wall_seconds;
+    result.cpu_seconds = exit.cpu_seconds;
+    result.peak_rss_kib = exit.peak_rss_kib;
     result.threads = threads;
-    result.sandboxed = exit->sandboxed;
-    result.input_bytes = exit->input_bytes;
-    result.input_bytes_remote = exit->input_bytes_remote;
-    result.output_bytes_sent = exit->output_bytes_sent;
-    result.backup_copy = exit->backup;
+    result.sandboxed = exit.sandboxed;
+    result.input_bytes = exit.input_bytes;
+    result.input_bytes_remote = exit.input_bytes_remote;
+    result.output_bytes_sent = exit.output_bytes_sent;
+    result.backup_copy = exit.backup;
     // What each output holds, as the copy that ran reported it: the stitcher uses an object
     // only if it still holds exactly these bytes.
-    if (exit->output_xxh64.size() != spec.outputs.size())
-      return Status::Error(
-          ErrorCode::kWorkerFailed,
-          what + ": " + exit->node + " reported no checksum of the task's outputs");
+    if (exit.output_xxh64.size() != spec.outputs.size())
+      return Status::Error(ErrorCode::kWorkerFailed,
+                           what + ": " + exit.node + " reported no checksum of the task's outputs");
     for (size_t i = 0; i < spec.outputs.size(); ++i)
       result.outputs.push_back(
-          {spec.outputs[i].object, exit->output_bytes[i], exit->output_xxh64[i]});
-    if (exit->sandboxed) {
-      result.spawn_ms = exit->spawn_ms;
-      result.layers_missing = exit->layers_missing;
-      result.memory_limit_via = exit->memory_limit_via;
+          {spec.outputs[i].object, exit.output_bytes[i], exit.output_xxh64[i]});
+    if (exit.sandboxed) {
+      result.spawn_ms = exit.spawn_ms;
+      result.layers_missing = exit.layers_missing;
+      result.memory_limit_via = exit.memory_limit_via;
     }
     if (index != kAudioTask) {
-      for (const auto& r : report->rungs) result.rungs.push_back({r.name, r.frames, r.bytes});
-      result.start_seconds = plan.start_pts
-                                 ? static_cast<double>(*plan.start_pts - source.origin_pts) *
-                                       source.video.time_base_num / source.video.time_base_den
+      for (const auto& r : report.rungs) result.rungs.push_back({r.name, r.frames, r.bytes});
+      result.start_seconds = in.plan.start_pts
+                                 ? static_cast<double>(*in.plan.start_pts - in.source.origin_pts) *
+                                       in.source.video.time_base_num / in.source.video.time_base_den
                                  : 0.0;
-      result.seconds = plan.seconds;
-      result.preroll_packets = plan.preroll_packets;
+      result.seconds = in.plan.seconds;
+      result.preroll_packets = in.plan.preroll_packets;
     }
-    // The task counts as done only once its outputs are durable.
+    return result;
+  }
+
+  // Keeps a task's result: the task counts as done only once its outputs are durable.
+  Status Record(int index, TaskResult result) {
     ZF_RETURN_IF_ERROR(store_.PutMeta(TaskKey(prefix_, index), ToJson(result)));
     std::lock_guard lock(mu_);
-    results_[index] = result;
     TaskProgress& tp = Track(index);
-    tp.node = exit->node;
-    tp.wall_seconds = exit->wall_seconds;
-    tp.cpu_seconds = exit->cpu_seconds;
+    tp.node = result.node;
+    tp.wall_seconds = result.wall_seconds;
+    tp.cpu_seconds = result.cpu_seconds;
     tp.error.clear();
+    results_[index] = std::move(result);
     return Status::Ok();
   }
 

@@ -224,6 +224,25 @@ std::optional<TaskProgress> AudioTask(const JobProgress& p) {
   return std::nullopt;
 }
 
+// What a finished job's report says of its video, with the API paths of its renditions.
+ReadyFacts ReadyFactsOf(const JobReport& report, const std::string& id) {
+  ReadyFacts f;
+  const transcode::SourceInfo& src = report.source.source;
+  f.duration_seconds = report.source.duration_seconds;
+  f.task_input_bytes = report.task_input_bytes;
+  f.task_input_bytes_remote = report.task_input_bytes_remote;
+  f.task_output_bytes_sent = report.task_output_bytes_sent;
+  f.width = src.display_width;
+  f.height = src.display_height;
+  f.fps = src.fps;
+  f.warnings = src.warnings;
+  for (const auto& x : report.renditions)
+    f.renditions.push_back({x.name, x.width, x.height, x.peak_bps,
+                            "/v1/videos/" + id + "/hls/" + x.name + "/index.m3u8",
+                            "/v1/videos/" + id + "/mp4/" + x.name + ".mp4"});
+  return f;
+}
+
 class Service final : public VideoService {
  public:
   Service(VideoServiceOptions options, std::unique_ptr<storage::Store> local,
@@ -946,24 +965,10 @@ class Service final : public VideoService {
       if (ended) DiscardUpload(id, *a);  // else when the upload ends (Commit)
       return;
     }
-    ReadyFacts f;
-    const transcode::SourceInfo& src = report->source.source;
-    f.duration_seconds = report->source.duration_seconds;
-    f.task_input_bytes = report->task_input_bytes;
-    f.task_input_bytes_remote = report->task_input_bytes_remote;
-    f.task_output_bytes_sent = report->task_output_bytes_sent;
-    f.width = src.display_width;
-    f.height = src.display_height;
-    f.fps = src.fps;
-    f.warnings = src.warnings;
+    ReadyFacts f = ReadyFactsOf(*report, id);
     // The ladder that was made: rungs above the source's short side were skipped.
     rec.ladder.clear();
-    for (const auto& x : report->renditions) {
-      f.renditions.push_back({x.name, x.width, x.height, x.peak_bps,
-                              "/v1/videos/" + id + "/hls/" + x.name + "/index.m3u8",
-                              "/v1/videos/" + id + "/mp4/" + x.name + ".mp4"});
-      rec.ladder.push_back(x.name);
-    }
+    for (const auto& r : f.renditions) rec.ladder.push_back(r.name);
     f.chunks = std::move(done_chunks);
     f.audio = std::move(done_audio);
     rec.ready = std::move(f);
