@@ -205,21 +205,23 @@ std::string ToJson(const JobReport& report) {
   json chunks = json::array();
   for (const auto& c : report.chunks) chunks.push_back(TaskResultJson(c));
   json renditions = json::array();
-  for (const auto& r : report.renditions)
-    renditions.push_back({{"name", r.name},
-                          {"width", r.width},
-                          {"height", r.height},
-                          {"frames", r.frames},
-                          {"bytes", r.bytes},
-                          {"duration_seconds", r.duration_seconds},
-                          {"peak_bps", r.peak_bps},
-                          {"average_bps", r.average_bps},
-                          {"codecs", r.codecs},
+  for (const auto& r : report.renditions) {
+    const transcode::RenditionStats& m = r.made;
+    renditions.push_back({{"name", m.name},
+                          {"width", m.width},
+                          {"height", m.height},
+                          {"frames", m.frames},
+                          {"bytes", m.bytes},
+                          {"duration_seconds", m.duration_seconds},
+                          {"peak_bps", m.peak_bps},
+                          {"average_bps", m.average_bps},
+                          {"codecs", m.codecs},
                           {"level", r.level},
                           {"maxrate_kbps", r.maxrate_kbps},
-                          {"segments", r.segments},
-                          {"playlist", r.name + "/index.m3u8"},
-                          {"mp4", r.name + ".mp4"}});
+                          {"segments", m.segment_frames.size()},
+                          {"playlist", m.name + "/index.m3u8"},
+                          {"mp4", m.name + ".mp4"}});
+  }
   json worker = {{"isolation", report.sandboxed ? "sandbox" : "unsandboxed"}};
   if (report.worker_sha256.empty())
     worker["runs_on"] = "storage nodes";

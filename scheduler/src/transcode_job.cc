@@ -926,9 +926,7 @@ class Job : public tc::IngestSink {
     for (const auto& r : s.renditions) {
       const auto& rung = *std::find_if(plan_.rungs.begin(), plan_.rungs.end(),
                                        [&](const tc::RungSettings& x) { return x.name == r.name; });
-      report.renditions.push_back({r.name, r.width, r.height, r.frames, r.bytes, r.duration_seconds,
-                                   r.peak_bps, r.average_bps, r.codecs, rung.level,
-                                   rung.maxrate_kbps, r.segment_frames.size()});
+      report.renditions.push_back({r, rung.level, rung.maxrate_kbps});
     }
     report.audio_seconds = s.audio_seconds;
     // Every task finished by an earlier run: segments and the audio track.

@@ -236,10 +236,12 @@ ReadyFacts ReadyFactsOf(const JobReport& report, const std::string& id) {
   f.height = src.display_height;
   f.fps = src.fps;
   f.warnings = src.warnings;
-  for (const auto& x : report.renditions)
+  for (const auto& r : report.renditions) {
+    const transcode::RenditionStats& x = r.made;
     f.renditions.push_back({x.name, x.width, x.height, x.peak_bps,
                             "/v1/videos/" + id + "/hls/" + x.name + "/index.m3u8",
                             "/v1/videos/" + id + "/mp4/" + x.name + ".mp4"});
+  }
   return f;
 }
 

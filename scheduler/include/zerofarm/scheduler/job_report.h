@@ -14,6 +14,7 @@
 #include "zerofarm/base/status.h"
 #include "zerofarm/transcode/ingest.h"
 #include "zerofarm/transcode/ladder.h"
+#include "zerofarm/transcode/stitcher.h"
 
 namespace zerofarm::scheduler {
 
@@ -85,18 +86,11 @@ std::string ToJson(const TaskResult& result);
 // by an older version) is one too, since its outputs cannot be bound: its task runs again.
 Result<TaskResult> TaskResultFromJson(std::string_view json);
 
-// One finished rendition.
+// One finished rendition: what the stitcher made of it and the rung it was encoded at.
 struct RenditionReport {
-  std::string name;  // "720p"
-  int width = 0, height = 0;
-  uint64_t frames = 0;
-  uint64_t bytes = 0;
-  double duration_seconds = 0;
-  int64_t peak_bps = 0, average_bps = 0;
-  std::string codecs;  // "avc1.64001f"
-  std::string level;   // H.264 level, "3.1"
+  transcode::RenditionStats made;  // name, size, frames, bitrates, segments
+  std::string level;               // H.264 level, "3.1"
   int maxrate_kbps = 0;
-  size_t segments = 0;
 };
 
 // A job that finished ("status": "ready"): what was made, what ran where, what it cost.
