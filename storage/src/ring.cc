@@ -100,31 +100,184 @@ std::string FormatWeight(double w) {
   return o.str();
 }
 
+// Build's limits on its options and node list, checked before any node.
+Status CheckBuildOptions(const RingOptions& options, size_t node_count) {
+  if (options.part_power < 1 || options.part_power > 20)
+    return Invalid("part_power must be within 1-20");
+  if (options.replicas < 1 || options.replicas > 16) return Invalid("replicas must be within 1-16");
+  if (node_count == 0) return Invalid("a ring needs at least one node");
+  if (static_cast<int>(node_count) < options.replicas)
+    return Invalid(std::to_string(options.replicas) + " replicas need at least " +
+                   std::to_string(options.replicas) + " nodes, got " + std::to_string(node_count));
+  return Status::Ok();
+}
+
+Status CheckNode(const RingNode& node) {
+  if (node.endpoint.empty()) return Invalid("a node has no endpoint");
+  if (node.endpoint.find_first_of(" \t\n") != std::string::npos)
+    return Invalid("endpoint '" + node.endpoint + "' contains white space");
+  if (node.zone.empty() || node.zone.find_first_of(" \t\n") != std::string::npos)
+    return Invalid("node " + node.endpoint + " has an empty or spaced zone");
+  if (!(node.weight > 0) || !std::isfinite(node.weight))
+    return Invalid("node " + node.endpoint + " needs a weight > 0");
+  return Status::Ok();
+}
+
+// Gives every node its position as id and checks each, in order, then the endpoints' uniqueness.
+Status NumberAndCheckNodes(std::vector<RingNode>* nodes) {
+  std::set<std::string> endpoints;
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    RingNode& node = (*nodes)[i];
+    node.id = static_cast<uint32_t>(i);
+    ZF_RETURN_IF_ERROR(CheckNode(node));
+    if (!endpoints.insert(node.endpoint).second)
+      return Invalid("endpoint " + node.endpoint + " is listed twice");
+  }
+  return Status::Ok();
+}
+
+// A placement under construction: the table ([partition][replica] -> node id, kUnassigned
+// for an empty slot) and, per node, the replicas it wants and holds, and its zone.
+struct Placement {
+  uint32_t parts = 0;
+  int reps = 0;
+  size_t n = 0;  // nodes
+  std::vector<int64_t> target;
+  std::vector<int64_t> have;
+  std::vector<size_t> zone_of;  // node -> zone index
+  size_t zones = 0;             // distinct zones
+  size_t spread = 0;            // zones a partition can span: min(zones, replicas)
+  std::vector<uint32_t> order;  // partitions in ScatterOrder
+  std::vector<std::vector<uint32_t>> table;
+
+  size_t DistinctZones(const std::vector<uint32_t>& row) const {
+    std::set<size_t> z;
+    for (uint32_t d : row)
+      if (d != kUnassigned) z.insert(zone_of[d]);
+    return z.size();
+  }
+};
+
+// An empty placement over `nodes`: every slot unassigned, zones numbered by first appearance.
+Placement StartPlacement(const std::vector<RingNode>& nodes, uint32_t parts, int reps) {
+  Placement pl;
+  pl.parts = parts;
+  pl.reps = reps;
+  pl.n = nodes.size();
+  pl.target = Targets(nodes, parts, reps);
+  pl.have.assign(pl.n, 0);
+  std::map<std::string, size_t> zone_index;
+  pl.zone_of.resize(pl.n);
+  for (size_t i = 0; i < pl.n; ++i)
+    pl.zone_of[i] = zone_index.try_emplace(nodes[i].zone, zone_index.size()).first->second;
+  pl.zones = zone_index.size();
+  pl.spread = std::min<size_t>(pl.zones, static_cast<size_t>(reps));
+  pl.table.assign(parts, std::vector<uint32_t>(static_cast<size_t>(reps), kUnassigned));
+  pl.order = ScatterOrder(parts);
+  return pl;
+}
+
+// A partition crowded into fewer zones than the ring allows gives one replica up (the last one
+// that shares its zone), to be placed in another zone by FillEmptySlots.
+void UncrowdPartition(Placement* pl, std::vector<uint32_t>* row) {
+  size_t held = 0;
+  for (uint32_t d : *row) held += d != kUnassigned ? 1 : 0;
+  if (!(held > pl->DistinctZones(*row) && pl->DistinctZones(*row) < pl->spread)) return;
+  for (int r = pl->reps - 1; r >= 0; --r) {
+    if ((*row)[r] == kUnassigned) continue;
+    const uint32_t d = (*row)[r];
+    const bool shared = std::count_if(row->begin(), row->end(), [&](uint32_t o) {
+                          return o != kUnassigned && pl->zone_of[o] == pl->zone_of[d];
+                        }) > 1;
+    if (!shared) continue;
+    (*row)[r] = kUnassigned;
+    --pl->have[d];
+    break;
+  }
+}
+
+// Every partition keeps the nodes (matched by endpoint) it had in `previous`, then is uncrowded.
+void KeepPrevious(Placement* pl, const std::vector<RingNode>& nodes, const Ring& previous) {
+  std::map<std::string, uint32_t> by_endpoint;
+  for (const RingNode& node : nodes) by_endpoint[node.endpoint] = node.id;
+  for (uint32_t p = 0; p < pl->parts; ++p) {
+    auto& row = pl->table[p];
+    for (int r = 0; r < pl->reps; ++r) {
+      auto it = by_endpoint.find(previous.nodes()[previous.NodesOf(p)[r]].endpoint);
+      if (it == by_endpoint.end()) continue;
+      row[r] = it->second;
+      ++pl->have[it->second];
+    }
+    UncrowdPartition(pl, &row);
+  }
+}
+
+// Nodes over their share give replicas up, at most one per partition per pass, spread over the
+// partitions, the most over-full node first.
+void ShedExcess(Placement* pl) {
+  std::vector<int> dropped(pl->parts, 0);
+  for (int pass = 1; pass <= pl->reps; ++pass) {
+    bool any_over = false;
+    for (size_t d = 0; d < pl->n; ++d) any_over |= pl->have[d] > pl->target[d];
+    if (!any_over) break;
+    for (uint32_t p : pl->order) {
+      if (dropped[p] >= pass) continue;
+      auto& row = pl->table[p];
+      int best = -1;
+      for (int r = 0; r < pl->reps; ++r) {
+        if (row[r] == kUnassigned) continue;
+        const uint32_t d = row[r];
+        if (pl->have[d] <= pl->target[d]) continue;
+        if (best < 0 || pl->have[d] - pl->target[d] > pl->have[row[best]] - pl->target[row[best]])
+          best = r;
+      }
+      if (best < 0) continue;
+      --pl->have[row[best]];
+      row[best] = kUnassigned;
+      ++dropped[p];
+    }
+  }
+}
+
+// The node for an empty slot of `row`: one not yet in it, in the least used zone of the row,
+// wanting the most replicas (ties to the lower id).
+uint32_t BestNodeFor(const Placement& pl, const std::vector<uint32_t>& row) {
+  std::vector<int> zone_use(pl.zones, 0);
+  for (uint32_t d : row)
+    if (d != kUnassigned) ++zone_use[pl.zone_of[d]];
+  int64_t best = -1;
+  for (size_t d = 0; d < pl.n; ++d) {
+    if (std::find(row.begin(), row.end(), static_cast<uint32_t>(d)) != row.end()) continue;
+    if (best < 0) {
+      best = static_cast<int64_t>(d);
+      continue;
+    }
+    const size_t b = static_cast<size_t>(best);
+    const int zd = zone_use[pl.zone_of[d]], zb = zone_use[pl.zone_of[b]];
+    const int64_t wd = pl.target[d] - pl.have[d], wb = pl.target[b] - pl.have[b];
+    if (zd != zb ? zd < zb : wd > wb) best = static_cast<int64_t>(d);
+  }
+  return static_cast<uint32_t>(best);
+}
+
+// Fills every empty slot, replica by replica, each in ScatterOrder (see BestNodeFor).
+void FillEmptySlots(Placement* pl) {
+  for (int r = 0; r < pl->reps; ++r) {
+    for (uint32_t p : pl->order) {
+      auto& row = pl->table[p];
+      if (row[r] != kUnassigned) continue;
+      row[r] = BestNodeFor(*pl, row);
+      ++pl->have[row[r]];
+    }
+  }
+}
+
 }  // namespace
 
 Result<Ring> Ring::Build(const RingOptions& options, std::vector<RingNode> nodes,
                          const Ring* previous) {
-  if (options.part_power < 1 || options.part_power > 20)
-    return Invalid("part_power must be within 1-20");
-  if (options.replicas < 1 || options.replicas > 16) return Invalid("replicas must be within 1-16");
-  if (nodes.empty()) return Invalid("a ring needs at least one node");
-  if (static_cast<int>(nodes.size()) < options.replicas)
-    return Invalid(std::to_string(options.replicas) + " replicas need at least " +
-                   std::to_string(options.replicas) + " nodes, got " +
-                   std::to_string(nodes.size()));
-  std::set<std::string> endpoints;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    nodes[i].id = static_cast<uint32_t>(i);
-    if (nodes[i].endpoint.empty()) return Invalid("a node has no endpoint");
-    if (nodes[i].endpoint.find_first_of(" \t\n") != std::string::npos)
-      return Invalid("endpoint '" + nodes[i].endpoint + "' contains white space");
-    if (nodes[i].zone.empty() || nodes[i].zone.find_first_of(" \t\n") != std::string::npos)
-      return Invalid("node " + nodes[i].endpoint + " has an empty or spaced zone");
-    if (!(nodes[i].weight > 0) || !std::isfinite(nodes[i].weight))
-      return Invalid("node " + nodes[i].endpoint + " needs a weight > 0");
-    if (!endpoints.insert(nodes[i].endpoint).second)
-      return Invalid("endpoint " + nodes[i].endpoint + " is listed twice");
-  }
+  ZF_RETURN_IF_ERROR(CheckBuildOptions(options, nodes.size()));
+  ZF_RETURN_IF_ERROR(NumberAndCheckNodes(&nodes));
   if (previous && previous->part_power() != options.part_power)
     return Invalid("the previous ring has part_power " + std::to_string(previous->part_power()) +
                    "; changing it would move every partition");
@@ -133,106 +286,13 @@ Result<Ring> Ring::Build(const RingOptions& options, std::vector<RingNode> nodes
   ring.part_power_ = options.part_power;
   ring.replicas_ = options.replicas;
   ring.nodes_ = nodes;
-  const uint32_t parts = ring.partitions();
-  const int reps = options.replicas;
-  const size_t n = nodes.size();
-  const std::vector<int64_t> target = Targets(nodes, parts, reps);
-  std::vector<int64_t> have(n, 0);
-  std::map<std::string, size_t> zone_index;
-  std::vector<size_t> zone_of(n);
-  for (size_t i = 0; i < n; ++i)
-    zone_of[i] = zone_index.try_emplace(nodes[i].zone, zone_index.size()).first->second;
-  const size_t zones = zone_index.size();
-  const size_t spread = std::min<size_t>(zones, static_cast<size_t>(reps));
-  ring.table_.assign(parts, std::vector<uint32_t>(static_cast<size_t>(reps), kUnassigned));
-  const std::vector<uint32_t> order = ScatterOrder(parts);
-
-  auto distinct_zones = [&](const std::vector<uint32_t>& row) {
-    std::set<size_t> z;
-    for (uint32_t d : row)
-      if (d != kUnassigned) z.insert(zone_of[d]);
-    return z.size();
-  };
-
-  if (previous && previous->replicas() == reps) {
-    std::map<std::string, uint32_t> by_endpoint;
-    for (const RingNode& node : nodes) by_endpoint[node.endpoint] = node.id;
-    for (uint32_t p = 0; p < parts; ++p) {
-      auto& row = ring.table_[p];
-      for (int r = 0; r < reps; ++r) {
-        auto it = by_endpoint.find(previous->nodes()[previous->NodesOf(p)[r]].endpoint);
-        if (it == by_endpoint.end()) continue;
-        row[r] = it->second;
-        ++have[it->second];
-      }
-      // A partition crowded into fewer zones than the ring allows gives one replica up (the
-      // last one that shares its zone), to be placed in another zone below.
-      size_t held = 0;
-      for (uint32_t d : row) held += d != kUnassigned ? 1 : 0;
-      if (held > distinct_zones(row) && distinct_zones(row) < spread) {
-        for (int r = reps - 1; r >= 0; --r) {
-          if (row[r] == kUnassigned) continue;
-          const uint32_t d = row[r];
-          const bool shared = std::count_if(row.begin(), row.end(), [&](uint32_t o) {
-                                return o != kUnassigned && zone_of[o] == zone_of[d];
-                              }) > 1;
-          if (!shared) continue;
-          row[r] = kUnassigned;
-          --have[d];
-          break;
-        }
-      }
-    }
-    // Nodes over their share give replicas up, at most one per partition per pass, spread over
-    // the partitions, the most over-full node first.
-    std::vector<int> dropped(parts, 0);
-    for (int pass = 1; pass <= reps; ++pass) {
-      bool any_over = false;
-      for (size_t d = 0; d < n; ++d) any_over |= have[d] > target[d];
-      if (!any_over) break;
-      for (uint32_t p : order) {
-        if (dropped[p] >= pass) continue;
-        auto& row = ring.table_[p];
-        int best = -1;
-        for (int r = 0; r < reps; ++r) {
-          if (row[r] == kUnassigned) continue;
-          const uint32_t d = row[r];
-          if (have[d] <= target[d]) continue;
-          if (best < 0 || have[d] - target[d] > have[row[best]] - target[row[best]]) best = r;
-        }
-        if (best < 0) continue;
-        --have[row[best]];
-        row[best] = kUnassigned;
-        ++dropped[p];
-      }
-    }
+  Placement placement = StartPlacement(nodes, ring.partitions(), options.replicas);
+  if (previous && previous->replicas() == options.replicas) {
+    KeepPrevious(&placement, nodes, *previous);
+    ShedExcess(&placement);
   }
-
-  // Fill every empty slot: a node not yet in the partition, in the least used zone of the
-  // partition, wanting the most replicas.
-  for (int r = 0; r < reps; ++r) {
-    for (uint32_t p : order) {
-      auto& row = ring.table_[p];
-      if (row[r] != kUnassigned) continue;
-      std::vector<int> zone_use(zones, 0);
-      for (uint32_t d : row)
-        if (d != kUnassigned) ++zone_use[zone_of[d]];
-      int64_t best = -1;
-      for (size_t d = 0; d < n; ++d) {
-        if (std::find(row.begin(), row.end(), static_cast<uint32_t>(d)) != row.end()) continue;
-        if (best < 0) {
-          best = static_cast<int64_t>(d);
-          continue;
-        }
-        const size_t b = static_cast<size_t>(best);
-        const int zd = zone_use[zone_of[d]], zb = zone_use[zone_of[b]];
-        const int64_t wd = target[d] - have[d], wb = target[b] - have[b];
-        if (zd != zb ? zd < zb : wd > wb) best = static_cast<int64_t>(d);
-      }
-      row[r] = static_cast<uint32_t>(best);
-      ++have[static_cast<size_t>(best)];
-    }
-  }
+  FillEmptySlots(&placement);
+  ring.table_ = std::move(placement.table);
   return ring;
 }
 
