@@ -272,6 +272,134 @@ void FillEmptySlots(Placement* pl) {
   }
 }
 
+// The lines of a ring's text that carry content: each cut at its first '#', trailing spaces,
+// tabs and carriage returns removed, empty lines dropped.
+std::vector<std::string> ContentLines(std::string_view text) {
+  std::istringstream in{std::string(text)};
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
+      line.pop_back();
+    if (!line.empty()) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Hands out a ring text's content lines in order.
+class LineReader {
+ public:
+  explicit LineReader(std::string_view text) : lines_(ContentLines(text)) {}
+
+  bool AtEnd() const { return at_ >= lines_.size(); }
+  // The next line; only when !AtEnd().
+  const std::string& Take() { return lines_[at_++]; }
+  // What follows "`key` " on the next line.
+  Result<std::string> Next(const std::string& key) {
+    if (AtEnd()) return Corrupt("ends before '" + key + "'");
+    const std::string& line = Take();
+    if (line.rfind(key + " ", 0) != 0) return Corrupt("expected '" + key + "', got: " + line);
+    return line.substr(key.size() + 1);
+  }
+
+ private:
+  std::vector<std::string> lines_;
+  size_t at_ = 0;
+};
+
+// A whole decimal number within [lo, hi], or nullopt.
+std::optional<long> ParseNumber(const std::string& s, long lo, long hi) {
+  char* end = nullptr;
+  errno = 0;
+  long v = std::strtol(s.c_str(), &end, 10);
+  if (errno || end == s.c_str() || *end || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+struct RingHeader {
+  long part_power = 0;
+  long replicas = 0;
+  long node_count = 0;
+  std::string replicas_text;  // as written, for messages
+};
+
+// The magic line and the three counts, checked against each other.
+Result<RingHeader> ParseHeader(LineReader* in) {
+  auto magic = in->Next("zerofarm-ring");
+  if (!magic.ok()) return magic.status();
+  if (*magic != "1") return Corrupt("unknown ring format version " + *magic);
+  auto pp = in->Next("part_power");
+  if (!pp.ok()) return pp.status();
+  auto rp = in->Next("replicas");
+  if (!rp.ok()) return rp.status();
+  auto nn = in->Next("nodes");
+  if (!nn.ok()) return nn.status();
+  auto part_power = ParseNumber(*pp, 1, 20);
+  auto replicas = ParseNumber(*rp, 1, 16);
+  auto node_count = ParseNumber(*nn, 1, 100000);
+  if (!part_power || !replicas || !node_count) return Corrupt("bad header numbers");
+  if (*replicas > *node_count) return Corrupt("more replicas than nodes");
+  return RingHeader{*part_power, *replicas, *node_count, *rp};
+}
+
+// One node line's fields after "node ": "ID ENDPOINT zone=Z weight=W", ID being `id`.
+Result<RingNode> ParseNode(const std::string& rest, long id) {
+  std::istringstream f(rest);
+  std::string id_text, endpoint, zone, weight, extra;
+  f >> id_text >> endpoint >> zone >> weight;
+  if (f >> extra || weight.empty()) return Corrupt("bad node line: node " + rest);
+  if (ParseNumber(id_text, id, id) == std::nullopt)
+    return Corrupt("node ids must be 0, 1, ... in order");
+  if (zone.rfind("zone=", 0) != 0 || zone.size() == 5 || weight.rfind("weight=", 0) != 0)
+    return Corrupt("bad node line: node " + rest);
+  RingNode node;
+  node.id = static_cast<uint32_t>(id);
+  node.endpoint = endpoint;
+  node.zone = zone.substr(5);
+  char* end = nullptr;
+  node.weight = std::strtod(weight.c_str() + 7, &end);
+  if (*end || !(node.weight > 0) || !std::isfinite(node.weight))
+    return Corrupt("bad weight: " + weight);
+  return node;
+}
+
+// The header's node_count node lines, ids in order, endpoints distinct.
+Result<std::vector<RingNode>> ParseNodes(LineReader* in, const RingHeader& header) {
+  std::vector<RingNode> nodes;
+  std::set<std::string> endpoints;
+  for (long i = 0; i < header.node_count; ++i) {
+    auto rest = in->Next("node");
+    if (!rest.ok()) return rest.status();
+    auto node = ParseNode(*rest, i);
+    if (!node.ok()) return node.status();
+    if (!endpoints.insert(node->endpoint).second)
+      return Corrupt("endpoint listed twice: " + node->endpoint);
+    nodes.push_back(std::move(*node));
+  }
+  return nodes;
+}
+
+// Partition p's line: "p:" and the header's count of distinct node ids in range.
+Result<std::vector<uint32_t>> ParsePartition(LineReader* in, uint32_t p, const RingHeader& header) {
+  if (in->AtEnd()) return Corrupt("partition " + std::to_string(p) + " is missing");
+  const std::string& line = in->Take();
+  const std::string prefix = std::to_string(p) + ":";
+  if (line.rfind(prefix, 0) != 0) return Corrupt("expected partition " + prefix + " got " + line);
+  std::istringstream f(line.substr(prefix.size()));
+  std::vector<uint32_t> row;
+  for (std::string id; f >> id;) {
+    auto v = ParseNumber(id, 0, header.node_count - 1);
+    if (!v) return Corrupt("partition " + std::to_string(p) + ": bad node id " + id);
+    if (std::find(row.begin(), row.end(), static_cast<uint32_t>(*v)) != row.end())
+      return Corrupt("partition " + std::to_string(p) + " names a node twice");
+    row.push_back(static_cast<uint32_t>(*v));
+  }
+  if (static_cast<long>(row.size()) != header.replicas)
+    return Corrupt("partition " + std::to_string(p) + " does not have " + header.replicas_text +
+                   " replicas");
+  return row;
+}
+
 }  // namespace
 
 Result<Ring> Ring::Build(const RingOptions& options, std::vector<RingNode> nodes,
@@ -351,88 +479,23 @@ std::string Ring::ToText() const {
 }
 
 Result<Ring> Ring::Parse(std::string_view text) {
-  std::istringstream in{std::string(text)};
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (auto hash = line.find('#'); hash != std::string::npos) line.erase(hash);
-    while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r'))
-      line.pop_back();
-    if (!line.empty()) lines.push_back(line);
-  }
-  size_t at = 0;
-  auto next = [&](const std::string& key) -> Result<std::string> {
-    if (at >= lines.size()) return Corrupt("ends before '" + key + "'");
-    const std::string& line = lines[at++];
-    if (line.rfind(key + " ", 0) != 0) return Corrupt("expected '" + key + "', got: " + line);
-    return line.substr(key.size() + 1);
-  };
-  auto number = [](const std::string& s, long lo, long hi) -> std::optional<long> {
-    char* end = nullptr;
-    errno = 0;
-    long v = std::strtol(s.c_str(), &end, 10);
-    if (errno || end == s.c_str() || *end || v < lo || v > hi) return std::nullopt;
-    return v;
-  };
-  auto magic = next("zerofarm-ring");
-  if (!magic.ok()) return magic.status();
-  if (*magic != "1") return Corrupt("unknown ring format version " + *magic);
-  auto pp = next("part_power");
-  if (!pp.ok()) return pp.status();
-  auto rp = next("replicas");
-  if (!rp.ok()) return rp.status();
-  auto nn = next("nodes");
-  if (!nn.ok()) return nn.status();
-  auto part_power = number(*pp, 1, 20);
-  auto replicas = number(*rp, 1, 16);
-  auto node_count = number(*nn, 1, 100000);
-  if (!part_power || !replicas || !node_count) return Corrupt("bad header numbers");
-  if (*replicas > *node_count) return Corrupt("more replicas than nodes");
+  LineReader in(text);
+  auto header = ParseHeader(&in);
+  if (!header.ok()) return header.status();
   Ring ring;
-  ring.part_power_ = static_cast<int>(*part_power);
-  ring.replicas_ = static_cast<int>(*replicas);
-  std::set<std::string> endpoints;
-  for (long i = 0; i < *node_count; ++i) {
-    auto rest = next("node");
-    if (!rest.ok()) return rest.status();
-    std::istringstream f(*rest);
-    std::string id, endpoint, zone, weight, extra;
-    f >> id >> endpoint >> zone >> weight;
-    if (f >> extra || weight.empty()) return Corrupt("bad node line: node " + *rest);
-    if (number(id, i, i) == std::nullopt) return Corrupt("node ids must be 0, 1, ... in order");
-    if (zone.rfind("zone=", 0) != 0 || zone.size() == 5 || weight.rfind("weight=", 0) != 0)
-      return Corrupt("bad node line: node " + *rest);
-    RingNode node;
-    node.id = static_cast<uint32_t>(i);
-    node.endpoint = endpoint;
-    node.zone = zone.substr(5);
-    char* end = nullptr;
-    node.weight = std::strtod(weight.c_str() + 7, &end);
-    if (*end || !(node.weight > 0) || !std::isfinite(node.weight))
-      return Corrupt("bad weight: " + weight);
-    if (!endpoints.insert(endpoint).second) return Corrupt("endpoint listed twice: " + endpoint);
-    ring.nodes_.push_back(node);
-  }
+  ring.part_power_ = static_cast<int>(header->part_power);
+  ring.replicas_ = static_cast<int>(header->replicas);
+  auto nodes = ParseNodes(&in, *header);
+  if (!nodes.ok()) return nodes.status();
+  ring.nodes_ = std::move(*nodes);
   const uint32_t parts = ring.partitions();
   ring.table_.reserve(parts);
   for (uint32_t p = 0; p < parts; ++p) {
-    if (at >= lines.size()) return Corrupt("partition " + std::to_string(p) + " is missing");
-    const std::string& line = lines[at++];
-    const std::string prefix = std::to_string(p) + ":";
-    if (line.rfind(prefix, 0) != 0) return Corrupt("expected partition " + prefix + " got " + line);
-    std::istringstream f(line.substr(prefix.size()));
-    std::vector<uint32_t> row;
-    for (std::string id; f >> id;) {
-      auto v = number(id, 0, *node_count - 1);
-      if (!v) return Corrupt("partition " + std::to_string(p) + ": bad node id " + id);
-      if (std::find(row.begin(), row.end(), static_cast<uint32_t>(*v)) != row.end())
-        return Corrupt("partition " + std::to_string(p) + " names a node twice");
-      row.push_back(static_cast<uint32_t>(*v));
-    }
-    if (static_cast<long>(row.size()) != *replicas)
-      return Corrupt("partition " + std::to_string(p) + " does not have " + *rp + " replicas");
-    ring.table_.push_back(std::move(row));
+    auto row = ParsePartition(&in, p, *header);
+    if (!row.ok()) return row.status();
+    ring.table_.push_back(std::move(*row));
   }
-  if (at != lines.size()) return Corrupt("trailing lines after the last partition");
+  if (!in.AtEnd()) return Corrupt("trailing lines after the last partition");
   return ring;
 }
 
