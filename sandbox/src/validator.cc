@@ -444,78 +444,75 @@ std::vector<uint64_t> DataPointerCandidates(std::span<const std::byte> program,
   return found;
 }
 
-// The checks that need no disassembly: file type, linking, memory permissions, stack.
-void CheckStructure(std::span<const std::byte> program, const ElfImage& image, Reasons* reasons) {
-  if (image.type != ET_EXEC && image.type != ET_DYN) {
-    reasons->Add("not_executable",
-                 "ELF type " + std::to_string(image.type) + " is not an executable");
-  }
+// What CheckStructure learns from the program headers for its checks across segments.
+struct SegmentFacts {
   bool has_stack_header = false;
-  bool has_code = false;
-  bool entry_in_code = false;
-  std::vector<const ElfSegment*> loads;
-  for (size_t i = 0; i < image.segments.size(); ++i) {
-    const ElfSegment& s = image.segments[i];
-    const std::string which = "segment " + std::to_string(i);
-    switch (s.type) {
-      case PT_INTERP:
-        reasons->Add(
-            "dynamic_program",
-            "dynamically linked: requests the program interpreter \"" +
-                Sanitize(std::string_view(reinterpret_cast<const char*>(program.data() + s.offset),
-                                          s.filesz),
-                         200) +
-                "\"; the sandbox runs static programs only");
-        break;
-      case PT_DYNAMIC:
-        reasons->Add("dynamic_program",
-                     "has a PT_DYNAMIC segment (dynamic linking or static-pie relocation); the "
-                     "sandbox runs static, non-relocating programs only");
-        break;
-      case PT_GNU_STACK:
-        has_stack_header = true;
-        if (s.executable()) {
-          reasons->Add("executable_stack", "PT_GNU_STACK asks for an executable stack");
-        }
-        break;
-      case PT_LOAD:
-        if (s.memsz == 0) break;
-        loads.push_back(&s);
-        if (s.executable() && s.writable()) {
-          Reason* r = reasons->Add("writable_executable_segment",
-                                   which + " is both writable and executable");
-          if (r != nullptr) {
-            r->vaddr = s.vaddr;
-            r->file_offset = s.offset;
-          }
-        }
-        if ((s.vaddr - s.offset) % kPageSize != 0) {
-          reasons->Add("malformed_elf", which + " p_vaddr and p_offset differ in page offset");
-        }
-        if (s.executable()) {
-          has_code = true;
-          if (image.entry >= s.vaddr && image.entry - s.vaddr < s.filesz) entry_in_code = true;
-        }
-        break;
-      default:
-        break;
+  bool has_code = false;                 // an executable PT_LOAD with memory
+  bool entry_in_code = false;            // the entry point is inside such a segment's file bytes
+  std::vector<const ElfSegment*> loads;  // PT_LOAD segments with memory, in header order
+};
+
+// A loadable segment's own checks (W^X, page congruence of address and offset); segment
+// `index`, noted in `facts`.
+void CheckLoadSegment(const ElfSegment& s, size_t index, uint64_t entry, Reasons* reasons,
+                      SegmentFacts* facts) {
+  if (s.memsz == 0) return;
+  const std::string which = "segment " + std::to_string(index);
+  facts->loads.push_back(&s);
+  if (s.executable() && s.writable()) {
+    Reason* r =
+        reasons->Add("writable_executable_segment", which + " is both writable and executable");
+    if (r != nullptr) {
+      r->vaddr = s.vaddr;
+      r->file_offset = s.offset;
     }
   }
-  if (!has_stack_header) {
-    reasons->Add("executable_stack",
-                 "no PT_GNU_STACK segment: x86-64 Linux gives such a program an executable "
-                 "stack");
+  if ((s.vaddr - s.offset) % kPageSize != 0) {
+    reasons->Add("malformed_elf", which + " p_vaddr and p_offset differ in page offset");
   }
-  if (!has_code) {
-    reasons->Add("not_executable", "no executable segment");
-  } else if (!entry_in_code) {
-    Reason* r = reasons->Add("entry_outside_code",
-                             "the entry point is not inside an executable segment's file bytes");
-    if (r != nullptr) r->vaddr = image.entry;
+  if (s.executable()) {
+    facts->has_code = true;
+    if (entry >= s.vaddr && entry - s.vaddr < s.filesz) facts->entry_in_code = true;
   }
-  // Two segments in one page: the kernel maps the later over the earlier, so the page's
-  // permissions and bytes would not be the ones the earlier segment declares (and the
-  // validator would have checked the wrong bytes).
+}
+
+// One program header's checks: dynamic linking, the stack's permissions, loadable segments.
+void CheckSegment(std::span<const std::byte> program, const ElfImage& image, size_t index,
+                  Reasons* reasons, SegmentFacts* facts) {
+  const ElfSegment& s = image.segments[index];
+  switch (s.type) {
+    case PT_INTERP:
+      reasons->Add(
+          "dynamic_program",
+          "dynamically linked: requests the program interpreter \"" +
+              Sanitize(std::string_view(reinterpret_cast<const char*>(program.data() + s.offset),
+                                        s.filesz),
+                       200) +
+              "\"; the sandbox runs static programs only");
+      break;
+    case PT_DYNAMIC:
+      reasons->Add("dynamic_program",
+                   "has a PT_DYNAMIC segment (dynamic linking or static-pie relocation); the "
+                   "sandbox runs static, non-relocating programs only");
+      break;
+    case PT_GNU_STACK:
+      facts->has_stack_header = true;
+      if (s.executable()) {
+        reasons->Add("executable_stack", "PT_GNU_STACK asks for an executable stack");
+      }
+      break;
+    case PT_LOAD:
+      CheckLoadSegment(s, index, image.entry, reasons, facts);
+      break;
+    default:
+      break;
+  }
+}
+
+// Two segments in one page: the kernel maps the later over the earlier, so the page's
+// permissions and bytes would not be the ones the earlier segment declares (and the
+// validator would have checked the wrong bytes).
+void CheckSharedPages(std::vector<const ElfSegment*> loads, Reasons* reasons) {
   std::sort(loads.begin(), loads.end(),
             [](const ElfSegment* a, const ElfSegment* b) { return a->vaddr < b->vaddr; });
   for (size_t i = 1; i < loads.size(); ++i) {
@@ -525,6 +522,31 @@ void CheckStructure(std::span<const std::byte> program, const ElfImage& image, R
       if (r != nullptr) r->vaddr = loads[i]->vaddr;
     }
   }
+}
+
+// The checks that need no disassembly: file type, linking, memory permissions, stack.
+void CheckStructure(std::span<const std::byte> program, const ElfImage& image, Reasons* reasons) {
+  if (image.type != ET_EXEC && image.type != ET_DYN) {
+    reasons->Add("not_executable",
+                 "ELF type " + std::to_string(image.type) + " is not an executable");
+  }
+  SegmentFacts facts;
+  for (size_t i = 0; i < image.segments.size(); ++i) {
+    CheckSegment(program, image, i, reasons, &facts);
+  }
+  if (!facts.has_stack_header) {
+    reasons->Add("executable_stack",
+                 "no PT_GNU_STACK segment: x86-64 Linux gives such a program an executable "
+                 "stack");
+  }
+  if (!facts.has_code) {
+    reasons->Add("not_executable", "no executable segment");
+  } else if (!facts.entry_in_code) {
+    Reason* r = reasons->Add("entry_outside_code",
+                             "the entry point is not inside an executable segment's file bytes");
+    if (r != nullptr) r->vaddr = image.entry;
+  }
+  CheckSharedPages(std::move(facts.loads), reasons);
 }
 
 void AddNote(ValidationReport* report, std::string note) {
