@@ -564,6 +564,137 @@ std::string FractionString(double fraction) {
   return buf;
 }
 
+// The disassembly over `ranges`: its seeds (pointer arrays, then call-frame records), code
+// pointers found in data, the non-executable segments' bytes, and the options' list limits.
+CodeAnalysis AnalyzeCode(std::span<const std::byte> program, const ElfImage& image,
+                         const std::vector<ExecRange>& ranges, const ValidatorOptions& options) {
+  std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
+  const std::vector<uint64_t> eh_seeds = EhFrameSeeds(program, image);
+  seeds.insert(seeds.end(), eh_seeds.begin(), eh_seeds.end());
+  const std::vector<uint64_t> candidates = DataPointerCandidates(program, image);
+  AnalysisLimits limits;
+  limits.max_findings = options.max_listed_reasons;
+  limits.max_syscall_sites = options.max_listed_syscall_sites;
+  limits.max_data_regions = options.max_listed_data_regions;
+  std::vector<DataRange> data;
+  for (const ElfSegment& s : image.segments) {
+    if (s.type != PT_LOAD || s.executable() || s.offset > program.size()) continue;
+    data.push_back({s.vaddr, program.subspan(s.offset, std::min<uint64_t>(
+                                                           s.filesz, program.size() - s.offset))});
+  }
+  return Analyze(ranges, image, seeds, candidates, data, limits);
+}
+
+// A reason for each instruction the analysis refused (located, disassembled and named), the
+// count of those it did not keep, and one if its budget ran out.
+void AddInstructionReasons(const CodeAnalysis& code, const std::vector<ExecRange>& ranges,
+                           const AddressNamer& namer, Reasons* reasons) {
+  for (const InstructionFinding& f : code.findings) {
+    const char* what = f.code == "decode_error" ? "cannot decode the instruction at "
+                                                : "forbidden instruction at ";
+    Reason* r = reasons->Add(f.code, what + Hex(f.vaddr) + ": " + f.reason);
+    if (r == nullptr) continue;
+    r->vaddr = f.vaddr;
+    r->file_offset = FileOffset(ranges, f.vaddr);
+    std::tie(r->instruction, r->bytes) = DescribeInstruction(ranges, f.vaddr);
+    r->symbol = namer.Symbol(f.vaddr);
+    if (!r->instruction.empty()) r->message += " (" + r->instruction + ")";
+    if (!r->symbol.empty()) r->message += " in " + r->symbol;
+  }
+  reasons->AddUnlisted(code.findings_total - code.findings.size());
+  if (code.budget_exhausted) {
+    reasons->Add("analysis_budget",
+                 "the analysis stopped after " + std::to_string(code.steps) +
+                     " steps: overlapping symbols or branch targets make this program too costly "
+                     "to validate");
+  }
+}
+
+// The report's syscall sites and data regions, located and named, and the data_region reason
+// when the options refuse any.
+void ReportSitesAndRegions(const CodeAnalysis& code, const std::vector<ExecRange>& ranges,
+                           const AddressNamer& namer, const ValidatorOptions& options,
+                           ValidationReport* report, Reasons* reasons) {
+  for (uint64_t site : code.syscall_sites) {
+    report->syscall_sites.push_back({site, FileOffset(ranges, site), namer.Symbol(site)});
+  }
+  for (const UnreachedRun& run : code.data_regions) {
+    if (report->data_regions.size() >= options.max_listed_data_regions) break;
+    DataRegion region{run.vaddr,
+                      FileOffset(ranges, run.vaddr),
+                      run.size,
+                      namer.Section(run.vaddr),
+                      namer.Symbol(run.vaddr),
+                      run.outside_segment};
+    // A first segment that starts at file offset 0 maps the ELF headers executable too.
+    if (region.section.empty() && region.file_offset && *region.file_offset < sizeof(Elf64_Ehdr)) {
+      region.section = "(ELF headers)";
+    }
+    report->data_regions.push_back(std::move(region));
+  }
+  if (options.reject_data_regions && code.data_regions_total > 0) {
+    reasons->Add("data_region", std::to_string(code.data_regions_total) + " executable regions (" +
+                                    std::to_string(code.data_region_bytes) +
+                                    " bytes) are reached by no instruction stream");
+  }
+}
+
+// Refuses a program whose share of executable bytes reached by no instruction stream exceeds
+// options.max_data_fraction. Written so that a NaN or negative fraction refuses any data; a
+// fraction of 1 or more never refuses.
+void CheckDataShare(const CodeAnalysis& code, const ValidatorOptions& options, Reasons* reasons) {
+  if (code.executable_bytes > 0 &&
+      !(static_cast<double>(code.data_region_bytes) <=
+        options.max_data_fraction * static_cast<double>(code.executable_bytes))) {
+    char share[32];
+    std::snprintf(share, sizeof share, "%.1f%%",
+                  100.0 * static_cast<double>(code.data_region_bytes) /
+                      static_cast<double>(code.executable_bytes));
+    reasons->Add("too_much_unverified_code",
+                 std::to_string(code.data_region_bytes) + " of " +
+                     std::to_string(code.executable_bytes) + " executable bytes (" + share +
+                     ") are reached by no instruction stream, more than the allowed " +
+                     FractionString(100.0 * options.max_data_fraction) +
+                     "%; is the program stripped?");
+  }
+}
+
+// The noted instructions and the notes: the analysis's, then zero fill, then a missing
+// symbol table.
+void AddNotes(const CodeAnalysis& code, const ElfImage& image, uint64_t zero_fill,
+              ValidationReport* report) {
+  report->noted_instructions = code.noted;
+  for (const std::string& note : code.notes) AddNote(report, note);
+  if (zero_fill > 0) {
+    AddNote(report, std::to_string(zero_fill) +
+                        " zero-filled bytes of executable segments were not disassembled "
+                        "(zeros decode as add [rax], al)");
+  }
+  if (image.symbols.empty()) {
+    AddNote(report,
+            "no symbol table: only code reachable from the entry point by direct branches "
+            "was found; the rest is reported as data");
+  }
+}
+
+// The analysis's counts, as the report gives them.
+void FillCounts(const CodeAnalysis& code, ValidationCounts* c) {
+  c->executable_bytes = code.executable_bytes;
+  c->by_symbol_bytes = code.by_symbol_bytes;
+  c->traversal_bytes = code.traversal_bytes;
+  c->decoded_bytes = c->by_symbol_bytes + c->traversal_bytes;
+  c->padding_bytes = code.padding_bytes;
+  c->data_region_bytes = code.data_region_bytes;
+  c->data_regions = code.data_regions_total;
+  c->instructions = code.instructions;
+  c->syscall_sites = code.syscall_sites_total;
+  c->sized_functions = code.sized_functions;
+  c->traversal_seeds = code.traversal_seeds;
+  c->traversal_stops = code.traversal_stops;
+  c->label_seeds = code.label_seeds;
+  c->label_data = code.label_data;
+}
+
 }  // namespace
 
 std::string ValidatorOptions::Fingerprint() const {
@@ -614,111 +745,13 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
 
   uint64_t zero_fill = 0;
   const std::vector<ExecRange> ranges = BuildExecRanges(program, image, &zero_fill);
-  std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
-  const std::vector<uint64_t> eh_seeds = EhFrameSeeds(program, image);
-  seeds.insert(seeds.end(), eh_seeds.begin(), eh_seeds.end());
-  const std::vector<uint64_t> candidates = DataPointerCandidates(program, image);
-  AnalysisLimits limits;
-  limits.max_findings = options.max_listed_reasons;
-  limits.max_syscall_sites = options.max_listed_syscall_sites;
-  limits.max_data_regions = options.max_listed_data_regions;
-  std::vector<DataRange> data;
-  for (const ElfSegment& s : image.segments) {
-    if (s.type != PT_LOAD || s.executable() || s.offset > program.size()) continue;
-    data.push_back({s.vaddr, program.subspan(s.offset, std::min<uint64_t>(
-                                                           s.filesz, program.size() - s.offset))});
-  }
-  const CodeAnalysis code = Analyze(ranges, image, seeds, candidates, data, limits);
+  const CodeAnalysis code = AnalyzeCode(program, image, ranges, options);
   const AddressNamer namer(image);
-
-  for (const InstructionFinding& f : code.findings) {
-    const char* what = f.code == "decode_error" ? "cannot decode the instruction at "
-                                                : "forbidden instruction at ";
-    Reason* r = reasons.Add(f.code, what + Hex(f.vaddr) + ": " + f.reason);
-    if (r == nullptr) continue;
-    r->vaddr = f.vaddr;
-    r->file_offset = FileOffset(ranges, f.vaddr);
-    std::tie(r->instruction, r->bytes) = DescribeInstruction(ranges, f.vaddr);
-    r->symbol = namer.Symbol(f.vaddr);
-    if (!r->instruction.empty()) r->message += " (" + r->instruction + ")";
-    if (!r->symbol.empty()) r->message += " in " + r->symbol;
-  }
-  reasons.AddUnlisted(code.findings_total - code.findings.size());
-  if (code.budget_exhausted) {
-    reasons.Add("analysis_budget",
-                "the analysis stopped after " + std::to_string(code.steps) +
-                    " steps: overlapping symbols or branch targets make this program too costly "
-                    "to validate");
-  }
-
-  for (uint64_t site : code.syscall_sites) {
-    report.syscall_sites.push_back({site, FileOffset(ranges, site), namer.Symbol(site)});
-  }
-  for (const UnreachedRun& run : code.data_regions) {
-    if (report.data_regions.size() >= options.max_listed_data_regions) break;
-    DataRegion region{run.vaddr,
-                      FileOffset(ranges, run.vaddr),
-                      run.size,
-                      namer.Section(run.vaddr),
-                      namer.Symbol(run.vaddr),
-                      run.outside_segment};
-    // A first segment that starts at file offset 0 maps the ELF headers executable too.
-    if (region.section.empty() && region.file_offset && *region.file_offset < sizeof(Elf64_Ehdr)) {
-      region.section = "(ELF headers)";
-    }
-    report.data_regions.push_back(std::move(region));
-  }
-  if (options.reject_data_regions && code.data_regions_total > 0) {
-    reasons.Add("data_region", std::to_string(code.data_regions_total) + " executable regions (" +
-                                   std::to_string(code.data_region_bytes) +
-                                   " bytes) are reached by no instruction stream");
-  }
-
-  // Written so that a NaN or negative fraction refuses any data; a fraction of 1 or more
-  // never refuses.
-  if (code.executable_bytes > 0 &&
-      !(static_cast<double>(code.data_region_bytes) <=
-        options.max_data_fraction * static_cast<double>(code.executable_bytes))) {
-    char share[32];
-    std::snprintf(share, sizeof share, "%.1f%%",
-                  100.0 * static_cast<double>(code.data_region_bytes) /
-                      static_cast<double>(code.executable_bytes));
-    reasons.Add("too_much_unverified_code",
-                std::to_string(code.data_region_bytes) + " of " +
-                    std::to_string(code.executable_bytes) + " executable bytes (" + share +
-                    ") are reached by no instruction stream, more than the allowed " +
-                    FractionString(100.0 * options.max_data_fraction) +
-                    "%; is the program stripped?");
-  }
-
-  report.noted_instructions = code.noted;
-  for (const std::string& note : code.notes) AddNote(&report, note);
-  if (zero_fill > 0) {
-    AddNote(&report, std::to_string(zero_fill) +
-                         " zero-filled bytes of executable segments were not disassembled "
-                         "(zeros decode as add [rax], al)");
-  }
-  if (image.symbols.empty()) {
-    AddNote(&report,
-            "no symbol table: only code reachable from the entry point by direct branches "
-            "was found; the rest is reported as data");
-  }
-
-  ValidationCounts& c = report.counts;
-  c.executable_bytes = code.executable_bytes;
-  c.by_symbol_bytes = code.by_symbol_bytes;
-  c.traversal_bytes = code.traversal_bytes;
-  c.decoded_bytes = c.by_symbol_bytes + c.traversal_bytes;
-  c.padding_bytes = code.padding_bytes;
-  c.data_region_bytes = code.data_region_bytes;
-  c.data_regions = code.data_regions_total;
-  c.instructions = code.instructions;
-  c.syscall_sites = code.syscall_sites_total;
-  c.sized_functions = code.sized_functions;
-  c.traversal_seeds = code.traversal_seeds;
-  c.traversal_stops = code.traversal_stops;
-  c.label_seeds = code.label_seeds;
-  c.label_data = code.label_data;
+  AddInstructionReasons(code, ranges, namer, &reasons);
+  ReportSitesAndRegions(code, ranges, namer, options, &report, &reasons);
+  CheckDataShare(code, options, &reasons);
+  AddNotes(code, image, zero_fill, &report);
+  FillCounts(code, &report.counts);
 
   report.verdict = report.reasons_total == 0 ? Verdict::kAccepted : Verdict::kRejected;
   report.timing.validate_ms = MillisecondsSince(start);
