@@ -119,19 +119,149 @@ Result<TaskOutcome> TaskOutcomeFromJson(std::string_view text) {
   }
 }
 
-Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
-                                const WorkerRuntime& worker, const HereOptions& options,
-                                const std::atomic<bool>& cancel) {
+namespace {
+
+// Where a task's outputs go while its worker runs: a writer and a running hash per output.
+struct OutputSinks {
   std::vector<std::unique_ptr<storage::ObjectWriter>> writers;
+  std::vector<storage::ContentHash> hashes;
+};
+
+// Creates every output object of `spec`, in order; the first failure ends it.
+Result<OutputSinks> CreateOutputs(const TaskSpec& spec, storage::Store& store) {
+  OutputSinks sinks;
   for (const auto& o : spec.outputs) {
     auto w = store.CreateObject(o.object);
     if (!w.ok()) return w.status();
-    writers.push_back(std::move(*w));
+    sinks.writers.push_back(std::move(*w));
   }
+  sinks.hashes.resize(spec.outputs.size());
+  return sinks;
+}
+
+// The task's input for its worker: spec.read_input's pieces when set, otherwise the input
+// objects one after the other, one piece at a time; the bytes are counted in the outcome.
+class InputFeed {
+ public:
+  InputFeed(const TaskSpec& spec, storage::Store& store, const HereOptions& options,
+            const std::atomic<bool>& cancel, TaskOutcome* outcome)
+      : spec_(spec), store_(store), options_(options), cancel_(cancel), outcome_(outcome) {}
+
+  // The next piece; empty at the end of the last input.
+  Result<std::string> Next() {
+    if (cancel_.load()) return Cancelled();
+    if (spec_.read_input) {
+      auto piece = spec_.read_input();
+      if (piece.ok()) outcome_->input_bytes += piece->size();
+      return piece;
+    }
+    for (;;) {
+      if (!reader_) {
+        if (input_index_ >= spec_.inputs.size()) return std::string();
+        ZF_RETURN_IF_ERROR(OpenNextInput());
+      }
+      std::string piece(kInputPiece, '\0');
+      auto n = reader_->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
+      if (!n.ok()) return n.status();
+      if (*n == 0) {
+        reader_.reset();
+        continue;
+      }
+      piece.resize(*n);
+      outcome_->input_bytes += *n;
+      if (input_remote_) outcome_->input_bytes_remote += *n;
+      return piece;
+    }
+  }
+
+ private:
+  Status OpenNextInput() {
+    const std::string& name = spec_.inputs[input_index_++];
+    auto r = store_.OpenObject(name);
+    if (!r.ok()) return r.status().WithContext("input " + name);
+    reader_ = std::move(*r);
+    input_remote_ = options_.input_is_remote && options_.input_is_remote(name);
+    return Status::Ok();
+  }
+
+  const TaskSpec& spec_;
+  storage::Store& store_;
+  const HereOptions& options_;
+  const std::atomic<bool>& cancel_;
+  TaskOutcome* outcome_;
+  size_t input_index_ = 0;
+  bool input_remote_ = false;
+  std::unique_ptr<storage::ObjectReader> reader_;
+};
+
+// Takes `data` the worker wrote on output `channel`: counted against the output's limit,
+// hashed, appended to its object and shown to spec.watch_output.
+Status AcceptOutput(const TaskSpec& spec, const std::atomic<bool>& cancel, size_t channel,
+                    std::string_view data, OutputSinks* sinks, TaskOutcome* outcome) {
+  if (cancel.load()) return Cancelled();
+  if (channel >= sinks->writers.size())
+    return Status::Error(ErrorCode::kWorkerFailed, "unknown output channel");
+  outcome->output_bytes[channel] += data.size();
+  const uint64_t limit = spec.outputs[channel].max_bytes;
+  if (limit > 0 && outcome->output_bytes[channel] > limit)
+    return Status::Error(ErrorCode::kWorkerFailed, "output " + spec.outputs[channel].object +
+                                                       " is larger than " + std::to_string(limit) +
+                                                       " bytes");
+  sinks->hashes[channel].Update(data);
+  ZF_RETURN_IF_ERROR(sinks->writers[channel]->Append(data));
+  if (spec.watch_output) spec.watch_output(channel, data);
+  return Status::Ok();
+}
+
+// The worker's exit, as the task's outcome tells it.
+void RecordExit(WorkerExit exit, TaskOutcome* outcome) {
+  outcome->exit_code = exit.exit_code;
+  outcome->signal = exit.signal;
+  outcome->timed_out = exit.timed_out;
+  outcome->report = std::move(exit.report);
+  outcome->stderr_tail = std::move(exit.stderr_tail);
+  outcome->wall_seconds = exit.wall_seconds;
+  outcome->cpu_seconds = exit.cpu_seconds;
+  outcome->peak_rss_kib = exit.peak_rss_kib;
+  outcome->stopped_by = exit.stopped_by;
+  outcome->stopped_detail = std::move(exit.stopped_detail);
+  outcome->spawn_ms = exit.spawn_ms;
+  outcome->sandboxed = exit.sandboxed;
+  outcome->layers_missing = std::move(exit.layers_missing);
+  outcome->memory_limit_via = std::move(exit.memory_limit_via);
+}
+
+// Outputs count only from a worker that finished cleanly; otherwise they are abandoned.
+bool FinishedCleanly(const TaskOutcome& outcome) {
+  return outcome.exit_code == 0 && outcome.signal == 0 &&
+         outcome.stopped_by == sandbox::StopRule::kNone && !outcome.timed_out;
+}
+
+// Commits every output in order with its hash and the bytes its copies will send; stops at
+// a cancel (e.g. a backup copy that lost the race) or a failing commit.
+Status CommitOutputs(const TaskSpec& spec, const HereOptions& options,
+                     const std::atomic<bool>& cancel, OutputSinks* sinks, TaskOutcome* outcome) {
+  for (size_t i = 0; i < sinks->writers.size(); ++i) {
+    if (cancel.load()) return Cancelled();
+    ZF_RETURN_IF_ERROR(sinks->writers[i]->Commit());
+    outcome->output_xxh64.push_back(sinks->hashes[i].value());
+    if (options.output_copies_sent)
+      outcome->output_bytes_sent +=
+          outcome->output_bytes[i] * options.output_copies_sent(spec.outputs[i].object);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
+                                const WorkerRuntime& worker, const HereOptions& options,
+                                const std::atomic<bool>& cancel) {
+  auto sinks = CreateOutputs(spec, store);
+  if (!sinks.ok()) return sinks.status();
   TaskOutcome outcome;
   outcome.node = options.node_name;
   outcome.output_bytes.assign(spec.outputs.size(), 0);
-  std::vector<storage::ContentHash> hashes(spec.outputs.size());
 
   WorkerRun run;
   run.args = spec.args;
@@ -140,84 +270,18 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   run.threads = spec.threads;
   run.nice = spec.nice;
   run.cancel = &cancel;
-  // Input: the objects one after the other, one piece at a time.
-  size_t input_index = 0;
-  bool input_remote = false;
-  std::unique_ptr<storage::ObjectReader> reader;
-  run.next_input = [&]() -> Result<std::string> {
-    if (cancel.load()) return Cancelled();
-    if (spec.read_input) {
-      auto piece = spec.read_input();
-      if (piece.ok()) outcome.input_bytes += piece->size();
-      return piece;
-    }
-    for (;;) {
-      if (!reader) {
-        if (input_index >= spec.inputs.size()) return std::string();
-        const std::string& name = spec.inputs[input_index++];
-        auto r = store.OpenObject(name);
-        if (!r.ok()) return r.status().WithContext("input " + name);
-        reader = std::move(*r);
-        input_remote = options.input_is_remote && options.input_is_remote(name);
-      }
-      std::string piece(kInputPiece, '\0');
-      auto n = reader->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
-      if (!n.ok()) return n.status();
-      if (*n == 0) {
-        reader.reset();
-        continue;
-      }
-      piece.resize(*n);
-      outcome.input_bytes += *n;
-      if (input_remote) outcome.input_bytes_remote += *n;
-      return piece;
-    }
-  };
-  run.on_output = [&](size_t channel, std::string_view data) -> Status {
-    if (cancel.load()) return Cancelled();
-    if (channel >= writers.size())
-      return Status::Error(ErrorCode::kWorkerFailed, "unknown output channel");
-    outcome.output_bytes[channel] += data.size();
-    const uint64_t limit = spec.outputs[channel].max_bytes;
-    if (limit > 0 && outcome.output_bytes[channel] > limit)
-      return Status::Error(ErrorCode::kWorkerFailed, "output " + spec.outputs[channel].object +
-                                                         " is larger than " +
-                                                         std::to_string(limit) + " bytes");
-    hashes[channel].Update(data);
-    ZF_RETURN_IF_ERROR(writers[channel]->Append(data));
-    if (spec.watch_output) spec.watch_output(channel, data);
-    return Status::Ok();
+  InputFeed input(spec, store, options, cancel, &outcome);
+  run.next_input = [&input] { return input.Next(); };
+  run.on_output = [&](size_t channel, std::string_view data) {
+    return AcceptOutput(spec, cancel, channel, data, &*sinks, &outcome);
   };
 
   auto exit = RunWorker(worker, run);
   if (!exit.ok()) return cancel.load() ? Cancelled() : exit.status();
-  outcome.exit_code = exit->exit_code;
-  outcome.signal = exit->signal;
-  outcome.timed_out = exit->timed_out;
-  outcome.report = std::move(exit->report);
-  outcome.stderr_tail = std::move(exit->stderr_tail);
-  outcome.wall_seconds = exit->wall_seconds;
-  outcome.cpu_seconds = exit->cpu_seconds;
-  outcome.peak_rss_kib = exit->peak_rss_kib;
-  outcome.stopped_by = exit->stopped_by;
-  outcome.stopped_detail = std::move(exit->stopped_detail);
-  outcome.spawn_ms = exit->spawn_ms;
-  outcome.sandboxed = exit->sandboxed;
-  outcome.layers_missing = std::move(exit->layers_missing);
-  outcome.memory_limit_via = std::move(exit->memory_limit_via);
+  RecordExit(std::move(*exit), &outcome);
   if (cancel.load()) return Cancelled();
-  // Outputs count only from a worker that finished cleanly; otherwise they are abandoned.
-  if (outcome.exit_code == 0 && outcome.signal == 0 &&
-      outcome.stopped_by == sandbox::StopRule::kNone && !outcome.timed_out) {
-    for (size_t i = 0; i < writers.size(); ++i) {
-      if (cancel.load()) return Cancelled();  // e.g. a backup copy that lost the race
-      ZF_RETURN_IF_ERROR(writers[i]->Commit());
-      outcome.output_xxh64.push_back(hashes[i].value());
-      if (options.output_copies_sent)
-        outcome.output_bytes_sent +=
-            outcome.output_bytes[i] * options.output_copies_sent(spec.outputs[i].object);
-    }
-  }
+  if (FinishedCleanly(outcome))
+    ZF_RETURN_IF_ERROR(CommitOutputs(spec, options, cancel, &*sinks, &outcome));
   return outcome;
 }
 
