@@ -134,13 +134,17 @@ Result<std::unique_ptr<ObjectUpload>> TenantObjects::Create(const std::string& t
 }
 
 Status TenantObjects::Switch(const std::string& record_name, const ObjectRecord& rec) {
-  std::lock_guard lock(switch_mu_);
-  auto old = store_.GetMeta(record_name);
-  if (!old.ok()) return old.status();
-  ZF_RETURN_IF_ERROR(store_.PutMeta(record_name, EncodeRecord(rec)));
-  if (*old)
-    if (auto prev = DecodeRecord(record_name, **old); prev.ok() && prev->data != rec.data)
-      (void)store_.DeleteObject(prev->data);  // the new object is already visible
+  std::optional<std::string> old_data;
+  {
+    std::lock_guard lock(switch_mu_);
+    auto old = store_.GetMeta(record_name);
+    if (!old.ok()) return old.status();
+    ZF_RETURN_IF_ERROR(store_.PutMeta(record_name, EncodeRecord(rec)));
+    if (*old)
+      if (auto prev = DecodeRecord(record_name, **old); prev.ok() && prev->data != rec.data)
+        old_data = prev->data;
+  }
+  if (old_data) (void)store_.DeleteObject(*old_data);  // the new object is already visible
   return Status::Ok();
 }
 
@@ -159,12 +163,16 @@ Result<std::unique_ptr<storage::ObjectReader>> TenantObjects::Open(const ObjectR
 Status TenantObjects::Delete(const std::string& tenant, const std::string& container,
                              const std::string& name) {
   const std::string record_name = RecordPrefix(tenant, container) + name;
-  std::lock_guard lock(switch_mu_);
-  auto value = store_.GetMeta(record_name);
-  if (!value.ok()) return value.status();
-  if (!*value) return Status::Error(ErrorCode::kNotFound, "no object " + container + "/" + name);
-  ZF_RETURN_IF_ERROR(store_.DeleteMeta(record_name));
-  if (auto rec = DecodeRecord(name, **value); rec.ok()) (void)store_.DeleteObject(rec->data);
+  std::optional<std::string> value;
+  {
+    std::lock_guard lock(switch_mu_);
+    auto found = store_.GetMeta(record_name);
+    if (!found.ok()) return found.status();
+    if (!*found) return Status::Error(ErrorCode::kNotFound, "no object " + container + "/" + name);
+    ZF_RETURN_IF_ERROR(store_.DeleteMeta(record_name));
+    value = std::move(*found);
+  }
+  if (auto rec = DecodeRecord(name, *value); rec.ok()) (void)store_.DeleteObject(rec->data);
   return Status::Ok();
 }
 
