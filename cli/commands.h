@@ -14,5 +14,6 @@ int ProxyCommand(int argc, char** argv);
 int TokenCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 int KeyCommand(int argc, char** argv);
+int ObjectCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

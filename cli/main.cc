@@ -30,6 +30,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::NodeCommand},
     {"key", "key create -o FILE: the farm key (CURVE) every node and proxy takes with --key",
      &zerofarm::cli::KeyCommand},
+    {"object", "object put|get|ls|rm: a tenant's objects over the HTTP API (--url, --token)",
+     &zerofarm::cli::ObjectCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},

@@ -249,6 +249,9 @@ bool ParseU64(std::string_view s, uint64_t& v) {
   return true;
 }
 
+// An object name (1024 bytes) has at most 513 segments; the head's size limit bounds the rest.
+constexpr size_t kMaxSegments = 3 + 513;
+
 bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query) {
   segments.clear();
   query.clear();
@@ -271,7 +274,7 @@ bool SplitTarget(std::string_view target, std::vector<std::string>& segments, st
         seg.find_first_of(std::string_view("/\\\0", 3)) != std::string::npos)
       return false;
     segments.push_back(std::move(seg));
-    if (segments.size() > 16) return false;
+    if (segments.size() > kMaxSegments) return false;
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }

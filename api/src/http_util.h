@@ -19,7 +19,8 @@ namespace zerofarm::api {
 // Splits an origin-form target ("/a/b%20c?x=1") into percent-decoded path segments and the raw
 // query. Refuses (returns false) anything that could name a file outside the tree: a segment
 // that decodes to "." or "..", or holds '/', '\\' or NUL after decoding, bad %-escapes, a
-// target not starting with '/', or more than 16 segments.
+// target not starting with '/', or more than 516 segments (/v1/objects/{container}/ and a
+// 1024-byte object name).
 bool SplitTarget(std::string_view target, std::vector<std::string>& segments, std::string& query);
 
 // Message framing of a request head (RFC 9112 section 6): `transfer_encodings` holds every

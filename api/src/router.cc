@@ -152,10 +152,12 @@ bool SegmentMatches(std::string_view pattern, const std::string& segment) {
 
 // Whether the path `segs` has the shape of route template `tmpl`: its literal segments, and a
 // segment for each placeholder ("{rung}.mp4": one that ends in ".mp4").
+// A template ending in "{name}" takes one or more segments there (an object name holds '/').
 bool TemplateMatches(std::string_view tmpl, const std::vector<std::string>& segs) {
   std::string_view rest = tmpl.substr(1);
   for (const std::string& seg : segs) {
     const std::string_view pattern = rest.substr(0, rest.find('/'));
+    if (pattern == "{name}" && rest == pattern) return true;
     if (rest.empty() || !SegmentMatches(pattern, seg)) return false;
     rest.remove_prefix(std::min(rest.size(), pattern.size() + 1));
   }
@@ -253,7 +255,7 @@ Response JsonResponse(unsigned status, const std::string& body, const char* cach
   r.status = status;
   r.Header("Content-Type", "application/json");
   r.Header("Cache-Control", cache_control);
-  r.body.push_back({body + "\n", {}, 0, 0});
+  r.body.push_back({body + "\n", {}, 0, 0, nullptr});
   return r;
 }
 
@@ -262,7 +264,8 @@ unsigned StatusForCode(ErrorCode code) {
   if (code == ErrorCode::kForbidden || code == ErrorCode::kExpired) return 403;
   if (code == ErrorCode::kConflict || code == ErrorCode::kTooMany) return 409;
   if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kBadMultipart ||
-      code == ErrorCode::kBadRequest)
+      code == ErrorCode::kBadRequest || code == ErrorCode::kBadContainerName ||
+      code == ErrorCode::kBadObjectName)
     return 400;
   if (code == ErrorCode::kBodyLimit) return 413;
   if (code == ErrorCode::kTimeout) return 408;
@@ -454,6 +457,8 @@ struct Router::Call {
   std::string id;                    // {id}, {upload_id}, {playback_id} or {key_id}
   fs::path file;                     // the media file of the path in the video's directory
   std::optional<Response> bad_file;  // why `file` names no media file (BindParams)
+  std::string container;             // {container} of /v1/objects
+  std::string name;                  // {name}: the rest of the path, joined with '/'
 };
 
 // The rows of a template stay together: the first template a path matches is its route, and a
@@ -504,6 +509,11 @@ const std::vector<Router::Endpoint>& Router::Table() {
       {"POST", "/v1/webhooks", G::kToken, &Router::Webhook},
       {"DELETE", "/v1/webhooks/{id}", G::kToken, &Router::Webhook},
       {"GET", "/v1/webhooks/{id}/deliveries", G::kToken, &Router::Webhook},
+      {"GET", "/v1/objects/{container}", G::kToken, &Router::ListObjects},
+      {"GET", "/v1/objects/{container}/{name}", G::kToken, &Router::GetObject},
+      {"HEAD", "/v1/objects/{container}/{name}", G::kToken, &Router::GetObject},
+      {"PUT", "/v1/objects/{container}/{name}", G::kToken, &Router::PutObject},
+      {"DELETE", "/v1/objects/{container}/{name}", G::kToken, &Router::DeleteObject},
   };
   return kTable;
 }
@@ -518,9 +528,15 @@ std::optional<Response> Router::BindParams(Call& c) {
   std::optional<Response> bad_id;
   std::string rung;
   std::string_view rest = std::string_view(c.tmpl).substr(1);
-  for (const std::string& seg : c.segs) {
+  for (size_t i = 0; i < c.segs.size(); ++i) {
+    const std::string& seg = c.segs[i];
     const std::string_view pattern = rest.substr(0, rest.find('/'));
     rest.remove_prefix(std::min(rest.size(), pattern.size() + 1));
+    if (pattern == "{container}") c.container = seg;
+    if (pattern == "{name}") {
+      for (size_t j = i; j < c.segs.size(); ++j) c.name += (j > i ? "/" : "") + c.segs[j];
+      break;
+    }
     if (pattern == "{id}" || pattern == "{upload_id}" || pattern == "{playback_id}" ||
         pattern == "{key_id}")
       c.id = seg;
@@ -635,7 +651,7 @@ Routed Router::RouteUnguarded(const Request& req) {
     return {std::move(r), nullptr};
   }
 
-  Call call{req, segs, query, tmpl, std::nullopt, {}, {}, std::nullopt};
+  Call call{req, segs, query, tmpl, std::nullopt, {}, {}, std::nullopt, {}, {}};
   Routed out = Dispatch(*route, call);
   if (tus) {
     out.response.Header("Tus-Resumable", "1.0.0");
@@ -987,6 +1003,159 @@ Routed Router::Webhook(const Call& c) {
   return RouteWebhooks(c.req, c.tmpl, c.segs, c.query, *c.tenant);
 }
 
+// PUT /v1/objects/{container}/{name}: the body streams into the store as it arrives.
+class ObjectSink final : public BodySink {
+ public:
+  ObjectSink(std::unique_ptr<ObjectUpload> upload, std::string container, std::string name,
+             uint64_t limit)
+      : upload_(std::move(upload)),
+        container_(std::move(container)),
+        name_(std::move(name)),
+        limit_(limit) {}
+  uint64_t limit() const override { return limit_; }
+  Status Consume(std::span<const std::byte> bytes) override { return upload_->Append(bytes); }
+  Response Finish() override {
+    auto rec = upload_->Commit();
+    upload_.reset();
+    if (!rec.ok()) return FromStatus(rec.status());
+    Response r = JsonResponse(201, json{{"container", container_},
+                                        {"name", name_},
+                                        {"bytes", rec->bytes},
+                                        {"etag", storage::ContentHashHex(rec->hash)}}
+                                       .dump());
+    r.Header("ETag", rec->ETag());
+    return r;
+  }
+  Response Fail(const Status& why) override {
+    upload_.reset();  // uncommitted: its bytes are dropped, any older object stays
+    Response r = why.code() == ErrorCode::kBodyLimit
+                     ? ErrorResponse(413, ErrorCode::kTooLarge,
+                                     "the object is larger than " + std::to_string(limit_) +
+                                         " bytes (the server's --max-upload)")
+                     : FromStatus(why);
+    r.close = true;
+    return r;
+  }
+
+ private:
+  std::unique_ptr<ObjectUpload> upload_;
+  std::string container_;
+  std::string name_;
+  uint64_t limit_;
+};
+
+namespace {
+
+// The page size of object listings: the default and the most one may ask for.
+constexpr size_t kMaxObjectPage = 1000;
+
+// The container and name of an object route, checked; the 400 answer otherwise.
+std::optional<Response> CheckObjectPath(const std::string& container, const std::string* name) {
+  if (Status s = CheckContainerName(container); !s.ok()) return FromStatus(s);
+  if (name)
+    if (Status s = CheckObjectName(*name); !s.ok()) return FromStatus(s);
+  return std::nullopt;
+}
+
+}  // namespace
+
+Routed Router::PutObject(const Call& c) {
+  if (auto bad = CheckObjectPath(c.container, &c.name)) return {std::move(*bad), nullptr};
+  uint64_t declared = 0;
+  if (ParseU64(c.req[http::field::content_length], declared) && declared > opt_.max_upload_bytes) {
+    Response r =
+        ErrorResponse(413, ErrorCode::kTooLarge,
+                      "the object is larger than " + std::to_string(opt_.max_upload_bytes) +
+                          " bytes (the server's --max-upload)");
+    r.close = true;
+    return {std::move(r), nullptr};
+  }
+  auto upload = objects_.Create(*c.tenant, c.container, c.name);
+  if (!upload.ok()) return {FromStatus(upload.status()), nullptr};
+  return {
+      {},
+      std::make_unique<ObjectSink>(std::move(*upload), c.container, c.name, opt_.max_upload_bytes)};
+}
+
+Routed Router::GetObject(const Call& c) {
+  if (auto bad = CheckObjectPath(c.container, &c.name)) return {std::move(*bad), nullptr};
+  auto rec = objects_.Stat(*c.tenant, c.container, c.name);
+  if (!rec.ok()) return {FromStatus(rec.status()), nullptr};
+  const std::string etag = rec->ETag();
+  const uint64_t size = rec->bytes;
+  Response r;
+  r.Header("ETag", etag);
+  r.Header("Cache-Control", "private, no-cache");
+  r.Header("Accept-Ranges", "bytes");
+  if (rec->modified > 0) r.Header("Last-Modified", HttpDate(rec->modified));
+  std::string_view inm = c.req[http::field::if_none_match];
+  if (!inm.empty() && (inm.find(etag) != std::string_view::npos || inm == "*")) {
+    r.status = 304;
+    return {std::move(r), nullptr};
+  }
+  std::string_view range = c.req[http::field::range];
+  std::string_view if_range = c.req[http::field::if_range];
+  std::vector<ByteRange> ranges;
+  RangeParse parsed = RangeParse::kNone;
+  if (!range.empty() && (if_range.empty() || if_range == etag))
+    parsed = ParseRange(range, size, ranges);
+  if (parsed == RangeParse::kUnsatisfiable) {
+    Response e =
+        ErrorResponse(416, ErrorCode::kRangeNotSatisfiable, "the range is outside the object");
+    e.Header("Content-Range", "bytes */" + std::to_string(size));
+    return {std::move(e), nullptr};
+  }
+  uint64_t first = 0, length = size;
+  if (parsed == RangeParse::kSatisfiable && ranges.size() == 1) {  // several: the whole object
+    r.status = 206;
+    first = ranges[0].first;
+    length = ranges[0].last - ranges[0].first + 1;
+    r.Header("Content-Range", "bytes " + std::to_string(first) + "-" +
+                                  std::to_string(ranges[0].last) + "/" + std::to_string(size));
+  }
+  r.Header("Content-Type", "application/octet-stream");
+  if (length == 0) return {std::move(r), nullptr};
+  // (A HEAD opens the reader too: the answer announces its length and sends none of it.)
+  auto reader = objects_.Open(*rec);
+  if (!reader.ok()) return {FromStatus(reader.status()), nullptr};
+  if (Status s = (*reader)->Seek(first); !s.ok()) return {FromStatus(s), nullptr};
+  r.body.push_back({"", {}, 0, length, std::shared_ptr<storage::ObjectReader>(std::move(*reader))});
+  return {std::move(r), nullptr};
+}
+
+Routed Router::DeleteObject(const Call& c) {
+  if (auto bad = CheckObjectPath(c.container, &c.name)) return {std::move(*bad), nullptr};
+  if (Status s = objects_.Delete(*c.tenant, c.container, c.name); !s.ok())
+    return {FromStatus(s), nullptr};
+  Response r;
+  r.status = 204;
+  return {std::move(r), nullptr};
+}
+
+Routed Router::ListObjects(const Call& c) {
+  if (auto bad = CheckObjectPath(c.container, nullptr)) return {std::move(*bad), nullptr};
+  auto get = [&c](const char* key) {
+    auto it = c.query.find(key);
+    return it == c.query.end() ? std::string() : it->second;
+  };
+  uint64_t limit = kMaxObjectPage;
+  if (auto it = c.query.find("limit"); it != c.query.end())
+    if (!ParseU64(it->second, limit) || limit < 1 || limit > kMaxObjectPage)
+      return {ErrorResponse(400, ErrorCode::kInvalidArgument, "limit is 1 to 1000"), nullptr};
+  auto page = objects_.List(*c.tenant, c.container, get("prefix"), get("marker"),
+                            static_cast<size_t>(limit));
+  if (!page.ok()) return {FromStatus(page.status()), nullptr};
+  json objects = json::array();
+  for (const auto& o : page->objects)
+    objects.push_back(
+        {{"name", o.name}, {"bytes", o.bytes}, {"etag", storage::ContentHashHex(o.hash)}});
+  return {JsonResponse(200, json{{"objects", objects},
+                                 {"next_marker",
+                                  page->next_marker ? json(*page->next_marker) : json(nullptr)}}
+                                .dump()),
+          nullptr};
+}
+
 namespace {
 
 // The video object (with the farm view of its tasks when `with_chunks`) and its `playback` URLs,
@@ -1101,7 +1270,7 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
   }
   if (parsed == RangeParse::kNone) {
     r.Header("Content-Type", type);
-    r.body.push_back({"", path, 0, size});
+    r.body.push_back({"", path, 0, size, nullptr});
     return r;
   }
   r.status = 206;
@@ -1109,7 +1278,7 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
     r.Header("Content-Type", type);
     r.Header("Content-Range", "bytes " + std::to_string(ranges[0].first) + "-" +
                                   std::to_string(ranges[0].last) + "/" + std::to_string(size));
-    r.body.push_back({"", path, ranges[0].first, ranges[0].last - ranges[0].first + 1});
+    r.body.push_back({"", path, ranges[0].first, ranges[0].last - ranges[0].first + 1, nullptr});
     return r;
   }
   const std::string boundary = "zerofarm-" + etag.substr(1, etag.size() - 2);
@@ -1120,10 +1289,11 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
                           std::to_string(br.last) + "/" + std::to_string(size) + "\r\n\r\n",
                       {},
                       0,
-                      0});
-    r.body.push_back({"", path, br.first, br.last - br.first + 1});
+                      0,
+                      nullptr});
+    r.body.push_back({"", path, br.first, br.last - br.first + 1, nullptr});
   }
-  r.body.push_back({"\r\n--" + boundary + "--\r\n", {}, 0, 0});
+  r.body.push_back({"\r\n--" + boundary + "--\r\n", {}, 0, 0, nullptr});
   return r;
 }
 
@@ -1157,7 +1327,7 @@ Response Router::ServePlaylist(const Request& req, const fs::path& path,
   Response r;
   r.Header("Content-Type", "application/vnd.apple.mpegurl");
   r.Header("Cache-Control", "no-cache, private");
-  r.body.push_back({out, {}, 0, 0});
+  r.body.push_back({out, {}, 0, 0, nullptr});
   return r;
 }
 
@@ -1182,7 +1352,8 @@ Response Router::ServeStatic(const Request& req, const std::vector<std::string>&
              opt_.web_dir.string() + "). The HTTP API is at <code>/v1/videos</code>.</p>\n",
          {},
          0,
-         0});
+         0,
+         nullptr});
     return r;
   }
   return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
@@ -1276,7 +1447,7 @@ Response Router::Metrics() {
   Response r;
   r.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.Header("Cache-Control", kNoCache);
-  r.body.push_back({p.str(), {}, 0, 0});
+  r.body.push_back({p.str(), {}, 0, 0, nullptr});
   return r;
 }
 

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "objects.h"
 #include "playback.h"
 #include "zerofarm/api/server.h"
 
@@ -27,13 +28,15 @@ namespace zerofarm::api {
 namespace http = boost::beast::http;
 using Request = http::request<http::empty_body>;
 
-// One piece of a response body: literal bytes, or `length` bytes of `file` from `offset`.
+// One piece of a response body: literal bytes, `length` bytes of `file` from `offset`, or the
+// next `length` bytes of a store object's `reader` (already at its offset; read on the pool).
 struct Piece {
   std::string literal;
   std::filesystem::path file;
   uint64_t offset = 0;
   uint64_t length = 0;
-  uint64_t size() const { return file.empty() ? literal.size() : length; }
+  std::shared_ptr<storage::ObjectReader> reader;
+  uint64_t size() const { return file.empty() && !reader ? literal.size() : length; }
 };
 
 struct Response {
@@ -54,7 +57,8 @@ Response ErrorResponse(unsigned status, ErrorCode code, const std::string& messa
 Response JsonResponse(unsigned status, const std::string& body,
                       const char* cache_control = "no-cache");
 // The HTTP status of an error code: not_found/not_ready 404, forbidden/expired 403,
-// conflict/too_many 409, invalid_argument/bad_multipart/bad_request 400, body_limit 413,
+// conflict/too_many 409, invalid_argument/bad_multipart/bad_request/bad_container_name/
+// bad_object_name 400, body_limit 413,
 // timeout 408, too_many_uploads 429, unavailable 503, anything else 500.
 unsigned StatusForCode(ErrorCode code);
 // The error response of `s` (StatusForCode), with Retry-After on 503.
@@ -115,6 +119,7 @@ class Router {
  private:
   friend class UploadSink;
   friend class PatchSink;
+  friend class ObjectSink;
 
   // The route table (router.cc): every (method, path template) once, with what the caller must
   // show and the member function that answers it. Matching, the 405/Allow answers, Routes()
@@ -129,7 +134,9 @@ class Router {
   using Handler = Routed (Router::*)(const Call&);
   struct Endpoint {
     std::string_view method;
-    std::string_view tmpl;  // placeholders in braces; "{rung}.mp4" is a segment ending in .mp4
+    // Placeholders in braces; "{rung}.mp4" is a segment ending in .mp4; "{name}" ends a template
+    // and takes the rest of the path, slashes included (an object name).
+    std::string_view tmpl;
     Gate gate;
     Handler handler;  // null for OPTIONS, answered for every route before any handler
   };
@@ -166,6 +173,10 @@ class Router {
   Routed PatchUpload(const Call& c);
   Routed DeleteUpload(const Call& c);
   Routed Webhook(const Call& c);
+  Routed PutObject(const Call& c);
+  Routed GetObject(const Call& c);
+  Routed DeleteObject(const Call& c);
+  Routed ListObjects(const Call& c);
   // The tus upload {upload_id} when it is the caller's, else "not_found".
   Result<scheduler::VideoService::UploadState> FindOwnUpload(const Call& c);
   // /v1/webhooks... (webhook_routes.cc).
@@ -200,6 +211,7 @@ class Router {
   std::mutex uploads_mu_;
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
   std::unique_ptr<Webhooks> webhooks_;  // null when its store could not be read (answers 503)
+  TenantObjects objects_;               // /v1/objects, over the service's store
 };
 
 }  // namespace zerofarm::api

@@ -392,6 +392,17 @@ class Session : public std::enable_shared_from_this<Session> {
       const Piece& p = pieces_[piece_];
       const uint64_t left = p.size() - piece_offset_;
       const size_t take = static_cast<size_t>(std::min<uint64_t>(left, out_.size() - n));
+      if (p.reader) {
+        auto got = p.reader->Read(std::as_writable_bytes(std::span(out_.data() + n, take)));
+        if (!got.ok() || *got == 0) return false;  // a checksum mismatch or a lost node
+        n += *got;
+        piece_offset_ += *got;
+        if (piece_offset_ == p.size()) {
+          ++piece_;
+          piece_offset_ = 0;
+        }
+        continue;
+      }
       if (p.file.empty()) {
         std::memcpy(out_.data() + n, p.literal.data() + piece_offset_, take);
       } else {
@@ -423,7 +434,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void NextChunk() {
     bool needs_disk = false;
-    for (size_t i = piece_; i < pieces_.size(); ++i) needs_disk |= !pieces_[i].file.empty();
+    for (size_t i = piece_; i < pieces_.size(); ++i)
+      needs_disk |= !pieces_[i].file.empty() || pieces_[i].reader;
     auto self = shared_from_this();
     auto write = [self](bool ok, size_t n) {
       if (!ok) return self->Close();

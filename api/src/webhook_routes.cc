@@ -31,7 +31,8 @@ Router::Router(const ServerOptions& options, scheduler::VideoService& videos, To
       videos_(videos),
       tokens_(tokens),
       counters_(counters),
-      signer_(videos.store()) {
+      signer_(videos.store()),
+      objects_(videos.store()) {
   auto opened = Webhooks::Open(videos_.store());
   if (!opened.ok()) {
     std::fprintf(stderr, "zerofarm: webhooks are off: %s\n", opened.status().ToString().c_str());

@@ -10,7 +10,7 @@
 namespace zerofarm {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 99> kNames = {{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 101> kNames = {{
     {ErrorCode::kInvalidArgument, "invalid_argument"},
     {ErrorCode::kInternal, "internal"},
     {ErrorCode::kIoError, "io_error"},
@@ -94,6 +94,8 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 99> kNames = {{
     {ErrorCode::kUploadBusy, "upload_busy"},
     {ErrorCode::kRangeNotSatisfiable, "range_not_satisfiable"},
     {ErrorCode::kUnreachable, "unreachable"},
+    {ErrorCode::kBadContainerName, "bad_container_name"},
+    {ErrorCode::kBadObjectName, "bad_object_name"},
     {ErrorCode::kChildFailed, "child_failed"},
     {ErrorCode::kCompileFailed, "compile_failed"},
     {ErrorCode::kClipGenerationFailed, "clip_generation_failed"},

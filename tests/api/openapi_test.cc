@@ -83,6 +83,8 @@ TEST_CASE("api/openapi.yaml documents exactly the routes the server answers",
     fill("{file}", "index.m3u8");
     fill("{playback_id}", "v_0123456789abcdef");
     fill("{key_id}", "k_0123456789abcdef");
+    fill("{container}", "c");
+    fill("{name}", "dir/o");
     std::vector<std::string> args = Bearer(s.token());
     args.insert(args.end(), {"-X", method, "-H", "Tus-Resumable: 1.0.0"});
     if (method == "HEAD") args = {"-I", "-H", "Authorization: Bearer " + s.token()};

@@ -835,3 +835,35 @@ TEST_CASE("the proxy's /healthz says it cannot take writes once too few nodes an
   REQUIRE(farm.cluster.node(1).Start().empty());
   CHECK(WaitFor([&] { return Curl({}, farm.proxy.url("/healthz")).status == 200; }, 30s));
 }
+
+TEST_CASE("an object put through the proxy reads back byte for byte with a storage node down",
+          "[farm][objects][slow]") {
+  Farm farm("farm-objects");
+  std::string bytes(20 << 20, '\0');
+  uint64_t x = 7;
+  for (char& c : bytes) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    c = static_cast<char>(x >> 56);
+  }
+  const fs::path file = farm.cluster.dir() / "object.bin";
+  std::ofstream(file, std::ios::binary) << bytes;
+  auto args = Bearer(farm.proxy.token());
+  args.insert(args.end(), {"-T", file.string()});
+  auto put = Curl(args, farm.proxy.url("/v1/objects/big/dir/object.bin"));
+  INFO(put.body << put.error);
+  REQUIRE(put.status == 201);
+  CHECK(json::parse(put.body)["bytes"] == bytes.size());
+
+  farm.cluster.node(1).Kill9();
+  auto got = Curl(Bearer(farm.proxy.token()), farm.proxy.url("/v1/objects/big/dir/object.bin"));
+  INFO(got.error);
+  CHECK(got.status == 200);
+  CHECK(got.body.size() == bytes.size());
+  CHECK(got.body == bytes);
+  CHECK(got.header("etag") == "\"" + json::parse(put.body)["etag"].get<std::string>() + "\"");
+  auto ranged = Bearer(farm.proxy.token());
+  ranged.insert(ranged.end(), {"-H", "Range: bytes=-10"});
+  auto range = Curl(ranged, farm.proxy.url("/v1/objects/big/dir/object.bin"));
+  CHECK(range.status == 206);
+  CHECK(range.body == bytes.substr(bytes.size() - 10));
+}

@@ -100,6 +100,8 @@ enum class ErrorCode {
   kUploadBusy,
   kRangeNotSatisfiable,
   kUnreachable,
+  kBadContainerName,
+  kBadObjectName,
   // Benchmarks and test tools (clip generation, media checks).
   kChildFailed,
   kCompileFailed,
