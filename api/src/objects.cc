@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <ctime>
 #include <nlohmann/json.hpp>
-#include <random>
 
 #include "http_util.h"
+#include "zerofarm/base/hex.h"
 
 namespace zerofarm::api {
 namespace {
@@ -23,8 +23,7 @@ std::string RecordPrefix(const std::string& tenant, const std::string& container
 // A fresh version for an object's data: 64 random bits, so an overwrite never writes over the
 // bytes the current record points at.
 std::string DataName(const std::string& tenant, const std::string& container) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  return "objects-data/" + tenant + "/" + container + "/" + storage::ContentHashHex(rng());
+  return "objects-data/" + tenant + "/" + container + "/" + RandomHex(8);
 }
 
 std::string EncodeRecord(const ObjectRecord& r) {
