@@ -219,7 +219,8 @@ int ValidateAndRun(RunOptions& o) {
   }
   std::printf("%s\n", sandbox::RunReportToJson(*report).c_str());
   std::fflush(stdout);
-  return report->ended == sandbox::RunEnd::kExited && report->exit_code == 0 ? kExitOk : kExitProgramFailed;
+  return report->ended == sandbox::RunEnd::kExited && report->exit_code == 0 ? kExitOk
+                                                                             : kExitProgramFailed;
 }
 
 }  // namespace

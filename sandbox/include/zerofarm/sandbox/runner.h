@@ -151,7 +151,7 @@ struct RunReport {
   double system_cpu_ms = 0;
   uint64_t peak_memory_bytes = 0;
   MemorySource peak_memory_source = MemorySource::kRusage;
-  double spawn_ms = 0;             // RunSandboxed start to the program's execve
+  double spawn_ms = 0;  // RunSandboxed start to the program's execve
   std::vector<ChannelStats> channels;
   Verdict verdict = Verdict::kRejected;  // the validator's (a run needs an accepted program)
   std::string program_sha256;
