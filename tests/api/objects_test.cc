@@ -12,6 +12,7 @@
 #include "run_command.h"
 #include "scratch_dir.h"
 #include "serve_process.h"
+#include "test_bytes.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -20,17 +21,6 @@ using namespace zerofarm::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-// `size` deterministic bytes (a 64-bit LCG): every byte position differs between seeds.
-std::string Pattern(size_t size, uint64_t seed) {
-  std::string out(size, '\0');
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-  for (size_t i = 0; i < size; ++i) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    out[i] = static_cast<char>(x >> 56);
-  }
-  return out;
-}
 
 fs::path WriteFile(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -88,7 +78,7 @@ TEST_CASE("an object put over the API reads back byte for byte, in ranges, and u
   ServeProcess& s = sv->s;
   const std::string token = s.token();
   // Over one store block (4 MiB) and not a multiple of it.
-  const std::string bytes = Pattern((5 << 20) + 7, 1);
+  const std::string bytes = TestBytes((5 << 20) + 7, 1);
   const fs::path file = WriteFile(sv->dir.path() / "big.bin", bytes);
 
   json put = PutOk(s, token, "media/big.bin", file);
@@ -274,8 +264,8 @@ TEST_CASE("a body over --max-upload is refused with 413 and leaves nothing behin
   auto sv = StartServe("objects-limit", {"--max-upload", "1M"});
   ServeProcess& s = sv->s;
   const std::string token = s.token();
-  const fs::path big = WriteFile(sv->dir.path() / "big", Pattern(3 << 20, 2));
-  const fs::path fits = WriteFile(sv->dir.path() / "fits", Pattern(1 << 20, 3));
+  const fs::path big = WriteFile(sv->dir.path() / "big", TestBytes(3 << 20, 2));
+  const fs::path fits = WriteFile(sv->dir.path() / "fits", TestBytes(1 << 20, 3));
 
   SECTION("announced by Content-Length") {
     auto r = PutFile(s, token, "c/big", big);
@@ -306,7 +296,7 @@ TEST_CASE("acknowledged objects survive kill -9 and a restart of serve", "[api][
   auto sv = StartServe("objects-crash");
   ServeProcess& s = sv->s;
   const std::string token = s.token();
-  const std::string big = Pattern((9 << 20) + 3, 4);
+  const std::string big = TestBytes((9 << 20) + 3, 4);
   PutOk(s, token, "keep/big", WriteFile(sv->dir.path() / "big", big));
   PutOk(s, token, "keep/small", WriteFile(sv->dir.path() / "small", "v1"));
   PutOk(s, token, "keep/small", WriteFile(sv->dir.path() / "small", "v2"));
@@ -336,7 +326,7 @@ TEST_CASE("zerofarm object puts, gets, lists and removes objects", "[api][object
     argv.insert(argv.end(), {"--url", url, "--token", s.token()});
     return RunCommand(argv, 120s);
   };
-  const std::string bytes = Pattern((6 << 20) + 11, 5);
+  const std::string bytes = TestBytes((6 << 20) + 11, 5);
   const fs::path in = WriteFile(sv->dir.path() / "in.bin", bytes);
   const fs::path out = sv->dir.path() / "out.bin";
 

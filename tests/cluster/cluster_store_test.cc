@@ -83,7 +83,7 @@ TEST_CASE(
   TestCluster cluster("store-roundtrip", 3, 2);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/7/chunks/00003";
-  const std::string bytes = Bytes(20 * kMiB + 4321, 5);  // 20 full parts and a short one
+  const std::string bytes = TestBytes(20 * kMiB + 4321, 5);  // 20 full parts and a short one
   const auto before = store->traffic();
 
   {
@@ -175,7 +175,7 @@ TEST_CASE("a range read across part boundaries returns the exact bytes and fetch
   TestCluster cluster("store-range", 3, 2);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/8/source";
-  const std::string bytes = Bytes(6 * kMiB + 100, 11);
+  const std::string bytes = TestBytes(6 * kMiB + 100, 11);
   REQUIRE(store->PutObject(name, bytes).ok());
 
   const std::vector<std::pair<uint64_t, uint64_t>> ranges = {
@@ -209,7 +209,7 @@ TEST_CASE(
   TestCluster cluster("store-corrupt", 3, 3);
   auto store = MakeStore(cluster, kMiB);
   const std::string name = "jobs/9/chunks/00000";
-  const std::string bytes = Bytes(3 * kMiB + 17, 23);
+  const std::string bytes = TestBytes(3 * kMiB + 17, 23);
   REQUIRE(store->PutObject(name, bytes).ok());
   cluster.AwaitAllReplicas(name);
   const std::string gen = GenOf(cluster, name);
@@ -227,7 +227,7 @@ TEST_CASE(
   // The second replica holds other, self-consistent bytes for part 1 (newer, so it keeps
   // them): only the manifest's checksum tells them apart.
   const uint32_t replaced = holders[1];
-  const std::string other = Bytes(kMiB, 99);
+  const std::string other = TestBytes(kMiB, 99);
   Request put = Named(Op::kPut, Part(name, gen, 1));
   put.payload = other;
   put.checksum = storage::Checksum(other);
@@ -276,8 +276,8 @@ TEST_CASE(
 
   const std::string name = "jobs/1/chunks/00000";
   const std::string kept = "jobs/1/chunks/00001";
-  REQUIRE(store->PutObject(name, Bytes(2 * kMiB + 1, 3)).ok());
-  REQUIRE(store->PutObject(kept, Bytes(10, 4)).ok());
+  REQUIRE(store->PutObject(name, TestBytes(2 * kMiB + 1, 3)).ok());
+  REQUIRE(store->PutObject(kept, TestBytes(10, 4)).ok());
   REQUIRE(store->PutObject("jobs/1/empty", "").ok());
   CHECK(store->GetObject("jobs/1/empty").value().empty());
   CHECK(store->Stat("jobs/1/empty").value().blocks == 0);
@@ -293,7 +293,7 @@ TEST_CASE(
     for (int i = 0; i < 3; ++i)
       CHECK(cluster.Call(n, Named(Op::kHead, Part(name, gen, i))).code == ErrorCode::kNotFound);
   }
-  CHECK(store->GetObject(kept).value() == Bytes(10, 4));
+  CHECK(store->GetObject(kept).value() == TestBytes(10, 4));
   CHECK(store->ListObjects("jobs/1/").value() == std::vector<std::string>{kept, "jobs/1/empty"});
 
   // DeleteObjects counts objects (manifests), not the parts or copies it removed.
@@ -308,7 +308,7 @@ TEST_CASE(
   {
     auto writer = store->CreateObject("jobs/2/abandoned");
     REQUIRE(writer.ok());
-    REQUIRE((*writer)->Append(Bytes(kMiB + 5, 8)).ok());
+    REQUIRE((*writer)->Append(TestBytes(kMiB + 5, 8)).ok());
   }
   const uint32_t abandoned_partition = cluster.ring().PartitionOf("jobs/2/abandoned");
   for (uint32_t n = 0; n < cluster.size(); ++n)
@@ -406,7 +406,7 @@ TEST_CASE(
   auto client = storage::ClusterClient::Create(*ring, options);
   REQUIRE(client.ok());
   auto& c = **client;
-  const std::string bytes = Bytes(300 << 10, 2);
+  const std::string bytes = TestBytes(300 << 10, 2);
   auto put = c.Put("jobs/3/chunks/00000", bytes);
   INFO(put.status().ToString());
   REQUIRE(put.ok());
@@ -437,7 +437,7 @@ TEST_CASE(
   store_options.cluster = options;
   auto store = ClusterStore::Create(*ring, store_options);
   REQUIRE(store.ok());
-  const std::string big = Bytes((200 << 10) + 3, 4);
+  const std::string big = TestBytes((200 << 10) + 3, 4);
   REQUIRE((*store)->PutObject("jobs/4/chunks/00000", big).ok());
   CHECK((*store)->GetObject("jobs/4/chunks/00000").value() == big);
   CHECK((*store)->Stat("jobs/4/chunks/00000").value().blocks == 4);
@@ -462,7 +462,7 @@ TEST_CASE("a client with a local node still reaches its other nodes over the net
   options.local_handler = [&](const Request& r) { return local.Handle(r); };
   auto client = storage::ClusterClient::Create(cluster.ring(), options);
   REQUIRE(client.ok());
-  const std::string bytes = Bytes(kMiB, 6);
+  const std::string bytes = TestBytes(kMiB, 6);
   auto put = (*client)->Put("jobs/5/chunks/00000", bytes);
   INFO(put.status().ToString());
   REQUIRE(put.ok());

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
-#include <random>
 #include <sstream>
 #include <thread>
 #include <zmq_addon.hpp>
@@ -204,16 +203,6 @@ size_t CorruptEveryBlock(const fs::path& store_dir) {
   for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
   REQUIRE(db->Close().ok());
   return damaged;
-}
-
-std::string Bytes(size_t size, uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::string out(size, '\0');
-  for (size_t i = 0; i < size; i += 8) {
-    const uint64_t v = gen();
-    for (size_t j = 0; j < 8 && i + j < size; ++j) out[i + j] = static_cast<char>(v >> (8 * j));
-  }
-  return out;
 }
 
 }  // namespace zerofarm::test

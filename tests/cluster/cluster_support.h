@@ -15,6 +15,7 @@
 
 #include "corpus.h"
 #include "daemon_process.h"
+#include "test_bytes.h"
 #include "wait_for.h"
 #include "zerofarm/storage/cluster_client.h"
 #include "zerofarm/storage/farm_key.h"
@@ -118,8 +119,5 @@ class RawDealer {
 
 // Flips one byte in every stored block of the (stopped) node's store; returns how many.
 size_t CorruptEveryBlock(const std::filesystem::path& store_dir);
-
-// `size` deterministic pseudo-random bytes.
-std::string Bytes(size_t size, uint64_t seed);
 
 }  // namespace zerofarm::test

@@ -55,7 +55,7 @@ TEST_CASE("objects put to the cluster read back byte for byte from every replica
       {"jobs/1/chunks/00002", (5 << 20) + 3}};  // spans two 4 MiB store blocks
   for (size_t i = 0; i < objects.size(); ++i) {
     const auto& [name, size] = objects[i];
-    const std::string bytes = Bytes(size, i + 1);
+    const std::string bytes = TestBytes(size, i + 1);
     auto put = client->Put(name, bytes);
     INFO(put.status().ToString());
     REQUIRE(put.ok());
@@ -114,7 +114,7 @@ TEST_CASE(
 
   cluster.node(0).Kill9();
   REQUIRE(WaitFor([&] { return !client->IsAlive(0); }, 10s));
-  const std::string bytes = Bytes(3 << 20, 7);
+  const std::string bytes = TestBytes(3 << 20, 7);
   auto put = client->Put(name, bytes);
   INFO(put.status().ToString());
   REQUIRE(put.ok());
@@ -154,7 +154,7 @@ TEST_CASE(
   REQUIRE(client->Call(0, OpOnly(Op::kPing)).ok());  // connected before it freezes
   cluster.node(0).Signal(SIGSTOP);                   // sockets stay open; no answers
   const auto start = std::chrono::steady_clock::now();
-  auto put = client->Put(name, Bytes(100000, 91));
+  auto put = client->Put(name, TestBytes(100000, 91));
   const auto took = std::chrono::steady_clock::now() - start;
   cluster.node(0).Signal(SIGCONT);
   INFO(put.status().ToString());
@@ -176,7 +176,7 @@ TEST_CASE("a replica missed while its node was down is pushed to it by the repli
   std::vector<std::string> names;
   for (int i = 0; i < 5; ++i) {
     names.push_back("jobs/3/chunks/" + std::to_string(i));
-    auto put = client->Put(names.back(), Bytes(50000 + i, 30 + i));
+    auto put = client->Put(names.back(), TestBytes(50000 + i, 30 + i));
     REQUIRE(put.ok());
     CHECK(put->acked == 2);
     CHECK(put->handoffs.empty());  // three replicas on three nodes: nowhere else to go
@@ -199,8 +199,8 @@ TEST_CASE("a corrupted replica is served from another replica and repaired by th
   auto& ring = cluster.ring();
   const std::string first = NameOnPrimary(ring, 1, "jobs/4/chunks/a");
   const std::string second = NameOnPrimary(ring, 1, "jobs/4/chunks/b");
-  const std::string first_bytes = Bytes(6 << 20, 41);
-  const std::string second_bytes = Bytes(200 << 10, 42);
+  const std::string first_bytes = TestBytes(6 << 20, 41);
+  const std::string second_bytes = TestBytes(200 << 10, 42);
   auto client = cluster.Client();
   REQUIRE(client->Put(first, first_bytes).ok());
   REQUIRE(client->Put(second, second_bytes).ok());
@@ -267,7 +267,7 @@ TEST_CASE(
   };
 
   // A burst of synced 2 MiB writes at one worker and a queue of two.
-  const std::string bytes = Bytes(2 << 20, 5);
+  const std::string bytes = TestBytes(2 << 20, 5);
   const int burst = 20;
   for (int i = 0; i < burst; ++i) send_put(static_cast<uint64_t>(i + 1), bytes, 30000);
   // A heartbeat sent behind the burst is answered by the I/O thread, not queued.
@@ -302,7 +302,7 @@ TEST_CASE(
   CHECK(codes["ok"] + codes["busy"] == burst);
 
   // A request that waits in the queue behind a slow write longer than its budget.
-  send_put(100, Bytes(32 << 20, 6), 30000);
+  send_put(100, TestBytes(32 << 20, 6), 30000);
   send_put(101, "late", 1);
   std::map<uint64_t, std::string> by_id;
   for (int i = 0; i < 2; ++i) {
@@ -363,7 +363,7 @@ TEST_CASE(
   std::vector<std::string> names;
   for (int i = 0; i < 4; ++i) {
     names.push_back("jobs/5/chunks/" + std::to_string(i));
-    REQUIRE(client->Put(names.back(), Bytes(1000 + i, 50 + i)).ok());
+    REQUIRE(client->Put(names.back(), TestBytes(1000 + i, 50 + i)).ok());
     cluster.AwaitAllReplicas(names.back());
   }
   REQUIRE(client->Put("jobs/6/keep", "kept").ok());
@@ -414,7 +414,7 @@ TEST_CASE("the periodic replicator moves a handoff copy home without being asked
 TEST_CASE("the background auditor finds and repairs a damaged copy on its own", "[cluster][slow]") {
   TestCluster cluster("cluster-auditor", 3, 3, {"--audit-rate", "64M"});
   const std::string name = "jobs/8/chunks/00000";
-  const std::string bytes = Bytes(1 << 20, 81);
+  const std::string bytes = TestBytes(1 << 20, 81);
   auto client = cluster.Client();
   REQUIRE(client->Put(name, bytes).ok());
   cluster.AwaitAllReplicas(name);

@@ -383,7 +383,7 @@ TEST_CASE("stopping the node cancels its running tasks and waits for them", "[cl
 }
 
 TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]") {
-  const std::string input = Bytes(100 << 10, 7);
+  const std::string input = TestBytes(100 << 10, 7);
   InProcessNode node(
       "task-objects", 1,
       [&](std::string_view spec, storage::Store& objects,

@@ -286,7 +286,7 @@ TEST_CASE("a node whose ring lists the same nodes in another order says so and m
   std::vector<std::string> names;
   for (int i = 0; i < 24; ++i) {
     names.push_back("jobs/ring/chunks/" + std::to_string(i));
-    REQUIRE(client->Put(names.back(), Bytes(4096, static_cast<uint64_t>(i))).ok());
+    REQUIRE(client->Put(names.back(), TestBytes(4096, static_cast<uint64_t>(i))).ok());
   }
   for (const auto& n : names) cluster.AwaitAllReplicas(n);
   const auto ring_path = cluster.dir() / "ring.txt";

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
-#include <random>
 #include <system_error>
 
 namespace zerofarm::storage::testing {
@@ -31,16 +30,6 @@ std::unique_ptr<Store> OpenStore(const Options& options) {
   INFO(store.status().ToString());
   REQUIRE(store.ok());
   return std::move(*store);
-}
-
-std::string TestBytes(size_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + 1);
-  std::string out(size, '\0');
-  for (size_t i = 0; i < size; i += 8) {
-    uint64_t word = rng();
-    for (size_t j = i; j < size && j < i + 8; ++j, word >>= 8) out[j] = static_cast<char>(word);
-  }
-  return out;
 }
 
 RawDb::RawDb(const std::filesystem::path& dir, bool blob_files) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "scratch_dir.h"
+#include "test_bytes.h"
 #include "zerofarm/storage/store.h"
 
 namespace zerofarm::storage::testing {
@@ -27,8 +28,7 @@ inline constexpr size_t kTestBlockSize = 64 << 10;
 Options TestOptions(const TempDir& dir, bool blob_files = true);
 // Opens a store and REQUIREs success.
 std::unique_ptr<Store> OpenStore(const Options& options);
-// `size` deterministic pseudo-random bytes; different seeds give different bytes.
-std::string TestBytes(size_t size, uint64_t seed);
+using zerofarm::test::TestBytes;  // deterministic bytes (tests/support/test_bytes.h)
 
 // The RocksDB database of a closed Store, opened with every column family it has.
 // With `blob_files`, values written (or recovered from the WAL) go to blob files as the store's
