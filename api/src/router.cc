@@ -274,6 +274,13 @@ unsigned StatusForCode(ErrorCode code) {
   return 500;
 }
 
+Response NoContentOr(const Status& s) {
+  if (!s.ok()) return FromStatus(s);
+  Response r;
+  r.status = 204;
+  return r;
+}
+
 Response FromStatus(const Status& s) {
   Response r = ErrorResponse(StatusForCode(s.code()), s.code(), s.message());
   if (r.status == 503) r.Header("Retry-After", "5");
@@ -808,10 +815,7 @@ Routed Router::DeleteUpload(const Call& c) {
   auto st = FindOwnUpload(c);
   if (!st.ok()) return {FromStatus(st.status()), nullptr};
   Status d = videos_.Delete(*tenant, st->video_id);
-  if (!d.ok()) return {FromStatus(d), nullptr};
-  Response r;
-  r.status = 204;
-  return {std::move(r), nullptr};
+  return {NoContentOr(d), nullptr};
 }
 
 Routed Router::PatchUpload(const Call& c) {
@@ -850,10 +854,7 @@ Routed Router::DeleteVideo(const Call& c) {
   const auto& tenant = c.tenant;
   const std::string& id = c.id;
   Status d = videos_.Delete(*tenant, id);
-  if (!d.ok()) return {FromStatus(d), nullptr};
-  Response r;
-  r.status = 204;
-  return {std::move(r), nullptr};
+  return {NoContentOr(d), nullptr};
 }
 
 Routed Router::UpdateVideo(const Call& c) {
@@ -993,10 +994,7 @@ Routed Router::CreateSigningKey(const Call& c) {
 Routed Router::RetireSigningKey(const Call& c) {
   const std::string& tenant = *c.tenant;
   Status st = signer_.RetireKey(tenant, c.id);
-  if (!st.ok()) return {FromStatus(st), nullptr};
-  Response r;
-  r.status = 204;
-  return {std::move(r), nullptr};
+  return {NoContentOr(st), nullptr};
 }
 
 Routed Router::Webhook(const Call& c) {
@@ -1125,11 +1123,7 @@ Routed Router::GetObject(const Call& c) {
 
 Routed Router::DeleteObject(const Call& c) {
   if (auto bad = CheckObjectPath(c.container, &c.name)) return {std::move(*bad), nullptr};
-  if (Status s = objects_.Delete(*c.tenant, c.container, c.name); !s.ok())
-    return {FromStatus(s), nullptr};
-  Response r;
-  r.status = 204;
-  return {std::move(r), nullptr};
+  return {NoContentOr(objects_.Delete(*c.tenant, c.container, c.name)), nullptr};
 }
 
 Routed Router::ListObjects(const Call& c) {

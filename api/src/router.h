@@ -63,6 +63,8 @@ Response JsonResponse(unsigned status, const std::string& body,
 unsigned StatusForCode(ErrorCode code);
 // The error response of `s` (StatusForCode), with Retry-After on 503.
 Response FromStatus(const Status& s);
+// 204 No Content when `s` is ok (a DELETE that worked), else its error response (FromStatus).
+Response NoContentOr(const Status& s);
 
 class BodySink {
  public:

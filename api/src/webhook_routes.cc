@@ -85,11 +85,7 @@ Routed Router::RouteWebhooks(const Request& req, const std::string& tmpl,
   }
   if (tmpl == "/v1/webhooks") return {Json(200, w.List(tenant)), nullptr};
   if (tmpl == "/v1/webhooks/{id}") {
-    Status deleted = w.Delete(tenant, s[2]);
-    if (!deleted.ok()) return {FromStatus(deleted), nullptr};
-    Response r;
-    r.status = 204;
-    return {std::move(r), nullptr};
+    return {NoContentOr(w.Delete(tenant, s[2])), nullptr};
   }
   size_t limit = 50;
   if (auto it = query.find("limit"); it != query.end()) {
