@@ -106,14 +106,21 @@ async function run(serve, browser) {
   await page.evaluate(() => document.querySelector('#player').play());
   await waitFor('playback to advance past 1 s', () =>
     page.evaluate(() => document.querySelector('#player').currentTime > 1.0), 60000);
-  const before = await page.evaluate(() => {
-    const v = document.querySelector('#player');
-    return { t: v.currentTime, h: v.videoHeight, level: Number(document.querySelector('#player-level').dataset.level) };
-  });
+  // hls.js reports a level switch when it starts loading the new level, while the frames on
+  // screen still come from the buffered old one: wait until both name the same rendition, so
+  // the level picked below differs from what plays in index and in frame size.
+  const heightOf = (label) => Number((label.match(/×(\d+)/) || [])[1]);
+  const heightOfLevel = (level) => heightOf((levels.find((l) => Number(l.value) === level) || { label: '' }).label);
+  const before = await waitFor('the playing level and the frames on screen to agree', async () => {
+    const now = await page.evaluate(() => {
+      const v = document.querySelector('#player');
+      return { t: v.currentTime, h: v.videoHeight, level: Number(document.querySelector('#player-level').dataset.level) };
+    });
+    return heightOfLevel(now.level) === now.h ? now : null;
+  }, 30000);
   log(`playing: currentTime ${before.t.toFixed(2)} s, ${before.h} lines, level ${before.level}`);
 
   // 5. Switch rendition to one that is not playing now; the frame size follows, playback goes on.
-  const heightOf = (label) => Number((label.match(/×(\d+)/) || [])[1]);
   const target = levels.filter((l) => l.value !== '-1')
     .find((l) => Number(l.value) !== before.level && heightOf(l.label) !== before.h);
   check(target, `no other rendition to switch to (${levels.map((l) => l.label).join(', ')})`);
