@@ -10,7 +10,7 @@
 namespace zerofarm {
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 101> kNames = {{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 106> kNames = {{
     {ErrorCode::kInvalidArgument, "invalid_argument"},
     {ErrorCode::kInternal, "internal"},
     {ErrorCode::kIoError, "io_error"},
@@ -76,6 +76,11 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 101> kNames = {{
     {ErrorCode::kUploadIncomplete, "upload_incomplete"},
     {ErrorCode::kUploadLost, "upload_lost"},
     {ErrorCode::kTooManyUploads, "too_many_uploads"},
+    {ErrorCode::kNotAProgram, "not_a_program"},
+    {ErrorCode::kProgramRejected, "program_rejected"},
+    {ErrorCode::kProgramChanged, "program_changed"},
+    {ErrorCode::kProgramFailed, "program_failed"},
+    {ErrorCode::kBadJob, "bad_job"},
     {ErrorCode::kBadRequest, "bad_request"},
     {ErrorCode::kBadPath, "bad_path"},
     {ErrorCode::kBadFraming, "bad_framing"},

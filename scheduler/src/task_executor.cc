@@ -7,6 +7,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "program_cache.h"
 #include "worker_process.h"
 #include "zerofarm/storage/content_hash.h"
 
@@ -24,12 +25,21 @@ std::string ToJson(const TaskSpec& s) {
   json outputs = json::array();
   for (const auto& o : s.outputs)
     outputs.push_back({{"object", o.object}, {"max_bytes", o.max_bytes}});
-  return json{{"id", s.id},           {"job", s.job},
-              {"args", s.args},       {"inputs", s.inputs},
-              {"outputs", outputs},   {"placement", s.placement},
-              {"threads", s.threads}, {"timeout_ms", s.timeout.count()},
-              {"rerun", s.rerun},     {"nice", s.nice}}
-      .dump();
+  json j{{"id", s.id},           {"job", s.job},
+         {"args", s.args},       {"inputs", s.inputs},
+         {"outputs", outputs},   {"placement", s.placement},
+         {"threads", s.threads}, {"timeout_ms", s.timeout.count()},
+         {"rerun", s.rerun},     {"nice", s.nice}};
+  if (!s.program.empty()) {
+    j["program"] = {{"object", s.program}, {"sha256", s.program_sha256}, {"name", s.program_name}};
+    j["ok_exit_codes"] = s.ok_exit_codes;
+    j["memory_bytes"] = s.memory_bytes;
+    j["cpu_seconds"] = s.cpu_seconds;
+  }
+  if (s.input_offset > 0 || s.input_length > 0 || s.input_lines)
+    j["input_range"] = {
+        {"offset", s.input_offset}, {"length", s.input_length}, {"lines", s.input_lines}};
+  return j.dump();
 }
 
 Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
@@ -47,6 +57,21 @@ Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
     s.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
     s.rerun = j.value("rerun", false);
     s.nice = std::clamp(j.value("nice", 0), 0, 19);
+    if (j.contains("program")) {
+      const json& p = j.at("program");
+      s.program = p.at("object");
+      s.program_sha256 = p.at("sha256");
+      s.program_name = p.value("name", "");
+      s.ok_exit_codes = j.value("ok_exit_codes", std::vector<int>{});
+      s.memory_bytes = j.value("memory_bytes", uint64_t{0});
+      s.cpu_seconds = j.value("cpu_seconds", uint64_t{0});
+    }
+    if (j.contains("input_range")) {
+      const json& r = j.at("input_range");
+      s.input_offset = r.at("offset");
+      s.input_length = r.at("length");
+      s.input_lines = r.value("lines", false);
+    }
     return s;
   } catch (const std::exception& e) {
     return Status::Error(ErrorCode::kInvalidArgument, std::string("bad task spec: ") + e.what());
@@ -155,6 +180,7 @@ class InputFeed {
       if (piece.ok()) outcome_->input_bytes += piece->size();
       return piece;
     }
+    if (Ranged()) return NextOfRange();
     for (;;) {
       if (!reader_) {
         if (input_index_ >= spec_.inputs.size()) return std::string();
@@ -184,11 +210,95 @@ class InputFeed {
     return Status::Ok();
   }
 
+  bool Ranged() const {
+    return spec_.input_offset > 0 || spec_.input_length > 0 || spec_.input_lines;
+  }
+
+  // Reads up to `n` bytes at the reader's position, counting them; empty at the end.
+  Result<std::string> ReadCounted(size_t n) {
+    std::string piece(n, '\0');
+    auto got = reader_->Read(std::as_writable_bytes(std::span(piece.data(), piece.size())));
+    if (!got.ok()) return got.status();
+    piece.resize(*got);
+    outcome_->input_bytes += *got;
+    if (input_remote_) outcome_->input_bytes_remote += *got;
+    return piece;
+  }
+
+  // Where a text part's first line starts: `offset` itself when a line ends just before it,
+  // else just after the first newline at or past it (the end of the object when none).
+  Result<uint64_t> FirstLineStart(uint64_t offset) {
+    if (offset == 0) return offset;
+    ZF_RETURN_IF_ERROR(reader_->Seek(offset - 1));
+    auto before = ReadCounted(1);
+    if (!before.ok()) return before.status();
+    if (before->empty() || (*before)[0] == '\n') return offset;
+    uint64_t pos = offset;
+    for (;;) {
+      if (cancel_.load()) return Cancelled();
+      auto piece = ReadCounted(64 << 10);
+      if (!piece.ok()) return piece.status();
+      if (piece->empty()) return pos;
+      if (size_t nl = piece->find('\n'); nl != std::string::npos) return pos + nl + 1;
+      pos += piece->size();
+    }
+  }
+
+  // The ranged input (TaskSpec::input_offset and friends), one piece at a time.
+  Result<std::string> NextOfRange() {
+    if (!reader_) {
+      if (range_done_) return std::string();
+      if (spec_.inputs.size() != 1)
+        return Status::Error(ErrorCode::kInvalidArgument, "a ranged input needs exactly one input");
+      ZF_RETURN_IF_ERROR(OpenNextInput());
+      const uint64_t size = reader_->size();
+      range_end_ =
+          spec_.input_length > 0 ? std::min(size, spec_.input_offset + spec_.input_length) : size;
+      uint64_t start = std::min(spec_.input_offset, size);
+      if (spec_.input_lines) {
+        auto first = FirstLineStart(start);
+        if (!first.ok()) return first.status();
+        start = *first;
+      }
+      if (start >= range_end_) return EndOfRange();
+      ZF_RETURN_IF_ERROR(reader_->Seek(start));
+      range_pos_ = start;
+    }
+    if (range_pos_ < range_end_) {
+      auto piece = ReadCounted(std::min<uint64_t>(kInputPiece, range_end_ - range_pos_));
+      if (!piece.ok()) return piece.status();
+      if (piece->empty()) return EndOfRange();
+      range_pos_ += piece->size();
+      last_byte_ = piece->back();
+      return piece;
+    }
+    // Past the part's end: finish the line it began, if it did not end with it.
+    if (!spec_.input_lines || last_byte_ == '\n') return EndOfRange();
+    auto piece = ReadCounted(64 << 10);
+    if (!piece.ok()) return piece.status();
+    if (piece->empty()) return EndOfRange();
+    if (size_t nl = piece->find('\n'); nl != std::string::npos) {
+      piece->resize(nl + 1);
+      last_byte_ = '\n';
+    }
+    return piece;
+  }
+
+  Result<std::string> EndOfRange() {
+    reader_.reset();
+    range_done_ = true;
+    return std::string();
+  }
+
   const TaskSpec& spec_;
   storage::Store& store_;
   const HereOptions& options_;
   const std::atomic<bool>& cancel_;
   TaskOutcome* outcome_;
+  uint64_t range_end_ = 0;
+  uint64_t range_pos_ = 0;
+  char last_byte_ = '\n';
+  bool range_done_ = false;
   size_t input_index_ = 0;
   bool input_remote_ = false;
   std::unique_ptr<storage::ObjectReader> reader_;
@@ -231,10 +341,15 @@ void RecordExit(WorkerExit exit, TaskOutcome* outcome) {
   outcome->memory_limit_via = std::move(exit.memory_limit_via);
 }
 
-// Outputs count only from a worker that finished cleanly; otherwise they are abandoned.
-bool FinishedCleanly(const TaskOutcome& outcome) {
-  return outcome.exit_code == 0 && outcome.signal == 0 &&
-         outcome.stopped_by == sandbox::StopRule::kNone && !outcome.timed_out;
+// Outputs count only from a worker that finished cleanly (an exit code the spec accepts, 0 by
+// default); otherwise they are abandoned.
+bool FinishedCleanly(const TaskSpec& spec, const TaskOutcome& outcome) {
+  if (outcome.signal != 0 || outcome.stopped_by != sandbox::StopRule::kNone || outcome.timed_out ||
+      outcome.exit_code < 0)
+    return false;
+  if (spec.ok_exit_codes.empty()) return outcome.exit_code == 0;
+  return std::find(spec.ok_exit_codes.begin(), spec.ok_exit_codes.end(), outcome.exit_code) !=
+         spec.ok_exit_codes.end();
 }
 
 // Commits every output in order with its hash and the bytes its copies will send; stops at
@@ -257,6 +372,12 @@ Status CommitOutputs(const TaskSpec& spec, const HereOptions& options,
 Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
                                 const WorkerRuntime& worker, const HereOptions& options,
                                 const std::atomic<bool>& cancel) {
+  std::shared_ptr<const UserProgram> program;
+  if (!spec.program.empty()) {
+    auto loaded = worker.LoadUserProgram(store, spec.program, spec.program_sha256);
+    if (!loaded.ok()) return loaded.status();
+    program = std::move(*loaded);
+  }
   auto sinks = CreateOutputs(spec, store);
   if (!sinks.ok()) return sinks.status();
   TaskOutcome outcome;
@@ -270,6 +391,14 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   run.threads = spec.threads;
   run.nice = spec.nice;
   run.cancel = &cancel;
+  if (program) {
+    run.user.program = &program->program;
+    run.user.verdict = &program->verdict;
+    run.user.argv0 = spec.program_name;
+    run.user.memory_bytes = spec.memory_bytes;
+    run.user.cpu_seconds = spec.cpu_seconds;
+    run.user.output_max_bytes = spec.outputs.empty() ? 0 : spec.outputs[0].max_bytes;
+  }
   InputFeed input(spec, store, options, cancel, &outcome);
   run.next_input = [&input] { return input.Next(); };
   run.on_output = [&](size_t channel, std::string_view data) {
@@ -280,7 +409,7 @@ Result<TaskOutcome> RunTaskHere(const TaskSpec& spec, storage::Store& store,
   if (!exit.ok()) return cancel.load() ? Cancelled() : exit.status();
   RecordExit(std::move(*exit), &outcome);
   if (cancel.load()) return Cancelled();
-  if (FinishedCleanly(outcome))
+  if (FinishedCleanly(spec, outcome))
     ZF_RETURN_IF_ERROR(CommitOutputs(spec, options, cancel, &*sinks, &outcome));
   return outcome;
 }

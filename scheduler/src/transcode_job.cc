@@ -43,12 +43,6 @@ std::string UserPhrase(ErrorCode code) {
   return "transcode failed";
 }
 
-std::string Hostname() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
-  return buf;
-}
-
 using Plan = JobPlan;
 
 // The head of a video's timeline: the audio track and these first segments go first, in
@@ -407,7 +401,7 @@ class Job : public tc::IngestSink {
         threads = std::max(1, slots_ / std::max(1, busy));
         if (!ingest_done_) threads = 1;
       }
-      if (options_.slots) options_.slots->Acquire(IsHead(task.index) ? 0 : 1);
+      if (options_.slots) options_.slots->Acquire(IsHead(task.index) ? 0 : 1, options_.tenant);
       Status s = RunWithRetries(task.index, threads);
       if (options_.slots) options_.slots->Release();
       {
@@ -871,7 +865,7 @@ class Job : public tc::IngestSink {
       ZF_RETURN_IF_ERROR(store_.DeleteMeta(TaskKey(prefix_, *index)));
       results_.erase(*index);
       rerun_.insert(*index);
-      if (options_.slots) options_.slots->Acquire();
+      if (options_.slots) options_.slots->Acquire(1, options_.tenant);
       Status s = RunWithRetries(*index, std::max(1, slots_));
       if (options_.slots) options_.slots->Release();
       {
@@ -991,6 +985,12 @@ Result<JobReport> RunTranscodeJob(storage::Store& store, transcode::ByteSource& 
     return Status::Error(ErrorCode::kInvalidArgument, "no worker program configured");
   Job job(store, job_id, options, progress);
   return job.Run(source, out_dir);
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "local";
+  return buf;
 }
 
 }  // namespace zerofarm::scheduler

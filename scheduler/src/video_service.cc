@@ -268,6 +268,22 @@ class Service final : public VideoService {
     budget_ = std::make_shared<FdBudget>(fds);
   }
 
+  Status RunExec(const ExecJobSpec& spec, const std::atomic<bool>& cancel,
+                 ExecProgress* progress) override {
+    TaskExecutor* executor = executor_.get();
+    if (!executor) {
+      std::lock_guard lock(mu_);
+      if (!exec_executor_)
+        exec_executor_ = MakeLocalExecutor(*store_, opt_.worker,
+                                           opt_.node_name.empty() ? Hostname() : opt_.node_name,
+                                           slots_->capacity());
+      executor = exec_executor_.get();
+    }
+    ExecJobSpec shared = spec;
+    shared.slots = slots_;
+    return RunExecJob(shared, *executor, cancel, progress);
+  }
+
   ~Service() override {
     {
       std::lock_guard lock(reaper_mu_);
@@ -922,6 +938,7 @@ class Service final : public VideoService {
       o.ladder.clear();
       for (const auto& r : rec.ladder) o.ladder.push_back(std::stoi(r));
       o.preset = rec.preset;
+      o.tenant = rec.tenant;
     }
     o.chunk_seconds = opt_.chunk_seconds;
     // Serve only: a head segment shorter than the source's keyframe interval decodes from the
@@ -1029,6 +1046,7 @@ class Service final : public VideoService {
   std::shared_ptr<ClusterExecutor> executor_;       // cluster mode: tasks on the nodes
   storage::Store* store_;                           // what jobs use
   std::shared_ptr<TaskSlots> slots_;
+  std::unique_ptr<TaskExecutor> exec_executor_;  // serve: exec jobs' sandboxed programs here
   std::atomic<bool> shutting_down_{false};
   std::mutex mu_;
   std::map<std::string, VideoRecord> records_;

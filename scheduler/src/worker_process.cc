@@ -63,11 +63,13 @@ class ChildGuard {
 };
 
 Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run);
+Result<WorkerExit> RunUserProgram(const WorkerRuntime& runtime, const WorkerRun& run);
 Result<WorkerExit> RunUnsandboxed(const std::string& program, const WorkerRun& run);
 
 }  // namespace
 
 Result<WorkerExit> RunWorker(const WorkerRuntime& runtime, const WorkerRun& run) {
+  if (run.user.program) return RunUserProgram(runtime, run);
   if (runtime.isolation() == Isolation::kSandbox) return RunInSandbox(runtime, run);
   return RunUnsandboxed(runtime.options().path, run);
 }
@@ -79,48 +81,38 @@ constexpr uint64_t kStderrQuota = uint64_t{64} << 20;
 constexpr uint64_t kOutputQuota = uint64_t{8} << 30;
 constexpr uint64_t kInputQuota = uint64_t{64} << 30;
 
-Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run) {
-  namespace sb = zerofarm::sandbox;
-  sb::SandboxSpec spec;
-  spec.program = runtime.program();
-  spec.verdict = runtime.verdict();
-  spec.argv.push_back("zerofarm-worker");
-  spec.argv.insert(spec.argv.end(), run.args.begin(), run.args.end());
-  WorkerExit exit;
-  exit.sandboxed = true;
-  spec.channels.push_back(
-      {"input", 0, sb::Direction::kIn, sb::ChannelEnd::Pull(run.next_input), kInputQuota});
-  spec.channels.push_back(
-      {"report", 1, sb::Direction::kOut, sb::ChannelEnd::Memory(), kReportQuota});
-  spec.channels.push_back({"stderr", 2, sb::Direction::kOut,
-                           sb::ChannelEnd::Push([&exit](std::string_view data) {
-                             exit.stderr_tail.append(data);
-                             if (exit.stderr_tail.size() > 2 * kStderrTail)
-                               exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
-                             return Status::Ok();
-                           }),
-                           kStderrQuota});
-  for (size_t i = 0; i < run.outputs; ++i) {
-    spec.channels.push_back(
-        {"out" + std::to_string(i), static_cast<int>(3 + i), sb::Direction::kOut,
-         sb::ChannelEnd::Push([&run, i](std::string_view data) { return run.on_output(i, data); }),
-         kOutputQuota});
-  }
-  spec.limits.memory_bytes = runtime.options().memory_bytes;
-  spec.limits.wall_timeout = run.timeout;
-  // CPU time may use every encoder thread for the whole wall budget, and then some.
-  const uint64_t wall_s = static_cast<uint64_t>(run.timeout.count() / 1000) + 1;
-  spec.limits.cpu_seconds = wall_s * static_cast<uint64_t>(std::max(1, run.threads) + 1);
-  spec.limits.max_threads = 512;
-  spec.limits.max_open_files = 64;
-  spec.limits.nice = run.nice;
-  spec.options.hostname = "zerofarm-worker";
-  spec.cancel = run.cancel;
+namespace sb = zerofarm::sandbox;
 
+// The stderr channel: its last kStderrTail bytes are kept in exit->stderr_tail.
+sb::Channel StderrChannel(WorkerExit* exit) {
+  return {"stderr", 2, sb::Direction::kOut, sb::ChannelEnd::Push([exit](std::string_view data) {
+            exit->stderr_tail.append(data);
+            if (exit->stderr_tail.size() > 2 * kStderrTail)
+              exit->stderr_tail.erase(0, exit->stderr_tail.size() - kStderrTail);
+            return Status::Ok();
+          }),
+          kStderrQuota};
+}
+
+// Limits every sandboxed run shares; CPU time may use every thread for the whole wall budget.
+void SetLimits(const WorkerRuntime& runtime, const WorkerRun& run, sb::SandboxSpec* spec) {
+  spec->limits.memory_bytes = runtime.options().memory_bytes;
+  spec->limits.wall_timeout = run.timeout;
+  const uint64_t wall_s = static_cast<uint64_t>(run.timeout.count() / 1000) + 1;
+  spec->limits.cpu_seconds = wall_s * static_cast<uint64_t>(std::max(1, run.threads) + 1);
+  spec->limits.max_threads = 512;
+  spec->limits.max_open_files = 64;
+  spec->limits.nice = run.nice;
+  spec->cancel = run.cancel;
+}
+
+// Runs `spec` and tells its end as a WorkerExit (stderr_tail already filled by its channel).
+Result<WorkerExit> RunSpec(const sb::SandboxSpec& spec, WorkerExit exit) {
+  exit.sandboxed = true;
   auto report = sb::RunSandboxed(spec);
   if (!report.ok()) return report.status().WithContext("sandbox");
   for (const auto& c : report->channels)
-    if (c.target_fd == 1) exit.report = c.captured;
+    if (c.target_fd == 1 && c.name == "report") exit.report = c.captured;
   if (exit.stderr_tail.size() > kStderrTail)
     exit.stderr_tail.erase(0, exit.stderr_tail.size() - kStderrTail);
   exit.exit_code = report->ended == sandbox::RunEnd::kExited ? report->exit_code : -1;
@@ -135,6 +127,54 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   exit.layers_missing = report->layers_missing;
   exit.memory_limit_via = sandbox::MemoryLimitViaName(report->memory_limit_via);
   return exit;
+}
+
+Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run) {
+  sb::SandboxSpec spec;
+  spec.program = runtime.program();
+  spec.verdict = runtime.verdict();
+  spec.argv.push_back("zerofarm-worker");
+  spec.argv.insert(spec.argv.end(), run.args.begin(), run.args.end());
+  WorkerExit exit;
+  spec.channels.push_back(
+      {"input", 0, sb::Direction::kIn, sb::ChannelEnd::Pull(run.next_input), kInputQuota});
+  spec.channels.push_back(
+      {"report", 1, sb::Direction::kOut, sb::ChannelEnd::Memory(), kReportQuota});
+  spec.channels.push_back(StderrChannel(&exit));
+  for (size_t i = 0; i < run.outputs; ++i) {
+    spec.channels.push_back(
+        {"out" + std::to_string(i), static_cast<int>(3 + i), sb::Direction::kOut,
+         sb::ChannelEnd::Push([&run, i](std::string_view data) { return run.on_output(i, data); }),
+         kOutputQuota});
+  }
+  SetLimits(runtime, run, &spec);
+  spec.options.hostname = "zerofarm-worker";
+  return RunSpec(spec, std::move(exit));
+}
+
+Result<WorkerExit> RunUserProgram(const WorkerRuntime& runtime, const WorkerRun& run) {
+  if (run.outputs != 1)
+    return Status::Error(ErrorCode::kInvalidArgument, "a user program has exactly one output");
+  const UserProgramRun& user = run.user;
+  sb::SandboxSpec spec;
+  spec.program = user.program;
+  spec.verdict = user.verdict;
+  spec.argv.push_back(user.argv0.empty() ? std::string("program") : user.argv0);
+  spec.argv.insert(spec.argv.end(), run.args.begin(), run.args.end());
+  WorkerExit exit;
+  spec.channels.push_back(
+      {"stdin", 0, sb::Direction::kIn, sb::ChannelEnd::Pull(run.next_input), kInputQuota});
+  spec.channels.push_back(
+      {"stdout", 1, sb::Direction::kOut,
+       sb::ChannelEnd::Push([&run](std::string_view data) { return run.on_output(0, data); }),
+       user.output_max_bytes > 0 ? user.output_max_bytes : kOutputQuota});
+  spec.channels.push_back(StderrChannel(&exit));
+  SetLimits(runtime, run, &spec);
+  if (user.memory_bytes > 0) spec.limits.memory_bytes = user.memory_bytes;
+  if (user.cpu_seconds > 0) spec.limits.cpu_seconds = user.cpu_seconds;
+  spec.limits.max_threads = 64;
+  spec.options.hostname = "zerofarm";
+  return RunSpec(spec, std::move(exit));
 }
 
 // --- RunUnsandboxed's steps. Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs. ---

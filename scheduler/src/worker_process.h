@@ -3,6 +3,9 @@
 // the runtime's validated, sealed program run by sandbox::RunSandboxed, its channels being
 // fd 0 "input", fd 1 "report", fd 2 "stderr" and fd 3.. "out<N>"/"thumbnail"; unsandboxed
 // (development only) it is posix_spawn of the runtime's path with the same descriptors.
+// A user program (WorkerRun::program, an exec job's instance) always runs sandboxed, whatever
+// the runtime's isolation, with the standard descriptors a Unix program expects: fd 0 "stdin"
+// the input, fd 1 "stdout" output 0, fd 2 "stderr".
 // Blocking; one call per thread. Every way out of RunWorker leaves no worker process behind.
 #pragma once
 
@@ -17,7 +20,22 @@
 #include "zerofarm/sandbox/runner.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 
+namespace zerofarm::sandbox {
+class SealedProgram;
+struct ValidationReport;
+}  // namespace zerofarm::sandbox
+
 namespace zerofarm::scheduler {
+
+// A validated user program to run instead of the worker.
+struct UserProgramRun {
+  const sandbox::SealedProgram* program = nullptr;
+  const sandbox::ValidationReport* verdict = nullptr;
+  std::string argv0;              // what the program sees as its name
+  uint64_t memory_bytes = 0;      // 0: the runtime's per-task memory limit
+  uint64_t cpu_seconds = 0;       // 0: derived from the timeout
+  uint64_t output_max_bytes = 0;  // stdout's quota; 0: the default output quota
+};
 
 struct WorkerRun {
   std::vector<std::string> args;  // argv[1..]
@@ -32,6 +50,8 @@ struct WorkerRun {
   // When set and it turns true, the worker is killed with SIGKILL within about a second, even
   // a stopped or silent one (a cancelled task or a backup copy that lost its race).
   const std::atomic<bool>* cancel = nullptr;
+  // When program is set: run it (with outputs == 1) instead of the worker.
+  UserProgramRun user;
 };
 
 struct WorkerExit {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "program_cache.h"
 #include "zerofarm/sandbox/host_layers.h"
 #include "zerofarm/sandbox/sealed_program.h"
 #include "zerofarm/sandbox/validator.h"
@@ -13,8 +14,15 @@ namespace zerofarm::scheduler {
 
 namespace fs = std::filesystem;
 
-WorkerRuntime::WorkerRuntime(WorkerRuntimeOptions options) : options_(std::move(options)) {}
+WorkerRuntime::WorkerRuntime(WorkerRuntimeOptions options)
+    : options_(std::move(options)),
+      programs_(std::make_unique<ProgramCache>(options_.verdict_cache_dir)) {}
 WorkerRuntime::~WorkerRuntime() = default;
+
+Result<std::shared_ptr<const UserProgram>> WorkerRuntime::LoadUserProgram(
+    storage::Store& store, const std::string& object, const std::string& sha256) const {
+  return programs_->Load(store, object, sha256);
+}
 
 Result<std::shared_ptr<const WorkerRuntime>> WorkerRuntime::Load(
     const WorkerRuntimeOptions& options) {

@@ -81,6 +81,11 @@ enum class ErrorCode {
   kUploadIncomplete,
   kUploadLost,
   kTooManyUploads,
+  kNotAProgram,
+  kProgramRejected,
+  kProgramChanged,
+  kProgramFailed,
+  kBadJob,
   // HTTP API and webhooks.
   kBadRequest,
   kBadPath,

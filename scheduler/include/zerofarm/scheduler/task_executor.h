@@ -52,6 +52,22 @@ struct TaskSpec {
   // them) instead of from `inputs`: a task fed while its input is still being stored. Same
   // rules as watch_output.
   std::function<Result<std::string>()> read_input;
+
+  // Exec jobs: a user program runs instead of the worker, always validated and sandboxed, with
+  // the input on its stdin and its stdout as output 0 (exactly one output).
+  std::string program;         // the store object holding its bytes; "" = the zerofarm worker
+  std::string program_sha256;  // SHA-256 (hex) of those bytes: a program replaced since is refused
+  std::string program_name;    // its argv[0]
+  // A byte range of the input (exactly one input): input_length bytes from input_offset
+  // (0 = to the end). With input_lines, the range is a text part: a line belongs to the part
+  // where it starts, so the part skips the end of a line begun before it and reads on past its
+  // end to finish its own last line.
+  uint64_t input_offset = 0;
+  uint64_t input_length = 0;
+  bool input_lines = false;
+  std::vector<int> ok_exit_codes;  // exits whose outputs are committed; empty = {0}
+  uint64_t memory_bytes = 0;       // the program's memory limit; 0 = the runtime's
+  uint64_t cpu_seconds = 0;        // its CPU-time limit; 0 = derived from the timeout
 };
 
 struct TaskOutcome {

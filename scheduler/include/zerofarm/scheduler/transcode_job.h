@@ -16,65 +16,23 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/scheduler/job_report.h"
 #include "zerofarm/scheduler/task_executor.h"
+#include "zerofarm/scheduler/task_slots.h"
 #include "zerofarm/scheduler/worker_runtime.h"
 #include "zerofarm/storage/store.h"
 #include "zerofarm/storage/task_state.h"
 #include "zerofarm/transcode/ingest.h"
 
 namespace zerofarm::scheduler {
-
-// Task slots shared by every job of a process (zerofarm serve runs many jobs at once and
-// never more than `capacity` workers in all). Thread-safe.
-class TaskSlots {
- public:
-  explicit TaskSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
-  // Blocks until a slot is free and no waiter ranks before this one: a lower `rank` first
-  // (0 = the head of a video's timeline, so a new upload's first segments pass other videos'
-  // tails), then first come, first served.
-  void Acquire(int rank = 1) {
-    std::unique_lock lock(mu_);
-    const std::pair<int, uint64_t> me{rank, next_ticket_++};
-    waiters_.insert(me);
-    cv_.wait(lock, [&] { return in_use_ < capacity_ && *waiters_.begin() == me; });
-    waiters_.erase(waiters_.begin());
-    ++in_use_;
-    cv_.notify_all();  // the next waiter may fit too
-  }
-  void Release() {
-    std::lock_guard lock(mu_);
-    --in_use_;
-    cv_.notify_all();
-  }
-  int capacity() const { return capacity_; }
-  int in_use() const {
-    std::lock_guard lock(mu_);
-    return in_use_;
-  }
-  int waiting() const {
-    std::lock_guard lock(mu_);
-    return static_cast<int>(waiters_.size());
-  }
-
- private:
-  const int capacity_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  int in_use_ = 0;
-  uint64_t next_ticket_ = 0;
-  std::set<std::pair<int, uint64_t>> waiters_;
-};
 
 struct JobOptions {
   std::vector<int> ladder{1080, 720, 480, 360};  // rung short sides
@@ -89,6 +47,7 @@ struct JobOptions {
   std::shared_ptr<const WorkerRuntime> worker;
   // Shared slots across jobs; null = this job's own `task_slots` slots.
   std::shared_ptr<TaskSlots> slots;
+  std::string tenant;  // whose job it is: tenants take turns at the shared slots
   // Set to true (from any thread) to stop the job: running workers are killed and RunTranscodeJob
   // returns "cancelled". May be null.
   std::shared_ptr<std::atomic<bool>> cancel;
@@ -148,5 +107,8 @@ using ProgressFn = std::function<void(const JobProgress&)>;
 Result<JobReport> RunTranscodeJob(storage::Store& store, transcode::ByteSource& source,
                                   const std::string& job_id, const JobOptions& options,
                                   const std::filesystem::path& out_dir, const ProgressFn& progress);
+
+// This machine's host name (the node name of local runs); "local" when it has none.
+std::string Hostname();
 
 }  // namespace zerofarm::scheduler

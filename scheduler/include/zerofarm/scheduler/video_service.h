@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "zerofarm/base/status.h"
+#include "zerofarm/scheduler/exec_job.h"
 #include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/scheduler/video_record.h"
 #include "zerofarm/storage/farm_key.h"
@@ -201,6 +202,11 @@ class VideoService {
   virtual Result<UploadState> FindUpload(const std::string& upload_id) = 0;
 
   virtual ServiceMetrics Metrics() = 0;
+
+  // Runs an exec job (exec_job.h) on the executor the video tasks use (this machine's sandbox,
+  // or the farm's nodes), sharing their task slots (task_slots.h). Blocks until it ends.
+  virtual Status RunExec(const ExecJobSpec& spec, const std::atomic<bool>& cancel,
+                         ExecProgress* progress) = 0;
 
   // Sets the one listener of video events (replacing any earlier one; null removes it).
   virtual void SetEventListener(VideoEventListener listener) = 0;

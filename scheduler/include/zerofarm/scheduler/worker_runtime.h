@@ -22,8 +22,14 @@ namespace zerofarm::sandbox {
 class SealedProgram;
 struct ValidationReport;
 }  // namespace zerofarm::sandbox
+namespace zerofarm::storage {
+class Store;
+}  // namespace zerofarm::storage
 
 namespace zerofarm::scheduler {
+
+class ProgramCache;
+struct UserProgram;
 
 enum class Isolation { kSandbox, kUnsandboxed };
 
@@ -56,6 +62,13 @@ class WorkerRuntime {
   // Runs refused or killed by a sandbox rule (seccomp, memory, quota, cpu), for /metrics.
   uint64_t sandbox_refusals() const { return refusals_.load(); }
   void CountRefusal() const { refusals_.fetch_add(1); }
+  // A user program of an exec job, stored as `object` with bytes hashing to `sha256`, sealed
+  // and validated (verdicts cached with the worker's); a few stay loaded. User programs always
+  // run sandboxed, whatever isolation() says. Errors: "not_found", "program_changed",
+  // "program_rejected", "too_large", store errors.
+  Result<std::shared_ptr<const UserProgram>> LoadUserProgram(storage::Store& store,
+                                                             const std::string& object,
+                                                             const std::string& sha256) const;
 
  private:
   explicit WorkerRuntime(WorkerRuntimeOptions options);
@@ -63,6 +76,7 @@ class WorkerRuntime {
   std::unique_ptr<sandbox::SealedProgram> program_;
   std::unique_ptr<sandbox::ValidationReport> verdict_;
   std::string sha256_;
+  std::unique_ptr<ProgramCache> programs_;
   mutable std::atomic<uint64_t> refusals_{0};
 };
 
