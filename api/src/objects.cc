@@ -7,6 +7,8 @@
 
 #include "http_util.h"
 #include "zerofarm/base/hex.h"
+#include "zerofarm/sandbox/sealed_program.h"
+#include "zerofarm/sandbox/validator.h"
 
 namespace zerofarm::api {
 namespace {
@@ -26,12 +28,19 @@ std::string DataName(const std::string& tenant, const std::string& container) {
   return "objects-data/" + tenant + "/" + container + "/" + RandomHex(8);
 }
 
+// Where the validator's report on a program's data is kept (a metadata record).
+std::string ReportKey(const std::string& data) { return "objects-validation/" + data; }
+
 std::string EncodeRecord(const ObjectRecord& r) {
-  return json{{"bytes", r.bytes},
-              {"hash", storage::ContentHashHex(r.hash)},
-              {"modified", r.modified},
-              {"data", r.data}}
-      .dump();
+  json j{{"bytes", r.bytes},
+         {"hash", storage::ContentHashHex(r.hash)},
+         {"modified", r.modified},
+         {"data", r.data}};
+  if (r.program)
+    j["program"] = {{"verdict", r.program->accepted ? "accepted" : "rejected"},
+                    {"reason", r.program->reason},
+                    {"sha256", r.program->sha256}};
+  return j.dump();
 }
 
 Result<ObjectRecord> DecodeRecord(std::string name, const std::string& value) {
@@ -48,6 +57,11 @@ Result<ObjectRecord> DecodeRecord(std::string name, const std::string& value) {
   r.hash = *hash;
   r.modified = j.value("modified", int64_t{0});
   r.data = j["data"].get<std::string>();
+  if (j.contains("program") && j["program"].is_object()) {
+    const json& p = j["program"];
+    r.program = ProgramVerdict{p.value("verdict", "") == "accepted", p.value("reason", ""),
+                               p.value("sha256", "")};
+  }
   return r;
 }
 
@@ -96,6 +110,8 @@ class ObjectUploadImpl final : public ObjectUpload {
 
   Status Append(std::span<const std::byte> bytes) override {
     hash_.Update(bytes);
+    for (size_t i = 0; i < bytes.size() && head_.size() < 4; ++i)
+      head_.push_back(static_cast<char>(bytes[i]));
     return writer_->Append(bytes);
   }
 
@@ -107,19 +123,51 @@ class ObjectUploadImpl final : public ObjectUpload {
     rec.hash = hash_.value();
     rec.modified = static_cast<int64_t>(std::time(nullptr));
     rec.data = data_;
-    if (Status s = owner_.Switch(record_name_, rec); !s.ok()) {
-      (void)owner_.store_.DeleteObject(data_);  // committed but never visible
+    Status s = head_ == "\x7f"
+                        "ELF"
+                   ? ValidateProgram(&rec)
+                   : Status::Ok();
+    if (s.ok()) s = owner_.Switch(record_name_, rec);
+    if (!s.ok()) {
+      owner_.DeleteData(data_);  // committed but never visible
       return s;
     }
     return rec;
   }
 
  private:
+  // Validates the stored bytes as a program and keeps the verdict and the report.
+  Status ValidateProgram(ObjectRecord* rec) {
+    ProgramVerdict verdict;
+    std::string report_json;
+    if (rec->bytes > sandbox::kDefaultMaxProgramBytes) {
+      verdict.reason = "too_large: a program is at most " +
+                       std::to_string(sandbox::kDefaultMaxProgramBytes >> 20) + " MiB";
+    } else {
+      auto bytes = owner_.store_.GetObject(data_);
+      if (!bytes.ok()) return bytes.status();
+      auto report = sandbox::Validate(std::as_bytes(std::span(bytes->data(), bytes->size())));
+      if (!report.ok()) return report.status().WithContext("validating the program");
+      verdict.accepted = report->accepted();
+      verdict.sha256 = report->sha256;
+      if (!report->reasons.empty())
+        verdict.reason = report->reasons.front().code + ": " + report->reasons.front().message;
+      report_json = sandbox::ReportToJson(*report);
+    }
+    if (!report_json.empty())
+      ZF_RETURN_IF_ERROR(owner_.store_.PutMeta(ReportKey(data_), report_json));
+    rec->program = std::move(verdict);
+    return Status::Ok();
+  }
+
+ public:
+ private:
   TenantObjects& owner_;
   std::string record_name_;
   std::string data_;
   std::unique_ptr<storage::ObjectWriter> writer_;
   storage::ContentHash hash_;
+  std::string head_;  // the first 4 bytes: "\x7fELF" makes a program
 };
 
 Result<std::unique_ptr<ObjectUpload>> TenantObjects::Create(const std::string& tenant,
@@ -143,8 +191,43 @@ Status TenantObjects::Switch(const std::string& record_name, const ObjectRecord&
       if (auto prev = DecodeRecord(record_name, **old); prev.ok() && prev->data != rec.data)
         old_data = prev->data;
   }
-  if (old_data) (void)store_.DeleteObject(*old_data);  // the new object is already visible
+  if (old_data) DeleteData(*old_data);  // the new object is already visible
   return Status::Ok();
+}
+
+std::string TenantObjects::NewDataName(const std::string& tenant, const std::string& container) {
+  return DataName(tenant, container);
+}
+
+Result<ObjectRecord> TenantObjects::Adopt(const std::string& tenant, const std::string& container,
+                                          const std::string& name, const std::string& data,
+                                          uint64_t bytes, uint64_t hash) {
+  const std::string own = "objects-data/" + tenant + "/" + container + "/";
+  if (!data.starts_with(own) || data.find('/', own.size()) != std::string::npos)
+    return Status::Error(ErrorCode::kInvalidArgument, "data of another container");
+  ObjectRecord rec;
+  rec.name = name;
+  rec.bytes = bytes;
+  rec.hash = hash;
+  rec.modified = static_cast<int64_t>(std::time(nullptr));
+  rec.data = data;
+  ZF_RETURN_IF_ERROR(Switch(RecordPrefix(tenant, container) + name, rec));
+  return rec;
+}
+
+void TenantObjects::DeleteData(const std::string& data) {
+  (void)store_.DeleteObject(data);
+  (void)store_.DeleteMeta(ReportKey(data));
+}
+
+Result<std::string> TenantObjects::ValidationReport(const ObjectRecord& record) {
+  if (!record.program)
+    return Status::Error(ErrorCode::kNotFound, "the object " + record.name + " is not a program");
+  auto report = store_.GetMeta(ReportKey(record.data));
+  if (!report.ok()) return report.status();
+  if (!*report)
+    return Status::Error(ErrorCode::kNotFound, "no validation report is kept for " + record.name);
+  return std::move(**report);
 }
 
 Result<ObjectRecord> TenantObjects::Stat(const std::string& tenant, const std::string& container,
@@ -171,7 +254,7 @@ Status TenantObjects::Delete(const std::string& tenant, const std::string& conta
     ZF_RETURN_IF_ERROR(store_.DeleteMeta(record_name));
     value = std::move(*found);
   }
-  if (auto rec = DecodeRecord(name, *value); rec.ok()) (void)store_.DeleteObject(rec->data);
+  if (auto rec = DecodeRecord(name, *value); rec.ok()) DeleteData(rec->data);
   return Status::Ok();
 }
 

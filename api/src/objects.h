@@ -31,13 +31,22 @@ Status CheckContainerName(std::string_view container);
 // Error "bad_object_name".
 Status CheckObjectName(std::string_view name);
 
+// A stored static ELF is a program: validated when it is stored (sandbox/validator.h), the
+// verdict kept in its record and the validator's whole report beside it.
+struct ProgramVerdict {
+  bool accepted = false;
+  std::string reason;  // the first reason of a refusal: "<code>: <message>"
+  std::string sha256;  // of the bytes validated, hex: a job runs exactly these bytes
+};
+
 struct ObjectRecord {
   std::string name;
   uint64_t bytes = 0;
-  uint64_t hash = 0;         // XXH64 (seed 0) of the content: the ETag
-  int64_t modified = 0;      // Unix seconds of the commit
-  std::string data;          // the store object holding the bytes
-  std::string ETag() const;  // "\"<16 hex digits>\""
+  uint64_t hash = 0;                      // XXH64 (seed 0) of the content: the ETag
+  int64_t modified = 0;                   // Unix seconds of the commit
+  std::string data;                       // the store object holding the bytes
+  std::optional<ProgramVerdict> program;  // set when the bytes are an ELF file
+  std::string ETag() const;               // "\"<16 hex digits>\""
 };
 
 struct ObjectPage {
@@ -67,6 +76,17 @@ class TenantObjects {
   Result<ObjectRecord> Stat(const std::string& tenant, const std::string& container,
                             const std::string& name);
   Result<std::unique_ptr<storage::ObjectReader>> Open(const ObjectRecord& record);
+  // The validator's report (JSON) on a program object; "not_found" for other objects.
+  Result<std::string> ValidationReport(const ObjectRecord& record);
+  // A fresh store object for data of `container` (a job's output, before it is adopted).
+  std::string NewDataName(const std::string& tenant, const std::string& container);
+  // Makes the committed store object `data` (`bytes` long, ContentHash `hash`, named by
+  // NewDataName for this container) the object `name`, replacing any older one.
+  Result<ObjectRecord> Adopt(const std::string& tenant, const std::string& container,
+                             const std::string& name, const std::string& data, uint64_t bytes,
+                             uint64_t hash);
+  // Removes a data object and the validation report kept with it.
+  void DeleteData(const std::string& data);
   // Errors: "not_found" when absent.
   Status Delete(const std::string& tenant, const std::string& container, const std::string& name);
   // Names after `marker` that start with `prefix`, in byte order, at most `limit` of them.

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "exec_jobs.h"
 #include "http_util.h"
 #include "json_body.h"
 #include "zerofarm/base/process_memory.h"
@@ -265,8 +266,10 @@ unsigned StatusForCode(ErrorCode code) {
   if (code == ErrorCode::kConflict || code == ErrorCode::kTooMany) return 409;
   if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kBadMultipart ||
       code == ErrorCode::kBadRequest || code == ErrorCode::kBadContainerName ||
-      code == ErrorCode::kBadObjectName)
+      code == ErrorCode::kBadObjectName || code == ErrorCode::kBadJob ||
+      code == ErrorCode::kBadJson)
     return 400;
+  if (code == ErrorCode::kNotAProgram || code == ErrorCode::kProgramRejected) return 422;
   if (code == ErrorCode::kBodyLimit) return 413;
   if (code == ErrorCode::kTimeout) return 408;
   if (code == ErrorCode::kTooManyUploads) return 429;
@@ -521,6 +524,10 @@ const std::vector<Router::Endpoint>& Router::Table() {
       {"HEAD", "/v1/objects/{container}/{name}", G::kToken, &Router::GetObject},
       {"PUT", "/v1/objects/{container}/{name}", G::kToken, &Router::PutObject},
       {"DELETE", "/v1/objects/{container}/{name}", G::kToken, &Router::DeleteObject},
+      {"GET", "/v1/jobs", G::kToken, &Router::ListJobs},
+      {"POST", "/v1/jobs", G::kToken, &Router::CreateJob},
+      {"GET", "/v1/jobs/{id}", G::kToken, &Router::GetJob},
+      {"DELETE", "/v1/jobs/{id}", G::kToken, &Router::CancelJob},
   };
   return kTable;
 }
@@ -551,6 +558,8 @@ std::optional<Response> Router::BindParams(Call& c) {
     // a video id or a signed grant of one, checked by its handler.)
     if (pattern == "{id}" && c.tmpl.starts_with("/v1/videos/") && !scheduler::IsVideoId(seg))
       bad_id = ErrorResponse(404, ErrorCode::kNotFound, "no video " + seg);
+    if (pattern == "{id}" && c.tmpl.starts_with("/v1/jobs/") && !IsJobId(seg))
+      bad_id = ErrorResponse(404, ErrorCode::kNotFound, "no job " + seg);
     if (pattern == "{upload_id}" && !scheduler::IsUploadId(seg))
       bad_id = ErrorResponse(404, ErrorCode::kNotFound, "no upload " + seg);
     if (pattern == "thumbnail.jpg" || pattern == "master.m3u8") c.file = seg;
@@ -1001,6 +1010,25 @@ Routed Router::Webhook(const Call& c) {
   return RouteWebhooks(c.req, c.tmpl, c.segs, c.query, *c.tenant);
 }
 
+namespace {
+
+// `text` fit for a header value: printable ASCII only, at most 200 bytes.
+std::string HeaderSafe(std::string_view text) {
+  std::string out(text.substr(0, 200));
+  for (char& ch : out)
+    if (static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e) ch = '?';
+  return out;
+}
+
+// A program object's verdict as the API shows it.
+json ProgramJson(const ProgramVerdict& p) {
+  json j{{"verdict", p.accepted ? "accepted" : "rejected"}, {"reason", p.reason}};
+  if (!p.sha256.empty()) j["sha256"] = p.sha256;
+  return j;
+}
+
+}  // namespace
+
 // PUT /v1/objects/{container}/{name}: the body streams into the store as it arrives.
 class ObjectSink final : public BodySink {
  public:
@@ -1016,11 +1044,12 @@ class ObjectSink final : public BodySink {
     auto rec = upload_->Commit();
     upload_.reset();
     if (!rec.ok()) return FromStatus(rec.status());
-    Response r = JsonResponse(201, json{{"container", container_},
-                                        {"name", name_},
-                                        {"bytes", rec->bytes},
-                                        {"etag", storage::ContentHashHex(rec->hash)}}
-                                       .dump());
+    json body{{"container", container_},
+              {"name", name_},
+              {"bytes", rec->bytes},
+              {"etag", storage::ContentHashHex(rec->hash)}};
+    if (rec->program) body["program"] = ProgramJson(*rec->program);
+    Response r = JsonResponse(201, body.dump());
     r.Header("ETag", rec->ETag());
     return r;
   }
@@ -1079,6 +1108,11 @@ Routed Router::GetObject(const Call& c) {
   if (auto bad = CheckObjectPath(c.container, &c.name)) return {std::move(*bad), nullptr};
   auto rec = objects_.Stat(*c.tenant, c.container, c.name);
   if (!rec.ok()) return {FromStatus(rec.status()), nullptr};
+  if (c.query.contains("validation")) {  // a program's validation report
+    auto report = objects_.ValidationReport(*rec);
+    if (!report.ok()) return {FromStatus(report.status()), nullptr};
+    return {JsonResponse(200, *report), nullptr};
+  }
   const std::string etag = rec->ETag();
   const uint64_t size = rec->bytes;
   Response r;
@@ -1086,6 +1120,11 @@ Routed Router::GetObject(const Call& c) {
   r.Header("Cache-Control", "private, no-cache");
   r.Header("Accept-Ranges", "bytes");
   if (rec->modified > 0) r.Header("Last-Modified", HttpDate(rec->modified));
+  if (rec->program) {
+    r.Header("X-Program-Verdict", rec->program->accepted ? "accepted" : "rejected");
+    if (!rec->program->reason.empty())
+      r.Header("X-Program-Reason", HeaderSafe(rec->program->reason));
+  }
   std::string_view inm = c.req[http::field::if_none_match];
   if (!inm.empty() && (inm.find(etag) != std::string_view::npos || inm == "*")) {
     r.status = 304;
@@ -1140,14 +1179,45 @@ Routed Router::ListObjects(const Call& c) {
                             static_cast<size_t>(limit));
   if (!page.ok()) return {FromStatus(page.status()), nullptr};
   json objects = json::array();
-  for (const auto& o : page->objects)
-    objects.push_back(
-        {{"name", o.name}, {"bytes", o.bytes}, {"etag", storage::ContentHashHex(o.hash)}});
+  for (const auto& o : page->objects) {
+    json entry{{"name", o.name}, {"bytes", o.bytes}, {"etag", storage::ContentHashHex(o.hash)}};
+    if (o.program) entry["program"] = ProgramJson(*o.program);
+    objects.push_back(std::move(entry));
+  }
   return {JsonResponse(200, json{{"objects", objects},
                                  {"next_marker",
                                   page->next_marker ? json(*page->next_marker) : json(nullptr)}}
                                 .dump()),
           nullptr};
+}
+
+// --- /v1/jobs (exec_jobs.h): submit, follow, list and cancel storage-side jobs. ---
+
+Routed Router::CreateJob(const Call& c) {
+  auto handle = [this, tenant = *c.tenant](const json& doc) {
+    auto job = jobs_->Submit(tenant, doc);
+    if (!job.ok()) return FromStatus(job.status());
+    Response r = JsonResponse(201, job->dump());
+    r.Header("Location", "/v1/jobs/" + job->value("id", ""));
+    return r;
+  };
+  return {{}, std::make_unique<JsonBodySink>(opt_.max_small_body_bytes, handle)};
+}
+
+Routed Router::GetJob(const Call& c) {
+  auto job = jobs_->Get(*c.tenant, c.id);
+  if (!job.ok()) return {FromStatus(job.status()), nullptr};
+  return {JsonResponse(200, job->dump()), nullptr};
+}
+
+Routed Router::ListJobs(const Call& c) {
+  auto jobs = jobs_->List(*c.tenant);
+  if (!jobs.ok()) return {FromStatus(jobs.status()), nullptr};
+  return {JsonResponse(200, jobs->dump()), nullptr};
+}
+
+Routed Router::CancelJob(const Call& c) {
+  return {NoContentOr(jobs_->Cancel(*c.tenant, c.id)), nullptr};
 }
 
 namespace {

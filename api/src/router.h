@@ -97,6 +97,7 @@ struct HttpCounters {
 };
 
 class Webhooks;
+class ExecJobs;
 
 class Router {
  public:
@@ -179,6 +180,10 @@ class Router {
   Routed GetObject(const Call& c);
   Routed DeleteObject(const Call& c);
   Routed ListObjects(const Call& c);
+  Routed CreateJob(const Call& c);
+  Routed GetJob(const Call& c);
+  Routed ListJobs(const Call& c);
+  Routed CancelJob(const Call& c);
   // The tus upload {upload_id} when it is the caller's, else "not_found".
   Result<scheduler::VideoService::UploadState> FindOwnUpload(const Call& c);
   // /v1/webhooks... (webhook_routes.cc).
@@ -214,6 +219,7 @@ class Router {
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
   std::unique_ptr<Webhooks> webhooks_;  // null when its store could not be read (answers 503)
   TenantObjects objects_;               // /v1/objects, over the service's store
+  std::unique_ptr<ExecJobs> jobs_;      // /v1/jobs
 };
 
 }  // namespace zerofarm::api

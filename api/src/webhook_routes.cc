@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "exec_jobs.h"
 #include "json_body.h"
 #include "router.h"
 #include "webhooks.h"
@@ -32,7 +33,8 @@ Router::Router(const ServerOptions& options, scheduler::VideoService& videos, To
       tokens_(tokens),
       counters_(counters),
       signer_(videos.store()),
-      objects_(videos.store()) {
+      objects_(videos.store()),
+      jobs_(std::make_unique<ExecJobs>(videos, objects_, ExecJobBounds{})) {
   auto opened = Webhooks::Open(videos_.store());
   if (!opened.ok()) {
     std::fprintf(stderr, "zerofarm: webhooks are off: %s\n", opened.status().ToString().c_str());
