@@ -15,5 +15,6 @@ int TokenCommand(int argc, char** argv);
 int BenchCommand(int argc, char** argv);
 int KeyCommand(int argc, char** argv);
 int ObjectCommand(int argc, char** argv);
+int JobCommand(int argc, char** argv);
 
 }  // namespace zerofarm::cli

@@ -32,6 +32,8 @@ constexpr Command kCommands[] = {
      &zerofarm::cli::KeyCommand},
     {"object", "object put|get|ls|rm: a tenant's objects over the HTTP API (--url, --token)",
      &zerofarm::cli::ObjectCommand},
+    {"job", "job run|ls|get|cancel: programs run next to their data (/v1/jobs)",
+     &zerofarm::cli::JobCommand},
 #ifdef ZEROFARM_HAVE_VALIDATE
     {"validate", "check a static x86-64 program before it may run in the sandbox",
      &zerofarm::cli::ValidateCommand},

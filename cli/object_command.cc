@@ -1,10 +1,6 @@
 // zerofarm object: put, get, list and remove a tenant's objects over the HTTP API
 // (/v1/objects, ARCHITECTURE.md "Objects and jobs"), with a small Boost.Beast client that
 // streams the file both ways (memory stays at one buffer whatever the object's size).
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -13,16 +9,13 @@
 #include <string>
 #include <vector>
 
+#include "cli/api_client.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
 
 namespace zerofarm::cli {
 namespace {
 
-namespace net = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = net::ip::tcp;
 using json = nlohmann::json;
 
 constexpr const char* kUsage =
@@ -60,42 +53,6 @@ struct Options {
   std::string file;    // put: the input, get: the output ("" or "-": stdout)
   std::string prefix;  // ls
 };
-
-// "http://HOST[:PORT][/]" -> host and port; false for anything else.
-bool ParseUrl(std::string url, std::string& host, std::string& port) {
-  if (url.rfind("http://", 0) != 0) return false;
-  url.erase(0, 7);
-  if (!url.empty() && url.back() == '/') url.pop_back();
-  if (url.empty() || url.find('/') != std::string::npos) return false;
-  const size_t colon = url.rfind(':');
-  if (colon != std::string::npos && url.find(']', colon) == std::string::npos) {
-    host = url.substr(0, colon);
-    port = url.substr(colon + 1);
-  } else {
-    host = url;
-    port = "80";
-  }
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  return !host.empty() && ParseInteger(port, 1, 65535).has_value();
-}
-
-// Percent-encodes all but unreserved characters and, with keep_slash, '/'.
-std::string Escape(const std::string& s, bool keep_slash) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 std::optional<std::string> ParseOptions(int argc, char** argv, Options& o) {
   Flags flags(argc, argv);
@@ -136,137 +93,7 @@ std::optional<std::string> ParseOptions(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
-// One connection to the server; each call sends a request and reads its answer.
-class Client {
- public:
-  explicit Client(const Options& o) : o_(o), stream_(ioc_) {}
-
-  bool Connect(std::string& error) {
-    beast::error_code ec;
-    tcp::resolver resolver(ioc_);
-    auto found = resolver.resolve(o_.host, o_.port, ec);
-    if (!ec) stream_.connect(found, ec);
-    if (ec) error = "cannot connect to " + o_.host + ":" + o_.port + ": " + ec.message();
-    return !ec;
-  }
-
-  template <class Body>
-  void Prepare(http::request<Body>& req) {
-    req.set(http::field::host, o_.host + ":" + o_.port);
-    req.set(http::field::authorization, "Bearer " + o_.token);
-    req.set(http::field::user_agent, "zerofarm-object");
-  }
-
-  // A request without a body; the whole answer in `res`.
-  bool Simple(http::verb verb, const std::string& target, http::response<http::string_body>& res,
-              std::string& error) {
-    http::request<http::empty_body> req{verb, target, 11};
-    Prepare(req);
-    beast::error_code ec;
-    http::write(stream_, req, ec);
-    if (!ec) http::read(stream_, buffer_, res, ec);
-    if (ec) error = "the request failed: " + ec.message();
-    return !ec;
-  }
-
-  // PUT with the bytes of `in` (size known) streamed as the body.
-  bool Put(const std::string& target, std::FILE* in, std::optional<uint64_t> size,
-           http::response<http::string_body>& res, std::string& error) {
-    http::request<http::buffer_body> req{http::verb::put, target, 11};
-    Prepare(req);
-    req.set(http::field::content_type, "application/octet-stream");
-    if (size)
-      req.content_length(*size);
-    else
-      req.chunked(true);
-    req.body().data = nullptr;
-    req.body().more = true;
-    http::request_serializer<http::buffer_body> sr{req};
-    beast::error_code ec;
-    http::write_header(stream_, sr, ec);
-    std::vector<char> buf(1 << 20);
-    while (!ec) {
-      const size_t n = std::fread(buf.data(), 1, buf.size(), in);
-      if (n == 0 && std::ferror(in)) {
-        error = "cannot read the file";
-        return false;
-      }
-      req.body().data = n ? buf.data() : nullptr;
-      req.body().size = n;
-      req.body().more = n > 0;
-      http::write(stream_, sr, ec);
-      if (ec == http::error::need_buffer) ec = {};
-      if (n == 0) break;
-    }
-    // The server may answer (413) before taking the whole body: read its answer in any case.
-    beast::error_code read_ec;
-    http::read(stream_, buffer_, res, read_ec);
-    if (read_ec) error = "the upload failed: " + (ec ? ec : read_ec).message();
-    return !read_ec;
-  }
-
-  // GET: a 200 body streamed to `out`; any other answer whole in `res`.
-  bool Get(const std::string& target, std::FILE* out, unsigned& status, std::string& body,
-           std::string& error) {
-    http::request<http::empty_body> req{http::verb::get, target, 11};
-    Prepare(req);
-    beast::error_code ec;
-    http::write(stream_, req, ec);
-    http::response_parser<http::buffer_body> p;
-    p.body_limit(std::numeric_limits<uint64_t>::max());
-    if (!ec) http::read_header(stream_, buffer_, p, ec);
-    if (ec) {
-      error = "the request failed: " + ec.message();
-      return false;
-    }
-    status = p.get().result_int();
-    std::optional<uint64_t> expected;
-    if (p.content_length()) expected = *p.content_length();
-    uint64_t got = 0;
-    std::vector<char> buf(1 << 20);
-    while (!p.is_done()) {
-      p.get().body().data = buf.data();
-      p.get().body().size = buf.size();
-      http::read(stream_, buffer_, p, ec);
-      if (ec == http::error::need_buffer) ec = {};
-      if (ec) {
-        error = "the download stopped after " + std::to_string(got) + " bytes: " + ec.message();
-        return false;
-      }
-      const size_t n = buf.size() - p.get().body().size;
-      got += n;
-      if (status != 200) {
-        if (body.size() < 65536) body.append(buf.data(), n);
-      } else if (n && std::fwrite(buf.data(), 1, n, out) != n) {
-        error = "cannot write the output";
-        return false;
-      }
-    }
-    if (status == 200 && expected && got != *expected) {
-      error = "the download ended after " + std::to_string(got) + " of " +
-              std::to_string(*expected) + " bytes";
-      return false;
-    }
-    return true;
-  }
-
- private:
-  const Options& o_;
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-};
-
-// "404 not_found: no object c/x" from an API error answer.
-std::string ApiError(unsigned status, const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_object() && j.contains("error") && j["error"].is_object())
-    return std::to_string(status) + " " + j["error"].value("code", "") + ": " +
-           j["error"].value("message", "");
-  return "the server answered " + std::to_string(status);
-}
-
-int RunPut(Client& c, const Options& o, const std::string& target) {
+int RunPut(ApiClient& c, const Options& o, const std::string& target) {
   std::FILE* in = o.file == "-" ? stdin : std::fopen(o.file.c_str(), "rb");
   if (!in) return Fail("cannot open " + o.file);
   std::optional<uint64_t> size;
@@ -288,7 +115,7 @@ int RunPut(Client& c, const Options& o, const std::string& target) {
   return 0;
 }
 
-int RunGet(Client& c, const Options& o, const std::string& target) {
+int RunGet(ApiClient& c, const Options& o, const std::string& target) {
   const bool to_stdout = o.file.empty() || o.file == "-";
   std::FILE* out = to_stdout ? stdout : std::fopen(o.file.c_str(), "wb");
   if (!out) return Fail("cannot create " + o.file);
@@ -306,7 +133,7 @@ int RunGet(Client& c, const Options& o, const std::string& target) {
   return 0;
 }
 
-int RunList(Client& c, const Options& o) {
+int RunList(ApiClient& c, const Options& o) {
   std::string marker;
   while (true) {
     std::string target = "/v1/objects/" + Escape(o.container, false) + "?limit=1000";
@@ -337,7 +164,7 @@ int ObjectCommand(int argc, char** argv) {
   }
   Options o;
   if (auto error = ParseOptions(argc, argv, o)) return Usage(*error);
-  Client c(o);
+  ApiClient c({o.host, o.port, o.token}, "zerofarm-object");
   std::string error;
   if (!c.Connect(error)) return Fail(error);
   if (o.action == "ls") return RunList(c, o);

@@ -867,3 +867,93 @@ TEST_CASE("an object put through the proxy reads back byte for byte with a stora
   CHECK(range.status == 206);
   CHECK(range.body == bytes.substr(bytes.size() - 10));
 }
+
+TEST_CASE(
+    "a grep job runs each part on a node holding it, and ends with the exact count when a "
+    "node is killed with -9 mid-job",
+    "[farm][jobs][fault][slow]") {
+  if (!fs::exists("/bin/busybox")) {
+    WARN("busybox-static is not installed (scripts/setup.sh installs it); skipping");
+    return;
+  }
+  Farm farm("farm-jobs");
+  const std::string token = farm.proxy.token();
+  auto put = [&](const std::string& path, const fs::path& file) {
+    auto args = Bearer(token);
+    args.insert(args.end(), {"-T", file.string()});
+    auto r = Curl(args, farm.proxy.url("/v1/objects/" + path));
+    INFO(path << ": " << r.body << r.error);
+    REQUIRE(r.status == 201);
+    return json::parse(r.body);
+  };
+  CHECK(put("bin/busybox", "/bin/busybox")["program"]["verdict"] == "accepted");
+  size_t errors = 0;
+  for (int f = 0; f < 4; ++f) {
+    std::string text;
+    uint64_t x = 1234567 + f;
+    for (int i = 0; i < 30000; ++i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      const bool error = x % 5 == 0;
+      errors += error;
+      text +=
+          "line " + std::to_string(i) + (error ? " ERROR " : " INFO ") + std::to_string(x) + "\n";
+    }
+    const fs::path file = farm.cluster.dir() / ("log" + std::to_string(f));
+    std::ofstream(file, std::ios::binary) << text;
+    put("logs/part-" + std::to_string(f) + ".log", file);
+  }
+  // Each instance takes a while (a busy loop per line), so the job is still running when a
+  // node dies.
+  const json job{
+      {"map",
+       {{"program", "bin/busybox"},
+        {"args", {"awk", "{for (i = 0; i < 300; i++) s += i} /ERROR/ {c++} END {print c+0}"}},
+        {"input", {{"container", "logs"}, {"prefix", "part-"}}}}},
+      {"reduce", {{"program", "bin/busybox"}, {"args", {"awk", "{s+=$1} END {print s}"}}}},
+      {"split", {{"bytes", "256K"}}}};
+  auto args = Bearer(token);
+  args.insert(args.end(), {"-X", "POST", "--data-binary", job.dump()});
+  auto created = Curl(args, farm.proxy.url("/v1/jobs"));
+  INFO(created.body);
+  REQUIRE(created.status == 201);
+  const std::string id = json::parse(created.body)["id"];
+  auto get = [&] {
+    return json::parse(Curl(Bearer(token), farm.proxy.url("/v1/jobs/" + id)).body);
+  };
+
+  // Once an instance has finished and another runs, kill the node running it.
+  std::string victim;
+  REQUIRE(WaitFor(
+      [&] {
+        json j = get();
+        bool some_done = false;
+        for (const auto& i : j["instances"]) some_done = some_done || i["state"] == "done";
+        for (const auto& i : j["instances"])
+          if (some_done && i["state"] == "running" && i["node"].is_string()) victim = i["node"];
+        return !victim.empty() || j["status"] != "running";
+      },
+      180s));
+  REQUIRE_FALSE(victim.empty());
+  farm.cluster.node(farm.NodeIdOf(victim)).Kill9();
+
+  json done;
+  REQUIRE(WaitFor(
+      [&] {
+        done = get();
+        return done["status"] != "running";
+      },
+      300s));
+  INFO(done.dump(1).substr(0, 6000));
+  REQUIRE(done["status"] == "done");
+  CHECK(done["result"] == std::to_string(errors) + "\n");
+  int moved = 0;
+  for (const auto& i : done["instances"]) {
+    CHECK(i["state"] == "done");
+    if (i["stage"] == "map" && i["node"] != victim) ++moved;
+    // A map instance reads its part where it is stored: no input byte crosses the network
+    // (what it sends is its output's replica).
+    if (i["stage"] == "map")
+      CHECK(i["network_bytes"].get<uint64_t>() <= i["bytes_out"].get<uint64_t>() * 2);
+  }
+  CHECK(moved > 0);
+}
