@@ -69,7 +69,7 @@ sqlite_cflags=(
   -DSQLITE_TEMP_STORE=3
   -DSQLITE_DEFAULT_MEMSTATUS=0 -DSQLITE_ENABLE_MATH_FUNCTIONS
   # See the patch below.
-  -DSQLITE_SHELL_NO_GETPWUID
+  -DSQLITE_SHELL_HOME_FROM_ENV
 )
 
 # The patches to sqlite3's shell (src/shell.c.in of SQLite 3.40.1), applied after Debian's:
@@ -78,25 +78,34 @@ sqlite_cflags=(
 #    opens a path (fopen) or runs a command ("|cmd", popen); in the sandbox neither exists,
 #    so CSV on stdin could not be imported at all. The SQL itself then comes from the
 #    command line (-cmd and the trailing SQL argument), never from stdin.
-# 2. find_home_dir() no longer asks getpwuid() (with -DSQLITE_SHELL_NO_GETPWUID), only $HOME.
-#    In a static program getpwuid() links glibc's NSS, which loads shared modules with
-#    dlopen() at run time: useless without a passwd file, and its code ends the text
-#    segment in a way the validator cannot follow when the program is stripped (a call to a
-#    function that does not return, then the next section's padding). Without a home
-#    directory the shell says it cannot read ~/.sqliterc, on stderr, and carries on.
+# 2. With -DSQLITE_SHELL_HOME_FROM_ENV the home directory is $HOME only, never getpwuid(),
+#    and without one ~/.sqliterc is skipped silently. In a static program getpwuid() links
+#    glibc's NSS, which loads shared modules with dlopen() at run time: useless without a
+#    passwd file, and its code ends the text segment in a way the validator cannot follow
+#    when the program is stripped (a call to a function that does not return, then the next
+#    section's padding). A sandboxed program has no home, so upstream's warning that it
+#    cannot read ~/.sqliterc would open every job's stderr.
 read -r -d '' sqlite_patch <<'EOF' || true
 --- a/src/shell.c.in
 +++ b/src/shell.c.in
-@@ -11204,7 +11204,8 @@
+@@ -11198,7 +11198,8 @@
    if( home_dir ) return home_dir;
  
  #if !defined(_WIN32) && !defined(WIN32) && !defined(_WIN32_WCE) \
 -     && !defined(__RTP__) && !defined(_WRS_KERNEL)
 +     && !defined(__RTP__) && !defined(_WRS_KERNEL) \
-+     && !defined(SQLITE_SHELL_NO_GETPWUID)
++     && !defined(SQLITE_SHELL_HOME_FROM_ENV)
    {
      struct passwd *pwent;
      uid_t uid = getuid();
+@@ -11274,5 +11275,7 @@
+     if( home_dir==0 ){
++#ifndef SQLITE_SHELL_HOME_FROM_ENV
+       raw_printf(stderr, "-- warning: cannot find home directory;"
+                       " cannot read ~/.sqliterc\n");
++#endif
+       return;
+     }
 --- a/src/shell.c.in
 +++ b/src/shell.c.in
 @@ -8497,6 +8497,12 @@
@@ -215,10 +224,9 @@ timed sqlite3 build_sqlite3 "$sqlite_dir"
 
 for program in grep sqlite3; do
   [ -x "$bin/$program" ] || die "$program was not built"
-  # A static program has no program interpreter (and no dynamic section).
-  if LC_ALL=C readelf -lW "$bin/$program" 2>/dev/null | grep -q 'INTERP'; then
-    die "$program is not static"
-  fi
+  # A static program has no program interpreter.
+  headers=$(LC_ALL=C readelf -lW "$bin/$program")
+  [[ $headers != *INTERP* ]] || die "$program is not static"
 done
 {
   echo "grep $(dsc_version "$grep_dsc")"
