@@ -13,6 +13,7 @@ packages=(
   catch2 nlohmann-json3-dev bubblewrap
   python3 wrk nginx-light gnuplot-nox
   dpkg-dev nasm meson
+  tcl  # tclsh generates the SQLite amalgamation (scripts/build-static-tools.sh)
   busybox-static binutils
   clang libclang-rt-dev  # the libFuzzer targets (scripts/fuzz.sh)
 )
@@ -37,8 +38,9 @@ if ((${#missing[@]})); then
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The static worker's FFmpeg, x264 and dav1d are built from Debian's source packages
-# (scripts/build-static-ffmpeg.sh), which needs deb-src entries: when apt knows no source
+# The static worker's FFmpeg, x264 and dav1d, and the sandbox's static grep and sqlite3, are
+# built from Debian's source packages (scripts/build-static-ffmpeg.sh,
+# scripts/build-static-tools.sh), which needs deb-src entries: when apt knows no source
 # package, add deb-src twins of the deb822 "deb" entries already configured.
 if ! apt-get source --print-uris -qq ffmpeg 2>/dev/null | grep -q '\.dsc'; then
   src_list=/etc/apt/sources.list.d/zerofarm-debian-src.sources
