@@ -17,8 +17,9 @@ namespace zerofarm::scheduler {
 //   1. a lower `rank` first: 0 is the head of a video's timeline (a new upload's first
 //      segments pass everything else), 1 every other task, video or exec;
 //   2. within a rank, tenants take turns (start-time fair queuing: a tenant's waiter is stamped
-//      with the turn after its last grant, never earlier than the turn being served, so a tenant
-//      with a thousand queued tasks and one with a single task alternate);
+//      on arrival with the turn after its tenant's previous waiter, never earlier than the turn
+//      being served, so a tenant with a thousand queued tasks and one with a single task
+//      alternate);
 //   3. then first come, first served.
 // Thread-safe.
 class TaskSlots {
@@ -27,15 +28,16 @@ class TaskSlots {
   // Blocks until a slot is free and no waiter ranks before this one.
   void Acquire(int rank = 1, const std::string& tenant = {}) {
     std::unique_lock lock(mu_);
-    auto served = next_turn_.find(tenant);
-    const uint64_t turn = std::max(turn_, served == next_turn_.end() ? 0 : served->second);
+    // Stamped at arrival: a tenant's waiters take consecutive turns from the current one.
+    auto& next = next_turn_[tenant];
+    const uint64_t turn = std::max(turn_, next);
+    next = turn + 1;
     const Waiter me{rank, turn, next_ticket_++};
     waiters_.insert(me);
     cv_.wait(lock, [&] { return in_use_ < capacity_ && *waiters_.begin() == me; });
     waiters_.erase(waiters_.begin());
     ++in_use_;
-    turn_ = turn;
-    next_turn_[tenant] = turn + 1;
+    turn_ = std::max(turn_, turn);
     if (next_turn_.size() > 1024)  // tenants at or behind the current turn need no entry
       std::erase_if(next_turn_, [this](const auto& e) { return e.second <= turn_; });
     cv_.notify_all();  // the next waiter may fit too
