@@ -103,6 +103,10 @@ constexpr const char* kUsage =
     "                          removed (default 24h; tus Upload-Expires)\n"
     "  --max-upload-files N    uploads receiving bytes at once, each holding its file open\n"
     "                          (default: a quarter of the descriptor limit) -> 503\n"
+    "  --job-memory SIZE       memory of a job's instance when the job names none (256M)\n"
+    "  --job-max-memory SIZE   the most a job may ask per instance (default 4G) -> 400\n"
+    "  --job-timeout DUR       wall time of an instance when the job names none (60s)\n"
+    "  --job-max-timeout DUR   the most a job may ask per instance (default 6h) -> 400\n"
     "\n"
     "--unsandboxed runs the worker as a plain process (development only; loudly reported).\n";
 
@@ -127,7 +131,8 @@ constexpr const char* kProxyUsage =
     "  --insecure              is given (nodes started --insecure; loudly reported)\n"
     "limits: as for zerofarm serve (--max-upload, --max-header, --header-timeout,\n"
     "  --idle-timeout, --request-timeout, --max-connections, --max-open-uploads,\n"
-    "  --max-open-uploads-total, --upload-expiry, --max-upload-files).\n";
+    "  --max-open-uploads-total, --upload-expiry, --max-upload-files, --job-memory,\n"
+    "  --job-max-memory, --job-timeout, --job-max-timeout).\n";
 
 int PrintUsage(bool proxy, const std::string& why) {
   std::fprintf(stderr, "zerofarm %s: %s\n%s", proxy ? "proxy" : "serve", why.c_str(),
@@ -149,6 +154,7 @@ struct FrontFlags {
   Flags::Named task_slots{"--task-slots", "0"};
   std::string max_upload, max_header, header_timeout, idle_timeout, request_timeout;
   std::string max_connections, open_uploads, open_uploads_total, upload_expiry, upload_files;
+  std::string job_memory, job_max_memory, job_timeout, job_max_timeout;
   std::optional<std::string> key_path;
   bool insecure = false;
   bool unsandboxed = false;
@@ -185,6 +191,10 @@ FrontFlags TakeFrontFlags(Flags& flags, bool proxy) {
   f.open_uploads_total = flags.Take("max-open-uploads-total").value_or("10000");
   f.upload_expiry = flags.Take("upload-expiry").value_or("24h");
   f.upload_files = flags.Take("max-upload-files").value_or("0");
+  f.job_memory = flags.Take("job-memory").value_or("256M");
+  f.job_max_memory = flags.Take("job-max-memory").value_or("4G");
+  f.job_timeout = flags.Take("job-timeout").value_or("60s");
+  f.job_max_timeout = flags.Take("job-max-timeout").value_or("6h");
   f.key_path = proxy ? flags.Take("key") : std::nullopt;
   f.insecure = proxy && flags.Has("insecure");
   if (f.insecure) (void)flags.Take("insecure");
@@ -253,6 +263,21 @@ std::optional<std::string> ParseSizesAndDurations(const FrontFlags& f, FrontOpti
   so.header_timeout = *ht;
   so.idle_timeout = *it;
   so.request_timeout = *rt;
+  auto job_memory = ParseByteSize(f.job_memory);
+  auto job_max_memory = ParseByteSize(f.job_max_memory);
+  auto job_timeout = ParseDuration(f.job_timeout);
+  auto job_max_timeout = ParseDuration(f.job_max_timeout);
+  if (!job_memory || !job_max_memory || *job_memory < (16u << 20) || *job_memory > *job_max_memory)
+    return "--job-memory (at least 16M) and --job-max-memory take sizes, the default at most "
+           "the cap";
+  if (!job_timeout || !job_max_timeout || job_timeout->count() < 100 ||
+      *job_timeout > *job_max_timeout)
+    return "--job-timeout (at least 100ms) and --job-max-timeout take durations, the default "
+           "at most the cap";
+  so.job_memory_bytes = *job_memory;
+  so.job_max_memory_bytes = *job_max_memory;
+  so.job_timeout = *job_timeout;
+  so.job_max_timeout = *job_max_timeout;
   return std::nullopt;
 }
 

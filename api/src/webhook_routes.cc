@@ -24,6 +24,18 @@ Response Json(unsigned status, const json& body) {
   return JsonResponse(status, body.dump(), "no-store");
 }
 
+// The operator's job limits (serve and proxy flags).
+ExecJobBounds JobBounds(const ServerOptions& o) {
+  ExecJobBounds b;
+  b.defaults.memory_bytes = o.job_memory_bytes;
+  b.defaults.timeout = o.job_timeout;
+  b.caps.memory_bytes = o.job_max_memory_bytes;
+  b.caps.timeout = o.job_max_timeout;
+  b.caps.cpu_seconds = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(o.job_max_timeout).count() * 64);
+  return b;
+}
+
 }  // namespace
 
 Router::Router(const ServerOptions& options, scheduler::VideoService& videos, TokenStore& tokens,
@@ -34,7 +46,7 @@ Router::Router(const ServerOptions& options, scheduler::VideoService& videos, To
       counters_(counters),
       signer_(videos.store()),
       objects_(videos.store()),
-      jobs_(std::make_unique<ExecJobs>(videos, objects_, ExecJobBounds{})) {
+      jobs_(std::make_unique<ExecJobs>(videos, objects_, JobBounds(options))) {
   auto opened = Webhooks::Open(videos_.store());
   if (!opened.ok()) {
     std::fprintf(stderr, "zerofarm: webhooks are off: %s\n", opened.status().ToString().c_str());

@@ -32,6 +32,12 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60000};    // no byte for this long mid-body -> 408
   std::chrono::milliseconds request_timeout{6 * 3600 * 1000};  // whole body by then -> 408
   size_t max_connections = 256;                                // beyond: 503 and close
+  // Jobs (/v1/jobs): each instance's memory and wall time when the job names none, and the
+  // most a job may ask for (more is refused with 400 bad_job).
+  uint64_t job_memory_bytes = uint64_t{256} << 20;
+  uint64_t job_max_memory_bytes = uint64_t{4} << 30;
+  std::chrono::milliseconds job_timeout{60000};
+  std::chrono::milliseconds job_max_timeout{6 * 3600 * 1000};
   int io_threads = 0;  // threads running the sockets; 0: one per CPU, at most 4
   int handler_threads = 4;
 };
