@@ -303,13 +303,14 @@ export class JobsView {
     const items = [
       ['instances', `${counts.get('done') || 0}/${instances.length} done`],
       ['running', String(counts.get('running') || 0)],
-      ['failed', String((counts.get('failed') || 0) + (counts.get('cancelled') || 0))],
+      ['failed', String(counts.get('failed') || 0)],
+      counts.get('cancelled') ? ['cancelled', String(counts.get('cancelled'))] : null,
       ['nodes', nodes.size ? [...nodes].map(([n, k]) => `${n} (${k})`).join(', ') : '–'],
       ['CPU', cpu ? fmtSeconds(cpu, 2) : '–'],
       ['read', fmtBytes(bytesIn)],
       ['network', fmtBytes(network)],
     ];
-    $('j-summary').replaceChildren(...items.map(([k, v]) =>
+    $('j-summary').replaceChildren(...items.filter(Boolean).map(([k, v]) =>
       el('span', { class: 'stat' }, el('span', { class: 'stat-key' }, k), el('span', { class: 'stat-value' }, v))));
   }
 

@@ -7,7 +7,8 @@
 // appears in the list and reaches done there, its page has one row per instance that names its
 // node, the verdict "accepted" and an exit code, and the result equals the number of ERROR
 // lines counted here. A pattern with markup in the job's arguments shows as text, never as
-// markup. Then a `busybox sleep 30` job is cancelled with the page's button: it ends failed,
+// markup, and a long result (`cat` of the whole log) shows its head until "Show all" is
+// pressed. Then a `busybox sleep 30` job is cancelled with the page's button: it ends failed,
 // cancelled. Skipped (77) without /bin/busybox (busybox-static).
 //
 // Environment and exit status: harness.mjs.
@@ -35,6 +36,8 @@ function logText(bytes) {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     const r = x >>> 8;
     text += `2026-12-07T10:${String(i % 60).padStart(2, '0')} ${levels[r % 7]} request ${r % 100000} ${'x'.repeat(r % 200)}\n`;
+    // Markup in the data: a result that holds it must show it as text.
+    if (i === 100) text += '<b>bold</b> <script>window.zfInjected=2</script>\n';
   }
   return text;
 }
@@ -144,7 +147,24 @@ async function run(serve, browser) {
   log(`result ${result.trim()} = ${errors} ERROR lines`);
   await page.screenshot({ path: path.join(artifactDir, 'jobs-done.png'), fullPage: true });
 
-  // 5. A job that sleeps, cancelled from the page. The list finds it on its own.
+  // 5. A long result: its head is shown until "Show all"; markup in it stays text.
+  const catId = await submit({
+    map: { program: 'bin/busybox', args: ['cat'], input: { container: 'logs' } },
+    split: { bytes: '64K' },
+  });
+  await page.waitForSelector(`#jobs tr[data-id="${catId}"]`, { timeout: 30000 });
+  await page.click(`#jobs tr[data-id="${catId}"] a`);
+  await page.waitForSelector('#job-page[data-status="done"] #j-result-more:not([hidden])', { timeout: 60000 });
+  const head = await page.textContent('#j-result');
+  check(head.length < 5000 && text.startsWith(head.replace(/\n…$/, '')),
+    `the long result shows ${head.length} characters, not its head`);
+  log(`long result: "${await page.textContent('#j-result-info')}"`);
+  await page.click('#j-result-more');
+  const whole = await page.textContent('#j-result');
+  check(whole === text, `"Show all" shows ${whole.length} characters of ${text.length}`);
+  check(await page.$('#j-result b, #j-result script') === null, 'markup in a result became elements');
+
+  // 6. A job that sleeps, cancelled from the page. The list finds it on its own.
   const sleepId = await submit({
     map: { program: 'bin/busybox', args: ['sleep', '30'], input: { container: 'in' } },
   });
