@@ -67,6 +67,10 @@ export const api = {
   // Changes playback_policy, metadata or passthrough; returns the video.
   patchVideo: (id, changes, opts) =>
     request('PATCH', `/v1/videos/${encodeURIComponent(id)}`, { ...opts, body: changes }),
+  // Storage-side jobs: the list (summaries, newest first), one job with its instances, cancel.
+  listJobs: (opts) => request('GET', '/v1/jobs', opts).then((b) => (b && b.jobs) || []),
+  getJob: (id, opts) => request('GET', `/v1/jobs/${encodeURIComponent(id)}`, opts),
+  cancelJob: (id, opts) => request('DELETE', `/v1/jobs/${encodeURIComponent(id)}`, opts),
   async health() {
     try {
       const res = await fetch('/healthz', { cache: 'no-store' });

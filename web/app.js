@@ -1,7 +1,10 @@
 // zerofarm web page: token entry, resumable uploads, the list of videos and a video page
-// with the farm view and the player. Plain ES modules, no framework; routes are hashes:
-//   #/                 the dashboard
+// with the farm view and the player, and the storage-side jobs (jobs.js). Plain ES modules, no
+// framework; routes are hashes:
+//   #/                 the dashboard (welcome and the jobs)
 //   #/videos/{id}      a video's page
+//   #/jobs             the jobs
+//   #/jobs/{id}        the jobs, and that job's instances and result
 //   #token=...         stores a token (the link `zerofarm serve` may print) and drops it from the URL
 
 import { api, ApiError, getToken, setToken, withAccessToken } from './api.js';
@@ -9,6 +12,7 @@ import { el, fmtBytes, fmtDuration, fmtTime, STATUS_LABEL } from './format.js';
 import { Uploader } from './upload.js';
 import { FarmView } from './farm.js';
 import { Player } from './player.js';
+import { JobsView } from './jobs.js';
 
 const $ = (id) => document.getElementById(id);
 const VIDEO_POLL_MS = 1000;       // the farm view's refresh
@@ -138,18 +142,21 @@ async function refreshList() {
 function startListPolling() {
   clearInterval(state.listTimer);
   state.listTimer = setInterval(() => { if (!document.hidden) refreshList(); }, LIST_POLL_MS);
+  jobs.start();
 }
 
 function stopPolling() {
   clearInterval(state.listTimer);
   clearTimeout(state.videoTimer);
   state.pollGeneration++;
+  jobs.stop();
 }
 
 // --- a video's page -----------------------------------------------------------------------
 
 let farm;
 let player;
+let jobs;
 
 function phaseText(v) {
   const p = v.progress || {};
@@ -357,15 +364,24 @@ function route() {
     return route();
   }
   const m = hash.match(/^#\/videos\/([^/?#]+)/);
+  const j = hash.match(/^#\/jobs(?:\/([^/?#]+))?/);
+  $('nav-jobs').classList.toggle('active', Boolean(j));
+  $('nav-videos').classList.toggle('active', !j);
   if (m) {
+    jobs.close();
+    $('jobs-section').hidden = true;
     openVideo(decodeURIComponent(m[1]));
   } else {
-    $('app').dataset.view = 'home';
+    $('app').dataset.view = j && j[1] ? 'job' : 'home';
     state.currentId = null;
     state.pollGeneration++;
     clearTimeout(state.videoTimer);
     clearVideoPage();
     renderList();
+    $('jobs-section').hidden = false;
+    $('welcome').hidden = Boolean(j);
+    if (j && j[1]) jobs.open(decodeURIComponent(j[1]));
+    else jobs.close();
   }
 }
 
@@ -434,6 +450,7 @@ function setupDropzone(uploader) {
 
 function main() {
   farm = new FarmView($('farm'), $('farm-summary'), $('farm-empty'), $('tooltip'));
+  jobs = new JobsView({ onAuthError });
   player = new Player({ video: $('player'), select: $('rendition'), levelLabel: $('player-level'), errorBox: $('player-error') });
   const uploader = new Uploader($('uploads'), {
     getOptions: () => ({ ladder: $('opt-ladder').value.trim(), preset: $('opt-preset').value }),

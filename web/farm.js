@@ -7,7 +7,7 @@ import { el, fmtSeconds } from './format.js';
 const STATES = ['queued', 'running', 'done', 'failed'];
 
 // A stable hue per node name, shown as a stripe: where the work went at a glance.
-function nodeHue(name) {
+export function nodeHue(name) {
   let h = 2166136261;
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
   return (h >>> 0) % 360;
