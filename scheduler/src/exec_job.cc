@@ -2,6 +2,7 @@
 #include "zerofarm/scheduler/exec_job.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 #include <utility>
@@ -198,12 +199,17 @@ class ExecJobRunner {
       auto placed = [this, i](const std::string& node) {
         Update(i, [&](InstanceReport& r) { r.node = node; });
       };
+      const auto started = std::chrono::steady_clock::now();
       auto outcome = [&] {
         SlotHold slot(spec_.slots.get(), 1, spec_.tenant);
         return executor_.Run(task, stop_, placed);
       }();
       if (!outcome.ok()) {
-        if (stop_.load()) return;
+        if (stop_.load()) {  // stopped with the job: how long it ran is all there is to tell
+          const std::chrono::duration<double> ran = std::chrono::steady_clock::now() - started;
+          Update(i, [&](InstanceReport& r) { r.wall_seconds = ran.count(); });
+          return;
+        }
         if (Retryable(outcome.status()) && attempt < spec_.attempts) continue;
         const Status why = outcome.status().WithContext(Describe(inst));
         Update(i, [&](InstanceReport& r) {
