@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "zerofarm/base/units.h"
+
 namespace zerofarm::cli {
 
 class Flags {
@@ -51,11 +53,8 @@ class Flags {
 std::optional<int64_t> ParseInteger(const std::string& s, int64_t min, int64_t max);
 std::optional<double> ParseDecimal(const std::string& s, double min, double max);
 
-// "512M", "2G", "4096" -> bytes (K, M, G, T are powers of 1024); nullopt when malformed or
-// too large for 64 bits.
-std::optional<uint64_t> ParseByteSize(const std::string& s);
-
-// "10s", "500ms", "2m", "1h", "30" (seconds) -> milliseconds; nullopt when malformed.
-std::optional<std::chrono::milliseconds> ParseDuration(const std::string& s);
+// Sizes ("20G") and durations ("10s"), as base/units.h reads them.
+using zerofarm::ParseByteSize;
+using zerofarm::ParseDuration;
 
 }  // namespace zerofarm::cli

@@ -4,10 +4,10 @@
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <cctype>
 #include <ctime>
 
 #include "zerofarm/base/hex.h"
+#include "zerofarm/base/units.h"
 #include "zerofarm/storage/content_hash.h"
 
 namespace zerofarm::api {
@@ -27,46 +27,19 @@ std::string RecordKey(const std::string& tenant, const std::string& id) {
 
 Status Bad(const std::string& why) { return Status::Error(ErrorCode::kBadJob, why); }
 
-// "256M", "1G", "4096" (bytes) or a number.
+// A size: a number of bytes or text such as "256M" (base/units.h).
 std::optional<uint64_t> ParseBytes(const json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
   if (!v.is_string()) return std::nullopt;
-  std::string s = v.get<std::string>();
-  if (s.empty()) return std::nullopt;
-  uint64_t unit = 1;
-  switch (std::toupper(static_cast<unsigned char>(s.back()))) {
-    case 'K':
-      unit = uint64_t{1} << 10;
-      break;
-    case 'M':
-      unit = uint64_t{1} << 20;
-      break;
-    case 'G':
-      unit = uint64_t{1} << 30;
-      break;
-    default:
-      break;
-  }
-  if (unit != 1) s.pop_back();
-  if (s.empty() || s.size() > 12 || !std::all_of(s.begin(), s.end(), ::isdigit))
-    return std::nullopt;
-  return std::stoull(s) * unit;
+  return ParseByteSize(v.get<std::string>());
 }
 
-// "60s", "5m", "1h", "250ms" or a number of seconds.
+// A duration: a number of seconds or text such as "60s", "500ms" (base/units.h).
 std::optional<std::chrono::milliseconds> ParseSeconds(const json& v) {
-  if (v.is_number_unsigned()) return std::chrono::seconds(v.get<uint64_t>());
+  if (v.is_number_unsigned() && v.get<uint64_t>() < (uint64_t{1} << 40))
+    return std::chrono::seconds(v.get<uint64_t>());
   if (!v.is_string()) return std::nullopt;
-  std::string s = v.get<std::string>();
-  uint64_t unit_ms = 1000;
-  if (s.ends_with("ms")) {
-    unit_ms = 1, s.resize(s.size() - 2);
-  } else if (!s.empty() && (s.back() == 's' || s.back() == 'm' || s.back() == 'h')) {
-    unit_ms = s.back() == 's' ? 1000 : s.back() == 'm' ? 60000 : 3600000;
-    s.pop_back();
-  }
-  if (s.empty() || s.size() > 9 || !std::all_of(s.begin(), s.end(), ::isdigit)) return std::nullopt;
-  return std::chrono::milliseconds(std::stoull(s) * unit_ms);
+  return ParseDuration(v.get<std::string>());
 }
 
 // "container/name" of the tenant's objects.

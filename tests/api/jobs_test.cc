@@ -29,16 +29,6 @@ namespace {
 
 const fs::path kBusybox = "/bin/busybox";
 
-fs::path WriteFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
-}
-
-std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
 json Put(const ServeProcess& s, const std::string& token, const std::string& path,
          const fs::path& file) {
   auto r = Curl(With(Bearer(token), {"-T", file.string()}), s.url("/v1/objects/" + path));
@@ -131,15 +121,15 @@ TEST_CASE(
   CHECK(put["program"]["sha256"].get<std::string>().size() == 64);
 
   // An ELF header with nothing sound behind it is stored, and refused as a program.
-  const fs::path junk = WriteFile(sv->dir.path() / "junk", std::string("\x7f"
-                                                                       "ELF\x02\x01\x01",
-                                                                       7) +
-                                                               std::string(500, 'z'));
+  const fs::path junk = WriteBytes(sv->dir.path() / "junk", std::string("\x7f"
+                                                                        "ELF\x02\x01\x01",
+                                                                        7) +
+                                                                std::string(500, 'z'));
   json bad = Put(s, token, "bin/junk", junk);
   CHECK(bad["program"]["verdict"] == "rejected");
   CHECK_FALSE(bad["program"]["reason"].get<std::string>().empty());
   // Plain data is no program at all.
-  json text = Put(s, token, "bin/readme.txt", WriteFile(sv->dir.path() / "t", "hello"));
+  json text = Put(s, token, "bin/readme.txt", WriteBytes(sv->dir.path() / "t", "hello"));
   CHECK_FALSE(text.contains("program"));
 
   auto head = Curl(With(Bearer(token), {"-I"}), s.url("/v1/objects/bin/busybox"));
@@ -178,9 +168,9 @@ TEST_CASE(
     const std::string text = LogText(6000 + 1000 * day);
     all += text;
     Put(s, token, "logs/2026-12-0" + std::to_string(day) + ".log",
-        WriteFile(sv->dir.path() / "log", text));
+        WriteBytes(sv->dir.path() / "log", text));
   }
-  Put(s, token, "logs/other.txt", WriteFile(sv->dir.path() / "o", "ERROR not in the input\n"));
+  Put(s, token, "logs/other.txt", WriteBytes(sv->dir.path() / "o", "ERROR not in the input\n"));
 
   const json job{
       {"map",
@@ -247,7 +237,7 @@ TEST_CASE("a map-reduce word count gives the counts of tr | sort | uniq -c over 
     text += (x >> 40) % 9 == 0 ? "\n" : " ";
   }
   text += "\n";
-  const fs::path file = WriteFile(sv->dir.path() / "words.txt", text);
+  const fs::path file = WriteBytes(sv->dir.path() / "words.txt", text);
   Put(s, token, "books/words.txt", file);
 
   json done = RunJob(
@@ -287,7 +277,7 @@ TEST_CASE("a program that fails by itself fails its job once, saying which insta
   ServeProcess& s = sv->s;
   const std::string token = s.token();
   Put(s, token, "bin/busybox", kBusybox);
-  Put(s, token, "in/a.txt", WriteFile(sv->dir.path() / "a", "one\ntwo\n"));
+  Put(s, token, "in/a.txt", WriteBytes(sv->dir.path() / "a", "one\ntwo\n"));
   json done = RunJob(s, token,
                      {{"map",
                        {{"program", "bin/busybox"},
@@ -321,13 +311,13 @@ TEST_CASE("jobs refuse other tenants' programs and inputs, non-programs and malf
   const std::string alice = s.token();
   const std::string bob = NewToken(s.data(), "bob");
   Put(s, alice, "bin/busybox", kBusybox);
-  Put(s, alice, "bin/notes.txt", WriteFile(sv->dir.path() / "n", "not a program"));
+  Put(s, alice, "bin/notes.txt", WriteBytes(sv->dir.path() / "n", "not a program"));
   Put(s, alice, "bin/junk",
-      WriteFile(sv->dir.path() / "j", std::string("\x7f"
-                                                  "ELFjunk",
-                                                  7)));
-  Put(s, alice, "secret/data.txt", WriteFile(sv->dir.path() / "d", "alice's secret\n"));
-  Put(s, bob, "mine/x.txt", WriteFile(sv->dir.path() / "x", "bob's\n"));
+      WriteBytes(sv->dir.path() / "j", std::string("\x7f"
+                                                   "ELFjunk",
+                                                   7)));
+  Put(s, alice, "secret/data.txt", WriteBytes(sv->dir.path() / "d", "alice's secret\n"));
+  Put(s, bob, "mine/x.txt", WriteBytes(sv->dir.path() / "x", "bob's\n"));
 
   auto error = [&](const std::string& token, const json& job) {
     auto r = Submit(s, token, job);
@@ -375,7 +365,7 @@ TEST_CASE(
   auto sv = StartServe("jobs-hostile");
   ServeProcess& s = sv->s;
   const std::string token = s.token();
-  const fs::path src = WriteFile(sv->dir.path() / "hostile.c", R"(
+  const fs::path src = WriteBytes(sv->dir.path() / "hostile.c", R"(
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/socket.h>
@@ -396,7 +386,7 @@ int main(void) {
   REQUIRE(RunCommand({"strip", bin.string()}, 30s).exit_code == 0);
   json put = Put(s, token, "bin/hostile", bin);
   REQUIRE(put["program"]["verdict"] == "accepted");
-  Put(s, token, "in/x", WriteFile(sv->dir.path() / "x", "x\n"));
+  Put(s, token, "in/x", WriteBytes(sv->dir.path() / "x", "x\n"));
   json done =
       RunJob(s, token, {{"map", {{"program", "bin/hostile"}, {"input", {{"container", "in"}}}}}});
   INFO(done.dump(1));
@@ -418,7 +408,7 @@ TEST_CASE("a cancelled job stops its instances and says it was cancelled", "[api
   ServeProcess& s = sv->s;
   const std::string token = s.token();
   Put(s, token, "bin/busybox", kBusybox);
-  Put(s, token, "in/x", WriteFile(sv->dir.path() / "x", "x\n"));
+  Put(s, token, "in/x", WriteBytes(sv->dir.path() / "x", "x\n"));
   auto created = Submit(s, token,
                         {{"map",
                           {{"program", "bin/busybox"},
@@ -451,13 +441,13 @@ TEST_CASE("zerofarm job run submits a job, follows it and prints its result", "[
   ServeProcess& s = sv->s;
   const std::string token = s.token();
   Put(s, token, "bin/busybox", kBusybox);
-  Put(s, token, "logs/a.log", WriteFile(sv->dir.path() / "a", LogText(3000)));
+  Put(s, token, "logs/a.log", WriteBytes(sv->dir.path() / "a", LogText(3000)));
   const fs::path job =
-      WriteFile(sv->dir.path() / "job.json", json{{"map",
-                                                   {{"program", "bin/busybox"},
-                                                    {"args", {"grep", "-c", "WARN"}},
-                                                    {"input", {{"container", "logs"}}}}}}
-                                                 .dump());
+      WriteBytes(sv->dir.path() / "job.json", json{{"map",
+                                                    {{"program", "bin/busybox"},
+                                                     {"args", {"grep", "-c", "WARN"}},
+                                                     {"input", {{"container", "logs"}}}}}}
+                                                  .dump());
   const std::vector<std::string> base{ZF_ZEROFARM_BIN, "job",     "run",     job.string(),
                                       "--url",         s.url(""), "--token", token};
   auto run = RunCommand(With(base, {"--report"}), 120s);

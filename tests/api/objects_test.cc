@@ -22,16 +22,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-fs::path WriteFile(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
-}
-
-std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
-  args.insert(args.end(), more.begin(), more.end());
-  return args;
-}
-
 // PUT of `file` (streamed by curl -T); the answer.
 HttpResult PutFile(const ServeProcess& s, const std::string& token, const std::string& path,
                    const fs::path& file) {
@@ -79,7 +69,7 @@ TEST_CASE("an object put over the API reads back byte for byte, in ranges, and u
   const std::string token = s.token();
   // Over one store block (4 MiB) and not a multiple of it.
   const std::string bytes = TestBytes((5 << 20) + 7, 1);
-  const fs::path file = WriteFile(sv->dir.path() / "big.bin", bytes);
+  const fs::path file = WriteBytes(sv->dir.path() / "big.bin", bytes);
 
   json put = PutOk(s, token, "media/big.bin", file);
   CHECK(put["container"] == "media");
@@ -133,7 +123,7 @@ TEST_CASE("an object put over the API reads back byte for byte, in ranges, and u
   CHECK(head.body.empty());
 
   // Overwrite replaces bytes, size and ETag.
-  const fs::path small = WriteFile(sv->dir.path() / "small.txt", "second");
+  const fs::path small = WriteBytes(sv->dir.path() / "small.txt", "second");
   json again = PutOk(s, token, "media/big.bin", small);
   CHECK(again["bytes"] == 6);
   CHECK(again["etag"] != etag);
@@ -143,7 +133,7 @@ TEST_CASE("an object put over the API reads back byte for byte, in ranges, and u
   CHECK(list["objects"][0] == json{{"name", "big.bin"}, {"bytes", 6}, {"etag", again["etag"]}});
 
   // An empty object is an object.
-  const fs::path empty = WriteFile(sv->dir.path() / "empty", "");
+  const fs::path empty = WriteBytes(sv->dir.path() / "empty", "");
   CHECK(PutOk(s, token, "media/empty", empty)["bytes"] == 0);
   auto got_empty = Curl(Bearer(token), s.url("/v1/objects/media/empty"));
   CHECK(got_empty.status == 200);
@@ -175,7 +165,7 @@ TEST_CASE("objects list in name order by prefix, marker and limit, names holding
       {"deep/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r", "deep/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r"},
   };
   for (const auto& [path, name] : objects) {
-    const fs::path file = WriteFile(sv->dir.path() / "f", "bytes of " + name);
+    const fs::path file = WriteBytes(sv->dir.path() / "f", "bytes of " + name);
     CHECK(PutOk(s, token, "box/" + path, file)["name"] == name);
   }
   CHECK(Curl(Bearer(token), s.url("/v1/objects/box/%C3%BC/%C3%B1.txt")).body ==
@@ -210,7 +200,7 @@ TEST_CASE("objects list in name order by prefix, marker and limit, names holding
 TEST_CASE("bad container and object names are refused with 400", "[api][objects][slow]") {
   auto sv = StartServe("objects-names");
   ServeProcess& s = sv->s;
-  const fs::path file = WriteFile(sv->dir.path() / "f", "x");
+  const fs::path file = WriteBytes(sv->dir.path() / "f", "x");
   auto code = [&](const std::string& path) {
     auto r = PutFile(s, s.token(), path, file);
     INFO(path << " -> " << r.status << " " << r.body);
@@ -240,7 +230,7 @@ TEST_CASE("another tenant can neither see nor read nor delete a tenant's objects
   ServeProcess& s = sv->s;
   const std::string alice = s.token();
   const std::string bob = NewToken(s.data(), "bob");
-  const fs::path file = WriteFile(sv->dir.path() / "f", "alice's bytes");
+  const fs::path file = WriteBytes(sv->dir.path() / "f", "alice's bytes");
   PutOk(s, alice, "private/secret.txt", file);
 
   CHECK(Curl(Bearer(bob), s.url("/v1/objects/private/secret.txt")).status == 404);
@@ -252,7 +242,7 @@ TEST_CASE("another tenant can neither see nor read nor delete a tenant's objects
   CHECK(Curl({}, s.url("/v1/objects/private")).status == 401);
 
   // Bob's object of the same name is his own.
-  const fs::path his = WriteFile(sv->dir.path() / "g", "bob's bytes");
+  const fs::path his = WriteBytes(sv->dir.path() / "g", "bob's bytes");
   PutOk(s, bob, "private/secret.txt", his);
   CHECK(Curl(Bearer(bob), s.url("/v1/objects/private/secret.txt")).body == "bob's bytes");
   CHECK(Curl(Bearer(alice), s.url("/v1/objects/private/secret.txt")).body == "alice's bytes");
@@ -264,8 +254,8 @@ TEST_CASE("a body over --max-upload is refused with 413 and leaves nothing behin
   auto sv = StartServe("objects-limit", {"--max-upload", "1M"});
   ServeProcess& s = sv->s;
   const std::string token = s.token();
-  const fs::path big = WriteFile(sv->dir.path() / "big", TestBytes(3 << 20, 2));
-  const fs::path fits = WriteFile(sv->dir.path() / "fits", TestBytes(1 << 20, 3));
+  const fs::path big = WriteBytes(sv->dir.path() / "big", TestBytes(3 << 20, 2));
+  const fs::path fits = WriteBytes(sv->dir.path() / "fits", TestBytes(1 << 20, 3));
 
   SECTION("announced by Content-Length") {
     auto r = PutFile(s, token, "c/big", big);
@@ -297,10 +287,10 @@ TEST_CASE("acknowledged objects survive kill -9 and a restart of serve", "[api][
   ServeProcess& s = sv->s;
   const std::string token = s.token();
   const std::string big = TestBytes((9 << 20) + 3, 4);
-  PutOk(s, token, "keep/big", WriteFile(sv->dir.path() / "big", big));
-  PutOk(s, token, "keep/small", WriteFile(sv->dir.path() / "small", "v1"));
-  PutOk(s, token, "keep/small", WriteFile(sv->dir.path() / "small", "v2"));
-  PutOk(s, token, "keep/gone", WriteFile(sv->dir.path() / "gone", "x"));
+  PutOk(s, token, "keep/big", WriteBytes(sv->dir.path() / "big", big));
+  PutOk(s, token, "keep/small", WriteBytes(sv->dir.path() / "small", "v1"));
+  PutOk(s, token, "keep/small", WriteBytes(sv->dir.path() / "small", "v2"));
+  PutOk(s, token, "keep/gone", WriteBytes(sv->dir.path() / "gone", "x"));
   REQUIRE(Curl(With(Bearer(token), {"-X", "DELETE"}), s.url("/v1/objects/keep/gone")).status ==
           204);
 
@@ -327,7 +317,7 @@ TEST_CASE("zerofarm object puts, gets, lists and removes objects", "[api][object
     return RunCommand(argv, 120s);
   };
   const std::string bytes = TestBytes((6 << 20) + 11, 5);
-  const fs::path in = WriteFile(sv->dir.path() / "in.bin", bytes);
+  const fs::path in = WriteBytes(sv->dir.path() / "in.bin", bytes);
   const fs::path out = sv->dir.path() / "out.bin";
 
   auto put = cli({"put", "cli/dir/\xc3\xa9t\xc3\xa9 1.bin", in.string()});

@@ -24,11 +24,6 @@ namespace {
 
 const fs::path kExamples = fs::path(ZF_SOURCE_DIR) / "examples" / "jobs";
 
-fs::path Write(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-  return path;
-}
-
 uint64_t Next(uint64_t& x) {
   x ^= x << 13, x ^= x >> 7, x ^= x << 17;
   return x;
@@ -93,9 +88,9 @@ TEST_CASE(
     }
     all_logs += text;
     zf({"object", "put", "logs/app-" + std::to_string(f) + ".log",
-        Write(dir->path() / "log", text).string()});
+        WriteBytes(dir->path() / "log", text).string()});
   }
-  const fs::path logs_file = Write(dir->path() / "all.log", all_logs);
+  const fs::path logs_file = WriteBytes(dir->path() / "all.log", all_logs);
   auto grep = RunCommand({"sh", "-c", "grep -c ERROR < " + logs_file.string()}, 60s);
   REQUIRE(grep.exit_code == 0);
   CHECK(zf({"job", "run", (kExamples / "grep.json").string()}) == grep.out);
@@ -113,9 +108,9 @@ TEST_CASE(
     text += "\n";
     books += text;
     zf({"object", "put", "books/book-" + std::to_string(b) + ".txt",
-        Write(dir->path() / "book", text).string()});
+        WriteBytes(dir->path() / "book", text).string()});
   }
-  const fs::path books_file = Write(dir->path() / "books.txt", books);
+  const fs::path books_file = WriteBytes(dir->path() / "books.txt", books);
   auto uniq = RunCommand(
       {"sh", "-c", "tr -s ' ' '\\n' < " + books_file.string() + " | sort | uniq -c"}, 60s);
   REQUIRE(uniq.exit_code == 0);
@@ -137,9 +132,9 @@ TEST_CASE(
     }
     csv_all += csv;
     zf({"object", "put", "requests/day-" + std::to_string(f) + ".csv",
-        Write(dir->path() / "csv", csv).string()});
+        WriteBytes(dir->path() / "csv", csv).string()});
   }
-  const fs::path csv_file = Write(dir->path() / "all.csv", csv_all);
+  const fs::path csv_file = WriteBytes(dir->path() / "all.csv", csv_all);
   auto sql = RunCommand(
       {(programs / "sqlite3").string(), "-batch", "-bail", "-csv", "-cmd",
        "CREATE TABLE r(service TEXT, status INTEGER, bytes INTEGER);", "-cmd",

@@ -333,6 +333,16 @@ nlohmann::json ParseJson(const HttpResult& r) {
   return j;
 }
 
+std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string>& more) {
+  args.insert(args.end(), more.begin(), more.end());
+  return args;
+}
+
+fs::path WriteBytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
 std::string NewToken(const fs::path& data, const std::string& tenant) {
   auto r =
       RunCommand({ZF_ZEROFARM_BIN, "token", "create", "--data", data.string(), "--tenant", tenant},

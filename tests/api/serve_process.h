@@ -146,6 +146,12 @@ ServeProcess& SharedServer(const std::string& name, const std::vector<std::strin
 // The response body as JSON.
 nlohmann::json ParseJson(const HttpResult& r);
 
+// `args` followed by `more` (curl flags after Bearer(token), a command's extra arguments).
+std::vector<std::string> With(std::vector<std::string> args, const std::vector<std::string>& more);
+
+// Writes `bytes` to the file `path` (replacing it); returns `path`.
+std::filesystem::path WriteBytes(const std::filesystem::path& path, const std::string& bytes);
+
 // A new bearer token of `tenant` (`zerofarm token create`, run beside the server's data).
 std::string NewToken(const std::filesystem::path& data, const std::string& tenant);
 
