@@ -301,6 +301,18 @@ TEST_CASE("a program that fails by itself fails its job once, saying which insta
   CHECK(slow["status"] == "failed");
   CHECK(slow["instances"][0]["stopped_by"] == "timeout");
   CHECK(slow["error"]["message"].get<std::string>().find("timeout") != std::string::npos);
+
+  // And one writing past its output quota.
+  Put(s, token, "in/b.txt", WriteBytes(sv->dir.path() / "b", std::string(100000, 'y') + "\n"));
+  json loud = RunJob(s, token,
+                     {{"map",
+                       {{"program", "bin/busybox"},
+                        {"args", {"cat"}},
+                        {"input", {{"container", "in"}, {"prefix", "b"}}}}},
+                      {"limits", {{"output", "1K"}}}});
+  CHECK(loud["status"] == "failed");
+  CHECK(loud["instances"][0]["stopped_by"].is_string());
+  CHECK(loud["instances"][0]["bytes_out"].get<uint64_t>() <= 1024);
 }
 
 TEST_CASE("jobs refuse other tenants' programs and inputs, non-programs and malformed documents",
@@ -355,9 +367,8 @@ TEST_CASE("jobs refuse other tenants' programs and inputs, non-programs and malf
   CHECK(s.running());
 }
 
-TEST_CASE(
-    "a hostile program submitted as a job reads nothing, reaches nothing and leaves no process",
-    "[api][jobs][slow]") {
+TEST_CASE("hostile programs submitted as jobs read nothing, reach nothing and leave no process",
+          "[api][jobs][slow]") {
   if (RunCommand({"gcc", "--version"}, 30s).exit_code != 0) {
     WARN("gcc is missing; skipping");
     return;
@@ -365,40 +376,90 @@ TEST_CASE(
   auto sv = StartServe("jobs-hostile");
   ServeProcess& s = sv->s;
   const std::string token = s.token();
+  // One program, one attack per argument; it prints ESCAPED when an attack worked.
   const fs::path src = WriteBytes(sv->dir.path() / "hostile.c", R"(
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <unistd.h>
-int main(void) {
-  if (open("/etc/passwd", O_RDONLY) >= 0) puts("ESCAPED open");
-  if (socket(AF_INET, SOCK_STREAM, 0) >= 0) puts("ESCAPED socket");
-  pid_t p = fork();
-  if (p == 0) { for (;;) pause(); }
-  if (p > 0) puts("ESCAPED fork");
+int main(int argc, char** argv) {
+  const char* what = argc > 1 ? argv[1] : "";
+  if (!strcmp(what, "files")) {
+    if (open("/etc/passwd", O_RDONLY) >= 0) puts("ESCAPED open");
+    if (opendir("/proc")) puts("ESCAPED proc");
+    if (open("/tmp/zerofarm-hostile", O_CREAT | O_WRONLY, 0644) >= 0) puts("ESCAPED create");
+  } else if (!strcmp(what, "net")) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) {
+      struct sockaddr_in a = {0};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(atoi(argv[2]));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(fd, (struct sockaddr*)&a, sizeof a) == 0) puts("ESCAPED connect");
+    }
+  } else if (!strcmp(what, "procs")) {
+    pid_t p = fork();
+    if (p == 0) for (;;) pause();
+    if (p > 0) puts("ESCAPED fork");
+    char* sh[] = {"/bin/sh", 0};
+    execve("/bin/sh", sh, 0);
+    if (kill(-1, SIGKILL) == 0) puts("ESCAPED kill");
+  } else if (!strcmp(what, "exec-memory")) {
+    if (mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
+        MAP_FAILED)
+      puts("ESCAPED mmap");
+  } else if (!strcmp(what, "ptrace")) {
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) == 0) puts("ESCAPED ptrace");
+  } else if (!strcmp(what, "memory")) {
+    for (;;) { char* p = malloc(1 << 20); if (!p) break; memset(p, 1, 1 << 20); }
+  } else if (!strcmp(what, "spin")) {
+    for (volatile unsigned long i = 0;; ++i) {}
+  }
   puts("done");
   return 0;
 }
 )");
   const fs::path bin = sv->dir.path() / "hostile";
   auto cc = RunCommand({"gcc", "-O1", "-static", "-o", bin.string(), src.string()}, 120s);
+  INFO(cc.err);
   REQUIRE(cc.exit_code == 0);
   REQUIRE(RunCommand({"strip", bin.string()}, 30s).exit_code == 0);
   json put = Put(s, token, "bin/hostile", bin);
   REQUIRE(put["program"]["verdict"] == "accepted");
   Put(s, token, "in/x", WriteBytes(sv->dir.path() / "x", "x\n"));
-  json done =
-      RunJob(s, token, {{"map", {{"program", "bin/hostile"}, {"input", {{"container", "in"}}}}}});
-  INFO(done.dump(1));
-  // Either the sandbox stopped it at its first forbidden call, or every call was refused.
-  if (done["status"] == "done") {
-    CHECK(done["result"].get<std::string>().find("ESCAPED") == std::string::npos);
-  } else {
-    CHECK(done["instances"][0]["stopped_by"].is_string());
+  const std::vector<std::vector<std::string>> attacks = {
+      {"files"},  {"net", std::to_string(s.port())},
+      {"procs"},  {"exec-memory"},
+      {"ptrace"}, {"memory"},
+      {"spin"}};
+  for (const auto& args : attacks) {
+    json done = RunJob(
+        s, token,
+        {{"map", {{"program", "bin/hostile"}, {"args", args}, {"input", {{"container", "in"}}}}},
+         {"limits", {{"memory", "64M"}, {"timeout", "3s"}, {"cpu", "1s"}}}});
+    INFO(args[0] << ": " << done.dump(1));
+    const json& instance = done["instances"][0];
+    // Either a sandbox rule stopped it, or every attack was refused and it said so.
+    if (done["status"] == "done") {
+      CHECK(done["result"].get<std::string>().find("ESCAPED") == std::string::npos);
+      CHECK(done["result"].get<std::string>().find("done") != std::string::npos);
+    } else {
+      CHECK(instance["stopped_by"].is_string());
+      CHECK(done["error"]["code"] == "program_failed");
+    }
+    if (args[0] == "memory") CHECK(instance["stopped_by"] == "memory");
+    if (args[0] == "spin") CHECK(instance["stopped_by"].is_string());
+    // No process of it is left: the server has no child.
+    CHECK(RunCommand({"pgrep", "-P", std::to_string(s.pid())}, 10s).out.empty());
   }
-  // No process of it is left: the server has no child.
-  auto children = RunCommand({"pgrep", "-P", std::to_string(s.pid())}, 10s);
-  CHECK(children.out.empty());
+  CHECK_FALSE(fs::exists("/tmp/zerofarm-hostile"));
   CHECK(s.running());
 }
 
