@@ -179,6 +179,7 @@ int RunJob(ApiClient& c, const Options& o) {
   std::fprintf(stderr, "job %s submitted\n", id.c_str());
   std::string last;
   json job;
+  int polls = 0;
   for (;;) {
     if (g_interrupted.load()) {
       (void)Call(c, http::verb::delete_, "/v1/jobs/" + id, "", 204, error);
@@ -197,7 +198,8 @@ int RunJob(ApiClient& c, const Options& o) {
       last = line;
     }
     if (job.value("status", "") != "running") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Short jobs end in tens of milliseconds: look often at first, then every 200 ms.
+    std::this_thread::sleep_for(std::chrono::milliseconds(++polls < 40 ? 25 : 200));
   }
   if (tty) std::fputc('\n', stderr);
   if (o.report) PrintInstances(job);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <thread>
 #include <utility>
@@ -111,10 +112,14 @@ class ExecJobRunner {
       progress_->instances_ = *plan;
     }
     const size_t maps = spec_.reduce ? plan->size() - 1 : plan->size();
+    // Passes the caller's cancel on to the instances; woken at once when the job ends.
     std::jthread watcher([this](std::stop_token st) {
+      std::mutex m;
+      std::condition_variable_any cv;
+      std::unique_lock lock(m);
       while (!st.stop_requested() && !stop_.load()) {
         if (cancel_.load()) Fail(Status::Error(ErrorCode::kCancelled, "the job was cancelled"));
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        cv.wait_for(lock, st, std::chrono::milliseconds(20), [] { return false; });
       }
     });
     RunStage(0, maps);
