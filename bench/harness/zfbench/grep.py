@@ -286,6 +286,10 @@ def run(ctx):
                 store(f.proxy, grep, busybox, logs)
                 result["farm_ingest_s"] = time.monotonic() - t
                 lab.shape(LINK_RATE)
+                # What one TCP stream gets over a capped link (node 0 to the proxy's host):
+                # the bound of any download, whatever the proxy does.
+                result["link_mb_per_s"] = lab.tcp_mb_per_s(0, FARM_NODES, (16 if ctx.quick
+                                                                           else 64) << 20)
                 sides += ["job on the farm", "download then grep"]
             except NotAvailable as e:
                 farm_why = str(e)
@@ -344,6 +348,14 @@ def run(ctx):
             row("job on the farm", "download then grep",
                 f"3 nodes, links {LINK_MBIT} Mbit/s, speedup (goal >= 2.5x), split {FARM_SPLIT}")]
     if "job on the farm" in med:
+        at_link_rate = mb / result["link_mb_per_s"]
+        result["download_at_link_rate_s"] = at_link_rate
+        ratios["farm_vs_link_rate_download_speedup"] = ratio(at_link_rate, med["job on the farm"])
+        rows.append(["same, against a download at the link's own rate (bound: one TCP stream "
+                     f"got {result['link_mb_per_s']:.1f} MB/s)", "job on the farm",
+                     fmt(med["job on the farm"], unit=" s"), "bytes / link rate",
+                     fmt(at_link_rate, unit=" s"),
+                     fmt(ratio(at_link_rate, med["job on the farm"])) + "x"])
         rows.append(["same, against local grep", "job on the farm", fmt(med["job on the farm"],
                                                                         unit=" s"),
                      "local grep", fmt(med["local grep"], unit=" s"),

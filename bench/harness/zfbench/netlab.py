@@ -94,6 +94,31 @@ class NetLab:
                                     "rate", rate, "burst", "256kb", "latency", "50ms"])
         self.rate = rate
 
+    def tcp_mb_per_s(self, src, dst, nbytes, port=9099):
+        """One TCP stream of nbytes from host src to host dst (python3 on both ends): what one
+        connection gets through the links as shaped now, in MB/s (1e6 bytes)."""
+        import sys
+        receiver = subprocess.Popen(
+            self.exec_prefix(dst) + [sys.executable, "-c", _RECEIVER, str(port)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            line = receiver.stdout.readline()  # "listening"
+            if "listening" not in line:
+                raise NotAvailable("the link test's receiver did not start")
+            sent = subprocess.run(
+                self.exec_prefix(src) + [sys.executable, "-c", _SENDER, self.address(dst),
+                                         str(port), str(nbytes)],
+                capture_output=True, text=True, timeout=600)
+            if sent.returncode != 0:
+                raise NotAvailable(f"the link test's sender failed: {sent.stderr[-200:]}")
+            got, seconds = receiver.stdout.readline().split()
+            if int(got) != nbytes:
+                raise NotAvailable(f"the link test received {got} of {nbytes} bytes")
+            return nbytes / float(seconds) / 1e6
+        finally:
+            receiver.kill()
+            receiver.wait()
+
     def unshape(self):
         for i, host in enumerate(self.host_links):
             for prefix, dev in (([], host), (self.exec_prefix(i), self.peer_links[i])):
@@ -110,3 +135,32 @@ class NetLab:
             subprocess.run([self.ip, "link", "del", self.bridge], capture_output=True, timeout=30)
         self.namespaces, self.host_links, self.peer_links = [], [], []
         self._bridge_made = False
+
+
+# The link test's two ends: the receiver times from its first byte to the stream's end.
+_RECEIVER = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+n, t0 = 0, None
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    t0 = t0 or time.monotonic()
+    n += len(b)
+print(n, time.monotonic() - t0, flush=True)
+"""
+_SENDER = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+left, block = int(sys.argv[3]), b"x" * (1 << 20)
+while left > 0:
+    s.sendall(block[:left])
+    left -= min(left, len(block))
+s.close()
+"""
