@@ -192,7 +192,10 @@ def main(argv):
     tools = find_tools(args)
     if not tools.get("ffmpeg") or not tools.get("ffprobe"):
         raise SystemExit("zerofarm bench: ffmpeg and ffprobe are needed (Debian package ffmpeg)")
-    clips = find_clips(args, tools, work_dir)
+    names = args.scenario or [m.NAME for m in SCENARIOS]
+    # Only scenarios that transcode need the sample clips (NEEDS_CLIPS, true unless said).
+    needs_clips = any(getattr(BY_NAME[n], "NEEDS_CLIPS", True) for n in names)
+    clips = find_clips(args, tools, work_dir) if needs_clips else {}
     ctx = common.Context(args, tools, clips, work_dir, out_dir)
     machine = common.machine()
     ctx.shared["machine"] = machine
@@ -219,7 +222,6 @@ def main(argv):
                 f"figures are not comparable byte for byte with other machines")
     log(f"{machine['nproc']} CPUs ({machine['cpu_model']}), load {machine['loadavg_at_start']}; "
         f"results in {out_dir}")
-    names = args.scenario or [m.NAME for m in SCENARIOS]
     summary = {"date_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine,
                "quick": args.quick, "repeat": args.repeat, "tools": tools, "versions": versions,
                "clips": clip_info, "scenarios": {}}

@@ -8,6 +8,8 @@ generated log files (deterministic, several files), with the same static GNU gre
   the counts). Throughput against local.
 - job on the farm: 3 `zerofarm node` + `zerofarm proxy`, each in its own network namespace
   behind a link capped with tc (LINK_RATE each way), 2 replicas; the job through the proxy.
+  Also measured: what one TCP stream gets over a capped link (the bound of any download), and
+  the bytes the farm's hosts sent over their links during each run.
 - download then grep: on the same capped farm, GET every object through the proxy to files,
   then grep them locally, as a client without storage-side jobs would.
 - job overhead: a one-line job on serve, submit to the first instance running and job wall
@@ -28,6 +30,7 @@ from .common import NotAvailable, fmt, interleaved, log, median, ratio, run_time
 
 NAME = "grep"
 TITLE = "Grep next to the data: /v1/jobs against local grep and download-then-grep"
+NEEDS_CLIPS = False  # makes its own data
 
 PATTERN = "ERROR"
 FARM_NODES, FARM_REPLICAS = 3, 2
@@ -133,13 +136,15 @@ def job_doc(split, prefix="2026-"):
 
 def run_job(server, doc, poll_s, timeout=3600):
     """Submits doc and follows it to its end. Returns (wall from submit to the end seen,
-    submit to the first instance seen running or done, the final job)."""
+    submit to the first instance seen running or done, the final job); the job carries
+    "submit_s", the POST's own time (until its 201)."""
     t0 = time.monotonic()
     status, _, data = server.request("POST", "/v1/jobs", body=json.dumps(doc).encode(),
                                      headers={"Content-Type": "application/json"})
     if status != 201:
         raise NotAvailable(f"POST /v1/jobs answered {status}: {data[:300]!r}")
     jid = json.loads(data)["id"]
+    submitted = time.monotonic() - t0
     first = None
     while time.monotonic() - t0 < timeout:
         status, _, data = server.request("GET", f"/v1/jobs/{jid}")
@@ -153,6 +158,7 @@ def run_job(server, doc, poll_s, timeout=3600):
         if job.get("status") != "running":
             if job.get("status") != "done":
                 raise NotAvailable(f"job {jid} {job.get('status')}: {job.get('error')}")
+            job["submit_s"] = submitted
             return now - t0, first, job
         time.sleep(poll_s)
     raise NotAvailable(f"job {jid} still running after {timeout} s")
@@ -218,7 +224,7 @@ def overhead(server, runs):
             raise RuntimeError(f"the one-line job counted {job['result']!r}, not 1")
         walls = sum(i["wall_seconds"] for i in job["instances"])
         out.append({"wall_s": wall, "first_instance_s": first, "instances_wall_s": walls,
-                    "overhead_s": wall - walls})
+                    "overhead_s": wall - walls, "submit_s": job["submit_s"]})
     return out
 
 
@@ -252,7 +258,9 @@ def run(ctx):
         raise NotAvailable("no /bin/busybox (Debian package busybox-static)")
     scratch = ctx.scratch("grep")
     total = data_size(ctx)
-    files = 4 if total <= (256 << 20) else 8
+    # The farm keeps every part of an object on that object's replicas, so a job spreads over
+    # the nodes object by object: enough objects for each node to hold several.
+    files = 4 if ctx.quick else 16
     split = ctx.args.grep_split or ("16M" if ctx.quick else "64M")
     t0 = time.monotonic()
     logs = make_logs(os.path.join(scratch, "logs"), total, files)
@@ -297,7 +305,7 @@ def run(ctx):
             log(f"grep: the capped farm is not available: {farm_why}")
             result["farm"] = {"not_available": farm_why}
 
-        def one(side, i):
+        def measure(side, i):
             if side == "local grep":
                 count, r = grep_count(grep, logs, scratch, f"local-{i}")
                 return {"wall_s": r.wall_s, "cpu_s": r.cpu_s, "count": count}
@@ -306,6 +314,14 @@ def run(ctx):
             if side == "job on the farm":
                 return job_side(f.proxy, job_doc(FARM_SPLIT), expected)
             return download_then_grep(f.proxy, names, grep, scratch, expected)
+
+        def one(side, i):
+            sent = lab.sent_bytes() if lab else 0
+            r = measure(side, i)
+            if side in ("job on the farm", "download then grep"):
+                r["farm_link_bytes"] = lab.sent_bytes() - sent
+            log(f"grep {side}, run {i}: {r['wall_s']:.2f} s")
+            return r
 
         runs = interleaved(sides, ctx.repeat, one)
         result["overhead_runs"] = overhead(server, 5 if ctx.quick else 20)
@@ -327,7 +343,8 @@ def run(ctx):
     result["overhead"] = {
         "median_first_instance_ms": 1000 * median([o["first_instance_s"] for o in ov]),
         "median_overhead_ms": 1000 * median([o["overhead_s"] for o in ov]),
-        "median_job_wall_ms": 1000 * median([o["wall_s"] for o in ov])}
+        "median_job_wall_ms": 1000 * median([o["wall_s"] for o in ov]),
+        "median_submit_ms": 1000 * median([o["submit_s"] for o in ov])}
     ratios = {"serve_vs_local_throughput": ratio(med["local grep"], med["job on serve"]),
               "farm_vs_download_speedup": ratio(med.get("download then grep"),
                                                 med.get("job on the farm")),
@@ -356,6 +373,14 @@ def run(ctx):
                      fmt(med["job on the farm"], unit=" s"), "bytes / link rate",
                      fmt(at_link_rate, unit=" s"),
                      fmt(ratio(at_link_rate, med["job on the farm"])) + "x"])
+        link = {side: median([r["farm_link_bytes"] for r in runs[side]])
+                for side in ("job on the farm", "download then grep")}
+        result["farm_link_bytes"] = link
+        ratios["farm_job_link_bytes_per_data_byte"] = ratio(link["job on the farm"], data_bytes)
+        rows.append(["bytes the farm's hosts sent over their links", "job on the farm",
+                     fmt(link["job on the farm"] / (1 << 20), unit=" MiB"), "download then grep",
+                     fmt(link["download then grep"] / (1 << 20), unit=" MiB"),
+                     fmt(ratio(link["job on the farm"], data_bytes)) + "x the data"])
         rows.append(["same, against local grep", "job on the farm", fmt(med["job on the farm"],
                                                                         unit=" s"),
                      "local grep", fmt(med["local grep"], unit=" s"),
@@ -364,7 +389,8 @@ def run(ctx):
                  "job wall - instance walls",
                  fmt(result["overhead"]["median_overhead_ms"], unit=" ms"),
                  "submit -> first instance running",
-                 fmt(result["overhead"]["median_first_instance_ms"], unit=" ms"), ""])
+                 fmt(result["overhead"]["median_first_instance_ms"], unit=" ms"),
+                 f"POST alone {fmt(result['overhead']['median_submit_ms'], unit=' ms')}"])
     result["table"] = {"header": ["what", "zerofarm", "median", "baseline", "median",
                                   "ratio"], "rows": rows}
     return result

@@ -119,6 +119,15 @@ class NetLab:
             receiver.kill()
             receiver.wait()
 
+    def sent_bytes(self):
+        """Bytes every host has sent into the bridge so far (the bridge sides' rx counters):
+        each byte that crosses the network counted once, whoever receives it."""
+        total = 0
+        for host in self.host_links:
+            with open(f"/sys/class/net/{host}/statistics/rx_bytes") as f:
+                total += int(f.read())
+        return total
+
     def unshape(self):
         for i, host in enumerate(self.host_links):
             for prefix, dev in (([], host), (self.exec_prefix(i), self.peer_links[i])):
