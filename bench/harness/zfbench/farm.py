@@ -34,12 +34,11 @@ class Farm:
     """Nodes + proxy in `base`; stop() ends them all (also on any error in __init__)."""
 
     def __init__(self, ctx, zerofarm, base, nodes, replicas, task_slots, proxy_args=(),
-                 secure=True, node_args=(), lab=None):
+                 secure=True, lab=None):
         """lab: a netlab.NetLab of nodes + 1 hosts: node i runs in its namespace i, the proxy
         in the last one (each behind its own link); None: all on 127.0.0.1."""
         os.makedirs(base, exist_ok=True)
         self.lab = lab
-        self.node_args = list(node_args)
         self.zerofarm = zerofarm
         self.base = base
         self.env = ctx.zerofarm_env()
@@ -82,7 +81,7 @@ class Farm:
         proc = subprocess.Popen(
             [*(self.lab.exec_prefix(i) if self.lab else ()), self.zerofarm, "node", "--data",
              os.path.join(self.base, f"node{i}"), "--bind", self.endpoints[i], "--ring",
-             self.ring, "--task-slots", str(self.task_slots), *self.key_args, *self.node_args],
+             self.ring, "--task-slots", str(self.task_slots), *self.key_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=self.env)
         self.nodes[i] = proc
