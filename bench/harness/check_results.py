@@ -31,6 +31,8 @@ SCENARIO_FIELDS = {
     "store": ["ingest", "serving", "ratios"],
     "serve": ["kinds", "connections", "ratios"],
     "scale": ["cores", "within_one_node", "limits", "node_processes", "ratios"],
+    "grep": ["expected_count", "sides.local grep.median_wall_s", "sides.job on serve.mb_per_s",
+             "overhead.median_overhead_ms", "ratios"],
 }
 # A side that cannot run says why: it carries numbers or a "not_available" string.
 SIDES = {
@@ -39,6 +41,7 @@ SIDES = {
     "sandbox": ["spawn.methods.zerofarm", "spawn.methods.bwrap", "validator"],
     "store": ["ingest", "serving"],
     "scale": ["node_processes"],
+    "grep": ["farm"],
 }
 
 

@@ -5,8 +5,9 @@ the same run (interleaved), reported as medians and ratios.
     zerofarm bench [--quick] [--scenario NAME]... [--out DIR] [--repeat N] [--plots]
     python3 bench/harness/zerofarm_bench.py --zerofarm build/bin/zerofarm [same options]
 
-Scenarios: ladder, ttfs, publish, quality, sandbox, store, serve, scale, cluster (see BENCHMARKS.md). Each prints a
-table on stdout and writes DIR/<scenario>.json; DIR/summary.json and DIR/tables.md gather them.
+Scenarios: ladder, ttfs, publish, quality, sandbox, store, serve, scale, cluster, grep (see
+BENCHMARKS.md). Each prints a table on stdout and writes DIR/<scenario>.json; DIR/summary.json
+and DIR/tables.md gather them.
 A scenario whose command does not exist yet (serve, the cluster) is reported as "not
 available: <why>", never with made-up numbers. Python 3 standard library only.
 """
@@ -24,10 +25,11 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from zfbench import cluster, common, ladder, plots, publish, quality, sandbox, scale, serving, store, ttfs  # noqa: E402,E501
+from zfbench import (cluster, common, grep, ladder, plots, publish, quality, sandbox,  # noqa: E402
+                     scale, serving, store, ttfs)
 from zfbench.common import NotAvailable, log  # noqa: E402
 
-SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, serving, scale, cluster]
+SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, serving, scale, cluster, grep]
 BY_NAME = {m.NAME: m for m in SCENARIOS}
 
 # What every scenario's JSON carries (checked by bench/harness/check_results.py and CTest).
@@ -55,6 +57,11 @@ def parse_args(argv):
                                         "(default: sample-media/out/720p60-30s.mp4)")
     p.add_argument("--spawns", type=int, default=200,
                    help="sandbox spawns per method (default 200; --quick: 20)")
+    p.add_argument("--grep-gib", type=float,
+                   help="GiB of log lines the grep scenario searches (default: "
+                        "$ZEROFARM_BENCH_GREP_GIB, else 1; --quick: 1/16)")
+    p.add_argument("--grep-split",
+                   help="split.bytes of the grep job on serve (default 64M; --quick: 16M)")
     p.add_argument("--zerofarm", help="the zerofarm binary (default: $ZEROFARM_BIN, then "
                                       "--bin-dir/zerofarm)")
     p.add_argument("--bin-dir", help="where zerofarm-worker, zerofarm-sandbox-bench and "
@@ -185,7 +192,10 @@ def main(argv):
     tools = find_tools(args)
     if not tools.get("ffmpeg") or not tools.get("ffprobe"):
         raise SystemExit("zerofarm bench: ffmpeg and ffprobe are needed (Debian package ffmpeg)")
-    clips = find_clips(args, tools, work_dir)
+    names = args.scenario or [m.NAME for m in SCENARIOS]
+    # Only scenarios that transcode need the sample clips (NEEDS_CLIPS, true unless said).
+    needs_clips = any(getattr(BY_NAME[n], "NEEDS_CLIPS", True) for n in names)
+    clips = find_clips(args, tools, work_dir) if needs_clips else {}
     ctx = common.Context(args, tools, clips, work_dir, out_dir)
     machine = common.machine()
     ctx.shared["machine"] = machine
@@ -212,7 +222,6 @@ def main(argv):
                 f"figures are not comparable byte for byte with other machines")
     log(f"{machine['nproc']} CPUs ({machine['cpu_model']}), load {machine['loadavg_at_start']}; "
         f"results in {out_dir}")
-    names = args.scenario or [m.NAME for m in SCENARIOS]
     summary = {"date_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine,
                "quick": args.quick, "repeat": args.repeat, "tools": tools, "versions": versions,
                "clips": clip_info, "scenarios": {}}

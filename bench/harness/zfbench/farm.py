@@ -34,8 +34,11 @@ class Farm:
     """Nodes + proxy in `base`; stop() ends them all (also on any error in __init__)."""
 
     def __init__(self, ctx, zerofarm, base, nodes, replicas, task_slots, proxy_args=(),
-                 secure=True):
+                 secure=True, lab=None):
+        """lab: a netlab.NetLab of nodes + 1 hosts: node i runs in its namespace i, the proxy
+        in the last one (each behind its own link); None: all on 127.0.0.1."""
         os.makedirs(base, exist_ok=True)
+        self.lab = lab
         self.zerofarm = zerofarm
         self.base = base
         self.env = ctx.zerofarm_env()
@@ -49,7 +52,10 @@ class Farm:
                 if r.returncode != 0:
                     raise NotAvailable(f"zerofarm key create failed: {r.stderr.strip()[-300:]}")
             self.key_args = ["--key", key]
-        self.endpoints = [f"tcp://127.0.0.1:{serve.free_port()}" for _ in range(nodes)]
+        if lab:
+            self.endpoints = [f"tcp://{lab.address(i)}:7000" for i in range(nodes)]
+        else:
+            self.endpoints = [f"tcp://127.0.0.1:{serve.free_port()}" for _ in range(nodes)]
         self.ring = os.path.join(base, "ring.txt")
         build_ring(zerofarm, self.ring, [f"{e},zone=z{i}" for i, e in enumerate(self.endpoints)],
                    replicas)
@@ -62,7 +68,9 @@ class Farm:
             self.proxy = serve.Server(zerofarm, os.path.join(base, "proxy"),
                                       os.path.join(base, "proxy.log"), env=self.env,
                                       command=("proxy", "--ring", self.ring, *self.key_args,
-                                               *proxy_args))
+                                               *proxy_args),
+                                      host=lab.address(nodes) if lab else "127.0.0.1",
+                                      prefix=lab.exec_prefix(nodes) if lab else ())
         except BaseException:
             self.stop()
             raise
@@ -71,9 +79,9 @@ class Farm:
         log_path = os.path.join(self.base, f"node{i}.log")
         log = open(log_path, "ab")
         proc = subprocess.Popen(
-            [self.zerofarm, "node", "--data", os.path.join(self.base, f"node{i}"), "--bind",
-             self.endpoints[i], "--ring", self.ring, "--task-slots", str(self.task_slots),
-             *self.key_args],
+            [*(self.lab.exec_prefix(i) if self.lab else ()), self.zerofarm, "node", "--data",
+             os.path.join(self.base, f"node{i}"), "--bind", self.endpoints[i], "--ring",
+             self.ring, "--task-slots", str(self.task_slots), *self.key_args],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=self.env)
         self.nodes[i] = proc

@@ -39,8 +39,11 @@ class Server:
     """A `zerofarm serve` process with a fresh data directory."""
 
     def __init__(self, zerofarm, data_dir, log_path, startup_timeout=60, env=None,
-                 command=("serve",)):
-        """`command`: the subcommand and its fixed arguments, e.g. ("proxy", "--ring", RING)."""
+                 command=("serve",), host="127.0.0.1", prefix=()):
+        """`command`: the subcommand and its fixed arguments, e.g. ("proxy", "--ring", RING).
+        `host`: the address it listens on and is reached at; `prefix`: argv run before it
+        (e.g. `ip netns exec NS`, which execs, so the process is still zerofarm's own)."""
+        self.host = host
         self.port = free_port()
         self.data_dir = data_dir
         # A token made before the first start (`zerofarm token create`), else the one serve
@@ -55,7 +58,8 @@ class Server:
         self.log_path = log_path
         self.log_file = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [zerofarm, *command, "--data", data_dir, "--listen", f"127.0.0.1:{self.port}"],
+            [*prefix, zerofarm, *command, "--data", data_dir, "--listen",
+             f"{host}:{self.port}"],
             stdout=self.log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env)
         self.token = None
@@ -104,7 +108,7 @@ class Server:
         raise NotAvailable("found no working bearer token in zerofarm serve's output")
 
     def connection(self, timeout=60):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout,
                                           blocksize=1 << 20)
 
     def headers(self, extra=None, auth=True, token=None):
