@@ -74,13 +74,15 @@ Result<std::vector<InstanceReport>> PlanExecJob(const ExecJobSpec& spec) {
     return Status::Error(ErrorCode::kBadJob, "the job's input matches no object");
   const uint64_t part = std::max<uint64_t>(spec.part_bytes, 1);
   std::vector<InstanceReport> plan;
-  for (const auto& in : spec.inputs) {
+  for (size_t k = 0; k < spec.inputs.size(); ++k) {
+    const ExecInput& in = spec.inputs[k];
     uint64_t offset = 0;
     do {
       InstanceReport r;
       r.name = MapName(plan.size());
       r.stage = "map";
       r.input = in.name;
+      r.input_index = k;
       r.offset = offset;
       r.length = std::min(part, in.bytes - offset);
       plan.push_back(std::move(r));
@@ -165,15 +167,12 @@ class ExecJobRunner {
     t.rerun = rerun;
     t.nice = 5;  // video work, which users watch arrive, goes first on a busy machine
     if (map) {
-      const auto it = std::find_if(spec_.inputs.begin(), spec_.inputs.end(),
-                                   [&](const ExecInput& in) { return in.name == inst.input; });
-      t.inputs.push_back(it->object);
-      t.placement = it->object;
+      const ExecInput& in = spec_.inputs.at(inst.input_index);
+      t.inputs.push_back(in.object);
+      t.placement = in.object;
       t.input_offset = inst.offset;
-      t.input_length = inst.length;
+      t.input_length = inst.length;  // 0 only for an empty input: it runs once, stdin empty
       t.input_lines = spec_.lines;
-      // An empty input still runs once, with nothing on stdin.
-      if (inst.length == 0) t.input_length = 0;
     } else {
       std::lock_guard lock(progress_->mu_);
       for (const auto& r : progress_->instances_)

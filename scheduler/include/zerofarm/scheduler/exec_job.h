@@ -72,6 +72,7 @@ struct InstanceReport {
   std::string name;                 // "map-00000" or "reduce"
   std::string stage;                // "map" | "reduce"
   std::string input;                // "logs/a.log" (map) or "map outputs" (reduce)
+  size_t input_index = 0;           // map: which of ExecJobSpec::inputs
   uint64_t offset = 0, length = 0;  // the map instance's part of its input
   InstanceState state = InstanceState::kQueued;
   std::string node;
