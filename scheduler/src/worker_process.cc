@@ -106,8 +106,10 @@ void SetLimits(const WorkerRuntime& runtime, const WorkerRun& run, sb::SandboxSp
   spec->cancel = run.cancel;
 }
 
-// Runs `spec` and tells its end as a WorkerExit (stderr_tail already filled by its channel).
-Result<WorkerExit> RunSpec(const sb::SandboxSpec& spec, WorkerExit exit) {
+// Runs `spec` and completes `*ended` (whose stderr_tail its stderr channel fills) with how the
+// program ended.
+Result<WorkerExit> RunSpec(const sb::SandboxSpec& spec, WorkerExit* ended) {
+  WorkerExit& exit = *ended;
   exit.sandboxed = true;
   auto report = sb::RunSandboxed(spec);
   if (!report.ok()) return report.status().WithContext("sandbox");
@@ -126,7 +128,7 @@ Result<WorkerExit> RunSpec(const sb::SandboxSpec& spec, WorkerExit exit) {
   exit.spawn_ms = report->spawn_ms;
   exit.layers_missing = report->layers_missing;
   exit.memory_limit_via = sandbox::MemoryLimitViaName(report->memory_limit_via);
-  return exit;
+  return std::move(exit);
 }
 
 Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& run) {
@@ -149,7 +151,7 @@ Result<WorkerExit> RunInSandbox(const WorkerRuntime& runtime, const WorkerRun& r
   }
   SetLimits(runtime, run, &spec);
   spec.options.hostname = "zerofarm-worker";
-  return RunSpec(spec, std::move(exit));
+  return RunSpec(spec, &exit);
 }
 
 Result<WorkerExit> RunUserProgram(const WorkerRuntime& runtime, const WorkerRun& run) {
@@ -174,7 +176,7 @@ Result<WorkerExit> RunUserProgram(const WorkerRuntime& runtime, const WorkerRun&
   if (user.cpu_seconds > 0) spec.limits.cpu_seconds = user.cpu_seconds;
   spec.limits.max_threads = 64;
   spec.options.hostname = "zerofarm";
-  return RunSpec(spec, std::move(exit));
+  return RunSpec(spec, &exit);
 }
 
 // --- RunUnsandboxed's steps. Channels: 0 input, 1 report, 2 diagnostics, 3.. outputs. ---

@@ -289,6 +289,14 @@ TEST_CASE("a program that fails by itself fails its job once, saying which insta
   CHECK(message.find("map-00000") != std::string::npos);
   CHECK(message.find("exited with code 1") != std::string::npos);
   CHECK(done["instances"][0]["attempts"] == 1);  // not retried
+  // What the program said on stderr comes with the reason.
+  json said = RunJob(s, token,
+                     {{"map",
+                       {{"program", "bin/busybox"},
+                        {"args", {"cat", "/no/such/file"}},
+                        {"input", {{"container", "in"}}}}}});
+  CHECK(said["status"] == "failed");
+  CHECK(said["error"]["message"].get<std::string>().find("/no/such/file") != std::string::npos);
   CHECK(done["instances"][0]["exit_code"] == 1);
   CHECK(done["result"].is_null());
 
