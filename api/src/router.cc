@@ -1012,6 +1012,24 @@ Routed Router::Webhook(const Call& c) {
 
 namespace {
 
+// The ranges a GET asks for: its Range header, honoured unless If-Range names another version
+// than `etag`. Sets *parsed (kNone: send it all) and *ranges; returns the 416 answer (with
+// Content-Range bytes */size) when no range is satisfiable. `what` names the resource.
+std::optional<Response> RequestedRanges(const Request& req, uint64_t size, const std::string& etag,
+                                        const std::string& what, RangeParse* parsed,
+                                        std::vector<ByteRange>* ranges) {
+  std::string_view range = req[http::field::range];
+  std::string_view if_range = req[http::field::if_range];
+  *parsed = RangeParse::kNone;
+  if (!range.empty() && (if_range.empty() || if_range == etag))
+    *parsed = ParseRange(range, size, *ranges);
+  if (*parsed != RangeParse::kUnsatisfiable) return std::nullopt;
+  Response e =
+      ErrorResponse(416, ErrorCode::kRangeNotSatisfiable, "the range is outside the " + what);
+  e.Header("Content-Range", "bytes */" + std::to_string(size));
+  return e;
+}
+
 // `text` fit for a header value: printable ASCII only, at most 200 bytes.
 std::string HeaderSafe(std::string_view text) {
   std::string out(text.substr(0, 200));
@@ -1130,18 +1148,10 @@ Routed Router::GetObject(const Call& c) {
     r.status = 304;
     return {std::move(r), nullptr};
   }
-  std::string_view range = c.req[http::field::range];
-  std::string_view if_range = c.req[http::field::if_range];
   std::vector<ByteRange> ranges;
   RangeParse parsed = RangeParse::kNone;
-  if (!range.empty() && (if_range.empty() || if_range == etag))
-    parsed = ParseRange(range, size, ranges);
-  if (parsed == RangeParse::kUnsatisfiable) {
-    Response e =
-        ErrorResponse(416, ErrorCode::kRangeNotSatisfiable, "the range is outside the object");
-    e.Header("Content-Range", "bytes */" + std::to_string(size));
-    return {std::move(e), nullptr};
-  }
+  if (auto bad = RequestedRanges(c.req, size, etag, "object", &parsed, &ranges))
+    return {std::move(*bad), nullptr};
   uint64_t first = 0, length = size;
   if (parsed == RangeParse::kSatisfiable && ranges.size() == 1) {  // several: the whole object
     r.status = 206;
@@ -1320,18 +1330,9 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
     r.status = 304;
     return r;
   }
-  std::string_view range = req[http::field::range];
-  std::string_view if_range = req[http::field::if_range];
   std::vector<ByteRange> ranges;
   RangeParse parsed = RangeParse::kNone;
-  if (!range.empty() && (if_range.empty() || if_range == etag))
-    parsed = ParseRange(range, size, ranges);
-  if (parsed == RangeParse::kUnsatisfiable) {
-    Response e =
-        ErrorResponse(416, ErrorCode::kRangeNotSatisfiable, "the range is outside the file");
-    e.Header("Content-Range", "bytes */" + std::to_string(size));
-    return e;
-  }
+  if (auto bad = RequestedRanges(req, size, etag, "file", &parsed, &ranges)) return *bad;
   if (parsed == RangeParse::kNone) {
     r.Header("Content-Type", type);
     r.body.push_back({"", path, 0, size, nullptr});
