@@ -465,6 +465,34 @@ TEST_CASE("bad requests get clean errors and the server stays healthy",
     INFO(r.connected << " " << r.closed_by_server << " " << r.response);
     CHECK(r.status() == 408);
   }
+  SECTION("a body that stops arriving gets 408 after --idle-timeout") {
+    const std::string head =
+        "POST /v1/videos?filename=stalled.mp4 HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer " +
+        s.token() + "\r\nContent-Length: 100000\r\n\r\n" + std::string(5000, 'x');
+    const auto start = std::chrono::steady_clock::now();
+    auto r = RawRequest(s.port(), head, 12s);
+    INFO(r.response);
+    CHECK(r.status() == 408);
+    CHECK(r.response.find("no body bytes arrived") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - start >= 3500ms);  // not before the idle timeout
+  }
+  SECTION("a request sent right behind a body on the same connection is answered in turn") {
+    const std::string put =
+        "PUT /v1/objects/pipelined/hello.txt HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer " +
+        s.token() + "\r\nContent-Length: 5\r\n\r\nhello";
+    const std::string get =
+        "GET /v1/objects/pipelined/hello.txt HTTP/1.1\r\nHost: x\r\n"
+        "Authorization: Bearer " +
+        s.token() + "\r\nConnection: close\r\n\r\n";
+    auto r = RawRequest(s.port(), put + get, 10s);
+    INFO(r.response);
+    CHECK(r.status() == 201);
+    const size_t second = r.response.find("HTTP/1.1 200");
+    REQUIRE(second != std::string::npos);
+    CHECK(r.response.substr(r.response.size() - 5) == "hello");
+  }
   SECTION("connections beyond --max-connections get 503") {
     // Twelve clients each hold a slot with half a head until the thirteenth has its answer
     // (the accept queue is first in, first out, so the thirteenth is accepted last).
