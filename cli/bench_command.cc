@@ -34,9 +34,9 @@ constexpr const char* kUsage =
     "Runs zerofarm's benchmarks against what you would use instead, side by side in one run\n"
     "(interleaved), and reports medians and ratios: a table per scenario on stdout, JSON in\n"
     "DIR (default bench-results/<date>/). Scenarios: ladder, ttfs, publish, quality, sandbox,\n"
-    "store, serve, scale, cluster, grep. --quick is a two-minute smoke run. Needs python3,\n"
-    "ffmpeg; wrk, nginx, bwrap and gnuplot for some scenarios (scripts/setup.sh installs them),\n"
-    "root, ip and tc for the grep scenario's capped farm.\n"
+    "store, serve, upload, scale, cluster, grep. --quick is a two-minute smoke run. Needs\n"
+    "python3, ffmpeg; wrk, nginx, curl, bwrap and gnuplot for some scenarios (scripts/setup.sh\n"
+    "installs them), root, ip and tc for the grep scenario's capped farm.\n"
     "`zerofarm bench --help-all` prints every harness option; BENCHMARKS.md describes the\n"
     "method.\n";
 

@@ -30,6 +30,8 @@ SCENARIO_FIELDS = {
                 "spawn.methods.zerofarm", "spawn.methods.bwrap", "validator", "ratios"],
     "store": ["ingest", "serving", "ratios"],
     "serve": ["kinds", "connections", "ratios"],
+    "upload": ["bytes", "sides.zerofarm serve.median_mb_per_s",
+               "sides.nginx + fsync.median_mb_per_s", "ratios"],
     "scale": ["cores", "within_one_node", "limits", "node_processes", "ratios"],
     "grep": ["expected_count", "sides.local grep.median_wall_s", "sides.job on serve.mb_per_s",
              "overhead.median_overhead_ms", "ratios"],

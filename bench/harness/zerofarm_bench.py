@@ -26,10 +26,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from zfbench import (cluster, common, grep, ladder, plots, publish, quality, sandbox,  # noqa: E402
-                     scale, serving, store, ttfs)
+                     scale, serving, store, ttfs, upload)
 from zfbench.common import NotAvailable, log  # noqa: E402
 
-SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, serving, scale, cluster, grep]
+SCENARIOS = [ladder, ttfs, publish, quality, sandbox, store, serving, upload, scale, cluster,
+             grep]
 BY_NAME = {m.NAME: m for m in SCENARIOS}
 
 # What every scenario's JSON carries (checked by bench/harness/check_results.py and CTest).
@@ -57,6 +58,9 @@ def parse_args(argv):
                                         "(default: sample-media/out/720p60-30s.mp4)")
     p.add_argument("--spawns", type=int, default=200,
                    help="sandbox spawns per method (default 200; --quick: 20)")
+    p.add_argument("--upload-mib", type=int,
+                   help="MiB the upload scenario sends (default: $ZEROFARM_BENCH_UPLOAD_MIB, "
+                        "else 1024; --quick: 128)")
     p.add_argument("--grep-gib", type=float,
                    help="GiB of log lines the grep scenario searches (default: "
                         "$ZEROFARM_BENCH_GREP_GIB, else 1; --quick: 1/16)")
@@ -121,7 +125,8 @@ def find_tools(args):
     candidates += [os.path.join(args.source_dir, "build-static/bin/zerofarm-worker-static")]
     tools["worker-static"] = next((c for c in candidates if os.access(c, os.X_OK)
                                    and is_static_elf(c)), None)
-    for name in ("ffmpeg", "ffprobe", "bwrap", "wrk", "nginx", "gnuplot", "objdump", "cc"):
+    for name in ("ffmpeg", "ffprobe", "bwrap", "wrk", "nginx", "gnuplot", "objdump", "cc",
+                 "curl"):
         tools[name] = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
     return tools
 

@@ -70,13 +70,13 @@ http {{
   server {{
     listen 127.0.0.1:{port};
     root {root};
-  }}
+{locations}  }}
 }}
 """
 
 
 class Nginx:
-    def __init__(self, nginx, root, prefix, nopush=True):
+    def __init__(self, nginx, root, prefix, nopush=True, locations=""):
         """nopush: TCP_NOPUSH with sendfile (fewer, fuller packets for whole files). It stalls a
         small partial answer on one connection for about 40 ms (the cork waits for the
         delayed ACK): 31 Range GETs/s instead of 5000, so the serve scenario turns it off."""
@@ -87,7 +87,8 @@ class Nginx:
             f.write(NGINX_CONF.format(user="user root;\n" if os.geteuid() == 0 else "",
                                       workers=os.cpu_count() or 1, prefix=prefix,
                                       port=self.port, root=root,
-                                      nopush="on" if nopush else "off"))
+                                      nopush="on" if nopush else "off",
+                                      locations=locations))
         self.log = open(os.path.join(prefix, "stderr.log"), "wb")
         self.proc = subprocess.Popen([nginx, "-p", prefix, "-c", conf, "-e",
                                       os.path.join(prefix, "error.log")],
