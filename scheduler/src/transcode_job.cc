@@ -436,8 +436,12 @@ class Job : public tc::IngestSink {
 
   // The playlists' target duration: the longest segment planned so far, in whole seconds
   // (caller holds mu_ or owns plan_).
+  // EXT-X-TARGETDURATION, fixed from the first published playlist on (RFC 8216 wants it never
+  // to change): ingest cuts a task at a keyframe up to half a chunk past its grid point, so no
+  // task is longer than 1.5 chunks (plus a frame, which rounding absorbs) unless the source's
+  // timestamps jump; only such a gap can still raise it.
   long TargetSeconds() const {
-    long target = std::lround(options_.chunk_seconds);
+    long target = std::lround(1.5 * options_.chunk_seconds);
     for (const auto& t : plan_.tasks) target = std::max(target, std::lround(t.seconds));
     return std::max(1L, target);
   }

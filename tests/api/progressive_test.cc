@@ -74,6 +74,13 @@ std::vector<std::string> Listed(const std::string& playlist) {
   return *listed;
 }
 
+// The playlist's "#EXT-X-TARGETDURATION:N" line ("" without one).
+std::string TargetDurationLine(const std::string& playlist) {
+  const size_t at = playlist.find("#EXT-X-TARGETDURATION:");
+  if (at == std::string::npos) return "";
+  return playlist.substr(at, playlist.find('\n', at) - at);
+}
+
 std::string ReadWholeFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -129,7 +136,10 @@ TEST_CASE("a video plays while it is still processing and its EVENT playlists on
                       300s);
   });
 
-  // Each reload lists what the one before did, and more, until the video is ready.
+  // Each reload lists what the one before did, and more, until the video is ready; the target
+  // duration never changes (RFC 8216 6.2.1), from the first EVENT reload to the VOD playlist.
+  const std::string target_line = TargetDurationLine(first);
+  REQUIRE(!target_line.empty());
   std::vector<std::string> before = listed_first;
   bool grew = false;
   std::string body;
@@ -137,6 +147,7 @@ TEST_CASE("a video plays while it is still processing and its EVENT playlists on
     v = GetVideo(s, id);
     body = Fetch(s, base + "720p/index.m3u8");
     auto now = Listed(body);
+    CHECK(TargetDurationLine(body) == target_line);
     REQUIRE(now.size() >= before.size());
     CHECK(std::equal(before.begin(), before.end(), now.begin()));
     grew = grew || now.size() > before.size();
@@ -149,6 +160,7 @@ TEST_CASE("a video plays while it is still processing and its EVENT playlists on
   body = Fetch(s, base + "720p/index.m3u8");
   CHECK_THAT(body, Catch::Contains("#EXT-X-PLAYLIST-TYPE:VOD"));
   CHECK_THAT(body, Catch::Contains("#EXT-X-ENDLIST"));
+  CHECK(TargetDurationLine(body) == target_line);
   CHECK(v["playable_seconds"].get<double>() == Approx(24.0).margin(0.1));
 
   auto played_result = player.get();
