@@ -359,7 +359,11 @@ class Job : public tc::IngestSink {
     if (index == kAudioTask) {
       // The audio track is light (well under a tenth of a segment's CPU) and every published
       // segment needs it: it runs at once beside the video tasks instead of waiting for a slot.
-      audio_thread_ = std::thread([this] { Finish(kAudioTask, RunWithRetries(kAudioTask, 1)); });
+      ++live_threads_;
+      audio_thread_ = std::thread([this] {
+        Finish(kAudioTask, RunWithRetries(kAudioTask, 1));
+        ThreadEnded();
+      });
       return;
     }
     queue_.push_back({index, cost});
@@ -368,15 +372,32 @@ class Job : public tc::IngestSink {
   }
 
   void StartPool() {
-    for (int i = 0; i < slots_; ++i) threads_.emplace_back([this] { PoolLoop(); });
+    std::lock_guard lock(mu_);
+    live_threads_ += slots_;
+    for (int i = 0; i < slots_; ++i)
+      threads_.emplace_back([this] {
+        PoolLoop();
+        ThreadEnded();
+      });
+  }
+
+  void ThreadEnded() {
+    std::lock_guard lock(mu_);
+    --live_threads_;
+    cv_.notify_all();
   }
 
   void StopPool() {
-    {
-      std::lock_guard lock(mu_);
-      ingest_done_ = true;
-      cv_.notify_all();
+    std::unique_lock lock(mu_);
+    ingest_done_ = true;
+    cv_.notify_all();
+    // Until the task threads end, a cancel from outside reaches the tasks they run (the
+    // executors watch stop_tasks_, which a failure sets at once).
+    while (live_threads_ > 0) {
+      if (Cancelled()) stop_tasks_ = true;
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
     }
+    lock.unlock();
     for (auto& t : threads_) t.join();
     threads_.clear();
     if (audio_thread_.joinable()) audio_thread_.join();
@@ -417,7 +438,7 @@ class Job : public tc::IngestSink {
     {
       std::lock_guard lock(mu_);
       --outstanding_;
-      if (!s.ok() && failure_.ok()) failure_ = s;
+      if (!s.ok()) FailLocked(s);
       TaskProgress& tp = Track(index);
       if (s.ok()) {
         CountDone(index, /*resumed=*/false);
@@ -434,12 +455,10 @@ class Job : public tc::IngestSink {
     if (s.ok()) PublishFinished();
   }
 
-  // The playlists' target duration: the longest segment planned so far, in whole seconds
-  // (caller holds mu_ or owns plan_).
   // EXT-X-TARGETDURATION, fixed from the first published playlist on (RFC 8216 wants it never
   // to change): ingest cuts a task at a keyframe up to half a chunk past its grid point, so no
   // task is longer than 1.5 chunks (plus a frame, which rounding absorbs) unless the source's
-  // timestamps jump; only such a gap can still raise it.
+  // timestamps jump; only such a gap can still raise it. The caller holds mu_ or owns plan_.
   long TargetSeconds() const {
     long target = std::lround(1.5 * options_.chunk_seconds);
     for (const auto& t : plan_.tasks) target = std::max(target, std::lround(t.seconds));
@@ -484,9 +503,8 @@ class Job : public tc::IngestSink {
     if (!s.ok()) {
       if (s.code() == ErrorCode::kOutputMismatch) {
         publish_paused_ = true;
-      } else if (failure_.ok()) {
-        failure_ = s.WithContext("publish");
-        cv_.notify_all();
+      } else {
+        FailLocked(s.WithContext("publish"));
       }
       return;
     }
@@ -517,7 +535,13 @@ class Job : public tc::IngestSink {
 
   void Fail(const Status& s) {
     std::lock_guard lock(mu_);
+    FailLocked(s);
+  }
+  // The first failure is the job's; the tasks still running are stopped (the audio track
+  // would otherwise hold the failed job's answer back until it ended). Requires mu_.
+  void FailLocked(const Status& s) {
     if (failure_.ok()) failure_ = s;
+    stop_tasks_ = true;
     cv_.notify_all();
   }
 
@@ -546,6 +570,7 @@ class Job : public tc::IngestSink {
       last = RunOnce(index, threads, attempt, &permanent);
       if (last.ok() || permanent) return last;
       if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
+      if (stop_tasks_) return Status::Error(ErrorCode::kNotRun, "stopped: the job failed");
       std::lock_guard lock(mu_);
       Track(index).error = last.message();
     }
@@ -582,7 +607,7 @@ class Job : public tc::IngestSink {
     } else {
       PrepareVideoTask(*in, threads, &spec);
     }
-    auto exit = executor_->Run(spec, *cancel_, [&](const std::string& node) {
+    auto exit = executor_->Run(spec, stop_tasks_, [&](const std::string& node) {
       std::lock_guard lock(mu_);
       TaskProgress& tp = Track(index);
       tp.node = node;
@@ -591,7 +616,7 @@ class Job : public tc::IngestSink {
     });
     if (!exit.ok()) {
       // No worker, or the job was cancelled: a retry is futile.
-      *permanent = exit.status().code() == ErrorCode::kSpawnFailed || Cancelled();
+      *permanent = exit.status().code() == ErrorCode::kSpawnFailed || Cancelled() || stop_tasks_;
       return exit.status();
     }
     auto report = tc::WorkerReportFromJson(exit->report);
@@ -643,7 +668,8 @@ class Job : public tc::IngestSink {
       fed = audio_fed_ && attempt == 1 && rerun_.count(index) == 0;
       fed_while_ingesting = fed && !feed_ended_;
       while (audio_fed_ && !fed && !feed_ended_) {
-        if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
+        if (Cancelled() || stop_tasks_)
+          return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
         feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
       }
       if (feed_failed_) return Status::Error(ErrorCode::kNotRun, "not run: ingest failed");
@@ -654,7 +680,8 @@ class Job : public tc::IngestSink {
         for (;;) {
           if (feed_failed_) return Status::Error(ErrorCode::kCancelled, "ingest stopped");
           if (!feed_.empty() || feed_ended_) break;
-          if (Cancelled()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
+          if (Cancelled() || stop_tasks_)
+            return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
           feed_cv_.wait_for(lock, std::chrono::milliseconds(200));
         }
         const size_t n = std::min(feed_.size(), size_t{1} << 20);
@@ -961,6 +988,10 @@ class Job : public tc::IngestSink {
   std::map<int, TaskProgress> task_progress_;
   std::vector<std::thread> threads_;
   std::thread audio_thread_;
+  int live_threads_ = 0;  // task threads (the pool's and the audio's) not yet ended
+  // Watched by the running tasks' executors: set when the job fails, or by StopPool when the
+  // job is cancelled from outside.
+  std::atomic<bool> stop_tasks_{false};
   // Publication while the job runs: one Advance at a time, never under mu_.
   std::mutex publish_mu_;
   std::optional<tc::Publisher> publisher_;

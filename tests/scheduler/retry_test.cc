@@ -178,6 +178,37 @@ TEST_CASE("a failed job marks the tasks it never ran as cancelled, not queued",
   CHECK(last.tasks_done == 0);
 }
 
+TEST_CASE("a failed job stops its running audio task instead of waiting for it",
+          "[scheduler][slow]") {
+  auto scratch = test::ScratchDir::Create("scheduler");
+  REQUIRE(scratch.ok());
+  const fs::path& dir = scratch->path();
+  auto clip = MakeClip(dir);
+  // The audio task stalls for 20 s before it would mark its end and encode; the first video
+  // task fails at once.
+  const fs::path marker = dir / "audio-went-on";
+  const fs::path script = dir / "worker.sh";
+  {
+    std::ofstream out(script);
+    out << "#!/bin/sh\n"
+        << "if [ \"$1\" = audio ]; then sleep 20; touch '" << marker.string() << "'; fi\n"
+        << "if [ \"$1\" = video ]; then exit 3; fi\n"
+        << "exec '" << ZF_WORKER_BIN << "' \"$@\"\n";
+  }
+  ::chmod(script.c_str(), 0755);
+  scheduler::JobProgress last;
+  auto run = Run(dir, clip, script, std::chrono::seconds(60), /*max_retries=*/0,
+                 [&last](const scheduler::JobProgress& p) { last = p; });
+  REQUIRE_FALSE(run.report.ok());
+  INFO(run.report.status().message());
+  CHECK_THAT(run.report.status().message(), Catch::Contains("exit"));
+  // The job answered while the audio task still slept: it was stopped, not waited for.
+  CHECK_FALSE(fs::exists(marker));
+  REQUIRE(!last.tasks.empty());
+  CHECK(last.tasks.back().index < 0);
+  CHECK(last.tasks.back().state == storage::TaskState::kCancelled);
+}
+
 TEST_CASE("an input the worker cannot decode fails at once, without retries", "[scheduler][slow]") {
   auto scratch = test::ScratchDir::Create("scheduler");
   REQUIRE(scratch.ok());
