@@ -177,6 +177,7 @@ class Job : public tc::IngestSink {
     }
   }
   void OnAudio(std::string_view record) override {
+    CarryCancel();
     bool start = false;
     {
       std::lock_guard lock(feed_mu_);
@@ -187,8 +188,9 @@ class Job : public tc::IngestSink {
     feed_cv_.notify_all();
     if (start) Enqueue(kAudioTask, 1e9);
   }
-  void OnChunk(const tc::ChunkInfo&) override {}
+  void OnChunk(const tc::ChunkInfo&) override { CarryCancel(); }
   void OnTask(const tc::TaskPlan& task) override {
+    CarryCancel();
     {
       std::lock_guard lock(mu_);
       plan_.tasks.push_back(task);
@@ -203,6 +205,11 @@ class Job : public tc::IngestSink {
 
  private:
   bool Cancelled() const { return cancel_->load(); }
+  // An outside cancel reaches the running tasks: ingest's callbacks carry it over while the
+  // source streams in, StopPool afterwards.
+  void CarryCancel() {
+    if (Cancelled()) stop_tasks_ = true;
+  }
 
   std::string ChunkObject(uint32_t chunk) const { return tc::ChunkObjectName(prefix_, chunk); }
 
@@ -394,7 +401,7 @@ class Job : public tc::IngestSink {
     // Until the task threads end, a cancel from outside reaches the tasks they run (the
     // executors watch stop_tasks_, which a failure sets at once).
     while (live_threads_ > 0) {
-      if (Cancelled()) stop_tasks_ = true;
+      CarryCancel();
       cv_.wait_for(lock, std::chrono::milliseconds(100));
     }
     lock.unlock();
@@ -989,8 +996,8 @@ class Job : public tc::IngestSink {
   std::vector<std::thread> threads_;
   std::thread audio_thread_;
   int live_threads_ = 0;  // task threads (the pool's and the audio's) not yet ended
-  // Watched by the running tasks' executors: set when the job fails, or by StopPool when the
-  // job is cancelled from outside.
+  // Watched by the running tasks' executors: set when the job fails, or once the job is
+  // cancelled from outside (see CarryCancel).
   std::atomic<bool> stop_tasks_{false};
   // Publication while the job runs: one Advance at a time, never under mu_.
   std::mutex publish_mu_;
