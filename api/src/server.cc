@@ -277,12 +277,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto& b = body_->get().body();
     b.data = chunk_.data() + filled_;
     b.size = chunk_.size() - filled_;
-    // The sooner of the idle timeout and the request's deadline.
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        request_deadline_ - std::chrono::steady_clock::now());
-    deadline_bound_ = left < sh_.opt.idle_timeout;
-    ArmReadTimer(std::max(std::chrono::milliseconds(1),
-                          std::min(left, std::chrono::milliseconds(sh_.opt.idle_timeout))));
+    ArmBodyReadTimer();
     body_read_in_flight_ = true;
     http::async_read_some(stream_, buffer_, *body_,
                           beast::bind_front_handler(&Session::OnBody, shared_from_this()));
@@ -324,14 +319,20 @@ class Session : public std::enable_shared_from_this<Session> {
     HandOff(got, done);
   }
 
+  // A body read ends at the sooner of the idle timeout and the request's deadline.
+  void ArmBodyReadTimer() {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        request_deadline_ - std::chrono::steady_clock::now());
+    deadline_bound_ = left < sh_.opt.idle_timeout;
+    ArmReadTimer(std::max(std::chrono::milliseconds(1),
+                          std::min(left, std::chrono::milliseconds(sh_.opt.idle_timeout))));
+  }
+
   // An identity (Content-Length) body is read straight from the socket into the chunk, as much
-  // as the socket holds per read, under one timer for the whole body that looks at the
-  // progress only when it fires. Through the parser every read took at most the 16 KiB of the
-  // head's buffer and re-armed the read timer (two system calls), which held a 1 GB upload
-  // near 30 MB/s while both ends sat idle waiting on each other.
+  // as the socket holds per read. Through the parser every read took at most the 16 KiB of
+  // the head's buffer (with a timer armed for each), which held a 1 GB upload near 30 MB/s
+  // while both ends sat idle waiting on each other.
   void ReadBodyDirect() {
-    if (!body_timer_armed_) ArmBodyTimer();
-    if (body_timed_out_) return OnBodyDirect(net::error::operation_aborted, 0);
     const size_t room =
         static_cast<size_t>(std::min<uint64_t>(chunk_.size() - filled_, *direct_left_));
     // What the head's read already took from the socket comes first; bytes past the body stay
@@ -343,6 +344,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return OnBodyDirect({}, n);
     }
     if (room == 0) return OnBodyDirect({}, 0);
+    ArmBodyReadTimer();
     body_read_in_flight_ = true;
     stream_.socket().async_read_some(
         net::buffer(chunk_.data() + filled_, room),
@@ -352,15 +354,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnBodyDirect(beast::error_code ec, size_t n) {
     body_read_in_flight_ = false;
+    const bool timed_out = ReadTimedOut(ec);
     if (sink_ended_) return;  // the sink already answered (it failed); the read was cancelled
     sh_.counters.bytes_in += n;
     filled_ += n;
     *direct_left_ -= n;
-    if (n > 0) body_progress_ = std::chrono::steady_clock::now();
     const size_t got = filled_;
     if (ec) {
       Status why;
-      if (body_timed_out_ && ec == net::error::operation_aborted) {
+      if (timed_out) {
         sh_.counters.CountRejection(deadline_bound_ ? "request_timeout" : "body_timeout");
         why = Status::Error(ErrorCode::kTimeout,
                             deadline_bound_ ? "the request took longer than the server allows"
@@ -369,50 +371,14 @@ class Session : public std::enable_shared_from_this<Session> {
         why = Status::Error(ErrorCode::kConnectionLost,
                             "the connection closed mid-body: " + ec.message());
       }
-      EndBodyTimer();
+      direct_left_.reset();
       filled_ = 0;
       return FailBody(why, got);  // bytes that arrived with the error are kept (tus)
     }
     const bool done = *direct_left_ == 0;
     if (!done && filled_ < chunk_.size()) return ReadBodyDirect();
-    if (done) EndBodyTimer();
+    if (done) direct_left_.reset();
     HandOff(got, done);
-  }
-
-  // The body's timer: fires at the sooner of the request's deadline and the idle timeout after
-  // the last progress; a read still in flight then is cancelled (OnBodyDirect reports which
-  // bound ended it). While the pool writes a chunk no read is in flight and nothing is blamed
-  // on the client.
-  void ArmBodyTimer() {
-    body_timer_armed_ = true;
-    body_timed_out_ = false;
-    body_progress_ = std::chrono::steady_clock::now();
-    WaitBodyTimer();
-  }
-  void WaitBodyTimer() {
-    const auto idle_end = body_progress_ + sh_.opt.idle_timeout;
-    deadline_bound_ = request_deadline_ <= idle_end;
-    read_timer_.expires_at(std::min(idle_end, request_deadline_));
-    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec || !self->body_timer_armed_) return;  // cancelled, or the body ended
-      const auto now = std::chrono::steady_clock::now();
-      const bool past_deadline = now >= self->request_deadline_;
-      if (!self->body_read_in_flight_) {  // the pool's turn: the next read fails if too late
-        self->body_progress_ = now;
-        if (past_deadline) self->body_timed_out_ = true;
-        return past_deadline ? void() : self->WaitBodyTimer();
-      }
-      if (!past_deadline && now < self->body_progress_ + self->sh_.opt.idle_timeout)
-        return self->WaitBodyTimer();
-      self->body_timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
-    });
-  }
-  void EndBodyTimer() {
-    body_timer_armed_ = false;
-    read_timer_.cancel();
-    direct_left_.reset();
   }
 
   // Body bytes go to the sink on the pool, one call at a time and in order, while the strand
@@ -509,7 +475,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response r) {
-    if (body_timer_armed_) EndBodyTimer();  // an answer before the body's end (a refusal)
     res_.emplace();
     res_->version(11);
     res_->result(r.status);
@@ -640,7 +605,6 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    if (body_timer_armed_) EndBodyTimer();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
@@ -675,9 +639,6 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point request_deadline_;  // the body must end by then
   bool deadline_bound_ = false;  // the current read ends at the deadline, not the idle timeout
   std::optional<uint64_t> direct_left_;  // body bytes still to read straight from the socket
-  bool body_timer_armed_ = false;
-  bool body_timed_out_ = false;
-  std::chrono::steady_clock::time_point body_progress_;  // the last body bytes arrived then
   std::vector<char> chunk_ = std::vector<char>(kChunk);  // kBodyChunk while reading a body
   size_t filled_ = 0;                                    // body bytes gathered in chunk_
   std::array<char, kChunk> out_{};
