@@ -14,7 +14,14 @@
 // Errors: a Result error means the runner itself failed (spawn, a setup step, a pipe); it names
 // the failing step and errno. How the program ended, including being killed, is in the report.
 // Thread safety: RunSandboxed is blocking and may run on many threads at once.
+// Prepared sandboxes: a run normally takes a sandbox whose namespaces, id maps, memory cgroup
+// and empty root were made before the call, by a background thread that keeps a few ready
+// (SetPreparedSandboxes); when none is ready the run prepares its own. Every sandbox serves
+// exactly one run, with every layer above; the run's memory limit is set on its cgroup before
+// the program starts, and nothing of one run (files, processes, memory use) reaches another.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -79,6 +86,9 @@ struct SandboxOptions {
   // Only tests of the kernel layers set this: runs a program the validator rejected.
   bool allow_rejected_program = false;
   std::string hostname = "zerofarm";
+  // Measurements only: the run prepares its own sandbox during the call instead of taking a
+  // prepared one (the same layers; their cost falls inside the call).
+  bool prepare_during_call = false;
 };
 
 struct SandboxSpec {
@@ -163,6 +173,14 @@ struct RunReport {
 };
 
 Result<RunReport> RunSandboxed(const SandboxSpec& spec);
+
+// How many prepared sandboxes the background thread keeps ready (4 until set); 0 keeps none
+// (each run prepares its own) and ends those waiting. The prepared sandboxes are children of
+// this process that die with it (death signal, and end-of-file on their control socket).
+// Thread-safe.
+void SetPreparedSandboxes(size_t count);
+// The process ids of the prepared sandboxes waiting for a run (for tests and diagnostics).
+std::vector<pid_t> PreparedSandboxPids();
 
 std::string RunReportToJson(const RunReport& report);
 
