@@ -31,8 +31,8 @@ constexpr int kReadyTimeoutMs = 10000;
 // Prepared sandboxes kept by default: enough for a burst on a small machine; each is a
 // copy-on-write clone of this process waiting in the kernel.
 constexpr size_t kDefaultPoolSize = 4;
-// Used cgroups waiting for removal before the pool removes them ahead of refilling.
-constexpr size_t kMaxRetired = 64;
+// Used cgroups are removed while no run is in progress, or once this many wait.
+constexpr size_t kMaxRetired = 8;
 // After a failed preparation the pool waits this long before trying again (runs prepare
 // their own meanwhile, and report the error).
 constexpr std::chrono::seconds kRetryAfterFailure{1};
@@ -88,12 +88,12 @@ void PlanIdentity(const HostLayers& host, const char* hostname, ChildPlan* plan)
   plan->gid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::getegid());
 }
 
-unsigned long NamespaceFlags(const HostLayers& host) {
+unsigned long NamespaceFlags(const HostLayers& host, bool own_network) {
   unsigned long flags = 0;
   if (host.user_ns) flags |= CLONE_NEWUSER;
   if (host.mount_ns) flags |= CLONE_NEWNS;
   if (host.pid_ns) flags |= CLONE_NEWPID;
-  if (host.net_ns) flags |= CLONE_NEWNET;
+  if (host.net_ns && own_network) flags |= CLONE_NEWNET;
   if (host.ipc_ns) flags |= CLONE_NEWIPC;
   if (host.uts_ns) flags |= CLONE_NEWUTS;
   return flags;
@@ -109,7 +109,8 @@ Status WriteIdMaps(pid_t pid) {
   return WriteProcFile(pid, "gid_map", std::to_string(kInsideId) + " " + outside_gid + " 1");
 }
 
-Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_bytes) {
+Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_bytes,
+                                       bool own_network) {
   PreparedSandbox p;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -128,8 +129,8 @@ Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_b
   {
     BlockSignals blocked;
     int pidfd = -1;
-    const long pid = ::syscall(SYS_clone, NamespaceFlags(host) | CLONE_PIDFD | SIGCHLD, nullptr,
-                               &pidfd, nullptr, nullptr);
+    const long pid = ::syscall(SYS_clone, NamespaceFlags(host, own_network) | CLONE_PIDFD | SIGCHLD,
+                               nullptr, &pidfd, nullptr, nullptr);
     if (pid < 0) return ErrnoError("clone (sandbox namespaces)", errno);
     if (pid == 0) RunPreparedChild(identity);
     p.pid = static_cast<pid_t>(pid);
@@ -168,6 +169,17 @@ struct PreparedSandboxPool::State {
   bool started = false;
   std::optional<HostLayers> host;  // set by the first Take
   uint64_t memory_bytes = 0;       // the last run's limit: the next sandbox's
+  size_t runs_in_progress = 0;
+
+  // What the pool's thread does next: remove a used cgroup, or prepare a sandbox. The first
+  // half of the pool is refilled at once; the rest, and the removals, wait until no run is
+  // in progress (or too many removals wait), so that they do not take a run's CPU.
+  bool ShouldRemove() const {
+    return !retired.empty() && (runs_in_progress == 0 || retired.size() > kMaxRetired);
+  }
+  bool ShouldPrepare() const {
+    return ready.size() < size && (runs_in_progress == 0 || ready.size() < (size + 1) / 2);
+  }
 };
 
 namespace {
@@ -205,9 +217,13 @@ PreparedSandboxPool& PreparedSandboxPool::Get() {
 
 void PreparedSandboxPool::Refill(State* s) {
   std::unique_lock<std::mutex> lock(s->mu);
+  // The pool's sandboxes share one empty network namespace: this thread's own, which it
+  // enters once (it has no interface up; the seccomp policy refuses socket and socketpair).
+  // A runner that may not create one gives each sandbox its own.
+  const bool own_network = !(s->host->net_ns && ::unshare(CLONE_NEWNET) == 0);
   for (;;) {
-    s->wake.wait(lock, [s] { return !s->retired.empty() || s->ready.size() < s->size; });
-    if (!s->retired.empty() && (s->ready.size() >= s->size || s->retired.size() > kMaxRetired)) {
+    s->wake.wait(lock, [s] { return s->ShouldRemove() || s->ShouldPrepare(); });
+    if (s->ShouldRemove() && (!s->ShouldPrepare() || s->retired.size() > kMaxRetired)) {
       std::optional<MemoryCgroup> gone(std::move(s->retired.front()));
       s->retired.pop_front();
       lock.unlock();
@@ -218,7 +234,7 @@ void PreparedSandboxPool::Refill(State* s) {
     const HostLayers host = *s->host;
     const uint64_t memory_bytes = s->memory_bytes;
     lock.unlock();
-    Result<PreparedSandbox> p = PrepareSandbox(host, memory_bytes);
+    Result<PreparedSandbox> p = PrepareSandbox(host, memory_bytes, own_network);
     if (!p.ok()) {
       std::fprintf(stderr, "zerofarm sandbox: cannot prepare a sandbox: %s\n",
                    p.status().ToString().c_str());
@@ -245,13 +261,13 @@ Result<PreparedSandbox> PreparedSandboxPool::Take(const HostLayers& host, uint64
       std::thread(Refill, s).detach();
     }
   }
-  s->wake.notify_one();
+  if (taken) s->wake.notify_one();
   // A child killed from outside while it waited is discarded (and reaped).
   if (taken && !Ended(taken->pidfd.get())) {
     if (taken->cgroup) ZF_RETURN_IF_ERROR(taken->cgroup->SetLimit(memory_bytes));
     return std::move(*taken);
   }
-  return PrepareSandbox(host, memory_bytes);
+  return PrepareSandbox(host, memory_bytes, true);
 }
 
 void PreparedSandboxPool::Retire(MemoryCgroup cgroup) {
@@ -262,6 +278,19 @@ void PreparedSandboxPool::Retire(MemoryCgroup cgroup) {
     s->retired.push_back(std::move(cgroup));
   }
   s->wake.notify_one();
+}
+
+PreparedSandboxPool::RunInProgress::RunInProgress(PreparedSandboxPool& pool) : state_(pool.state_) {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  ++state_->runs_in_progress;
+}
+
+PreparedSandboxPool::RunInProgress::~RunInProgress() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    --state_->runs_in_progress;
+  }
+  state_->wake.notify_one();
 }
 
 void PreparedSandboxPool::SetSize(size_t size) {

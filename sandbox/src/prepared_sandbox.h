@@ -66,14 +66,17 @@ struct PreparedSandbox {
 // The namespaces, hostname and ids of a sandbox child on this host (shared by prepared
 // children and children cloned for a run).
 void PlanIdentity(const HostLayers& host, const char* hostname, ChildPlan* plan);
-// The clone flags for the host's namespaces.
-unsigned long NamespaceFlags(const HostLayers& host);
+// The clone flags for the host's namespaces; without CLONE_NEWNET unless `own_network` (the
+// caller's thread is then in the empty network namespace the sandbox is to share).
+unsigned long NamespaceFlags(const HostLayers& host, bool own_network);
 // Writes the child's uid and gid maps (and denies setgroups when the runner is not root).
 Status WriteIdMaps(pid_t pid);
 
-// Clones a prepared sandbox on the calling thread and waits until it is ready. Errors: the
-// failing call, or the child's failing step (kSandboxSetup).
-Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_bytes);
+// Clones a prepared sandbox on the calling thread and waits until it is ready; with a network
+// namespace of its own, or (own_network false) in the calling thread's. Errors: the failing
+// call, or the child's failing step (kSandboxSetup).
+Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_bytes,
+                                       bool own_network);
 
 // The process's pool of prepared sandboxes, refilled by one background thread started on
 // first use. Thread-safe. A process that forks keeps its pool; the child starts an empty one.
@@ -91,8 +94,21 @@ class PreparedSandboxPool {
   // The prepared children waiting in the pool.
   std::vector<pid_t> Pids();
 
- private:
   struct State;
+  // Held by a run from before Take to after Retire: the pool fills its second half and
+  // removes used cgroups only while no run holds one.
+  class RunInProgress {
+   public:
+    explicit RunInProgress(PreparedSandboxPool& pool);
+    ~RunInProgress();
+    RunInProgress(const RunInProgress&) = delete;
+    RunInProgress& operator=(const RunInProgress&) = delete;
+
+   private:
+    State* state_;
+  };
+
+ private:
   PreparedSandboxPool() = default;
   static void Refill(State* state);
   State* state_ = nullptr;

@@ -693,7 +693,7 @@ void PlanExec(const SandboxSpec& spec, ChildLaunch* launch) {
 // Clones the child into the host's namespaces (it runs RunChild and never returns here), hands
 // it to run->process, and closes the parent's copies of the child's descriptors.
 Status CloneChild(const HostLayers& host, Run* run, ChildLaunch* launch) {
-  const unsigned long flags = NamespaceFlags(host) | CLONE_PIDFD | SIGCHLD;
+  const unsigned long flags = NamespaceFlags(host, true) | CLONE_PIDFD | SIGCHLD;
   {
     BlockSignals blocked;
     int pidfd = -1;
@@ -726,7 +726,7 @@ Status StartPrepared(const SandboxSpec& spec, const HostLayers& host, Run* run, 
                      std::optional<MemoryCgroup>* cgroup) {
   Result<PreparedSandbox> taken =
       spec.options.prepare_during_call
-          ? PrepareSandbox(host, spec.limits.memory_bytes)
+          ? PrepareSandbox(host, spec.limits.memory_bytes, true)
           : PreparedSandboxPool::Get().Take(host, spec.limits.memory_bytes);
   if (!taken.ok()) return taken.status();
   run->process.Set(std::exchange(taken->pid, -1), std::move(taken->pidfd));
@@ -873,6 +873,8 @@ std::vector<pid_t> PreparedSandboxPids() { return PreparedSandboxPool::Get().Pid
 Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   // The host probe runs once per process (the first call) and is not part of a run's time.
   const HostLayers& host = ProbeHostLayers();
+  // Destroyed last: the pool's thread waits for the run's end (its child reaped) to refill.
+  PreparedSandboxPool::RunInProgress in_progress(PreparedSandboxPool::Get());
   Run run;
   run.start = Clock::now();
   ZF_RETURN_IF_ERROR(CheckSpec(spec, host));

@@ -1,7 +1,10 @@
 // RunSandboxed: runs a validated, sealed program in the zerofarm sandbox and reports how it
 // ended. The program's exact sealed bytes are executed (execveat on the memfd), in fresh user,
-// mount, PID, network, IPC and UTS namespaces, with an empty read-only root (no /proc, no
-// /dev), only its channels open, no new privileges, rlimits, a memory cgroup where the host
+// mount, PID, IPC and UTS namespaces and a network namespace without any network (the
+// sandboxes prepared in the background share one empty network namespace where the runner may
+// create it: no interface is up, and the seccomp policy refuses socket and socketpair, so
+// there is nothing in it to share), with an empty read-only root (no /proc, no /dev), only its
+// channels open, no new privileges, rlimits, a memory cgroup where the host
 // allows one, the seccomp allow-list of syscall_policy.cc, and a wall-clock timeout that kills
 // the whole PID namespace.
 // Channels: every channel is a pipe relayed by this process, which counts the bytes and
