@@ -137,6 +137,13 @@ Result<PreparedSandbox> PrepareSandbox(const HostLayers& host, uint64_t memory_b
     p.pidfd = UniqueFd(pidfd);
   }
   child_end.Close();
+  // The pool's thread runs as SCHED_BATCH (see Refill); the program runs as any other.
+  if (::sched_getscheduler(0) == SCHED_BATCH) {
+    const sched_param none{};
+    if (::sched_setscheduler(p.pid, SCHED_OTHER, &none) != 0) {
+      return ErrnoError("sched_setscheduler (prepared sandbox)", errno);
+    }
+  }
   if (host.user_ns) ZF_RETURN_IF_ERROR(WriteIdMaps(p.pid));
   if (p.cgroup) ZF_RETURN_IF_ERROR(p.cgroup->AddProcess(p.pid));
   const char go = 1;
@@ -221,6 +228,10 @@ void PreparedSandboxPool::Refill(State* s) {
   // enters once (it has no interface up; the seccomp policy refuses socket and socketpair).
   // A runner that may not create one gives each sandbox its own.
   const bool own_network = !(s->host->net_ns && ::unshare(CLONE_NEWNET) == 0);
+  // Runs come first: a SCHED_BATCH thread is not favoured at wakeup, so waking this thread at
+  // a run's end does not preempt the run's own thread on a busy machine.
+  const sched_param none{};
+  ::sched_setscheduler(0, SCHED_BATCH, &none);
   for (;;) {
     s->wake.wait(lock, [s] { return s->ShouldRemove() || s->ShouldPrepare(); });
     if (s->ShouldRemove() && (!s->ShouldPrepare() || s->retired.size() > kMaxRetired)) {
