@@ -64,30 +64,45 @@ Result<MemoryCgroup> MemoryCgroup::Create(const HostLayers& host, uint64_t limit
                           "-" + std::to_string(counter.fetch_add(1));
   if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoError("cgroup: mkdir " + dir, errno);
   MemoryCgroup cg(dir, host.cgroup_v2_memory);
-  const std::string limit = std::to_string(limit_bytes);
-  if (cg.v2_) {
-    ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.max", limit));
-    // Without swap the limit is the limit; a kernel without swap accounting lacks the file.
-    if (::access((dir + "/memory.swap.max").c_str(), F_OK) == 0) {
-      ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.swap.max", "0"));
-    }
-  } else {
-    ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.limit_in_bytes", limit));
-    if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0) {
-      ZF_RETURN_IF_ERROR(WriteText(dir + "/memory.memsw.limit_in_bytes", limit));
-    }
-  }
+  ZF_RETURN_IF_ERROR(cg.SetLimit(limit_bytes));
   return cg;
 }
 
+Status MemoryCgroup::SetLimit(uint64_t limit_bytes) {
+  if (limit_ == limit_bytes) return Status::Ok();
+  const bool first = !limit_.has_value();
+  const std::string limit = std::to_string(limit_bytes);
+  if (v2_) {
+    ZF_RETURN_IF_ERROR(WriteText(dir_ + "/memory.max", limit));
+    // Without swap the limit is the limit; a kernel without swap accounting lacks the file.
+    if (first && ::access((dir_ + "/memory.swap.max").c_str(), F_OK) == 0) {
+      ZF_RETURN_IF_ERROR(WriteText(dir_ + "/memory.swap.max", "0"));
+    }
+  } else {
+    // memory+swap may never be below memory: raise it first, lower it last.
+    const bool memsw = ::access((dir_ + "/memory.memsw.limit_in_bytes").c_str(), F_OK) == 0;
+    const bool raising = first || limit_bytes > *limit_;
+    if (memsw && raising && !first) {
+      ZF_RETURN_IF_ERROR(WriteText(dir_ + "/memory.memsw.limit_in_bytes", limit));
+    }
+    ZF_RETURN_IF_ERROR(WriteText(dir_ + "/memory.limit_in_bytes", limit));
+    if (memsw && (!raising || first)) {
+      ZF_RETURN_IF_ERROR(WriteText(dir_ + "/memory.memsw.limit_in_bytes", limit));
+    }
+  }
+  limit_ = limit_bytes;
+  return Status::Ok();
+}
+
 MemoryCgroup::MemoryCgroup(MemoryCgroup&& other) noexcept
-    : dir_(std::exchange(other.dir_, {})), v2_(other.v2_) {}
+    : dir_(std::exchange(other.dir_, {})), v2_(other.v2_), limit_(other.limit_) {}
 
 MemoryCgroup& MemoryCgroup::operator=(MemoryCgroup&& other) noexcept {
   if (this != &other) {
     Remove();
     dir_ = std::exchange(other.dir_, {});
     v2_ = other.v2_;
+    limit_ = other.limit_;
   }
   return *this;
 }

@@ -1,11 +1,13 @@
 // MemoryCgroup: one sandbox's memory cgroup (v2 or v1), created under the directory the host
 // probe found writable, with a hard limit and no swap; removed by the destructor once its
-// processes are gone. Move-only.
+// processes are gone (it waits for the kernel to let go of them). Never reused for a second
+// run: its peak and OOM count are one run's. Move-only.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "zerofarm/base/status.h"
@@ -24,6 +26,9 @@ class MemoryCgroup {
   MemoryCgroup& operator=(const MemoryCgroup&) = delete;
   ~MemoryCgroup();
 
+  // Changes the hard limit (and memory+swap on v1); nothing to do when it is already so.
+  // Errors: "cgroup" with the failing file and errno.
+  Status SetLimit(uint64_t limit_bytes);
   Status AddProcess(pid_t pid) const;
   // Peak usage in bytes (0 when the kernel does not say).
   uint64_t PeakBytes() const;
@@ -37,6 +42,7 @@ class MemoryCgroup {
 
   std::string dir_;
   bool v2_ = false;
+  std::optional<uint64_t> limit_;  // none: not set yet
 };
 
 }  // namespace zerofarm::sandbox

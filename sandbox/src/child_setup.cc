@@ -8,10 +8,13 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
+#include <string>
 
 namespace zerofarm::sandbox {
 namespace {
@@ -43,6 +46,8 @@ constexpr const char* kStepNames[] = {
     "wait for listener ack",
     "unblock signals",
     "execveat",
+    "close inherited descriptors",
+    "receive the run's plan",
 };
 static_assert(sizeof(kStepNames) / sizeof(kStepNames[0]) == kStepCount);
 
@@ -145,7 +150,7 @@ void DropCapabilities(int report) {
 // every other one. Returns the report pipe's number from then on (plan.report_fd).
 int PlaceDescriptors(const ChildPlan& plan, int report) {
   int parked[256];
-  const size_t count = plan.fds.size();
+  const size_t count = static_cast<size_t>(plan.fd_count);
   if (count > sizeof parked / sizeof parked[0]) {
     errno = EMFILE;
     Fail(report, kStepParkDescriptors);
@@ -167,14 +172,15 @@ int PlaceDescriptors(const ChildPlan& plan, int report) {
   }
   for (int fd = 0; fd < plan.first_free_fd; ++fd) {
     bool keep = false;
-    for (const FdMove& m : plan.fds) keep = keep || m.to == fd;
+    for (int i = 0; i < plan.fd_count; ++i) keep = keep || plan.fds[i].to == fd;
     if (!keep) ::close(fd);
   }
   return report;
 }
 
 void SetLimits(const ChildPlan& plan, int report) {
-  for (const ChildPlan::Limit& limit : plan.rlimits) {
+  for (int i = 0; i < plan.rlimit_count; ++i) {
+    const ChildPlan::Limit& limit = plan.rlimits[i];
     const rlimit rl = {limit.value, limit.value};
     if (::setrlimit(static_cast<__rlimit_resource>(limit.resource), &rl) != 0) {
       Fail(report, kStepSetRlimits);
@@ -197,32 +203,17 @@ void InstallSeccomp(const ChildPlan& plan, int report) {
   }
 }
 
-}  // namespace
-
-const char* ChildStepName(int32_t step) {
-  return step >= 0 && step < kStepCount ? kStepNames[step] : "unknown step";
-}
-
-void RunChild(const ChildPlan& plan) {
-  // A runner that dies (kill -9 of its process) must not leave this child behind holding
-  // copies of its descriptors (a listening socket, say): die with it, and never wait for a go
-  // that cannot come. The death signal is set again after the credential changes below.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-  if (plan.parent_go_write_fd >= 0) ::close(plan.parent_go_write_fd);
-  // Until the descriptors are placed, the report and go pipes have their parent numbers.
-  int report = -1, go = -1;
-  for (const FdMove& m : plan.fds) {
-    if (m.to == plan.report_fd) report = m.from;
-    if (m.to == plan.go_fd) go = m.from;
-  }
-
-  if (!ReadByte(go)) Fail(report, kStepWaitForParent);
-
+// The steps that do not depend on the run: signals, session, the empty root.
+void IdentitySteps(const ChildPlan& plan, int report) {
   // Signals stay blocked (the parent blocked them around clone) until just before exec.
   ResetSignalHandlers(report);
   if (::setsid() < 0) Fail(report, kStepSetsid);
-
   if (plan.new_mount_ns) EnterEmptyRoot(plan, report);
+}
+
+// The run's steps: hostname, ids, capabilities, descriptors, limits, no new privileges,
+// seccomp, exec.
+[[noreturn]] void ExecSteps(const ChildPlan& plan, int report) {
   if (plan.new_uts_ns && plan.hostname != nullptr) {
     if (::sethostname(plan.hostname, Length(plan.hostname)) != 0) {
       Fail(report, kStepSetHostname);
@@ -242,8 +233,288 @@ void RunChild(const ChildPlan& plan) {
   sigset_t none;
   sigemptyset(&none);
   if (::sigprocmask(SIG_SETMASK, &none, nullptr) != 0) Fail(report, kStepUnblockSignals);
+  Send(report, ChildMessage::kExecuting, kStepExec, 0, 0);
   ::syscall(SYS_execveat, plan.exec_fd, "", plan.argv, plan.envp, AT_EMPTY_PATH);
   Fail(report, kStepExec);
+}
+
+// The run's plan message: the header, then WireFd[fd_count], Limit[rlimit_count],
+// sock_filter[filter_len], and argv's then envp's strings, then the hostname when there is
+// one, each with its NUL. Every part's
+// size is a multiple of 8, so each array is aligned.
+constexpr uint32_t kExecPlanMagic = 0x7a66706c;
+constexpr int kMaxPlanPointers = static_cast<int>(kMaxExecPlanBytes / 8);
+struct ExecPlanHeader {
+  uint32_t magic;
+  uint32_t bytes;
+  int32_t fd_count;
+  int32_t rlimit_count;
+  int32_t nice;
+  int32_t first_free_fd;
+  int32_t report_fd;
+  int32_t go_fd;
+  int32_t exec_fd;
+  int32_t filter_len;
+  int32_t listener;
+  int32_t argc;
+  int32_t envc;
+  int32_t has_hostname;
+};
+struct WireFd {
+  int32_t to;
+  int32_t cloexec;
+};
+static_assert(sizeof(ExecPlanHeader) % 8 == 0 && sizeof(WireFd) == 8);
+static_assert(sizeof(ChildPlan::Limit) % 8 == 0 && sizeof(sock_filter) == 8);
+
+// A prepared child's own copy (the clone copied the address space): it fills these without
+// allocating. g_report is the report pipe's number once the plan came.
+alignas(16) char g_plan_bytes[kMaxExecPlanBytes];
+alignas(cmsghdr) char g_plan_control[CMSG_SPACE(sizeof(int) * kMaxFdMoves)];
+char* g_plan_pointers[kMaxPlanPointers];
+sock_filter g_plan_filter[BPF_MAXINSNS];
+sock_fprog g_plan_fprog;
+ChildPlan g_plan;
+int g_report = -1;
+
+// Reads the run's plan into g_plan (identity fields from `identity`); ends the child quietly
+// at end-of-file.
+const ChildPlan& ReceivePlan(const ChildPlan& identity) {
+  const int control = identity.control_fd;
+  iovec iov{g_plan_bytes, sizeof g_plan_bytes};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = g_plan_control;
+  msg.msg_controllen = sizeof g_plan_control;
+  ssize_t n;
+  do {
+    n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) ::_exit(0);
+  if (n < 0) Fail(control, kStepReceivePlan);
+  int received[kMaxFdMoves];
+  int received_count = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count && received_count < kMaxFdMoves; ++i) {
+      std::memcpy(&received[received_count++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    }
+  }
+  ExecPlanHeader h;
+  if (static_cast<size_t>(n) < sizeof h || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+    errno = EPROTO;
+    Fail(control, kStepReceivePlan);
+  }
+  std::memcpy(&h, g_plan_bytes, sizeof h);
+  const size_t fixed = sizeof h + sizeof(WireFd) * static_cast<size_t>(h.fd_count) +
+                       sizeof(ChildPlan::Limit) * static_cast<size_t>(h.rlimit_count) +
+                       sizeof(sock_filter) * static_cast<size_t>(h.filter_len);
+  if (h.magic != kExecPlanMagic || h.bytes != static_cast<size_t>(n) || h.fd_count < 0 ||
+      h.fd_count != received_count || h.fd_count + 1 > kMaxFdMoves || h.rlimit_count < 0 ||
+      h.rlimit_count > kMaxRlimits || h.filter_len < 0 || h.filter_len > BPF_MAXINSNS ||
+      h.argc < 0 || h.envc < 0 || h.argc + h.envc + 2 > kMaxPlanPointers ||
+      fixed > static_cast<size_t>(n)) {
+    errno = EPROTO;
+    Fail(control, kStepReceivePlan);
+  }
+  ChildPlan& plan = g_plan;
+  plan = identity;
+  const char* p = g_plan_bytes + sizeof h;
+  plan.fd_count = 0;
+  int report = -1;
+  for (int i = 0; i < h.fd_count; ++i, p += sizeof(WireFd)) {
+    WireFd w;
+    std::memcpy(&w, p, sizeof w);
+    plan.AddFd({received[i], w.to, w.cloexec != 0});
+    if (w.to == h.report_fd) report = received[i];
+  }
+  plan.AddFd({control, h.go_fd, true});
+  plan.rlimit_count = h.rlimit_count;
+  std::memcpy(plan.rlimits, p, sizeof(ChildPlan::Limit) * static_cast<size_t>(h.rlimit_count));
+  p += sizeof(ChildPlan::Limit) * static_cast<size_t>(h.rlimit_count);
+  plan.seccomp = nullptr;
+  if (h.filter_len > 0) {
+    std::memcpy(g_plan_filter, p, sizeof(sock_filter) * static_cast<size_t>(h.filter_len));
+    g_plan_fprog.len = static_cast<unsigned short>(h.filter_len);
+    g_plan_fprog.filter = g_plan_filter;
+    plan.seccomp = &g_plan_fprog;
+  }
+  p += sizeof(sock_filter) * static_cast<size_t>(h.filter_len);
+  // The strings: argc + envc NUL-terminated pieces up to the message's end.
+  const char* const end = g_plan_bytes + n;
+  char** out = g_plan_pointers;
+  for (int i = 0; i < h.argc + h.envc; ++i) {
+    if (i == h.argc) *out++ = nullptr;
+    const char* s = p;
+    while (p < end && *p != '\0') ++p;
+    if (p == end) {
+      errno = EPROTO;
+      Fail(report >= 0 ? report : control, kStepReceivePlan);
+    }
+    ++p;
+    *out++ = const_cast<char*>(s);
+  }
+  if (h.envc == 0) *out++ = nullptr;
+  *out = nullptr;
+  plan.hostname = nullptr;
+  if (h.has_hostname != 0) {
+    plan.hostname = p;
+    while (p < end && *p != '\0') ++p;
+    if (p == end) {
+      errno = EPROTO;
+      Fail(report >= 0 ? report : control, kStepReceivePlan);
+    }
+  }
+  plan.argv = g_plan_pointers;
+  plan.envp = g_plan_pointers + h.argc + 1;
+  plan.nice = h.nice;
+  plan.first_free_fd = h.first_free_fd;
+  plan.report_fd = h.report_fd;
+  plan.go_fd = h.go_fd;
+  plan.exec_fd = h.exec_fd;
+  plan.seccomp_listener = h.listener != 0;
+  plan.parent_go_write_fd = -1;
+  if (report < 0) {
+    errno = EPROTO;
+    Fail(control, kStepReceivePlan);
+  }
+  g_report = report;
+  return plan;
+}
+
+}  // namespace
+
+const char* ChildStepName(int32_t step) {
+  return step >= 0 && step < kStepCount ? kStepNames[step] : "unknown step";
+}
+
+void RunChild(const ChildPlan& plan) {
+  // A runner that dies (kill -9 of its process) must not leave this child behind holding
+  // copies of its descriptors (a listening socket, say): die with it, and never wait for a go
+  // that cannot come. The death signal is set again after the credential changes below.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (plan.parent_go_write_fd >= 0) ::close(plan.parent_go_write_fd);
+  // Until the descriptors are placed, the report and go pipes have their parent numbers.
+  int report = -1, go = -1;
+  for (int i = 0; i < plan.fd_count; ++i) {
+    if (plan.fds[i].to == plan.report_fd) report = plan.fds[i].from;
+    if (plan.fds[i].to == plan.go_fd) go = plan.fds[i].from;
+  }
+
+  if (!ReadByte(go)) Fail(report, kStepWaitForParent);
+  IdentitySteps(plan, report);
+  ExecSteps(plan, report);
+}
+
+void RunPreparedChild(const ChildPlan& identity) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  const int control = identity.control_fd;
+  // Copies of the parent's descriptors (other runs' pipes among them) must not stay open
+  // while this child waits: a relay would miss its end-of-file.
+  if ((control > 0 && ::syscall(SYS_close_range, 0, control - 1, 0) != 0) ||
+      ::syscall(SYS_close_range, control + 1, ~0U, 0) != 0) {
+    Fail(control, kStepCloseInherited);
+  }
+  if (!ReadByte(control)) {
+    if (errno == EPIPE) ::_exit(0);
+    Fail(control, kStepWaitForParent);
+  }
+  IdentitySteps(identity, control);
+  Send(control, ChildMessage::kReady, 0, 0, 0);
+  const ChildPlan& plan = ReceivePlan(identity);
+  ExecSteps(plan, g_report);
+}
+
+namespace {
+
+// The run plan's message size, and its argv and environment counts.
+size_t ExecPlanBytes(const ChildPlan& plan, int* argc, int* envc) {
+  size_t string_bytes = 0;
+  *argc = *envc = 0;
+  for (char* const* a = plan.argv; *a != nullptr; ++a, ++*argc) string_bytes += Length(*a) + 1;
+  for (char* const* e = plan.envp; *e != nullptr; ++e, ++*envc) string_bytes += Length(*e) + 1;
+  if (plan.hostname != nullptr) string_bytes += Length(plan.hostname) + 1;
+  const size_t filter_len = plan.seccomp != nullptr ? plan.seccomp->len : 0;
+  return sizeof(ExecPlanHeader) + sizeof(WireFd) * static_cast<size_t>(plan.fd_count) +
+         sizeof(ChildPlan::Limit) * static_cast<size_t>(plan.rlimit_count) +
+         sizeof(sock_filter) * filter_len + string_bytes;
+}
+
+}  // namespace
+
+bool FitsExecPlan(const ChildPlan& plan) {
+  int argc = 0, envc = 0;
+  const size_t bytes = ExecPlanBytes(plan, &argc, &envc);
+  return bytes <= kMaxExecPlanBytes && argc + envc + 2 <= kMaxPlanPointers &&
+         plan.fd_count + 1 <= kMaxFdMoves;
+}
+
+Status SendExecPlan(int control_fd, const ChildPlan& plan) {
+  if (!FitsExecPlan(plan)) {
+    return Status::Error(ErrorCode::kBadSpec, "the run's plan is too large for a prepared child");
+  }
+  int argc = 0, envc = 0;
+  const size_t total = ExecPlanBytes(plan, &argc, &envc);
+  ExecPlanHeader h{};
+  h.magic = kExecPlanMagic;
+  h.fd_count = plan.fd_count;
+  h.rlimit_count = plan.rlimit_count;
+  h.nice = plan.nice;
+  h.first_free_fd = plan.first_free_fd;
+  h.report_fd = plan.report_fd;
+  h.go_fd = plan.go_fd;
+  h.exec_fd = plan.exec_fd;
+  h.filter_len = plan.seccomp != nullptr ? plan.seccomp->len : 0;
+  h.listener = plan.seccomp_listener ? 1 : 0;
+  h.argc = argc;
+  h.envc = envc;
+  h.has_hostname = plan.hostname != nullptr ? 1 : 0;
+  h.bytes = static_cast<uint32_t>(total);
+  std::string buf;
+  buf.reserve(total);
+  buf.append(reinterpret_cast<const char*>(&h), sizeof h);
+  int fds[kMaxFdMoves];
+  for (int i = 0; i < plan.fd_count; ++i) {
+    const WireFd w{plan.fds[i].to, plan.fds[i].cloexec ? 1 : 0};
+    buf.append(reinterpret_cast<const char*>(&w), sizeof w);
+    fds[i] = plan.fds[i].from;
+  }
+  buf.append(reinterpret_cast<const char*>(plan.rlimits),
+             sizeof(ChildPlan::Limit) * static_cast<size_t>(plan.rlimit_count));
+  if (h.filter_len > 0) {
+    buf.append(reinterpret_cast<const char*>(plan.seccomp->filter),
+               sizeof(sock_filter) * static_cast<size_t>(h.filter_len));
+  }
+  for (char* const* a = plan.argv; *a != nullptr; ++a) buf.append(*a, Length(*a) + 1);
+  for (char* const* e = plan.envp; *e != nullptr; ++e) buf.append(*e, Length(*e) + 1);
+  if (plan.hostname != nullptr) buf.append(plan.hostname, Length(plan.hostname) + 1);
+
+  iovec iov{buf.data(), buf.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdMoves)];
+  if (plan.fd_count > 0) {
+    const size_t fd_bytes = sizeof(int) * static_cast<size_t>(plan.fd_count);
+    msg.msg_control = control;
+    msg.msg_controllen = CMSG_SPACE(fd_bytes);
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(fd_bytes);
+    std::memcpy(CMSG_DATA(c), fds, fd_bytes);
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(control_fd, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return ErrnoError("send the run's plan to a prepared sandbox", errno);
+  if (static_cast<size_t>(n) != buf.size()) {
+    return Status::Error(ErrorCode::kSandboxSetup, "short send of the run's plan");
+  }
+  return Status::Ok();
 }
 
 }  // namespace zerofarm::sandbox

@@ -21,6 +21,7 @@
 
 #include "cgroup.h"
 #include "child_setup.h"
+#include "prepared_sandbox.h"
 #include "syscall_policy.h"
 #include "zerofarm/base/unique_fd.h"
 
@@ -33,9 +34,6 @@ constexpr int kMaxChannels = 64;         // the child parks at most 256 descript
 // After the sandbox is killed, its pipes close at once; this bounds the wait for a stuck
 // outside descriptor (a reader of an output that stopped reading).
 constexpr std::chrono::milliseconds kDrainGrace{2000};
-// The program's ids inside its user namespace, and outside when the runner is root.
-constexpr uint32_t kInsideId = 1000;
-constexpr uint32_t kOutsideIdWhenRoot = 65534;  // nobody
 // The kernel kills at RLIMIT_CPU by its precise runtime; wait4's tick-sampled user + system
 // time can read lower. An unexplained SIGKILL after this share of the limit is the CPU limit.
 constexpr double kCpuKillShare = 0.8;
@@ -52,16 +50,6 @@ Status SetNonBlocking(int fd) {
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
     return ErrnoError("fcntl(O_NONBLOCK)", errno);
-  }
-  return Status::Ok();
-}
-
-Status WriteProcFile(pid_t pid, const char* name, const std::string& text) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/" + name;
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return ErrnoError("open " + path, errno);
-  if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return ErrnoError("write " + path, errno);
   }
   return Status::Ok();
 }
@@ -137,23 +125,6 @@ class SandboxProcess {
  private:
   pid_t pid_ = -1;
   UniqueFd pidfd_;
-};
-
-// Blocks every signal in this thread while it lives (clone copies the mask into the child,
-// which must not run the parent's handlers before its exec).
-class BlockSignals {
- public:
-  BlockSignals() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old_);
-  }
-  ~BlockSignals() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-  BlockSignals(const BlockSignals&) = delete;
-  BlockSignals& operator=(const BlockSignals&) = delete;
-
- private:
-  sigset_t old_;
 };
 
 const char* SignalName(int sig) {
@@ -241,7 +212,7 @@ struct Run {
   SandboxProcess process;
   std::vector<Relay> relays;
   UniqueFd report;    // child -> parent messages; EOF at exec
-  UniqueFd go;        // parent -> child
+  UniqueFd go;        // parent -> child: the go pipe, or a prepared child's control socket
   UniqueFd listener;  // seccomp notifications
   bool exec_seen = false;
   bool exited = false;
@@ -272,17 +243,17 @@ Status OnReport(Run* run) {
     return ErrnoError("read report pipe", errno);
   }
   if (n == 0) {
-    // Close-on-exec closed it: the program runs (unless the child reported a failure).
+    // Close-on-exec closed it (and every copy a concurrently cloned child held briefly).
     run->report.Close();
-    if (!run->failed && !run->exited) {
-      run->exec_seen = true;
-      run->exec_at = Clock::now();
-    }
     return Status::Ok();
   }
   if (static_cast<size_t>(n) != sizeof m)
     return Status::Error(ErrorCode::kSandboxSetup, "short message");
-  if (m.kind == ChildMessage::kFailed) {
+  if (m.kind == ChildMessage::kExecuting) {
+    // The program runs, unless the exec itself fails (then kFailed follows).
+    run->exec_seen = true;
+    run->exec_at = Clock::now();
+  } else if (m.kind == ChildMessage::kFailed) {
     run->failed = true;
     run->failure = m;
   } else if (m.kind == ChildMessage::kListener) {
@@ -647,11 +618,11 @@ struct ChildLaunch {
   std::vector<std::string> env_strings;
   std::vector<char*> argv;
   std::vector<char*> envp;
-  bool root = false;  // the runner runs as root (decides the ids outside the namespace)
 };
 
-// The child's descriptor plan: channels at their numbers, then the runner's own three (the
-// program, the report pipe, the go pipe). Leaves the parent's pipe ends in `run`.
+// The child's descriptor plan: channels at their numbers, then the runner's own (the program
+// and the report pipe; the go pipe or control socket follows). Leaves the parent's end of the
+// report pipe in `run`.
 Status PlanDescriptors(const SandboxSpec& spec, Run* run, ChildLaunch* launch) {
   int max_target = 2;
   for (const Channel& c : spec.channels) max_target = std::max(max_target, c.target_fd);
@@ -663,17 +634,22 @@ Status PlanDescriptors(const SandboxSpec& spec, Run* run, ChildLaunch* launch) {
   plan.first_free_fd = exec_fd + 3;
   Result<Pipe> report_pipe = MakePipe();
   if (!report_pipe.ok()) return report_pipe.status();
+  run->report = std::move(report_pipe->read);
+  launch->report_write = std::move(report_pipe->write);
+  for (const Relay& r : run->relays) plan.AddFd({r.child.get(), r.spec->target_fd, false});
+  plan.AddFd({spec.program->fd(), exec_fd, true});
+  plan.AddFd({launch->report_write.get(), plan.report_fd, true});
+  return Status::Ok();
+}
+
+// A child cloned for the run (not prepared) gets a go pipe: its end at plan.go_fd.
+Status PlanGoPipe(Run* run, ChildLaunch* launch) {
   Result<Pipe> go_pipe = MakePipe();
   if (!go_pipe.ok()) return go_pipe.status();
-  run->report = std::move(report_pipe->read);
   run->go = std::move(go_pipe->write);
-  launch->report_write = std::move(report_pipe->write);
   launch->go_read = std::move(go_pipe->read);
-  for (const Relay& r : run->relays) plan.fds.push_back({r.child.get(), r.spec->target_fd, false});
-  plan.fds.push_back({spec.program->fd(), exec_fd, true});
-  plan.fds.push_back({launch->report_write.get(), plan.report_fd, true});
-  plan.fds.push_back({launch->go_read.get(), plan.go_fd, true});
-  plan.parent_go_write_fd = run->go.get();
+  launch->plan.AddFd({launch->go_read.get(), launch->plan.go_fd, true});
+  launch->plan.parent_go_write_fd = run->go.get();
   return Status::Ok();
 }
 
@@ -681,12 +657,12 @@ Status PlanDescriptors(const SandboxSpec& spec, Run* run, ChildLaunch* launch) {
 void PlanLimits(const SandboxLimits& lim, bool memory_cgroup, ChildPlan* plan) {
   // The listener takes one more descriptor before the exec.
   const rlim_t nofile = std::max<rlim_t>(lim.max_open_files, plan->first_free_fd + 1);
-  plan->rlimits = {{RLIMIT_NOFILE, nofile},
-                   {RLIMIT_NPROC, lim.max_threads},
-                   {RLIMIT_CPU, lim.cpu_seconds == 0 ? RLIM_INFINITY : lim.cpu_seconds},
-                   {RLIMIT_FSIZE, lim.max_file_bytes},
-                   {RLIMIT_CORE, 0}};
-  if (!memory_cgroup) plan->rlimits.push_back({RLIMIT_AS, lim.memory_bytes});
+  plan->AddLimit({RLIMIT_NOFILE, nofile});
+  plan->AddLimit({RLIMIT_NPROC, lim.max_threads});
+  plan->AddLimit({RLIMIT_CPU, lim.cpu_seconds == 0 ? RLIM_INFINITY : lim.cpu_seconds});
+  plan->AddLimit({RLIMIT_FSIZE, lim.max_file_bytes});
+  plan->AddLimit({RLIMIT_CORE, 0});
+  if (!memory_cgroup) plan->AddLimit({RLIMIT_AS, lim.memory_bytes});
   plan->nice = std::clamp(lim.nice, 0, 19);
 }
 
@@ -703,20 +679,6 @@ Status PlanSeccomp(const HostLayers& host, ChildLaunch* launch) {
   return Status::Ok();
 }
 
-// Namespaces, hostname and the ids the program runs as.
-void PlanIdentity(const SandboxSpec& spec, const HostLayers& host, ChildLaunch* launch) {
-  ChildPlan& plan = launch->plan;
-  plan.new_user_ns = host.user_ns;
-  plan.new_mount_ns = host.mount_ns;
-  plan.new_uts_ns = host.uts_ns;
-  plan.hostname = spec.options.hostname.c_str();
-  const bool root = ::geteuid() == 0;
-  launch->root = root;
-  plan.call_setgroups = !host.user_ns || root;
-  plan.uid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::geteuid());
-  plan.gid = host.user_ns ? kInsideId : (root ? kOutsideIdWhenRoot : ::getegid());
-}
-
 // argv from the spec; the environment is the channel manifest alone.
 void PlanExec(const SandboxSpec& spec, ChildLaunch* launch) {
   launch->env_strings = {spec.options.manifest_variable + "=" + Manifest(spec.channels)};
@@ -731,13 +693,7 @@ void PlanExec(const SandboxSpec& spec, ChildLaunch* launch) {
 // Clones the child into the host's namespaces (it runs RunChild and never returns here), hands
 // it to run->process, and closes the parent's copies of the child's descriptors.
 Status CloneChild(const HostLayers& host, Run* run, ChildLaunch* launch) {
-  unsigned long flags = CLONE_PIDFD | SIGCHLD;
-  if (host.user_ns) flags |= CLONE_NEWUSER;
-  if (host.mount_ns) flags |= CLONE_NEWNS;
-  if (host.pid_ns) flags |= CLONE_NEWPID;
-  if (host.net_ns) flags |= CLONE_NEWNET;
-  if (host.ipc_ns) flags |= CLONE_NEWIPC;
-  if (host.uts_ns) flags |= CLONE_NEWUTS;
+  const unsigned long flags = NamespaceFlags(host, true) | CLONE_PIDFD | SIGCHLD;
   {
     BlockSignals blocked;
     int pidfd = -1;
@@ -754,21 +710,42 @@ Status CloneChild(const HostLayers& host, Run* run, ChildLaunch* launch) {
 }
 
 // What the child waits for before its first step: its id maps, its cgroup, then "go".
-Status ReleaseChild(const HostLayers& host, bool root, const MemoryCgroup* cgroup, Run* run) {
+Status ReleaseChild(const HostLayers& host, const MemoryCgroup* cgroup, Run* run) {
   const pid_t pid = run->process.pid();
-  if (host.user_ns) {
-    const std::string outside_uid = std::to_string(root ? kOutsideIdWhenRoot : ::geteuid());
-    const std::string outside_gid = std::to_string(root ? kOutsideIdWhenRoot : ::getegid());
-    if (!root) ZF_RETURN_IF_ERROR(WriteProcFile(pid, "setgroups", "deny"));
-    ZF_RETURN_IF_ERROR(
-        WriteProcFile(pid, "uid_map", std::to_string(kInsideId) + " " + outside_uid + " 1"));
-    ZF_RETURN_IF_ERROR(
-        WriteProcFile(pid, "gid_map", std::to_string(kInsideId) + " " + outside_gid + " 1"));
-  }
+  if (host.user_ns) ZF_RETURN_IF_ERROR(WriteIdMaps(pid));
   if (cgroup != nullptr) ZF_RETURN_IF_ERROR(cgroup->AddProcess(pid));
   const char go = 1;
   if (::write(run->go.get(), &go, 1) != 1) return ErrnoError("write go pipe", errno);
   return Status::Ok();
+}
+
+// The usual start: a prepared sandbox (from the pool, or prepared now) takes the plan and
+// becomes run->process; its cgroup goes to *cgroup and its control socket to run->go. Closes
+// the parent's copies of the child's descriptors (the child received its own).
+Status StartPrepared(const SandboxSpec& spec, const HostLayers& host, Run* run, ChildLaunch* launch,
+                     std::optional<MemoryCgroup>* cgroup) {
+  Result<PreparedSandbox> taken =
+      spec.options.prepare_during_call
+          ? PrepareSandbox(host, spec.limits.memory_bytes, true)
+          : PreparedSandboxPool::Get().Take(host, spec.limits.memory_bytes);
+  if (!taken.ok()) return taken.status();
+  run->process.Set(std::exchange(taken->pid, -1), std::move(taken->pidfd));
+  run->go = std::move(taken->control);
+  if (taken->cgroup) cgroup->emplace(std::move(*taken->cgroup));
+  ZF_RETURN_IF_ERROR(SendExecPlan(run->go.get(), launch->plan));
+  for (Relay& r : run->relays) r.child.Close();
+  launch->report_write.Close();
+  return Status::Ok();
+}
+
+// The start for a plan too large for a prepared child: a child cloned for the run, which
+// waits for its id maps and cgroup.
+Status StartCloned(const SandboxSpec& spec, const HostLayers& host, Run* run, ChildLaunch* launch,
+                   std::optional<MemoryCgroup>* cgroup, MemoryLimitVia* via) {
+  ZF_RETURN_IF_ERROR(PlanGoPipe(run, launch));
+  ZF_RETURN_IF_ERROR(LimitMemory(host, spec.limits.memory_bytes, cgroup, via));
+  ZF_RETURN_IF_ERROR(CloneChild(host, run, launch));
+  return ReleaseChild(host, *cgroup ? &**cgroup : nullptr, run);
 }
 
 // Waits for the sandbox's init and marks it reaped; its status and usage go to the out-params.
@@ -889,27 +866,38 @@ ChannelEnd ChannelEnd::Memory(std::string bytes) {
   return e;
 }
 
+void SetPreparedSandboxes(size_t count) { PreparedSandboxPool::Get().SetSize(count); }
+
+std::vector<pid_t> PreparedSandboxPids() { return PreparedSandboxPool::Get().Pids(); }
+
 Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   // The host probe runs once per process (the first call) and is not part of a run's time.
   const HostLayers& host = ProbeHostLayers();
+  // Destroyed last: the pool's thread waits for the run's end (its child reaped) to refill.
+  PreparedSandboxPool::RunInProgress in_progress(PreparedSandboxPool::Get());
   Run run;
   run.start = Clock::now();
   ZF_RETURN_IF_ERROR(CheckSpec(spec, host));
   IgnoreSigpipeIfDefault();
   RunReport report = StartReport(spec, host);
   ZF_RETURN_IF_ERROR(OpenRelays(spec, &run));
-  std::optional<MemoryCgroup> cgroup;
-  ZF_RETURN_IF_ERROR(
-      LimitMemory(host, spec.limits.memory_bytes, &cgroup, &report.memory_limit_via));
+  const bool memory_cgroup = host.cgroup_v2_memory || host.cgroup_v1_memory;
+  report.memory_limit_via = !memory_cgroup          ? MemoryLimitVia::kRlimitAs
+                            : host.cgroup_v2_memory ? MemoryLimitVia::kCgroupV2
+                                                    : MemoryLimitVia::kCgroupV1;
 
   ChildLaunch launch;
   ZF_RETURN_IF_ERROR(PlanDescriptors(spec, &run, &launch));
-  PlanLimits(spec.limits, cgroup.has_value(), &launch.plan);
+  PlanLimits(spec.limits, memory_cgroup, &launch.plan);
   ZF_RETURN_IF_ERROR(PlanSeccomp(host, &launch));
-  PlanIdentity(spec, host, &launch);
+  PlanIdentity(host, spec.options.hostname.c_str(), &launch.plan);
   PlanExec(spec, &launch);
-  ZF_RETURN_IF_ERROR(CloneChild(host, &run, &launch));
-  ZF_RETURN_IF_ERROR(ReleaseChild(host, launch.root, cgroup ? &*cgroup : nullptr, &run));
+  std::optional<MemoryCgroup> cgroup;
+  if (FitsExecPlan(launch.plan)) {
+    ZF_RETURN_IF_ERROR(StartPrepared(spec, host, &run, &launch, &cgroup));
+  } else {
+    ZF_RETURN_IF_ERROR(StartCloned(spec, host, &run, &launch, &cgroup, &report.memory_limit_via));
+  }
 
   ZF_RETURN_IF_ERROR(Loop(spec, &run));
 
@@ -920,6 +908,8 @@ Result<RunReport> RunSandboxed(const SandboxSpec& spec) {
   ZF_RETURN_IF_ERROR(CheckStarted(run));
   RecordUsage(&run, end, usage, cgroup, &report);
   RecordEnd(status, run, spec.limits, cgroup, &report);
+  // Its peak and OOM count are read; it is removed in the background.
+  if (cgroup) PreparedSandboxPool::Get().Retire(std::move(*cgroup));
   return report;
 }
 

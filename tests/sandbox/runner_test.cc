@@ -10,11 +10,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "test_programs.h"
 #include "zerofarm/base/unique_fd.h"
@@ -630,6 +634,185 @@ TEST_CASE("a program the validator rejected is refused before it runs", "[sandbo
   SandboxSpec spec = StdSpec(b);
   spec.verdict = nullptr;
   CHECK(RunSandboxed(spec).status().code() == ErrorCode::kNotValidated);
+}
+
+TEST_CASE("a second run cannot see the first run's files, processes or memory",
+          "[sandbox][runner]") {
+  REQUIRE_LAYERS("user_ns", "mount_ns", "pid_ns", "seccomp");
+  TempDir dir;
+  Built b = Build(dir, "leftovers", R"(
+static void* sleeper(void* arg) { (void)arg; for (;;) sleep(1000); return NULL; }
+int main(int argc, char** argv) {
+  if (argc > 1 && strcmp(argv[1], "first") == 0) {
+    size_t size = (size_t)96 << 20;
+    char* p = malloc(size);
+    if (p == NULL) return 3;
+    char* volatile touched = p;  /* the stores must happen */
+    memset(touched, 7, size);
+    errno = 0;
+    int fd = open("/left-behind", O_CREAT | O_WRONLY, 0644);
+    printf("create=%d errno=%d\n", fd < 0 ? -1 : 0, fd < 0 ? errno : 0);
+    pthread_t t;
+    printf("thread=%d\n", pthread_create(&t, NULL, sleeper, NULL));
+    return p[size - 1] == 7 ? 0 : 4;
+  }
+  errno = 0;
+  int fd = open("/left-behind", O_RDONLY);
+  printf("open=%d\n", fd < 0 ? -1 : 0);
+  printf("pid=%d ppid=%d\n", (int)getpid(), (int)getppid());
+  return 0;
+})");
+  SetPreparedSandboxes(4);
+  MustRun(StdSpec(b, {"second"}));  // the pool is running and fills up
+  for (int i = 0; i < 200 && PreparedSandboxPids().size() < 4; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::vector<pid_t> prepared = PreparedSandboxPids();
+  REQUIRE(prepared.size() == 4);
+
+  const RunReport first = MustRun(StdSpec(b, {"first"}));
+  REQUIRE(first.exit_code == 0);
+  CHECK(Stdout(first) == "create=-1 errno=13\nthread=0\n");
+  const RunReport second = MustRun(StdSpec(b, {"second"}));
+  CHECK(second.exit_code == 0);
+  // No file, no process of the first run's (its thread was left sleeping): the second is
+  // PID 1 of a namespace of its own.
+  CHECK(Stdout(second) == "open=-1\npid=1 ppid=0\n");
+  // Both ran in sandboxes prepared before the first run, and both are gone.
+  const std::vector<pid_t> left = PreparedSandboxPids();
+  int gone = 0;
+  for (pid_t pid : prepared) {
+    if (std::find(left.begin(), left.end(), pid) != left.end()) continue;
+    CHECK(::kill(pid, 0) == -1);
+    ++gone;
+  }
+  CHECK(gone >= 2);
+  // The first run's memory is charged to its own cgroup only.
+  if (first.peak_memory_source == MemorySource::kCgroup) {
+    CHECK(first.peak_memory_bytes >= (96u << 20));
+    CHECK(second.peak_memory_source == MemorySource::kCgroup);
+    CHECK(second.peak_memory_bytes < (16u << 20));
+  } else {
+    WARN("no memory cgroup: peak memory comes from getrusage");
+  }
+}
+
+TEST_CASE("prepared sandboxes die with their process and leave no zombies", "[sandbox][runner]") {
+  REQUIRE_LAYERS("user_ns", "pid_ns", "seccomp");
+  TempDir dir;
+  Built b = Build(dir, "noop", "int main(void) { return 0; }\n");
+  SetPreparedSandboxes(4);
+  for (int i = 0; i < 6; ++i) CHECK(MustRun(StdSpec(b)).exit_code == 0);
+  // Every used sandbox was reaped: no child of this process is a zombie.
+  siginfo_t info{};
+  CHECK(::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0);
+  CHECK(info.si_pid == 0);
+  // Fewer kept ready: the others are ended and reaped at once.
+  SetPreparedSandboxes(1);
+  CHECK(PreparedSandboxPids().size() <= 1);
+  info = {};
+  CHECK(::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0);
+  CHECK(info.si_pid == 0);
+
+  // A process with prepared sandboxes is killed: they die with it.
+  Result<Pipe> pids_pipe = MakePipe();
+  REQUIRE(pids_pipe.ok());
+  const pid_t owner = ::fork();
+  REQUIRE(owner >= 0);
+  if (owner == 0) {
+    // Only what the child needs: a run, a full pool, its pids on the pipe, then wait.
+    SetPreparedSandboxes(3);
+    Result<RunReport> r = RunSandboxed(StdSpec(b));
+    if (!r.ok() || r->exit_code != 0) ::_exit(2);
+    std::vector<pid_t> pids;
+    for (int i = 0; i < 500 && pids.size() < 3; ++i) {
+      ::usleep(10000);
+      pids = PreparedSandboxPids();
+    }
+    const ssize_t bytes = static_cast<ssize_t>(pids.size() * sizeof(pid_t));
+    if (::write(pids_pipe->write.get(), pids.data(), pids.size() * sizeof(pid_t)) != bytes) {
+      ::_exit(3);
+    }
+    pids_pipe->write.Close();
+    for (;;) ::pause();
+  }
+  pids_pipe->write.Close();
+  pid_t pids[3] = {};
+  size_t got = 0;
+  while (got < sizeof pids) {
+    const ssize_t n =
+        ::read(pids_pipe->read.get(), reinterpret_cast<char*>(pids) + got, sizeof pids - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::kill(owner, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(owner, &status, 0) == owner);
+  REQUIRE(got == sizeof pids);
+  for (pid_t pid : pids) {
+    // Orphans go to the init process, which reaps them; until then they may be zombies.
+    bool dead = false;
+    for (int i = 0; i < 500 && !dead; ++i) {
+      char state = 0;
+      FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+      if (f == nullptr) {
+        dead = true;
+        break;
+      }
+      const int fields = std::fscanf(f, "%*d %*s %c", &state);
+      std::fclose(f);
+      dead = fields == 1 && (state == 'Z' || state == 'X');
+      if (!dead) ::usleep(10000);
+    }
+    INFO("prepared sandbox " << pid);
+    CHECK(dead);
+  }
+  SetPreparedSandboxes(4);
+}
+
+TEST_CASE("many threads can run sandboxes at once, each in its own", "[sandbox][runner]") {
+  REQUIRE_LAYERS("user_ns", "pid_ns", "seccomp");
+  TempDir dir;
+  Built b = Build(dir, "echo_arg", R"(
+int main(int argc, char** argv) {
+  printf("%s pid=%d\n", argc > 1 ? argv[1] : "?", (int)getpid());
+  return 0;
+})");
+  constexpr int kThreads = 4;
+  constexpr int kRuns = 5;
+  std::atomic<int> good{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRuns; ++i) {
+        const std::string tag = std::to_string(t) + "." + std::to_string(i);
+        Result<RunReport> r = RunSandboxed(StdSpec(b, {tag}));
+        if (r.ok() && r->exit_code == 0 && r->channels.at(1).captured == tag + " pid=1\n") {
+          ++good;
+        } else {
+          std::fprintf(stderr, "run %s: %s\n", tag.c_str(),
+                       r.ok() ? RunReportToJson(*r).c_str() : r.status().ToString().c_str());
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  CHECK(good.load() == kThreads * kRuns);
+}
+
+TEST_CASE("a run whose arguments do not fit a prepared sandbox's message still runs",
+          "[sandbox][runner]") {
+  REQUIRE_LAYERS("user_ns", "pid_ns", "seccomp");
+  TempDir dir;
+  Built b = Build(dir, "arg_length", R"(
+int main(int argc, char** argv) {
+  printf("argc=%d len=%zu pid=%d\n", argc, argc > 1 ? strlen(argv[1]) : 0, (int)getpid());
+  return 0;
+})");
+  const std::string big(100000, 'a');  // over one plan message: a child cloned for the run
+  const RunReport r = MustRun(StdSpec(b, {big}));
+  CHECK(r.exit_code == 0);
+  CHECK(Stdout(r) == "argc=2 len=100000 pid=1\n");
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // RunSandboxed: runs a validated, sealed program in the zerofarm sandbox and reports how it
 // ended. The program's exact sealed bytes are executed (execveat on the memfd), in fresh user,
-// mount, PID, network, IPC and UTS namespaces, with an empty read-only root (no /proc, no
-// /dev), only its channels open, no new privileges, rlimits, a memory cgroup where the host
+// mount, PID, IPC and UTS namespaces and a network namespace without any network (the
+// sandboxes prepared in the background share one empty network namespace where the runner may
+// create it: no interface is up, and the seccomp policy refuses socket and socketpair, so
+// there is nothing in it to share), with an empty read-only root (no /proc, no /dev), only its
+// channels open, no new privileges, rlimits, a memory cgroup where the host
 // allows one, the seccomp allow-list of syscall_policy.cc, and a wall-clock timeout that kills
 // the whole PID namespace.
 // Channels: every channel is a pipe relayed by this process, which counts the bytes and
@@ -14,7 +17,14 @@
 // Errors: a Result error means the runner itself failed (spawn, a setup step, a pipe); it names
 // the failing step and errno. How the program ended, including being killed, is in the report.
 // Thread safety: RunSandboxed is blocking and may run on many threads at once.
+// Prepared sandboxes: a run normally takes a sandbox whose namespaces, id maps, memory cgroup
+// and empty root were made before the call, by a background thread that keeps a few ready
+// (SetPreparedSandboxes); when none is ready the run prepares its own. Every sandbox serves
+// exactly one run, with every layer above; the run's memory limit is set on its cgroup before
+// the program starts, and nothing of one run (files, processes, memory use) reaches another.
 #pragma once
+
+#include <sys/types.h>
 
 #include <atomic>
 #include <chrono>
@@ -79,6 +89,9 @@ struct SandboxOptions {
   // Only tests of the kernel layers set this: runs a program the validator rejected.
   bool allow_rejected_program = false;
   std::string hostname = "zerofarm";
+  // Measurements only: the run prepares its own sandbox during the call instead of taking a
+  // prepared one (the same layers; their cost falls inside the call).
+  bool prepare_during_call = false;
 };
 
 struct SandboxSpec {
@@ -163,6 +176,14 @@ struct RunReport {
 };
 
 Result<RunReport> RunSandboxed(const SandboxSpec& spec);
+
+// How many prepared sandboxes the background thread keeps ready (4 until set); 0 keeps none
+// (each run prepares its own) and ends those waiting. The prepared sandboxes are children of
+// this process that die with it (death signal, and end-of-file on their control socket).
+// Thread-safe.
+void SetPreparedSandboxes(size_t count);
+// The process ids of the prepared sandboxes waiting for a run (for tests and diagnostics).
+std::vector<pid_t> PreparedSandboxPids();
 
 std::string RunReportToJson(const RunReport& report);
 
