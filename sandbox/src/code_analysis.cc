@@ -42,39 +42,10 @@ bool IsPaddingByte(std::byte b) {
   return b == std::byte{0x00} || b == std::byte{0xCC} || b == std::byte{0x90};
 }
 
-// The target of a direct (relative) branch: jcc, jmp, call, loop, jrcxz, xbegin.
-std::optional<uint64_t> DirectTarget(const ZydisDecodedInstruction& in, uint64_t vaddr) {
-  if (!in.raw.imm[0].is_relative) return std::nullopt;
-  return vaddr + in.length + static_cast<uint64_t>(in.raw.imm[0].value.s);  // wraps mod 2^64
-}
-
-// Control never falls through these.
-bool EndsStream(const ZydisDecodedInstruction& in) {
-  switch (in.meta.category) {
-    case ZYDIS_CATEGORY_RET:
-      return true;
-    case ZYDIS_CATEGORY_UNCOND_BR:
-      return in.mnemonic != ZYDIS_MNEMONIC_XABORT;  // a no-op outside a transaction
-    default:
-      break;
-  }
-  switch (in.mnemonic) {
-    case ZYDIS_MNEMONIC_HLT:
-    case ZYDIS_MNEMONIC_UD0:
-    case ZYDIS_MNEMONIC_UD1:
-    case ZYDIS_MNEMONIC_UD2:
-    case ZYDIS_MNEMONIC_INT3:
-      return true;
-    default:
-      return false;
-  }
-}
-
 class Analyzer {
  public:
-  Analyzer(const std::vector<ExecRange>& ranges, const AnalysisLimits& limits)
-      : ranges_(ranges), limits_(limits) {
-    ZydisDecoderInit(&decoder_, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+  Analyzer(const std::vector<ExecRange>& ranges, const AnalysisLimits& limits, DecodePath path)
+      : ranges_(ranges), limits_(limits), decoder_(path == DecodePath::kReference) {
     state_.reserve(ranges.size());
     for (const ExecRange& r : ranges) {
       state_.emplace_back(r.bytes.size(), kUnvisited);
@@ -128,13 +99,12 @@ class Analyzer {
     return vaddr < it->end() ? static_cast<int>(it - ranges_.begin()) : -1;
   }
 
-  bool Decode(const ExecRange& r, uint64_t off, uint64_t limit, ZydisDecodedInstruction* in) {
-    return ZYAN_SUCCESS(
-        ZydisDecoderDecodeInstruction(&decoder_, nullptr, r.bytes.data() + off, limit - off, in));
+  bool Decode(const ExecRange& r, uint64_t off, uint64_t limit, InstructionFacts* in) {
+    return decoder_.Decode(reinterpret_cast<const uint8_t*>(r.bytes.data()) + off, limit - off, in);
   }
 
   // Records the instruction at [off, off + length) and applies the policy to it.
-  void Accept(size_t ri, uint64_t off, const ZydisDecodedInstruction& in, uint64_t* counter) {
+  void Accept(size_t ri, uint64_t off, const InstructionFacts& in, uint64_t* counter) {
     std::vector<uint8_t>& st = state_[ri];
     for (uint64_t i = off; i < off + in.length; ++i) {
       if (st[i] == kUnvisited) {
@@ -146,13 +116,10 @@ class Analyzer {
     ++out_.instructions;
 
     const uint64_t vaddr = ranges_[ri].vaddr + off;
-    // lea reg, [rip + disp32] (ModRM mod 00, r/m 101): a possible jump table's address.
-    if (in.mnemonic == ZYDIS_MNEMONIC_LEA && in.raw.modrm.mod == 0 && in.raw.modrm.rm == 5 &&
-        rip_refs_.size() < kMaxRipRefs) {
-      rip_refs_.push_back(vaddr + in.length + static_cast<uint64_t>(in.raw.disp.value));
+    if (in.rip_lea && rip_refs_.size() < kMaxRipRefs) {
+      rip_refs_.push_back(vaddr + in.length + static_cast<uint64_t>(in.displacement));
     }
-    const PolicyDecision d = Decide(in);
-    switch (d.decision) {
+    switch (in.decision) {
       case Decision::kAllow:
         break;
       case Decision::kAllowNoted:
@@ -164,14 +131,16 @@ class Analyzer {
         }
         break;
       case Decision::kDeny:
-        AddFinding(vaddr, "forbidden_instruction", d.reason);
+        AddFinding(vaddr, "forbidden_instruction", in.reason);
         break;
     }
-    if (std::optional<uint64_t> target = DirectTarget(in, vaddr)) {
-      // A target already decoded as an instruction start needs no traversal (loops, mostly).
-      const int ti = Find(*target);
-      if (ti < 0 || !IsStart(state_[static_cast<size_t>(ti)][*target - ranges_[ti].vaddr])) {
-        pending_.push_back(*target);
+    if (in.relative) {
+      // The target of a direct branch (jcc, jmp, call, loop, jrcxz, xbegin), mod 2^64. One
+      // already decoded as an instruction start needs no traversal (loops, mostly).
+      const uint64_t target = vaddr + in.length + static_cast<uint64_t>(in.displacement);
+      const int ti = Find(target);
+      if (ti < 0 || !IsStart(state_[static_cast<size_t>(ti)][target - ranges_[ti].vaddr])) {
+        pending_.push_back(target);
       }
     }
   }
@@ -222,7 +191,7 @@ class Analyzer {
           off += state_[ri][off];
           continue;
         }
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, stop, &in)) {
           AddFinding(r.vaddr + off, "decode_error",
                      "undecodable bytes inside a sized function symbol");
@@ -250,7 +219,7 @@ class Analyzer {
       const uint64_t size = r.bytes.size();
       for (uint64_t off = seed - r.vaddr; off < size && !IsStart(state_[ri][off]);) {
         if (!Spend()) return;
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, size, &in)) {
           // Not unsafe in itself (it would fault); the bytes stay unreached and are reported.
           if (++out_.traversal_stops <= kMaxAddressNotes) {
@@ -262,7 +231,7 @@ class Analyzer {
         Accept(ri, off, in, &out_.traversal_bytes);
         for (uint64_t target : pending_) work.push_back(target);
         pending_.clear();
-        if (EndsStream(in)) break;
+        if (in.ends_stream) break;
         off += in.length;
       }
     }
@@ -331,7 +300,7 @@ class Analyzer {
     std::sort(labels.begin(), labels.end());
     labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
     std::reverse(labels.begin(), labels.end());  // taken from the back: lowest first
-    std::vector<std::pair<uint64_t, ZydisDecodedInstruction>> line;
+    std::vector<std::pair<uint64_t, InstructionFacts>> line;
     while (!labels.empty()) {
       const uint64_t label = labels.back();
       labels.pop_back();
@@ -354,17 +323,17 @@ class Analyzer {
           break;
         }
         if (IsStart(state_[ri][off])) break;
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, seg_end, &in)) {
           code = false;
           break;
         }
-        if (guessed && Decide(in).decision == Decision::kDeny) {
+        if (guessed && in.decision == Decision::kDeny) {
           code = false;
           break;
         }
         line.emplace_back(off, in);
-        if (EndsStream(in)) break;
+        if (in.ends_stream) break;
         off += in.length;
       }
       if (!code) {
@@ -395,11 +364,8 @@ class Analyzer {
         ++p;
         continue;
       }
-      ZydisDecodedInstruction in;
-      if (!Decode(r, p, end, &in) ||
-          (in.meta.category != ZYDIS_CATEGORY_NOP && in.meta.category != ZYDIS_CATEGORY_WIDENOP)) {
-        break;
-      }
+      InstructionFacts in;
+      if (!Decode(r, p, end, &in) || !in.nop) break;
       p += in.length;
     }
     return p - off;
@@ -443,7 +409,7 @@ class Analyzer {
   const AnalysisLimits limits_;
   uint64_t budget_ = 0;
   std::vector<std::vector<uint8_t>> state_;
-  ZydisDecoder decoder_;
+  InstructionDecoder decoder_;
   std::vector<uint64_t> pending_;  // direct branch targets not yet traversed
   std::span<const DataRange> data_;
   std::vector<uint64_t> rip_refs_;  // RIP-relative lea targets not yet read as tables
@@ -456,8 +422,9 @@ class Analyzer {
 
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
                      std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
-                     std::span<const DataRange> data, const AnalysisLimits& limits) {
-  return Analyzer(ranges, limits).Run(image, extra_seeds, candidates, data);
+                     std::span<const DataRange> data, const AnalysisLimits& limits,
+                     DecodePath path) {
+  return Analyzer(ranges, limits, path).Run(image, extra_seeds, candidates, data);
 }
 
 }  // namespace zerofarm::sandbox

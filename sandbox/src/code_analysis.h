@@ -92,6 +92,10 @@ struct CodeAnalysis {
   bool budget_exhausted = false;  // the analysis stopped early: nothing can be concluded
 };
 
+// How instructions are decoded. Both give the same analysis; kReference decodes every
+// instruction with Zydis alone and is kept to check the table-driven fast path against.
+enum class DecodePath { kFast, kReference };
+
 // `ranges` must be sorted by vaddr and disjoint; `extra_seeds` are further code addresses
 // (e.g. .init_array entries, .eh_frame function starts); `candidates` may be code or data
 // (e.g. values in data that point into code) and are treated as local labels are. In `data`,
@@ -99,6 +103,7 @@ struct CodeAnalysis {
 // jump table, whose entries are relative to the table) gives candidates too.
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
                      std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
-                     std::span<const DataRange> data, const AnalysisLimits& limits);
+                     std::span<const DataRange> data, const AnalysisLimits& limits,
+                     DecodePath path = DecodePath::kFast);
 
 }  // namespace zerofarm::sandbox

@@ -567,7 +567,8 @@ std::string FractionString(double fraction) {
 // The disassembly over `ranges`: its seeds (pointer arrays, then call-frame records), code
 // pointers found in data, the non-executable segments' bytes, and the options' list limits.
 CodeAnalysis AnalyzeCode(std::span<const std::byte> program, const ElfImage& image,
-                         const std::vector<ExecRange>& ranges, const ValidatorOptions& options) {
+                         const std::vector<ExecRange>& ranges, const ValidatorOptions& options,
+                         DecodePath path) {
   std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
   const std::vector<uint64_t> eh_seeds = EhFrameSeeds(program, image);
   seeds.insert(seeds.end(), eh_seeds.begin(), eh_seeds.end());
@@ -582,7 +583,7 @@ CodeAnalysis AnalyzeCode(std::span<const std::byte> program, const ElfImage& ima
     data.push_back({s.vaddr, program.subspan(s.offset, std::min<uint64_t>(
                                                            s.filesz, program.size() - s.offset))});
   }
-  return Analyze(ranges, image, seeds, candidates, data, limits);
+  return Analyze(ranges, image, seeds, candidates, data, limits, path);
 }
 
 // A reason for each instruction the analysis refused (located, disassembled and named), the
@@ -725,7 +726,8 @@ Result<ValidationReport> Validate(std::span<const std::byte> program,
 }
 
 Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
-                                            const ValidatorOptions& options, std::string sha256) {
+                                            const ValidatorOptions& options, std::string sha256,
+                                            DecodePath path) {
   const auto start = std::chrono::steady_clock::now();
   ValidationReport report;
   report.zydis_version = ZydisVersionString();
@@ -745,7 +747,7 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
 
   uint64_t zero_fill = 0;
   const std::vector<ExecRange> ranges = BuildExecRanges(program, image, &zero_fill);
-  const CodeAnalysis code = AnalyzeCode(program, image, ranges, options);
+  const CodeAnalysis code = AnalyzeCode(program, image, ranges, options, path);
   const AddressNamer namer(image);
   AddInstructionReasons(code, ranges, namer, &reasons);
   ReportSitesAndRegions(code, ranges, namer, options, &report, &reasons);
