@@ -520,11 +520,6 @@ InstructionDecoder::InstructionDecoder(bool reference) : scratch_{}, reference_(
   ZydisDecoderInit(&decoder_, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
 }
 
-bool InstructionDecoder::Decode(const uint8_t* bytes, size_t size, InstructionFacts* facts) {
-  if (!reference_ && DecodeCommonInstruction(bytes, size, facts)) return true;
-  return DecodeWithZydis(bytes, size, facts);
-}
-
 bool InstructionDecoder::DecodeWithZydis(const uint8_t* bytes, size_t size,
                                          InstructionFacts* facts) {
   if (!ZYAN_SUCCESS(ZydisDecoderDecodeInstruction(&decoder_, nullptr, bytes, size, &scratch_))) {

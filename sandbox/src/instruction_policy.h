@@ -58,7 +58,10 @@ class InstructionDecoder {
  public:
   explicit InstructionDecoder(bool reference = false);
   // False when the bytes do not decode as an instruction that fits in `size`.
-  bool Decode(const uint8_t* bytes, size_t size, InstructionFacts* facts);
+  bool Decode(const uint8_t* bytes, size_t size, InstructionFacts* facts) {
+    if (!reference_ && DecodeCommonInstruction(bytes, size, facts)) return true;
+    return DecodeWithZydis(bytes, size, facts);
+  }
   // Zydis alone.
   bool DecodeWithZydis(const uint8_t* bytes, size_t size, InstructionFacts* facts);
 
