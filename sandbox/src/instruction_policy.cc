@@ -234,12 +234,57 @@ enum ShapeFlag : uint8_t {
 constexpr uint8_t kMpNone = 1, kMp66 = 2, kMpF3 = 4, kMpF2 = 8;
 constexpr uint8_t kMpAll = kMpNone | kMp66 | kMpF3 | kMpF2;
 
+// What each prefix byte the fast path knows is.
+enum PrefixBit : uint8_t { kPfxOpsize = 1, kPfxSegment = 2, kPfxF2 = 4, kPfxF3 = 8 };
+
+constexpr std::array<uint8_t, 256> kPrefixBits = [] {
+  std::array<uint8_t, 256> bits{};
+  bits[0x66] = kPfxOpsize;
+  for (int b : {0x2E, 0x3E, 0x26, 0x36, 0x64, 0x65}) bits[b] = kPfxSegment;
+  bits[0xF2] = kPfxF2;
+  bits[0xF3] = kPfxF3;
+  return bits;
+}();
+
+// Bytes of displacement after a ModRM byte, and whether a SIB byte comes first (0x10).
+constexpr std::array<uint8_t, 256> kModrmExtra = [] {
+  std::array<uint8_t, 256> extra{};
+  for (int m = 0; m < 256; ++m) {
+    const int mod = m >> 6;
+    const int rm = m & 7;
+    if (mod == 3) continue;
+    uint8_t e = mod == 1 ? 1 : mod == 2 ? 4 : 0;
+    if (rm == 4) e |= 0x10;
+    if (mod == 0 && rm == 5) e = 4;  // RIP-relative
+    extra[m] = e;
+  }
+  return extra;
+}();
+
+// Immediate bytes by kind and by (66 present ? 2 : 0) | (REX.W ? 1 : 0).
+constexpr uint8_t kImmBytes[7][4] = {
+    {0, 0, 0, 0},  // none
+    {1, 1, 1, 1},  // ib
+    {2, 2, 2, 2},  // iw
+    {4, 4, 2, 4},  // iz
+    {4, 8, 2, 8},  // iv
+    {1, 1, 1, 1},  // rel8
+    {4, 4, 4, 4},  // rel32
+};
+
+// What the prefix rules come to, checked together: the mandatory-prefix class allowed
+// (none, 66, F3, F2), and whether segment overrides or REX are refused.
+constexpr uint8_t kRefuseSegment = 1, kRefuseRex = 2;
+
 struct Shape {
   PrefixRule rule = kNotHandled;
   ImmKind imm = kImmNone;
   uint8_t reg_ok = 0;  // allowed ModRM.reg values as a bit mask; 0: no ModRM byte
   uint8_t flags = 0;
   uint8_t mandatory = 0;  // kSse: the allowed mandatory prefixes
+  // Derived from the above once the table is built.
+  uint8_t prefix_classes = 0;  // allowed classes (kMp*); 0 for kNotHandled
+  uint8_t refuse = 0;          // kRefuseSegment | kRefuseRex
 };
 
 constexpr uint8_t kAnyReg = 0xFF;
@@ -348,6 +393,30 @@ struct ShapeTables {
       }
       sse(op, kMpNone | kMp66);  // MMX and SSE2 integer arithmetic
     }
+    for (auto* table : {&one, &two}) {
+      for (Shape& shape : *table) Derive(&shape);
+    }
+  }
+
+  static constexpr void Derive(Shape* shape) {
+    switch (shape->rule) {
+      case kNotHandled:
+        break;
+      case kPlain:
+        shape->prefix_classes = kMpNone | kMp66;
+        break;
+      case kBareRex:
+        shape->prefix_classes = kMpNone;
+        shape->refuse = kRefuseSegment;
+        break;
+      case kBare:
+        shape->prefix_classes = kMpNone;
+        shape->refuse = kRefuseSegment | kRefuseRex;
+        break;
+      case kSse:
+        shape->prefix_classes = shape->mandatory;
+        break;
+    }
   }
 };
 
@@ -393,26 +462,19 @@ InstructionFacts FactsOf(const ZydisDecodedInstruction& in) {
 }
 
 bool DecodeCommonInstruction(const uint8_t* p, size_t size, InstructionFacts* facts) {
-  // Prefixes: 66, segment overrides, at most one F2/F3, then at most one REX.
+  // Prefixes: 66, segment overrides, at most one F2/F3 (not with 66), then at most one REX.
   size_t i = 0;
-  bool opsize = false;
-  bool segment = false;
-  uint8_t rep = 0;
-  for (; i < size && i <= 4; ++i) {
-    const uint8_t b = p[i];
-    if (b == 0x66) {
-      opsize = true;
-    } else if (b == 0x2E || b == 0x3E || b == 0x26 || b == 0x36 || b == 0x64 || b == 0x65) {
-      segment = true;
-    } else if (b == 0xF2 || b == 0xF3) {
-      if (rep != 0) return false;
-      rep = b;
-    } else {
-      break;
+  unsigned seen = 0;
+  while (i < size) {
+    const uint8_t bit = kPrefixBits[p[i]];
+    if (bit == 0) break;
+    if ((bit & (kPfxF2 | kPfxF3)) != 0 && (seen & (kPfxF2 | kPfxF3)) != 0) {
+      return false;  // F2 with F3, or one of them twice
     }
+    seen |= bit;
+    if (++i > 4) return false;
   }
-  if (i > 4 || (rep != 0 && opsize)) return false;
-  const bool legacy = i > 0;
+  if ((seen & (kPfxF2 | kPfxF3)) != 0 && (seen & kPfxOpsize) != 0) return false;
   uint8_t rex = 0;
   if (i < size && (p[i] & 0xF0) == 0x40) rex = p[i++];
   if (i >= size) return false;
@@ -422,34 +484,20 @@ bool DecodeCommonInstruction(const uint8_t* p, size_t size, InstructionFacts* fa
     if (i >= size) return false;
     op = p[i++];
     // endbr64 (F3 0F 1E FA), which CET-enabled compilers put at every function start.
-    if (op == 0x1E && rep == 0xF3 && !opsize && !segment && rex == 0 && i < size && p[i] == 0xFA) {
+    if (op == 0x1E && seen == kPfxF3 && rex == 0 && i < size && p[i] == 0xFA) {
       *facts = InstructionFacts{};
       facts->length = static_cast<uint8_t>(i + 1);
       return true;
     }
     shape = &kShapes.two[op];
   }
-  switch (shape->rule) {
-    case kNotHandled:
-      return false;
-    case kPlain:
-      if (rep != 0) return false;
-      break;
-    case kBareRex:
-      if (legacy) return false;
-      break;
-    case kBare:
-      if (legacy || rex != 0) return false;
-      break;
-    case kSse: {
-      const uint8_t mandatory = rep == 0xF3   ? kMpF3
-                                : rep == 0xF2 ? kMpF2
-                                : opsize      ? kMp66
-                                              : kMpNone;
-      if ((shape->mandatory & mandatory) == 0) return false;
-      break;
-    }
-  }
+  const uint8_t prefix_class = (seen & kPfxF3)       ? kMpF3
+                               : (seen & kPfxF2)     ? kMpF2
+                               : (seen & kPfxOpsize) ? kMp66
+                                                     : kMpNone;
+  if ((shape->prefix_classes & prefix_class) == 0) return false;  // also: not handled
+  if ((shape->refuse & kRefuseSegment) != 0 && (seen & kPfxSegment) != 0) return false;
+  if ((shape->refuse & kRefuseRex) != 0 && rex != 0) return false;
   const bool wide = (rex & 0x08) != 0;
   uint8_t reg = 0;
   uint8_t mod = 3;
@@ -463,40 +511,17 @@ bool DecodeCommonInstruction(const uint8_t* p, size_t size, InstructionFacts* fa
     if ((shape->reg_ok & (1u << reg)) == 0) return false;
     if ((shape->flags & kMemOnly) != 0 && mod == 3) return false;
     if ((shape->flags & kRegOnly) != 0 && mod != 3) return false;
-    if (mod != 3) {
-      unsigned disp = mod == 1 ? 1 : mod == 2 ? 4 : 0;
-      if (rm == 4) {
-        if (i >= size) return false;
-        const uint8_t sib = p[i++];
-        if (mod == 0 && (sib & 7) == 5) disp = 4;
-      } else if (mod == 0 && rm == 5) {
-        disp = 4;  // RIP-relative
-      }
-      i += disp;
+    const uint8_t extra = kModrmExtra[modrm];
+    unsigned disp = extra & 0x0F;
+    if ((extra & 0x10) != 0) {
+      if (i >= size) return false;
+      const uint8_t sib = p[i++];
+      if (mod == 0 && (sib & 7) == 5) disp = 4;
     }
+    i += disp;
   }
   const size_t disp_end = i;
-  unsigned imm = 0;
-  switch (shape->imm) {
-    case kImmNone:
-      break;
-    case kImm8:
-    case kRel8:
-      imm = 1;
-      break;
-    case kImm16:
-      imm = 2;
-      break;
-    case kImmZ:
-      imm = opsize && !wide ? 2 : 4;
-      break;
-    case kImmV:
-      imm = wide ? 8 : opsize ? 2 : 4;
-      break;
-    case kRel32:
-      imm = 4;
-      break;
-  }
+  unsigned imm = kImmBytes[shape->imm][((seen & kPfxOpsize) != 0 ? 2 : 0) | (wide ? 1 : 0)];
   if ((shape->flags & kImmReg0) != 0 && reg != 0) imm = 0;
   i += imm;
   if (i > size || i > ZYDIS_MAX_INSTRUCTION_LENGTH) return false;
