@@ -289,9 +289,20 @@ struct Shape {
 
 constexpr uint8_t kAnyReg = 0xFF;
 
+// An instruction of the 0F map in the two-byte VEX form (C5): AVX and AVX2.
+struct VexShape {
+  uint8_t pp_ok = 0;     // allowed VEX.pp as a mask in the order none, 66, F3, F2 (as kMp*)
+  uint8_t l_ok = 0;      // allowed VEX.L: bit 0 for 128 bits, bit 1 for 256; 0: not handled
+  bool no_vvvv = false;  // VEX.vvvv must be 1111 (no second source)
+  ImmKind imm = kImmNone;
+  uint8_t reg_ok = kAnyReg;  // allowed ModRM.reg values; 0: no ModRM byte
+  uint8_t flags = 0;         // kMemOnly, kRegOnly
+};
+
 struct ShapeTables {
-  std::array<Shape, 256> one{};  // one-byte opcode map
-  std::array<Shape, 256> two{};  // 0F map
+  std::array<Shape, 256> one{};     // one-byte opcode map
+  std::array<Shape, 256> two{};     // 0F map
+  std::array<VexShape, 256> vex{};  // 0F map under a C5 prefix
 
   constexpr ShapeTables() {
     // The eight classic ALU operations: r/m,r  r,r/m  AL,ib  eAX,iz.
@@ -393,6 +404,30 @@ struct ShapeTables {
       }
       sse(op, kMpNone | kMp66);  // MMX and SSE2 integer arithmetic
     }
+    // The 0F map under C5: integer AVX2 with three operands (66), moves and shuffles.
+    auto avx = [this](int op, uint8_t pp_ok, bool no_vvvv = false, ImmKind imm = kImmNone,
+                      uint8_t reg_ok = kAnyReg,
+                      uint8_t flags = 0) { vex[op] = {pp_ok, 3, no_vvvv, imm, reg_ok, flags}; };
+    for (int op = 0x60; op <= 0x6D; ++op) avx(op, kMp66);  // unpack, pack, compare
+    for (int op = 0x74; op <= 0x76; ++op) avx(op, kMp66);  // pcmpeq
+    for (int op = 0xD1; op <= 0xFE; ++op) {
+      if (op == 0xD6 || op == 0xD7 || op == 0xE6 || op == 0xE7 || op == 0xF0 || op == 0xF7) {
+        continue;
+      }
+      avx(op, kMp66);  // integer arithmetic and logic
+    }
+    avx(0x6F, kMp66 | kMpF3, true);  // vmovdqa, vmovdqu
+    avx(0x7F, kMp66 | kMpF3, true);
+    avx(0x70, kMp66 | kMpF3 | kMpF2, true, kImm8);   // vpshufd, vpshufhw, vpshuflw
+    avx(0x71, kMp66, false, kImm8, 0x54, kRegOnly);  // shifts by an immediate
+    avx(0x72, kMp66, false, kImm8, 0x54, kRegOnly);
+    avx(0x73, kMp66, false, kImm8, 0xCC, kRegOnly);
+    avx(0x28, kMpNone | kMp66, true);  // vmovaps, vmovapd
+    avx(0x29, kMpNone | kMp66, true);
+    for (int op = 0x54; op <= 0x57; ++op) avx(op, kMpNone | kMp66);       // and, andn, or, xor
+    for (int op : {0x58, 0x59, 0x5C, 0x5D, 0x5E, 0x5F}) avx(op, kMpAll);  // add, mul, sub ...
+    vex[0x77] = {kMpNone, 3, true, kImmNone, 0, 0};                       // vzeroupper, vzeroall
+
     for (auto* table : {&one, &two}) {
       for (Shape& shape : *table) Derive(&shape);
     }
@@ -461,7 +496,42 @@ InstructionFacts FactsOf(const ZydisDecodedInstruction& in) {
   return f;
 }
 
+// An instruction in the two-byte VEX form, C5 first, without any prefix before it.
+bool DecodeVex2(const uint8_t* p, size_t size, InstructionFacts* facts) {
+  if (size < 3) return false;
+  const uint8_t payload = p[1];
+  const unsigned pp = payload & 3;
+  const unsigned l = (payload >> 2) & 1;
+  const unsigned vvvv = (~payload >> 3) & 15;
+  const VexShape& shape = kShapes.vex[p[2]];
+  if ((shape.pp_ok & (1u << pp)) == 0 || (shape.l_ok & (1u << l)) == 0) return false;
+  if (shape.no_vvvv && vvvv != 0) return false;
+  size_t i = 3;
+  if (shape.reg_ok != 0) {
+    if (i >= size) return false;
+    const uint8_t modrm = p[i++];
+    const unsigned mod = modrm >> 6;
+    if ((shape.reg_ok & (1u << ((modrm >> 3) & 7))) == 0) return false;
+    if ((shape.flags & kMemOnly) != 0 && mod == 3) return false;
+    if ((shape.flags & kRegOnly) != 0 && mod != 3) return false;
+    const uint8_t extra = kModrmExtra[modrm];
+    unsigned disp = extra & 0x0F;
+    if ((extra & 0x10) != 0) {
+      if (i >= size) return false;
+      if (mod == 0 && (p[i] & 7) == 5) disp = 4;
+      ++i;
+    }
+    i += disp;
+  }
+  i += kImmBytes[shape.imm][0];
+  if (i > size) return false;
+  *facts = InstructionFacts{};
+  facts->length = static_cast<uint8_t>(i);
+  return true;
+}
+
 bool DecodeCommonInstruction(const uint8_t* p, size_t size, InstructionFacts* facts) {
+  if (size > 0 && p[0] == 0xC5) return DecodeVex2(p, size, facts);
   // Prefixes: 66, segment overrides, at most one F2/F3 (not with 66), then at most one REX.
   size_t i = 0;
   unsigned seen = 0;

@@ -98,6 +98,25 @@ TEST_CASE("the table-driven decoder agrees with Zydis on every opcode, ModRM and
       }
     }
   }
+  // The two-byte VEX form: every payload (register extension, second source, length, implied
+  // prefix), every opcode of the 0F map, every ModRM and the SIB patterns.
+  for (int payload = 0; payload < 256; ++payload) {
+    for (int opcode = 0; opcode < 256; ++opcode) {
+      for (int modrm = 0; modrm < 256; ++modrm) {
+        const bool has_sib = (modrm >> 6) != 3 && (modrm & 7) == 4;
+        for (size_t s = 0; s < (has_sib ? sibs.size() : 1); ++s) {
+          size_t n = 0;
+          buffer[n++] = 0xC5;
+          buffer[n++] = static_cast<uint8_t>(payload);
+          buffer[n++] = static_cast<uint8_t>(opcode);
+          buffer[n++] = static_cast<uint8_t>(modrm);
+          if (has_sib) buffer[n++] = sibs[s];
+          while (n < sizeof buffer) buffer[n++] = random.Byte();
+          check(buffer, sizeof buffer);
+        }
+      }
+    }
+  }
   INFO(taken << " encodings taken by the fast path");
   CHECK(taken > 1000000);
   CHECK(mismatches == 0);
