@@ -46,9 +46,10 @@ struct InstructionFacts {
 InstructionFacts FactsOf(const ZydisDecodedInstruction& instruction);
 
 // The facts of the instruction at the start of [bytes, bytes + size) for the most common
-// opcodes, from tables (ordinary moves, arithmetic, branches, SSE), without Zydis. False when
-// the instruction is not one of those or does not fit in `size`: then only Zydis can tell.
-// When true, *facts are exactly what FactsOf gives for Zydis's decoding of the same bytes.
+// opcodes, from tables (ordinary moves, arithmetic, branches, SSE, two-byte VEX AVX2), without
+// Zydis. False when the instruction is not one of those or does not fit in `size`: then only
+// Zydis can tell. When true, *facts are exactly what FactsOf gives for Zydis's decoding of the
+// same bytes.
 bool DecodeCommonInstruction(const uint8_t* bytes, size_t size, InstructionFacts* facts);
 
 // Decodes instructions for the analysis: the table-driven path where it applies, Zydis for
