@@ -2,11 +2,13 @@
 
 #include <Zydis/Zydis.h>
 #include <elf.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <set>
 #include <utility>
@@ -42,43 +44,78 @@ bool IsPaddingByte(std::byte b) {
   return b == std::byte{0x00} || b == std::byte{0xCC} || b == std::byte{0x90};
 }
 
-// The target of a direct (relative) branch: jcc, jmp, call, loop, jrcxz, xbegin.
-std::optional<uint64_t> DirectTarget(const ZydisDecodedInstruction& in, uint64_t vaddr) {
-  if (!in.raw.imm[0].is_relative) return std::nullopt;
-  return vaddr + in.length + static_cast<uint64_t>(in.raw.imm[0].value.s);  // wraps mod 2^64
+// Zeroed memory for the per-byte state of executable memory. Large arrays are mapped fresh
+// and asked for transparent huge pages: their first touch then costs a few faults instead of
+// one per 4 KiB page, which is most of what touching them costs.
+class ZeroedBytes {
+ public:
+  explicit ZeroedBytes(size_t size) : size_(size) {
+    if (size < kHugePage) {
+      small_.assign(size, kUnvisited);
+      data_ = small_.data();
+      return;
+    }
+    mapped_size_ = size + kHugePage;
+    void* map =
+        mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED) throw std::bad_alloc();
+    mapped_ = static_cast<uint8_t*>(map);
+    const uintptr_t at = reinterpret_cast<uintptr_t>(mapped_);
+    data_ = mapped_ + ((kHugePage - at % kHugePage) % kHugePage);
+    (void)madvise(data_, size, MADV_HUGEPAGE);  // a hint: without it, ordinary pages
+  }
+  ~ZeroedBytes() {
+    if (mapped_ != nullptr) munmap(mapped_, mapped_size_);
+  }
+  ZeroedBytes(const ZeroedBytes&) = delete;
+  ZeroedBytes& operator=(const ZeroedBytes&) = delete;
+
+  uint8_t* data() { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kHugePage = 2u << 20;
+  size_t size_;
+  std::vector<uint8_t> small_;
+  uint8_t* mapped_ = nullptr;
+  size_t mapped_size_ = 0;
+  uint8_t* data_ = nullptr;
+};
+
+// Marks `length` (1..15) state bytes as instruction bodies when none of them was visited
+// before (the usual case), counting them; false, with nothing done, otherwise. `room` is how
+// many state bytes there are from `state` on.
+bool MarkFresh(uint8_t* state, uint64_t room, unsigned length, uint64_t* counter) {
+  if (room < 16) return false;
+  uint64_t low;
+  uint64_t high;
+  std::memcpy(&low, state, 8);
+  std::memcpy(&high, state + 8, 8);
+  const uint64_t low_mask = length >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * length)) - 1;
+  const uint64_t high_mask = length <= 8 ? 0 : (uint64_t{1} << (8 * (length - 8))) - 1;
+  if (((low & low_mask) | (high & high_mask)) != 0) return false;
+  std::memset(state, kBody, length);
+  *counter += length;
+  return true;
 }
 
-// Control never falls through these.
-bool EndsStream(const ZydisDecodedInstruction& in) {
-  switch (in.meta.category) {
-    case ZYDIS_CATEGORY_RET:
-      return true;
-    case ZYDIS_CATEGORY_UNCOND_BR:
-      return in.mnemonic != ZYDIS_MNEMONIC_XABORT;  // a no-op outside a transaction
-    default:
-      break;
-  }
-  switch (in.mnemonic) {
-    case ZYDIS_MNEMONIC_HLT:
-    case ZYDIS_MNEMONIC_UD0:
-    case ZYDIS_MNEMONIC_UD1:
-    case ZYDIS_MNEMONIC_UD2:
-    case ZYDIS_MNEMONIC_INT3:
-      return true;
-    default:
-      return false;
-  }
+uint64_t TotalSize(const std::vector<ExecRange>& ranges) {
+  uint64_t total = 0;
+  for (const ExecRange& r : ranges) total += r.size;
+  return total;
 }
 
 class Analyzer {
  public:
-  Analyzer(const std::vector<ExecRange>& ranges, const AnalysisLimits& limits)
-      : ranges_(ranges), limits_(limits) {
-    ZydisDecoderInit(&decoder_, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
+  Analyzer(const std::vector<ExecRange>& ranges, const AnalysisLimits& limits, DecodePath path)
+      : ranges_(ranges),
+        limits_(limits),
+        state_memory_(TotalSize(ranges)),
+        decoder_(path == DecodePath::kReference) {
     state_.reserve(ranges.size());
     for (const ExecRange& r : ranges) {
-      state_.emplace_back(r.bytes.size(), kUnvisited);
-      out_.executable_bytes += r.bytes.size();
+      state_.push_back(state_memory_.data() + out_.executable_bytes);
+      out_.executable_bytes += r.size;
     }
     budget_ = limits_.steps_per_byte * out_.executable_bytes + limits_.min_steps;
   }
@@ -128,31 +165,30 @@ class Analyzer {
     return vaddr < it->end() ? static_cast<int>(it - ranges_.begin()) : -1;
   }
 
-  bool Decode(const ExecRange& r, uint64_t off, uint64_t limit, ZydisDecodedInstruction* in) {
-    return ZYAN_SUCCESS(
-        ZydisDecoderDecodeInstruction(&decoder_, nullptr, r.bytes.data() + off, limit - off, in));
+  bool Decode(const ExecRange& r, uint64_t off, uint64_t limit, InstructionFacts* in) {
+    const std::span<const std::byte> bytes = r.From(off, limit);
+    return decoder_.Decode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), in);
   }
 
   // Records the instruction at [off, off + length) and applies the policy to it.
-  void Accept(size_t ri, uint64_t off, const ZydisDecodedInstruction& in, uint64_t* counter) {
-    std::vector<uint8_t>& st = state_[ri];
-    for (uint64_t i = off; i < off + in.length; ++i) {
-      if (st[i] == kUnvisited) {
-        ++*counter;
-        st[i] = kBody;
+  void Accept(size_t ri, uint64_t off, const InstructionFacts& in, uint64_t* counter) {
+    uint8_t* st = state_[ri];
+    if (!MarkFresh(st + off, ranges_[ri].size - off, in.length, counter)) {
+      for (uint64_t i = off; i < off + in.length; ++i) {
+        if (st[i] == kUnvisited) {
+          ++*counter;
+          st[i] = kBody;
+        }
       }
     }
     st[off] = in.length;
     ++out_.instructions;
 
     const uint64_t vaddr = ranges_[ri].vaddr + off;
-    // lea reg, [rip + disp32] (ModRM mod 00, r/m 101): a possible jump table's address.
-    if (in.mnemonic == ZYDIS_MNEMONIC_LEA && in.raw.modrm.mod == 0 && in.raw.modrm.rm == 5 &&
-        rip_refs_.size() < kMaxRipRefs) {
-      rip_refs_.push_back(vaddr + in.length + static_cast<uint64_t>(in.raw.disp.value));
+    if (in.rip_lea && rip_refs_.size() < kMaxRipRefs) {
+      rip_refs_.push_back(vaddr + in.length + static_cast<uint64_t>(in.displacement));
     }
-    const PolicyDecision d = Decide(in);
-    switch (d.decision) {
+    switch (in.decision) {
       case Decision::kAllow:
         break;
       case Decision::kAllowNoted:
@@ -164,14 +200,16 @@ class Analyzer {
         }
         break;
       case Decision::kDeny:
-        AddFinding(vaddr, "forbidden_instruction", d.reason);
+        AddFinding(vaddr, "forbidden_instruction", in.reason);
         break;
     }
-    if (std::optional<uint64_t> target = DirectTarget(in, vaddr)) {
-      // A target already decoded as an instruction start needs no traversal (loops, mostly).
-      const int ti = Find(*target);
-      if (ti < 0 || !IsStart(state_[static_cast<size_t>(ti)][*target - ranges_[ti].vaddr])) {
-        pending_.push_back(*target);
+    if (in.relative) {
+      // The target of a direct branch (jcc, jmp, call, loop, jrcxz, xbegin), mod 2^64. One
+      // already decoded as an instruction start needs no traversal (loops, mostly).
+      const uint64_t target = vaddr + in.length + static_cast<uint64_t>(in.displacement);
+      const int ti = Find(target);
+      if (ti < 0 || !IsStart(state_[static_cast<size_t>(ti)][target - ranges_[ti].vaddr])) {
+        pending_.push_back(target);
       }
     }
   }
@@ -222,7 +260,7 @@ class Analyzer {
           off += state_[ri][off];
           continue;
         }
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, stop, &in)) {
           AddFinding(r.vaddr + off, "decode_error",
                      "undecodable bytes inside a sized function symbol");
@@ -247,10 +285,10 @@ class Analyzer {
       }
       const size_t ri = static_cast<size_t>(found);
       const ExecRange& r = ranges_[ri];
-      const uint64_t size = r.bytes.size();
+      const uint64_t size = r.size;
       for (uint64_t off = seed - r.vaddr; off < size && !IsStart(state_[ri][off]);) {
         if (!Spend()) return;
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, size, &in)) {
           // Not unsafe in itself (it would fault); the bytes stay unreached and are reported.
           if (++out_.traversal_stops <= kMaxAddressNotes) {
@@ -262,7 +300,7 @@ class Analyzer {
         Accept(ri, off, in, &out_.traversal_bytes);
         for (uint64_t target : pending_) work.push_back(target);
         pending_.clear();
-        if (EndsStream(in)) break;
+        if (in.ends_stream) break;
         off += in.length;
       }
     }
@@ -331,7 +369,7 @@ class Analyzer {
     std::sort(labels.begin(), labels.end());
     labels.erase(std::unique(labels.begin(), labels.end()), labels.end());
     std::reverse(labels.begin(), labels.end());  // taken from the back: lowest first
-    std::vector<std::pair<uint64_t, ZydisDecodedInstruction>> line;
+    std::vector<std::pair<uint64_t, InstructionFacts>> line;
     while (!labels.empty()) {
       const uint64_t label = labels.back();
       labels.pop_back();
@@ -354,17 +392,17 @@ class Analyzer {
           break;
         }
         if (IsStart(state_[ri][off])) break;
-        ZydisDecodedInstruction in;
+        InstructionFacts in;
         if (!Decode(r, off, seg_end, &in)) {
           code = false;
           break;
         }
-        if (guessed && Decide(in).decision == Decision::kDeny) {
+        if (guessed && in.decision == Decision::kDeny) {
           code = false;
           break;
         }
         line.emplace_back(off, in);
-        if (EndsStream(in)) break;
+        if (in.ends_stream) break;
         off += in.length;
       }
       if (!code) {
@@ -391,15 +429,12 @@ class Analyzer {
   uint64_t PaddingPrefix(const ExecRange& r, uint64_t off, uint64_t end) {
     uint64_t p = off;
     while (p < end) {
-      if (IsPaddingByte(r.bytes[p])) {
+      if (IsPaddingByte(r.At(p))) {
         ++p;
         continue;
       }
-      ZydisDecodedInstruction in;
-      if (!Decode(r, p, end, &in) ||
-          (in.meta.category != ZYDIS_CATEGORY_NOP && in.meta.category != ZYDIS_CATEGORY_WIDENOP)) {
-        break;
-      }
+      InstructionFacts in;
+      if (!Decode(r, p, end, &in) || !in.nop) break;
       p += in.length;
     }
     return p - off;
@@ -408,9 +443,9 @@ class Analyzer {
   void ClassifyUnreached() {
     for (size_t ri = 0; ri < ranges_.size(); ++ri) {
       const ExecRange& r = ranges_[ri];
-      const std::vector<uint8_t>& st = state_[ri];
+      const uint8_t* st = state_[ri];
       uint64_t off = 0;
-      while (off < st.size()) {
+      while (off < r.size) {
         if (st[off] != kUnvisited) {
           ++off;
           continue;
@@ -418,14 +453,14 @@ class Analyzer {
         // A run never spans a segment boundary: page-rounding bytes are reported apart.
         const uint64_t seg_begin = r.segment_begin - r.vaddr;
         const uint64_t seg_end = r.segment_end - r.vaddr;
-        const uint64_t limit = off < seg_begin ? seg_begin : off < seg_end ? seg_end : st.size();
+        const uint64_t limit = off < seg_begin ? seg_begin : off < seg_end ? seg_end : r.size;
         uint64_t end = off;
         while (end < limit && st[end] == kUnvisited) ++end;
         // Padding before the data, and single-byte padding after it (the zeros that fill a
         // page after the last function, nops or int3 before the next one).
         const uint64_t data_begin = off + PaddingPrefix(r, off, end);
         uint64_t data_end = end;
-        while (data_end > data_begin && IsPaddingByte(r.bytes[data_end - 1])) --data_end;
+        while (data_end > data_begin && IsPaddingByte(r.At(data_end - 1))) --data_end;
         out_.padding_bytes += (end - off) - (data_end - data_begin);
         if (data_begin < data_end) {
           out_.data_region_bytes += data_end - data_begin;
@@ -442,8 +477,9 @@ class Analyzer {
   const std::vector<ExecRange>& ranges_;
   const AnalysisLimits limits_;
   uint64_t budget_ = 0;
-  std::vector<std::vector<uint8_t>> state_;
-  ZydisDecoder decoder_;
+  ZeroedBytes state_memory_;
+  std::vector<uint8_t*> state_;  // per range, into state_memory_
+  InstructionDecoder decoder_;
   std::vector<uint64_t> pending_;  // direct branch targets not yet traversed
   std::span<const DataRange> data_;
   std::vector<uint64_t> rip_refs_;  // RIP-relative lea targets not yet read as tables
@@ -456,8 +492,9 @@ class Analyzer {
 
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
                      std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
-                     std::span<const DataRange> data, const AnalysisLimits& limits) {
-  return Analyzer(ranges, limits).Run(image, extra_seeds, candidates, data);
+                     std::span<const DataRange> data, const AnalysisLimits& limits,
+                     DecodePath path) {
+  return Analyzer(ranges, limits, path).Run(image, extra_seeds, candidates, data);
 }
 
 }  // namespace zerofarm::sandbox

@@ -12,6 +12,7 @@
 // Thread safety: Analyze is reentrant.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -24,18 +25,37 @@
 namespace zerofarm::sandbox {
 
 // Executable memory as the kernel maps it: one entry per executable PT_LOAD, rounded out to
-// whole pages, with the bytes those pages hold.
+// whole pages, with the bytes those pages hold. The bytes are the program's own (not a copy)
+// up to a short tail, which holds the last file bytes and the zeros after them.
 struct ExecRange {
   uint64_t vaddr = 0;
-  std::vector<std::byte> bytes;
-  uint64_t file_offset = 0;  // offset of bytes[0] in the file
-  uint64_t file_bytes = 0;   // bytes[0, file_bytes) come from the file; the rest are zeros
+  uint64_t size = 0;         // bytes mapped
+  uint64_t file_offset = 0;  // offset of byte 0 in the file
+  uint64_t file_bytes = 0;   // bytes [0, file_bytes) come from the file; the rest are zeros
   // The segment's own file bytes, [segment_begin, segment_end) in vaddr; the rest of the range
   // is mapped only because the kernel maps whole pages.
   uint64_t segment_begin = 0;
   uint64_t segment_end = 0;
-  uint64_t end() const { return vaddr + bytes.size(); }
+  // Bytes [0, tail_begin) are file[0, tail_begin), a view of the program; bytes [tail_begin,
+  // size) are tail. file holds all file_bytes, so that a view from before tail_begin runs on
+  // for at least the longest instruction.
+  std::span<const std::byte> file;
+  uint64_t tail_begin = 0;
+  std::vector<std::byte> tail;
+
+  uint64_t end() const { return vaddr + size; }
+  std::byte At(uint64_t off) const { return off < tail_begin ? file[off] : tail[off - tail_begin]; }
+  // The bytes from `off` (< size) up to `limit` (<= size), contiguous. Fewer when they would
+  // run past the tail's start, but then still more than the longest instruction.
+  std::span<const std::byte> From(uint64_t off, uint64_t limit) const {
+    if (off < tail_begin) return file.subspan(off, std::min(limit, file_bytes) - off);
+    return std::span<const std::byte>(tail).subspan(off - tail_begin, limit - off);
+  }
 };
+
+// Bytes of the file kept in an ExecRange's tail before the zeros: more than the longest
+// instruction (15 bytes), so that one decoded from the view never reads past file_bytes.
+inline constexpr uint64_t kExecTailOverlap = 16;
 
 // Non-executable loaded bytes (read-only data, mostly), where switch statements keep their
 // jump tables.
@@ -92,6 +112,10 @@ struct CodeAnalysis {
   bool budget_exhausted = false;  // the analysis stopped early: nothing can be concluded
 };
 
+// How instructions are decoded. Both give the same analysis; kReference decodes every
+// instruction with Zydis alone and is kept to check the table-driven fast path against.
+enum class DecodePath { kFast, kReference };
+
 // `ranges` must be sorted by vaddr and disjoint; `extra_seeds` are further code addresses
 // (e.g. .init_array entries, .eh_frame function starts); `candidates` may be code or data
 // (e.g. values in data that point into code) and are treated as local labels are. In `data`,
@@ -99,6 +123,7 @@ struct CodeAnalysis {
 // jump table, whose entries are relative to the table) gives candidates too.
 CodeAnalysis Analyze(const std::vector<ExecRange>& ranges, const ElfImage& image,
                      std::span<const uint64_t> extra_seeds, std::span<const uint64_t> candidates,
-                     std::span<const DataRange> data, const AnalysisLimits& limits);
+                     std::span<const DataRange> data, const AnalysisLimits& limits,
+                     DecodePath path = DecodePath::kFast);
 
 }  // namespace zerofarm::sandbox

@@ -146,7 +146,7 @@ std::vector<ExecRange> BuildExecRanges(std::span<const std::byte> program, const
     if (end < s.vaddr + s.memsz) *zero_fill += s.vaddr + s.memsz - end;
     ExecRange r;
     r.vaddr = begin;
-    r.bytes.assign(end - begin, std::byte{0});
+    r.size = end - begin;
     r.file_offset = s.offset - lead;  // aligned: lead <= offset (congruent modulo the page)
     // With a .bss part the kernel zeroes the rest of the last file page; otherwise the page
     // holds whatever the file has there (zeros past the end of the file).
@@ -156,8 +156,7 @@ std::vector<ExecRange> BuildExecRanges(std::span<const std::byte> program, const
     r.file_bytes = file_end - r.file_offset;
     r.segment_begin = s.vaddr;
     r.segment_end = s.vaddr + s.filesz;
-    if (r.bytes.empty()) continue;  // no file bytes and nothing page rounding adds
-    std::memcpy(r.bytes.data(), program.data() + r.file_offset, r.file_bytes);
+    if (r.size == 0) continue;  // no file bytes and nothing page rounding adds
     ranges.push_back(std::move(r));
   }
   std::sort(ranges.begin(), ranges.end(),
@@ -166,16 +165,23 @@ std::vector<ExecRange> BuildExecRanges(std::span<const std::byte> program, const
   uint64_t covered = 0;  // end of the ranges kept so far
   for (ExecRange& r : ranges) {
     if (r.vaddr < covered) {
-      const uint64_t cut = std::min<uint64_t>(covered - r.vaddr, r.bytes.size());
-      r.bytes.erase(r.bytes.begin(), r.bytes.begin() + static_cast<ptrdiff_t>(cut));
+      const uint64_t cut = std::min<uint64_t>(covered - r.vaddr, r.size);
+      r.size -= cut;
       r.vaddr += cut;
       r.file_offset += cut;
       r.file_bytes = r.file_bytes > cut ? r.file_bytes - cut : 0;
       r.segment_begin = std::max(r.segment_begin, r.vaddr);
       r.segment_end = std::max(r.segment_end, r.segment_begin);
     }
-    if (r.bytes.empty()) continue;
+    if (r.size == 0) continue;
     covered = r.end();
+    // The bytes: a view of the file, and a copy of its last bytes and the zeros after them.
+    if (r.file_bytes > 0) r.file = program.subspan(r.file_offset, r.file_bytes);
+    r.tail_begin = r.file_bytes > kExecTailOverlap ? r.file_bytes - kExecTailOverlap : 0;
+    r.tail.assign(r.size - r.tail_begin, std::byte{0});
+    if (r.file_bytes > r.tail_begin) {
+      std::memcpy(r.tail.data(), r.file.data() + r.tail_begin, r.file_bytes - r.tail_begin);
+    }
     disjoint.push_back(std::move(r));
   }
   return disjoint;
@@ -198,17 +204,17 @@ std::pair<std::string, std::string> DescribeInstruction(const std::vector<ExecRa
   for (const ExecRange& r : ranges) {
     if (vaddr < r.vaddr || vaddr >= r.end()) continue;
     const uint64_t off = vaddr - r.vaddr;
-    const uint64_t avail = std::min<uint64_t>(r.bytes.size() - off, ZYDIS_MAX_INSTRUCTION_LENGTH);
+    const std::span<const std::byte> bytes = r.From(off, r.size);
+    const uint64_t avail = std::min<uint64_t>(bytes.size(), ZYDIS_MAX_INSTRUCTION_LENGTH);
     ZydisDecoder decoder;
     ZydisDecoderInit(&decoder, ZYDIS_MACHINE_MODE_LONG_64, ZYDIS_STACK_WIDTH_64);
     ZydisDecodedInstruction in;
     ZydisDecodedOperand ops[ZYDIS_MAX_OPERAND_COUNT];
     std::string hex;
     char byte[4];
-    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, r.bytes.data() + off, avail, &in, ops))) {
+    if (!ZYAN_SUCCESS(ZydisDecoderDecodeFull(&decoder, bytes.data(), avail, &in, ops))) {
       for (uint64_t i = 0; i < avail; ++i) {
-        std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x",
-                      static_cast<unsigned>(r.bytes[off + i]));
+        std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x", static_cast<unsigned>(bytes[i]));
         hex += byte;
       }
       return {"", hex};
@@ -219,8 +225,7 @@ std::pair<std::string, std::string> DescribeInstruction(const std::vector<ExecRa
     ZydisFormatterFormatInstruction(&formatter, &in, ops, in.operand_count_visible, text,
                                     sizeof text, vaddr, nullptr);
     for (unsigned i = 0; i < in.length; ++i) {
-      std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x",
-                    static_cast<unsigned>(r.bytes[off + i]));
+      std::snprintf(byte, sizeof byte, i ? " %02x" : "%02x", static_cast<unsigned>(bytes[i]));
       hex += byte;
     }
     return {text, hex};
@@ -567,7 +572,8 @@ std::string FractionString(double fraction) {
 // The disassembly over `ranges`: its seeds (pointer arrays, then call-frame records), code
 // pointers found in data, the non-executable segments' bytes, and the options' list limits.
 CodeAnalysis AnalyzeCode(std::span<const std::byte> program, const ElfImage& image,
-                         const std::vector<ExecRange>& ranges, const ValidatorOptions& options) {
+                         const std::vector<ExecRange>& ranges, const ValidatorOptions& options,
+                         DecodePath path) {
   std::vector<uint64_t> seeds = PointerArraySeeds(program, image);
   const std::vector<uint64_t> eh_seeds = EhFrameSeeds(program, image);
   seeds.insert(seeds.end(), eh_seeds.begin(), eh_seeds.end());
@@ -582,7 +588,7 @@ CodeAnalysis AnalyzeCode(std::span<const std::byte> program, const ElfImage& ima
     data.push_back({s.vaddr, program.subspan(s.offset, std::min<uint64_t>(
                                                            s.filesz, program.size() - s.offset))});
   }
-  return Analyze(ranges, image, seeds, candidates, data, limits);
+  return Analyze(ranges, image, seeds, candidates, data, limits, path);
 }
 
 // A reason for each instruction the analysis refused (located, disassembled and named), the
@@ -725,7 +731,8 @@ Result<ValidationReport> Validate(std::span<const std::byte> program,
 }
 
 Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
-                                            const ValidatorOptions& options, std::string sha256) {
+                                            const ValidatorOptions& options, std::string sha256,
+                                            DecodePath path) {
   const auto start = std::chrono::steady_clock::now();
   ValidationReport report;
   report.zydis_version = ZydisVersionString();
@@ -745,7 +752,7 @@ Result<ValidationReport> ValidateWithDigest(std::span<const std::byte> program,
 
   uint64_t zero_fill = 0;
   const std::vector<ExecRange> ranges = BuildExecRanges(program, image, &zero_fill);
-  const CodeAnalysis code = AnalyzeCode(program, image, ranges, options);
+  const CodeAnalysis code = AnalyzeCode(program, image, ranges, options, path);
   const AddressNamer namer(image);
   AddInstructionReasons(code, ranges, namer, &reasons);
   ReportSitesAndRegions(code, ranges, namer, options, &report, &reasons);
