@@ -658,6 +658,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) acceptor_.non_blocking(true, ec);
     if (ec)
       return Status::Error(ErrorCode::kIoError,
                            "cannot listen on " + endpoint.address().to_string() + ":" +
@@ -674,12 +675,25 @@ class Listener : public std::enable_shared_from_this<Listener> {
  private:
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
-    if (!ec) {
-      const bool reject = sh_.counters.connections.load() >= sh_.opt.max_connections;
-      std::make_shared<Session>(std::move(socket), sh_)->Start(reject);
+    if (!ec) Admit(std::move(socket));
+    // Connections already waiting are taken now: one per turn of a busy loop left the last of
+    // 256 connections opened at once waiting seconds for their first answer.
+    for (int i = 0; !ec && i < kAcceptBatch; ++i) {
+      tcp::socket more(*loops_[next_ % loops_.size()]);
+      acceptor_.accept(more, ec);  // the acceptor is non-blocking: would_block ends the batch
+      if (!ec) {
+        ++next_;
+        Admit(std::move(more));
+      }
     }
     Accept();
   }
+  void Admit(tcp::socket socket) {
+    const bool reject = sh_.counters.connections.load() >= sh_.opt.max_connections;
+    std::make_shared<Session>(std::move(socket), sh_)->Start(reject);
+  }
+
+  static constexpr int kAcceptBatch = 64;  // connections taken at once when many wait
 
   Loops& loops_;
   tcp::acceptor acceptor_;
