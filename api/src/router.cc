@@ -1333,9 +1333,17 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
   std::vector<ByteRange> ranges;
   RangeParse parsed = RangeParse::kNone;
   if (auto bad = RequestedRanges(req, size, etag, "file", &parsed, &ranges)) return *bad;
+  // A small file (a playlist, a thumbnail) comes from memory while it is the file just
+  // stat-ed; anything else is left to the server to read or send from the file.
+  auto piece = [&](uint64_t first, uint64_t length) -> Piece {
+    if (req.method() != http::verb::head)
+      if (auto bytes = small_files_.Get(path, st))
+        return {bytes->substr(first, length), {}, 0, 0, nullptr};
+    return {"", path, first, length, nullptr};
+  };
   if (parsed == RangeParse::kNone) {
     r.Header("Content-Type", type);
-    r.body.push_back({"", path, 0, size, nullptr});
+    r.body.push_back(piece(0, size));
     return r;
   }
   r.status = 206;
@@ -1343,7 +1351,7 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
     r.Header("Content-Type", type);
     r.Header("Content-Range", "bytes " + std::to_string(ranges[0].first) + "-" +
                                   std::to_string(ranges[0].last) + "/" + std::to_string(size));
-    r.body.push_back({"", path, ranges[0].first, ranges[0].last - ranges[0].first + 1, nullptr});
+    r.body.push_back(piece(ranges[0].first, ranges[0].last - ranges[0].first + 1));
     return r;
   }
   const std::string boundary = "zerofarm-" + etag.substr(1, etag.size() - 2);

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "file_cache.h"
 #include "objects.h"
 #include "playback.h"
 #include "zerofarm/api/server.h"
@@ -215,6 +216,7 @@ class Router {
   TokenStore& tokens_;
   HttpCounters& counters_;
   PlaybackSigner signer_;
+  SmallFileCache small_files_{64 * 1024, 32 * 1024 * 1024};  // playlists, thumbnails
   std::mutex uploads_mu_;
   std::set<std::string> busy_uploads_;  // tus uploads with a PATCH in flight
   std::unique_ptr<Webhooks> webhooks_;  // null when its store could not be read (answers 503)

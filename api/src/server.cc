@@ -1,17 +1,20 @@
-// Server (server.h): Boost.Beast sessions, one strand each; handlers on a separate pool.
+// Server (server.h): Boost.Beast sessions on one event loop per socket thread (a connection
+// stays on the loop that accepted it, as with nginx's workers); handlers on a separate pool.
 #include "zerofarm/api/server.h"
 
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -35,6 +38,8 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 constexpr size_t kChunk = 128 * 1024;  // response bytes written per step
+// File bytes handed to sendfile(2) for one connection before the loop serves the others.
+constexpr uint64_t kSendfileTurn = 1024 * 1024;
 // Request body bytes gathered on the connection's strand before one hand-off to the handler
 // pool (handing over each read cost two thread switches per 64 KiB). Two such buffers per
 // connection while a body is read: one filling, one being written by the pool.
@@ -49,7 +54,7 @@ constexpr size_t kMaxDrain = size_t{256} << 20;
 constexpr std::chrono::seconds kDrainTime{5};
 
 // A file answer up to this size (playlists, a thumbnail, a Range window) is read by the thread
-// that routed it, so the connection's strand writes it at once instead of handing the read to
+// that routed it, so the connection's loop writes it at once instead of handing the read to
 // the pool and back (players poll playlists every few seconds).
 constexpr uint64_t kInlineFileBytes = 64 * 1024;
 
@@ -159,19 +164,42 @@ class Session : public std::enable_shared_from_this<Session> {
   // would close the socket, and the client would never see its 408).
   void ArmReadTimer(std::chrono::milliseconds d) {
     stream_.expires_never();
+    ArmDeadline(d);
+  }
+  // Ends the deadline of a finished read; true when the read ended because the deadline passed.
+  bool ReadTimedOut(const beast::error_code& ec) {
+    deadline_ = kNoDeadline;
+    return read_timed_out_ && ec == net::error::operation_aborted;
+  }
+
+  // The pending socket operation (a read, a write, a wait to write) is cancelled unless it ends
+  // within `d`. One coarse timer per connection: a new deadline only moves a time stamp, and
+  // the timer is set again only when it fires early or a deadline comes before it (keep-alive
+  // requests used to set and cancel two kernel timers each).
+  void ArmDeadline(std::chrono::milliseconds d) {
     read_timed_out_ = false;
-    read_timer_.expires_after(d);
-    read_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // cancelled: the read finished first
-      self->read_timed_out_ = true;
-      beast::error_code ignored;
-      self->stream_.socket().cancel(ignored);
+    deadline_ = std::chrono::steady_clock::now() + d;
+    if (timer_set_ && timer_at_ <= deadline_) return;
+    SetTimer(deadline_);
+  }
+  void SetTimer(std::chrono::steady_clock::time_point at) {
+    timer_set_ = true;
+    timer_at_ = at;
+    read_timer_.expires_at(at);  // a wait still pending ends as cancelled (an older generation)
+    read_timer_.async_wait([weak = weak_from_this(), gen = ++timer_gen_](beast::error_code) {
+      auto self = weak.lock();
+      if (!self || gen != self->timer_gen_) return;
+      self->OnTimer();
     });
   }
-  // Ends the timer of a finished read; true when the read ended because the timer fired.
-  bool ReadTimedOut(const beast::error_code& ec) {
-    read_timer_.cancel();
-    return read_timed_out_ && ec == net::error::operation_aborted;
+  void OnTimer() {
+    timer_set_ = false;
+    if (deadline_ == kNoDeadline) return;  // nothing waits; the next deadline sets it again
+    if (std::chrono::steady_clock::now() < deadline_) return SetTimer(deadline_);
+    deadline_ = kNoDeadline;
+    read_timed_out_ = true;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
   }
 
   void ReadHeader() {
@@ -494,7 +522,88 @@ class Session : public std::enable_shared_from_this<Session> {
     piece_offset_ = 0;
     file_.Close();
     sr_.emplace(*res_);
+    if (SendsFiles()) return WriteHead();
     NextChunk();
+  }
+
+  // True when the body is literal bytes and pieces of files only, with file bytes among them:
+  // those are written by sendfile(2) from the page cache to the socket on this thread, with no
+  // copy through user space and no hand-off to the pool (as nginx with `sendfile on`).
+  bool SendsFiles() const {
+    bool files = false;
+    for (const Piece& p : pieces_) {
+      if (p.reader) return false;
+      files |= !p.file.empty() && p.length > 0;
+    }
+    return files;
+  }
+
+  // Writes the head alone; the body follows piece by piece (WritePieces).
+  void WriteHead() {
+    ArmDeadline(sh_.opt.idle_timeout);
+    http::async_write_header(stream_, *sr_,
+                             [self = shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->Close();
+                               self->WritePieces();
+                             });
+  }
+
+  void WritePieces() {
+    while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
+    if (piece_ == pieces_.size()) return AnswerDone();
+    const Piece& p = pieces_[piece_];
+    if (!p.file.empty()) return SendFile();
+    ArmDeadline(sh_.opt.idle_timeout);
+    sh_.counters.bytes_out += p.literal.size();
+    net::async_write(stream_, net::buffer(p.literal),
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->Close();
+                       ++self->piece_;
+                       self->WritePieces();
+                     });
+  }
+
+  // Sends the rest of the current file piece, at most kSendfileTurn bytes before yielding to
+  // the loop's other connections; waits for the socket to drain when it is full.
+  void SendFile() {
+    const Piece& p = pieces_[piece_];
+    if (!file_.valid()) {
+      file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!file_.valid()) return Close();  // as a failed read: the answer cannot be completed
+      beast::error_code ec;
+      if (!stream_.socket().native_non_blocking()) stream_.socket().native_non_blocking(true, ec);
+      if (ec) return Close();
+    }
+    const int sock = stream_.socket().native_handle();
+    uint64_t budget = kSendfileTurn;
+    while (piece_offset_ < p.length) {
+      if (budget == 0) {
+        return net::post(stream_.get_executor(), [self = shared_from_this()] { self->SendFile(); });
+      }
+      off_t at = static_cast<off_t>(p.offset + piece_offset_);
+      const size_t want = static_cast<size_t>(std::min(p.length - piece_offset_, budget));
+      const ssize_t sent = ::sendfile(sock, file_.get(), &at, want);
+      if (sent > 0) {
+        piece_offset_ += static_cast<uint64_t>(sent);
+        budget -= static_cast<uint64_t>(sent);
+        sh_.counters.bytes_out += static_cast<uint64_t>(sent);
+        continue;
+      }
+      if (sent < 0 && errno == EINTR) continue;
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        ArmDeadline(sh_.opt.idle_timeout);
+        return stream_.socket().async_wait(tcp::socket::wait_write,
+                                           [self = shared_from_this()](beast::error_code ec) {
+                                             if (ec) return self->Close();
+                                             self->SendFile();
+                                           });
+      }
+      return Close();  // the file shrank (sent == 0) or the connection failed
+    }
+    file_.Close();
+    ++piece_;
+    piece_offset_ = 0;
+    WritePieces();
   }
 
   bool PiecesLeft() const { return piece_ < pieces_.size(); }
@@ -558,7 +667,7 @@ class Session : public std::enable_shared_from_this<Session> {
       b.size = n;
       b.more = self->PiecesLeft();
       self->sh_.counters.bytes_out += n;
-      self->stream_.expires_after(self->sh_.opt.idle_timeout);
+      self->ArmDeadline(self->sh_.opt.idle_timeout);
       http::async_write(self->stream_, *self->sr_,
                         beast::bind_front_handler(&Session::OnWrite, self));
     };
@@ -578,6 +687,12 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec == http::error::need_buffer) ec = {};
     if (ec) return Close();
     if (!sr_->is_done()) return NextChunk();
+    AnswerDone();
+  }
+
+  // The answer is out: the next request, or the end of the connection.
+  void AnswerDone() {
+    deadline_ = kNoDeadline;
     file_.Close();
     pieces_.clear();
     if (close_after_) return Linger();
@@ -590,6 +705,7 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) return Close();
+    deadline_ = kNoDeadline;
     drained_ = 0;
     stream_.expires_after(kDrainTime);
     if (chunk_.size() < kChunk) chunk_.resize(kChunk);  // a body's buffers may have swapped
@@ -605,14 +721,21 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
+    deadline_ = kNoDeadline;
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.close();
   }
 
+  static constexpr std::chrono::steady_clock::time_point kNoDeadline =
+      std::chrono::steady_clock::time_point::max();
   beast::tcp_stream stream_;
-  net::steady_timer read_timer_;
-  bool read_timed_out_ = false;
+  net::steady_timer read_timer_;  // the connection's one deadline timer
+  bool read_timed_out_ = false;   // the last deadline passed and cancelled the socket
+  std::chrono::steady_clock::time_point deadline_ = kNoDeadline;  // of the pending operation
+  bool timer_set_ = false;                                        // read_timer_ has a wait pending
+  std::chrono::steady_clock::time_point timer_at_;                // when that wait ends
+  uint64_t timer_gen_ = 0;  // the generation of the pending wait
   Shared& sh_;
   beast::flat_buffer buffer_{16 * 1024};
   std::optional<http::request_parser<http::empty_body>> header_;
@@ -651,10 +774,14 @@ class Session : public std::enable_shared_from_this<Session> {
   size_t drained_ = 0;
 };
 
+// The socket threads' event loops: each is run by one thread, so a connection's handlers never
+// run at once and need no strand; connections are dealt to the loops in turn.
+using Loops = std::vector<std::unique_ptr<net::io_context>>;
+
 class Listener : public std::enable_shared_from_this<Listener> {
  public:
-  Listener(net::io_context& ioc, Shared& sh)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), sh_(sh) {}
+  Listener(Loops& loops, Shared& sh)
+      : loops_(loops), acceptor_(loops.front()->get_executor()), sh_(sh) {}
 
   Status Listen(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -662,6 +789,7 @@ class Listener : public std::enable_shared_from_this<Listener> {
     if (!ec) acceptor_.set_option(net::socket_base::reuse_address(true), ec);
     if (!ec) acceptor_.bind(endpoint, ec);
     if (!ec) acceptor_.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) acceptor_.non_blocking(true, ec);
     if (ec)
       return Status::Error(ErrorCode::kIoError,
                            "cannot listen on " + endpoint.address().to_string() + ":" +
@@ -670,32 +798,52 @@ class Listener : public std::enable_shared_from_this<Listener> {
   }
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
   void Accept() {
-    acceptor_.async_accept(net::make_strand(ioc_),
+    net::io_context& loop = *loops_[next_++ % loops_.size()];
+    acceptor_.async_accept(loop.get_executor(),
                            beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
   }
 
  private:
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted) return;
-    if (!ec) {
-      const bool reject = sh_.counters.connections.load() >= sh_.opt.max_connections;
-      std::make_shared<Session>(std::move(socket), sh_)->Start(reject);
+    if (!ec) Admit(std::move(socket));
+    // Connections already waiting are taken now: one per turn of a busy loop left the last of
+    // 256 connections opened at once waiting seconds for their first answer.
+    for (int i = 0; !ec && i < kAcceptBatch; ++i) {
+      tcp::socket more(*loops_[next_ % loops_.size()]);
+      acceptor_.accept(more, ec);  // the acceptor is non-blocking: would_block ends the batch
+      if (!ec) {
+        ++next_;
+        Admit(std::move(more));
+      }
     }
     Accept();
   }
+  void Admit(tcp::socket socket) {
+    const bool reject = sh_.counters.connections.load() >= sh_.opt.max_connections;
+    std::make_shared<Session>(std::move(socket), sh_)->Start(reject);
+  }
 
-  net::io_context& ioc_;
+  static constexpr int kAcceptBatch = 64;  // connections taken at once when many wait
+
+  Loops& loops_;
   tcp::acceptor acceptor_;
   Shared& sh_;
+  size_t next_ = 0;  // the loop of the next connection
 };
 
 class ServerImpl final : public Server {
  public:
   ServerImpl(const ServerOptions& o, scheduler::VideoService& v, TokenStore& t)
-      : sh_(std::make_unique<Shared>(o, v, t)), io_threads_(IoThreads(o)), ioc_(io_threads_) {}
+      : sh_(std::make_unique<Shared>(o, v, t)) {
+    for (int i = 0; i < IoThreads(o); ++i) {
+      loops_.push_back(std::make_unique<net::io_context>(1));
+      idle_.push_back(net::make_work_guard(*loops_.back()));
+    }
+  }
 
   ~ServerImpl() override {
-    ioc_.stop();
+    for (auto& loop : loops_) loop->stop();
     for (auto& t : threads_) t.join();
     sh_->pool.join();  // handlers in flight finish; their answers are never sent
   }
@@ -705,11 +853,11 @@ class ServerImpl final : public Server {
     auto address = net::ip::make_address(sh_->opt.address, ec);
     if (ec)
       return Status::Error(ErrorCode::kInvalidArgument, "bad listen address " + sh_->opt.address);
-    listener_ = std::make_shared<Listener>(ioc_, *sh_);
+    listener_ = std::make_shared<Listener>(loops_, *sh_);
     ZF_RETURN_IF_ERROR(listener_->Listen(tcp::endpoint(address, sh_->opt.port)));
     port_ = listener_->port();
     listener_->Accept();
-    for (int i = 0; i < io_threads_; ++i) threads_.emplace_back([this] { ioc_.run(); });
+    for (auto& loop : loops_) threads_.emplace_back([&loop = *loop] { loop.run(); });
     return Status::Ok();
   }
   uint16_t port() const override { return port_; }
@@ -722,9 +870,9 @@ class ServerImpl final : public Server {
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
   }
 
-  std::unique_ptr<Shared> sh_;  // outlives ioc_: sessions destroyed with ioc_ still use it
-  int io_threads_;
-  net::io_context ioc_;
+  std::unique_ptr<Shared> sh_;  // outlives loops_: sessions destroyed with them still use it
+  Loops loops_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> idle_;  // loops wait
   std::shared_ptr<Listener> listener_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
