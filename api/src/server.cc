@@ -40,7 +40,7 @@ using tcp = net::ip::tcp;
 constexpr size_t kChunk = 128 * 1024;  // response bytes written per step
 // File bytes handed to sendfile(2) for one connection before the loop serves the others.
 constexpr uint64_t kSendfileTurn = 1024 * 1024;
-// Request body bytes gathered on the connection's strand before one hand-off to the handler
+// Request body bytes gathered on the connection's loop before one hand-off to the handler
 // pool (handing over each read cost two thread switches per 64 KiB). Two such buffers per
 // connection while a body is read: one filling, one being written by the pool.
 constexpr size_t kBodyChunk = 1024 * 1024;
@@ -342,7 +342,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return FailBody(why, why.code() == ErrorCode::kBodyLimit ? 0 : got);
     }
     const bool done = body_->is_done();
-    // Keep reading on the strand until the chunk is full or the body ends.
+    // Keep reading on the loop until the chunk is full or the body ends.
     if (!done && filled_ < chunk_.size()) return ReadBody();
     HandOff(got, done);
   }
@@ -409,7 +409,7 @@ class Session : public std::enable_shared_from_this<Session> {
     HandOff(got, done);
   }
 
-  // Body bytes go to the sink on the pool, one call at a time and in order, while the strand
+  // Body bytes go to the sink on the pool, one call at a time and in order, while the loop
   // reads on into the other buffer: receiving the next chunk overlaps writing the last one.
   // Reading pauses only when both buffers are full.
   void HandOff(size_t got, bool done) {
@@ -439,7 +439,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // One sink call on the pool: Consume `got` bytes of consuming_, then Finish (`done`) or Fail
-  // (`fail`, or Consume's own error). The answer, if any, comes back to the strand.
+  // (`fail`, or Consume's own error). The answer, if any, comes back to the loop.
   void RunOnPool(size_t got, bool done, std::optional<Status> fail) {
     pool_busy_ = true;
     if (done || fail) sink_ended_ = true;
@@ -741,7 +741,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::empty_body>> header_;
   std::optional<http::request_parser<http::buffer_body>> body_;
   std::unique_ptr<BodySink> sink_;
-  // The body's second buffer: the pool's sink reads it while the strand fills chunk_.
+  // The body's second buffer: the pool's sink reads it while the loop fills chunk_.
   std::vector<char> consuming_;
   bool pool_busy_ = false;   // a sink call runs on the pool
   bool sink_ended_ = false;  // the sink finished or failed: reading stops, the answer is coming
