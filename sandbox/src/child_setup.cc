@@ -186,8 +186,16 @@ void SetLimits(const ChildPlan& plan, int report) {
       Fail(report, kStepSetRlimits);
     }
   }
-  if (plan.nice != 0 && ::setpriority(PRIO_PROCESS, 0, plan.nice) != 0) {
-    Fail(report, kStepSetRlimits);
+  // The niceness adds to the one the child was cloned with (a runner started under `nice`):
+  // lowering the priority needs no privilege, raising it would (EPERM in the user namespace).
+  if (plan.nice != 0) {
+    errno = 0;
+    const int current = ::getpriority(PRIO_PROCESS, 0);
+    const int base = errno == 0 ? current : 0;
+    const int target = base + plan.nice < 19 ? base + plan.nice : 19;
+    if (target > base && ::setpriority(PRIO_PROCESS, 0, target) != 0) {
+      Fail(report, kStepSetRlimits);
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +50,7 @@ constexpr const char* kPrelude = R"(#define _GNU_SOURCE
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -695,6 +697,30 @@ int main(int argc, char** argv) {
   } else {
     WARN("no memory cgroup: peak memory comes from getrusage");
   }
+}
+
+TEST_CASE("a runner started with a niceness still runs programs that ask for their own",
+          "[sandbox][runner]") {
+  REQUIRE_LAYERS("user_ns", "pid_ns", "seccomp");
+  TempDir dir;
+  Built b = Build(dir, "noop", "int main(void) { return 0; }\n");
+  // In a process of its own (niceness cannot be given back without privilege, and its
+  // prepared sandboxes inherit it): started at niceness 10, a run asking for 2 (it runs at 12;
+  // the program cannot look, getpriority is not on the allow-list) must start and end well.
+  const pid_t runner = ::fork();
+  REQUIRE(runner >= 0);
+  if (runner == 0) {
+    if (::setpriority(PRIO_PROCESS, 0, 10) != 0) ::_exit(2);
+    SandboxSpec spec = StdSpec(b);
+    spec.limits.nice = 2;
+    Result<RunReport> r = RunSandboxed(spec);
+    if (!r.ok()) ::_exit(3);
+    ::_exit(r->exit_code == 0 ? 0 : 4);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(runner, &status, 0) == runner);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // 3: the run failed to start (a raised priority refused)
 }
 
 TEST_CASE("prepared sandboxes die with their process and leave no zombies", "[sandbox][runner]") {

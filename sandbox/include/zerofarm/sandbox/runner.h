@@ -78,7 +78,9 @@ struct SandboxLimits {
   uint64_t max_threads = 64;     // RLIMIT_NPROC (the seccomp policy allows threads only)
   uint64_t max_open_files = 64;  // RLIMIT_NOFILE (raised to fit the channels)
   uint64_t max_file_bytes = 0;   // RLIMIT_FSIZE (no file can be opened; 0 = none)
-  int nice = 0;  // scheduling niceness 0..19: a higher value yields the CPU to other work
+  // Scheduling niceness 0..19 added to the runner's own (at most 19): a higher value yields the
+  // CPU to other work. It never raises a priority, so a runner started under `nice` works.
+  int nice = 0;
 };
 
 struct SandboxOptions {
