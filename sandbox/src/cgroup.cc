@@ -1,6 +1,8 @@
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <string_view>
 #include <utility>
 
@@ -53,16 +56,43 @@ uint64_t KeyValue(const std::string& text, std::string_view key) {
   return 0;
 }
 
+constexpr std::string_view kPrefix = "zerofarm-sandbox-";
+
+// Removes the sandbox cgroups that ended processes left behind (killed before they removed
+// them, or exiting with prepared sandboxes): zerofarm-sandbox-PID-N whose PID is not alive,
+// or is this process's own (an earlier process had the same id; this one has made none yet).
+// A cgroup that still holds a process is not removed (rmdir fails), so nothing in use goes.
+void SweepStale(const std::string& parent) {
+  DIR* dir = ::opendir(parent.c_str());
+  if (dir == nullptr) return;
+  const pid_t self = ::getpid();
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string_view name(e->d_name);
+    if (name.substr(0, kPrefix.size()) != kPrefix) continue;
+    const long pid = std::strtol(e->d_name + kPrefix.size(), nullptr, 10);
+    if (pid <= 0) continue;
+    const bool ended = ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    if (ended || pid == self) ::rmdir((parent + "/" + e->d_name).c_str());
+  }
+  ::closedir(dir);
+}
+
 }  // namespace
 
 Result<MemoryCgroup> MemoryCgroup::Create(const HostLayers& host, uint64_t limit_bytes) {
   if (!host.cgroup_v2_memory && !host.cgroup_v1_memory) {
     return Status::Error(ErrorCode::kCgroup, "no writable memory cgroup on this host");
   }
+  static std::once_flag swept;
+  std::call_once(swept, [&] { SweepStale(host.cgroup_parent); });
   static std::atomic<uint64_t> counter{0};
-  const std::string dir = host.cgroup_parent + "/zerofarm-sandbox-" + std::to_string(::getpid()) +
-                          "-" + std::to_string(counter.fetch_add(1));
-  if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoError("cgroup: mkdir " + dir, errno);
+  const std::string dir = host.cgroup_parent + "/" + std::string(kPrefix) +
+                          std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
+  // A directory of that name is an earlier process's leftover (same id): empty, so removable.
+  if (::mkdir(dir.c_str(), 0700) != 0 &&
+      (errno != EEXIST || ::rmdir(dir.c_str()) != 0 || ::mkdir(dir.c_str(), 0700) != 0)) {
+    return ErrnoError("cgroup: mkdir " + dir, errno);
+  }
   MemoryCgroup cg(dir, host.cgroup_v2_memory);
   ZF_RETURN_IF_ERROR(cg.SetLimit(limit_bytes));
   return cg;
