@@ -143,6 +143,11 @@ class Job : public tc::IngestSink {
     in.target_seconds = TargetSeconds();
     auto stitched = StitchBound(in, out_dir);
     if (!stitched.ok()) return stitched.status().WithContext("stitch");
+    {
+      std::lock_guard lock(mu_);  // every segment is listed now
+      progress_state_.segments_published = publisher_->published();
+      progress_state_.playable_seconds = publisher_->playable_seconds();
+    }
     Report("verify");
     ZF_RETURN_IF_ERROR(Verify(*stitched));
     Report("done");
@@ -223,6 +228,21 @@ class Job : public tc::IngestSink {
     const auto& tb = plan_.source.video;
     return static_cast<double>(*t.start_pts - plan_.source.origin_pts) * tb.time_base_num /
            std::max(1, tb.time_base_den);
+  }
+
+  // Output time where a task's owned frames end, as its worker places the next task's first
+  // frame: av_rescale_q(end_pts - origin, source time base -> 1/90000), rounded half away from
+  // zero (caller holds mu_ or owns plan_). None for the last task.
+  std::optional<double> TaskEndSeconds(const tc::TaskPlan& t) const {
+    const auto& tb = plan_.source.video;
+    if (!t.end_pts || tb.time_base_den <= 0) return std::nullopt;
+    __extension__ using Wide = __int128;  // pts x 90000 overflows 64 bits for long sources
+    const Wide num = static_cast<Wide>(*t.end_pts - plan_.source.origin_pts) *
+                     tb.time_base_num * tc::kOutputTimeBase;
+    const Wide den = tb.time_base_den;
+    const Wide half = den / 2;
+    const Wide ticks = num >= 0 ? (num + half) / den : -((-num + half) / den);
+    return static_cast<double>(static_cast<int64_t>(ticks)) / tc::kOutputTimeBase;
   }
 
   // What the progress says of the probed source (caller holds mu_ or owns plan_).
@@ -492,9 +512,13 @@ class Job : public tc::IngestSink {
         auto r = results_.find(static_cast<int>(in.segments));
         if (r == results_.end()) break;
         in.segment_frames.push_back(r->second.frames);
+        in.segment_ends.push_back(TaskEndSeconds(plan_.tasks[in.segments]));
         ++in.segments;
       }
-      if (in.segments < publisher_->published() + 2) return;
+      // A finished segment is published on its planned end; without one (the last segment) it
+      // waits for the next one or the end of the job.
+      const bool end_known = in.segments > 0 && in.segment_ends.back().has_value();
+      if (in.segments < publisher_->published() + (end_known ? 1 : 2)) return;
       // The audio track still being encoded: as far as it has been written (copied only when
       // a segment is waiting for it).
       if (plan_.source.audio && !results_.count(kAudioTask)) {

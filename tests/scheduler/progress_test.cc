@@ -2,7 +2,10 @@
 // the audio track (one task, encoded whole) apart. Progress lines, the API and the page all
 // read these counts.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "corpus.h"
 #include "sandboxed_worker.h"
@@ -62,4 +65,58 @@ TEST_CASE("progress counts video segments and the audio track apart, never past 
   CHECK(last.tasks_done == 3);
   CHECK(last.audio_done);
   CHECK(last.media_seconds_done == Approx(6.0).margin(0.05));
+}
+
+TEST_CASE("a finished segment is published on its planned end without waiting for the next one",
+          "[scheduler][progress][slow]") {
+  auto scratch = test::ScratchDir::Create("publish-planned");
+  REQUIRE(scratch.ok());
+  auto made = test::MakeTestPattern(scratch->path(), 6);
+  REQUIRE(made.ok());
+
+  const auto worker = test::SandboxedWorker();
+  scheduler::JobOptions opt;
+  opt.ladder = {180};
+  opt.chunk_seconds = 2;
+  opt.task_slots = 1;  // segments finish one after the other, head first
+  opt.worker = worker;
+
+  storage::Options so;
+  so.dir = scratch->path() / "store";
+  auto store = storage::Store::Open(so);
+  REQUIRE(store.ok());
+  auto source = transcode::FileSource::Open(made->string());
+  REQUIRE(source.ok());
+
+  // Segments finished in a row from the start, as a progress report lists them.
+  auto done_in_a_row = [](const scheduler::JobProgress& p) {
+    std::map<int, bool> done;
+    for (const auto& t : p.tasks)
+      if (t.index >= 0) done[t.index] = t.state == storage::TaskState::kDone;
+    size_t n = 0;
+    while (done[static_cast<int>(n)]) ++n;
+    return n;
+  };
+  bool published_alone = false;  // a segment listed while the one after it was not done
+  std::vector<size_t> published;
+  auto report = scheduler::RunTranscodeJob(
+      **store, **source, "job", opt, scratch->path() / "out", [&](const scheduler::JobProgress& p) {
+        published.push_back(p.segments_published);
+        if (p.phase == "done" || p.segments_published == 0) return;
+        CHECK(p.segments_published <= done_in_a_row(p));
+        if (p.segments_published == done_in_a_row(p) && p.segments_published < p.tasks_known)
+          published_alone = true;
+      });
+  INFO(report.status().ToString());
+  REQUIRE(report.ok());
+  CHECK(published_alone);
+  CHECK(std::is_sorted(published.begin(), published.end()));
+  CHECK(published.back() == 3);
+
+  // The playlist lists each segment with the length it has: 2 s each, on the plan's grid.
+  std::ifstream in(scratch->path() / "out" / "180p" / "index.m3u8");
+  const std::string playlist(std::istreambuf_iterator<char>(in), {});
+  INFO(playlist);
+  CHECK(playlist.find("#EXTINF:2.000") != std::string::npos);
+  CHECK(playlist.find("#EXT-X-ENDLIST") != std::string::npos);
 }

@@ -290,6 +290,9 @@ struct Publisher::State {
   std::vector<DtsRepair> dts;         // per rung, carried from segment to segment
   std::vector<double> last_sec;       // per rung: the last published frame's time
   std::vector<double> durations;      // of the published segments
+  // The last published segment's planned end, when it was published on it (not on the next
+  // segment's first frame): the next segment must start there.
+  std::optional<double> published_end;
   double playable = 0;
   std::map<size_t, std::vector<Track>> loaded;  // segments read ahead, per rung
   std::optional<Track> audio;
@@ -315,9 +318,14 @@ struct Publisher::State {
     return &loaded.emplace(i, std::move(tracks)).first->second;
   }
 
-  // The first frame time of segment i + 1 (read ahead), or nullopt when i is the last segment.
-  Result<std::optional<double>> NextFirst(const StitchInput& in, size_t i) {
-    if (i + 1 >= in.segments) return std::optional<double>();
+  // Where segment i ends: its planned end when segment i + 1 has not finished (`complete` is
+  // false) and the plan knows it, else the first frame time of segment i + 1 (read ahead), or
+  // nullopt when i is the last segment.
+  Result<std::optional<double>> NextFirst(const StitchInput& in, size_t i, bool complete) {
+    if (i + 1 >= in.segments) {
+      if (!complete && PlannedEnd(in, i)) return PlannedEnd(in, i);
+      return std::optional<double>();
+    }
     auto next = Load(in, i + 1);
     if (!next.ok()) return next.status();
     const auto& np = (**next).front().packets;
@@ -327,6 +335,10 @@ struct Publisher::State {
     int64_t first = INT64_MAX;
     for (const Packet& p : np) first = std::min(first, p.pts);
     return std::optional<double>(Ticks2Sec(first, kOutputTb));
+  }
+
+  static std::optional<double> PlannedEnd(const StitchInput& in, size_t i) {
+    return i < in.segment_ends.size() ? in.segment_ends[i] : std::nullopt;
   }
 
   Status Start(const StitchInput& in) {
@@ -379,6 +391,14 @@ struct Publisher::State {
         return Status::Error(ErrorCode::kVerifyFailed,
                              what + " starts before the previous segment ends");
     }
+    // The previous segment went out on its planned end, before this one was done: this one
+    // must start there, or the published timeline would have a gap or an overlap.
+    const double frame_sec = 1.0 / (in.fps > 0 ? in.fps : 30.0);
+    if (published_end && std::abs(first_sec - *published_end) > frame_sec)
+      return Status::Error(ErrorCode::kVerifyFailed,
+                           seg + " starts at " + std::to_string(first_sec) +
+                               " s, but the segment before it was published as ending at " +
+                               std::to_string(*published_end) + " s");
     return first_sec;
   }
 
@@ -541,7 +561,9 @@ Status Publisher::Advance(const StitchInput& in, bool complete) {
   if (in.rungs.empty()) return Status::Error(ErrorCode::kInternal, "nothing to publish");
   if (s.ended) return Status::Ok();
   if (!s.started) ZF_RETURN_IF_ERROR(s.Start(in));
-  const size_t limit = complete ? in.segments : (in.segments > 0 ? in.segments - 1 : 0);
+  // The last finished segment waits for the next one's first frame unless its end is planned.
+  size_t limit = in.segments;
+  if (!complete && in.segments > 0 && !State::PlannedEnd(in, in.segments - 1)) --limit;
   if (s.published >= limit && !complete) return Status::Ok();
   if (in.has_audio) ZF_RETURN_IF_ERROR(s.UpdateAudio(in));
   const size_t before = s.published;
@@ -549,14 +571,16 @@ Status Publisher::Advance(const StitchInput& in, bool complete) {
     const size_t i = s.published;
     auto tracks = s.Load(in, i);
     if (!tracks.ok()) return tracks.status();
-    auto next = s.NextFirst(in, i);
+    auto next = s.NextFirst(in, i, complete);
     if (!next.ok()) return next.status();
     const std::optional<double> next_first = *next;
+    const bool planned = !complete && i + 1 >= in.segments;
     // The audio still being encoded must reach past this segment's end.
     if (s.audio_partial && (!next_first || s.audio->packets.empty() ||
                             Ticks2Sec(s.audio->packets.back().pts, kAudioSampleRate) < *next_first))
       break;
     ZF_RETURN_IF_ERROR(s.PublishSegment(in, i, **tracks, next_first));
+    s.published_end = planned ? next_first : std::nullopt;
     s.loaded.erase(i);
     ++s.published;
   }
