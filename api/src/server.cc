@@ -611,12 +611,13 @@ class Session : public std::enable_shared_from_this<Session> {
   // Fills out_ from the pieces; false on a read error.
   bool Fill(size_t& n) {
     n = 0;
-    while (n < out_.size() && piece_ < pieces_.size()) {
+    if (!out_) out_ = std::make_unique_for_overwrite<char[]>(kChunk);
+    while (n < kChunk && piece_ < pieces_.size()) {
       const Piece& p = pieces_[piece_];
       const uint64_t left = p.size() - piece_offset_;
-      const size_t take = static_cast<size_t>(std::min<uint64_t>(left, out_.size() - n));
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(left, kChunk - n));
       if (p.reader) {
-        auto got = p.reader->Read(std::as_writable_bytes(std::span(out_.data() + n, take)));
+        auto got = p.reader->Read(std::as_writable_bytes(std::span(out_.get() + n, take)));
         if (!got.ok() || *got == 0) return false;  // a checksum mismatch or a lost node
         n += *got;
         piece_offset_ += *got;
@@ -627,13 +628,13 @@ class Session : public std::enable_shared_from_this<Session> {
         continue;
       }
       if (p.file.empty()) {
-        std::memcpy(out_.data() + n, p.literal.data() + piece_offset_, take);
+        std::memcpy(out_.get() + n, p.literal.data() + piece_offset_, take);
       } else {
         if (!file_.valid()) {
           file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
           if (!file_.valid()) return false;
         }
-        ssize_t got = ::pread(file_.get(), out_.data() + n, take,
+        ssize_t got = ::pread(file_.get(), out_.get() + n, take,
                               static_cast<off_t>(p.offset + piece_offset_));
         if (got <= 0) return false;
         n += static_cast<size_t>(got);
@@ -660,10 +661,10 @@ class Session : public std::enable_shared_from_this<Session> {
     for (size_t i = piece_; i < pieces_.size(); ++i)
       needs_disk |= !pieces_[i].file.empty() || pieces_[i].reader;
     auto self = shared_from_this();
-    auto write = [self](bool ok, size_t n) {
+    auto write = [self](bool ok, size_t n, const char* data) {
       if (!ok) return self->Close();
       auto& b = self->res_->body();
-      b.data = n ? self->out_.data() : nullptr;
+      b.data = n ? const_cast<char*>(data) : nullptr;  // the serializer only reads it
       b.size = n;
       b.more = self->PiecesLeft();
       self->sh_.counters.bytes_out += n;
@@ -671,15 +672,27 @@ class Session : public std::enable_shared_from_this<Session> {
       http::async_write(self->stream_, *self->sr_,
                         beast::bind_front_handler(&Session::OnWrite, self));
     };
+    while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
+    if (piece_ < pieces_.size() && !pieces_[piece_].reader && pieces_[piece_].file.empty()) {
+      // Literal bytes (an answer read ahead, a cached playlist) go out from where they are,
+      // with the head in the same write: no copy into out_. pieces_ keeps them until the end.
+      const Piece& p = pieces_[piece_];
+      const char* data = p.literal.data() + piece_offset_;
+      const size_t n = p.literal.size() - piece_offset_;
+      ++piece_;
+      piece_offset_ = 0;
+      return write(true, n, data);
+    }
     if (!needs_disk) {
       size_t n;
       bool ok = Fill(n);
-      return write(ok, n);
+      return write(ok, n, out_.get());
     }
     net::post(sh_.pool, [self, write] {
       size_t n;
       bool ok = self->Fill(n);
-      net::post(self->stream_.get_executor(), [write, ok, n] { write(ok, n); });
+      net::post(self->stream_.get_executor(),
+                [self, write, ok, n] { write(ok, n, self->out_.get()); });
     });
   }
 
@@ -762,9 +775,11 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point request_deadline_;  // the body must end by then
   bool deadline_bound_ = false;  // the current read ends at the deadline, not the idle timeout
   std::optional<uint64_t> direct_left_;  // body bytes still to read straight from the socket
-  std::vector<char> chunk_ = std::vector<char>(kChunk);  // kBodyChunk while reading a body
-  size_t filled_ = 0;                                    // body bytes gathered in chunk_
-  std::array<char, kChunk> out_{};
+  // Buffers are made when first needed: a connection that only GETs (players polling, range
+  // readers) holds neither, which keeps 256 such connections' working set small.
+  std::vector<char> chunk_;  // kBodyChunk while reading a body, kChunk while draining
+  size_t filled_ = 0;        // body bytes gathered in chunk_
+  std::unique_ptr<char[]> out_;  // kChunk bytes: answers read from stores or files in steps
   std::optional<http::response<http::buffer_body>> res_;
   std::optional<http::response_serializer<http::buffer_body>> sr_;
   std::vector<Piece> pieces_;

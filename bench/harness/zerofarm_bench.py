@@ -66,6 +66,9 @@ def parse_args(argv):
                         "$ZEROFARM_BENCH_GREP_GIB, else 1; --quick: 1/16)")
     p.add_argument("--grep-split",
                    help="split.bytes of the grep job on serve (default 64M; --quick: 16M)")
+    p.add_argument("--publish-lengths", default="30,120,600",
+                   help="seconds of the publish scenario's 1080p30 sources, comma-separated "
+                        "(default 30,120,600; --quick: the smoke clip only)")
     p.add_argument("--zerofarm", help="the zerofarm binary (default: $ZEROFARM_BIN, then "
                                       "--bin-dir/zerofarm)")
     p.add_argument("--bin-dir", help="where zerofarm-worker, zerofarm-sandbox-bench and "

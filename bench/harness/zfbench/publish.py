@@ -99,7 +99,8 @@ def run(ctx):
     if ctx.args.quick:
         sources = {"smoke": ctx.clips["ttfs"]}
     else:
-        sources = {f"{s}s": make_source(ctx, s) for s in LENGTHS}
+        lengths = [int(x) for x in ctx.args.publish_lengths.split(",") if x.strip()] or LENGTHS
+        sources = {f"{s}s": make_source(ctx, s) for s in lengths}
     scratch = ctx.scratch("publish")
     out = {"lengths": {}, "mux_median_s": MUX_MEDIAN_S}
     rows = []
