@@ -128,13 +128,14 @@ TEST_CASE("a video plays while it is still processing and its EVENT playlists on
 
   // A player that starts now reads the growing playlist to its end (ffmpeg reloads an EVENT
   // playlist until EXT-X-ENDLIST appears).
+  // The player gets its own copies: this thread goes on replacing `v` while it plays.
   const fs::path played = dir->path() / "played.ts";
-  auto player = std::async(std::launch::async, [&] {
-    return RunCommand({"ffmpeg", "-nostdin", "-v", "error", "-live_start_index", "0", "-i",
-                       v["playback"]["hls"].get<std::string>(), "-map", "0:v:0", "-c", "copy", "-f",
-                       "mpegts", "-y", played.string()},
-                      300s);
-  });
+  auto player =
+      std::async(std::launch::async, [played, url = v["playback"]["hls"].get<std::string>()] {
+        return RunCommand({"ffmpeg", "-nostdin", "-v", "error", "-live_start_index", "0", "-i", url,
+                           "-map", "0:v:0", "-c", "copy", "-f", "mpegts", "-y", played.string()},
+                          300s);
+      });
 
   // Each reload lists what the one before did, and more, until the video is ready; the target
   // duration never changes (RFC 8216 6.2.1), from the first EVENT reload to the VOD playlist.
