@@ -42,6 +42,10 @@ class ClusterStore : public Store {
  public:
   static Result<std::unique_ptr<ClusterStore>> Create(const Ring& ring,
                                                       const ClusterStoreOptions& options);
+  // A store that follows `ring` as it is swapped (live_ring.h): each read or write places its
+  // object with one snapshot, and reads fall back to the previous ring's holders.
+  static Result<std::unique_ptr<ClusterStore>> Create(std::shared_ptr<LiveRing> ring,
+                                                      const ClusterStoreOptions& options);
   ~ClusterStore() override = default;
 
   // The pool's first client (liveness view, Call for task ops, ring()).
