@@ -305,14 +305,14 @@ std::optional<int> ParseFrontFlags(Flags& flags, bool proxy, FrontOptions* o) {
   return std::nullopt;
 }
 
-// Blocks SIGINT, SIGTERM and SIGHUP (taken by sigwait in Serve; every thread started later
-// inherits the mask) and ignores SIGPIPE.
-sigset_t BlockStopSignals() {
+// Blocks SIGINT, SIGTERM and, for a proxy (it reloads its ring then), SIGHUP (taken by sigwait
+// in Serve; every thread started later inherits the mask) and ignores SIGPIPE.
+sigset_t BlockStopSignals(bool proxy) {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGHUP);
+  if (proxy) sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return stop_signals;
@@ -447,7 +447,7 @@ int RunFront(int argc, char** argv, bool proxy) {
     std::fprintf(stderr, "zerofarm %s: error: %s\n", name, free.message().c_str());
     return 3;
   }
-  const sigset_t stop_signals = BlockStopSignals();
+  const sigset_t stop_signals = BlockStopSignals(proxy);
   if (auto stop = proxy ? LoadRing(&o) : LoadWorker(name, &o)) return *stop;
   return Serve(name, o, stop_signals);
 }

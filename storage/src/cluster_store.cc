@@ -275,26 +275,34 @@ class ClusterStoreImpl final : public ClusterStore {
   Result<std::vector<std::string>> ListObjects(std::string_view prefix) override {
     Lease c(this);
     const auto ring = live_->Get();
+    // Every node of the current ring, then those only the previous ring has (after a ring
+    // change they may hold objects not moved yet).
+    std::vector<std::string> nodes;
+    for (const auto& n : ring->nodes()) nodes.push_back(n.endpoint);
+    if (const auto previous = live_->Previous())
+      for (const auto& n : previous->nodes())
+        if (std::find(nodes.begin(), nodes.end(), n.endpoint) == nodes.end())
+          nodes.push_back(n.endpoint);
     std::set<std::string> names;
-    std::set<uint32_t> unreachable;  // transport failures: skipped for the rest of the listing
+    std::set<std::string> unreachable;  // transport failures: skipped for the rest of the listing
     for (uint32_t p = 0; p < ring->partitions(); ++p) {
       bool answered = false;  // by a node holding a replica of p
       std::string why;
-      for (uint32_t n = 0; n < ring->nodes().size(); ++n) {
-        const std::string& endpoint = ring->nodes()[n].endpoint;
-        if (!Alive(endpoint) || unreachable.count(n)) continue;
+      std::set<std::string> holders;
+      for (uint32_t h : ring->NodesOf(p)) holders.insert(ring->nodes()[h].endpoint);
+      for (const std::string& endpoint : nodes) {
+        if (!Alive(endpoint) || unreachable.count(endpoint)) continue;
         Request list;
         list.op = Op::kList;
         list.partition = p;
         auto reply = c->CallAt(endpoint, list);
-        if (!reply.ok()) unreachable.insert(n);
+        if (!reply.ok()) unreachable.insert(endpoint);
         if (!reply.ok() || !reply->ok()) {
           why += (why.empty() ? "" : "; ") + endpoint + ": " +
                  (reply.ok() ? std::string(reply->code_name()) : reply.status().ToString());
           continue;
         }
-        const auto& holders = ring->NodesOf(p);
-        answered |= std::find(holders.begin(), holders.end(), n) != holders.end();
+        answered |= holders.count(endpoint) > 0;
         for (const ObjectEntry& e : reply->entries)
           if (e.name.starts_with(prefix) && !IsPartName(e.name)) names.insert(e.name);
       }

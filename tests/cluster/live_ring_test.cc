@@ -208,6 +208,16 @@ TEST_CASE(
   }
   REQUIRE(owed > 0);
 
+  // A listing sees every object, wherever it is now.
+  storage::ClusterStoreOptions store_options;
+  store_options.cluster = options;
+  store_options.cluster.heartbeats = false;
+  auto store = storage::ClusterStore::Create(live, store_options);
+  REQUIRE(store.ok());
+  auto listed = (*store)->ListObjects("jobs/grow/");
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == objects.size());
+
   // Every object reads right before, during and after the move.
   std::atomic<bool> moving{true};
   std::atomic<uint64_t> reads{0}, bad_reads{0};
@@ -267,6 +277,9 @@ TEST_CASE(
     CHECK(*got == bytes);
   }
   CHECK(on_fourth > 0);
+  listed = (*store)->ListObjects("jobs/grow/");
+  REQUIRE(listed.ok());
+  CHECK(listed->size() == objects.size());
 }
 
 TEST_CASE("a ring file that is garbage or leaves a node out is refused and the old ring serves on",
