@@ -195,7 +195,9 @@ ReplicationStats Replicator::Pass() {
       // A handoff, or a copy left behind by a ring change: every replica has it now.
       const bool moved = HeldBefore(partition);
       for (const auto& e : entries) {
-        if (node_.objects.Drop(e.name).ok()) {
+        // A copy rewritten here since the listing (a client still on the old ring) stays for
+        // the next pass.
+        if (auto dropped = node_.objects.DropIfUnchanged(e); dropped.ok() && *dropped) {
           ++stats.handed_home;
           stats.moved_out += moved ? 1 : 0;
           node_.log(std::string(moved ? "moved" : "handoff") + " '" + e.name +
