@@ -2,8 +2,10 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -14,6 +16,8 @@
 #include "zerofarm/base/process_memory.h"
 #include "zerofarm/scheduler/task_executor.h"
 #include "zerofarm/scheduler/worker_runtime.h"
+#include "zerofarm/storage/live_ring.h"
+#include "zerofarm/storage/node_protocol.h"
 #include "zerofarm/storage/node_server.h"
 #include "zerofarm/storage/ring.h"
 
@@ -49,7 +53,10 @@ constexpr const char* kUsage =
     "                           encryption of every connection; required unless --insecure\n"
     "  --insecure               run without a key: anyone reaching the port may do anything\n"
     "                           (a trusted test network only; loudly reported)\n"
-    "SIGTERM or SIGINT stops the node after the requests in progress.\n";
+    "SIGTERM or SIGINT stops the node after the requests in progress. The node follows its\n"
+    "ring file: rewritten (checked every second) or on SIGHUP it is reloaded, and the\n"
+    "replicator moves what the new ring places elsewhere; a ring that does not load, that\n"
+    "changes the part power or that leaves this node out is refused (the old one stays).\n";
 
 int Usage(const std::string& error) {
   std::fprintf(stderr, "zerofarm node: %s\n%s", error.c_str(), kUsage);
@@ -161,12 +168,13 @@ std::optional<int> ParseNodeFlags(Flags& flags, NodeSetup* setup) {
   return LoadFarmKeyFlags("node", f.key_path, f.insecure, &options.key);
 }
 
-// Blocks SIGTERM and SIGINT before any thread starts: they go to a waiting thread only.
+// Blocks SIGTERM, SIGINT and SIGHUP before any thread starts: they go to a waiting thread only.
 sigset_t BlockStopSignals() {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   return stop_signals;
 }
@@ -175,12 +183,11 @@ sigset_t BlockStopSignals() {
 // sandbox. A node meant to run tasks without a usable worker refuses to start (a farm node
 // silently running nothing would be worse); --task-slots 0 makes a store-only node. Sets the
 // task handler when this node is in the ring; an exit status on failure.
-std::optional<int> AttachTaskHandler(NodeSetup* setup, const storage::Ring& ring) {
+std::optional<int> AttachTaskHandler(NodeSetup* setup,
+                                     const std::shared_ptr<storage::LiveRing>& ring) {
   storage::NodeOptions& options = setup->options;
-  const std::string self = options.advertise.empty() ? options.bind : options.advertise;
-  std::optional<uint32_t> self_id;
-  for (const auto& n : ring.nodes())
-    if (n.endpoint == self) self_id = n.id;
+  const std::string self = ring->self();
+  const bool in_ring = storage::NodeIdIn(*ring->Get(), self).has_value();
   scheduler::WorkerRuntimeOptions wo;
   wo.path = scheduler::DefaultWorkerPath();
   wo.isolation = scheduler::Isolation::kSandbox;
@@ -195,8 +202,8 @@ std::optional<int> AttachTaskHandler(NodeSetup* setup, const storage::Ring& ring
                  wo.path.c_str(), worker.status().message().c_str());
     return 1;
   }
-  if (self_id) {
-    options.task_handler = scheduler::MakeNodeTaskHandler(*worker, ring, *self_id);
+  if (in_ring) {
+    options.task_handler = scheduler::MakeNodeTaskHandler(*worker, ring, self);
     std::printf(
         "zerofarm node: %u task slots; workers run validated and sandboxed (sha256 "
         "%.16s...)\n",
@@ -219,16 +226,22 @@ void PrintStarted(const storage::NodeServer& server, const storage::Ring& ring) 
   std::fflush(stdout);
 }
 
-// Runs the server until SIGTERM or SIGINT (or a socket error); the exit status.
-int RunUntilStopped(storage::NodeServer& server, const sigset_t& stop_signals) {
+void LogNode(const std::string& line) { std::fprintf(stderr, "zerofarm node: %s\n", line.c_str()); }
+
+// Runs the server until SIGTERM or SIGINT (or a socket error), reloading the ring on SIGHUP;
+// the exit status.
+int RunUntilStopped(storage::NodeServer& server, const sigset_t& stop_signals,
+                    storage::RingFileWatch& watch) {
   storage::NodeServer* raw = &server;
-  std::thread waiter([raw, stop_signals] {
+  std::atomic<bool> ended{false};
+  std::thread waiter([raw, stop_signals, &watch, &ended] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (sig != 0) raw->Stop();
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP && !ended) (void)watch.ReloadNow();
+    raw->Stop();
   });
   Status status = server.Run();
   // Run() also returns on a socket error: wake the signal waiter so it can be joined.
+  ended = true;
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   if (!status.ok()) {
@@ -258,16 +271,20 @@ int NodeCommand(int argc, char** argv) {
     return 1;
   }
   const sigset_t stop_signals = BlockStopSignals();
+  const storage::NodeOptions& o = setup.options;
+  auto live = std::make_shared<storage::LiveRing>(std::move(*ring),
+                                                  o.advertise.empty() ? o.bind : o.advertise);
   if (setup.options.task_slots > 0)
-    if (auto stop = AttachTaskHandler(&setup, *ring)) return *stop;
+    if (auto stop = AttachTaskHandler(&setup, live)) return *stop;
 
-  auto server = storage::NodeServer::Create(setup.options, *ring);
+  auto server = storage::NodeServer::Create(setup.options, live);
   if (!server.ok()) {
     std::fprintf(stderr, "zerofarm node: error: %s\n", server.status().message().c_str());
     return 1;
   }
-  PrintStarted(**server, *ring);
-  return RunUntilStopped(**server, stop_signals);
+  PrintStarted(**server, *live->Get());
+  storage::RingFileWatch watch(*live, setup.ring_path, LogNode);
+  return RunUntilStopped(**server, stop_signals, watch);
 }
 
 }  // namespace zerofarm::cli

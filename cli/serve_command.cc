@@ -25,6 +25,8 @@
 #include "zerofarm/sandbox/host_layers.h"
 #include "zerofarm/scheduler/video_service.h"
 #include "zerofarm/scheduler/worker_runtime.h"
+#include "zerofarm/storage/live_ring.h"
+#include "zerofarm/storage/node_protocol.h"
 #include "zerofarm/storage/ring.h"
 
 namespace zerofarm::cli {
@@ -119,7 +121,8 @@ constexpr const char* kProxyUsage =
     "DIR keeps the proxy's own state (records, job state, upload files, tokens, renditions):\n"
     "a restarted proxy resumes every job. The first start prints a bearer token.\n"
     "\n"
-    "  --ring RING             the ring file (zerofarm ring build)\n"
+    "  --ring RING             the ring file (zerofarm ring build); rewriting it (or SIGHUP)\n"
+    "                          reloads it while jobs and downloads go on\n"
     "  --data DIR              the proxy's state (default ./zerofarm-proxy)\n"
     "  --listen HOST:PORT      address to listen on (default 127.0.0.1:8080)\n"
     "  --web DIR               the web UI's files (default <exe>/../share/zerofarm/web)\n"
@@ -302,13 +305,14 @@ std::optional<int> ParseFrontFlags(Flags& flags, bool proxy, FrontOptions* o) {
   return std::nullopt;
 }
 
-// Blocks SIGINT and SIGTERM (taken by sigwait in RunFront; every thread started later inherits
-// the mask) and ignores SIGPIPE.
-sigset_t BlockStopSignals() {
+// Blocks SIGINT, SIGTERM and, for a proxy (it reloads its ring then), SIGHUP (taken by sigwait
+// in Serve; every thread started later inherits the mask) and ignores SIGPIPE.
+sigset_t BlockStopSignals(bool proxy) {
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  if (proxy) sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
   return stop_signals;
@@ -323,9 +327,10 @@ std::optional<int> LoadRing(FrontOptions* o) {
                  o->ring_path.c_str(), ring.status().message().c_str());
     return 3;
   }
-  o->service.ring = *ring;
-  std::fprintf(stderr, "zerofarm proxy: ring of %zu nodes, %d replicas, %u partitions\n",
-               ring->nodes().size(), ring->replicas(), ring->partitions());
+  std::fprintf(stderr, "zerofarm proxy: ring %s of %zu nodes, %d replicas, %u partitions\n",
+               storage::ChecksumHex(ring->ContentHash()).c_str(), ring->nodes().size(),
+               ring->replicas(), ring->partitions());
+  o->service.ring = std::make_shared<storage::LiveRing>(std::move(*ring));
   return std::nullopt;
 }
 
@@ -383,7 +388,12 @@ void PrintStarted(const std::string& url, const std::string& first_token, const 
   std::fflush(stdout);
 }
 
-// Runs the service and the HTTP server until SIGINT or SIGTERM; the exit status.
+void LogProxy(const std::string& line) {
+  std::fprintf(stderr, "zerofarm proxy: %s\n", line.c_str());
+}
+
+// Runs the service and the HTTP server until SIGINT or SIGTERM; the exit status. A proxy
+// follows its ring file (rewritten, or SIGHUP) meanwhile.
 int Serve(const char* name, FrontOptions& o, const sigset_t& stop_signals) {
   o.service.data_dir = o.data;
   auto service = scheduler::VideoService::Open(o.service);
@@ -405,8 +415,15 @@ int Serve(const char* name, FrontOptions& o, const sigset_t& stop_signals) {
   }
   PrintStarted(BaseUrl(o.server.address, (*server)->port()), *first_token, o.data);
 
+  std::optional<storage::RingFileWatch> watch;
+  if (o.service.ring) watch.emplace(*o.service.ring, o.ring_path, LogProxy);
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  while (true) {
+    sigwait(&stop_signals, &sig);
+    if (sig != SIGHUP) break;
+    if (watch) (void)watch->ReloadNow();
+  }
+  watch.reset();
   std::fprintf(stderr, "zerofarm: stopping (signal %d)\n", sig);
   server->reset();   // no new requests
   service->reset();  // jobs stop; their state stays for the next start
@@ -430,7 +447,7 @@ int RunFront(int argc, char** argv, bool proxy) {
     std::fprintf(stderr, "zerofarm %s: error: %s\n", name, free.message().c_str());
     return 3;
   }
-  const sigset_t stop_signals = BlockStopSignals();
+  const sigset_t stop_signals = BlockStopSignals(proxy);
   if (auto stop = proxy ? LoadRing(&o) : LoadWorker(name, &o)) return *stop;
   return Serve(name, o, stop_signals);
 }

@@ -1502,6 +1502,12 @@ Response Router::Metrics() {
              per_node([](const auto& n) { return n.alive ? 1 : 0; }));
     p.Gauges("zerofarm_node_tasks_running", "Tasks running per storage node (proxy).", "node",
              per_node([](const auto& n) { return n.tasks_running; }));
+    p.Gauge("zerofarm_ring_generation",
+            "The proxy's ring: 1 at start, +1 per accepted reload of the ring file.",
+            m.ring_generation);
+    p.Gauges("zerofarm_node_same_ring",
+             "Storage nodes whose last heartbeat carried the proxy's ring (proxy).", "node",
+             per_node([](const auto& n) { return n.same_ring ? 1 : 0; }));
     p.Gauges("zerofarm_node_disk_full",
              "Storage nodes below their free-space reserve, refusing writes (proxy).", "node",
              per_node([](const auto& n) { return n.disk_full ? 1 : 0; }));

@@ -23,8 +23,9 @@ constexpr size_t kMaxTimesPerJob = 4096;
 constexpr size_t kMaxJobsRemembered = 256;
 
 // One copy of a task on one node.
+// Nodes are named by endpoint: ids change when the ring is swapped under a running task.
 struct Copy {
-  uint32_t node = 0;
+  std::string node;  // endpoint
   std::string task_id;
   Clock::time_point started;
   bool backup = false;
@@ -34,15 +35,12 @@ class ClusterExecutorImpl final : public ClusterExecutor {
  public:
   ClusterExecutorImpl(std::unique_ptr<storage::ClusterClient> client,
                       const ClusterExecutorOptions& options)
-      : client_(std::move(client)), options_(options) {
-    inflight_.assign(client_->ring().nodes().size(), 0);
-    urgent_waiting_.assign(client_->ring().nodes().size(), 0);
-  }
+      : client_(std::move(client)), options_(options) {}
 
   int slots() const override {
     int total = 0;
     for (const auto& h : client_->Health()) total += static_cast<int>(h.load.task_slots);
-    return std::max(total, static_cast<int>(client_->ring().nodes().size()));
+    return std::max(total, static_cast<int>(client_->ring()->nodes().size()));
   }
 
   ClusterExecutorStats stats() const override {
@@ -63,7 +61,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         // A task moved off a dead node goes before the queue of tasks not yet started.
         auto copy = Start(spec, /*backup=*/false, std::nullopt, cancel, /*urgent=*/lost > 0);
         if (!copy.ok()) return copy.status();
-        if (placed) placed(Endpoint(copy->node));
+        if (placed) placed(copy->node);
         copies.push_back(*copy);
       }
       std::this_thread::sleep_for(options_.poll_interval);
@@ -107,39 +105,55 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     Status error;
   };
 
-  const std::string& Endpoint(uint32_t node) const {
-    return client_->ring().nodes()[node].endpoint;
+  using HealthMap = std::map<std::string, storage::NodeHealth>;
+
+  // The replica holders of an object in the current ring (a snapshot), and all its nodes.
+  std::vector<std::string> Holders(const std::string& object) const {
+    const auto ring = client_->ring();
+    std::vector<std::string> out;
+    for (uint32_t n : ring->NodesOf(ring->PartitionOf(object)))
+      out.push_back(ring->nodes()[n].endpoint);
+    return out;
+  }
+  std::vector<std::string> Everyone() const {
+    std::vector<std::string> out;
+    for (const auto& n : client_->ring()->nodes()) out.push_back(n.endpoint);
+    return out;
+  }
+  HealthMap HealthByNode() const {
+    HealthMap out;
+    for (auto& h : client_->Health()) out[h.endpoint] = h;
+    return out;
   }
 
-  std::vector<uint32_t> Holders(const std::string& object) const {
-    const auto& ring = client_->ring();
-    return ring.NodesOf(ring.PartitionOf(object));
-  }
-
-  uint32_t SlotsOf(uint32_t node, const std::vector<storage::NodeHealth>& health) const {
-    return node < health.size() ? health[node].load.task_slots : 0;
+  uint32_t SlotsOf(const std::string& node, const HealthMap& health) const {
+    auto it = health.find(node);
+    return it != health.end() ? it->second.load.task_slots : 0;
   }
 
   // Tasks occupying a node's slots: ours, or what the node itself last said, whichever is
   // more. A copy this proxy cancelled keeps its slot until the node has killed its worker; a
   // node that answered "busy" says so in its load, so it is not asked again at once while
   // another holder is free (asking it first every time would starve the task).
-  uint32_t OccupiedOf(uint32_t node, const std::vector<storage::NodeHealth>& health) const {
-    const uint32_t reported = node < health.size() ? health[node].load.tasks_running : 0;
-    return std::max(inflight_[node], reported);
+  uint32_t OccupiedOf(const std::string& node, const HealthMap& health) const {
+    auto it = health.find(node);
+    const uint32_t reported = it != health.end() ? it->second.load.tasks_running : 0;
+    auto mine = inflight_.find(node);
+    return std::max(mine != inflight_.end() ? mine->second : 0, reported);
   }
 
   // The least-loaded live node with a free slot among `candidates` (caller holds mu_). A slot
   // an urgent task waits for is not given to others.
-  std::optional<uint32_t> Pick(const std::vector<uint32_t>& candidates,
-                               const std::vector<storage::NodeHealth>& health,
-                               std::optional<uint32_t> avoid, bool urgent) const {
-    std::optional<uint32_t> best;
+  std::optional<std::string> Pick(const std::vector<std::string>& candidates,
+                                  const HealthMap& health, const std::optional<std::string>& avoid,
+                                  bool urgent) const {
+    std::optional<std::string> best;
     double best_load = 0;
-    for (uint32_t n : candidates) {
+    for (const std::string& n : candidates) {
       if (avoid && n == *avoid) continue;
-      if (!client_->IsAlive(n)) continue;
-      if (!urgent && urgent_waiting_[n] > 0) continue;
+      if (!client_->IsAliveAt(n)) continue;
+      if (auto w = urgent_waiting_.find(n); !urgent && w != urgent_waiting_.end() && w->second > 0)
+        continue;
       const uint32_t slots = SlotsOf(n, health);
       const uint32_t occupied = OccupiedOf(n, health);
       if (slots == 0 || occupied >= slots) continue;
@@ -153,42 +167,41 @@ class ClusterExecutorImpl final : public ClusterExecutor {
   }
 
   // Places and starts one copy; waits while every suitable node is full.
-  Result<Copy> Start(const TaskSpec& spec, bool backup, std::optional<uint32_t> avoid,
+  Result<Copy> Start(const TaskSpec& spec, bool backup, std::optional<std::string> avoid,
                      const std::atomic<bool>& cancel, bool urgent = false) {
     const auto holders = Holders(spec.placement);
-    std::vector<uint32_t> everyone(client_->ring().nodes().size());
-    for (uint32_t i = 0; i < everyone.size(); ++i) everyone[i] = i;
     const auto give_up = Clock::now() + std::chrono::minutes(10);
     // While an urgent task waits, the holders' next free slots are its.
     struct UrgentMark {
       ClusterExecutorImpl* self;
-      const std::vector<uint32_t>* nodes;
+      const std::vector<std::string>* nodes;
       bool on;
-      UrgentMark(ClusterExecutorImpl* s, const std::vector<uint32_t>* n, bool u)
+      UrgentMark(ClusterExecutorImpl* s, const std::vector<std::string>* n, bool u)
           : self(s), nodes(n), on(u) {
         if (!on) return;
         std::lock_guard lock(self->mu_);
-        for (uint32_t x : *nodes) ++self->urgent_waiting_[x];
+        for (const auto& x : *nodes) ++self->urgent_waiting_[x];
       }
       ~UrgentMark() {
         if (!on) return;
         std::lock_guard lock(self->mu_);
-        for (uint32_t x : *nodes) --self->urgent_waiting_[x];
+        for (const auto& x : *nodes)
+          if (--self->urgent_waiting_[x] == 0) self->urgent_waiting_.erase(x);
       }
     } mark(this, &holders, urgent);
     for (;;) {
       if (cancel.load()) return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
-      const auto health = client_->Health();
-      std::optional<uint32_t> node;
+      const auto health = HealthByNode();
+      std::optional<std::string> node;
       bool remote = false;
       {
         std::lock_guard lock(mu_);
         node = Pick(holders, health, avoid, urgent);
-        const bool holder_alive = std::any_of(holders.begin(), holders.end(), [&](uint32_t n) {
-          return client_->IsAlive(n) && SlotsOf(n, health) > 0;
-        });
+        const bool holder_alive = std::any_of(
+            holders.begin(), holders.end(),
+            [&](const std::string& n) { return client_->IsAliveAt(n) && SlotsOf(n, health) > 0; });
         if (!node && !holder_alive && !backup) {
-          node = Pick(everyone, health, avoid, urgent);
+          node = Pick(Everyone(), health, avoid, urgent);
           remote = node.has_value();
         }
         if (node) ++inflight_[*node];
@@ -207,7 +220,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       r.task_id = spec.id + (backup ? "~backup" : "");
       r.task = ToJson(spec);
       r.rerun = spec.rerun || backup;
-      auto reply = client_->Call(*node, r, kCallTimeout);
+      auto reply = client_->CallAt(*node, r, kCallTimeout);
       if (reply.ok() && reply->ok()) {
         std::lock_guard lock(mu_);
         ++stats_.tasks_started;
@@ -223,21 +236,22 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     }
   }
 
-  void Finished(uint32_t node) {
+  void Finished(const std::string& node) {
     std::lock_guard lock(mu_);
-    if (inflight_[node] > 0) --inflight_[node];
+    auto it = inflight_.find(node);
+    if (it != inflight_.end() && --it->second == 0) inflight_.erase(it);
   }
 
   PollResult Poll(const Copy& copy) {
     PollResult result;
-    if (!client_->IsAlive(copy.node)) {
+    if (!client_->IsAliveAt(copy.node)) {
       result.state = PollState::kLost;
       return result;
     }
     storage::Request r;
     r.op = storage::Op::kTaskStatus;
     r.task_id = copy.task_id;
-    auto reply = client_->Call(copy.node, r, kCallTimeout);
+    auto reply = client_->CallAt(copy.node, r, kCallTimeout);
     if (!reply.ok()) return result;  // unanswered: the heartbeat decides
     if (reply->code == ErrorCode::kNotFound) {
       result.state = PollState::kLost;  // the node restarted
@@ -259,7 +273,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     json j = json::parse(reply->task_result, nullptr, false);
     // A code this build does not know (a node of another version) counts as worker_failed.
     ErrorCode code = ErrorCode::kWorkerFailed;
-    std::string message = "the task failed on " + Endpoint(copy.node);
+    std::string message = "the task failed on " + copy.node;
     if (j.is_object() && j.contains("error")) {
       code = ErrorCodeFromName(j["error"].value("code", "")).value_or(code);
       message = j["error"].value("message", message);
@@ -273,7 +287,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       storage::Request r;
       r.op = storage::Op::kCancelTask;
       r.task_id = c.task_id;
-      (void)client_->Call(c.node, r, kCallTimeout);
+      (void)client_->CallAt(c.node, r, kCallTimeout);
       Finished(c.node);
     }
     copies.clear();
@@ -303,16 +317,16 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     std::fprintf(stderr,
                  "zerofarm proxy: task %s has run %.1f s (peers' median %.1f s): backup copy on "
                  "%s\n",
-                 spec.id.c_str(), running, median, Endpoint(backup->node).c_str());
-    if (placed) placed(Endpoint(backup->node));
+                 spec.id.c_str(), running, median, backup->node.c_str());
+    if (placed) placed(backup->node);
     copies.push_back(*backup);
   }
 
   std::unique_ptr<storage::ClusterClient> client_;
   const ClusterExecutorOptions options_;
   mutable std::mutex mu_;
-  std::vector<uint32_t> inflight_;
-  std::vector<int> urgent_waiting_;  // urgent tasks waiting for a slot, per node
+  std::map<std::string, uint32_t> inflight_;   // copies this executor runs, per node endpoint
+  std::map<std::string, int> urgent_waiting_;  // urgent tasks waiting for a slot, per node
   std::map<std::string, std::vector<double>> finished_;  // job -> finished tasks' wall seconds
   ClusterExecutorStats stats_;
 };
@@ -324,7 +338,7 @@ Result<std::unique_ptr<ClusterExecutor>> MakeClusterExecutor(
   storage::ClusterOptions co;
   co.request_timeout = kCallTimeout;
   co.key = cluster.client().options().key;
-  auto client = storage::ClusterClient::Create(cluster.client().ring(), co);
+  auto client = storage::ClusterClient::Create(cluster.client().live_ring(), co);
   if (!client.ok()) return client.status();
   // Let the first heartbeats tell the nodes' task slots.
   const auto until = Clock::now() + std::chrono::seconds(3);

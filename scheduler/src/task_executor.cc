@@ -459,16 +459,19 @@ std::unique_ptr<TaskExecutor> MakeLocalExecutor(storage::Store& store,
 }
 
 storage::TaskHandler MakeNodeTaskHandler(std::shared_ptr<const WorkerRuntime> worker,
-                                         const storage::Ring& ring, uint32_t self_node) {
+                                         std::shared_ptr<storage::LiveRing> ring,
+                                         std::string self) {
   HereOptions here;
-  here.node_name = ring.nodes().at(self_node).endpoint;
-  auto holds = [ring, self_node](const std::string& object) {
-    const auto& nodes = ring.NodesOf(ring.PartitionOf(object));
-    return std::find(nodes.begin(), nodes.end(), self_node) != nodes.end();
+  here.node_name = self;
+  auto holds = [ring, self](const std::string& object) {
+    const auto now = ring->Get();
+    const auto& nodes = now->NodesOf(now->PartitionOf(object));
+    return std::any_of(nodes.begin(), nodes.end(),
+                       [&](uint32_t n) { return now->nodes()[n].endpoint == self; });
   };
   here.input_is_remote = [holds](const std::string& object) { return !holds(object); };
   here.output_copies_sent = [ring, holds](const std::string& object) -> uint64_t {
-    const auto replicas = static_cast<uint64_t>(ring.replicas());
+    const auto replicas = static_cast<uint64_t>(ring->Get()->replicas());
     return holds(object) ? replicas - 1 : replicas;
   };
   return [worker = std::move(worker), here = std::move(here)](

@@ -659,9 +659,11 @@ class Service final : public VideoService {
     m.workers_busy = slots_->in_use();
     if (opt_.worker) m.sandbox_refusals = opt_.worker->sandbox_refusals();
     if (cluster_) {
+      const uint64_t ring_hash = opt_.ring->hash();
+      m.ring_generation = opt_.ring->generation();
       for (const auto& h : cluster_->client().Health())
-        m.nodes.push_back(
-            {h.endpoint, h.alive, h.load.task_slots, h.load.tasks_running, h.load.disk_full});
+        m.nodes.push_back({h.endpoint, h.alive, h.load.task_slots, h.load.tasks_running,
+                           h.load.disk_full, h.ring_hash == ring_hash});
       m.writes_possible = cluster_->client().WritesPossible();
       const auto traffic = cluster_->traffic();
       m.cluster_bytes_sent = traffic.bytes_sent;
@@ -1086,7 +1088,7 @@ Result<std::unique_ptr<VideoService>> VideoService::Open(const VideoServiceOptio
     storage::ClusterStoreOptions co;
     co.meta = store->get();
     co.cluster.key = options.farm_key;
-    auto cs = storage::ClusterStore::Create(*options.ring, co);
+    auto cs = storage::ClusterStore::Create(options.ring, co);
     if (!cs.ok()) return cs.status();
     cluster = std::move(*cs);
     ClusterExecutorOptions eo;

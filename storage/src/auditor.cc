@@ -15,19 +15,15 @@ std::map<std::string, uint64_t> AuditStats::ToMap() const {
 
 // Fetches a verified copy of a quarantined object from a peer holding it.
 bool Auditor::Repair(const std::string& name, uint64_t expected) {
-  const uint32_t partition = node_.ring.PartitionOf(name);
-  std::vector<uint32_t> sources;
-  for (uint32_t n : node_.ring.NodesOf(partition))
-    if (n != node_.node_id) sources.push_back(n);
-  for (uint32_t n : node_.peers.HandoffsOf(partition)) sources.push_back(n);
-  for (uint32_t source : sources) {
+  // The current ring's replicas, its handoff candidates and the previous ring's holders.
+  for (const std::string& from : node_.peers.ReadOrder(name)) {
+    if (from == node_.self) continue;
     Request get;
     get.op = Op::kGet;
     get.name = name;
-    auto reply = node_.peers.Call(source, get);
+    auto reply = node_.peers.CallAt(from, get);
     if (!reply.ok() || !reply->ok() || !reply->object) continue;
     if (Checksum(reply->payload) != reply->object->checksum) continue;
-    const std::string& from = node_.ring.nodes()[source].endpoint;
     if (reply->object->checksum != expected)
       node_.log("repair of '" + name + "' takes a newer copy from " + from);
     auto stored =

@@ -192,9 +192,14 @@ class ClusterWriter final : public ObjectWriter {
 
 class ClusterStoreImpl final : public ClusterStore {
  public:
-  ClusterStoreImpl(const Ring& ring, const ClusterStoreOptions& options,
+  ClusterStoreImpl(std::shared_ptr<LiveRing> live, const ClusterStoreOptions& options,
                    std::vector<std::unique_ptr<ClusterClient>> clients)
-      : ring_(ring), options_(options), clients_(std::move(clients)) {
+      : live_(std::move(live)),
+        options_(options),
+        local_endpoint_(options.cluster.local_node
+                            ? live_->Get()->nodes()[*options.cluster.local_node].endpoint
+                            : std::string()),
+        clients_(std::move(clients)) {
     for (auto& c : clients_) free_.push_back(c.get());
   }
 
@@ -217,7 +222,8 @@ class ClusterStoreImpl final : public ClusterStore {
   }
 
   std::vector<uint32_t> HoldersOf(std::string_view name) const override {
-    return ring_.NodesOf(ring_.PartitionOf(name));
+    const auto ring = live_->Get();
+    return ring->NodesOf(ring->PartitionOf(name));
   }
 
   Result<std::unique_ptr<ObjectWriter>> CreateObject(std::string_view name) override {
@@ -268,25 +274,35 @@ class ClusterStoreImpl final : public ClusterStore {
 
   Result<std::vector<std::string>> ListObjects(std::string_view prefix) override {
     Lease c(this);
+    const auto ring = live_->Get();
+    // Every node of the current ring, then those only the previous ring has (after a ring
+    // change they may hold objects not moved yet).
+    std::vector<std::string> nodes;
+    for (const auto& n : ring->nodes()) nodes.push_back(n.endpoint);
+    if (const auto previous = live_->Previous())
+      for (const auto& n : previous->nodes())
+        if (std::find(nodes.begin(), nodes.end(), n.endpoint) == nodes.end())
+          nodes.push_back(n.endpoint);
     std::set<std::string> names;
-    std::set<uint32_t> unreachable;  // transport failures: skipped for the rest of the listing
-    for (uint32_t p = 0; p < ring_.partitions(); ++p) {
+    std::set<std::string> unreachable;  // transport failures: skipped for the rest of the listing
+    for (uint32_t p = 0; p < ring->partitions(); ++p) {
       bool answered = false;  // by a node holding a replica of p
       std::string why;
-      for (uint32_t n = 0; n < ring_.nodes().size(); ++n) {
-        if (!Alive(n) || unreachable.count(n)) continue;
+      std::set<std::string> holders;
+      for (uint32_t h : ring->NodesOf(p)) holders.insert(ring->nodes()[h].endpoint);
+      for (const std::string& endpoint : nodes) {
+        if (!Alive(endpoint) || unreachable.count(endpoint)) continue;
         Request list;
         list.op = Op::kList;
         list.partition = p;
-        auto reply = c->Call(n, list);
-        if (!reply.ok()) unreachable.insert(n);
+        auto reply = c->CallAt(endpoint, list);
+        if (!reply.ok()) unreachable.insert(endpoint);
         if (!reply.ok() || !reply->ok()) {
-          why += (why.empty() ? "" : "; ") + ring_.nodes()[n].endpoint + ": " +
+          why += (why.empty() ? "" : "; ") + endpoint + ": " +
                  (reply.ok() ? std::string(reply->code_name()) : reply.status().ToString());
           continue;
         }
-        const auto& holders = ring_.NodesOf(p);
-        answered |= std::find(holders.begin(), holders.end(), n) != holders.end();
+        answered |= holders.count(endpoint) > 0;
         for (const ObjectEntry& e : reply->entries)
           if (e.name.starts_with(prefix) && !IsPartName(e.name)) names.insert(e.name);
       }
@@ -392,7 +408,7 @@ class ClusterStoreImpl final : public ClusterStore {
   }
 
   // The liveness view of the first client (the one with heartbeats).
-  bool Alive(uint32_t node) const { return clients_.front()->IsAlive(node); }
+  bool Alive(const std::string& endpoint) const { return clients_.front()->IsAliveAt(endpoint); }
 
   Result<LargeObjectManifest> ReadManifest(std::string_view name) {
     ZF_RETURN_IF_ERROR(CheckName(name));
@@ -406,29 +422,25 @@ class ClusterStoreImpl final : public ClusterStore {
   // were found but none matched `expected`), "not_found" (a majority of the replica count
   // answered that they have none), "unavailable".
   Result<std::string> Fetch(const std::string& name, std::optional<uint64_t> expected) {
-    const uint32_t partition = ring_.PartitionOf(name);
-    std::vector<uint32_t> order = ring_.NodesOf(partition);
-    std::stable_partition(order.begin(), order.end(), [&](uint32_t n) { return Alive(n); });
+    const auto ring = live_->Get();
+    // The replicas (live first), the handoff candidates, then the previous ring's holders.
+    std::vector<std::string> order = clients_.front()->ReadOrder(name);
     // A node's own copy first: it costs no network.
-    if (const auto& local = options_.cluster.local_node)
-      std::stable_partition(order.begin(), order.end(), [&](uint32_t n) { return n == *local; });
-    std::vector<uint32_t> handoffs = clients_.front()->HandoffsOf(partition);
-    if (handoffs.size() > static_cast<size_t>(ring_.replicas()))
-      handoffs.resize(static_cast<size_t>(ring_.replicas()));
-    order.insert(order.end(), handoffs.begin(), handoffs.end());
+    if (!local_endpoint_.empty())
+      std::stable_partition(order.begin(), order.end(),
+                            [&](const std::string& e) { return e == local_endpoint_; });
     Lease c(this);
     std::string why;
     size_t not_found = 0, mismatched = 0;
-    for (uint32_t node : order) {
-      const std::string& endpoint = ring_.nodes()[node].endpoint;
-      if (!Alive(node)) {
+    for (const std::string& endpoint : order) {
+      if (!Alive(endpoint)) {
         why += (why.empty() ? "" : "; ") + endpoint + ": down";
         continue;
       }
       Request get;
       get.op = Op::kGet;
       get.name = name;
-      auto reply = c->Call(node, get);
+      auto reply = c->CallAt(endpoint, get);
       std::string problem;
       if (!reply.ok()) {
         problem = reply.status().ToString();
@@ -446,15 +458,16 @@ class ClusterStoreImpl final : public ClusterStore {
       }
       why += (why.empty() ? "" : "; ") + endpoint + ": " + problem;
     }
-    const size_t quorum = static_cast<size_t>(ring_.replicas() / 2 + 1);
+    const size_t quorum = static_cast<size_t>(ring->replicas() / 2 + 1);
     const ErrorCode code = mismatched > 0        ? ErrorCode::kCorrupt
                            : not_found >= quorum ? ErrorCode::kNotFound
                                                  : ErrorCode::kUnavailable;
     return Status::Error(code, "no good copy of " + Quoted(name) + " (" + why + ")");
   }
 
-  const Ring ring_;
+  const std::shared_ptr<LiveRing> live_;
   const ClusterStoreOptions options_;
+  const std::string local_endpoint_;  // options.cluster.local_node's (empty: none)
   std::vector<std::unique_ptr<ClusterClient>> clients_;
 
   std::mutex pool_mu_;
@@ -541,6 +554,11 @@ Status ClusterWriter::Commit() {
 
 Result<std::unique_ptr<ClusterStore>> ClusterStore::Create(const Ring& ring,
                                                            const ClusterStoreOptions& options) {
+  return Create(std::make_shared<LiveRing>(ring), options);
+}
+
+Result<std::unique_ptr<ClusterStore>> ClusterStore::Create(std::shared_ptr<LiveRing> ring,
+                                                           const ClusterStoreOptions& options) {
   if (options.part_bytes == 0 || options.part_bytes > kMaxPayloadBytes)
     return Status::Error(ErrorCode::kInvalidArgument,
                          "part_bytes must be within 1 byte and 64 MiB");
@@ -555,14 +573,15 @@ Result<std::unique_ptr<ClusterStore>> ClusterStore::Create(const Ring& ring,
       o.heartbeats = false;
       if (options.cluster.heartbeats) {
         const ClusterClient* first = clients.front().get();
-        o.liveness = [first](uint32_t node) { return first->IsAlive(node); };
+        o.liveness = [first](const std::string& endpoint) { return first->IsAliveAt(endpoint); };
       }
     }
     auto client = ClusterClient::Create(ring, o);
     if (!client.ok()) return client.status();
     clients.push_back(std::move(*client));
   }
-  return std::unique_ptr<ClusterStore>(new ClusterStoreImpl(ring, options, std::move(clients)));
+  return std::unique_ptr<ClusterStore>(
+      new ClusterStoreImpl(std::move(ring), options, std::move(clients)));
 }
 
 }  // namespace zerofarm::storage

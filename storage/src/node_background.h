@@ -1,6 +1,7 @@
-// What a node's background passes (the replicator and the auditor) use of their node: its ring
-// and place in it, its objects, its client to the peers, and how to log, wait and learn that
-// the node stops. Plain references; the node outlives its passes.
+// What a node's background passes (the replicator and the auditor) use of their node: its live
+// ring (each pass takes one snapshot and finds the node in it by `self`), its objects, its client
+// to the peers, and how to log, wait and learn that the node stops. Plain references; the node
+// outlives its passes.
 #pragma once
 
 #include <chrono>
@@ -11,15 +12,13 @@
 
 #include "node_objects.h"
 #include "zerofarm/storage/cluster_client.h"
-#include "zerofarm/storage/ring.h"
+#include "zerofarm/storage/live_ring.h"
 
 namespace zerofarm::storage {
 
 struct NodeBackground {
-  const Ring& ring;
-  uint32_t node_id;
-  std::string self;    // this node's endpoint, for messages
-  uint64_t ring_hash;  // Ring::ContentHash of `ring`
+  LiveRing& ring;
+  std::string self;  // this node's endpoint: its place in every ring it accepts
   NodeObjects& objects;
   ClusterClient& peers;
   std::function<void(const std::string&)> log;

@@ -194,6 +194,19 @@ Status NodeObjects::Drop(const std::string& name) {
   return store_->DeleteObject(name);
 }
 
+Result<bool> NodeObjects::DropIfUnchanged(const ObjectEntry& entry) {
+  std::lock_guard lock(Stripe(entry.name));
+  auto value = store_->GetMeta(IndexKey(entry.name));
+  if (!value.ok()) return value.status();
+  if (!*value) return false;
+  const auto now = ParseIndex(entry.name, **value);
+  if (!now || now->ts != entry.ts || now->checksum != entry.checksum) return false;
+  ZF_RETURN_IF_ERROR(store_->DeleteMeta(IndexKey(entry.name)));
+  ZF_RETURN_IF_ERROR(store_->DeleteMeta(std::string(kHandoffPrefix) + entry.name));
+  ZF_RETURN_IF_ERROR(store_->DeleteObject(entry.name));
+  return true;
+}
+
 Result<std::vector<ObjectEntry>> NodeObjects::List(uint32_t partition) {
   const std::string prefix = PartitionPrefix(partition);
   auto records = store_->ListMeta(prefix);

@@ -43,6 +43,9 @@ class NodeObjects {
   Result<size_t> Delete(const std::string& name, const std::string& prefix, int64_t ts);
   // Removes a local copy without a tombstone (a handoff that reached home).
   Status Drop(const std::string& name);
+  // Drop, only while the local copy is still `entry` (same ts and checksum): a copy written
+  // since `entry` was listed stays. True when it was dropped.
+  Result<bool> DropIfUnchanged(const ObjectEntry& entry);
 
   Result<std::vector<ObjectEntry>> List(uint32_t partition);
   Result<std::vector<ObjectEntry>> ListAll();

@@ -71,14 +71,14 @@ void Log(const std::string& line) { std::fprintf(stderr, "zerofarm node: %s\n", 
 
 class NodeServerImpl final : public NodeServer {
  public:
-  NodeServerImpl(const NodeOptions& options, const Ring& ring, uint32_t node_id,
+  NodeServerImpl(const NodeOptions& options, std::shared_ptr<LiveRing> ring,
                  std::unique_ptr<Store> store)
       : options_(options),
-        ring_(ring),
-        node_id_(node_id),
-        self_(ring.nodes()[node_id].endpoint),
+        live_(std::move(ring)),
+        first_ring_(live_->Get()),
+        self_(live_->self()),
         store_(std::move(store)),
-        objects_(store_.get(), &ring_),
+        objects_(store_.get(), first_ring_.get()),
         context_(1),
         router_(context_, zmq::socket_type::router),
         zap_(context_, zmq::socket_type::rep),
@@ -110,7 +110,7 @@ class NodeServerImpl final : public NodeServer {
     peer.heartbeats = false;
     peer.self_endpoint = self_;
     peer.key = options_.key;
-    auto client = ClusterClient::Create(ring_, peer);
+    auto client = ClusterClient::Create(live_, peer);
     if (!client.ok()) return client.status();
     peers_ = std::move(*client);
     replicator_ = std::make_unique<Replicator>(Background());
@@ -118,7 +118,7 @@ class NodeServerImpl final : public NodeServer {
     return Status::Ok();
   }
 
-  uint32_t node_id() const override { return node_id_; }
+  uint32_t node_id() const override { return NodeIdIn(*live_->Get(), self_).value_or(0); }
   std::string endpoint() const override { return router_.get(zmq::sockopt::last_endpoint); }
 
   void Stop() override {
@@ -298,7 +298,7 @@ class NodeServerImpl final : public NodeServer {
       reply.id = request->id;
       if (request->op == Op::kPing) {  // heartbeats never wait behind the queue
         reply.load = Load();
-        reply.ring_hash = ring_hash_;
+        reply.ring_hash = live_->hash();
         SendToRouter(envelope, reply);
         continue;
       }
@@ -446,7 +446,7 @@ class NodeServerImpl final : public NodeServer {
     switch (r.op) {
       case Op::kPing:
         reply.load = Load();
-        reply.ring_hash = ring_hash_;
+        reply.ring_hash = live_->hash();
         return;
       case Op::kPut: {
         if (Status s = CheckClock(r); !s.ok()) return SetError(reply, s);
@@ -485,7 +485,7 @@ class NodeServerImpl final : public NodeServer {
         return;
       }
       case Op::kList: {
-        if (r.partition >= ring_.partitions())
+        if (r.partition >= first_ring_->partitions())
           return SetError(reply, Status::Error(ErrorCode::kBadMessage,
                                                "no partition " + std::to_string(r.partition)));
         auto entries = objects_.List(r.partition);
@@ -645,7 +645,7 @@ class NodeServerImpl final : public NodeServer {
     if (!task_store_) {
       ClusterStoreOptions options;
       options.meta = nullptr;
-      options.cluster.local_node = node_id_;
+      options.cluster.local_node = node_id();
       options.cluster.local_handler = [this](const Request& request) {
         Reply reply;
         reply.id = request.id;
@@ -658,7 +658,7 @@ class NodeServerImpl final : public NodeServer {
       options.cluster.heartbeats = true;
       options.cluster.request_timeout = options_.peer_timeout;
       options.cluster.key = options_.key;
-      auto created = ClusterStore::Create(ring_, options);
+      auto created = ClusterStore::Create(live_, options);
       if (!created.ok()) return created.status();
       task_store_ = std::move(*created);
     }
@@ -703,10 +703,8 @@ class NodeServerImpl final : public NodeServer {
   }
 
   NodeBackground Background() {
-    return NodeBackground{ring_,
-                          node_id_,
+    return NodeBackground{*live_,
                           self_,
-                          ring_hash_,
                           objects_,
                           *peers_,
                           Log,
@@ -719,8 +717,9 @@ class NodeServerImpl final : public NodeServer {
   }
 
   const NodeOptions options_;
-  const Ring ring_;
-  const uint32_t node_id_;
+  const std::shared_ptr<LiveRing> live_;
+  // The ring at start: it files objects by partition (the part_power never changes live).
+  const std::shared_ptr<const Ring> first_ring_;
   const std::string self_;
   std::unique_ptr<Store> store_;
   NodeObjects objects_;
@@ -740,7 +739,6 @@ class NodeServerImpl final : public NodeServer {
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 
-  const uint64_t ring_hash_ = ring_.ContentHash();
   std::atomic<bool> disk_full_{false};
   std::atomic<uint64_t> disk_free_{0};
   std::mutex disk_mu_;  // state changes of disk_full_ (and their log lines)
@@ -765,15 +763,22 @@ class NodeServerImpl final : public NodeServer {
 
 Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& options,
                                                        const Ring& ring) {
+  return Create(options, std::make_shared<LiveRing>(
+                             ring, options.advertise.empty() ? options.bind : options.advertise));
+}
+
+Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& options,
+                                                       std::shared_ptr<LiveRing> live) {
   if (options.request_threads == 0)
     return Status::Error(ErrorCode::kInvalidArgument, "request_threads must be >= 1");
   const std::string self = options.advertise.empty() ? options.bind : options.advertise;
-  std::optional<uint32_t> id;
+  if (live->self() != self)
+    return Status::Error(ErrorCode::kInvalidArgument,
+                         "the live ring must be made for this node's endpoint " + self);
+  const auto ring = live->Get();
+  std::optional<uint32_t> id = NodeIdIn(*ring, self);
   std::string known;
-  for (const auto& node : ring.nodes()) {
-    if (node.endpoint == self) id = node.id;
-    known += (known.empty() ? "" : ", ") + node.endpoint;
-  }
+  for (const auto& node : ring->nodes()) known += (known.empty() ? "" : ", ") + node.endpoint;
   if (!id)
     return Status::Error(ErrorCode::kInvalidArgument,
                          "endpoint " + self + " is not a node of the ring (the ring has: " + known +
@@ -782,7 +787,7 @@ Result<std::unique_ptr<NodeServer>> NodeServer::Create(const NodeOptions& option
   store_options.dir = options.data_dir;
   auto store = Store::Open(store_options);
   if (!store.ok()) return store.status().WithContext("open the node's store");
-  auto server = std::make_unique<NodeServerImpl>(options, ring, *id, std::move(*store));
+  auto server = std::make_unique<NodeServerImpl>(options, std::move(live), std::move(*store));
   ZF_RETURN_IF_ERROR(server->Bind());
   return std::unique_ptr<NodeServer>(std::move(server));
 }

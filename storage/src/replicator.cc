@@ -12,6 +12,7 @@ std::map<std::string, uint64_t> ReplicationStats::ToMap() const {
   return {{"partitions", partitions},
           {"pushed", pushed},
           {"handed_home", handed_home},
+          {"moved_out", moved_out},
           {"in_sync", in_sync},
           {"peers_unreachable", peers_unreachable},
           {"peers_other_ring", peers_other_ring},
@@ -38,7 +39,7 @@ bool Replicator::Push(const ObjectEntry& e, uint32_t peer, ReplicationStats& sta
   put.checksum = got->first.checksum;
   put.ts = got->first.ts;
   put.payload = std::move(got->second);
-  auto reply = node_.peers.Call(peer, std::move(put));
+  auto reply = node_.peers.CallAt(pass_.Endpoint(peer), std::move(put));
   if (!reply.ok()) {
     ++stats.errors;
     return false;
@@ -68,7 +69,7 @@ bool Replicator::SyncPartition(uint32_t partition, const std::vector<ObjectEntry
   list.op = Op::kList;
   list.partition = partition;
   list.hash_only = true;
-  auto hash = node_.peers.Call(peer, list);
+  auto hash = node_.peers.CallAt(pass_.Endpoint(peer), list);
   if (!hash.ok() || !hash->ok()) {
     if (!hash.ok()) unreachable->insert(peer);  // skip it for the rest of this pass
     ++stats.peers_unreachable;
@@ -79,7 +80,7 @@ bool Replicator::SyncPartition(uint32_t partition, const std::vector<ObjectEntry
     return true;
   }
   list.hash_only = false;
-  auto full = node_.peers.Call(peer, list);
+  auto full = node_.peers.CallAt(pass_.Endpoint(peer), list);
   if (!full.ok() || !full->ok()) {
     ++stats.peers_unreachable;
     return false;
@@ -104,22 +105,21 @@ bool Replicator::SyncPartition(uint32_t partition, const std::vector<ObjectEntry
 // data at all. Peers whose ring differs from this (majority) one go in *other_ring: no data
 // moves to them either. Each disagreement is logged by name.
 bool Replicator::RingAgreed(std::set<uint32_t>* other_ring, ReplicationStats& stats) {
-  std::map<uint64_t, std::vector<std::string>> holders{
-      {node_.ring_hash, {node_.self + " (this node)"}}};
+  std::map<uint64_t, std::vector<std::string>> holders{{pass_.hash, {node_.self + " (this node)"}}};
   std::map<uint32_t, uint64_t> peer_hash;
-  for (const auto& n : node_.ring.nodes()) {
-    if (n.id == node_.node_id) continue;
+  for (const auto& n : pass_.ring->nodes()) {
+    if (n.id == pass_.self) continue;
     Request ping;
     ping.op = Op::kPing;
-    ping.ring_hash = node_.ring_hash;
-    auto reply = node_.peers.Call(n.id, ping);
+    ping.ring_hash = pass_.hash;
+    auto reply = node_.peers.CallAt(n.endpoint, ping);
     if (!reply.ok() || !reply->ok() || reply->ring_hash == 0) continue;
     peer_hash[n.id] = reply->ring_hash;
     holders[reply->ring_hash].push_back(n.endpoint);
   }
   size_t answered = 0;
   for (const auto& [hash, who] : holders) answered += who.size();
-  const size_t mine = holders[node_.ring_hash].size();
+  const size_t mine = holders[pass_.hash].size();
   auto describe = [&] {
     std::string text;
     for (const auto& [hash, who] : holders) {
@@ -130,13 +130,13 @@ bool Replicator::RingAgreed(std::set<uint32_t>* other_ring, ReplicationStats& st
   };
   if (2 * mine <= answered) {
     ++stats.ring_mismatch;
-    node_.log("ring " + ChecksumHex(node_.ring_hash) +
+    node_.log("ring " + ChecksumHex(pass_.hash) +
               " of this node is not the farm's majority ring (rings held: " + describe() +
               "): replication paused, no data moves until the rings agree");
     return false;
   }
   for (const auto& [id, hash] : peer_hash)
-    if (hash != node_.ring_hash) {
+    if (hash != pass_.hash) {
       other_ring->insert(id);
       ++stats.peers_other_ring;
     }
@@ -146,9 +146,26 @@ bool Replicator::RingAgreed(std::set<uint32_t>* other_ring, ReplicationStats& st
   return true;
 }
 
+// True when the ring before the last swap placed `partition` on this node.
+bool Replicator::HeldBefore(uint32_t partition) const {
+  const auto previous = node_.ring.Previous();
+  if (!previous || previous->part_power() != pass_.ring->part_power()) return false;
+  for (uint32_t n : previous->NodesOf(partition))
+    if (previous->nodes()[n].endpoint == node_.self) return true;
+  return false;
+}
+
 ReplicationStats Replicator::Pass() {
   std::lock_guard pass(pass_mu_);
   ReplicationStats stats;
+  pass_.ring = node_.ring.Get();
+  const auto self = NodeIdIn(*pass_.ring, node_.self);
+  if (!self) {  // LiveRing refuses such rings; a node outside its ring moves nothing
+    ++stats.errors;
+    return stats;
+  }
+  pass_.self = *self;
+  pass_.hash = pass_.ring->ContentHash();
   std::set<uint32_t> unreachable;
   if (!RingAgreed(&unreachable, stats)) return stats;
   auto all = node_.objects.ListAll();
@@ -158,27 +175,33 @@ ReplicationStats Replicator::Pass() {
     return stats;
   }
   std::map<uint32_t, std::vector<ObjectEntry>> by_partition;
-  for (auto& e : *all) by_partition[node_.ring.PartitionOf(e.name)].push_back(std::move(e));
+  const Ring& ring = *pass_.ring;
+  for (auto& e : *all) by_partition[ring.PartitionOf(e.name)].push_back(std::move(e));
   for (const auto& [partition, entries] : by_partition) {
     if (node_.stopping()) break;
     ++stats.partitions;
-    const auto& replicas = node_.ring.NodesOf(partition);
-    const bool mine = std::find(replicas.begin(), replicas.end(), node_.node_id) != replicas.end();
+    const auto& replicas = ring.NodesOf(partition);
+    const bool mine = std::find(replicas.begin(), replicas.end(), pass_.self) != replicas.end();
     bool home_has_all = true;
     std::set<std::string> deleted;
     for (uint32_t peer : replicas) {
-      if (peer == node_.node_id) continue;
+      if (peer == pass_.self) continue;
       if (!SyncPartition(partition, entries, peer, stats, &deleted, &unreachable))
         home_has_all = false;
     }
     for (const auto& name : deleted)
       if (node_.objects.Drop(name).ok()) ++stats.dropped_deleted;
     if (!mine && home_has_all) {
-      // A handoff (or a copy left behind by a ring change): every replica has it now.
+      // A handoff, or a copy left behind by a ring change: every replica has it now.
+      const bool moved = HeldBefore(partition);
       for (const auto& e : entries) {
-        if (node_.objects.Drop(e.name).ok()) {
+        // A copy rewritten here since the listing (a client still on the old ring) stays for
+        // the next pass.
+        if (auto dropped = node_.objects.DropIfUnchanged(e); dropped.ok() && *dropped) {
           ++stats.handed_home;
-          node_.log("handoff '" + e.name + "' is home on every replica; local copy removed");
+          stats.moved_out += moved ? 1 : 0;
+          node_.log(std::string(moved ? "moved" : "handoff") + " '" + e.name +
+                    "' is home on every replica; local copy removed");
         }
       }
     }

@@ -53,6 +53,8 @@ class NodeProcess {
     extra_.insert(extra_.end(), args.begin(), args.end());
   }
   const std::filesystem::path& data() const { return data_; }
+  // The ring file given from its next Start() on (the node follows the file it was given).
+  void set_ring(std::filesystem::path ring) { ring_ = std::move(ring); }
   std::string log() const { return process_.log(); }
 
  private:

@@ -336,6 +336,54 @@ TEST_CASE(
   CHECK(farm.RenditionFrames(v) == CountFrames(clip));
 }
 
+TEST_CASE(
+    "a ring with a fourth node pushed while a job runs is picked up by the nodes and the proxy, "
+    "and the job ends ready and frame-exact",
+    "[farm][ring][slow]") {
+  Farm farm("farm-ring-grow");
+  const fs::path clip = SteadyClip(16);
+  const std::string id = farm.Upload(clip);
+  (void)farm.WaitForRunningTask(id, 1);
+
+  // `zerofarm ring build` over the live ring file with a fourth node, which starts on it.
+  const fs::path ring_path = farm.cluster.dir() / "ring.txt";
+  const std::string fourth = "tcp://127.0.0.1:" + std::to_string(FreePort());
+  std::vector<std::string> build = {ZF_ZEROFARM_BIN, "ring", "build", "--replicas",      "2",
+                                    "--part-power",  "4",    "-o",    ring_path.string()};
+  for (uint32_t i = 0; i < 3; ++i)
+    build.push_back(farm.cluster.node(i).endpoint() + ",zone=z" + std::to_string(i));
+  build.push_back(fourth + ",zone=z3");
+  auto built = RunCommand(build, 30s);
+  INFO(built.out << built.err);
+  REQUIRE(built.succeeded());
+  std::vector<std::string> args = {"--task-slots", "1"};
+  for (const auto& a : farm.cluster.KeyArgs()) args.push_back(a);
+  NodeProcess node3(fourth, farm.cluster.dir() / "node3", ring_path, args);
+  REQUIRE(node3.Start().empty());
+  REQUIRE(WaitFor([&] { return farm.Metric("zerofarm_ring_generation") == 2; }, 10s));
+  CHECK_THAT(farm.proxy.log(), Catch::Contains("ring reloaded: "));
+  for (uint32_t i = 0; i < 3; ++i)
+    CHECK(WaitFor(
+        [&] { return farm.cluster.node(i).log().find("ring reloaded: ") != std::string::npos; },
+        10s));
+  // The replicators move what the new ring placed elsewhere while the job goes on.
+  storage::Request replicate;
+  replicate.op = storage::Op::kReplicate;
+  for (uint32_t i = 0; i < 3; ++i) (void)farm.cluster.Call(i, replicate);
+
+  json v = farm.WaitDone(id);
+  INFO(v.dump());
+  REQUIRE(v["status"] == "ready");
+  CHECK(farm.RenditionFrames(v) == CountFrames(clip));
+  CHECK(WaitFor(
+      [&] {
+        auto r = Curl(Bearer(farm.proxy.token()), farm.proxy.url("/metrics"));
+        return r.body.find("zerofarm_node_same_ring{node=\"" + fourth + "\"} 1") !=
+               std::string::npos;
+      },
+      10s));
+}
+
 TEST_CASE("a proxy killed with -9 mid-job resumes every job when it restarts",
           "[farm][fault][slow]") {
   Farm farm("farm-kill-proxy");

@@ -135,7 +135,8 @@ std::unique_ptr<TaskExecutor> MakeLocalExecutor(storage::Store& store,
 
 // The RUN_TASK handler of `zerofarm node`: the spec is TaskSpec JSON, the result TaskOutcome
 // JSON; inputs are read through the node's view of the cluster (its own replicas locally).
+// `self` is the node's endpoint in `ring`, which it follows as it is swapped.
 storage::TaskHandler MakeNodeTaskHandler(std::shared_ptr<const WorkerRuntime> worker,
-                                         const storage::Ring& ring, uint32_t self_node);
+                                         std::shared_ptr<storage::LiveRing> ring, std::string self);
 
 }  // namespace zerofarm::scheduler

@@ -28,7 +28,7 @@
 #include "zerofarm/scheduler/transcode_job.h"
 #include "zerofarm/scheduler/video_record.h"
 #include "zerofarm/storage/farm_key.h"
-#include "zerofarm/storage/ring.h"
+#include "zerofarm/storage/live_ring.h"
 #include "zerofarm/storage/store.h"
 
 namespace zerofarm::scheduler {
@@ -47,8 +47,9 @@ struct VideoServiceOptions {
   // Cluster mode (zerofarm proxy): video bytes live on the ring's storage nodes and every task
   // runs on a node holding its chunk (cluster_executor.h); the service keeps only its records,
   // job state and upload files under data_dir (data_dir/store), and the published renditions.
-  // Without a ring: one process, embedded store, local workers (zerofarm serve).
-  std::optional<storage::Ring> ring;
+  // Without a ring: one process, embedded store, local workers (zerofarm serve). The service
+  // follows the live ring's swaps (each read, write and task placement uses one snapshot).
+  std::shared_ptr<storage::LiveRing> ring;
   std::optional<storage::FarmKey> farm_key;  // cluster mode: CURVE on every node connection
   // Cluster mode: a task running this long, and 3x its job's median, gets a backup copy.
   std::chrono::milliseconds backup_after{15000};
@@ -137,8 +138,10 @@ struct ServiceMetrics {
     uint32_t task_slots = 0;
     uint32_t tasks_running = 0;
     bool disk_full = false;  // below its free-space reserve: takes no writes
+    bool same_ring = false;  // its last heartbeat carried this proxy's ring hash
   };
   std::vector<Node> nodes;
+  uint64_t ring_generation = 0;         // 1 at start, +1 per accepted reload of the ring file
   bool writes_possible = true;          // enough live nodes for a write quorum (ClusterClient)
   uint64_t cluster_bytes_sent = 0;      // by this process to the nodes (ingest, task control)
   uint64_t cluster_bytes_received = 0;  // from the nodes (stitching, replies)

@@ -7,8 +7,15 @@
 // the next replica on a mismatch, an error or a timeout.
 // Liveness: with heartbeats on, a background thread PINGs every node each heartbeat_interval;
 // a node that has not answered for dead_after is down (and up again at its next answer).
+// Ring changes: a client follows a LiveRing (live_ring.h). Each operation places its object
+// with one snapshot of the ring; sockets and liveness are kept per node endpoint, so a swap
+// connects to the nodes the new ring adds and keeps the ones of the previous ring (reads fall
+// back to them while the replicators move their objects); a swap waits for the requests in
+// flight on the client's sockets and drops none. Node ids given to Call/IsAlive/HandoffsOf
+// are ids in the client's current ring (ring()); callers holding an older snapshot use the
+// endpoint forms.
 // Thread safety: safe for concurrent use; requests are serialized on the client's sockets (use
-// one client per thread for parallelism). The Ring must outlive nothing: it is copied.
+// one client per thread for parallelism). A Ring given to Create is copied.
 #pragma once
 
 #include <chrono>
@@ -22,6 +29,7 @@
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/storage/farm_key.h"
+#include "zerofarm/storage/live_ring.h"
 #include "zerofarm/storage/node_protocol.h"
 #include "zerofarm/storage/ring.h"
 
@@ -33,7 +41,8 @@ struct ClusterOptions {
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds dead_after{2000};  // no answer for this long: down
   std::string self_endpoint;  // a node's own endpoint: never a target of this client's writes
-  // A node's own client: requests for ring node `local_node` are answered by local_handler in
+  // A node's own client: requests for ring node `local_node` (its id in the ring given to
+  // Create; the node is followed by endpoint across ring changes) are answered by local_handler in
   // process instead of going over the network (always alive, never counted as traffic; PUT and
   // DELETE copies for it are written after the remote ones are sent). The handler runs on the
   // calling thread (heartbeat PINGs on the heartbeat thread), possibly on several threads at
@@ -41,8 +50,8 @@ struct ClusterOptions {
   std::optional<uint32_t> local_node;
   std::function<Reply(const Request&)> local_handler;
   // Without heartbeats of its own, a client may share another's liveness view: IsAlive asks
-  // this (a pool of clients behind one heartbeat thread; ClusterStore does so).
-  std::function<bool(uint32_t node)> liveness;
+  // this, by node endpoint (a pool of clients behind one heartbeat thread; ClusterStore does so).
+  std::function<bool(const std::string& endpoint)> liveness;
   // The farm key (farm_key.h): every connection to a node is CURVE-authenticated and encrypted
   // with it. Without one the client speaks plaintext to nodes started --insecure.
   std::optional<FarmKey> key;
@@ -76,6 +85,9 @@ class ClusterClient {
  public:
   static Result<std::unique_ptr<ClusterClient>> Create(const Ring& ring,
                                                        const ClusterOptions& options = {});
+  // A client that follows `ring` as it is swapped (shared with the process's other users).
+  static Result<std::unique_ptr<ClusterClient>> Create(std::shared_ptr<LiveRing> ring,
+                                                       const ClusterOptions& options = {});
   virtual ~ClusterClient() = default;
 
   // Stores `bytes` under `name` (at most kMaxPayloadBytes) on every replica of its partition;
@@ -95,17 +107,34 @@ class ClusterClient {
   // Transport failures are "unavailable"; the node's own error replies come back as a Reply.
   virtual Result<Reply> Call(uint32_t node, Request request,
                              std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
+  // The same by endpoint: any node of the current or previous ring (others: "invalid_argument").
+  virtual Result<Reply> CallAt(
+      const std::string& endpoint, Request request,
+      std::chrono::milliseconds timeout = std::chrono::milliseconds(0)) = 0;
 
   virtual bool IsAlive(uint32_t node) const = 0;
+  virtual bool IsAliveAt(const std::string& endpoint) const = 0;
   // Whether a write can reach its quorum now: at least a majority of the replica count of
   // nodes is alive and not full (any live node can hold a handoff copy). /healthz says so.
   virtual bool WritesPossible() const = 0;
   virtual std::vector<NodeHealth> Health() const = 0;
   // The handoff candidates of a partition in preference order (see above).
   virtual std::vector<uint32_t> HandoffsOf(uint32_t partition) const = 0;
-  virtual const Ring& ring() const = 0;
+  // Where to read an object from, in order (endpoints): the replicas of its partition in the
+  // current ring (live ones first), up to `replicas` handoff candidates, then the replicas of
+  // the previous ring that the current one placed elsewhere (their copies may not have moved
+  // yet).
+  virtual std::vector<std::string> ReadOrder(std::string_view name) const = 0;
+  // A snapshot of the current ring, and the live ring it comes from.
+  virtual std::shared_ptr<const Ring> ring() const = 0;
+  virtual const std::shared_ptr<LiveRing>& live_ring() const = 0;
   virtual const ClusterOptions& options() const = 0;
   virtual ClientTraffic traffic() const = 0;
 };
+
+// The handoff candidates of a partition in `ring`, in preference order (see above), leaving
+// out the node at `self_endpoint`.
+std::vector<uint32_t> HandoffCandidates(const Ring& ring, uint32_t partition,
+                                        const std::string& self_endpoint);
 
 }  // namespace zerofarm::storage

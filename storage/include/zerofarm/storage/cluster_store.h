@@ -42,6 +42,10 @@ class ClusterStore : public Store {
  public:
   static Result<std::unique_ptr<ClusterStore>> Create(const Ring& ring,
                                                       const ClusterStoreOptions& options);
+  // A store that follows `ring` as it is swapped (live_ring.h): each read or write places its
+  // object with one snapshot, and reads fall back to the previous ring's holders.
+  static Result<std::unique_ptr<ClusterStore>> Create(std::shared_ptr<LiveRing> ring,
+                                                      const ClusterStoreOptions& options);
   ~ClusterStore() override = default;
 
   // The pool's first client (liveness view, Call for task ops, ring()).
@@ -54,13 +58,13 @@ class ClusterStore : public Store {
   // Store semantics over the cluster. Error codes as in store.h plus "unavailable" (too few
   // nodes answered) and "no_quorum"; an object whose manifest does not parse, or a part with
   // no copy matching the manifest on any replica, is "corrupt". ListObjects asks every live
-  // node for every partition (costly: for tools and tests, not the job path) and leaves out
-  // part names (ending in "#<16 hex>.<5 digits>"), so "A#out" is listed as an object. DeleteObject
-  // removes the manifest, then every name under "name#" (its parts, and any object named
-  // "name#..."). DeleteObjects(prefix) leaves tombstones on every node (ClusterClient::Delete) and
-  // returns how many objects (manifests) a ListObjects just before the delete found. Overwriting an
-  // object leaves the parts of the version it replaces (a reader that opened it still reads it
-  // whole) until the object or its prefix is deleted.
+  // node (of the current ring and of the one it replaced) for every partition (costly: for tools
+  // and tests, not the job path) and leaves out part names (ending in "#<16 hex>.<5 digits>"), so
+  // "A#out" is listed as an object. DeleteObject removes the manifest, then every name under
+  // "name#" (its parts, and any object named "name#..."). DeleteObjects(prefix) leaves tombstones
+  // on every node (ClusterClient::Delete) and returns how many objects (manifests) a ListObjects
+  // just before the delete found. Overwriting an object leaves the parts of the version it replaces
+  // (a reader that opened it still reads it whole) until the object or its prefix is deleted.
 };
 
 }  // namespace zerofarm::storage

@@ -23,6 +23,7 @@
 
 #include "zerofarm/base/status.h"
 #include "zerofarm/storage/farm_key.h"
+#include "zerofarm/storage/live_ring.h"
 #include "zerofarm/storage/ring.h"
 #include "zerofarm/storage/store.h"
 
@@ -70,11 +71,16 @@ class NodeServer {
   // Opens the Store, checks that `advertise` (or `bind`) is a node of the ring
   // ("invalid_argument" naming the ring's endpoints when not), binds the socket ("io_error").
   static Result<std::unique_ptr<NodeServer>> Create(const NodeOptions& options, const Ring& ring);
+  // The same over a live ring made for this node's endpoint (LiveRing::self() == advertise or
+  // bind): the node follows its swaps (heartbeats carry the new hash, the replicator moves
+  // what the new ring places elsewhere, tasks place their objects with it).
+  static Result<std::unique_ptr<NodeServer>> Create(const NodeOptions& options,
+                                                    std::shared_ptr<LiveRing> ring);
   virtual ~NodeServer() = default;
 
   virtual Status Run() = 0;  // serves until Stop()
   virtual void Stop() = 0;
-  virtual uint32_t node_id() const = 0;      // this node's id in the ring
+  virtual uint32_t node_id() const = 0;      // this node's id in the current ring
   virtual std::string endpoint() const = 0;  // the bound endpoint (resolved port)
 };
 
