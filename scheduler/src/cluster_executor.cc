@@ -29,6 +29,7 @@ struct Copy {
   std::string task_id;
   Clock::time_point started;
   bool backup = false;
+  bool light = false;  // in the node's light slot: not counted in inflight_
 };
 
 class ClusterExecutorImpl final : public ClusterExecutor {
@@ -73,7 +74,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         }
         Copy ended = copies[i];
         copies.erase(copies.begin() + static_cast<long>(i));
-        Finished(ended.node);
+        Finished(ended);
         if (result.state == PollState::kLost) {
           ++lost;
           std::lock_guard lock(mu_);
@@ -171,6 +172,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
                      const std::atomic<bool>& cancel, bool urgent = false) {
     const auto holders = Holders(spec.placement);
     const auto give_up = Clock::now() + std::chrono::minutes(10);
+    std::optional<std::string> light_refused;  // a holder whose light slot was busy
     // While an urgent task waits, the holders' next free slots are its.
     struct UrgentMark {
       ClusterExecutorImpl* self;
@@ -194,7 +196,12 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       const auto health = HealthByNode();
       std::optional<std::string> node;
       bool remote = false;
-      {
+      if (spec.light && !backup) {
+        std::lock_guard lock(mu_);
+        node = PickLight(holders, health, light_refused);
+      }
+      const bool light = node.has_value();
+      if (!node) {
         std::lock_guard lock(mu_);
         node = Pick(holders, health, avoid, urgent);
         const bool holder_alive = std::any_of(
@@ -220,15 +227,17 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       r.task_id = spec.id + (backup ? "~backup" : "");
       r.task = ToJson(spec);
       r.rerun = spec.rerun || backup;
+      r.light = light;
       auto reply = client_->CallAt(*node, r, kCallTimeout);
       if (reply.ok() && reply->ok()) {
         std::lock_guard lock(mu_);
         ++stats_.tasks_started;
         if (backup) ++stats_.backups_started;
         if (remote) ++stats_.remote_placements;
-        return Copy{*node, r.task_id, Clock::now(), backup};
+        return Copy{*node, r.task_id, Clock::now(), backup, light};
       }
-      Finished(*node);
+      if (light) light_refused = *node;
+      Finished(Copy{*node, r.task_id, {}, backup, light});
       if (backup) return Status::Error(ErrorCode::kUnavailable, "the backup copy was refused");
       // Busy (its slots filled by another proxy or job), unreachable or unable: try again,
       // preferring others for a moment.
@@ -236,10 +245,27 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     }
   }
 
-  void Finished(const std::string& node) {
+  void Finished(const Copy& copy) {
+    if (copy.light) return;
     std::lock_guard lock(mu_);
-    auto it = inflight_.find(node);
+    auto it = inflight_.find(copy.node);
     if (it != inflight_.end() && --it->second == 0) inflight_.erase(it);
+  }
+
+  // A light task (TaskSpec::light) goes to the least busy live holder that runs tasks, in its
+  // light slot beside the task slots: it does not wait for a video task to end. A holder whose
+  // light slot answered busy (`refused`) is asked again only when no other holder is left.
+  std::optional<std::string> PickLight(const std::vector<std::string>& holders,
+                                       const HealthMap& health,
+                                       const std::optional<std::string>& refused) const {
+    std::optional<std::string> best;
+    for (const std::string& n : holders) {
+      if (!client_->IsAliveAt(n) || SlotsOf(n, health) == 0) continue;
+      const auto key = std::make_pair(refused && n == *refused, OccupiedOf(n, health));
+      if (!best || key < std::make_pair(refused && *best == *refused, OccupiedOf(*best, health)))
+        best = n;
+    }
+    return best;
   }
 
   PollResult Poll(const Copy& copy) {
@@ -288,7 +314,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
       r.op = storage::Op::kCancelTask;
       r.task_id = c.task_id;
       (void)client_->CallAt(c.node, r, kCallTimeout);
-      Finished(c.node);
+      Finished(c);
     }
     copies.clear();
   }
@@ -296,7 +322,9 @@ class ClusterExecutorImpl final : public ClusterExecutor {
   void MaybeBackup(const TaskSpec& spec, std::vector<Copy>& copies,
                    const std::function<void(const std::string&)>& placed,
                    const std::atomic<bool>& cancel) {
-    if (copies.size() != 1 || copies.front().backup) return;
+    // A light task is not compared with the job's video tasks (the audio of a long video runs
+    // longer than any segment by design).
+    if (spec.light || copies.size() != 1 || copies.front().backup) return;
     double median = 0;
     {
       std::lock_guard lock(mu_);

@@ -633,6 +633,7 @@ class Job : public tc::IngestSink {
     // then the rest: what the video needs to become playable is never starved by its tail or
     // by other videos' tails.
     spec.nice = index == kAudioTask ? 0 : IsHead(index) ? kHeadNice : kTailNice;
+    spec.light = index == kAudioTask;  // on a farm: beside the nodes' full task slots
     if (index == kAudioTask) {
       ZF_RETURN_IF_ERROR(PrepareAudioTask(*in, attempt, &spec));
     } else {

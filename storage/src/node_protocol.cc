@@ -214,6 +214,7 @@ std::vector<std::string> EncodeRequest(const Request& r) {
   if (r.op == Op::kRunTask) {
     h["task"] = r.task;
     if (r.rerun) h["rerun"] = true;
+    if (r.light) h["light"] = true;
   }
   if (r.ring_hash != 0) h["ring"] = ChecksumHex(r.ring_hash);
   std::vector<std::string> frames = {std::string(kProtocolMagic),
@@ -277,6 +278,7 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     // The task spec travels as a string (JSON text, opaque to the node).
     r.task = StringField(h, "task");
     r.rerun = BoolField(h, "rerun");
+    r.light = BoolField(h, "light");
     if (h.contains("ring")) {
       auto ring = ParseHex(StringField(h, "ring"));
       if (!ring) return Status::Error(ErrorCode::kBadMessage, "\"ring\" is a 16-digit hex hash");

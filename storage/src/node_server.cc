@@ -51,6 +51,7 @@ struct TaskRun {
   std::string result;                     // the result JSON once finished
   std::atomic<bool> cancel{false};
   bool exited = false;  // the thread has finished with the run (it may still be unwinding)
+  bool light = false;   // runs in the light slot (Request::light), not a task slot
   Clock::time_point finished;
   uint64_t sequence = 0;  // the key of a finished run in the finished order
 };
@@ -554,21 +555,23 @@ class NodeServerImpl final : public NodeServer {
       } else if (tasks_closed_) {
         reply.code = ErrorCode::kBusy;
         reply.message = "the node is stopping";
-      } else if (tasks_running_.load() >= options_.task_slots) {
+      } else if (r.light ? light_running_ > 0 : tasks_running_.load() >= options_.task_slots) {
         busy = true;
         reply.code = ErrorCode::kBusy;
-        reply.message =
-            "all " + std::to_string(options_.task_slots) + " task slots of the node are busy";
+        reply.message = r.light ? std::string("the light task slot of the node is busy")
+                                : "all " + std::to_string(options_.task_slots) +
+                                      " task slots of the node are busy";
       } else {
-        StartLocked(r.task_id, r.task, reply);
+        StartLocked(r.task_id, r.task, r.light, reply);
       }
     }
     for (auto& t : exited) t.thread.join();
     if (busy) reply.load = Load();
   }
 
-  void StartLocked(const std::string& id, const std::string& spec, Reply& reply) {
+  void StartLocked(const std::string& id, const std::string& spec, bool light, Reply& reply) {
     auto run = std::make_shared<TaskRun>();
+    run->light = light;
     auto& slot = task_threads_.emplace_back();
     slot.run = run;
     try {
@@ -581,7 +584,10 @@ class NodeServerImpl final : public NodeServer {
     }
     if (auto old = tasks_.find(id); old != tasks_.end()) finished_.erase(old->second->sequence);
     tasks_[id] = run;
-    ++tasks_running_;
+    if (light)
+      ++light_running_;
+    else
+      ++tasks_running_;
     Describe(*run, reply);
   }
 
@@ -608,7 +614,10 @@ class NodeServerImpl final : public NodeServer {
     run->result = result.ok() ? std::move(*result) : ErrorJson(result.status());
     run->finished = Clock::now();
     run->exited = true;
-    --tasks_running_;
+    if (run->light)
+      --light_running_;
+    else
+      --tasks_running_;
     if (auto it = tasks_.find(id); it != tasks_.end() && it->second == run) {
       run->sequence = ++finish_sequence_;
       finished_[run->sequence] = id;
@@ -753,6 +762,7 @@ class NodeServerImpl final : public NodeServer {
   std::list<TaskThread> task_threads_;  // every task thread not joined yet
   bool tasks_closed_ = false;           // Run() is ending: no new task threads
   std::atomic<uint32_t> tasks_running_{0};
+  uint32_t light_running_ = 0;  // guarded by tasks_mu_
 
   // Last: destroyed first, as its local handler calls into this node.
   std::mutex task_store_mu_;

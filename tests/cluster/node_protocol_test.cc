@@ -65,7 +65,7 @@ TEST_CASE("a reply survives encoding and decoding with entries, load and stats",
   CHECK(back->ToStatus().code() == ErrorCode::kBusy);
 }
 
-TEST_CASE("task requests survive encoding and decoding with their id, spec and rerun flag",
+TEST_CASE("task requests survive encoding and decoding with their id, spec, rerun and light flags",
           "[cluster][protocol]") {
   CHECK(std::string(OpName(Op::kRunTask)) == "RUN_TASK");
   CHECK(std::string(OpName(Op::kTaskStatus)) == "TASK_STATUS");
@@ -88,10 +88,14 @@ TEST_CASE("task requests survive encoding and decoding with their id, spec and r
   CHECK(back->task == run.task);
   CHECK(back->rerun);
 
+  CHECK_FALSE(back->light);
+
   run.rerun = false;
+  run.light = true;
   back = DecodeRequest(Views(EncodeRequest(run)));
   REQUIRE(back.ok());
   CHECK_FALSE(back->rerun);
+  CHECK(back->light);
 
   Request status;
   status.op = Op::kTaskStatus;

@@ -84,12 +84,14 @@ class InProcessNode {
     return std::move(*reply);
   }
 
-  Reply Run(const std::string& task_id, const std::string& spec, bool rerun = false) {
+  Reply Run(const std::string& task_id, const std::string& spec, bool rerun = false,
+            bool light = false) {
     Request r;
     r.op = Op::kRunTask;
     r.task_id = task_id;
     r.task = spec;
     r.rerun = rerun;
+    r.light = light;
     return Call(r);
   }
 
@@ -251,6 +253,32 @@ TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
   CHECK(accepted.ok());
   CHECK(accepted.task_state == TaskState::kRunning);
   CHECK(node.AwaitFinished("c").task_state == TaskState::kDone);
+}
+
+TEST_CASE("a light task runs beside full task slots, one at a time", "[cluster][tasks]") {
+  Gate gate;
+  InProcessNode node(
+      "task-light", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+        if (!gate.Pass(cancel))
+          return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
+        return Result<std::string>("{}");
+      });
+  REQUIRE(node.Run("video", "{}").task_state == TaskState::kRunning);
+  CHECK(node.Run("video-2", "{}").code == ErrorCode::kBusy);  // the one task slot is taken
+  Reply audio = node.Run("audio", "{}", /*rerun=*/false, /*light=*/true);
+  CHECK(audio.ok());
+  CHECK(audio.task_state == TaskState::kRunning);
+  Reply second = node.Run("audio-2", "{}", false, true);  // the light slot is taken too
+  CHECK(second.code == ErrorCode::kBusy);
+  CHECK(node.Ask(Op::kTaskStatus, "audio-2").code == ErrorCode::kNotFound);
+  CHECK(node.Load().tasks_running == 1);  // the load counts task slots only
+
+  gate.open = true;
+  CHECK(node.AwaitFinished("audio").task_state == TaskState::kDone);
+  CHECK(node.AwaitFinished("video").task_state == TaskState::kDone);
+  // Both slots are free again: the light task that was refused runs now.
+  CHECK(node.Run("audio-2", "{}", false, true).task_state == TaskState::kRunning);
+  CHECK(node.AwaitFinished("audio-2").task_state == TaskState::kDone);
 }
 
 TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {

@@ -44,6 +44,11 @@ struct TaskSpec {
   // Scheduling niceness of the worker, 0..19: the head of a video's timeline runs ahead of
   // the rest of the farm's work on a busy machine.
   int nice = 0;
+  // A light task (a video's audio track: a small fraction of a segment's CPU, and every
+  // published segment waits for it): on storage nodes it runs in the node's light slot beside
+  // the task slots instead of waiting for one, and gets no straggler backup. Local executors
+  // run it like any task.
+  bool light = false;
   // Told each output's bytes as the worker writes them, before they are committed (the job
   // publishes the audio track while it is encoded). Called on the executor's thread; only
   // executors that run the worker in this process call it, and it is not sent to nodes.

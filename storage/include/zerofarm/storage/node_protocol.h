@@ -68,6 +68,10 @@ struct Request {
   std::string task_id;         // RUN_TASK/TASK_STATUS/CANCEL_TASK: the caller's name for the task
   std::string task;            // RUN_TASK: the task spec, opaque to the node (JSON)
   bool rerun = false;          // RUN_TASK: start afresh even if a finished run of task_id succeeded
+  // RUN_TASK: a light task (a video's audio track, a small fraction of a segment's CPU that
+  // every published segment waits for): it runs in the node's one light slot, beside full task
+  // slots, instead of queueing behind them.
+  bool light = false;
   uint64_t ring_hash = 0;      // PING: the sender's Ring::ContentHash (0: not said)
 };
 

@@ -49,8 +49,9 @@ struct NodeOptions {
   // A PUT or DELETE stamped further ahead of this node's clock than this is refused
   // ("clock_skew"): a far-future tombstone would refuse every later write it covers.
   std::chrono::milliseconds max_clock_skew{std::chrono::minutes(10)};
-  // Tasks: up to task_slots run at once, each on its own thread; 0 or no handler = the node
-  // answers RUN_TASK "unsupported". Finished tasks are remembered (for TASK_STATUS) for
+  // Tasks: up to task_slots run at once, each on its own thread, plus one light task
+  // (Request::light) beside them; 0 or no handler = the node answers RUN_TASK "unsupported".
+  // Finished tasks are remembered (for TASK_STATUS) for
   // task_retention, the newest 4096 at most.
   uint32_t task_slots = 0;
   TaskHandler task_handler;
