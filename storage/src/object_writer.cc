@@ -57,6 +57,21 @@ Status ObjectWriterImpl::WriteFileBlock(std::span<const std::byte> bytes) {
   return Status::Ok();
 }
 
+Status ObjectWriterImpl::StreamToFile(std::span<const std::byte> bytes) {
+  const uint64_t block_start = blocks_written_ * block_size_;
+  Status s = WriteAt(file_.get(), bytes, block_start + in_block_, file_path_);
+  if (!s.ok()) return Fail(s.WithContext("write object '" + name_ + "'"));
+  hasher_.Update(bytes);
+  in_block_ += bytes.size();
+  if (in_block_ == block_size_) {
+    if (store_->sync()) StartWriteback(file_.get(), block_start, block_size_);
+    checksums_.push_back(hasher_.Finish());
+    ++blocks_written_;
+    in_block_ = 0;
+  }
+  return Status::Ok();
+}
+
 Status ObjectWriterImpl::WriteNextBlock(std::span<const std::byte> bytes) {
   if (store_->block_files()) return WriteFileBlock(bytes);
   wrote_ = true;
@@ -72,9 +87,17 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
   ZF_RETURN_IF_ERROR(CheckWritable());
   const uint64_t appended = data.size();
   while (!data.empty()) {
+    // Once the object has its file, bytes go there directly.
+    if (file_.valid()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(block_size_ - in_block_, data.size()));
+      ZF_RETURN_IF_ERROR(StreamToFile(data.first(n)));
+      data = data.subspan(n);
+      continue;
+    }
     if (buffer_.size() == block_size_) {
       ZF_RETURN_IF_ERROR(WriteNextBlock(buffer_));
       buffer_.clear();
+      continue;  // with block files, the rest now goes to the file
     }
     // A whole block with more bytes after it goes out without a copy.
     if (buffer_.empty() && data.size() > block_size_) {
@@ -94,7 +117,17 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
 }
 
 Status ObjectWriterImpl::CommitFile() {
-  if (!buffer_.empty()) ZF_RETURN_IF_ERROR(WriteFileBlock(buffer_));
+  if (!buffer_.empty()) ZF_RETURN_IF_ERROR(WriteFileBlock(buffer_));  // its first, full block
+  if (in_block_ > 0) {                                                // the last, partial block
+    checksums_.push_back(hasher_.Finish());
+    ++blocks_written_;
+    in_block_ = 0;
+  }
+  if (blocks_written_ != BlockCount(size_, block_size_)) {
+    return Fail(Status::Error(ErrorCode::kIoError,
+                              "object '" + name_ + "': wrote " + std::to_string(blocks_written_) +
+                                  " blocks for " + std::to_string(size_) + " bytes"));
+  }
   if (store_->sync()) {
     Status s = SyncData(file_.get(), file_path_);
     // The file is new: its directory entry must be on disk before a manifest names it.
@@ -124,7 +157,7 @@ Status ObjectWriterImpl::CommitFile() {
 
 Status ObjectWriterImpl::Commit() {
   ZF_RETURN_IF_ERROR(CheckWritable());
-  if (store_->block_files() && (blocks_written_ > 0 || buffer_.size() == block_size_)) {
+  if (store_->block_files() && (file_.valid() || buffer_.size() == block_size_)) {
     return CommitFile();
   }
   Manifest manifest;

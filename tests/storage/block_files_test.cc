@@ -104,6 +104,32 @@ TEST_CASE("a multi-block object is stored in a block file and a small one inline
   }
 }
 
+TEST_CASE("objects streamed into block files in pieces of any size read back exactly",
+          "[storage]") {
+  TempDir dir;
+  Options options = FileTestOptions(dir);
+  std::unique_ptr<Store> store = OpenStore(options);
+  const size_t b = kTestBlockSize;
+  int seed = 0;
+  for (size_t size : {b - 1, b, b + 1, 3 * b, 3 * b + 17}) {
+    for (size_t piece : {size_t{1000}, b - 1, b, b + 1, 3 * b + 5}) {
+      CAPTURE(size, piece);
+      const std::string bytes = TestBytes(size, ++seed);
+      Result<std::unique_ptr<ObjectWriter>> writer = store->CreateObject("obj");
+      REQUIRE(writer.ok());
+      for (size_t at = 0; at < size; at += piece) {
+        REQUIRE((*writer)->Append(std::string_view(bytes).substr(at, piece)).ok());
+      }
+      Status committed = (*writer)->Commit();
+      INFO(committed.ToString());
+      REQUIRE(committed.ok());
+      CHECK(store->Stat("obj").value().blocks == (size + b - 1) / b);
+      CHECK(store->GetObject("obj").value() == bytes);
+      CHECK(BlockFiles(options.dir).size() == (size >= b ? 1 : 0));
+    }
+  }
+}
+
 TEST_CASE("a flipped byte in a block file is reported as corrupt naming the object and block",
           "[storage]") {
   TempDir dir;
