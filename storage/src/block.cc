@@ -10,6 +10,27 @@ uint64_t BlockChecksum(std::span<const std::byte> bytes) {
   return XXH64(bytes.data(), bytes.size(), /*seed=*/0);
 }
 
+struct BlockHasher::State {
+  XXH64_state_t* xxh = XXH64_createState();
+};
+
+BlockHasher::BlockHasher() : state_(new State) { XXH64_reset(state_->xxh, /*seed=*/0); }
+
+BlockHasher::~BlockHasher() {
+  XXH64_freeState(state_->xxh);
+  delete state_;
+}
+
+void BlockHasher::Update(std::span<const std::byte> bytes) {
+  XXH64_update(state_->xxh, bytes.data(), bytes.size());
+}
+
+uint64_t BlockHasher::Finish() {
+  uint64_t digest = XXH64_digest(state_->xxh);
+  XXH64_reset(state_->xxh, /*seed=*/0);
+  return digest;
+}
+
 std::array<char, kChecksumSize> EncodeChecksum(uint64_t checksum) {
   std::array<char, kChecksumSize> out{};
   for (size_t i = 0; i < kChecksumSize; ++i) {

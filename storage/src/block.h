@@ -13,6 +13,22 @@ namespace zerofarm::storage {
 inline constexpr size_t kChecksumSize = 8;
 
 uint64_t BlockChecksum(std::span<const std::byte> bytes);
+
+// BlockChecksum of bytes that arrive in pieces.
+class BlockHasher {
+ public:
+  BlockHasher();
+  ~BlockHasher();
+  BlockHasher(const BlockHasher&) = delete;
+  BlockHasher& operator=(const BlockHasher&) = delete;
+  void Update(std::span<const std::byte> bytes);
+  // The checksum of everything since construction or the last Finish; starts over.
+  uint64_t Finish();
+
+ private:
+  struct State;
+  State* state_;
+};
 // The trailer stored after a block's bytes.
 std::array<char, kChecksumSize> EncodeChecksum(uint64_t checksum);
 

@@ -1,19 +1,28 @@
 // Manifest: what the meta column family records about one committed object. Private to storage/.
-// Encoded as a version byte followed by four big-endian 64-bit fields.
+//
+// Two versions, both read:
+//   1  blocks in RocksDB: version byte, then id, size, blocks, block_size (big-endian 64-bit).
+//      Each block is a value of the chunks column family with its xxHash64 after it.
+//   2  blocks in a file: the same four fields, then the xxHash64 of every block in order
+//      (8 bytes big-endian each). The blocks lie back to back in the object's block file
+//      (block_file.h), block i at offset i * block_size.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace zerofarm::storage {
 
 struct Manifest {
-  uint64_t id = 0;          // key prefix of the object's blocks in the chunks column family
+  uint64_t id = 0;          // names the object's blocks: chunks key prefix, or block file
   uint64_t size = 0;        // bytes
   uint64_t blocks = 0;      // ceil(size / block_size)
   uint64_t block_size = 0;  // block size the object was written with (every block but the last)
+  bool in_file = false;     // version 2: blocks in the object's block file
+  std::vector<uint64_t> checksums;  // version 2 only: xxHash64 of each block
 
   // Length in bytes of block `index`; requires index < blocks.
   uint64_t BlockLength(uint64_t index) const;

@@ -1,8 +1,11 @@
 #include "object_writer.h"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
+#include "block.h"
+#include "block_file.h"
 #include "manifest.h"
 #include "store_impl.h"
 
@@ -14,6 +17,11 @@ ObjectWriterImpl::ObjectWriterImpl(StoreImpl* store, std::string name, uint64_t 
 
 ObjectWriterImpl::~ObjectWriterImpl() {
   if (wrote_ && !committed_) store_->AbandonObject(id_);
+  if (!file_path_.empty() && !committed_) {
+    file_.Close();
+    std::error_code ec;
+    std::filesystem::remove(file_path_, ec);  // on failure the next Open removes it
+  }
 }
 
 Status ObjectWriterImpl::CheckWritable() const {
@@ -30,7 +38,42 @@ Status ObjectWriterImpl::Fail(Status status) {
   return status;
 }
 
+Status ObjectWriterImpl::WriteFileBlock(std::span<const std::byte> bytes) {
+  if (file_path_.empty()) {
+    std::filesystem::path path = BlockFilePath(store_->blocks_dir(), id_);
+    Result<UniqueFd> file = CreateBlockFile(path);
+    if (!file.ok()) return Fail(file.status().WithContext("write object '" + name_ + "'"));
+    file_path_ = std::move(path);
+    file_ = std::move(*file);
+  }
+  const uint64_t offset = blocks_written_ * block_size_;
+  Status s = WriteAt(file_.get(), bytes, offset, file_path_);
+  if (!s.ok()) return Fail(s.WithContext("write object '" + name_ + "'"));
+  // Writeback of this block starts now, while the caller produces the next one, instead of all
+  // at once in Commit's fdatasync.
+  if (store_->sync()) StartWriteback(file_.get(), offset, bytes.size());
+  checksums_.push_back(BlockChecksum(bytes));
+  ++blocks_written_;
+  return Status::Ok();
+}
+
+Status ObjectWriterImpl::StreamToFile(std::span<const std::byte> bytes) {
+  const uint64_t block_start = blocks_written_ * block_size_;
+  Status s = WriteAt(file_.get(), bytes, block_start + in_block_, file_path_);
+  if (!s.ok()) return Fail(s.WithContext("write object '" + name_ + "'"));
+  hasher_.Update(bytes);
+  in_block_ += bytes.size();
+  if (in_block_ == block_size_) {
+    if (store_->sync()) StartWriteback(file_.get(), block_start, block_size_);
+    checksums_.push_back(hasher_.Finish());
+    ++blocks_written_;
+    in_block_ = 0;
+  }
+  return Status::Ok();
+}
+
 Status ObjectWriterImpl::WriteNextBlock(std::span<const std::byte> bytes) {
+  if (store_->block_files()) return WriteFileBlock(bytes);
   wrote_ = true;
   Status s =
       store_->WriteBlock(id_, blocks_written_, bytes,
@@ -44,9 +87,17 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
   ZF_RETURN_IF_ERROR(CheckWritable());
   const uint64_t appended = data.size();
   while (!data.empty()) {
+    // Once the object has its file, bytes go there directly.
+    if (file_.valid()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(block_size_ - in_block_, data.size()));
+      ZF_RETURN_IF_ERROR(StreamToFile(data.first(n)));
+      data = data.subspan(n);
+      continue;
+    }
     if (buffer_.size() == block_size_) {
       ZF_RETURN_IF_ERROR(WriteNextBlock(buffer_));
       buffer_.clear();
+      continue;  // with block files, the rest now goes to the file
     }
     // A whole block with more bytes after it goes out without a copy.
     if (buffer_.empty() && data.size() > block_size_) {
@@ -65,8 +116,50 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
   return Status::Ok();
 }
 
+Status ObjectWriterImpl::CommitFile() {
+  if (!buffer_.empty()) ZF_RETURN_IF_ERROR(WriteFileBlock(buffer_));  // its first, full block
+  if (in_block_ > 0) {                                                // the last, partial block
+    checksums_.push_back(hasher_.Finish());
+    ++blocks_written_;
+    in_block_ = 0;
+  }
+  if (blocks_written_ != BlockCount(size_, block_size_)) {
+    return Fail(Status::Error(ErrorCode::kIoError,
+                              "object '" + name_ + "': wrote " + std::to_string(blocks_written_) +
+                                  " blocks for " + std::to_string(size_) + " bytes"));
+  }
+  if (store_->sync()) {
+    Status s = SyncData(file_.get(), file_path_);
+    // The file is new: its directory entry must be on disk before a manifest names it.
+    if (s.ok()) s = SyncDir(file_path_.parent_path());
+    if (!s.ok()) return Fail(s.WithContext("commit object '" + name_ + "'"));
+  }
+  Manifest manifest;
+  manifest.id = id_;
+  manifest.size = size_;
+  manifest.blocks = blocks_written_;
+  manifest.block_size = block_size_;
+  manifest.in_file = true;
+  manifest.checksums = checksums_;
+  Status s = store_->CommitObject(name_, manifest, {}, /*pending=*/false);
+  if (!s.ok()) {
+    // Whether the manifest reached the disk is unknown: the file stays, and the next Open keeps
+    // it only if a manifest names it.
+    file_path_.clear();
+    return Fail(s);
+  }
+  committed_ = true;
+  file_.Close();
+  buffer_ = {};
+  checksums_ = {};
+  return Status::Ok();
+}
+
 Status ObjectWriterImpl::Commit() {
   ZF_RETURN_IF_ERROR(CheckWritable());
+  if (store_->block_files() && (file_.valid() || buffer_.size() == block_size_)) {
+    return CommitFile();
+  }
   Manifest manifest;
   manifest.id = id_;
   manifest.size = size_;

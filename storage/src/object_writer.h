@@ -1,16 +1,27 @@
 // ObjectWriterImpl: streams an object into blocks. Private to storage/. One thread at a time;
 // must not outlive the StoreImpl that created it. Holds at most one block in memory: a full
-// block is written when more bytes arrive, so the last block always goes out with the manifest.
-// Nothing is written before the first full block, which carries the object's pending marker;
-// an object of one block is written by Commit alone, in one synced batch.
+// block is written when more bytes arrive, so the last block always goes out at Commit.
+//
+// With block files (Options::block_files), an object that fills at least one block has all its
+// blocks in its block file: created at the first full block, after which appended bytes go
+// straight to the file without a copy (each block's writeback started as it completes), synced with
+// its shard directory at Commit before the manifest (with every block's checksum) is written in one
+// synced batch. No pending marker is needed: a file no manifest names is removed at the next Open.
+// An object smaller than a block is one synced batch at Commit, its block inline in RocksDB.
+//
+// Without block files, every block goes to RocksDB: the first full block carries the object's
+// pending marker; an object of one block is written by Commit alone, in one synced batch.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "block.h"
+#include "zerofarm/base/unique_fd.h"
 #include "zerofarm/storage/store.h"
 
 namespace zerofarm::storage {
@@ -33,6 +44,10 @@ class ObjectWriterImpl final : public ObjectWriter {
  private:
   Status CheckWritable() const;
   Status WriteNextBlock(std::span<const std::byte> bytes);
+  Status WriteFileBlock(std::span<const std::byte> bytes);
+  // Appends up to the end of the current block to the block file.
+  Status StreamToFile(std::span<const std::byte> bytes);
+  Status CommitFile();
   Status Fail(Status status);
 
   StoreImpl* const store_;
@@ -42,7 +57,12 @@ class ObjectWriterImpl final : public ObjectWriter {
   std::vector<std::byte> buffer_;  // the block being filled; never more than block_size_
   uint64_t size_ = 0;
   uint64_t blocks_written_ = 0;
-  bool wrote_ = false;  // a block write was attempted: abandoning must clean up
+  bool wrote_ = false;  // a block write to RocksDB was attempted: abandoning must clean up
+  std::filesystem::path file_path_;  // the block file, once created (abandoning unlinks it)
+  UniqueFd file_;
+  std::vector<uint64_t> checksums_;  // of the full blocks written to the file
+  uint64_t in_block_ = 0;            // bytes of the next block already in the file
+  BlockHasher hasher_;               // of those bytes
   bool committed_ = false;
   Status error_;  // sticky: after a failed write the writer only reports it
 };

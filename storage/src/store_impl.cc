@@ -5,9 +5,11 @@
 
 #include <functional>
 #include <limits>
+#include <unordered_set>
 #include <utility>
 
 #include "block.h"
+#include "block_file.h"
 #include "keys.h"
 #include "object_reader.h"
 #include "object_writer.h"
@@ -62,7 +64,7 @@ Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, const st
 }  // namespace
 
 StoreImpl::StoreImpl(std::unique_ptr<RocksDb> db, const Options& options)
-    : db_(std::move(db)), options_(options) {
+    : db_(std::move(db)), options_(options), blocks_dir_(options.dir / kBlocksDir) {
   write_options_.sync = options.sync;
 }
 
@@ -70,6 +72,8 @@ Result<std::unique_ptr<StoreImpl>> StoreImpl::Create(std::unique_ptr<RocksDb> db
                                                      const Options& options) {
   std::unique_ptr<StoreImpl> store(new StoreImpl(std::move(db), options));
   ZF_RETURN_IF_ERROR(store->RemovePendingObjects());
+  ZF_RETURN_IF_ERROR(PrepareBlockDirs(store->blocks_dir_, options.sync));
+  ZF_RETURN_IF_ERROR(store->RemoveOrphanFiles());
   ZF_RETURN_IF_ERROR(store->LoadIdCounter());
   return store;
 }
@@ -94,6 +98,27 @@ Status StoreImpl::RemovePendingObjects() {
   ZF_RETURN_IF_ERROR(s);
   if (batch.Count() == 0) return Status::Ok();
   return Write(&batch, "remove uncommitted objects");
+}
+
+// A block file is live only while a committed manifest names it: files of writers that never
+// committed (abandoned, or killed before the manifest was written) and of objects deleted or
+// replaced before the unlink went through are removed here. The manifests are scanned only when
+// there are files.
+Status StoreImpl::RemoveOrphanFiles() {
+  Result<std::unordered_set<uint64_t>> present = ListBlockFiles(blocks_dir_);
+  if (!present.ok()) return present.status();
+  if (present->empty()) return Status::Ok();
+  std::unordered_set<uint64_t> live;
+  ZF_RETURN_IF_ERROR(ScanPrefix(db_->db(), db_->meta(), std::string(keys::kObjectPrefix),
+                                [&](std::string_view, std::string_view value) {
+                                  std::optional<Manifest> m = DecodeManifest(value);
+                                  if (m && m->in_file && present->contains(m->id))
+                                    live.insert(m->id);
+                                  return Status::Ok();
+                                }));
+  if (live.size() == present->size()) return Status::Ok();
+  size_t removed = 0;
+  return SweepBlockFiles(blocks_dir_, live, &removed);
 }
 
 Status StoreImpl::LoadIdCounter() {
@@ -157,6 +182,7 @@ Status StoreImpl::PutBlock(rocksdb::WriteBatch* batch, uint64_t id, uint64_t ind
 }
 
 void StoreImpl::DeleteBlocks(rocksdb::WriteBatch* batch, const Manifest& manifest) {
+  if (manifest.in_file) return;  // the caller unlinks the file once the batch is written
   for (uint64_t i = 0; i < manifest.blocks; ++i) {
     batch->Delete(db_->chunks(), keys::Block(manifest.id, i)).PermitUncheckedError();
   }
@@ -204,10 +230,18 @@ Status StoreImpl::CommitObject(std::string_view name, const Manifest& manifest,
   std::lock_guard lock(NameLock(name));
   Result<std::optional<Manifest>> old = ReadManifest(name, nullptr);
   // A damaged manifest is replaced all the same, so that writing the object again repairs it
-  // (the blocks it pointed to cannot be found and stay behind).
+  // (the blocks it pointed to cannot be found and stay behind; a block file goes at next Open).
   if (!old.ok() && old.status().code() != ErrorCode::kCorrupt) return old.status();
-  if (old.ok() && old->has_value() && (*old)->id != manifest.id) DeleteBlocks(&batch, **old);
-  return Write(&batch, "commit object " + Quoted(name));
+  const bool replaces = old.ok() && old->has_value() && (*old)->id != manifest.id;
+  if (replaces) DeleteBlocks(&batch, **old);
+  ZF_RETURN_IF_ERROR(Write(&batch, "commit object " + Quoted(name)));
+  if (replaces && (*old)->in_file) UnlinkBlockFile((*old)->id);
+  return Status::Ok();
+}
+
+void StoreImpl::UnlinkBlockFile(uint64_t id) {
+  std::error_code ec;
+  std::filesystem::remove(BlockFilePath(blocks_dir_, id), ec);  // on failure: Open sweeps it
 }
 
 void StoreImpl::AbandonObject(uint64_t id) {
@@ -264,14 +298,38 @@ Result<std::unique_ptr<ObjectWriter>> StoreImpl::CreateObject(std::string_view n
 
 Result<std::unique_ptr<ObjectReader>> StoreImpl::OpenObject(std::string_view name) {
   ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
-  auto snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_->db());
-  Result<std::optional<Manifest>> manifest = ReadManifest(name, snapshot->snapshot());
-  if (!manifest.ok()) return manifest.status();
-  if (!manifest->has_value()) {
-    return Status::Error(ErrorCode::kNotFound, "object " + Quoted(name) + " not found");
+  // A block file is unlinked only after the manifest naming it is gone, so a file missing at
+  // open means the object was replaced or deleted since its manifest was read: read it again.
+  // Once open, the file stays readable whatever happens to the object (the snapshot's part).
+  std::optional<uint64_t> missing_id;
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto snapshot = std::make_unique<rocksdb::ManagedSnapshot>(db_->db());
+    Result<std::optional<Manifest>> manifest = ReadManifest(name, snapshot->snapshot());
+    if (!manifest.ok()) return manifest.status();
+    if (!manifest->has_value()) {
+      return Status::Error(ErrorCode::kNotFound, "object " + Quoted(name) + " not found");
+    }
+    if (!(*manifest)->in_file) {
+      return std::unique_ptr<ObjectReader>(
+          new ObjectReaderImpl(this, std::string(name), **manifest, std::move(snapshot), {}));
+    }
+    snapshot.reset();
+    const uint64_t id = (*manifest)->id;
+    Result<UniqueFd> file = OpenBlockFile(BlockFilePath(blocks_dir_, id));
+    if (file.ok()) {
+      return std::unique_ptr<ObjectReader>(
+          new ObjectReaderImpl(this, std::string(name), **manifest, nullptr, std::move(*file)));
+    }
+    if (file.status().code() != ErrorCode::kNotFound) return file.status();
+    if (missing_id == id) {
+      return Status::Error(
+          ErrorCode::kCorrupt,
+          "object " + Quoted(name) + ": block file is missing (" + file.status().message() + ")");
+    }
+    missing_id = id;
   }
-  return std::unique_ptr<ObjectReader>(
-      new ObjectReaderImpl(this, std::string(name), **manifest, std::move(snapshot)));
+  return Status::Error(ErrorCode::kIoError,
+                       "object " + Quoted(name) + " kept being replaced while opened");
 }
 
 Result<ObjectInfo> StoreImpl::Stat(std::string_view name) {
@@ -303,8 +361,9 @@ Result<std::string> StoreImpl::ReadRange(std::string_view name, uint64_t offset,
 }
 
 Status StoreImpl::DeleteObjectLocked(std::string_view name, const rocksdb::WriteOptions& write,
-                                     bool* existed) {
+                                     bool* existed, std::optional<uint64_t>* file_id) {
   *existed = false;
+  file_id->reset();
   Result<std::optional<Manifest>> manifest = ReadManifest(name, nullptr);
   // A damaged manifest is deleted all the same (as in CommitObject).
   if (!manifest.ok() && manifest.status().code() != ErrorCode::kCorrupt) return manifest.status();
@@ -314,6 +373,7 @@ Status StoreImpl::DeleteObjectLocked(std::string_view name, const rocksdb::Write
   if (manifest.ok()) DeleteBlocks(&batch, **manifest);
   ZF_RETURN_IF_ERROR(Write(&batch, write, "delete object " + Quoted(name)));
   *existed = true;
+  if (manifest.ok() && (*manifest)->in_file) *file_id = (*manifest)->id;
   return Status::Ok();
 }
 
@@ -321,7 +381,10 @@ Status StoreImpl::DeleteObject(std::string_view name) {
   ZF_RETURN_IF_ERROR(CheckName(name, "object name"));
   std::lock_guard lock(NameLock(name));
   bool existed = false;
-  return DeleteObjectLocked(name, write_options_, &existed);
+  std::optional<uint64_t> file_id;
+  ZF_RETURN_IF_ERROR(DeleteObjectLocked(name, write_options_, &existed, &file_id));
+  if (file_id) UnlinkBlockFile(*file_id);
+  return Status::Ok();
 }
 
 Result<std::vector<std::string>> StoreImpl::ListObjects(std::string_view prefix) {
@@ -341,16 +404,21 @@ Result<size_t> StoreImpl::DeleteObjects(std::string_view prefix) {
   // One unsynced batch per object, then one WAL sync covering them all.
   rocksdb::WriteOptions unsynced;
   unsynced.sync = false;
+  // Block files are unlinked only after that sync: a manifest must never outlive its file.
   size_t deleted = 0;
+  std::vector<uint64_t> files;
   for (const std::string& name : *names) {
     std::lock_guard lock(NameLock(name));
     bool existed = false;
-    ZF_RETURN_IF_ERROR(DeleteObjectLocked(name, unsynced, &existed));
+    std::optional<uint64_t> file_id;
+    ZF_RETURN_IF_ERROR(DeleteObjectLocked(name, unsynced, &existed, &file_id));
     if (existed) ++deleted;
+    if (file_id) files.push_back(*file_id);
   }
   if (options_.sync && deleted > 0) {
     ZF_RETURN_IF_ERROR(FromRocks(db_->db()->SyncWAL(), "sync deletion of " + Quoted(prefix)));
   }
+  for (uint64_t id : files) UnlinkBlockFile(id);
   return deleted;
 }
 

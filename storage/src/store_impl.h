@@ -1,6 +1,7 @@
-// StoreImpl: the Store on RocksDB, and the block and manifest operations its writers and readers
-// share. Private to storage/. Thread-safe: RocksDB serializes writes; a striped mutex per object
-// name makes "read the old manifest, replace it" atomic; one mutex guards id allocation.
+// StoreImpl: the Store on RocksDB and block files, and the block and manifest operations its
+// writers and readers share. Private to storage/. Thread-safe: RocksDB serializes writes; a
+// striped mutex per object name makes "read the old manifest, replace it, unlink its block file"
+// atomic; one mutex guards id allocation.
 #pragma once
 
 #include <rocksdb/db.h>
@@ -8,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,8 +25,8 @@ namespace zerofarm::storage {
 
 class StoreImpl final : public Store {
  public:
-  // Takes over an open database: removes the blocks of writers that never committed, then loads
-  // the id counter.
+  // Takes over an open database: removes the blocks of writers that never committed and the
+  // block files no manifest names, then loads the id counter.
   static Result<std::unique_ptr<StoreImpl>> Create(std::unique_ptr<RocksDb> db,
                                                    const Options& options);
 
@@ -53,7 +55,9 @@ class StoreImpl final : public Store {
   Status WriteBlock(uint64_t id, uint64_t index, std::span<const std::byte> bytes,
                     std::string_view pending_name);
   // In one synced batch: the last block (when not empty), the manifest under `name`, the removal
-  // of the pending marker (when `pending`) and of the blocks of the object it replaces.
+  // of the pending marker (when `pending`) and of the blocks of the object it replaces. Then,
+  // when the replaced object had a block file, unlinks it (a failure leaves an orphan for Open).
+  // A file-backed `manifest` requires its block file to be synced already.
   Status CommitObject(std::string_view name, const Manifest& manifest,
                       std::span<const std::byte> last_block, bool pending);
   // Drops every block of uncommitted object `id` and its pending marker. Best effort and not
@@ -64,17 +68,26 @@ class StoreImpl final : public Store {
   Status ReadBlock(std::string_view name, const Manifest& manifest, uint64_t index,
                    const rocksdb::Snapshot* snapshot, rocksdb::PinnableSlice* out);
 
+  // Whether objects of at least one full block are written to block files (Options).
+  bool block_files() const { return options_.block_files; }
+  bool sync() const { return options_.sync; }
+  const std::filesystem::path& blocks_dir() const { return blocks_dir_; }
+
  private:
   StoreImpl(std::unique_ptr<RocksDb> db, const Options& options);
 
   Status RemovePendingObjects();
+  Status RemoveOrphanFiles();
   Status LoadIdCounter();
   Result<uint64_t> AllocateId();
   Result<std::optional<Manifest>> ReadManifest(std::string_view name,
                                                const rocksdb::Snapshot* snapshot);
-  // Deletes the object under its name lock with `write`; sets *existed.
+  // Deletes the object under its name lock with `write`; sets *existed, and *file_id to the id
+  // of its block file, which the caller unlinks once the deletion is synced.
   Status DeleteObjectLocked(std::string_view name, const rocksdb::WriteOptions& write,
-                            bool* existed);
+                            bool* existed, std::optional<uint64_t>* file_id);
+  // Unlinks a block file whose manifest is gone; a failure leaves an orphan for the next Open.
+  void UnlinkBlockFile(uint64_t id);
   std::mutex& NameLock(std::string_view name);
   Status Write(rocksdb::WriteBatch* batch, const std::string& context);
   Status Write(rocksdb::WriteBatch* batch, const rocksdb::WriteOptions& write,
@@ -85,6 +98,7 @@ class StoreImpl final : public Store {
 
   std::unique_ptr<RocksDb> db_;
   const Options options_;
+  const std::filesystem::path blocks_dir_;
   rocksdb::WriteOptions write_options_;
 
   std::mutex id_mu_;

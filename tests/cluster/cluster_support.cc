@@ -18,6 +18,7 @@
 #include <zmq_addon.hpp>
 
 #include "run_command.h"
+#include "zerofarm/storage/store.h"
 
 namespace zerofarm::test {
 
@@ -202,6 +203,28 @@ size_t CorruptEveryBlock(const fs::path& store_dir) {
   }
   for (auto* h : handles) REQUIRE(db->DestroyColumnFamilyHandle(h).ok());
   REQUIRE(db->Close().ok());
+
+  // Block files: DIR/blocks/<shard>/<id>, blocks of Options::block_size back to back.
+  const uint64_t block_size = storage::Options().block_size;
+  const fs::path blocks = store_dir / "blocks";
+  if (!fs::exists(blocks)) return damaged;
+  for (const auto& entry : fs::recursive_directory_iterator(blocks)) {
+    if (!entry.is_regular_file()) continue;
+    const uint64_t size = entry.file_size();
+    std::fstream file(entry.path(), std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(file);
+    for (uint64_t start = 0; start < size; start += block_size) {
+      const uint64_t at = start + (std::min(block_size, size - start)) / 2;
+      char byte = 0;
+      file.seekg(static_cast<std::streamoff>(at));
+      REQUIRE(file.get(byte));
+      file.seekp(static_cast<std::streamoff>(at));
+      REQUIRE(file.put(static_cast<char>(byte ^ 0x5a)));
+      ++damaged;
+    }
+    file.flush();
+    REQUIRE(file);
+  }
   return damaged;
 }
 

@@ -119,7 +119,8 @@ class RawDealer {
   zmq::socket_t socket_;
 };
 
-// Flips one byte in every stored block of the (stopped) node's store; returns how many.
+// Flips one byte in every stored block of the (stopped) node's store, in RocksDB and in block
+// files (whose blocks are the store's default 4 MiB); returns how many.
 size_t CorruptEveryBlock(const std::filesystem::path& store_dir);
 
 }  // namespace zerofarm::test

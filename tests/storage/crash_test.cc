@@ -1,5 +1,6 @@
 // A process killed with SIGKILL in the middle of writing: what it committed is intact, what it
-// did not commit is invisible, and the next Open removes the blocks it left behind.
+// did not commit is invisible, and the next Open removes the blocks it left behind, in RocksDB
+// or in block files.
 //
 // The child re-executes this test binary (fork + exec) to run a hidden test case that does the
 // writing, so it starts from a clean process instead of a fork of a multi-threaded one.
@@ -24,6 +25,7 @@ extern char** environ;
 namespace zerofarm::storage {
 namespace {
 
+using testing::BlockFiles;
 using testing::BlockKeyObjectId;
 using testing::kTestBlockSize;
 using testing::OpenStore;
@@ -34,6 +36,7 @@ using testing::TestOptions;
 
 constexpr const char* kChildTestName = "crash child writes to a store and waits to be killed";
 constexpr const char* kDirVariable = "ZF_STORAGE_CRASH_DIR";
+constexpr const char* kBlockFilesVariable = "ZF_STORAGE_CRASH_BLOCK_FILES";  // "1" or "0"
 constexpr int kReadyFd = 3;  // the child reports "ready" on this descriptor
 
 const std::string kCommitted = TestBytes(3 * kTestBlockSize + 100, 1);
@@ -74,6 +77,8 @@ TEST_CASE("crash child writes to a store and waits to be killed", "[.][storage-c
   Options options;
   options.dir = dir;
   options.block_size = kTestBlockSize;
+  const char* block_files = std::getenv(kBlockFilesVariable);
+  options.block_files = block_files != nullptr && std::string(block_files) == "1";
   std::unique_ptr<Store> store = OpenStore(options);
 
   // Committed: must survive.
@@ -103,13 +108,18 @@ std::string SelfExe() {
 }
 
 TEST_CASE("a crash before commit leaves committed objects intact and nothing else", "[storage]") {
+  const bool block_files = GENERATE(false, true);
+  CAPTURE(block_files);
   TempDir dir;
   Options options = TestOptions(dir);
+  options.block_files = block_files;
 
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::string exe = SelfExe();
   std::vector<std::string> args = {exe, kChildTestName};
-  std::vector<std::string> env_strings = {std::string(kDirVariable) + "=" + options.dir.string()};
+  std::vector<std::string> env_strings = {
+      std::string(kDirVariable) + "=" + options.dir.string(),
+      std::string(kBlockFilesVariable) + "=" + (block_files ? "1" : "0")};
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -151,7 +161,12 @@ TEST_CASE("a crash before commit leaves committed objects intact and nothing els
     RawDb raw(options.dir, options.blob_files);
     for (auto& [key, value] : raw.Scan("chunks")) ids_before.insert(BlockKeyObjectId(key));
   }
-  REQUIRE(ids_before.size() == 3);
+  if (block_files) {
+    CHECK(ids_before.empty());
+    REQUIRE(BlockFiles(options.dir).size() == 3);
+  } else {
+    REQUIRE(ids_before.size() == 3);
+  }
 
   {
     std::unique_ptr<Store> store = OpenStore(options);
@@ -171,8 +186,15 @@ TEST_CASE("a crash before commit leaves committed objects intact and nothing els
     ids_after.insert(BlockKeyObjectId(key));
     ++blocks;
   }
-  CHECK(ids_after.size() == 1);
-  CHECK(blocks == 4);
+  if (block_files) {
+    CHECK(ids_after.empty());
+    std::vector<std::filesystem::path> files = BlockFiles(options.dir);
+    REQUIRE(files.size() == 1);
+    CHECK(std::filesystem::file_size(files[0]) == kCommitted.size());
+  } else {
+    CHECK(ids_after.size() == 1);
+    CHECK(blocks == 4);
+  }
   for (auto& [key, value] : raw.Scan("meta")) CHECK(key.rfind("p/", 0) != 0);
 }
 

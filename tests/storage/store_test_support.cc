@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <system_error>
 
@@ -22,6 +23,13 @@ Options TestOptions(const TempDir& dir, bool blob_files) {
   options.block_size = kTestBlockSize;
   options.sync = true;
   options.blob_files = blob_files;
+  options.block_files = false;
+  return options;
+}
+
+Options FileTestOptions(const TempDir& dir) {
+  Options options = TestOptions(dir);
+  options.block_files = true;
   return options;
 }
 
@@ -90,6 +98,21 @@ size_t CountBlobFiles(const std::filesystem::path& dir) {
     if (entry.path().extension() == ".blob") ++count;
   }
   return count;
+}
+
+}  // namespace zerofarm::storage::testing
+
+namespace zerofarm::storage::testing {
+
+std::vector<std::filesystem::path> BlockFiles(const std::filesystem::path& dir) {
+  std::vector<std::filesystem::path> files;
+  const std::filesystem::path blocks = dir / "blocks";
+  if (!std::filesystem::exists(blocks)) return files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(blocks)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
 }
 
 }  // namespace zerofarm::storage::testing

@@ -24,8 +24,11 @@ using TempDir = test::TempDir;
 
 inline constexpr size_t kTestBlockSize = 64 << 10;
 
-// Store options for tests: small blocks so objects span several, syncing on.
+// Store options for tests: small blocks so objects span several, syncing on, every block in
+// RocksDB (Options::block_files off), where the tests that inspect RocksDB look for them.
 Options TestOptions(const TempDir& dir, bool blob_files = true);
+// The same with block files on (the default layout): objects of a block or more in files.
+Options FileTestOptions(const TempDir& dir);
 // Opens a store and REQUIREs success.
 std::unique_ptr<Store> OpenStore(const Options& options);
 using zerofarm::test::TestBytes;  // deterministic bytes (tests/support/test_bytes.h)
@@ -56,5 +59,8 @@ uint64_t BlockKeyIndex(const std::string& key);
 
 // Number of *.blob files in a store directory.
 size_t CountBlobFiles(const std::filesystem::path& dir);
+
+// Paths of the block files under a store directory (DIR/blocks/<shard>/<id>), sorted.
+std::vector<std::filesystem::path> BlockFiles(const std::filesystem::path& dir);
 
 }  // namespace zerofarm::storage::testing

@@ -1,15 +1,23 @@
-// Store: an embedded object store on RocksDB for one storage node.
+// Store: an embedded object store on RocksDB and plain files for one storage node.
 //
-// Objects are byte strings named by path-like keys ("jobs/<id>/chunks/00003"). Their bytes are
-// cut into blocks of Options::block_size kept in a "chunks" column family, each block with an
-// xxHash64 checksum verified on every read; the object's manifest (size, block count) lives in a
-// separate "meta" column family, as do small metadata records (Put/GetMeta).
-// Durability: every mutating call returns only after its data is synced to disk (WAL fsync), so
-// an acknowledged write survives kill -9 and power loss. An object becomes visible only when its
-// writer commits; a crash before commit leaves no visible object (orphaned blocks are removed at
-// the next Open).
+// Objects are byte strings named by path-like keys ("jobs/<id>/chunks/00003"), cut into blocks
+// of Options::block_size, each with an xxHash64 checksum verified on every read (a mismatch is
+// "corrupt", naming object and block). An object's manifest (size, block count, where its blocks
+// are) lives in a "meta" column family, as do small metadata records (Put/GetMeta).
+// Where blocks live: an object of at least one full block keeps all its blocks back to back in a
+// file of its own, DIR/blocks/<shard>/<id>, with their checksums in the manifest; a smaller
+// object's block stays in RocksDB's "chunks" column family (as every block did before block
+// files; such stores still open and read, and Options::block_files = false keeps that layout).
+// Durability: every mutating call returns only after its data is synced to disk, so an
+// acknowledged write survives kill -9 and power loss. A commit syncs the object's block file and
+// its directory, then writes the manifest in one synced RocksDB batch (WAL fsync) that also
+// removes the object it replaces; the replaced or deleted object's file is unlinked only after
+// that batch. An object becomes visible only when its writer commits; a crash before commit
+// leaves no visible object. What a crash leaves behind is removed at the next Open: blocks in
+// RocksDB through their writer's pending marker, and every block file no manifest names.
 // Thread safety: a Store is safe for concurrent use from many threads. An ObjectWriter or
-// ObjectReader must be used by one thread at a time and must not outlive its Store.
+// ObjectReader must be used by one thread at a time and must not outlive its Store. An open
+// ObjectReader keeps reading the object it opened even if it is replaced or deleted meanwhile.
 #pragma once
 
 #include <cstddef>
@@ -30,7 +38,11 @@ struct Options {
   std::filesystem::path dir;    // created when missing
   size_t block_size = 4 << 20;  // bytes per stored block (last may be shorter)
   bool sync = true;             // fsync before acknowledging; tests keep it on
-  bool blob_files = true;       // RocksDB integrated BlobDB for block values
+  bool blob_files = true;       // RocksDB integrated BlobDB for block values kept in RocksDB
+  // Objects of at least one full block keep their blocks in a file of their own under
+  // dir/blocks; false keeps every block in RocksDB (the layout before block files). Either way
+  // the store reads objects of both layouts.
+  bool block_files = true;
 };
 
 // What a store holds in memory, for /metrics: RocksDB's write buffers (memtables, which hold block
