@@ -115,4 +115,14 @@ std::vector<std::filesystem::path> BlockFiles(const std::filesystem::path& dir) 
   return files;
 }
 
+void CheckBlockOneCorrupt(Store& store, const std::string& name, const std::string& bytes) {
+  Result<std::string> whole = store.GetObject(name);
+  REQUIRE_FALSE(whole.ok());
+  CHECK(whole.status().code() == ErrorCode::kCorrupt);
+  CHECK_THAT(whole.status().message(), Catch::Contains(name) && Catch::Contains("block 1"));
+  // A range that crosses into the damaged block fails; ranges before it still read.
+  CHECK(store.ReadRange(name, kTestBlockSize - 5, 10).status().code() == ErrorCode::kCorrupt);
+  CHECK(store.ReadRange(name, 0, kTestBlockSize).value() == bytes.substr(0, kTestBlockSize));
+}
+
 }  // namespace zerofarm::storage::testing

@@ -63,4 +63,9 @@ size_t CountBlobFiles(const std::filesystem::path& dir);
 // Paths of the block files under a store directory (DIR/blocks/<shard>/<id>), sorted.
 std::vector<std::filesystem::path> BlockFiles(const std::filesystem::path& dir);
 
+// Checks (Catch) that object `name`, written as `bytes`, has a damaged block 1 and nothing else
+// found yet: a whole read is "corrupt" naming object and block, a range crossing into block 1
+// is "corrupt" too, and block 0 still reads.
+void CheckBlockOneCorrupt(Store& store, const std::string& name, const std::string& bytes);
+
 }  // namespace zerofarm::storage::testing
