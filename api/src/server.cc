@@ -777,8 +777,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<uint64_t> direct_left_;  // body bytes still to read straight from the socket
   // Buffers are made when first needed: a connection that only GETs (players polling, range
   // readers) holds neither, which keeps 256 such connections' working set small.
-  std::vector<char> chunk_;  // kBodyChunk while reading a body, kChunk while draining
-  size_t filled_ = 0;        // body bytes gathered in chunk_
+  std::vector<char> chunk_;      // kBodyChunk while reading a body, kChunk while draining
+  size_t filled_ = 0;            // body bytes gathered in chunk_
   std::unique_ptr<char[]> out_;  // kChunk bytes: answers read from stores or files in steps
   std::optional<http::response<http::buffer_body>> res_;
   std::optional<http::response_serializer<http::buffer_body>> sr_;
