@@ -237,8 +237,8 @@ class Job : public tc::IngestSink {
     const auto& tb = plan_.source.video;
     if (!t.end_pts || tb.time_base_den <= 0) return std::nullopt;
     __extension__ using Wide = __int128;  // pts x 90000 overflows 64 bits for long sources
-    const Wide num = static_cast<Wide>(*t.end_pts - plan_.source.origin_pts) *
-                     tb.time_base_num * tc::kOutputTimeBase;
+    const Wide num = static_cast<Wide>(*t.end_pts - plan_.source.origin_pts) * tb.time_base_num *
+                     tc::kOutputTimeBase;
     const Wide den = tb.time_base_den;
     const Wide half = den / 2;
     const Wide ticks = num >= 0 ? (num + half) / den : -((-num + half) / den);

@@ -1,8 +1,8 @@
 // The job's progress counts what it says: video segments done of known, never past them, and
 // the audio track (one task, encoded whole) apart. Progress lines, the API and the page all
 // read these counts.
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>

@@ -72,7 +72,7 @@ struct Request {
   // every published segment waits for): it runs in the node's one light slot, beside full task
   // slots, instead of queueing behind them.
   bool light = false;
-  uint64_t ring_hash = 0;      // PING: the sender's Ring::ContentHash (0: not said)
+  uint64_t ring_hash = 0;  // PING: the sender's Ring::ContentHash (0: not said)
 };
 
 // One stored object as LIST and HEAD describe it.
