@@ -392,13 +392,14 @@ struct Publisher::State {
                              what + " starts before the previous segment ends");
     }
     // The previous segment went out on its planned end, before this one was done: this one
-    // must start there, or the published timeline would have a gap or an overlap.
-    const double frame_sec = 1.0 / (in.fps > 0 ? in.fps : 30.0);
-    if (published_end && std::abs(first_sec - *published_end) > frame_sec)
+    // cannot start before it (its frames are those at or after that instant). It may start
+    // later: a cut between frames of a variable-frame-rate source (the frame before it then
+    // shows until this one, as media timestamps say).
+    if (published_end && first_sec < *published_end - 0.5 / kOutputTb)
       return Status::Error(ErrorCode::kVerifyFailed,
                            seg + " starts at " + std::to_string(first_sec) +
-                               " s, but the segment before it was published as ending at " +
-                               std::to_string(*published_end) + " s");
+                               " s, before the end its previous segment was published with (" +
+                               std::to_string(*published_end) + " s)");
     return first_sec;
   }
 

@@ -38,7 +38,7 @@ struct StitchInput {
   std::vector<uint64_t> segment_frames;
   // Publisher only: where each segment's task plan ends it (output seconds: its end_pts, less
   // the origin, in 1/90000 s), when the plan has an end. The last finished segment is published
-  // on it instead of waiting for the next segment's first frame (which must then start there).
+  // on it instead of waiting for the next segment's first frame (which must not start before).
   std::vector<std::optional<double>> segment_ends;
   // The longest segment the video will have, in whole seconds: the playlists' target duration
   // (it must not change while an EVENT playlist grows).
@@ -94,7 +94,7 @@ class Publisher {
   // next one's first frame is, so the last finished one waits for it unless its planned end is
   // known (input.segment_ends) or `complete` (every segment of the video has finished), which
   // also ends the playlists (VOD). A segment published on its planned end is followed by one
-  // starting there (within a frame), or Advance fails "verify_failed". The master
+  // starting there or later (a cut between frames), or Advance fails "verify_failed". The master
   // playlist and the thumbnail appear with the first segment. Segment files listed by an
   // earlier Publisher on the same dir (before a restart) are kept as they are.
   // Errors: "output_mismatch" (see StitchInput), "verify_failed" (a check above), "io_error".
