@@ -48,4 +48,14 @@ BlockCheck VerifyBlock(std::string_view value) {
   return check;
 }
 
+std::string ChecksumMismatch(uint64_t stored, uint64_t computed) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  auto hex = [](uint64_t value) {
+    std::string out = "0x";
+    for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kDigits[(value >> shift) & 0xf]);
+    return out;
+  };
+  return "checksum mismatch (stored " + hex(stored) + ", computed " + hex(computed) + ")";
+}
+
 }  // namespace zerofarm::storage

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace zerofarm::storage {
@@ -40,5 +41,9 @@ struct BlockCheck {
   uint64_t computed = 0;
 };
 BlockCheck VerifyBlock(std::string_view value);
+
+// "checksum mismatch (stored 0x..., computed 0x...)": how a damaged block is reported, whichever
+// layout holds it.
+std::string ChecksumMismatch(uint64_t stored, uint64_t computed);
 
 }  // namespace zerofarm::storage

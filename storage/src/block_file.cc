@@ -37,8 +37,6 @@ std::optional<uint64_t> ParseId(const std::string& name) {
   return id;
 }
 
-std::string Hex(uint64_t value) { return "0x" + HexDigits(value, 16); }
-
 Status FsError(const std::string& what, const fs::path& path, const std::error_code& ec) {
   return Status::Error(ErrorCode::kIoError, what + " " + path.string() + ": " + ec.message());
 }
@@ -191,9 +189,8 @@ Status ReadFileBlock(int fd, std::string_view name, const Manifest& manifest, ui
   }
   uint64_t computed = BlockChecksum(std::as_bytes(std::span(out->data(), out->size())));
   if (computed != manifest.checksums[index]) {
-    return Status::Error(ErrorCode::kCorrupt, where + ": checksum mismatch (stored " +
-                                                  Hex(manifest.checksums[index]) + ", computed " +
-                                                  Hex(computed) + ")");
+    return Status::Error(ErrorCode::kCorrupt,
+                         where + ": " + ChecksumMismatch(manifest.checksums[index], computed));
   }
   return Status::Ok();
 }

@@ -43,13 +43,6 @@ std::string Quoted(std::string_view name) {
   return out;
 }
 
-std::string Hex(uint64_t value) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out = "0x";
-  for (int shift = 60; shift >= 0; shift -= 4) out.push_back(kDigits[(value >> shift) & 0xf]);
-  return out;
-}
-
 // Calls visit(key, value) for every key of `family` that starts with `prefix`, in key order.
 template <class Visit>
 Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, const std::string& prefix,
@@ -278,9 +271,8 @@ Status StoreImpl::ReadBlock(std::string_view name, const Manifest& manifest, uin
   }
   BlockCheck check = VerifyBlock(View(*out));
   if (!check.ok) {
-    return Status::Error(ErrorCode::kCorrupt, where + ": checksum mismatch (stored " +
-                                                  Hex(check.stored) + ", computed " +
-                                                  Hex(check.computed) + ")");
+    return Status::Error(ErrorCode::kCorrupt,
+                         where + ": " + ChecksumMismatch(check.stored, check.computed));
   }
   out->remove_suffix(kChecksumSize);
   return Status::Ok();
