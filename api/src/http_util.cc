@@ -2,6 +2,8 @@
 #include "http_util.h"
 
 #include <algorithm>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/status.hpp>
 #include <cctype>
 #include <cstdio>
 #include <ctime>
@@ -295,6 +297,41 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
     query.remove_prefix(amp + 1);
   }
   return out;
+}
+
+std::string FormatResponseHead(unsigned status,
+                               const std::vector<std::pair<std::string, std::string>>& fields,
+                               std::optional<uint64_t> content_length, bool close) {
+  namespace beast = boost::beast;
+  namespace http = boost::beast::http;
+  auto same = [](std::string_view a, std::string_view b) { return beast::iequals(a, b); };
+  auto append_clean = [](std::string& out, std::string_view v) {
+    const size_t at = out.size();
+    out.append(v);
+    for (size_t i = at; i < out.size(); ++i)
+      if (out[i] == '\r' || out[i] == '\n') out[i] = ' ';
+  };
+  std::string head;
+  head.reserve(512);
+  head.append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
+  head.append(http::obsolete_reason(http::int_to_status(status))).append("\r\n");
+  for (size_t i = 0; i < fields.size(); ++i) {
+    const auto& [name, value] = fields[i];
+    if (same(name, "Content-Length") || same(name, "Connection")) continue;  // set below
+    bool replaced = false;
+    for (size_t j = i + 1; j < fields.size() && !replaced; ++j)
+      replaced = same(fields[j].first, name);
+    if (replaced) continue;
+    append_clean(head, name);
+    head.append(": ");
+    append_clean(head, value);
+    head.append("\r\n");
+  }
+  if (content_length) head.append("Content-Length: ").append(std::to_string(*content_length));
+  if (content_length) head.append("\r\n");
+  if (close) head.append("Connection: close\r\n");
+  head.append("\r\n");
+  return head;
 }
 
 RangeParse ParseRange(std::string_view header, uint64_t size, std::vector<ByteRange>& out) {

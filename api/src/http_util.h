@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "zerofarm/base/status.h"
@@ -63,6 +64,14 @@ enum class RangeParse { kNone, kSatisfiable, kUnsatisfiable };
 // Parses a Range header ("bytes=0-99,200-,-50") against a representation of `size` bytes.
 // kNone: no usable header (absent, other unit, malformed, or too many ranges) -> serve 200.
 RangeParse ParseRange(std::string_view header, uint64_t size, std::vector<ByteRange>& out);
+
+// The head of an HTTP/1.1 answer: status line, `fields` in order (a name given again replaces
+// the earlier value, compared without case; CR and LF in names and values become spaces, so no
+// value can end the head early), then Content-Length when `content_length` is set and
+// "Connection: close" when `close`, then the empty line.
+std::string FormatResponseHead(unsigned status,
+                               const std::vector<std::pair<std::string, std::string>>& fields,
+                               std::optional<uint64_t> content_length, bool close);
 
 // "video/mp2t" for ".ts" and so on; application/octet-stream when unknown.
 std::string_view ContentTypeFor(std::string_view filename);

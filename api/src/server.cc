@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,30 +54,6 @@ constexpr size_t kBodyChunk = 1024 * 1024;
 // what a client can hold; the byte cap only bounds the CPU spent on a very fast one.
 constexpr size_t kMaxDrain = size_t{256} << 20;
 constexpr std::chrono::seconds kDrainTime{5};
-
-// A file answer up to this size (playlists, a thumbnail, a Range window) is read by the thread
-// that routed it, so the connection's loop writes it at once instead of handing the read to
-// the pool and back (players poll playlists every few seconds).
-constexpr uint64_t kInlineFileBytes = 64 * 1024;
-
-// Turns the file pieces of a small answer into literal bytes. A piece that cannot be read whole
-// stays a file piece, and the writer reports the error as it would have.
-void ReadSmallFiles(Response& r) {
-  if (r.head) return;
-  uint64_t total = 0;
-  for (const Piece& p : r.body) total += p.file.empty() ? 0 : p.length;
-  if (total == 0 || total > kInlineFileBytes) return;
-  for (Piece& p : r.body) {
-    if (p.file.empty()) continue;
-    UniqueFd fd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return;
-    std::string bytes(p.length, '\0');
-    const ssize_t got = ::pread(fd.get(), bytes.data(), bytes.size(), static_cast<off_t>(p.offset));
-    if (got < 0 || static_cast<uint64_t>(got) != bytes.size()) return;
-    p.literal = std::move(bytes);
-    p.file.clear();
-  }
-}
 
 constexpr const char* kAllowHeaders =
     "Authorization, Content-Type, Upload-Offset, Upload-Length, Upload-Metadata, "
@@ -144,6 +122,8 @@ class Session : public std::enable_shared_from_this<Session> {
     ++sh_.counters.connections;
     beast::error_code ec;
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    // Answers are written with non-blocking system calls from the loop (WritePieces).
+    stream_.socket().native_non_blocking(true, ec);
   }
   ~Session() { --sh_.counters.connections; }
 
@@ -242,18 +222,16 @@ class Session : public std::enable_shared_from_this<Session> {
     keep_alive_ = header_->get().keep_alive();
     request_deadline_ = std::chrono::steady_clock::now() + sh_.opt.request_timeout;
     expect_continue_ = beast::iequals(header_->get()[http::field::expect], "100-continue");
-    auto req = std::make_shared<Request>(header_->get());
-    auto self = shared_from_this();
-    if (header_->is_done() && Router::IsPlaybackRead(*req)) {
+    if (header_->is_done() && Router::IsPlaybackRead(header_->get())) {
       // Playback reads are routed here: players poll playlists every few seconds, and a
       // hand-off to the pool and back cost more than the answer itself.
-      Routed routed = sh_.router.Route(*req);
-      if (!routed.sink) ReadSmallFiles(routed.response);
+      Routed routed = sh_.router.Route(header_->get());
       return OnRouted(routed);
     }
+    auto req = std::make_shared<Request>(header_->get());
+    auto self = shared_from_this();
     net::post(sh_.pool, [self, req] {
       auto routed = std::make_shared<Routed>(self->sh_.router.Route(*req));
-      if (!routed->sink) ReadSmallFiles(routed->response);
       net::post(self->stream_.get_executor(), [self, routed] { self->OnRouted(*routed); });
     });
   }
@@ -503,64 +481,106 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Send(Response r) {
-    res_.emplace();
-    res_->version(11);
-    res_->result(r.status);
-    res_->set(http::field::server, "zerofarm");
-    res_->set(http::field::access_control_allow_origin, "*");
-    res_->set(http::field::access_control_allow_headers, kAllowHeaders);
-    res_->set(http::field::access_control_expose_headers, kExposeHeaders);
-    for (auto& [name, value] : r.headers) res_->set(name, value);
     close_after_ = r.close || !keep_alive_;
-    res_->keep_alive(!close_after_);
     const bool bodiless = r.status == 204 || r.status == 304 || r.status < 200;
-    if (!bodiless) res_->content_length(r.size());
     sh_.counters.CountResponse(r.status);
+    r.headers.insert(r.headers.begin(), {{"Server", "zerofarm"},
+                                         {"Access-Control-Allow-Origin", "*"},
+                                         {"Access-Control-Allow-Headers", kAllowHeaders},
+                                         {"Access-Control-Expose-Headers", kExposeHeaders}});
+    head_ = FormatResponseHead(r.status, r.headers,
+                               bodiless ? std::nullopt : std::optional<uint64_t>(r.size()),
+                               close_after_);
+    head_sent_ = 0;
     pieces_.clear();
     if (!r.head && !bodiless) pieces_ = std::move(r.body);
     piece_ = 0;
     piece_offset_ = 0;
     file_.Close();
-    sr_.emplace(*res_);
-    if (SendsFiles()) return WriteHead();
-    NextChunk();
+    reads_ = false;
+    for (const Piece& p : pieces_) reads_ |= p.reader != nullptr;
+    WritePieces();
   }
 
-  // True when the body is literal bytes and pieces of files only, with file bytes among them:
-  // those are written by sendfile(2) from the page cache to the socket on this thread, with no
-  // copy through user space and no hand-off to the pool (as nginx with `sendfile on`).
-  bool SendsFiles() const {
-    bool files = false;
-    for (const Piece& p : pieces_) {
-      if (p.reader) return false;
-      files |= !p.file.empty() && p.length > 0;
-    }
-    return files;
-  }
-
-  // Writes the head alone; the body follows piece by piece (WritePieces).
-  void WriteHead() {
-    ArmDeadline(sh_.opt.idle_timeout);
-    http::async_write_header(stream_, *sr_,
-                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                               if (ec) return self->Close();
-                               self->WritePieces();
-                             });
-  }
-
+  // Writes the answer from the connection's loop, without blocking it: the head and the literal
+  // bytes after it in one sendmsg(2) (MSG_MORE while more follows, so a head and a file's
+  // bytes leave together), file bytes by sendfile(2) from the page cache with no copy through
+  // user space (as nginx with `sendfile on`). An answer with bytes read from a store (readers)
+  // is read into out_ in steps instead, on the pool when it needs the disk.
   void WritePieces() {
-    while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
-    if (piece_ == pieces_.size()) return AnswerDone();
-    const Piece& p = pieces_[piece_];
-    if (!p.file.empty()) return SendFile();
+    for (;;) {
+      while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
+      const bool literal = piece_ < pieces_.size() && !reads_ && pieces_[piece_].file.empty();
+      if (head_sent_ < head_.size() || literal) {
+        std::array<iovec, 8> iov{};
+        size_t n = 0;
+        if (head_sent_ < head_.size())
+          iov[n++] = {head_.data() + head_sent_, head_.size() - head_sent_};
+        size_t at = piece_;
+        uint64_t offset = piece_offset_;
+        for (; !reads_ && at < pieces_.size() && n < iov.size(); ++at, offset = 0) {
+          const Piece& p = pieces_[at];
+          if (!p.file.empty()) break;
+          if (p.size() == 0) continue;
+          iov[n++] = {const_cast<char*>(p.literal.data()) + offset, p.literal.size() - offset};
+        }
+        if (!WriteVector(iov.data(), n, at < pieces_.size())) return;
+        continue;
+      }
+      if (piece_ == pieces_.size()) return AnswerDone();
+      if (reads_) return NextChunk();
+      return SendFile();
+    }
+  }
+
+  // One non-blocking sendmsg of `iov`, advancing the head and the literal pieces by what it
+  // took. False when the loop must stop: the socket is full (a wait resumes WritePieces) or
+  // the connection failed (closed).
+  bool WriteVector(iovec* iov, size_t n, bool more) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = n;
+    const int flags = MSG_NOSIGNAL | MSG_DONTWAIT | (more ? MSG_MORE : 0);
+    ssize_t sent;
+    do {
+      sent = ::sendmsg(stream_.socket().native_handle(), &msg, flags);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      WaitWritable([](Session& s) { s.WritePieces(); });
+      return false;
+    }
+    if (sent <= 0) {
+      Close();
+      return false;
+    }
+    auto left = static_cast<uint64_t>(sent);
+    const uint64_t head_part = std::min<uint64_t>(left, head_.size() - head_sent_);
+    head_sent_ += head_part;
+    left -= head_part;
+    sh_.counters.bytes_out += left;
+    while (left > 0) {  // literal pieces, in order (empty ones were skipped when gathering)
+      const Piece& p = pieces_[piece_];
+      const uint64_t take = std::min<uint64_t>(left, p.size() - piece_offset_);
+      piece_offset_ += take;
+      left -= take;
+      if (piece_offset_ == p.size()) {
+        ++piece_;
+        piece_offset_ = 0;
+      }
+      while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
+    }
+    return true;
+  }
+
+  // Waits until the socket takes more bytes (within the idle timeout), then runs `next`.
+  template <typename Next>
+  void WaitWritable(Next next) {
     ArmDeadline(sh_.opt.idle_timeout);
-    sh_.counters.bytes_out += p.literal.size();
-    net::async_write(stream_, net::buffer(p.literal),
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) return self->Close();
-                       ++self->piece_;
-                       self->WritePieces();
-                     });
+    stream_.socket().async_wait(tcp::socket::wait_write,
+                                [self = shared_from_this(), next](beast::error_code ec) {
+                                  if (ec) return self->Close();
+                                  next(*self);
+                                });
   }
 
   // Sends the rest of the current file piece, at most kSendfileTurn bytes before yielding to
@@ -570,9 +590,6 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!file_.valid()) {
       file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
       if (!file_.valid()) return Close();  // as a failed read: the answer cannot be completed
-      beast::error_code ec;
-      if (!stream_.socket().native_non_blocking()) stream_.socket().native_non_blocking(true, ec);
-      if (ec) return Close();
     }
     const int sock = stream_.socket().native_handle();
     uint64_t budget = kSendfileTurn;
@@ -590,14 +607,8 @@ class Session : public std::enable_shared_from_this<Session> {
         continue;
       }
       if (sent < 0 && errno == EINTR) continue;
-      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        ArmDeadline(sh_.opt.idle_timeout);
-        return stream_.socket().async_wait(tcp::socket::wait_write,
-                                           [self = shared_from_this()](beast::error_code ec) {
-                                             if (ec) return self->Close();
-                                             self->SendFile();
-                                           });
-      }
+      if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return WaitWritable([](Session& s) { s.SendFile(); });
       return Close();  // the file shrank (sent == 0) or the connection failed
     }
     file_.Close();
@@ -656,51 +667,33 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
+  // The next step of an answer read from stores: fill out_ (on the pool when it needs the
+  // disk or a node), write it, repeat.
   void NextChunk() {
     bool needs_disk = false;
     for (size_t i = piece_; i < pieces_.size(); ++i)
       needs_disk |= !pieces_[i].file.empty() || pieces_[i].reader;
     auto self = shared_from_this();
-    auto write = [self](bool ok, size_t n, const char* data) {
-      if (!ok) return self->Close();
-      auto& b = self->res_->body();
-      b.data = n ? const_cast<char*>(data) : nullptr;  // the serializer only reads it
-      b.size = n;
-      b.more = self->PiecesLeft();
+    auto write = [self](bool ok, size_t n) {
+      if (!ok || n == 0) return self->Close();
       self->sh_.counters.bytes_out += n;
       self->ArmDeadline(self->sh_.opt.idle_timeout);
-      http::async_write(self->stream_, *self->sr_,
-                        beast::bind_front_handler(&Session::OnWrite, self));
+      net::async_write(self->stream_.socket(), net::buffer(self->out_.get(), n),
+                       [self](beast::error_code ec, size_t) {
+                         if (ec) return self->Close();
+                         self->WritePieces();
+                       });
     };
-    while (piece_ < pieces_.size() && pieces_[piece_].size() == 0) ++piece_;
-    if (piece_ < pieces_.size() && !pieces_[piece_].reader && pieces_[piece_].file.empty()) {
-      // Literal bytes (an answer read ahead, a cached playlist) go out from where they are,
-      // with the head in the same write: no copy into out_. pieces_ keeps them until the end.
-      const Piece& p = pieces_[piece_];
-      const char* data = p.literal.data() + piece_offset_;
-      const size_t n = p.literal.size() - piece_offset_;
-      ++piece_;
-      piece_offset_ = 0;
-      return write(true, n, data);
-    }
     if (!needs_disk) {
       size_t n;
       bool ok = Fill(n);
-      return write(ok, n, out_.get());
+      return write(ok, n);
     }
     net::post(sh_.pool, [self, write] {
       size_t n;
       bool ok = self->Fill(n);
-      net::post(self->stream_.get_executor(),
-                [self, write, ok, n] { write(ok, n, self->out_.get()); });
+      net::post(self->stream_.get_executor(), [write, ok, n] { write(ok, n); });
     });
-  }
-
-  void OnWrite(beast::error_code ec, size_t) {
-    if (ec == http::error::need_buffer) ec = {};
-    if (ec) return Close();
-    if (!sr_->is_done()) return NextChunk();
-    AnswerDone();
   }
 
   // The answer is out: the next request, or the end of the connection.
@@ -780,8 +773,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<char> chunk_;      // kBodyChunk while reading a body, kChunk while draining
   size_t filled_ = 0;            // body bytes gathered in chunk_
   std::unique_ptr<char[]> out_;  // kChunk bytes: answers read from stores or files in steps
-  std::optional<http::response<http::buffer_body>> res_;
-  std::optional<http::response_serializer<http::buffer_body>> sr_;
+  std::string head_;             // the current answer's head
+  size_t head_sent_ = 0;         // of head_
+  bool reads_ = false;           // the answer has pieces read from stores: written from out_
   std::vector<Piece> pieces_;
   size_t piece_ = 0;
   uint64_t piece_offset_ = 0;
