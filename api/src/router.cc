@@ -1,6 +1,7 @@
 // Router (router.h): every route of the API.
 #include "router.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -256,7 +257,7 @@ Response JsonResponse(unsigned status, const std::string& body, const char* cach
   r.status = status;
   r.Header("Content-Type", "application/json");
   r.Header("Cache-Control", cache_control);
-  r.body.push_back({body + "\n", {}, 0, 0, nullptr});
+  r.body.push_back({body + "\n", {}, 0, 0, nullptr, nullptr});
   return r;
 }
 
@@ -1166,7 +1167,8 @@ Routed Router::GetObject(const Call& c) {
   auto reader = objects_.Open(*rec);
   if (!reader.ok()) return {FromStatus(reader.status()), nullptr};
   if (Status s = (*reader)->Seek(first); !s.ok()) return {FromStatus(s), nullptr};
-  r.body.push_back({"", {}, 0, length, std::shared_ptr<storage::ObjectReader>(std::move(*reader))});
+  r.body.push_back(
+      {"", {}, 0, length, std::shared_ptr<storage::ObjectReader>(std::move(*reader)), nullptr});
   return {std::move(r), nullptr};
 }
 
@@ -1312,8 +1314,12 @@ Response Router::Ready() {
 
 Response Router::ServeFile(const Request& req, const fs::path& path,
                            const std::string& cache_control) {
+  // Opened once: the answer's bytes come from the file stat-ed for its ETag (O_NONBLOCK: a
+  // FIFO put in a served folder cannot hold the thread; it is not a regular file anyway).
+  auto fd =
+      std::make_shared<const UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+  if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
     return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const std::string etag = "\"" + Hex(size) + "-" +
@@ -1338,8 +1344,8 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
   auto piece = [&](uint64_t first, uint64_t length) -> Piece {
     if (req.method() != http::verb::head)
       if (auto bytes = small_files_.Get(path, st))
-        return {bytes->substr(first, length), {}, 0, 0, nullptr};
-    return {"", path, first, length, nullptr};
+        return {bytes->substr(first, length), {}, 0, 0, nullptr, nullptr};
+    return {"", path, first, length, nullptr, fd};
   };
   if (parsed == RangeParse::kNone) {
     r.Header("Content-Type", type);
@@ -1363,10 +1369,11 @@ Response Router::ServeFile(const Request& req, const fs::path& path,
                       {},
                       0,
                       0,
+                      nullptr,
                       nullptr});
-    r.body.push_back({"", path, br.first, br.last - br.first + 1, nullptr});
+    r.body.push_back({"", path, br.first, br.last - br.first + 1, nullptr, fd});
   }
-  r.body.push_back({"\r\n--" + boundary + "--\r\n", {}, 0, 0, nullptr});
+  r.body.push_back({"\r\n--" + boundary + "--\r\n", {}, 0, 0, nullptr, nullptr});
   return r;
 }
 
@@ -1400,7 +1407,7 @@ Response Router::ServePlaylist(const Request& req, const fs::path& path,
   Response r;
   r.Header("Content-Type", "application/vnd.apple.mpegurl");
   r.Header("Cache-Control", "no-cache, private");
-  r.body.push_back({out, {}, 0, 0, nullptr});
+  r.body.push_back({out, {}, 0, 0, nullptr, nullptr});
   return r;
 }
 
@@ -1426,6 +1433,7 @@ Response Router::ServeStatic(const Request& req, const std::vector<std::string>&
          {},
          0,
          0,
+         nullptr,
          nullptr});
     return r;
   }
@@ -1526,7 +1534,7 @@ Response Router::Metrics() {
   Response r;
   r.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   r.Header("Cache-Control", kNoCache);
-  r.body.push_back({p.str(), {}, 0, 0, nullptr});
+  r.body.push_back({p.str(), {}, 0, 0, nullptr, nullptr});
   return r;
 }
 

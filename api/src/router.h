@@ -23,6 +23,7 @@
 #include "objects.h"
 #include "playback.h"
 #include "zerofarm/api/server.h"
+#include "zerofarm/base/unique_fd.h"
 
 namespace zerofarm::api {
 
@@ -31,12 +32,15 @@ using Request = http::request<http::empty_body>;
 
 // One piece of a response body: literal bytes, `length` bytes of `file` from `offset`, or the
 // next `length` bytes of a store object's `reader` (already at its offset; read on the pool).
+// `fd`, when set, is `file` opened when the answer was made (the file its ETag describes, even
+// if a new one is renamed over the path meanwhile); pieces of one file may share it.
 struct Piece {
   std::string literal;
   std::filesystem::path file;
   uint64_t offset = 0;
   uint64_t length = 0;
   std::shared_ptr<storage::ObjectReader> reader;
+  std::shared_ptr<const UniqueFd> fd;
   uint64_t size() const { return file.empty() && !reader ? literal.size() : length; }
 };
 

@@ -587,10 +587,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // the loop's other connections; waits for the socket to drain when it is full.
   void SendFile() {
     const Piece& p = pieces_[piece_];
-    if (!file_.valid()) {
-      file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!file_.valid()) return Close();  // as a failed read: the answer cannot be completed
-    }
+    const int fd = FileOf(p);
+    if (fd < 0) return Close();  // as a failed read: the answer cannot be completed
     const int sock = stream_.socket().native_handle();
     uint64_t budget = kSendfileTurn;
     while (piece_offset_ < p.length) {
@@ -599,7 +597,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       off_t at = static_cast<off_t>(p.offset + piece_offset_);
       const size_t want = static_cast<size_t>(std::min(p.length - piece_offset_, budget));
-      const ssize_t sent = ::sendfile(sock, file_.get(), &at, want);
+      const ssize_t sent = ::sendfile(sock, fd, &at, want);
       if (sent > 0) {
         piece_offset_ += static_cast<uint64_t>(sent);
         budget -= static_cast<uint64_t>(sent);
@@ -618,6 +616,14 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   bool PiecesLeft() const { return piece_ < pieces_.size(); }
+
+  // The descriptor of file piece `p`: the one the answer opened, else `p.file` opened now
+  // (held in file_ until the piece is done); -1 when it cannot be opened.
+  int FileOf(const Piece& p) {
+    if (p.fd) return p.fd->get();
+    if (!file_.valid()) file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
+    return file_.valid() ? file_.get() : -1;
+  }
 
   // Fills out_ from the pieces; false on a read error.
   bool Fill(size_t& n) {
@@ -641,12 +647,10 @@ class Session : public std::enable_shared_from_this<Session> {
       if (p.file.empty()) {
         std::memcpy(out_.get() + n, p.literal.data() + piece_offset_, take);
       } else {
-        if (!file_.valid()) {
-          file_ = UniqueFd(::open(p.file.c_str(), O_RDONLY | O_CLOEXEC));
-          if (!file_.valid()) return false;
-        }
-        ssize_t got = ::pread(file_.get(), out_.get() + n, take,
-                              static_cast<off_t>(p.offset + piece_offset_));
+        const int fd = FileOf(p);
+        if (fd < 0) return false;
+        ssize_t got =
+            ::pread(fd, out_.get() + n, take, static_cast<off_t>(p.offset + piece_offset_));
         if (got <= 0) return false;
         n += static_cast<size_t>(got);
         piece_offset_ += static_cast<uint64_t>(got);
