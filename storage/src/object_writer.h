@@ -1,16 +1,19 @@
 // ObjectWriterImpl: streams an object into blocks. Private to storage/. One thread at a time;
-// must not outlive the StoreImpl that created it. Holds at most one block in memory: a full
-// block is written when more bytes arrive, so the last block always goes out at Commit.
+// must not outlive the StoreImpl that created it. Holds at most one block in memory.
 //
 // With block files (Options::block_files), an object that fills at least one block has all its
-// blocks in its block file: created at the first full block, after which appended bytes go
-// straight to the file without a copy (each block's writeback started as it completes), synced with
-// its shard directory at Commit before the manifest (with every block's checksum) is written in one
-// synced batch. No pending marker is needed: a file no manifest names is removed at the next Open.
-// An object smaller than a block is one synced batch at Commit, its block inline in RocksDB.
+// blocks in its block file: created by the append that completes the first block, which is
+// written from the bytes held so far and the caller's own (no copy of those), after which
+// appended bytes go straight to the file without a copy (each block's writeback started as it
+// completes), synced with its shard directory at Commit before the manifest (with every block's
+// checksum) is written in one synced batch. No pending marker is needed: a file no manifest
+// names is removed at the next Open. An object smaller than a block is one synced batch at
+// Commit, its block inline in RocksDB.
 //
-// Without block files, every block goes to RocksDB: the first full block carries the object's
-// pending marker; an object of one block is written by Commit alone, in one synced batch.
+// Without block files, every block goes to RocksDB: a full block is written when more bytes
+// arrive, so the last block always goes out at Commit; the first full block carries the
+// object's pending marker; an object of one block is written by Commit alone, in one synced
+// batch.
 #pragma once
 
 #include <cstddef>
@@ -44,10 +47,13 @@ class ObjectWriterImpl final : public ObjectWriter {
  private:
   Status CheckWritable() const;
   Status WriteNextBlock(std::span<const std::byte> bytes);
-  Status WriteFileBlock(std::span<const std::byte> bytes);
+  // Writes the next full block, `head` then `tail`, to the block file (created by the first).
+  Status WriteFileBlock(std::span<const std::byte> head, std::span<const std::byte> tail);
   // Appends up to the end of the current block to the block file.
   Status StreamToFile(std::span<const std::byte> bytes);
   Status CommitFile();
+  // The capacity to give buffer_ when it must hold `needed` bytes.
+  size_t BufferCapacity(size_t needed) const;
   Status Fail(Status status);
 
   StoreImpl* const store_;
