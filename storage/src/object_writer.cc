@@ -46,6 +46,9 @@ Status ObjectWriterImpl::WriteFileBlock(std::span<const std::byte> head,
     if (!file.ok()) return Fail(file.status().WithContext("write object '" + name_ + "'"));
     file_path_ = std::move(path);
     file_ = std::move(*file);
+    // The file is new: its directory entry must be on disk before a manifest names it. That
+    // fsync runs beside the data's write and fdatasync; Commit waits for both.
+    if (store_->sync()) shard_synced_ = store_->SyncShardLater(id_);
   }
   const uint64_t offset = blocks_written_ * block_size_;
   Status s = WriteAt(file_.get(), head, tail, offset, file_path_);
@@ -148,8 +151,8 @@ Status ObjectWriterImpl::CommitFile() {
   }
   if (store_->sync()) {
     Status s = SyncData(file_.get(), file_path_);
-    // The file is new: its directory entry must be on disk before a manifest names it.
-    if (s.ok()) s = SyncDir(file_path_.parent_path());
+    Status entry = shard_synced_.get();  // the file's directory entry, synced meanwhile
+    if (s.ok()) s = entry;
     if (!s.ok()) return Fail(s.WithContext("commit object '" + name_ + "'"));
   }
   Manifest manifest;

@@ -5,7 +5,8 @@
 // blocks in its block file: created by the append that completes the first block, which is
 // written from the bytes held so far and the caller's own (no copy of those), after which
 // appended bytes go straight to the file without a copy (each block's writeback started as it
-// completes), synced with its shard directory at Commit before the manifest (with every block's
+// completes), synced at Commit with its shard directory (whose fsync started when the file was
+// created and runs meanwhile on the store's DirSyncer) before the manifest (with every block's
 // checksum) is written in one synced batch. No pending marker is needed: a file no manifest
 // names is removed at the next Open. An object smaller than a block is one synced batch at
 // Commit, its block inline in RocksDB.
@@ -19,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <future>
 #include <span>
 #include <string>
 #include <vector>
@@ -66,9 +68,10 @@ class ObjectWriterImpl final : public ObjectWriter {
   bool wrote_ = false;  // a block write to RocksDB was attempted: abandoning must clean up
   std::filesystem::path file_path_;  // the block file, once created (abandoning unlinks it)
   UniqueFd file_;
-  std::vector<uint64_t> checksums_;  // of the full blocks written to the file
-  uint64_t in_block_ = 0;            // bytes of the next block already in the file
-  BlockHasher hasher_;               // of those bytes
+  std::future<Status> shard_synced_;  // the fsync of the file's shard directory, with sync
+  std::vector<uint64_t> checksums_;   // of the full blocks written to the file
+  uint64_t in_block_ = 0;             // bytes of the next block already in the file
+  BlockHasher hasher_;                // of those bytes
   bool committed_ = false;
   Status error_;  // sticky: after a failed write the writer only reports it
 };
