@@ -131,9 +131,11 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
 }
 
 size_t ObjectWriterImpl::BufferCapacity(size_t needed) const {
-  // Small objects (playlists, metadata) keep small buffers; past kSmallObject the buffer takes a
-  // whole block at once, so a block streamed in pieces is never moved by a regrowth.
+  // The first append sizes the buffer exactly (an object put in one append, typically a small
+  // one bound for RocksDB, never holds more). When it grows past kSmallObject it takes a whole
+  // block at once, so a block streamed in pieces is moved by at most one regrowth.
   constexpr size_t kSmallObject = 64 << 10;
+  if (buffer_.capacity() == 0) return needed;
   if (needed > kSmallObject) return block_size_;
   return std::min(block_size_, std::max(needed, 2 * buffer_.capacity()));
 }
