@@ -1,8 +1,10 @@
 #include "block_file.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <system_error>
@@ -144,6 +146,25 @@ Status WriteAt(int fd, std::span<const std::byte> bytes, uint64_t offset, const 
     offset += static_cast<uint64_t>(n);
   }
   return Status::Ok();
+}
+
+Status WriteAt(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
+               uint64_t offset, const fs::path& path) {
+  while (!first.empty()) {
+    iovec pieces[2] = {{const_cast<std::byte*>(first.data()), first.size()},
+                       {const_cast<std::byte*>(second.data()), second.size()}};
+    ssize_t n = ::pwritev(fd, pieces, second.empty() ? 1 : 2, static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write " + path.string(), errno);
+    }
+    size_t done = static_cast<size_t>(n);
+    offset += done;
+    const size_t from_first = std::min(done, first.size());
+    first = first.subspan(from_first);
+    second = second.subspan(done - from_first);
+  }
+  return WriteAt(fd, second, offset, path);
 }
 
 void StartWriteback(int fd, uint64_t offset, uint64_t length) {

@@ -47,6 +47,10 @@ Result<UniqueFd> CreateBlockFile(const std::filesystem::path& path);
 Result<UniqueFd> OpenBlockFile(const std::filesystem::path& path);
 Status WriteAt(int fd, std::span<const std::byte> bytes, uint64_t offset,
                const std::filesystem::path& path);
+// Writes `first` then `second` back to back from `offset` in one pwritev (resumed after a short
+// write), so a block can be assembled from two buffers without copying them together.
+Status WriteAt(int fd, std::span<const std::byte> first, std::span<const std::byte> second,
+               uint64_t offset, const std::filesystem::path& path);
 // Starts writeback of [offset, offset + length) without waiting for it.
 void StartWriteback(int fd, uint64_t offset, uint64_t length);
 Status SyncData(int fd, const std::filesystem::path& path);

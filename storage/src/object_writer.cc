@@ -38,21 +38,27 @@ Status ObjectWriterImpl::Fail(Status status) {
   return status;
 }
 
-Status ObjectWriterImpl::WriteFileBlock(std::span<const std::byte> bytes) {
+Status ObjectWriterImpl::WriteFileBlock(std::span<const std::byte> head,
+                                        std::span<const std::byte> tail) {
   if (file_path_.empty()) {
     std::filesystem::path path = BlockFilePath(store_->blocks_dir(), id_);
     Result<UniqueFd> file = CreateBlockFile(path);
     if (!file.ok()) return Fail(file.status().WithContext("write object '" + name_ + "'"));
     file_path_ = std::move(path);
     file_ = std::move(*file);
+    // The file is new: its directory entry must be on disk before a manifest names it. That
+    // fsync runs beside the data's write and fdatasync; Commit waits for both.
+    if (store_->sync()) shard_synced_ = store_->SyncShardLater(id_);
   }
   const uint64_t offset = blocks_written_ * block_size_;
-  Status s = WriteAt(file_.get(), bytes, offset, file_path_);
+  Status s = WriteAt(file_.get(), head, tail, offset, file_path_);
   if (!s.ok()) return Fail(s.WithContext("write object '" + name_ + "'"));
-  // Writeback of this block starts now, while the caller produces the next one, instead of all
-  // at once in Commit's fdatasync.
-  if (store_->sync()) StartWriteback(file_.get(), offset, bytes.size());
-  checksums_.push_back(BlockChecksum(bytes));
+  // Writeback of this block starts now, while it is hashed and the caller produces the next
+  // one, instead of all at once in Commit's fdatasync.
+  if (store_->sync()) StartWriteback(file_.get(), offset, head.size() + tail.size());
+  hasher_.Update(head);
+  hasher_.Update(tail);
+  checksums_.push_back(hasher_.Finish());
   ++blocks_written_;
   return Status::Ok();
 }
@@ -73,7 +79,6 @@ Status ObjectWriterImpl::StreamToFile(std::span<const std::byte> bytes) {
 }
 
 Status ObjectWriterImpl::WriteNextBlock(std::span<const std::byte> bytes) {
-  if (store_->block_files()) return WriteFileBlock(bytes);
   wrote_ = true;
   Status s =
       store_->WriteBlock(id_, blocks_written_, bytes,
@@ -94,10 +99,20 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
       data = data.subspan(n);
       continue;
     }
+    // With block files, the append that completes the first block shows that the object
+    // belongs in a file: the block goes there from the held bytes and the caller's, without
+    // copying the caller's in first.
+    if (store_->block_files() && buffer_.size() + data.size() >= block_size_) {
+      const size_t n = block_size_ - buffer_.size();
+      ZF_RETURN_IF_ERROR(WriteFileBlock(buffer_, data.first(n)));
+      buffer_ = {};  // only the file is written from now on
+      data = data.subspan(n);
+      continue;
+    }
     if (buffer_.size() == block_size_) {
       ZF_RETURN_IF_ERROR(WriteNextBlock(buffer_));
       buffer_.clear();
-      continue;  // with block files, the rest now goes to the file
+      continue;
     }
     // A whole block with more bytes after it goes out without a copy.
     if (buffer_.empty() && data.size() > block_size_) {
@@ -106,9 +121,8 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
       continue;
     }
     size_t n = std::min(block_size_ - buffer_.size(), data.size());
-    if (buffer_.capacity() < buffer_.size() + n) {
-      buffer_.reserve(std::min(block_size_, std::max(buffer_.size() + n, 2 * buffer_.capacity())));
-    }
+    if (buffer_.capacity() < buffer_.size() + n)
+      buffer_.reserve(BufferCapacity(buffer_.size() + n));
     buffer_.insert(buffer_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(n));
     data = data.subspan(n);
   }
@@ -116,9 +130,18 @@ Status ObjectWriterImpl::Append(std::span<const std::byte> data) {
   return Status::Ok();
 }
 
+size_t ObjectWriterImpl::BufferCapacity(size_t needed) const {
+  // The first append sizes the buffer exactly (an object put in one append, typically a small
+  // one bound for RocksDB, never holds more). When it grows past kSmallObject it takes a whole
+  // block at once, so a block streamed in pieces is moved by at most one regrowth.
+  constexpr size_t kSmallObject = 64 << 10;
+  if (buffer_.capacity() == 0) return needed;
+  if (needed > kSmallObject) return block_size_;
+  return std::min(block_size_, std::max(needed, 2 * buffer_.capacity()));
+}
+
 Status ObjectWriterImpl::CommitFile() {
-  if (!buffer_.empty()) ZF_RETURN_IF_ERROR(WriteFileBlock(buffer_));  // its first, full block
-  if (in_block_ > 0) {                                                // the last, partial block
+  if (in_block_ > 0) {  // the last, partial block
     checksums_.push_back(hasher_.Finish());
     ++blocks_written_;
     in_block_ = 0;
@@ -130,8 +153,8 @@ Status ObjectWriterImpl::CommitFile() {
   }
   if (store_->sync()) {
     Status s = SyncData(file_.get(), file_path_);
-    // The file is new: its directory entry must be on disk before a manifest names it.
-    if (s.ok()) s = SyncDir(file_path_.parent_path());
+    Status entry = shard_synced_.get();  // the file's directory entry, synced meanwhile
+    if (s.ok()) s = entry;
     if (!s.ok()) return Fail(s.WithContext("commit object '" + name_ + "'"));
   }
   Manifest manifest;
@@ -157,9 +180,7 @@ Status ObjectWriterImpl::CommitFile() {
 
 Status ObjectWriterImpl::Commit() {
   ZF_RETURN_IF_ERROR(CheckWritable());
-  if (store_->block_files() && (file_.valid() || buffer_.size() == block_size_)) {
-    return CommitFile();
-  }
+  if (file_.valid()) return CommitFile();
   Manifest manifest;
   manifest.id = id_;
   manifest.size = size_;

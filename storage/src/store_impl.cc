@@ -59,6 +59,7 @@ Status ScanPrefix(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family, const st
 StoreImpl::StoreImpl(std::unique_ptr<RocksDb> db, const Options& options)
     : db_(std::move(db)), options_(options), blocks_dir_(options.dir / kBlocksDir) {
   write_options_.sync = options.sync;
+  if (options.sync && options.block_files) dir_syncer_ = std::make_unique<DirSyncer>();
 }
 
 Result<std::unique_ptr<StoreImpl>> StoreImpl::Create(std::unique_ptr<RocksDb> db,
@@ -196,6 +197,10 @@ Result<std::optional<Manifest>> StoreImpl::ReadManifest(std::string_view name,
 }
 
 // --- Shared with writers and readers. ---
+
+std::future<Status> StoreImpl::SyncShardLater(uint64_t id) {
+  return dir_syncer_->Sync(BlockShardPath(blocks_dir_, id));
+}
 
 Status StoreImpl::WriteBlock(uint64_t id, uint64_t index, std::span<const std::byte> bytes,
                              std::string_view pending_name) {

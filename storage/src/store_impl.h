@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "dir_syncer.h"
 #include "manifest.h"
 #include "rocks_db.h"
 #include "zerofarm/storage/store.h"
@@ -72,6 +73,9 @@ class StoreImpl final : public Store {
   bool block_files() const { return options_.block_files; }
   bool sync() const { return options_.sync; }
   const std::filesystem::path& blocks_dir() const { return blocks_dir_; }
+  // Starts the fsync of block file `id`'s shard directory, which must follow the file's
+  // creation, so that it runs while the file is written and synced. Only with sync().
+  std::future<Status> SyncShardLater(uint64_t id);
 
  private:
   StoreImpl(std::unique_ptr<RocksDb> db, const Options& options);
@@ -106,6 +110,8 @@ class StoreImpl final : public Store {
   uint64_t id_limit_ = 1;  // ids below this are leased (persisted); guarded by id_mu_
 
   std::array<std::mutex, 64> name_locks_;
+
+  std::unique_ptr<DirSyncer> dir_syncer_;  // with sync and block files
 };
 
 }  // namespace zerofarm::storage

@@ -130,6 +130,51 @@ TEST_CASE("objects streamed into block files in pieces of any size read back exa
   }
 }
 
+TEST_CASE("the append that completes the first block writes it to the block file at once",
+          "[storage]") {
+  TempDir dir;
+  Options options = FileTestOptions(dir);
+  std::unique_ptr<Store> store = OpenStore(options);
+  constexpr size_t b = kTestBlockSize;
+  // A whole block handed over in one append; held bytes completed by part of an append; held
+  // bytes completed exactly.
+  const std::vector<size_t> pieces =
+      GENERATE(values<std::vector<size_t>>({{b}, {b / 4, b / 2, b / 2 + 7}, {b - 1, 1}}));
+  CAPTURE(pieces);
+  size_t size = 0;
+  for (size_t piece : pieces) size += piece;
+  const std::string bytes = TestBytes(size, 7);
+
+  Result<std::unique_ptr<ObjectWriter>> writer = store->CreateObject("obj");
+  REQUIRE(writer.ok());
+  size_t at = 0;
+  for (size_t piece : pieces) {
+    CHECK(BlockFiles(options.dir).empty());  // nothing is written before a block is full
+    REQUIRE((*writer)->Append(std::string_view(bytes).substr(at, piece)).ok());
+    at += piece;
+  }
+  // Before Commit, the first block is in the file already, and the object is not visible.
+  std::vector<fs::path> files = BlockFiles(options.dir);
+  REQUIRE(files.size() == 1);
+  CHECK(fs::file_size(files[0]) == size);
+  CHECK(store->Stat("obj").status().code() == ErrorCode::kNotFound);
+
+  SECTION("committed") {
+    REQUIRE((*writer)->Commit().ok());
+    writer->reset();
+    store.reset();
+    store = OpenStore(options);
+    CHECK(store->Stat("obj").value().blocks == (size + b - 1) / b);
+    CHECK(store->GetObject("obj").value() == bytes);
+    CHECK(BlockFiles(options.dir) == files);
+  }
+  SECTION("abandoned") {
+    writer->reset();
+    CHECK(BlockFiles(options.dir).empty());
+    CHECK(store->Stat("obj").status().code() == ErrorCode::kNotFound);
+  }
+}
+
 TEST_CASE("a flipped byte in a block file is reported as corrupt naming the object and block",
           "[storage]") {
   TempDir dir;

@@ -88,5 +88,45 @@ TEST_CASE("concurrent writers readers and replacements leave a consistent store"
   CHECK(raw.Scan("chunks").size() == expected_blocks);
 }
 
+TEST_CASE("file-backed objects committed from many threads at once all survive a reopen",
+          "[storage]") {
+  TempDir dir;
+  Options options = testing::FileTestOptions(dir);
+  std::atomic<int> failures{0};
+  auto bytes_of = [](int t, int i) {
+    return TestBytes(
+        kTestBlockSize + static_cast<size_t>(i) * kTestBlockSize / 2 + static_cast<size_t>(t),
+        static_cast<uint64_t>(t * 1000 + i));
+  };
+  {
+    std::unique_ptr<Store> store = OpenStore(options);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kObjectsPerThread; ++i) {
+          const std::string bytes = bytes_of(t, i);
+          Result<std::unique_ptr<ObjectWriter>> writer = store->CreateObject(ObjectName(t, i));
+          bool ok = writer.ok();
+          // Uneven pieces, so blocks complete in the middle of appends.
+          for (size_t at = 0; ok && at < bytes.size(); at += 10007) {
+            ok = (*writer)->Append(std::string_view(bytes).substr(at, 10007)).ok();
+          }
+          if (!ok || !(*writer)->Commit().ok()) ++failures;
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    REQUIRE(failures == 0);
+  }
+  std::unique_ptr<Store> store = OpenStore(options);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kObjectsPerThread; ++i) {
+      CAPTURE(t, i);
+      CHECK(store->GetObject(ObjectName(t, i)).value() == bytes_of(t, i));
+    }
+  }
+  CHECK(testing::BlockFiles(options.dir).size() == kThreads * kObjectsPerThread);
+}
+
 }  // namespace
 }  // namespace zerofarm::storage
