@@ -591,8 +591,8 @@ class NodeServerImpl final : public NodeServer {
     if (run.state != TaskState::kRunning) reply.task_result = run.result;
   }
 
-  // RUN_TASK, TASK_STATUS and CANCEL_TASK. Never waits for a task: callable from the I/O
-  // thread, a worker or a task (through its ClusterStore's local handler).
+  // RUN_TASK, TASK_STATUS, CANCEL_TASK and TASK_INPUT. Never waits for a task: callable from the
+  // I/O thread, a worker or a task (through its ClusterStore's local handler).
   void HandleTask(const Request& r, Reply& reply) {
     if (TaskSlots() == 0) {
       reply.code = ErrorCode::kUnsupported;

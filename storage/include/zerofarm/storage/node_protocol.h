@@ -71,7 +71,7 @@ struct Request {
   int64_t ts = 0;              // PUT/DELETE: the write's timestamp (ns since epoch); newer wins
   std::string handoff_for;     // PUT: endpoint of the primary this copy stands in for
   std::string payload;         // PUT
-  std::string task_id;         // RUN_TASK/TASK_STATUS/CANCEL_TASK: the caller's name for the task
+  std::string task_id;         // the task ops: the caller's name for the task
   std::string task;            // RUN_TASK: the task spec, opaque to the node (JSON)
   bool rerun = false;          // RUN_TASK: start afresh even if a finished run of task_id succeeded
   // RUN_TASK: a light task (a video's audio track, a small fraction of a segment's CPU that

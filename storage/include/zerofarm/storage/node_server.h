@@ -1,8 +1,8 @@
 // NodeServer: the storage-node daemon behind `zerofarm node`. One ROUTER socket bound to the
 // node's endpoint takes requests in the node protocol (node_protocol.h); PINGs, the task ops
-// (RUN_TASK, TASK_STATUS, CANCEL_TASK: tasks run on their own threads) and malformed messages
-// are answered at once by the I/O thread, everything else waits in a bounded queue for a small
-// pool of request threads. A request arriving while the queue is full is answered "busy" at
+// (RUN_TASK, TASK_STATUS, CANCEL_TASK, TASK_INPUT: tasks run on their own threads) and malformed
+// messages are answered at once by the I/O thread, everything else waits in a bounded queue for a
+// small pool of request threads. A request arriving while the queue is full is answered "busy" at
 // once (the node never stalls its callers); one whose deadline passed while queued is answered
 // "deadline_exceeded" without running. Objects live in the node's own Store under Options::dir.
 // Background: a replicator pushes what its peers lack (per partition, comparing listing hashes
