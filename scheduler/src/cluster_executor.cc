@@ -19,6 +19,7 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kCallTimeout{3000};
 constexpr milliseconds kWaitForSlot{100};
+constexpr milliseconds kStreamPollInterval{50};
 constexpr size_t kMaxTimesPerJob = 4096;
 constexpr size_t kMaxJobsRemembered = 256;
 
@@ -29,7 +30,69 @@ struct Copy {
   std::string task_id;
   Clock::time_point started;
   bool backup = false;
-  bool light = false;  // in the node's light slot: not counted in inflight_
+  bool light = false;        // in the node's light slot: not counted in inflight_
+  uint64_t output_seen = 0;  // a streamed output's bytes handed to TaskSpec::watch_output
+};
+
+// Sends a streamed task's input (TaskSpec::read_input) to the node that runs its copy, piece
+// by piece, on its own thread; stops at the input's end, when the copy ends or is lost, or when
+// told to. Its destructor waits for the thread, which may be inside read_input: that returns
+// with the next input, its end, or the job's failure or cancel.
+class InputPusher {
+ public:
+  InputPusher(storage::ClusterClient& client, const TaskSpec& spec, Copy copy)
+      : client_(client), spec_(spec), copy_(std::move(copy)), thread_([this] { Push(); }) {}
+  ~InputPusher() {
+    stop_ = true;
+    thread_.join();
+  }
+  InputPusher(const InputPusher&) = delete;
+  InputPusher& operator=(const InputPusher&) = delete;
+
+ private:
+  void Push() {
+    uint64_t offset = 0;
+    while (!stop_.load()) {
+      storage::Request r;
+      r.op = storage::Op::kTaskInput;
+      r.task_id = copy_.task_id;
+      r.input_offset = offset;
+      auto piece = spec_.read_input();
+      if (!piece.ok()) {
+        r.input_failed = true;
+      } else if (piece->empty()) {
+        r.input_end = true;
+      } else {
+        r.payload = std::move(*piece);
+      }
+      if (!Send(r)) return;
+      offset += r.payload.size();
+      if (r.input_end || r.input_failed) return;
+    }
+  }
+
+  // Sends `r` until the node has it; false when the copy is gone or ended (Poll tells why).
+  bool Send(const storage::Request& r) {
+    while (!stop_.load()) {
+      auto reply = client_.CallAt(copy_.node, r, kCallTimeout);
+      if (reply.ok()) {
+        if (reply->task_state && *reply->task_state != storage::TaskState::kRunning) return false;
+        if (reply->ok()) return true;
+        // Unknown to the node (it restarted), or a gap in the input: the task cannot go on.
+        if (reply->code == ErrorCode::kNotFound || reply->code == ErrorCode::kInvalidArgument)
+          return false;
+      }
+      // Busy (the task has not read what it holds) or unanswered: again in a moment.
+      std::this_thread::sleep_for(kWaitForSlot);
+    }
+    return false;
+  }
+
+  storage::ClusterClient& client_;
+  const TaskSpec& spec_;
+  const Copy copy_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 class ClusterExecutorImpl final : public ClusterExecutor {
@@ -49,25 +112,38 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     return stats_;
   }
 
+  bool streams() const override { return true; }
+
   Result<TaskOutcome> Run(const TaskSpec& spec, const std::atomic<bool>& cancel,
                           const std::function<void(const std::string&)>& placed) override {
     std::vector<Copy> copies;
     int lost = 0;
+    // A streamed task runs one copy, fed by a pusher; its output is asked for more often, since
+    // what it has written is published.
+    const bool streamed = spec.read_input || spec.watch_output;
+    std::optional<InputPusher> pusher;
+    const auto poll_interval =
+        streamed ? std::min(options_.poll_interval, kStreamPollInterval) : options_.poll_interval;
     for (;;) {
       if (cancel.load()) {
         CancelAll(copies);
         return Status::Error(ErrorCode::kCancelled, "the job was cancelled");
       }
       if (copies.empty()) {
+        if (streamed && lost > 0)
+          return Status::Error(ErrorCode::kUnavailable,
+                               "the node running the task was lost with the input it had been "
+                               "sent: the task runs again from its stored input");
         // A task moved off a dead node goes before the queue of tasks not yet started.
         auto copy = Start(spec, /*backup=*/false, std::nullopt, cancel, /*urgent=*/lost > 0);
         if (!copy.ok()) return copy.status();
         if (placed) placed(copy->node);
         copies.push_back(*copy);
+        if (spec.read_input) pusher.emplace(*client_, spec, *copy);
       }
-      std::this_thread::sleep_for(options_.poll_interval);
+      std::this_thread::sleep_for(poll_interval);
       for (size_t i = 0; i < copies.size();) {
-        auto result = Poll(copies[i]);
+        auto result = Poll(spec, copies[i]);
         if (result.state == PollState::kRunning) {
           ++i;
           continue;
@@ -94,7 +170,7 @@ class ClusterExecutorImpl final : public ClusterExecutor {
         }
         return result.outcome;
       }
-      MaybeBackup(spec, copies, placed, cancel);
+      if (!streamed) MaybeBackup(spec, copies, placed, cancel);
     }
   }
 
@@ -268,7 +344,8 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     return best;
   }
 
-  PollResult Poll(const Copy& copy) {
+  // The copy's state; a streamed output's new bytes go to spec.watch_output on the way.
+  PollResult Poll(const TaskSpec& spec, Copy& copy) {
     PollResult result;
     if (!client_->IsAliveAt(copy.node)) {
       result.state = PollState::kLost;
@@ -277,11 +354,16 @@ class ClusterExecutorImpl final : public ClusterExecutor {
     storage::Request r;
     r.op = storage::Op::kTaskStatus;
     r.task_id = copy.task_id;
+    if (spec.watch_output) r.output_from = copy.output_seen;
     auto reply = client_->CallAt(copy.node, r, kCallTimeout);
     if (!reply.ok()) return result;  // unanswered: the heartbeat decides
     if (reply->code == ErrorCode::kNotFound) {
       result.state = PollState::kLost;  // the node restarted
       return result;
+    }
+    if (spec.watch_output && !reply->payload.empty()) {
+      copy.output_seen += reply->payload.size();
+      spec.watch_output(0, reply->payload);
     }
     if (!reply->ok() || reply->task_state == storage::TaskState::kRunning) return result;
     if (reply->task_state == storage::TaskState::kDone) {

@@ -36,6 +36,8 @@ std::string ToJson(const TaskSpec& s) {
     j["memory_bytes"] = s.memory_bytes;
     j["cpu_seconds"] = s.cpu_seconds;
   }
+  if (s.stream_input || s.read_input) j["stream_input"] = true;
+  if (s.stream_output || s.watch_output) j["stream_output"] = true;
   if (s.input_offset > 0 || s.input_length > 0 || s.input_lines)
     j["input_range"] = {
         {"offset", s.input_offset}, {"length", s.input_length}, {"lines", s.input_lines}};
@@ -57,6 +59,8 @@ Result<TaskSpec> TaskSpecFromJson(std::string_view text) {
     s.timeout = std::chrono::milliseconds(j.at("timeout_ms").get<int64_t>());
     s.rerun = j.value("rerun", false);
     s.nice = std::clamp(j.value("nice", 0), 0, 19);
+    s.stream_input = j.value("stream_input", false);
+    s.stream_output = j.value("stream_output", false);
     if (j.contains("program")) {
       const json& p = j.at("program");
       s.program = p.at("object");
@@ -439,6 +443,7 @@ class LocalExecutor final : public TaskExecutor {
     return outcome;
   }
   int slots() const override { return slots_; }
+  bool streams() const override { return true; }
 
  private:
   storage::Store& store_;
@@ -475,10 +480,18 @@ storage::TaskHandler MakeNodeTaskHandler(std::shared_ptr<const WorkerRuntime> wo
     return holds(object) ? replicas - 1 : replicas;
   };
   return [worker = std::move(worker), here = std::move(here)](
-             std::string_view spec_json, storage::Store& objects,
-             const std::atomic<bool>& cancel) -> Result<std::string> {
+             std::string_view spec_json, storage::Store& objects, const std::atomic<bool>& cancel,
+             storage::TaskStream& stream) -> Result<std::string> {
     auto spec = TaskSpecFromJson(spec_json);
     if (!spec.ok()) return spec.status();
+    // A streamed task: its input comes from its caller as it runs, and its caller reads its
+    // output 0 as it is written.
+    if (spec->stream_input)
+      spec->read_input = [&stream, &cancel] { return stream.ReadInput(cancel); };
+    if (spec->stream_output)
+      spec->watch_output = [&stream](size_t output, std::string_view bytes) {
+        if (output == 0) stream.WriteOutput(bytes);
+      };
     auto outcome = RunTaskHere(*spec, objects, *worker, here, cancel);
     if (!outcome.ok()) return outcome.status();
     return ToJson(*outcome);

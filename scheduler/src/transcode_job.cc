@@ -81,7 +81,6 @@ class Job : public tc::IngestSink {
                  ? options.task_slots
                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
     executor_ = options.executor;
-    in_process_ = !executor_;
     if (executor_) {
       slots_ = std::max(1, options.task_slots > 0 ? std::min(options.task_slots, executor_->slots())
                                                   : executor_->slots());
@@ -89,6 +88,7 @@ class Job : public tc::IngestSink {
       // One more than the pool: the audio track runs beside the video tasks.
       executor_ = MakeLocalExecutor(store_, options.worker, node_, slots_ + 1);
     }
+    feed_audio_ = executor_->streams();
   }
 
   Result<JobReport> Run(transcode::ByteSource& source, const fs::path& out_dir) {
@@ -174,9 +174,10 @@ class Job : public tc::IngestSink {
     plan_.thumb_height = thumb.front().height;
     NoteSource();
     Notify();
-    // Workers in this process: the audio track is encoded while ingest still stores it (fed
-    // from ingest, OnAudio), so it never waits for the end of the upload.
-    if (in_process_ && info.audio) {
+    // The audio track is encoded while ingest still stores it (fed from ingest, OnAudio: in
+    // this process, or sent to the node that runs it), so it never waits for the end of the
+    // upload.
+    if (feed_audio_ && info.audio) {
       std::lock_guard feed(feed_mu_);
       audio_fed_ = true;
     }
@@ -677,8 +678,8 @@ class Job : public tc::IngestSink {
     return in;
   }
 
-  // The audio track's task: fed from ingest on its first attempt (in this process), else from
-  // the stored track; published as it is encoded.
+  // The audio track's task: fed from ingest on its first attempt (in this process, or sent to
+  // the node that runs it), else from the stored track; published as it is encoded.
   Status PrepareAudioTask(const TaskInputs& in, int attempt, TaskSpec* spec) {
     const int index = kAudioTask;
     tc::AudioTask t;
@@ -1032,9 +1033,9 @@ class Job : public tc::IngestSink {
   std::mutex audio_mu_;
   std::string audio_seen_;
   size_t audio_seen_at_publish_ = 0;
-  // The audio source as ingest stores it (workers in this process only): the audio task reads
-  // it while the upload still arrives.
-  bool in_process_ = false;
+  // The audio source as ingest stores it (with an executor that streams a task's input): the
+  // audio task reads it while the upload still arrives.
+  bool feed_audio_ = false;
   std::mutex feed_mu_;
   std::condition_variable feed_cv_;
   std::string feed_;

@@ -20,7 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::pair<Op, std::string_view>, 11> kOps = {{
+constexpr std::array<std::pair<Op, std::string_view>, 12> kOps = {{
     {Op::kPing, "PING"},
     {Op::kPut, "PUT"},
     {Op::kGet, "GET"},
@@ -32,10 +32,12 @@ constexpr std::array<std::pair<Op, std::string_view>, 11> kOps = {{
     {Op::kRunTask, "RUN_TASK"},
     {Op::kTaskStatus, "TASK_STATUS"},
     {Op::kCancelTask, "CANCEL_TASK"},
+    {Op::kTaskInput, "TASK_INPUT"},
 }};
 
 bool IsTaskOp(Op op) {
-  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask;
+  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask ||
+         op == Op::kTaskInput;
 }
 
 std::optional<uint64_t> ParseHex(const std::string& text) {
@@ -217,9 +219,16 @@ std::vector<std::string> EncodeRequest(const Request& r) {
     if (r.light) h["light"] = true;
   }
   if (r.ring_hash != 0) h["ring"] = ChecksumHex(r.ring_hash);
+  if (r.op == Op::kTaskInput) {
+    h["input_offset"] = r.input_offset;
+    if (r.input_end) h["input_end"] = true;
+    if (r.input_failed) h["input_failed"] = true;
+  }
+  if (r.output_from) h["output_from"] = *r.output_from;
   std::vector<std::string> frames = {std::string(kProtocolMagic),
                                      h.dump(-1, ' ', false, json::error_handler_t::replace)};
-  if (r.op == Op::kPut) frames.push_back(r.payload);
+  if (r.op == Op::kPut || (r.op == Op::kTaskInput && !r.payload.empty()))
+    frames.push_back(r.payload);
   return frames;
 }
 
@@ -279,6 +288,10 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
     r.task = StringField(h, "task");
     r.rerun = BoolField(h, "rerun");
     r.light = BoolField(h, "light");
+    r.input_offset = UnsignedField<uint64_t>(h, "input_offset", 0);
+    r.input_end = BoolField(h, "input_end");
+    r.input_failed = BoolField(h, "input_failed");
+    if (h.contains("output_from")) r.output_from = UnsignedField<uint64_t>(h, "output_from", 0);
     if (h.contains("ring")) {
       auto ring = ParseHex(StringField(h, "ring"));
       if (!ring) return Status::Error(ErrorCode::kBadMessage, "\"ring\" is a 16-digit hex hash");
@@ -298,6 +311,7 @@ Result<Request> DecodeRequest(const std::vector<std::string_view>& frames) {
         return Status::Error(ErrorCode::kBadMessage, "PUT needs a payload frame");
       r.payload.assign(frames[2]);
     }
+    if (r.op == Op::kTaskInput && frames.size() == 3) r.payload.assign(frames[2]);
     if (r.name.size() > kMaxNameBytes || r.prefix.size() > kMaxNameBytes)
       return Status::Error(ErrorCode::kBadMessage, "names and prefixes are at most 1024 bytes");
     const bool needs_name = r.op == Op::kPut || r.op == Op::kGet || r.op == Op::kHead;

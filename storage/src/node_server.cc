@@ -32,6 +32,72 @@
 #include "zmq_frames.h"
 
 namespace zerofarm::storage {
+
+Result<std::string> TaskStream::ReadInput(const std::atomic<bool>& cancel) {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    if (input_failed_)
+      return Status::Error(ErrorCode::kCancelled, "the task's caller stopped its input");
+    if (!input_.empty()) break;
+    if (input_end_) return std::string();
+    if (cancel.load()) return Status::Error(ErrorCode::kCancelled, "the task was cancelled");
+    if (std::chrono::steady_clock::now() - touched_ > kCallerSilence)
+      return Status::Error(ErrorCode::kDeadlineExceeded,
+                           "the task's caller fell silent while its input was still to come");
+    cv_.wait_for(lock, std::chrono::milliseconds(200));
+  }
+  std::string piece;
+  piece.swap(input_);
+  cv_.notify_all();
+  return piece;
+}
+
+void TaskStream::WriteOutput(std::string_view bytes) {
+  std::lock_guard lock(mu_);
+  output_.append(bytes);
+}
+
+Status TaskStream::AcceptInput(uint64_t offset, std::string_view payload, bool end, bool failed,
+                               uint64_t* received) {
+  std::lock_guard lock(mu_);
+  touched_ = std::chrono::steady_clock::now();
+  *received = input_received_;
+  if (offset > input_received_)
+    return Status::Error(ErrorCode::kInvalidArgument, "input from byte " + std::to_string(offset) +
+                                                          " leaves a gap after " +
+                                                          std::to_string(input_received_));
+  const uint64_t known = input_received_ - offset;  // a resend of what is here already
+  if (known < payload.size()) {
+    if (input_.size() > kMaxBufferedInput)
+      return Status::Error(ErrorCode::kBusy, "the task has not read its input yet");
+    input_.append(payload.substr(known));
+    input_received_ += payload.size() - known;
+  }
+  *received = input_received_;
+  if (end) input_end_ = true;
+  if (failed) input_failed_ = true;
+  cv_.notify_all();
+  return Status::Ok();
+}
+
+std::string TaskStream::OutputFrom(uint64_t from, size_t max, uint64_t* written) {
+  std::lock_guard lock(mu_);
+  touched_ = std::chrono::steady_clock::now();
+  *written = output_base_ + output_.size();
+  if (from > output_base_) {
+    const uint64_t drop = std::min<uint64_t>(from - output_base_, output_.size());
+    output_.erase(0, drop);
+    output_base_ += drop;
+  }
+  if (from < output_base_) return std::string();  // dropped already: the caller has it
+  return output_.substr(0, max);
+}
+
+void TaskStream::Touch() {
+  std::lock_guard lock(mu_);
+  touched_ = std::chrono::steady_clock::now();
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -42,7 +108,8 @@ constexpr size_t kMaxDrainPerPoll = 256;    // messages handled per wake-up befo
 constexpr size_t kMaxFinishedTasks = 4096;  // finished tasks remembered at most (oldest dropped)
 
 bool IsTaskOp(Op op) {
-  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask;
+  return op == Op::kRunTask || op == Op::kTaskStatus || op == Op::kCancelTask ||
+         op == Op::kTaskInput;
 }
 
 // One run of a task. Shared between the task table and the run's thread.
@@ -52,6 +119,7 @@ struct TaskRun {
   std::atomic<bool> cancel{false};
   bool exited = false;  // the thread has finished with the run (it may still be unwinding)
   bool light = false;   // runs in the light slot (Request::light), not a task slot
+  TaskStream stream;    // TASK_INPUT's bytes in, output 0 out (streamed tasks only)
   Clock::time_point finished;
   uint64_t sequence = 0;  // the key of a finished run in the finished order
 };
@@ -504,6 +572,7 @@ class NodeServerImpl final : public NodeServer {
       case Op::kRunTask:
       case Op::kTaskStatus:
       case Op::kCancelTask:
+      case Op::kTaskInput:
         HandleTask(r, reply);
         return;
     }
@@ -522,8 +591,8 @@ class NodeServerImpl final : public NodeServer {
     if (run.state != TaskState::kRunning) reply.task_result = run.result;
   }
 
-  // RUN_TASK, TASK_STATUS and CANCEL_TASK. Never waits for a task: callable from the I/O
-  // thread, a worker or a task (through its ClusterStore's local handler).
+  // RUN_TASK, TASK_STATUS, CANCEL_TASK and TASK_INPUT. Never waits for a task: callable from the
+  // I/O thread, a worker or a task (through its ClusterStore's local handler).
   void HandleTask(const Request& r, Reply& reply) {
     if (TaskSlots() == 0) {
       reply.code = ErrorCode::kUnsupported;
@@ -546,6 +615,19 @@ class NodeServerImpl final : public NodeServer {
           if (r.op == Op::kCancelTask && run.state == TaskState::kRunning) {
             run.cancel = true;
             reply.message = "cancel requested";
+          }
+          run.stream.Touch();
+          if (r.op == Op::kTaskInput && run.state == TaskState::kRunning) {
+            uint64_t received = 0;
+            Status s = run.stream.AcceptInput(r.input_offset, r.payload, r.input_end,
+                                              r.input_failed, &received);
+            if (!s.ok()) SetError(reply, s);
+            reply.stats["input_bytes"] = received;
+          }
+          if (r.op == Op::kTaskStatus && r.output_from) {
+            uint64_t written = 0;
+            reply.payload = run.stream.OutputFrom(*r.output_from, kMaxStreamReplyBytes, &written);
+            reply.stats["output_bytes"] = written;
           }
           Describe(run, reply);
         }
@@ -599,7 +681,7 @@ class NodeServerImpl final : public NodeServer {
       result = objects.status().WithContext("open the task's view of the cluster");
     } else {
       try {
-        result = options_.task_handler(spec, **objects, run->cancel);
+        result = options_.task_handler(spec, **objects, run->cancel, run->stream);
       } catch (const std::exception& e) {
         result = Status::Error(ErrorCode::kTaskException,
                                std::string("the task handler threw: ") + e.what());

@@ -112,6 +112,56 @@ TEST_CASE("task requests survive encoding and decoding with their id, spec, reru
   CHECK(back.status().code() == ErrorCode::kBadMessage);
 }
 
+TEST_CASE(
+    "a streamed task's input and output window survive encoding and decoding: payload, offset "
+    "and end",
+    "[cluster][protocol]") {
+  CHECK(std::string(OpName(Op::kTaskInput)) == "TASK_INPUT");
+  CHECK(ParseOp("TASK_INPUT") == Op::kTaskInput);
+  Request input;
+  input.op = Op::kTaskInput;
+  input.task_id = "jobs/1/audio@ab";
+  input.input_offset = 1 << 20;
+  input.payload = std::string("\0aac\xff", 5);
+  input.input_end = true;
+  auto frames = EncodeRequest(input);
+  REQUIRE(frames.size() == 3);  // the bytes travel as the payload frame
+  auto back = DecodeRequest(Views(frames));
+  REQUIRE(back.ok());
+  CHECK(back->op == Op::kTaskInput);
+  CHECK(back->task_id == input.task_id);
+  CHECK(back->input_offset == input.input_offset);
+  CHECK(back->payload == input.payload);
+  CHECK(back->input_end);
+  CHECK_FALSE(back->input_failed);
+
+  // The end or a failure alone carries no payload frame.
+  input.payload.clear();
+  input.input_end = false;
+  input.input_failed = true;
+  frames = EncodeRequest(input);
+  CHECK(frames.size() == 2);
+  back = DecodeRequest(Views(frames));
+  REQUIRE(back.ok());
+  CHECK(back->input_failed);
+  CHECK(back->payload.empty());
+
+  Request status;
+  status.op = Op::kTaskStatus;
+  status.task_id = "t";
+  back = DecodeRequest(Views(EncodeRequest(status)));
+  REQUIRE(back.ok());
+  CHECK_FALSE(back->output_from.has_value());
+  status.output_from = 12345;
+  back = DecodeRequest(Views(EncodeRequest(status)));
+  REQUIRE(back.ok());
+  CHECK(back->output_from == uint64_t{12345});
+
+  // TASK_INPUT names its task like the other task ops.
+  back = DecodeRequest(Views(std::vector<std::string>{"ZF1", R"({"op":"TASK_INPUT"})"}));
+  CHECK(back.status().code() == ErrorCode::kBadMessage);
+}
+
 TEST_CASE("malformed task requests and oversized specs are refused", "[cluster][protocol]") {
   using F = std::vector<std::string>;
   auto code = [](const F& frames) { return DecodeRequest(Views(frames)).status().code_name(); };

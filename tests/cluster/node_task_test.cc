@@ -164,7 +164,8 @@ nlohmann::json Parse(const std::string& text) {
 
 TEST_CASE("a task runs and its result is returned by TASK_STATUS", "[cluster][tasks]") {
   InProcessNode node(
-      "task-result", 2, [](std::string_view spec, storage::Store&, const std::atomic<bool>&) {
+      "task-result", 2,
+      [](std::string_view spec, storage::Store&, const std::atomic<bool>&, storage::TaskStream&) {
         return Result<std::string>(nlohmann::json{{"echo", std::string(spec)}}.dump());
       });
   Reply started = node.Run("t1", R"({"kind":"echo"})");
@@ -181,7 +182,9 @@ TEST_CASE("RUN_TASK of a running task_id attaches instead of starting a second r
   Gate gate;
   std::atomic<int> runs{0};
   InProcessNode node(
-      "task-attach", 2, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-attach", 2,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         ++runs;
         if (!gate.Pass(cancel))
           return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
@@ -206,11 +209,12 @@ TEST_CASE("RUN_TASK of a running task_id attaches instead of starting a second r
 TEST_CASE("a finished successful task is returned again without rerun and runs again with rerun",
           "[cluster][tasks]") {
   std::atomic<int> runs{0};
-  InProcessNode node("task-rerun", 1,
-                     [&](std::string_view, storage::Store&, const std::atomic<bool>&) {
-                       const int run = ++runs;
-                       return Result<std::string>(nlohmann::json{{"run", run}}.dump());
-                     });
+  InProcessNode node(
+      "task-rerun", 1,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>&, storage::TaskStream&) {
+        const int run = ++runs;
+        return Result<std::string>(nlohmann::json{{"run", run}}.dump());
+      });
   REQUIRE(node.Run("t", "{}").ok());
   REQUIRE(node.AwaitFinished("t").task_state == TaskState::kDone);
   Reply again = node.Run("t", "{}");
@@ -231,7 +235,9 @@ TEST_CASE("a finished successful task is returned again without rerun and runs a
 TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
   Gate gate;
   InProcessNode node(
-      "task-busy", 2, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-busy", 2,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         if (!gate.Pass(cancel))
           return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
         return Result<std::string>("{}");
@@ -258,7 +264,9 @@ TEST_CASE("a node with all task slots busy answers busy", "[cluster][tasks]") {
 TEST_CASE("a light task runs beside full task slots, one at a time", "[cluster][tasks]") {
   Gate gate;
   InProcessNode node(
-      "task-light", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-light", 1,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         if (!gate.Pass(cancel))
           return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
         return Result<std::string>("{}");
@@ -284,7 +292,9 @@ TEST_CASE("a light task runs beside full task slots, one at a time", "[cluster][
 TEST_CASE("CANCEL_TASK makes the handler see the flag", "[cluster][tasks]") {
   std::atomic<bool> saw_cancel{false};
   InProcessNode node(
-      "task-cancel", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-cancel", 1,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         while (!cancel) std::this_thread::sleep_for(5ms);
         saw_cancel = true;
         return Result<std::string>(Status::Error(ErrorCode::kCancelled, "stopped early"));
@@ -309,7 +319,8 @@ TEST_CASE("a throwing or failing handler gives state failed with the error JSON"
           "[cluster][tasks]") {
   std::atomic<int> runs{0};
   InProcessNode node(
-      "task-failed", 2, [&](std::string_view spec, storage::Store&, const std::atomic<bool>&) {
+      "task-failed", 2,
+      [&](std::string_view spec, storage::Store&, const std::atomic<bool>&, storage::TaskStream&) {
         ++runs;
         if (spec == "throw") throw std::runtime_error("handler blew up");
         return Result<std::string>(Status::Error(ErrorCode::kBadInput, "no such rung"));
@@ -338,9 +349,8 @@ TEST_CASE("a throwing or failing handler gives state failed with the error JSON"
 
 TEST_CASE("TASK_STATUS of an unknown id is not_found", "[cluster][tasks]") {
   InProcessNode node("task-unknown", 1,
-                     [](std::string_view, storage::Store&, const std::atomic<bool>&) {
-                       return Result<std::string>("{}");
-                     });
+                     [](std::string_view, storage::Store&, const std::atomic<bool>&,
+                        storage::TaskStream&) { return Result<std::string>("{}"); });
   Reply reply = node.Ask(Op::kTaskStatus, "never-started");
   CHECK(reply.code == ErrorCode::kNotFound);
   CHECK_FALSE(reply.task_state.has_value());
@@ -349,7 +359,7 @@ TEST_CASE("TASK_STATUS of an unknown id is not_found", "[cluster][tasks]") {
 TEST_CASE("finished tasks are forgotten after task_retention", "[cluster][tasks]") {
   InProcessNode node(
       "task-retention", 1,
-      [](std::string_view, storage::Store&, const std::atomic<bool>&) {
+      [](std::string_view, storage::Store&, const std::atomic<bool>&, storage::TaskStream&) {
         return Result<std::string>("{}");
       },
       /*retention=*/300ms);
@@ -361,7 +371,9 @@ TEST_CASE("finished tasks are forgotten after task_retention", "[cluster][tasks]
 TEST_CASE("PING load reports task slots and running tasks", "[cluster][tasks]") {
   Gate gate;
   InProcessNode node(
-      "task-load", 3, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-load", 3,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         if (!gate.Pass(cancel))
           return Result<std::string>(Status::Error(ErrorCode::kCancelled, "cancelled"));
         return Result<std::string>("{}");
@@ -382,9 +394,8 @@ TEST_CASE("PING load reports task slots and running tasks", "[cluster][tasks]") 
 
 TEST_CASE("a node without task slots or handler answers RUN_TASK unsupported", "[cluster][tasks]") {
   InProcessNode no_slots("task-no-slots", 0,
-                         [](std::string_view, storage::Store&, const std::atomic<bool>&) {
-                           return Result<std::string>("{}");
-                         });
+                         [](std::string_view, storage::Store&, const std::atomic<bool>&,
+                            storage::TaskStream&) { return Result<std::string>("{}"); });
   CHECK(no_slots.Run("t", "{}").code == ErrorCode::kUnsupported);
   CHECK(no_slots.Ask(Op::kTaskStatus, "t").code == ErrorCode::kUnsupported);
   CHECK(no_slots.Load().task_slots == 0);
@@ -397,7 +408,9 @@ TEST_CASE("stopping the node cancels its running tasks and waits for them", "[cl
   std::atomic<bool> started{false};
   std::atomic<bool> returned{false};
   InProcessNode node(
-      "task-stop", 1, [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel) {
+      "task-stop", 1,
+      [&](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+          storage::TaskStream&) {
         started = true;
         while (!cancel) std::this_thread::sleep_for(5ms);
         std::this_thread::sleep_for(100ms);  // Stop() must wait for this
@@ -414,8 +427,8 @@ TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]
   const std::string input = TestBytes(100 << 10, 7);
   InProcessNode node(
       "task-objects", 1,
-      [&](std::string_view spec, storage::Store& objects,
-          const std::atomic<bool>&) -> Result<std::string> {
+      [&](std::string_view spec, storage::Store& objects, const std::atomic<bool>&,
+          storage::TaskStream&) -> Result<std::string> {
         const auto j = nlohmann::json::parse(spec);
         if (j.at("kind") == "write") {
           ZF_RETURN_IF_ERROR(objects.PutObject(j.at("name").get<std::string>(), input));
@@ -467,6 +480,97 @@ TEST_CASE("a task reads and writes objects through its Store", "[cluster][tasks]
   Reply missing = node.AwaitFinished("missing");
   CHECK(missing.task_state == TaskState::kFailed);
   CHECK(Parse(missing.task_result)["error"]["code"] == "not_found");
+}
+
+TEST_CASE(
+    "a streamed task reads TASK_INPUT's bytes in order while it runs and its output is read "
+    "while it is written",
+    "[cluster][tasks]") {
+  InProcessNode node("task-stream", 1,
+                     [](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+                        storage::TaskStream& stream) -> Result<std::string> {
+                       std::string all;
+                       for (;;) {
+                         auto piece = stream.ReadInput(cancel);
+                         if (!piece.ok()) return piece.status();
+                         if (piece->empty()) break;
+                         all += *piece;
+                         stream.WriteOutput("<" + *piece + ">");
+                       }
+                       return nlohmann::json{{"input", all}}.dump();
+                     });
+  REQUIRE(node.Run("s", "{}", false, /*light=*/true).ok());
+  auto send = [&](uint64_t offset, const std::string& bytes, bool end = false) {
+    Request r;
+    r.op = Op::kTaskInput;
+    r.task_id = "s";
+    r.input_offset = offset;
+    r.payload = bytes;
+    r.input_end = end;
+    return node.Call(r);
+  };
+  auto output_from = [&](uint64_t from) {
+    Request r;
+    r.op = Op::kTaskStatus;
+    r.task_id = "s";
+    r.output_from = from;
+    return node.Call(r);
+  };
+  Reply first = send(0, "abc");
+  REQUIRE(first.ok());
+  CHECK(first.stats.at("input_bytes") == 3);
+  // The task has written its first output while it still waits for more input.
+  Reply out;
+  REQUIRE(WaitFor(
+      [&] {
+        out = output_from(0);
+        return out.payload == "<abc>";
+      },
+      10s));
+  CHECK(out.task_state == TaskState::kRunning);
+  // A resend of bytes the node has is skipped; a gap is refused.
+  CHECK(send(1, "bcde").stats.at("input_bytes") == 5);
+  Reply gap = send(9, "x");
+  CHECK(gap.code == ErrorCode::kInvalidArgument);
+  REQUIRE(send(5, "f", /*end=*/true).ok());
+  Reply finished = node.AwaitFinished("s");
+  REQUIRE(finished.task_state == TaskState::kDone);
+  CHECK(Parse(finished.task_result)["input"] == "abcdef");
+  // What the caller has (its output_from) is dropped; the rest is handed out.
+  std::string rest;
+  REQUIRE(WaitFor(
+      [&] {
+        rest = output_from(5).payload;
+        return rest.size() >= 3;
+      },
+      10s));
+  CHECK(rest.substr(0, 3) == "<de");
+}
+
+TEST_CASE("a streamed task whose caller says its input failed fails instead of waiting",
+          "[cluster][tasks]") {
+  InProcessNode node("task-stream-failed", 1,
+                     [](std::string_view, storage::Store&, const std::atomic<bool>& cancel,
+                        storage::TaskStream& stream) -> Result<std::string> {
+                       for (;;) {
+                         auto piece = stream.ReadInput(cancel);
+                         if (!piece.ok()) return piece.status();
+                         if (piece->empty()) return std::string("{}");
+                       }
+                     });
+  REQUIRE(node.Run("f", "{}").ok());
+  Request r;
+  r.op = Op::kTaskInput;
+  r.task_id = "f";
+  r.payload = "some";
+  REQUIRE(node.Call(r).ok());
+  r.input_offset = 4;
+  r.payload.clear();
+  r.input_failed = true;
+  REQUIRE(node.Call(r).ok());
+  Reply finished = node.AwaitFinished("f");
+  CHECK(finished.task_state == TaskState::kFailed);
+  CHECK(Parse(finished.task_result)["error"]["code"] == "cancelled");
 }
 
 }  // namespace

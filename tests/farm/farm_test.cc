@@ -6,20 +6,24 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
 
+#include "clip_factory.h"
 #include "cluster_support.h"
 #include "corpus.h"
 #include "cpu_hog.h"
 #include "hls_playlist.h"
+#include "media_check.h"
 #include "run_command.h"
 #include "serve_process.h"
 #include "zerofarm/storage/cluster_store.h"
@@ -1004,4 +1008,216 @@ TEST_CASE(
       CHECK(i["network_bytes"].get<uint64_t>() <= i["bytes_out"].get<uint64_t>() * 2);
   }
   CHECK(moved > 0);
+}
+
+namespace {
+
+// An MPEG-TS source with a steady tone: read front to back, so its head (and its audio) can be
+// transcoded before the rest has arrived.
+std::string TrickleSource() {
+  auto made = MakeCachedClip(
+      "farm-trickle.ts", {"-f",       "lavfi",     "-i",   "testsrc2=size=640x360:rate=25",
+                          "-f",       "lavfi",     "-i",   "sine=frequency=440:sample_rate=48000",
+                          "-t",       "16",        "-c:v", "libx264",
+                          "-preset",  "ultrafast", "-g",   "25",
+                          "-pix_fmt", "yuv420p",   "-c:a", "aac"});
+  REQUIRE(made.ok());
+  return made->string();
+}
+
+// A raw chunked POST to the proxy whose body takes `seconds` to arrive; it stops after
+// `fraction` of the bytes when told (the connection then closes mid-body).
+class TrickleUpload {
+ public:
+  TrickleUpload(Farm& farm, const std::string& bytes, int seconds, double fraction = 1.0)
+      : up_(farm.proxy.port(),
+            "POST /v1/videos?ladder=360p&filename=trickle.ts HTTP/1.1\r\nHost: x\r\n"
+            "Authorization: Bearer " +
+                farm.proxy.token() + "\r\nTransfer-Encoding: chunked\r\n\r\n") {
+    REQUIRE(up_.connected());
+    sender_ = std::thread([this, bytes, seconds, fraction] {
+      const size_t pieces = 64;
+      const auto pace = std::chrono::milliseconds(seconds * 1000 / pieces);
+      for (size_t i = 0; i < pieces; ++i) {
+        if (static_cast<double>(i) >= fraction * pieces) {
+          while (!abort_) std::this_thread::sleep_for(10ms);
+          return;
+        }
+        const size_t from = bytes.size() * i / pieces, to = bytes.size() * (i + 1) / pieces;
+        if (!up_.SendChunk(std::string_view(bytes).substr(from, to - from))) return;
+        std::this_thread::sleep_for(pace);
+      }
+      sent_all_ = true;
+      up_.SendChunk("");
+    });
+  }
+  ~TrickleUpload() {
+    abort_ = true;
+    if (sender_.joinable()) sender_.join();
+  }
+  bool sent_all() const { return sent_all_; }
+  // Stops sending (a partial upload stays open until the object is destroyed).
+  void Join() {
+    abort_ = true;
+    sender_.join();
+  }
+  std::string Response() { return up_.Response(); }
+
+ private:
+  UploadStream up_;
+  std::atomic<bool> sent_all_{false}, abort_{false};
+  std::thread sender_;
+};
+
+// The id of the newest video (an upload in progress is listed as soon as it begins).
+std::string NewestVideo(Farm& farm) {
+  std::string id;
+  REQUIRE(WaitFor(
+      [&] {
+        auto r = Curl(Bearer(farm.proxy.token()), farm.proxy.url("/v1/videos?limit=1"));
+        auto list = json::parse(r.body, nullptr, false);
+        if (list.is_object() && !list["videos"].empty()) id = list["videos"][0]["id"];
+        return !id.empty();
+      },
+      30s));
+  return id;
+}
+
+bool AudioRunning(const json& v) {
+  return v.contains("audio") && v["audio"].is_object() && v["audio"]["state"] == "running" &&
+         !v["audio"]["node"].get<std::string>().empty();
+}
+
+// The audio of the video's first MP4 against the source's: as long, and it decodes cleanly.
+void CheckAudioTrack(Farm& farm, const json& v, const std::string& source) {
+  const std::string id = v["id"];
+  const std::string rung = v["renditions"][0]["name"];
+  const fs::path got = farm.cluster.dir() / (id + "-" + rung + "-audio.mp4");
+  auto fetch = RunCommand({"curl", "-sS", "-f", "-o", got.string(),
+                           farm.proxy.url("/v1/videos/" + id + "/mp4/" + rung +
+                                          ".mp4?access_token=" + farm.proxy.token())},
+                          60s);
+  REQUIRE(fetch.succeeded());
+  auto want = SourceAudioDuration(source);
+  REQUIRE(want.ok());
+  REQUIRE(want->has_value());
+  auto audio = ProbeAudio(got.string());
+  REQUIRE(audio.ok());
+  REQUIRE(audio->has_value());
+  INFO("MP4 audio " << (*audio)->Duration() << " s, source " << **want << " s");
+  CHECK(std::abs((*audio)->Duration() - **want) < 0.1);
+  CHECK((*audio)->decoder_messages.empty());
+  Status clean = DecodesCleanly(got.string());
+  INFO(clean.ToString());
+  CHECK(clean.ok());
+}
+
+}  // namespace
+
+TEST_CASE(
+    "through the proxy the audio track is encoded on a node while a slow upload still arrives, "
+    "and the video plays before its last byte",
+    "[farm][progressive][slow]") {
+  Farm farm("farm-audio-fed");
+  const std::string source = TrickleSource();
+  TrickleUpload up(farm, ReadFile(source), 32);
+  const std::string id = NewestVideo(farm);
+  bool audio_before_ingest_done = false;
+  json v;
+  auto playable = WaitFor(
+      [&] {
+        v = farm.Video(id);
+        if (AudioRunning(v) && !v["progress"].value("ingest_done", true) && !up.sent_all())
+          audio_before_ingest_done = true;
+        if (v.value("playable", false) || v.value("status", "") == "failed") return true;
+        std::this_thread::sleep_for(100ms);
+        return false;
+      },
+      120s);
+  const bool before_last_byte = !up.sent_all();
+  INFO(v.dump() << farm.proxy.log());
+  REQUIRE(playable.has_value());
+  REQUIRE(v["playable"] == true);
+  CHECK(audio_before_ingest_done);
+  CHECK(before_last_byte);
+  up.Join();
+  CHECK(up.Response().find(" 201 ") != std::string::npos);
+  v = farm.WaitDone(id);
+  INFO(v.dump());
+  REQUIRE(v["status"] == "ready");
+  CHECK(v["audio"]["attempts"] == 1);
+  CHECK(farm.RenditionFrames(v) == CountFrames(source));
+  CheckAudioTrack(farm, v, source);
+}
+
+TEST_CASE(
+    "an upload cut off mid-body through the proxy ends the audio task that its node was "
+    "encoding instead of leaving it waiting",
+    "[farm][progressive][fault][slow]") {
+  Farm farm("farm-audio-cut");
+  const std::string source = TrickleSource();
+  std::string id;
+  {
+    TrickleUpload up(farm, ReadFile(source), 32, /*fraction=*/0.5);
+    id = NewestVideo(farm);
+    json v;
+    REQUIRE(WaitFor(
+        [&] {
+          v = farm.Video(id);
+          const std::string status = v.value("status", "");
+          return AudioRunning(v) || status == "failed" || status == "ready";
+        },
+        60s));
+    INFO(v.dump());
+    REQUIRE(AudioRunning(v));
+  }  // the connection closes mid-body
+  json v = farm.WaitDone(id, 60s);
+  INFO(v.dump());
+  CHECK(v["status"] == "failed");
+  // The node that ran the audio task saw it end (cancelled, or its input stopped).
+  const std::string task = "jobs/" + id + "/audio@";
+  auto ended = WaitFor(
+      [&] {
+        for (uint32_t n = 0; n < farm.cluster.size(); ++n) {
+          const std::string log = farm.cluster.node(n).log();
+          for (size_t at = log.find(task); at != std::string::npos; at = log.find(task, at + 1))
+            if (log.substr(at, log.find('\n', at) - at).find("failed") != std::string::npos)
+              return true;
+        }
+        std::this_thread::sleep_for(200ms);
+        return false;
+      },
+      30s);
+  std::string logs;
+  for (uint32_t n = 0; n < farm.cluster.size(); ++n) logs += farm.cluster.node(n).log();
+  INFO(logs);
+  CHECK(ended.has_value());
+}
+
+TEST_CASE(
+    "a node killed with -9 while it encodes the audio of an upload in progress: the audio is "
+    "encoded again from the stored source",
+    "[farm][progressive][fault][slow]") {
+  Farm farm("farm-audio-kill");
+  const std::string source = TrickleSource();
+  TrickleUpload up(farm, ReadFile(source), 24);
+  const std::string id = NewestVideo(farm);
+  json v;
+  REQUIRE(WaitFor(
+      [&] {
+        v = farm.Video(id);
+        const std::string status = v.value("status", "");
+        return AudioRunning(v) || status == "failed" || status == "ready";
+      },
+      60s));
+  INFO(v.dump());
+  REQUIRE(AudioRunning(v));
+  farm.cluster.node(farm.NodeIdOf(v["audio"]["node"])).Kill9();
+  up.Join();
+  v = farm.WaitDone(id);
+  INFO(v.dump() << farm.proxy.log());
+  REQUIRE(v["status"] == "ready");
+  CHECK(v["audio"]["attempts"].get<int>() >= 2);
+  CHECK(farm.RenditionFrames(v) == CountFrames(source));
+  CheckAudioTrack(farm, v, source);
 }

@@ -50,13 +50,20 @@ struct TaskSpec {
   // run it like any task.
   bool light = false;
   // Told each output's bytes as the worker writes them, before they are committed (the job
-  // publishes the audio track while it is encoded). Called on the executor's thread; only
-  // executors that run the worker in this process call it, and it is not sent to nodes.
+  // publishes the audio track while it is encoded). Called on the executor's thread, by
+  // executors whose streams() is true; on a farm only output 0's bytes are told, as the node
+  // hands them out (TASK_STATUS).
   std::function<void(size_t output, std::string_view bytes)> watch_output;
   // When set, the input channel's bytes come from here piece by piece (an empty piece ends
-  // them) instead of from `inputs`: a task fed while its input is still being stored. Same
-  // rules as watch_output.
+  // them, an error fails the task) instead of from `inputs`: a task fed while its input is
+  // still being stored. Same rules as watch_output; on a farm the pieces are sent to the node
+  // over the task's connection (TASK_INPUT), and a copy lost with its node is not started
+  // again (its input was taken): Run fails "unavailable" and the caller retries from `inputs`.
   std::function<Result<std::string>()> read_input;
+  // On the wire (the spec a node receives): the input arrives with TASK_INPUT, output 0 is
+  // handed out with TASK_STATUS. Written from read_input / watch_output when the spec is sent.
+  bool stream_input = false;
+  bool stream_output = false;
 
   // Exec jobs: a user program runs instead of the worker, always validated and sandboxed, with
   // the input on its stdin and its stdout as output 0 (exactly one output).
@@ -119,6 +126,8 @@ class TaskExecutor {
                                   const std::function<void(const std::string&)>& placed) = 0;
   // Task slots in all (the engine sizes its parallelism by it).
   virtual int slots() const = 0;
+  // Whether Run honours TaskSpec::read_input and watch_output; others ignore them.
+  virtual bool streams() const { return false; }
 };
 
 // Runs the worker here: input objects streamed from `store`, outputs streamed into it and

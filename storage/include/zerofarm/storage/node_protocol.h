@@ -30,8 +30,9 @@ inline constexpr size_t kMaxHeaderBytes = size_t{1} << 20;    // requests; LIST 
 // A header is a flat object (a reply's entries nest three levels): anything nested deeper than
 // this is refused while it is parsed, before any tree of it exists.
 inline constexpr int kMaxJsonDepth = 8;
-inline constexpr uint32_t kMaxTimeoutMs = 3600 * 1000;          // a request's budget: one hour
-inline constexpr size_t kMaxTaskSpecBytes = size_t{512} << 10;  // RUN_TASK's spec text
+inline constexpr uint32_t kMaxTimeoutMs = 3600 * 1000;           // a request's budget: one hour
+inline constexpr size_t kMaxTaskSpecBytes = size_t{512} << 10;   // RUN_TASK's spec text
+inline constexpr size_t kMaxStreamReplyBytes = size_t{4} << 20;  // TASK_STATUS's output window
 
 enum class Op {
   kPing,       // heartbeat; the reply carries the node's load
@@ -48,6 +49,11 @@ enum class Op {
   kTaskStatus,  // task_id: the task's state and, once finished, its result; "not_found" when
                 // the node does not know it (e.g. it restarted)
   kCancelTask,  // task_id: stop it (its handler sees the cancel flag); state as kTaskStatus
+  // A streamed task's input while it runs: task_id + payload (the bytes from input_offset on)
+  // [+ input_end | input_failed]. A resend of bytes the node has is skipped; a gap is refused
+  // ("invalid_argument"); "busy" while the task has not read what it holds. The reply's stats
+  // say "input_bytes" received in all. State as kTaskStatus.
+  kTaskInput,
 };
 
 const char* OpName(Op op);
@@ -65,7 +71,7 @@ struct Request {
   int64_t ts = 0;              // PUT/DELETE: the write's timestamp (ns since epoch); newer wins
   std::string handoff_for;     // PUT: endpoint of the primary this copy stands in for
   std::string payload;         // PUT
-  std::string task_id;         // RUN_TASK/TASK_STATUS/CANCEL_TASK: the caller's name for the task
+  std::string task_id;         // the task ops: the caller's name for the task
   std::string task;            // RUN_TASK: the task spec, opaque to the node (JSON)
   bool rerun = false;          // RUN_TASK: start afresh even if a finished run of task_id succeeded
   // RUN_TASK: a light task (a video's audio track, a small fraction of a segment's CPU that
@@ -73,6 +79,15 @@ struct Request {
   // slots, instead of queueing behind them.
   bool light = false;
   uint64_t ring_hash = 0;  // PING: the sender's Ring::ContentHash (0: not said)
+  // TASK_INPUT: where payload starts in the task's input stream, and whether the stream ends
+  // after it (input_end) or failed at the sender (input_failed: the task's read fails).
+  uint64_t input_offset = 0;
+  bool input_end = false;
+  bool input_failed = false;
+  // TASK_STATUS of a task whose output 0 is streamed: the caller has its bytes up to here; the
+  // reply's payload holds what follows (at most kMaxStreamReplyBytes) and its stats say
+  // "output_bytes" written in all.
+  std::optional<uint64_t> output_from;
 };
 
 // One stored object as LIST and HEAD describe it.
@@ -113,7 +128,7 @@ struct Reply {
   std::optional<NodeLoad> load;           // PING (and "busy")
   std::map<std::string, uint64_t> stats;  // REPLICATE/AUDIT/DELETE counters
   std::string node;                       // the answering node's endpoint
-  std::string payload;                    // GET
+  std::string payload;                    // GET; TASK_STATUS with output_from
   // Tasks: kRunning, kDone (the handler returned a result) or kFailed (it returned an error:
   // task_result is {"error": {"code", "message"}}); the result JSON once finished.
   std::optional<TaskState> task_state;

@@ -1,8 +1,8 @@
 // NodeServer: the storage-node daemon behind `zerofarm node`. One ROUTER socket bound to the
 // node's endpoint takes requests in the node protocol (node_protocol.h); PINGs, the task ops
-// (RUN_TASK, TASK_STATUS, CANCEL_TASK: tasks run on their own threads) and malformed messages
-// are answered at once by the I/O thread, everything else waits in a bounded queue for a small
-// pool of request threads. A request arriving while the queue is full is answered "busy" at
+// (RUN_TASK, TASK_STATUS, CANCEL_TASK, TASK_INPUT: tasks run on their own threads) and malformed
+// messages are answered at once by the I/O thread, everything else waits in a bounded queue for a
+// small pool of request threads. A request arriving while the queue is full is answered "busy" at
 // once (the node never stalls its callers); one whose deadline passed while queued is answered
 // "deadline_exceeded" without running. Objects live in the node's own Store under Options::dir.
 // Background: a replicator pushes what its peers lack (per partition, comparing listing hashes
@@ -14,9 +14,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,12 +31,52 @@
 
 namespace zerofarm::storage {
 
+// The streamed side of one task run: the input its caller sends with TASK_INPUT while it runs,
+// and its output 0 as written, which the caller reads with TASK_STATUS's output_from. The node's
+// I/O thread feeds it and the task thread reads it; thread-safe. Owned by the node's task table.
+class TaskStream {
+ public:
+  // The caller is gone when it has neither sent input nor asked for the task's state for this
+  // long: a read that waits for input then fails ("deadline_exceeded") instead of hanging.
+  static constexpr std::chrono::seconds kCallerSilence{60};
+  // Bytes received but not read yet beyond which TASK_INPUT is answered "busy".
+  static constexpr size_t kMaxBufferedInput = size_t{16} << 20;
+
+  // The next input bytes, waiting for them: empty once the caller ended the input; an error
+  // when it said its input failed ("cancelled"), when `cancel` turns true, or when the caller
+  // fell silent (kCallerSilence).
+  Result<std::string> ReadInput(const std::atomic<bool>& cancel);
+  // Output 0's next bytes, kept until the caller says it has them.
+  void WriteOutput(std::string_view bytes);
+
+  // The node's side. Input: `payload` starts at `offset` of the stream; a resent part is
+  // skipped, a gap refused ("invalid_argument"), too much unread input refused ("busy"). Sets
+  // *received to the bytes received in all.
+  Status AcceptInput(uint64_t offset, std::string_view payload, bool end, bool failed,
+                     uint64_t* received);
+  // Output from `from` on (at most `max` bytes); what lies before `from` is dropped. Sets
+  // *written to the bytes written in all.
+  std::string OutputFrom(uint64_t from, size_t max, uint64_t* written);
+  void Touch();  // the caller asked after the task
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string input_;  // received, not read yet
+  uint64_t input_received_ = 0;
+  bool input_end_ = false, input_failed_ = false;
+  std::string output_;  // written from output_base_ on
+  uint64_t output_base_ = 0;
+  std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();
+};
+
 // Runs one task (RUN_TASK's spec) on a task thread of the node. `objects` is the cluster seen
 // from this node (a ClusterStore whose requests for this node are served in-process, so its
 // own replicas are read and written without the network); `cancel` turns true when the task
-// is cancelled or the node stops. Returns the result JSON ("done") or an error ("failed").
-using TaskHandler = std::function<Result<std::string>(std::string_view spec, Store& objects,
-                                                      const std::atomic<bool>& cancel)>;
+// is cancelled or the node stops; `stream` is the run's streamed input and output (used only by
+// tasks whose spec says so). Returns the result JSON ("done") or an error ("failed").
+using TaskHandler = std::function<Result<std::string>(
+    std::string_view spec, Store& objects, const std::atomic<bool>& cancel, TaskStream& stream)>;
 
 struct NodeOptions {
   std::string data_dir;          // the node's Store
