@@ -16,6 +16,11 @@ SmallFileCache::Identity SmallFileCache::Of(const struct stat& st) {
           static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
 }
 
+bool SmallFileCache::Holds(const std::filesystem::path& path) const {
+  std::lock_guard lock(mu_);
+  return files_.count(path.native()) != 0;
+}
+
 std::shared_ptr<const std::string> SmallFileCache::Get(const std::filesystem::path& path,
                                                        const struct stat& st) {
   if (!S_ISREG(st.st_mode) || st.st_size < 0 || static_cast<uint64_t>(st.st_size) > max_file_)

@@ -31,6 +31,9 @@ class SmallFileCache {
   // reads it as it would without a cache).
   std::shared_ptr<const std::string> Get(const std::filesystem::path& path, const struct stat& st);
 
+  // True when a copy of the file at `path` is kept (it may be stale: Get decides).
+  bool Holds(const std::filesystem::path& path) const;
+
  private:
   struct Identity {
     dev_t dev = 0;

@@ -1314,13 +1314,21 @@ Response Router::Ready() {
 
 Response Router::ServeFile(const Request& req, const fs::path& path,
                            const std::string& cache_control) {
-  // Opened once: the answer's bytes come from the file stat-ed for its ETag (O_NONBLOCK: a
-  // FIFO put in a served folder cannot hold the thread; it is not a regular file anyway).
-  auto fd =
-      std::make_shared<const UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  // A file the small-file cache keeps (a playlist polled again and again) is checked with
+  // stat(2) alone and answered from memory. Any other file is opened once: the answer's bytes
+  // come from the file stat-ed for its ETag, even if a new one is renamed over the path
+  // meanwhile (O_NONBLOCK: a FIFO put in a served folder cannot hold the thread; it is not a
+  // regular file anyway).
   struct stat st {};
-  if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+  std::shared_ptr<const UniqueFd> fd;
+  const bool cached = small_files_.Holds(path);
+  if (cached && (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)))
     return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
+  if (!cached) {
+    fd = std::make_shared<const UniqueFd>(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (!fd->valid() || ::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+      return ErrorResponse(404, ErrorCode::kNotFound, "no such file");
+  }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const std::string etag = "\"" + Hex(size) + "-" +
                            Hex(static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull +
