@@ -372,6 +372,7 @@ class Job : public tc::IngestSink {
       // bound): the task runs again.
       if (auto stored = TaskResultFromJson(**done); stored.ok()) {
         const TaskResult& r = results_[index] = std::move(*stored);
+        if (index == 0) head_ended_ = true;
         CountDone(index, /*resumed=*/true);
         TaskProgress& tp = Track(index);
         tp.state = storage::TaskState::kDone;
@@ -438,9 +439,9 @@ class Job : public tc::IngestSink {
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [&] {
-          return !failure_.ok() || !queue_.empty() || (ingest_done_ && outstanding_ == 0);
+          return !failure_.ok() || CanTakeLocked() || (ingest_done_ && outstanding_ == 0);
         });
-        if (!failure_.ok() || queue_.empty()) return;
+        if (!failure_.ok() || !CanTakeLocked()) return;
         std::pop_heap(queue_.begin(), queue_.end());
         task = queue_.back();
         queue_.pop_back();
@@ -449,6 +450,8 @@ class Job : public tc::IngestSink {
         int busy = running_ + static_cast<int>(queue_.size());
         threads = std::max(1, slots_ / std::max(1, busy));
         if (!ingest_done_) threads = 1;
+        if (task.index == 0 && options_.head_alone_threads > 0)
+          threads = options_.head_alone_threads;
       }
       if (options_.slots) options_.slots->Acquire(IsHead(task.index) ? 0 : 1, options_.tenant);
       Status s = RunWithRetries(task.index, threads);
@@ -461,11 +464,20 @@ class Job : public tc::IngestSink {
     }
   }
 
+  // Whether a pool thread may take the queue's top (caller holds mu_). With
+  // head_alone_threads, nothing but segment 0 (the top while it waits) is taken before it has
+  // ended.
+  bool CanTakeLocked() const {
+    if (queue_.empty()) return false;
+    return options_.head_alone_threads <= 0 || head_ended_ || queue_.front().index == 0;
+  }
+
   // Records how a task ended, then publishes what became playable.
   void Finish(int index, const Status& s) {
     {
       std::lock_guard lock(mu_);
       --outstanding_;
+      if (index == 0) head_ended_ = true;  // the other video tasks may start (CanTakeLocked)
       if (!s.ok()) FailLocked(s);
       TaskProgress& tp = Track(index);
       if (s.ok()) {
@@ -1010,6 +1022,7 @@ class Job : public tc::IngestSink {
   Plan plan_;
   bool ingest_done_ = false;
   std::vector<QueuedTask> queue_;
+  bool head_ended_ = false;  // segment 0 has ended, or an earlier run finished it
   int outstanding_ = 0;
   int running_ = 0;
   std::map<int, TaskResult> results_;

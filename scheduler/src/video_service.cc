@@ -954,6 +954,12 @@ class Service final : public VideoService {
     o.cancel = a->cancel;
     o.node_name = opt_.node_name;
     o.executor = executor_;
+    // A farm: the first segment runs alone on its node's cores, so that the video is playable
+    // once that one segment is done. Nodes do not report their cores: this machine's stand in
+    // (a node may run fewer task slots than it has cores).
+    if (executor_)
+      o.head_alone_threads =
+          std::clamp(static_cast<int>(std::thread::hardware_concurrency()), 1, 16);
     // The renditions are published where they are served, segment by segment while the job
     // runs; a job resumed after a restart keeps what it had published.
     const fs::path out = VideosDir() / id;

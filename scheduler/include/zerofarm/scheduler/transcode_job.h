@@ -56,6 +56,10 @@ struct JobOptions {
   // Where tasks run; null = on this machine over `store` (worker, task_slots and slots above).
   // With an executor, parallelism is min(task_slots, executor->slots()) (0 = the executor's).
   std::shared_ptr<TaskExecutor> executor;
+  // > 0 (a farm): the first video segment runs alone, with this many encoder threads (a
+  // node's cores): no other video task of the job starts before it has ended. It is what the
+  // video waits for to become playable; beside the next segments it got a fraction of the CPU.
+  int head_alone_threads = 0;
   // A task is declared hung after base + per_second * (seconds of video it owns).
   std::chrono::seconds task_timeout_base{300};
   double task_timeout_per_second = 60.0;
