@@ -1088,6 +1088,19 @@ bool AudioRunning(const json& v) {
          !v["audio"]["node"].get<std::string>().empty();
 }
 
+// The video once its audio task runs on a node (or it ended first: the caller's check fails).
+json WaitAudioRunning(Farm& farm, const std::string& id) {
+  json v;
+  WaitFor(
+      [&] {
+        v = farm.Video(id);
+        const std::string status = v.value("status", "");
+        return AudioRunning(v) || status == "failed" || status == "ready";
+      },
+      60s);
+  return v;
+}
+
 // The audio of the video's first MP4 against the source's: as long, and it decodes cleanly.
 void CheckAudioTrack(Farm& farm, const json& v, const std::string& source) {
   const std::string id = v["id"];
@@ -1160,14 +1173,7 @@ TEST_CASE(
   {
     TrickleUpload up(farm, ReadFile(source), 32, /*fraction=*/0.5);
     id = NewestVideo(farm);
-    json v;
-    REQUIRE(WaitFor(
-        [&] {
-          v = farm.Video(id);
-          const std::string status = v.value("status", "");
-          return AudioRunning(v) || status == "failed" || status == "ready";
-        },
-        60s));
+    const json v = WaitAudioRunning(farm, id);
     INFO(v.dump());
     REQUIRE(AudioRunning(v));
   }  // the connection closes mid-body
@@ -1202,14 +1208,7 @@ TEST_CASE(
   const std::string source = TrickleSource();
   TrickleUpload up(farm, ReadFile(source), 24);
   const std::string id = NewestVideo(farm);
-  json v;
-  REQUIRE(WaitFor(
-      [&] {
-        v = farm.Video(id);
-        const std::string status = v.value("status", "");
-        return AudioRunning(v) || status == "failed" || status == "ready";
-      },
-      60s));
+  json v = WaitAudioRunning(farm, id);
   INFO(v.dump());
   REQUIRE(AudioRunning(v));
   farm.cluster.node(farm.NodeIdOf(v["audio"]["node"])).Kill9();
