@@ -2,7 +2,6 @@
 #include "http_util.h"
 
 #include <algorithm>
-#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 #include <cctype>
 #include <cstdio>
@@ -302,9 +301,13 @@ std::map<std::string, std::string> ParseQuery(std::string_view query) {
 std::string FormatResponseHead(unsigned status,
                                const std::vector<std::pair<std::string, std::string>>& fields,
                                std::optional<uint64_t> content_length, bool close) {
-  namespace beast = boost::beast;
   namespace http = boost::beast::http;
-  auto same = [](std::string_view a, std::string_view b) { return beast::iequals(a, b); };
+  auto same = [](std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+             return std::tolower(static_cast<unsigned char>(x)) ==
+                    std::tolower(static_cast<unsigned char>(y));
+           });
+  };
   auto append_clean = [](std::string& out, std::string_view v) {
     const size_t at = out.size();
     out.append(v);
@@ -314,7 +317,8 @@ std::string FormatResponseHead(unsigned status,
   std::string head;
   head.reserve(512);
   head.append("HTTP/1.1 ").append(std::to_string(status)).push_back(' ');
-  head.append(http::obsolete_reason(http::int_to_status(status))).append("\r\n");
+  const auto reason = http::obsolete_reason(http::int_to_status(status));
+  head.append(reason.data(), reason.size()).append("\r\n");
   for (size_t i = 0; i < fields.size(); ++i) {
     const auto& [name, value] = fields[i];
     if (same(name, "Content-Length") || same(name, "Connection")) continue;  // set below
