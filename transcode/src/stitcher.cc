@@ -586,6 +586,10 @@ Status Publisher::Advance(const StitchInput& in, bool complete) {
     ++s.published;
   }
   if (s.published == 0 || (s.published == before && !complete)) return Status::Ok();
+  // After a restart the playlists on disk list `kept` segments; they are rewritten only once
+  // this Publisher lists as many (a rerun audio task may not have reached them yet), so a
+  // published segment never leaves a playlist.
+  if (!complete && s.published < s.kept) return Status::Ok();
   if (before == 0) ZF_RETURN_IF_ERROR(s.WriteThumbnail(in));
   ZF_RETURN_IF_ERROR(s.WritePlaylists(in, complete));
   if (complete) {
